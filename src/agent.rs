@@ -1,0 +1,193 @@
+//! What an agent is: its id, the contact a call dials, and the states it moves
+//! through. Validation lives here so the admin API, the routing file and the
+//! TwiML writer agree on one definition of a valid id, number or identity.
+
+use std::fmt;
+
+use serde::Serialize;
+
+/// An agent or queue id: `[A-Za-z0-9._-]{1,64}`, safe inside Redis keys and URLs.
+pub fn is_valid_id(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+/// An E.164 number: `+`, a non-zero digit, then 1 to 14 more digits.
+pub fn is_e164(number: &str) -> bool {
+    let Some(digits) = number.strip_prefix('+') else {
+        return false;
+    };
+    (2..=15).contains(&digits.len())
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && !digits.starts_with('0')
+}
+
+/// A Twilio Client identity as `<Client>` accepts it: no spaces or markup.
+pub fn is_client_identity(identity: &str) -> bool {
+    (1..=121).contains(&identity.len())
+        && identity
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'@' | b'+'))
+}
+
+/// Where a call to an agent goes: the three nouns `<Dial>` can ring.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Contact {
+    /// `+15551230001` → `<Number>`
+    Number(String),
+    /// `client:alice` → `<Client>` (the stored form keeps the prefix)
+    Client(String),
+    /// `sip:alice@example.com` → `<Sip>` (the whole URI)
+    Sip(String),
+}
+
+impl Contact {
+    /// Parses a contact as the admin API and the routing file write it.
+    pub fn parse(raw: &str) -> Option<Contact> {
+        if is_e164(raw) {
+            return Some(Contact::Number(raw.to_owned()));
+        }
+        if let Some(identity) = raw.strip_prefix("client:") {
+            return is_client_identity(identity).then(|| Contact::Client(identity.to_owned()));
+        }
+        if let Some(address) = raw.strip_prefix("sip:") {
+            return is_sip_address(address).then(|| Contact::Sip(raw.to_owned()));
+        }
+        None
+    }
+}
+
+impl fmt::Display for Contact {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Contact::Number(n) => f.write_str(n),
+            Contact::Client(id) => write!(f, "client:{id}"),
+            Contact::Sip(uri) => f.write_str(uri),
+        }
+    }
+}
+
+/// `user@host` (optionally `;params`), nothing a SIP URI cannot hold unescaped.
+fn is_sip_address(address: &str) -> bool {
+    let Some((user, host)) = address.split_once('@') else {
+        return false;
+    };
+    let allowed = |b: u8| b.is_ascii_alphanumeric() || b"-_.!~*'()&=+$,;?/%:[]".contains(&b);
+    address.len() <= 255
+        && !user.is_empty()
+        && !host.is_empty()
+        && !host.starts_with(['.', ';', ':'])
+        && user.bytes().all(allowed)
+        && host.bytes().all(allowed)
+}
+
+/// The states of SPEC section 2, as the admin API shows them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AgentState {
+    Offline,
+    Available,
+    Reserved,
+    OnCall,
+    WrapUp,
+    Away,
+}
+
+impl AgentState {
+    pub const ALL: [AgentState; 6] = [
+        AgentState::Offline,
+        AgentState::Available,
+        AgentState::Reserved,
+        AgentState::OnCall,
+        AgentState::WrapUp,
+        AgentState::Away,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AgentState::Offline => "offline",
+            AgentState::Available => "available",
+            AgentState::Reserved => "reserved",
+            AgentState::OnCall => "on_call",
+            AgentState::WrapUp => "wrap_up",
+            AgentState::Away => "away",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<AgentState> {
+        AgentState::ALL.into_iter().find(|s| s.as_str() == raw)
+    }
+}
+
+/// The states an operator may set through `PUT /v1/agents/{id}/state`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SettableState {
+    Available,
+    Away,
+    Offline,
+}
+
+impl SettableState {
+    pub fn parse(raw: &str) -> Option<SettableState> {
+        match raw {
+            "available" => Some(SettableState::Available),
+            "away" => Some(SettableState::Away),
+            "offline" => Some(SettableState::Offline),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SettableState::Available => "available",
+            SettableState::Away => "away",
+            SettableState::Offline => "offline",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn contacts_parse_into_the_three_dial_nouns() {
+        assert_eq!(
+            Contact::parse("+15551230001"),
+            Some(Contact::Number("+15551230001".into()))
+        );
+        assert_eq!(
+            Contact::parse("client:alice"),
+            Some(Contact::Client("alice".into()))
+        );
+        assert_eq!(
+            Contact::parse("sip:alice@example.com"),
+            Some(Contact::Sip("sip:alice@example.com".into()))
+        );
+        for bad in [
+            "",
+            "5551230001",
+            "+0123",
+            "+1",
+            "client:",
+            "client:a b",
+            "sip:alice",
+            "sip:@host",
+            "sip:a@<b>",
+            "tel:+1555",
+        ] {
+            assert_eq!(Contact::parse(bad), None, "{bad:?} must be refused");
+        }
+    }
+
+    #[test]
+    fn ids_are_limited_to_safe_characters() {
+        assert!(is_valid_id("ana.b_c-1"));
+        assert!(!is_valid_id(""));
+        assert!(!is_valid_id(&"a".repeat(65)));
+        assert!(!is_valid_id("a:b"));
+        assert!(!is_valid_id("a{b}"));
+    }
+}

@@ -1,0 +1,194 @@
+//! `/v1/agents`: create, read, list, delete agents and set their state.
+
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+
+use super::ApiError;
+use crate::agent::{AgentState, Contact, SettableState, is_valid_id};
+use crate::http::AppState;
+use crate::store::{AgentView, SetStateOutcome};
+
+/// The agent document of SPEC 1.
+#[derive(Debug, Serialize)]
+pub struct AgentDoc {
+    pub id: String,
+    pub name: String,
+    pub contact: String,
+    pub queues: Vec<String>,
+    pub state: AgentState,
+    pub state_since: String,
+    pub available_at: Option<String>,
+    pub call_sid: Option<String>,
+    pub missed_in_row: u32,
+}
+
+/// RFC 3339 (UTC, milliseconds) of a Redis-clock instant.
+pub fn rfc3339(ms: i64) -> String {
+    let at = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    at.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+impl From<AgentView> for AgentDoc {
+    fn from(view: AgentView) -> Self {
+        let r = view.record;
+        AgentDoc {
+            id: r.id,
+            name: r.name,
+            contact: r.contact,
+            queues: r.queues,
+            state: view.state,
+            state_since: rfc3339(view.state_since_ms),
+            available_at: view.available_at_ms.map(rfc3339),
+            call_sid: r.call_sid,
+            missed_in_row: r.missed_in_row,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentBody {
+    name: String,
+    contact: String,
+    queues: Vec<String>,
+}
+
+fn valid_id(id: &str) -> Result<(), ApiError> {
+    if is_valid_id(id) {
+        Ok(())
+    } else {
+        Err(ApiError::Invalid(format!(
+            "agent id {id:?} must match [A-Za-z0-9._-]{{1,64}}"
+        )))
+    }
+}
+
+fn not_found(id: &str) -> ApiError {
+    ApiError::NotFound(format!("no agent {id:?}"))
+}
+
+pub async fn upsert(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: Result<Json<AgentBody>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Json(body) = body?;
+    valid_id(&id)?;
+    let name = body.name.trim();
+    if name.is_empty() || name.chars().count() > 128 || name.chars().any(char::is_control) {
+        return Err(ApiError::Invalid(
+            "name must be 1 to 128 printable characters".into(),
+        ));
+    }
+    let contact = Contact::parse(&body.contact).ok_or_else(|| {
+        ApiError::Invalid(format!(
+            "contact {:?} must be an E.164 number (+15551230001), client:IDENTITY or sip:user@host",
+            body.contact
+        ))
+    })?;
+    let table = state.engine.table();
+    let mut queues: Vec<String> = Vec::new();
+    for queue in body.queues {
+        if table.queue(&queue).is_none() {
+            return Err(ApiError::Invalid(format!("unknown queue {queue:?}")));
+        }
+        if !queues.contains(&queue) {
+            queues.push(queue);
+        }
+    }
+    let (created, view) = state
+        .engine
+        .store()
+        .upsert_agent(&id, name, &contact.to_string(), &queues)
+        .await?;
+    tracing::info!(agent = id, created, "agent saved");
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(AgentDoc::from(view))).into_response())
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<AgentDoc>, ApiError> {
+    valid_id(&id)?;
+    let view = state.engine.store().get_agent(&id).await?;
+    view.map(|v| Json(v.into())).ok_or_else(|| not_found(&id))
+}
+
+pub async fn list(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+    let agents: Vec<AgentDoc> = state
+        .engine
+        .store()
+        .list_agents()
+        .await?
+        .into_iter()
+        .map(AgentDoc::from)
+        .collect();
+    Ok(Json(serde_json::json!({ "agents": agents })))
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    valid_id(&id)?;
+    if state.engine.store().delete_agent(&id).await? {
+        tracing::info!(agent = id, "agent deleted");
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(not_found(&id))
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateBody {
+    state: String,
+    #[serde(default)]
+    force: bool,
+}
+
+pub async fn set_state(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: Result<Json<StateBody>, JsonRejection>,
+) -> Result<Json<AgentDoc>, ApiError> {
+    let Json(body) = body?;
+    valid_id(&id)?;
+    let target = SettableState::parse(&body.state).ok_or_else(|| {
+        ApiError::Invalid(format!(
+            "state {:?} must be one of available, away, offline",
+            body.state
+        ))
+    })?;
+    match state
+        .engine
+        .store()
+        .set_agent_state(&id, target, body.force)
+        .await?
+    {
+        SetStateOutcome::Done(view) => {
+            tracing::info!(
+                agent = id,
+                state = target.as_str(),
+                force = body.force,
+                "agent state set"
+            );
+            Ok(Json(view.into()))
+        }
+        SetStateOutcome::NotFound => Err(not_found(&id)),
+        SetStateOutcome::Conflict(held) => Err(ApiError::Conflict(format!(
+            "agent {id:?} is {held}; set \"force\": true to override"
+        ))),
+    }
+}

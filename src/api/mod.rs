@@ -1,0 +1,105 @@
+//! The admin API under `/v1`: agents and queues as JSON, behind a bearer token.
+//! Errors are `{"error": "..."}` with the status codes of SPEC 1 ("Admin API").
+
+mod agents;
+mod queues;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, put};
+use axum::{Json, Router};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::http::AppState;
+use crate::store::StoreError;
+
+pub fn router(state: AppState) -> Router<AppState> {
+    Router::new()
+        .route("/agents", get(agents::list))
+        .route(
+            "/agents/{id}",
+            put(agents::upsert).get(agents::get).delete(agents::delete),
+        )
+        .route("/agents/{id}/state", put(agents::set_state))
+        .route("/queues", get(queues::list))
+        .route("/queues/{name}", get(queues::get))
+        .route("/voicemails", get(queues::voicemails))
+        .route_layer(middleware::from_fn_with_state(state, require_token))
+}
+
+/// An admin API failure, as its status code and message.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadJson(String),
+    #[error("missing or wrong bearer token")]
+    Unauthorized,
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("the admin API is disabled: SWITCHBOARD_ADMIN_TOKEN is not set")]
+    Disabled,
+    #[error("Redis is unavailable: {0}")]
+    Store(#[from] StoreError),
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> Self {
+        ApiError::BadJson(rejection.body_text())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = match &self {
+            ApiError::BadJson(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Disabled | ApiError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+        };
+        if let ApiError::Store(e) = &self {
+            tracing::error!(error = %e, "admin API request failed on Redis");
+        }
+        let mut response = (
+            status,
+            Json(serde_json::json!({ "error": self.to_string() })),
+        )
+            .into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer"),
+            );
+        }
+        response
+    }
+}
+
+/// `Authorization: Bearer <SWITCHBOARD_ADMIN_TOKEN>`. Both sides are hashed first,
+/// so the comparison takes the same time whatever the length or content given.
+async fn require_token(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let Some(expected) = state.settings.admin_token.as_deref() else {
+        return ApiError::Disabled.into_response();
+    };
+    let given = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    let matches = Sha256::digest(given.as_bytes()).ct_eq(&Sha256::digest(expected.as_bytes()));
+    if bool::from(matches) && !given.is_empty() {
+        next.run(request).await
+    } else {
+        ApiError::Unauthorized.into_response()
+    }
+}

@@ -1,0 +1,158 @@
+//! Typed settings: every environment variable of SPEC 1 ("Process") is also a
+//! CLI flag, parsed by clap in one place, then turned into `Settings` with the
+//! routing file already loaded and checked.
+
+pub mod routing;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
+pub use routing::{FallbackStep, Queue, QueueSettings, RoutingFileError, RoutingTable};
+
+/// The flags and environment variables `serve`, `worker` and `demo` share.
+#[derive(Debug, Clone, Args)]
+pub struct SettingsArgs {
+    /// HTTP listen address.
+    #[arg(long, env = "SWITCHBOARD_LISTEN", default_value = "0.0.0.0:8080")]
+    pub listen: SocketAddr,
+
+    /// Redis URL.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_REDIS_URL",
+        default_value = "redis://127.0.0.1:6379"
+    )]
+    pub redis_url: String,
+
+    /// Routing file (TOML); without it, one queue `default` with a voicemail fallback.
+    #[arg(long, env = "SWITCHBOARD_ROUTING")]
+    pub routing: Option<PathBuf>,
+
+    /// Base URL as Twilio sees it; default: derived from Host / X-Forwarded-Proto.
+    #[arg(long, env = "SWITCHBOARD_PUBLIC_URL")]
+    pub public_url: Option<String>,
+
+    /// Twilio auth token, the key of X-Twilio-Signature.
+    #[arg(long, env = "TWILIO_AUTH_TOKEN", hide_env_values = true)]
+    pub twilio_auth_token: Option<String>,
+
+    /// Development only: accept webhooks without a valid signature.
+    #[arg(long, env = "SWITCHBOARD_SKIP_SIGNATURE", value_parser = clap::builder::BoolishValueParser::new(), default_value = "false")]
+    pub skip_signature: bool,
+
+    /// Bearer token of the admin API; without it /v1 answers 503.
+    #[arg(long, env = "SWITCHBOARD_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+
+    /// Redis key namespace; all keys of one namespace share one Cluster hash slot.
+    #[arg(long, env = "SWITCHBOARD_NAMESPACE", default_value = "default")]
+    pub namespace: String,
+
+    /// Log format: json or pretty (RUST_LOG filters).
+    #[arg(long, env = "SWITCHBOARD_LOG_FORMAT", default_value = "json")]
+    pub log_format: LogFormat,
+
+    /// How often the worker sweeps expired reservations and leases, in ms.
+    #[arg(long, env = "SWITCHBOARD_SWEEP_INTERVAL_MS", default_value_t = 1000)]
+    pub sweep_interval_ms: u64,
+
+    /// The longest a webhook waits on Redis before answering the emergency TwiML, in ms.
+    #[arg(long, env = "SWITCHBOARD_REDIS_TIMEOUT_MS", default_value_t = 2000)]
+    pub redis_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Json,
+    Pretty,
+}
+
+/// A setting that makes no sense, found before anything starts.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error(transparent)]
+    Routing(#[from] RoutingFileError),
+    #[error("SWITCHBOARD_NAMESPACE {0:?} must match [A-Za-z0-9._-]{{1,64}}")]
+    Namespace(String),
+    #[error("SWITCHBOARD_PUBLIC_URL {0:?} must be an absolute http(s) URL")]
+    PublicUrl(String),
+    #[error("{0} must be at least 1")]
+    Zero(&'static str),
+}
+
+/// Everything a server or worker needs, checked.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub redis_url: String,
+    pub routing: RoutingTable,
+    /// Without a trailing slash.
+    pub public_url: Option<String>,
+    pub twilio_auth_token: Option<String>,
+    pub skip_signature: bool,
+    pub admin_token: Option<String>,
+    pub namespace: String,
+    pub log_format: LogFormat,
+    pub sweep_interval: Duration,
+    pub redis_timeout: Duration,
+}
+
+impl SettingsArgs {
+    pub fn into_settings(self) -> Result<Settings, SettingsError> {
+        let routing = match &self.routing {
+            Some(path) => RoutingTable::load(path)?,
+            None => RoutingTable::builtin(),
+        };
+        if !crate::agent::is_valid_id(&self.namespace) {
+            return Err(SettingsError::Namespace(self.namespace));
+        }
+        let public_url = match self.public_url {
+            Some(url) if url.starts_with("http://") || url.starts_with("https://") => {
+                Some(url.trim_end_matches('/').to_owned())
+            }
+            Some(url) => return Err(SettingsError::PublicUrl(url)),
+            None => None,
+        };
+        if self.sweep_interval_ms == 0 {
+            return Err(SettingsError::Zero("SWITCHBOARD_SWEEP_INTERVAL_MS"));
+        }
+        if self.redis_timeout_ms == 0 {
+            return Err(SettingsError::Zero("SWITCHBOARD_REDIS_TIMEOUT_MS"));
+        }
+        Ok(Settings {
+            listen: self.listen,
+            redis_url: self.redis_url,
+            routing,
+            public_url,
+            twilio_auth_token: self.twilio_auth_token.filter(|t| !t.is_empty()),
+            skip_signature: self.skip_signature,
+            admin_token: self.admin_token.filter(|t| !t.is_empty()),
+            namespace: self.namespace,
+            log_format: self.log_format,
+            sweep_interval: Duration::from_millis(self.sweep_interval_ms),
+            redis_timeout: Duration::from_millis(self.redis_timeout_ms),
+        })
+    }
+}
+
+impl Settings {
+    /// Settings for tests and embedding: built-in routing, no tokens.
+    pub fn new(redis_url: impl Into<String>) -> Settings {
+        Settings {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            redis_url: redis_url.into(),
+            routing: RoutingTable::builtin(),
+            public_url: None,
+            twilio_auth_token: None,
+            skip_signature: false,
+            admin_token: None,
+            namespace: "default".into(),
+            log_format: LogFormat::Pretty,
+            sweep_interval: Duration::from_millis(1000),
+            redis_timeout: Duration::from_millis(2000),
+        }
+    }
+}

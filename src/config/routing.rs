@@ -1,0 +1,603 @@
+//! The routing file: which queue each called number lands in, each queue's timings
+//! and fallback chain, the voicemail greeting and the `[emergency]` answer used
+//! while Redis is unreachable. The whole file is checked at start-up, so a mistake
+//! stops the process naming the file, line and problem instead of failing a call.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::ops::Range;
+use std::path::Path;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::agent::{is_client_identity, is_e164, is_valid_id};
+
+/// A routing file that cannot be used, with where the problem is.
+#[derive(Debug, thiserror::Error)]
+#[error("{path}:{line}: {message}")]
+pub struct RoutingFileError {
+    pub path: String,
+    pub line: usize,
+    pub message: String,
+}
+
+/// One step of a fallback chain, taken when no agent of the call's queue is free.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FallbackStep {
+    /// An agent from another queue (`routed_total{via="overflow"}`).
+    Queue(String),
+    /// Forward the call to a number.
+    Number(String),
+    /// Forward the call to a Twilio Client identity.
+    Client(String),
+    /// Greeting, then a recorded message.
+    Voicemail,
+}
+
+impl FallbackStep {
+    fn parse(raw: &str) -> Result<FallbackStep, String> {
+        if raw == "voicemail" {
+            return Ok(FallbackStep::Voicemail);
+        }
+        let bad = || {
+            format!(
+                "bad fallback step {raw:?}: expected queue:NAME, number:E164, client:IDENTITY or voicemail"
+            )
+        };
+        let (kind, value) = raw.split_once(':').ok_or_else(bad)?;
+        match kind {
+            "queue" if is_valid_id(value) => Ok(FallbackStep::Queue(value.to_owned())),
+            "number" if is_e164(value) => Ok(FallbackStep::Number(value.to_owned())),
+            "client" if is_client_identity(value) => Ok(FallbackStep::Client(value.to_owned())),
+            _ => Err(bad()),
+        }
+    }
+
+    /// The `step` label of `switchboard_fallbacks_total`: no phone numbers, so the
+    /// label set stays small and free of personal data.
+    pub fn metric_label(&self) -> String {
+        match self {
+            FallbackStep::Queue(name) => format!("queue:{name}"),
+            FallbackStep::Number(_) => "number".to_owned(),
+            FallbackStep::Client(_) => "client".to_owned(),
+            FallbackStep::Voicemail => "voicemail".to_owned(),
+        }
+    }
+}
+
+impl fmt::Display for FallbackStep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FallbackStep::Queue(name) => write!(f, "queue:{name}"),
+            FallbackStep::Number(n) => write!(f, "number:{n}"),
+            FallbackStep::Client(id) => write!(f, "client:{id}"),
+            FallbackStep::Voicemail => f.write_str("voicemail"),
+        }
+    }
+}
+
+impl std::str::FromStr for FallbackStep {
+    type Err = String;
+    fn from_str(raw: &str) -> Result<Self, String> {
+        FallbackStep::parse(raw)
+    }
+}
+
+/// Declares the per-queue timings once: the `[defaults]` table, the override
+/// fields of `[[queues]]`, and the resolved `QueueSettings` all come from it.
+macro_rules! timings {
+    ($($(#[$doc:meta])* $field:ident: $min:literal ..= $max:literal = $default:literal;)*) => {
+        /// A queue's timings, after `[defaults]` and its own overrides.
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        pub struct QueueSettings {
+            $($(#[$doc])* pub $field: u32,)*
+        }
+
+        impl Default for QueueSettings {
+            fn default() -> Self {
+                QueueSettings { $($field: $default,)* }
+            }
+        }
+
+        #[derive(Debug, Default, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct RawDefaults {
+            default_queue: Option<Spanned<String>>,
+            $($field: Option<Spanned<i64>>,)*
+        }
+
+        #[derive(Debug, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct RawQueue {
+            name: Spanned<String>,
+            #[serde(default)]
+            numbers: Vec<Spanned<String>>,
+            #[serde(default)]
+            fallback: Vec<Spanned<String>>,
+            $($field: Option<Spanned<i64>>,)*
+        }
+
+        impl QueueSettings {
+            /// `base` with every value `defaults`/`queue` sets, each checked against its range.
+            fn overlay(
+                mut self,
+                $($field: &Option<Spanned<i64>>,)*
+                errors: &mut Errors,
+            ) -> QueueSettings {
+                $(
+                    if let Some(value) = $field {
+                        match u32::try_from(*value.get_ref()) {
+                            Ok(v) if ($min..=$max).contains(&v) => self.$field = v,
+                            _ => errors.at(value.span(), format!(
+                                "{} must be between {} and {}, not {}",
+                                stringify!($field), $min, $max, value.get_ref()
+                            )),
+                        }
+                    }
+                )*
+                self
+            }
+        }
+    };
+}
+
+timings! {
+    /// `<Dial timeout>`: how long one agent rings (Twilio's range).
+    ring_timeout_secs: 5 ..= 600 = 20;
+    /// A reservation expires ring timeout + grace after it is made.
+    reservation_grace_secs: 1 ..= 3600 = 10;
+    /// Agents tried for one call before the fallback chain.
+    max_attempts: 1 ..= 20 = 3;
+    /// After a call, an agent gets no call for this long.
+    wrap_up_secs: 0 ..= 3600 = 15;
+    /// An agent who missed a call is skipped this long.
+    no_answer_delay_secs: 0 ..= 86400 = 30;
+    /// Misses in a row after which the agent is set `away`.
+    max_missed_in_row: 1 ..= 1000 = 3;
+    /// `<Dial timeLimit>`; an on-call lease never outlives it.
+    max_call_secs: 1 ..= 86400 = 14400;
+    /// A caller goes first to the agent who last answered them (0: never).
+    affinity_days: 0 ..= 3650 = 30;
+}
+
+impl QueueSettings {
+    /// How long a reservation lives before the worker releases it as a miss.
+    pub fn reservation_ms(&self) -> u64 {
+        u64::from(self.ring_timeout_secs + self.reservation_grace_secs) * 1000
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Queue {
+    pub name: String,
+    pub numbers: Vec<String>,
+    pub fallback: Vec<FallbackStep>,
+    pub settings: QueueSettings,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Voicemail {
+    pub greeting: String,
+    pub max_length_secs: u32,
+}
+
+impl Default for Voicemail {
+    fn default() -> Self {
+        Voicemail {
+            greeting: "All our agents are busy. Please leave a message after the tone.".into(),
+            max_length_secs: 120,
+        }
+    }
+}
+
+/// How far down its fallback chain a call may look for an agent, and what it gets
+/// when none of those queues has one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoutePlan<'a> {
+    /// The call's own queue first (`via = "queue"`), then overflow queues.
+    pub queues: Vec<(&'a Queue, &'static str)>,
+    /// The first step of the chain that is not a queue (voicemail when none is).
+    pub terminal: FallbackStep,
+}
+
+/// The validated routing file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoutingTable {
+    queues: Vec<Queue>,
+    by_number: HashMap<String, usize>,
+    default_queue: usize,
+    pub voicemail: Voicemail,
+    /// What callers get while Redis is unreachable: never a queue.
+    pub emergency: FallbackStep,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    #[serde(default)]
+    defaults: RawDefaults,
+    #[serde(default)]
+    queues: Vec<RawQueue>,
+    voicemail: Option<RawVoicemail>,
+    emergency: Option<RawEmergency>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawVoicemail {
+    greeting: Option<Spanned<String>>,
+    max_length_secs: Option<Spanned<i64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEmergency {
+    fallback: Spanned<String>,
+}
+
+/// Collects every problem of a file, each with the byte span it was found at.
+struct Errors(Vec<(Range<usize>, String)>);
+
+impl Errors {
+    fn at(&mut self, span: Range<usize>, message: String) {
+        self.0.push((span, message));
+    }
+}
+
+impl RoutingTable {
+    /// The table used without a routing file: one queue `default`, voicemail fallback.
+    pub fn builtin() -> RoutingTable {
+        RoutingTable {
+            queues: vec![Queue {
+                name: "default".into(),
+                numbers: vec![],
+                fallback: vec![FallbackStep::Voicemail],
+                settings: QueueSettings::default(),
+            }],
+            by_number: HashMap::new(),
+            default_queue: 0,
+            voicemail: Voicemail::default(),
+            emergency: FallbackStep::Voicemail,
+        }
+    }
+
+    /// Reads and checks a routing file.
+    pub fn load(path: &Path) -> Result<RoutingTable, RoutingFileError> {
+        let shown = path.display().to_string();
+        let source = std::fs::read_to_string(path).map_err(|e| RoutingFileError {
+            path: shown.clone(),
+            line: 0,
+            message: format!("cannot read the routing file: {e}"),
+        })?;
+        RoutingTable::parse(&source, &shown)
+    }
+
+    /// Checks a routing file's text; `path` only names it in errors. The first
+    /// problem (by position in the file) is reported.
+    pub fn parse(source: &str, path: &str) -> Result<RoutingTable, RoutingFileError> {
+        let error_at = |span: Option<Range<usize>>, message: String| RoutingFileError {
+            path: path.to_owned(),
+            line: span.map_or(1, |s| line_of(source, s.start)),
+            message,
+        };
+        let raw: RawFile = toml::from_str(source)
+            .map_err(|e| error_at(e.span(), e.message().trim().to_owned()))?;
+        let mut errors = Errors(Vec::new());
+        let table = build(raw, source, &mut errors);
+        match errors.0.into_iter().min_by_key(|(span, _)| span.start) {
+            Some((span, message)) => Err(error_at(Some(span), message)),
+            None => table.ok_or_else(|| error_at(None, "invalid routing file".into())),
+        }
+    }
+
+    pub fn queues(&self) -> &[Queue] {
+        &self.queues
+    }
+
+    pub fn queue(&self, name: &str) -> Option<&Queue> {
+        self.queues.iter().find(|q| q.name == name)
+    }
+
+    /// The queue a call to `to` lands in: the one listing the number, else the default.
+    pub fn queue_for_number(&self, to: &str) -> &Queue {
+        let index = self
+            .by_number
+            .get(to)
+            .copied()
+            .unwrap_or(self.default_queue);
+        &self.queues[index]
+    }
+
+    /// The queues a call to `queue` may take an agent from, and its terminal step.
+    pub fn plan<'a>(&'a self, queue: &'a Queue) -> RoutePlan<'a> {
+        let mut plan = RoutePlan {
+            queues: vec![(queue, "queue")],
+            terminal: FallbackStep::Voicemail,
+        };
+        for step in &queue.fallback {
+            match step {
+                FallbackStep::Queue(name) => {
+                    let overflow = self
+                        .queue(name)
+                        .filter(|q| !plan.queues.iter().any(|(seen, _)| seen.name == q.name));
+                    if let Some(overflow) = overflow {
+                        plan.queues.push((overflow, "overflow"));
+                    }
+                }
+                other => {
+                    plan.terminal = other.clone();
+                    break;
+                }
+            }
+        }
+        plan
+    }
+}
+
+fn line_of(source: &str, offset: usize) -> usize {
+    source
+        .get(..offset)
+        .map_or(1, |before| before.matches('\n').count() + 1)
+}
+
+fn build(raw: RawFile, source: &str, errors: &mut Errors) -> Option<RoutingTable> {
+    let d = &raw.defaults;
+    let defaults = QueueSettings::default().overlay(
+        &d.ring_timeout_secs,
+        &d.reservation_grace_secs,
+        &d.max_attempts,
+        &d.wrap_up_secs,
+        &d.no_answer_delay_secs,
+        &d.max_missed_in_row,
+        &d.max_call_secs,
+        &d.affinity_days,
+        errors,
+    );
+
+    let mut queues: Vec<Queue> = Vec::new();
+    let mut by_number = HashMap::new();
+    for rq in &raw.queues {
+        let name = rq.name.get_ref();
+        if !is_valid_id(name) {
+            errors.at(
+                rq.name.span(),
+                format!("queue name {name:?} must match [A-Za-z0-9._-]{{1,64}}"),
+            );
+        }
+        if queues.iter().any(|q| &q.name == name) {
+            errors.at(rq.name.span(), format!("queue {name:?} is defined twice"));
+        }
+        for number in &rq.numbers {
+            let n = number.get_ref();
+            if !is_e164(n) {
+                errors.at(
+                    number.span(),
+                    format!("number {n:?} is not E.164 (+15551230001)"),
+                );
+            } else if by_number.insert(n.clone(), queues.len()).is_some() {
+                errors.at(number.span(), format!("number {n} is listed in two queues"));
+            }
+        }
+        let mut fallback = Vec::new();
+        for step in &rq.fallback {
+            match FallbackStep::parse(step.get_ref()) {
+                Ok(s) => fallback.push(s),
+                Err(message) => errors.at(step.span(), message),
+            }
+        }
+        let settings = defaults.clone().overlay(
+            &rq.ring_timeout_secs,
+            &rq.reservation_grace_secs,
+            &rq.max_attempts,
+            &rq.wrap_up_secs,
+            &rq.no_answer_delay_secs,
+            &rq.max_missed_in_row,
+            &rq.max_call_secs,
+            &rq.affinity_days,
+            errors,
+        );
+        queues.push(Queue {
+            name: name.clone(),
+            numbers: rq.numbers.iter().map(|n| n.get_ref().clone()).collect(),
+            fallback,
+            settings,
+        });
+    }
+
+    // Overflow targets must exist and not be the queue itself.
+    for (rq, queue) in raw.queues.iter().zip(&queues) {
+        for (step, parsed) in rq.fallback.iter().zip(&queue.fallback) {
+            if let FallbackStep::Queue(target) = parsed {
+                if target == &queue.name {
+                    errors.at(
+                        step.span(),
+                        format!("queue {target:?} falls back to itself"),
+                    );
+                } else if !queues.iter().any(|q| &q.name == target) {
+                    errors.at(
+                        step.span(),
+                        format!("fallback names unknown queue {target:?}"),
+                    );
+                }
+            }
+        }
+    }
+
+    let default_name = d.default_queue.as_ref();
+    if queues.is_empty() {
+        match default_name {
+            None => {
+                let builtin = RoutingTable::builtin();
+                queues = builtin.queues;
+            }
+            Some(name) => errors.at(
+                name.span(),
+                format!(
+                    "default_queue {:?} names no [[queues]] entry",
+                    name.get_ref()
+                ),
+            ),
+        }
+    }
+    let wanted = default_name.map_or("default", |n| n.get_ref().as_str());
+    let default_queue = match queues.iter().position(|q| q.name == wanted) {
+        Some(i) => i,
+        None => {
+            let span = default_name.map_or(0..source.len().min(1), |n| n.span());
+            errors.at(
+                span,
+                format!("default_queue {wanted:?} names no [[queues]] entry"),
+            );
+            0
+        }
+    };
+
+    let mut voicemail = Voicemail::default();
+    if let Some(v) = &raw.voicemail {
+        if let Some(greeting) = &v.greeting {
+            let text = greeting.get_ref().trim();
+            if text.is_empty() || text.len() > 4096 {
+                errors.at(
+                    greeting.span(),
+                    "greeting must be 1 to 4096 characters".into(),
+                );
+            }
+            voicemail.greeting = text.to_owned();
+        }
+        if let Some(max) = &v.max_length_secs {
+            match u32::try_from(*max.get_ref()) {
+                Ok(secs) if (1..=14400).contains(&secs) => voicemail.max_length_secs = secs,
+                _ => errors.at(
+                    max.span(),
+                    format!(
+                        "max_length_secs must be between 1 and 14400, not {}",
+                        max.get_ref()
+                    ),
+                ),
+            }
+        }
+    }
+
+    let mut emergency = FallbackStep::Voicemail;
+    if let Some(e) = &raw.emergency {
+        match FallbackStep::parse(e.fallback.get_ref()) {
+            Ok(FallbackStep::Queue(_)) => errors.at(
+                e.fallback.span(),
+                "the emergency fallback runs without Redis, so it cannot be a queue".into(),
+            ),
+            Ok(step) => emergency = step,
+            Err(message) => errors.at(e.fallback.span(), message),
+        }
+    }
+
+    Some(RoutingTable {
+        queues,
+        by_number,
+        default_queue,
+        voicemail,
+        emergency,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SPEC_EXAMPLE: &str = r#"
+[defaults]
+ring_timeout_secs = 20
+reservation_grace_secs = 10
+max_attempts = 3
+wrap_up_secs = 15
+no_answer_delay_secs = 30
+max_missed_in_row = 3
+max_call_secs = 14400
+affinity_days = 30
+default_queue = "default"
+
+[[queues]]
+name = "default"
+
+[[queues]]
+name = "sales"
+numbers = ["+15005550006"]
+fallback = ["queue:support", "voicemail"]
+wrap_up_secs = 5
+
+[[queues]]
+name = "support"
+fallback = ["number:+15005550010"]
+
+[voicemail]
+greeting = "All our agents are busy."
+max_length_secs = 120
+
+[emergency]
+fallback = "number:+15005550010"
+"#;
+
+    #[test]
+    fn the_spec_example_parses_with_overrides() {
+        let table = RoutingTable::parse(SPEC_EXAMPLE, "r.toml").expect("valid");
+        let sales = table.queue_for_number("+15005550006");
+        assert_eq!(sales.name, "sales");
+        assert_eq!(sales.settings.wrap_up_secs, 5);
+        assert_eq!(sales.settings.ring_timeout_secs, 20);
+        assert_eq!(table.queue_for_number("+19999999999").name, "default");
+        let plan = table.plan(sales);
+        let names: Vec<_> = plan
+            .queues
+            .iter()
+            .map(|(q, via)| (q.name.as_str(), *via))
+            .collect();
+        assert_eq!(names, [("sales", "queue"), ("support", "overflow")]);
+        assert_eq!(plan.terminal, FallbackStep::Voicemail);
+        assert_eq!(
+            table.plan(table.queue("support").unwrap()).terminal,
+            FallbackStep::Number("+15005550010".into())
+        );
+        assert_eq!(table.emergency, FallbackStep::Number("+15005550010".into()));
+    }
+
+    #[test]
+    fn an_empty_file_is_the_builtin_table() {
+        assert_eq!(
+            RoutingTable::parse("", "r.toml").unwrap(),
+            RoutingTable::builtin()
+        );
+    }
+
+    fn error(source: &str) -> String {
+        RoutingTable::parse(source, "r.toml")
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn errors_name_the_file_line_and_problem() {
+        assert_eq!(
+            error("[defaults]\nring_timeout_secs = 3\n"),
+            "r.toml:2: ring_timeout_secs must be between 5 and 600, not 3"
+        );
+        assert!(error("[[queues]]\nname = \"default\"\n\n[[queues]]\nname = \"x\"\nfallback = [\"queue:nope\"]\n")
+            .starts_with("r.toml:6: fallback names unknown queue \"nope\""));
+        assert!(
+            error("[defaults]\nring_timeout = 20\n")
+                .starts_with("r.toml:2: unknown field `ring_timeout`")
+        );
+        assert!(
+            error("[[queues]]\nname = \"default\"\nnumbers = [\"555\"]\n")
+                .starts_with("r.toml:3: number \"555\"")
+        );
+        assert!(
+            error("[emergency]\nfallback = \"queue:default\"\n")
+                .starts_with("r.toml:2: the emergency fallback")
+        );
+        assert!(
+            error("[[queues]]\nname = \"sales\"\n")
+                .contains("default_queue \"default\" names no [[queues]] entry")
+        );
+        assert!(error("[defaults\n").starts_with("r.toml:1:"));
+    }
+}

@@ -1,0 +1,157 @@
+//! `switchboard demo`: Redis (a throwaway `redis-server` unless a URL is given),
+//! the example routing file and agents of `examples/`, a server, and the exact
+//! commands to place a signed test call against it.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use serde::Deserialize;
+
+use crate::agent::{Contact, SettableState};
+use crate::config::{LogFormat, RoutingTable, Settings};
+use crate::redis_server::RedisServer;
+use crate::server;
+use crate::twilio::signature::{self, Algorithm};
+
+const EXAMPLE_ROUTING: &str = include_str!("../examples/routing.toml");
+const EXAMPLE_AGENTS: &str = include_str!("../examples/agents.toml");
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct DemoArgs {
+    /// HTTP listen address.
+    #[arg(long, env = "SWITCHBOARD_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Use this Redis instead of starting a throwaway one.
+    #[arg(long, env = "SWITCHBOARD_REDIS_URL")]
+    pub redis_url: Option<String>,
+    /// Routing file; default: examples/routing.toml (built in).
+    #[arg(long, env = "SWITCHBOARD_ROUTING")]
+    pub routing: Option<PathBuf>,
+    /// Agents file; default: examples/agents.toml (built in).
+    #[arg(long)]
+    pub agents: Option<PathBuf>,
+    /// Redis key namespace.
+    #[arg(long, env = "SWITCHBOARD_NAMESPACE", default_value = "demo")]
+    pub namespace: String,
+    /// Twilio auth token the demo signs with.
+    #[arg(
+        long,
+        env = "TWILIO_AUTH_TOKEN",
+        default_value = "demo-auth-token",
+        hide_env_values = true
+    )]
+    pub twilio_auth_token: String,
+    /// Admin API bearer token.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_ADMIN_TOKEN",
+        default_value = "demo-admin-token",
+        hide_env_values = true
+    )]
+    pub admin_token: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AgentsFile {
+    agents: Vec<DemoAgent>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DemoAgent {
+    id: String,
+    name: String,
+    contact: String,
+    queues: Vec<String>,
+    state: String,
+}
+
+pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
+    // Started from the main thread on purpose: the child is tied to the thread
+    // that spawned it (PR_SET_PDEATHSIG), and this one lives as long as the demo.
+    let (redis_url, _redis) = match &args.redis_url {
+        Some(url) => (url.clone(), None),
+        None => {
+            let redis = RedisServer::start()?;
+            println!("started a throwaway redis-server on port {}", redis.port());
+            (redis.url(), Some(redis))
+        }
+    };
+    let routing = match &args.routing {
+        Some(path) => RoutingTable::load(path)?,
+        None => RoutingTable::parse(EXAMPLE_ROUTING, "examples/routing.toml")?,
+    };
+    let agents_source = match &args.agents {
+        Some(path) => std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?,
+        None => EXAMPLE_AGENTS.to_owned(),
+    };
+    let agents: AgentsFile = toml::from_str(&agents_source).context("bad agents file")?;
+
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {} (set SWITCHBOARD_LISTEN)", args.listen))?;
+    let bound = listener.local_addr()?;
+    let public_url = format!("http://{bound}");
+
+    let mut settings = Settings::new(redis_url);
+    settings.listen = bound;
+    settings.routing = routing;
+    settings.public_url = Some(public_url.clone());
+    settings.twilio_auth_token = Some(args.twilio_auth_token.clone());
+    settings.admin_token = Some(args.admin_token.clone());
+    settings.namespace = args.namespace.clone();
+    settings.log_format = LogFormat::Pretty;
+    let state = server::build_state(settings)?;
+    server::warm_up(&state).await;
+
+    let store = state.engine.store();
+    for agent in &agents.agents {
+        let contact = Contact::parse(&agent.contact)
+            .with_context(|| format!("agent {}: bad contact {:?}", agent.id, agent.contact))?;
+        store
+            .upsert_agent(&agent.id, &agent.name, &contact.to_string(), &agent.queues)
+            .await?;
+        if let Some(target) = SettableState::parse(&agent.state) {
+            store.set_agent_state(&agent.id, target, true).await?;
+        }
+    }
+
+    print_instructions(
+        &public_url,
+        &args,
+        &state.engine.table().queues()[0].numbers,
+    );
+    server::serve(listener, state, server::shutdown_signal()).await?;
+    Ok(())
+}
+
+fn print_instructions(base: &str, args: &DemoArgs, numbers: &[String]) {
+    let to = numbers.first().map_or("+15005550006", String::as_str);
+    let call_sid = format!("CA{:032x}", rand::random::<u128>());
+    let url = format!("{base}/twilio/voice");
+    let params: Vec<(String, String)> = [
+        ("CallSid", call_sid.as_str()),
+        ("From", "+15005550001"),
+        ("To", to),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let sig = signature::compute(&args.twilio_auth_token, &url, &params, Algorithm::HmacSha1);
+    let form: String = params
+        .iter()
+        .map(|(k, v)| format!(" \\\n    --data-urlencode '{k}={v}'"))
+        .collect();
+    println!(
+        "\nswitchboard demo is serving on {base}\n\
+         \nPlace a signed test call (Twilio's webhook for a call to {to}):\n\
+         \n  curl -s -X POST {url} \\\n    -H 'X-Twilio-Signature: {sig}'{form}\n\
+         \nSee the queues and agents:\n\
+         \n  curl -s -H 'Authorization: Bearer {admin}' {base}/v1/queues\n  curl -s -H 'Authorization: Bearer {admin}' {base}/v1/agents\n\
+         \nCtrl-C stops the demo and its Redis.\n",
+        admin = args.admin_token,
+    );
+}

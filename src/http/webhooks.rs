@@ -1,0 +1,254 @@
+//! The Twilio webhooks. Each checks the signature before anything else, reads the
+//! fields it needs (400 when one is missing or malformed), asks the engine, and
+//! answers TwiML. When Redis fails, a call still gets the `[emergency]` TwiML
+//! with 200: Twilio must never play "an application error has occurred".
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use tracing::Instrument;
+
+use super::AppState;
+use crate::agent::Contact;
+use crate::config::{FallbackStep, Settings};
+use crate::metrics;
+use crate::routing::{Decision, IncomingCall};
+use crate::twilio::params::{Params, ParamsError};
+use crate::twilio::signature::{self, Algorithm};
+use crate::twilio::twiml;
+
+/// Paths of the callbacks switchboard writes into its own TwiML.
+pub mod paths {
+    pub const DIAL_ACTION: &str = "/twilio/voice/dial";
+    pub const AGENT_STATUS: &str = "/twilio/voice/agent";
+    pub const VOICEMAIL: &str = "/twilio/voice/voicemail";
+}
+
+/// A TwiML answer with the content type Twilio expects.
+pub fn twiml_response(xml: String) -> Response {
+    ([(header::CONTENT_TYPE, twiml::CONTENT_TYPE)], xml).into_response()
+}
+
+/// The base URL Twilio used to reach us: `SWITCHBOARD_PUBLIC_URL`, or the scheme of
+/// `X-Forwarded-Proto` (trusted only without a public URL) and the `Host`.
+pub fn base_url(settings: &Settings, headers: &HeaderMap, uri: &Uri) -> String {
+    if let Some(public) = &settings.public_url {
+        return public.clone();
+    }
+    let proto = headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').next())
+        .map(str::trim)
+        .filter(|p| matches!(*p, "http" | "https"))
+        .unwrap_or("http");
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| uri.authority().map(|a| a.to_string()))
+        .filter(|h| {
+            !h.is_empty()
+                && h.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-.:[]_".contains(&b))
+        })
+        .unwrap_or_else(|| "localhost".to_owned());
+    format!("{proto}://{host}")
+}
+
+/// Why a webhook is refused before anything happens.
+#[derive(Debug)]
+enum Refusal {
+    Signature(&'static str),
+    Params(ParamsError),
+}
+
+impl From<ParamsError> for Refusal {
+    fn from(e: ParamsError) -> Self {
+        Refusal::Params(e)
+    }
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        match self {
+            Refusal::Signature(why) => {
+                tracing::warn!(why, "webhook refused: bad signature");
+                (StatusCode::FORBIDDEN, "invalid X-Twilio-Signature\n").into_response()
+            }
+            Refusal::Params(e) => {
+                tracing::warn!(error = %e, "webhook refused: bad parameters");
+                (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response()
+            }
+        }
+    }
+}
+
+/// Parses the form body and checks `X-Twilio-Signature` over the URL as Twilio
+/// saw it and every parameter.
+fn verify(
+    state: &AppState,
+    headers: &HeaderMap,
+    uri: &Uri,
+    body: &[u8],
+) -> Result<Params, Refusal> {
+    let params = Params::parse(body)?;
+    let settings = &state.settings;
+    if settings.skip_signature {
+        tracing::warn!(
+            "SWITCHBOARD_SKIP_SIGNATURE is on: webhook accepted without a signature check"
+        );
+        return Ok(params);
+    }
+    let token = settings
+        .twilio_auth_token
+        .as_deref()
+        .ok_or(Refusal::Signature("no TWILIO_AUTH_TOKEN configured"))?;
+    let given = headers
+        .get(signature::HEADER)
+        .and_then(|v| v.to_str().ok())
+        .ok_or(Refusal::Signature("no X-Twilio-Signature header"))?;
+    let settings_header = headers
+        .get(signature::SETTINGS_HEADER)
+        .and_then(|v| v.to_str().ok());
+    let algorithm = Algorithm::from_settings_header(settings_header)
+        .ok_or(Refusal::Signature("unknown signature algorithm"))?;
+    let path = uri.path_and_query().map_or("/", |pq| pq.as_str());
+    let url = format!("{}{path}", base_url(settings, headers, uri));
+    if signature::is_valid(token, &url, params.pairs(), given, algorithm) {
+        Ok(params)
+    } else {
+        Err(Refusal::Signature("signature does not match"))
+    }
+}
+
+/// `POST /twilio/voice`: a call comes in.
+pub async fn voice(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Bytes,
+) -> Response {
+    let params = match verify(&state, &headers, &uri, &body) {
+        Ok(p) => p,
+        Err(refusal) => return refusal.into_response(),
+    };
+    let (call_sid, to) = match (params.call_sid(), params.text("To")) {
+        (Ok(sid), Ok(to)) => (sid, to),
+        (Err(e), _) | (_, Err(e)) => return Refusal::Params(e).into_response(),
+    };
+    let call = IncomingCall {
+        call_sid,
+        from: params.optional_text("From").unwrap_or(""),
+        to,
+    };
+    let base = base_url(&state.settings, &headers, &uri);
+    let span = tracing::info_span!("call", call_sid, to, from = call.from);
+    async {
+        match state.engine.incoming(&call).await {
+            Ok(decision) => twiml_response(render(&state, &base, &decision)),
+            Err(e) => {
+                metrics::routing_failure(e.reason());
+                tracing::error!(error = %e, "routing failed: answering the emergency fallback");
+                twiml_response(emergency(&state, &base))
+            }
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+/// The TwiML of a decision.
+fn render(state: &AppState, base: &str, decision: &Decision) -> String {
+    match decision {
+        Decision::Dial {
+            contact,
+            token,
+            settings,
+            ..
+        } => twiml::dial_agent(&twiml::AgentDial {
+            contact,
+            action: &format!("{base}{}?token={token}", paths::DIAL_ACTION),
+            status_callback: &format!("{base}{}?token={token}", paths::AGENT_STATUS),
+            ring_timeout_secs: settings.ring_timeout_secs,
+            max_call_secs: settings.max_call_secs,
+        }),
+        Decision::Fallback(step) => fallback(state, base, step),
+        Decision::Hangup => twiml::hangup(),
+    }
+}
+
+/// The TwiML of a fallback step that needs no agent.
+fn fallback(state: &AppState, base: &str, step: &FallbackStep) -> String {
+    match step {
+        FallbackStep::Number(n) => twiml::forward(&Contact::Number(n.clone())),
+        FallbackStep::Client(id) => twiml::forward(&Contact::Client(id.clone())),
+        // A queue step is resolved by the engine; reaching here means it had no
+        // agent, and voicemail is the answer of last resort.
+        FallbackStep::Voicemail | FallbackStep::Queue(_) => {
+            let vm = &state.engine.table().voicemail;
+            twiml::voicemail(
+                &vm.greeting,
+                vm.max_length_secs,
+                &format!("{base}{}", paths::VOICEMAIL),
+            )
+        }
+    }
+}
+
+/// What a caller gets while Redis is unreachable.
+pub fn emergency(state: &AppState, base: &str) -> String {
+    fallback(state, base, &state.engine.table().emergency)
+}
+
+/// `POST /twilio/voice/voicemail`: the `<Record>` action. The message is kept in
+/// Redis and always logged, so a Redis outage loses no voicemail.
+pub async fn voicemail(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Bytes,
+) -> Response {
+    let params = match verify(&state, &headers, &uri, &body) {
+        Ok(p) => p,
+        Err(refusal) => return refusal.into_response(),
+    };
+    let call_sid = match params.call_sid() {
+        Ok(sid) => sid,
+        Err(e) => return Refusal::Params(e).into_response(),
+    };
+    let span = tracing::info_span!("call", call_sid);
+    async {
+        let Ok(recording_sid) = params.sid("RecordingSid", "RE") else {
+            tracing::info!("voicemail ended without a recording");
+            return twiml_response(twiml::hangup());
+        };
+        let message = serde_json::json!({
+            "call_sid": call_sid,
+            "recording_sid": recording_sid,
+            "recording_url": params.optional_text("RecordingUrl"),
+            "duration_secs": params.get("RecordingDuration").and_then(|d| d.parse::<u32>().ok()),
+            "from": params.optional_text("From"),
+            "to": params.optional_text("To"),
+        });
+        tracing::info!(%message, "voicemail recorded");
+        let ttl = state.engine.call_ttl_ms();
+        let stored = state
+            .engine
+            .store()
+            .record_voicemail(call_sid, recording_sid, &message, ttl)
+            .await;
+        match stored {
+            Ok(true) => metrics::voicemail_recorded(),
+            Ok(false) => tracing::info!("voicemail already recorded"),
+            Err(e) => {
+                metrics::routing_failure(e.reason());
+                tracing::error!(error = %e, "voicemail not stored in Redis; it is in the log line before");
+            }
+        }
+        twiml_response(twiml::hangup())
+    }
+    .instrument(span)
+    .await
+}

@@ -1,0 +1,30 @@
+//! switchboard: an inbound-call router for Twilio. Every incoming call is offered
+//! to the agent who has been free the longest; all shared state is in Redis and
+//! every state change is one Lua script, so any number of replicas can serve.
+//!
+//! Layout:
+//! - `agent`        what an agent is: ids, contacts, states
+//! - `config`       settings from env/flags, and the routing file (`config::routing`)
+//! - `twilio`       the wire: signatures, form params, the TwiML writer
+//! - `store`        Redis: key names, the scripts of `lua/`, typed replies
+//! - `routing`      the engine: a webhook becomes a decision through the store
+//! - `http`         the router, layers, Twilio webhooks; errors become answers here
+//! - `api`          the admin API under `/v1`
+//! - `metrics`      the metrics catalogue and the Prometheus recorder
+//! - `telemetry`    logging setup
+//! - `server`       wiring a process together and shutting it down
+//! - `redis_server` a throwaway `redis-server` for `demo` and the tests
+//! - `demo`         the zero-setup `switchboard demo`
+
+pub mod agent;
+pub mod api;
+pub mod config;
+pub mod demo;
+pub mod http;
+pub mod metrics;
+pub mod redis_server;
+pub mod routing;
+pub mod server;
+pub mod store;
+pub mod telemetry;
+pub mod twilio;

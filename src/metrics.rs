@@ -1,0 +1,115 @@
+//! The metrics catalogue of SPEC 1 ("Operations"): names, help texts and buckets
+//! in one place, one function per event so call sites cannot misspell a name or
+//! a label, and the process-wide Prometheus recorder behind `GET /metrics`.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use metrics::{Unit, counter, describe_counter, describe_gauge, describe_histogram, histogram};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+pub const CALLS: &str = "switchboard_calls_total";
+pub const ROUTED: &str = "switchboard_routed_total";
+pub const FALLBACKS: &str = "switchboard_fallbacks_total";
+pub const ROUTING_FAILURES: &str = "switchboard_routing_failures_total";
+pub const RESERVATIONS_EXPIRED: &str = "switchboard_reservations_expired_total";
+pub const AGENTS: &str = "switchboard_agents";
+pub const WEBHOOK_DURATION: &str = "switchboard_webhook_duration_seconds";
+pub const SCRIPT_DURATION: &str = "switchboard_redis_script_duration_seconds";
+pub const VOICEMAILS: &str = "switchboard_voicemails_total";
+
+/// Webhook answers should take milliseconds; Twilio gives up at 15 s.
+const WEBHOOK_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0,
+];
+/// A script on a local Redis takes well under a millisecond.
+const SCRIPT_BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+];
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Installs the recorder once per process (tests start many apps in one) and
+/// returns the handle that renders `/metrics`.
+pub fn install() -> PrometheusHandle {
+    HANDLE
+        .get_or_init(|| {
+            let builder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Full(WEBHOOK_DURATION.into()), WEBHOOK_BUCKETS)
+                .and_then(|b| {
+                    b.set_buckets_for_metric(Matcher::Full(SCRIPT_DURATION.into()), SCRIPT_BUCKETS)
+                })
+                .expect("bucket lists are not empty");
+            let recorder = builder.build_recorder();
+            let handle = recorder.handle();
+            if metrics::set_global_recorder(recorder).is_err() {
+                tracing::warn!("a metrics recorder was already installed; /metrics may be empty");
+            }
+            describe();
+            handle
+        })
+        .clone()
+}
+
+fn describe() {
+    describe_counter!(CALLS, "Incoming calls, by the queue their number lands in.");
+    describe_counter!(
+        ROUTED,
+        "Calls offered to an agent, by queue and how (affinity, queue, overflow)."
+    );
+    describe_counter!(
+        FALLBACKS,
+        "Calls that took a fallback step because no agent was free, by queue and step."
+    );
+    describe_counter!(
+        ROUTING_FAILURES,
+        "Webhooks answered without Redis (emergency TwiML or a lost callback), by reason."
+    );
+    describe_counter!(
+        RESERVATIONS_EXPIRED,
+        "Reservations released by the worker because their callbacks never came."
+    );
+    describe_counter!(VOICEMAILS, "Voicemail messages recorded.");
+    describe_gauge!(
+        AGENTS,
+        "Agents by queue and state, as the worker last counted them."
+    );
+    describe_histogram!(
+        WEBHOOK_DURATION,
+        Unit::Seconds,
+        "Time to answer a Twilio webhook, by route."
+    );
+    describe_histogram!(
+        SCRIPT_DURATION,
+        Unit::Seconds,
+        "Time of one Redis script or read, pool wait included."
+    );
+}
+
+pub fn call_received(queue: &str) {
+    counter!(CALLS, "queue" => queue.to_owned()).increment(1);
+}
+
+pub fn routed(queue: &str, via: &str) {
+    counter!(ROUTED, "queue" => queue.to_owned(), "via" => via.to_owned()).increment(1);
+}
+
+pub fn fallback(queue: &str, step: &str) {
+    counter!(FALLBACKS, "queue" => queue.to_owned(), "step" => step.to_owned()).increment(1);
+}
+
+pub fn routing_failure(reason: &'static str) {
+    counter!(ROUTING_FAILURES, "reason" => reason).increment(1);
+}
+
+pub fn voicemail_recorded() {
+    counter!(VOICEMAILS).increment(1);
+}
+
+pub fn record_script(script: &'static str, took: Duration) {
+    histogram!(SCRIPT_DURATION, "script" => script).record(took.as_secs_f64());
+}
+
+pub fn record_webhook(route: String, took: Duration) {
+    histogram!(WEBHOOK_DURATION, "route" => route).record(took.as_secs_f64());
+}

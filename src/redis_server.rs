@@ -1,0 +1,141 @@
+//! A throwaway `redis-server` child on a free loopback port: what `demo` runs when
+//! no Redis URL is given, and what every integration test starts for itself. It
+//! keeps nothing on disk and dies with its owner (dropped, or the owner killed).
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RedisServerError {
+    #[error(
+        "redis-server is not installed (not found on PATH): install the Debian/Ubuntu package with \
+         `sudo apt-get install redis-server` (macOS: `brew install redis`), or point \
+         SWITCHBOARD_REDIS_URL at a running Redis"
+    )]
+    NotInstalled,
+    #[error("cannot start redis-server: {0}")]
+    Spawn(#[from] std::io::Error),
+    #[error("redis-server on port {0} did not answer PING within 10 s")]
+    NotReady(u16),
+}
+
+/// A running `redis-server`; killed when dropped.
+#[derive(Debug)]
+pub struct RedisServer {
+    port: u16,
+    child: Option<Child>,
+}
+
+impl RedisServer {
+    /// Starts one on a free port and waits until it answers.
+    pub fn start() -> Result<RedisServer, RedisServerError> {
+        let port = free_port()?;
+        let mut server = RedisServer { port, child: None };
+        server.restart()?;
+        Ok(server)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the server (as a crash would: nothing is saved).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again, empty, on the same port (after `stop`, a restart as in a
+    /// Redis outage; while running, a no-op).
+    pub fn restart(&mut self) -> Result<(), RedisServerError> {
+        if self.child.is_some() {
+            return Ok(());
+        }
+        let mut command = Command::new("redis-server");
+        command
+            .args(["--port", &self.port.to_string()])
+            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        die_with_parent(&mut command);
+        let child = command.spawn().map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => RedisServerError::NotInstalled,
+            _ => RedisServerError::Spawn(e),
+        })?;
+        self.child = Some(child);
+        self.wait_ready()
+    }
+
+    /// The process id, to pause it (SIGSTOP) in fault tests.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    fn wait_ready(&mut self) -> Result<(), RedisServerError> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
+        while Instant::now() < deadline {
+            if ping(addr) {
+                return Ok(());
+            }
+            if let Some(child) = self.child.as_mut()
+                && let Ok(Some(_exited)) = child.try_wait()
+            {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.stop();
+        Err(RedisServerError::NotReady(self.port))
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn ping(addr: SocketAddr) -> bool {
+    let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
+    let mut reply = [0u8; 7];
+    stream.write_all(b"PING\r\n").is_ok()
+        && stream.read_exact(&mut reply).is_ok()
+        && &reply == b"+PONG\r\n"
+}
+
+/// A port nobody listens on right now.
+pub fn free_port() -> std::io::Result<u16> {
+    Ok(TcpListener::bind(("127.0.0.1", 0))?.local_addr()?.port())
+}
+
+/// On Linux the child gets SIGKILL when its parent dies, however it dies, so a
+/// killed `demo` or test run leaves no Redis behind.
+#[cfg(target_os = "linux")]
+fn die_with_parent(command: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: prctl is async-signal-safe and touches only the calling process.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn die_with_parent(_command: &mut Command) {}

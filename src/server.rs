@@ -1,0 +1,84 @@
+//! Putting a process together: settings → store → engine → router, served until
+//! a shutdown signal, then in-flight requests are finished before returning.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+
+use crate::config::Settings;
+use crate::http::{self, AppState};
+use crate::metrics;
+use crate::routing::Engine;
+use crate::store::{Store, StoreError};
+
+/// Builds the application state. Redis is not contacted: a server whose Redis is
+/// down still starts, reports not ready, and answers callers the emergency TwiML.
+pub fn build_state(settings: Settings) -> Result<AppState, StoreError> {
+    let queue_names = settings
+        .routing
+        .queues()
+        .iter()
+        .map(|q| q.name.clone())
+        .collect();
+    let store = Store::new(
+        &settings.redis_url,
+        &settings.namespace,
+        settings.redis_timeout,
+        queue_names,
+    )?;
+    let engine = Engine::new(store, Arc::new(settings.routing.clone()));
+    Ok(AppState {
+        engine,
+        settings: Arc::new(settings),
+        metrics: metrics::install(),
+    })
+}
+
+/// Loads the scripts if Redis answers; otherwise they load on first use.
+pub async fn warm_up(state: &AppState) {
+    match state.engine.store().load_scripts().await {
+        Ok(()) => tracing::info!("Redis scripts loaded"),
+        Err(e) => {
+            tracing::warn!(error = %e, "Redis is not reachable yet; /readyz answers 503 until it is")
+        }
+    }
+}
+
+/// Serves `state` on `listener` until `shutdown` completes, then waits for the
+/// requests in flight.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, http::router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// Completes on Ctrl-C or SIGTERM (what Kubernetes sends before killing a pod).
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutdown signal received: finishing requests in flight");
+}

@@ -1,0 +1,301 @@
+//! Agents in Redis: the admin API's writes (one script each) and its reads
+//! (plain pipelines), with the hash turned into a typed record and the state an
+//! operator sees derived from it and the Redis clock.
+
+use std::collections::HashMap;
+
+use redis::Value;
+
+use super::{Store, StoreError, scripts, text, texts};
+use crate::agent::{AgentState, SettableState};
+
+/// An agent's hash, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentRecord {
+    pub id: String,
+    pub name: String,
+    pub contact: String,
+    pub queues: Vec<String>,
+    /// `offline`, `available`, `wrap_up`, `reserved`, `on_call` or `away`.
+    pub stored_state: String,
+    pub state_since_ms: i64,
+    /// When a free agent is next offered a call (its score in the queues).
+    pub free_at_ms: Option<i64>,
+    pub call_sid: Option<String>,
+    pub missed_in_row: u32,
+}
+
+/// An agent as the admin API shows it at one instant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentView {
+    pub record: AgentRecord,
+    pub state: AgentState,
+    pub state_since_ms: i64,
+    pub available_at_ms: Option<i64>,
+}
+
+impl AgentRecord {
+    fn from_fields(fields: &HashMap<String, String>) -> Option<AgentRecord> {
+        if fields.get("deleted").is_some_and(|d| d == "1") {
+            return None;
+        }
+        let get = |name: &str| fields.get(name).cloned().unwrap_or_default();
+        let number = |name: &str| fields.get(name).and_then(|v| v.parse::<i64>().ok());
+        Some(AgentRecord {
+            id: fields.get("id")?.clone(),
+            name: get("name"),
+            contact: get("contact"),
+            queues: get("queues")
+                .split(',')
+                .filter(|q| !q.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            stored_state: get("state"),
+            state_since_ms: number("state_since").unwrap_or(0),
+            free_at_ms: number("free_at"),
+            call_sid: fields.get("call_sid").filter(|s| !s.is_empty()).cloned(),
+            missed_in_row: number("missed_in_row").unwrap_or(0).try_into().unwrap_or(0),
+        })
+    }
+
+    /// The state at `now_ms`: wrap-up ends by itself when its score is reached,
+    /// and an agent in no-answer delay reads `available` with `available_at` ahead.
+    pub fn view(self, now_ms: i64) -> AgentView {
+        let future_free = self.free_at_ms.filter(|at| *at > now_ms);
+        let (state, state_since_ms) = match self.stored_state.as_str() {
+            "wrap_up" if future_free.is_some() => (AgentState::WrapUp, self.state_since_ms),
+            "wrap_up" => (
+                AgentState::Available,
+                self.free_at_ms.unwrap_or(self.state_since_ms),
+            ),
+            other => (
+                AgentState::parse(other).unwrap_or(AgentState::Offline),
+                self.state_since_ms,
+            ),
+        };
+        let available_at_ms = match state {
+            AgentState::Available | AgentState::WrapUp => future_free,
+            _ => None,
+        };
+        AgentView {
+            record: self,
+            state,
+            state_since_ms,
+            available_at_ms,
+        }
+    }
+}
+
+/// `agent_reply` of lib/common.lua: `{code, now, field, value, ...}`.
+fn agent_reply(
+    script: &'static str,
+    value: &Value,
+) -> Result<(String, Option<AgentView>), StoreError> {
+    let items = texts(script, value)?;
+    let code = items.first().cloned().unwrap_or_default();
+    let Some(now) = items.get(1).and_then(|n| n.parse::<i64>().ok()) else {
+        return Ok((code, None));
+    };
+    let fields = pairs(&items[2..]);
+    Ok((code, AgentRecord::from_fields(&fields).map(|r| r.view(now))))
+}
+
+fn pairs(flat: &[String]) -> HashMap<String, String> {
+    flat.chunks_exact(2)
+        .map(|kv| (kv[0].clone(), kv[1].clone()))
+        .collect()
+}
+
+/// What `PUT /v1/agents/{id}/state` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SetStateOutcome {
+    Done(AgentView),
+    NotFound,
+    /// The agent holds a call (its state given) and `force` was not set.
+    Conflict(String),
+}
+
+/// One queue as `GET /v1/queues/{name}` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueLine {
+    /// Ids in the order they would be offered calls, with their scores (ms).
+    pub offer_order: Vec<(String, i64)>,
+}
+
+impl Store {
+    /// Creates or updates an agent; `true` when it was created.
+    pub async fn upsert_agent(
+        &self,
+        id: &str,
+        name: &str,
+        contact: &str,
+        queues: &[String],
+    ) -> Result<(bool, AgentView), StoreError> {
+        let k = self.keys();
+        let reply = self
+            .invoke(
+                &scripts::UPSERT_AGENT,
+                &[k.agent(id), k.agents()],
+                &[],
+                &[id.into(), name.into(), contact.into(), queues.join(",")],
+            )
+            .await?;
+        match agent_reply(scripts::UPSERT_AGENT.name, &reply)? {
+            (code, Some(view)) => Ok((code == "created", view)),
+            (code, None) => Err(StoreError::reply(scripts::UPSERT_AGENT.name, code)),
+        }
+    }
+
+    pub async fn set_agent_state(
+        &self,
+        id: &str,
+        state: SettableState,
+        force: bool,
+    ) -> Result<SetStateOutcome, StoreError> {
+        let reply = self
+            .invoke(
+                &scripts::SET_AGENT_STATE,
+                &[self.keys().agent(id)],
+                &[],
+                &[state.as_str().into(), if force { "1" } else { "0" }.into()],
+            )
+            .await?;
+        let name = scripts::SET_AGENT_STATE.name;
+        match agent_reply(name, &reply)? {
+            (code, Some(view)) if code == "ok" => Ok(SetStateOutcome::Done(view)),
+            (code, _) if code == "not_found" => Ok(SetStateOutcome::NotFound),
+            (code, _) if code == "conflict" => {
+                let held = texts(name, &reply)?.get(1).cloned().unwrap_or_default();
+                Ok(SetStateOutcome::Conflict(held))
+            }
+            (code, _) => Err(StoreError::reply(name, code)),
+        }
+    }
+
+    /// `true` when an agent was deleted, `false` when there was none.
+    pub async fn delete_agent(&self, id: &str) -> Result<bool, StoreError> {
+        let k = self.keys();
+        let reply = self
+            .invoke(
+                &scripts::DELETE_AGENT,
+                &[k.agent(id), k.agents()],
+                &[],
+                &[id.into()],
+            )
+            .await?;
+        Ok(text(&reply).as_deref() == Some("1"))
+    }
+
+    /// Redis `TIME` in ms, the clock every script uses.
+    fn time_cmd(pipe: &mut redis::Pipeline) {
+        pipe.cmd("TIME");
+    }
+
+    fn now_from(time: &(String, String)) -> i64 {
+        let secs: i64 = time.0.parse().unwrap_or(0);
+        let micros: i64 = time.1.parse().unwrap_or(0);
+        secs * 1000 + micros / 1000
+    }
+
+    pub async fn get_agent(&self, id: &str) -> Result<Option<AgentView>, StoreError> {
+        let mut pipe = redis::pipe();
+        Self::time_cmd(&mut pipe);
+        pipe.hgetall(self.keys().agent(id));
+        let (time, fields): ((String, String), HashMap<String, String>) =
+            self.query("get_agent", pipe).await?;
+        let now = Self::now_from(&time);
+        Ok(AgentRecord::from_fields(&fields).map(|r| r.view(now)))
+    }
+
+    /// Every agent, sorted by id.
+    pub async fn list_agents(&self) -> Result<Vec<AgentView>, StoreError> {
+        let mut ids: Vec<String> = self
+            .query("list_agents", {
+                let mut p = redis::pipe();
+                p.smembers(self.keys().agents());
+                p
+            })
+            .await
+            .map(|(ids,): (Vec<String>,)| ids)?;
+        ids.sort();
+        let mut pipe = redis::pipe();
+        Self::time_cmd(&mut pipe);
+        for id in &ids {
+            pipe.hgetall(self.keys().agent(id));
+        }
+        let replies: Vec<Value> = self.query("list_agents", pipe).await?;
+        let mut replies = replies.into_iter();
+        let time: (String, String) = match replies.next() {
+            Some(v) => redis::from_redis_value(v)
+                .map_err(|e| StoreError::reply("list_agents", e.to_string()))?,
+            None => return Err(StoreError::reply("list_agents", "no TIME reply")),
+        };
+        let now = Self::now_from(&time);
+        let mut agents = Vec::with_capacity(ids.len());
+        for reply in replies {
+            let fields: HashMap<String, String> = redis::from_redis_value(reply)
+                .map_err(|e| StoreError::reply("list_agents", e.to_string()))?;
+            agents.extend(AgentRecord::from_fields(&fields).map(|r| r.view(now)));
+        }
+        Ok(agents)
+    }
+
+    /// Every configured queue's offer order (lowest score first), by queue name.
+    pub async fn queue_lines(&self) -> Result<HashMap<String, QueueLine>, StoreError> {
+        let mut pipe = redis::pipe();
+        for key in &self.queue_keys {
+            pipe.zrange_withscores(key, 0, -1);
+        }
+        let lines: Vec<Vec<(String, f64)>> = self.query("queue_lines", pipe).await?;
+        Ok(self
+            .queue_names
+            .iter()
+            .cloned()
+            .zip(lines)
+            .map(|(name, members)| {
+                let offer_order = members
+                    .into_iter()
+                    .map(|(id, score)| (id, score as i64))
+                    .collect();
+                (name, QueueLine { offer_order })
+            })
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(state: &str, free_at: Option<i64>) -> AgentRecord {
+        AgentRecord {
+            id: "a".into(),
+            name: "A".into(),
+            contact: "+15551230001".into(),
+            queues: vec!["q".into()],
+            stored_state: state.into(),
+            state_since_ms: 100,
+            free_at_ms: free_at,
+            call_sid: None,
+            missed_in_row: 0,
+        }
+    }
+
+    #[test]
+    fn wrap_up_reads_available_once_its_time_has_come() {
+        let during = record("wrap_up", Some(2000)).view(1000);
+        assert_eq!(during.state, AgentState::WrapUp);
+        assert_eq!(during.available_at_ms, Some(2000));
+        let after = record("wrap_up", Some(2000)).view(3000);
+        assert_eq!(after.state, AgentState::Available);
+        assert_eq!(after.available_at_ms, None);
+        assert_eq!(after.state_since_ms, 2000);
+    }
+
+    #[test]
+    fn no_answer_delay_reads_available_with_a_future_available_at() {
+        let view = record("available", Some(5000)).view(1000);
+        assert_eq!(view.state, AgentState::Available);
+        assert_eq!(view.available_at_ms, Some(5000));
+    }
+}

@@ -1,0 +1,46 @@
+//! The Lua scripts of `lua/`, each with `lua/lib/common.lua` in front, built once.
+//! `redis::Script` sends EVALSHA and, on NOSCRIPT (a restarted Redis has an empty
+//! script cache), loads the script and retries, so routing survives a restart.
+
+use std::sync::LazyLock;
+
+use redis::Script;
+
+const COMMON: &str = include_str!("../../lua/lib/common.lua");
+
+/// One script: its name (the `script` metric label) and the loaded code.
+pub struct Lua {
+    pub name: &'static str,
+    pub script: LazyLock<Script>,
+}
+
+macro_rules! lua {
+    ($static:ident, $file:literal) => {
+        pub static $static: Lua = Lua {
+            name: $file,
+            script: LazyLock::new(|| {
+                Script::new(&format!(
+                    "{COMMON}\n{}",
+                    include_str!(concat!("../../lua/", $file, ".lua"))
+                ))
+            }),
+        };
+    };
+}
+
+lua!(UPSERT_AGENT, "upsert_agent");
+lua!(SET_AGENT_STATE, "set_agent_state");
+lua!(DELETE_AGENT, "delete_agent");
+lua!(ROUTE_CALL, "route_call");
+lua!(RECORD_VOICEMAIL, "record_voicemail");
+
+/// Every script, to load them all at start and check they are loaded for `/readyz`.
+pub fn all() -> [&'static Lua; 5] {
+    [
+        &UPSERT_AGENT,
+        &SET_AGENT_STATE,
+        &DELETE_AGENT,
+        &ROUTE_CALL,
+        &RECORD_VOICEMAIL,
+    ]
+}

@@ -1,0 +1,152 @@
+//! TwiML answers, written with a real XML writer so every attribute and text is
+//! escaped. One function a kind of answer; the HTTP layer picks which.
+
+use quick_xml::Writer;
+use quick_xml::events::{BytesDecl, BytesText, Event};
+
+use crate::agent::Contact;
+
+/// The `Content-Type` of every TwiML answer.
+pub const CONTENT_TYPE: &str = "text/xml; charset=utf-8";
+
+/// Writes `<?xml …?><Response>…</Response>`; `body` adds the verbs.
+fn response(body: impl FnOnce(&mut Writer<Vec<u8>>) -> std::io::Result<()>) -> String {
+    let mut writer = Writer::new(Vec::new());
+    // Writing into a Vec cannot fail; an error here would be a bug in quick-xml.
+    let written = writer
+        .write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)))
+        .and_then(|()| {
+            writer
+                .create_element("Response")
+                .write_inner_content(body)
+                .map(|_| ())
+        });
+    debug_assert!(
+        written.is_ok(),
+        "writing TwiML into memory failed: {written:?}"
+    );
+    String::from_utf8(writer.into_inner()).unwrap_or_default()
+}
+
+/// The agent-leg callbacks and limits of one dial attempt.
+#[derive(Debug, Clone)]
+pub struct AgentDial<'a> {
+    pub contact: &'a Contact,
+    /// Dial `action`: where Twilio reports how this attempt ended.
+    pub action: &'a str,
+    /// `statusCallback` of the agent leg.
+    pub status_callback: &'a str,
+    pub ring_timeout_secs: u32,
+    pub max_call_secs: u32,
+}
+
+/// `<Dial>` to one agent, as SPEC 1 "Twilio webhooks" describes.
+pub fn dial_agent(d: &AgentDial<'_>) -> String {
+    let timeout = d.ring_timeout_secs.to_string();
+    let limit = d.max_call_secs.to_string();
+    response(|w| {
+        w.create_element("Dial")
+            .with_attribute(("action", d.action))
+            .with_attribute(("method", "POST"))
+            .with_attribute(("timeout", timeout.as_str()))
+            .with_attribute(("timeLimit", limit.as_str()))
+            .with_attribute(("answerOnBridge", "true"))
+            .write_inner_content(|w| {
+                let (noun, text) = noun(d.contact);
+                w.create_element(noun)
+                    .with_attribute(("statusCallback", d.status_callback))
+                    .with_attribute(("statusCallbackMethod", "POST"))
+                    .with_attribute((
+                        "statusCallbackEvent",
+                        "initiated ringing answered completed",
+                    ))
+                    .write_text_content(BytesText::new(text))?;
+                Ok(())
+            })?;
+        Ok(())
+    })
+}
+
+fn noun(contact: &Contact) -> (&'static str, &str) {
+    match contact {
+        Contact::Number(n) => ("Number", n),
+        Contact::Client(id) => ("Client", id),
+        Contact::Sip(uri) => ("Sip", uri),
+    }
+}
+
+/// `<Dial>` forwarding the call to a number or client outside any queue.
+pub fn forward(contact: &Contact) -> String {
+    response(|w| {
+        w.create_element("Dial").write_inner_content(|w| {
+            let (noun, text) = noun(contact);
+            w.create_element(noun)
+                .write_text_content(BytesText::new(text))?;
+            Ok(())
+        })?;
+        Ok(())
+    })
+}
+
+/// Greeting, a recorded message reported to `action`, then hang up.
+pub fn voicemail(greeting: &str, max_length_secs: u32, action: &str) -> String {
+    let max = max_length_secs.to_string();
+    response(|w| {
+        w.create_element("Say")
+            .write_text_content(BytesText::new(greeting))?;
+        w.create_element("Record")
+            .with_attribute(("maxLength", max.as_str()))
+            .with_attribute(("action", action))
+            .with_attribute(("method", "POST"))
+            .with_attribute(("playBeep", "true"))
+            .write_empty()?;
+        w.create_element("Hangup").write_empty()?;
+        Ok(())
+    })
+}
+
+/// Ends the call.
+pub fn hangup() -> String {
+    response(|w| {
+        w.create_element("Hangup").write_empty()?;
+        Ok(())
+    })
+}
+
+/// An empty `<Response/>`: for callbacks whose answer Twilio ignores.
+pub fn empty() -> String {
+    response(|_| Ok(()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dial_agent_escapes_and_carries_the_contract_attributes() {
+        let contact = Contact::Sip("sip:a&b@example.com".into());
+        let xml = dial_agent(&AgentDial {
+            contact: &contact,
+            action: "https://x.example/twilio/voice/dial?token=a&b=<c>",
+            status_callback: "https://x.example/twilio/voice/agent?token=t",
+            ring_timeout_secs: 20,
+            max_call_secs: 14400,
+        });
+        assert!(xml.starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Dial"));
+        assert!(
+            xml.contains("action=\"https://x.example/twilio/voice/dial?token=a&amp;b=&lt;c&gt;\"")
+        );
+        assert!(xml.contains(
+            " method=\"POST\" timeout=\"20\" timeLimit=\"14400\" answerOnBridge=\"true\">"
+        ));
+        assert!(xml.contains("statusCallbackEvent=\"initiated ringing answered completed\""));
+        assert!(xml.contains(">sip:a&amp;b@example.com</Sip></Dial></Response>"));
+    }
+
+    #[test]
+    fn voicemail_says_records_and_hangs_up() {
+        let xml = voicemail("Busy <now>", 120, "/twilio/voice/voicemail");
+        assert!(xml.contains("<Say>Busy &lt;now&gt;</Say><Record maxLength=\"120\""));
+        assert!(xml.ends_with("<Hangup/></Response>"));
+    }
+}
