@@ -1,0 +1,321 @@
+//! Test harness: a real `redis-server` per test on a free port, switchboard
+//! servers on port 0 against it, and helpers that sign requests like Twilio.
+#![allow(dead_code)] // each test binary uses its own subset
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use switchboard::config::{RoutingTable, Settings};
+use switchboard::http::AppState;
+use switchboard::redis_server::RedisServer;
+use switchboard::server;
+use switchboard::twilio::signature::{self, Algorithm};
+use tokio::sync::oneshot;
+
+pub const AUTH_TOKEN: &str = "test-auth-token";
+pub const ADMIN_TOKEN: &str = "test-admin-token";
+
+/// Starts a throwaway Redis; a missing `redis-server` fails the test with the
+/// install command, never skips it.
+pub fn start_redis() -> RedisServer {
+    match RedisServer::start() {
+        Ok(redis) => redis,
+        Err(e) => panic!("these tests need a real Redis: {e}"),
+    }
+}
+
+/// Logs to stderr when TEST_LOG is set.
+fn init_logs() {
+    if std::env::var_os("TEST_LOG").is_some() {
+        switchboard::telemetry::init(switchboard::config::LogFormat::Pretty);
+    }
+}
+
+/// One switchboard server on 127.0.0.1:0, stopped when dropped.
+pub struct TestServer {
+    pub base: String,
+    pub state: AppState,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl TestServer {
+    pub async fn start(settings: Settings) -> TestServer {
+        init_logs();
+        let listener = tokio::net::TcpListener::bind(settings.listen)
+            .await
+            .expect("bind 127.0.0.1:0");
+        let base = format!("http://{}", listener.local_addr().expect("local addr"));
+        let state = server::build_state(settings).expect("state");
+        server::warm_up(&state).await;
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(server::serve(listener, state.clone(), async {
+            let _ = stopped.await;
+        }));
+        TestServer {
+            base,
+            state,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    /// Stops accepting, finishes requests in flight, and waits for that.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+/// Settings for a test server: the given routing file, tokens set, small Redis deadline.
+pub fn settings(redis_url: &str, routing: &str) -> Settings {
+    let mut s = Settings::new(redis_url);
+    s.routing =
+        RoutingTable::parse(routing, "test-routing.toml").expect("test routing file is valid");
+    s.twilio_auth_token = Some(AUTH_TOKEN.into());
+    s.admin_token = Some(ADMIN_TOKEN.into());
+    s.redis_timeout = Duration::from_millis(1000);
+    s
+}
+
+/// A test's Redis, one server on it, and an HTTP client.
+pub struct TestApp {
+    pub redis: RedisServer,
+    pub server: TestServer,
+    pub http: reqwest::Client,
+}
+
+/// The routing file most tests use: sales overflows to support, then voicemail.
+pub const ROUTING: &str = r#"
+[defaults]
+default_queue = "support"
+
+[[queues]]
+name = "sales"
+numbers = ["+15005550006"]
+fallback = ["queue:support", "voicemail"]
+
+[[queues]]
+name = "support"
+numbers = ["+15005550007"]
+fallback = ["number:+15005550010"]
+
+[[queues]]
+name = "vip"
+numbers = ["+15005550008"]
+fallback = ["client:concierge"]
+
+[[queues]]
+name = "night"
+numbers = ["+15005550009"]
+"#;
+
+pub const SALES: &str = "+15005550006";
+pub const SUPPORT: &str = "+15005550007";
+pub const VIP: &str = "+15005550008";
+pub const NIGHT: &str = "+15005550009";
+
+pub async fn spawn_app(routing: &str) -> TestApp {
+    let redis = start_redis();
+    let server = TestServer::start(settings(&redis.url(), routing)).await;
+    TestApp {
+        redis,
+        server,
+        http: reqwest::Client::new(),
+    }
+}
+
+/// A Twilio-style CallSid from a number, so tests read well.
+pub fn call_sid(n: u64) -> String {
+    format!("CA{n:032x}")
+}
+
+/// A TwiML or JSON answer.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub content_type: String,
+    pub body: String,
+}
+
+impl Answer {
+    /// The text of the first `<tag ...>text</tag>`, if any.
+    pub fn element_text(&self, tag: &str) -> Option<String> {
+        let open = self.body.find(&format!("<{tag}"))?;
+        let start = open + self.body[open..].find('>')? + 1;
+        let end = start + self.body[start..].find(&format!("</{tag}>"))?;
+        Some(self.body[start..end].to_owned())
+    }
+
+    /// The value of `attr` on the first `<tag>`.
+    pub fn attribute(&self, tag: &str, attr: &str) -> Option<String> {
+        let open = self.body.find(&format!("<{tag}"))?;
+        let element = &self.body[open..open + self.body[open..].find('>')?];
+        let start = element.find(&format!(" {attr}=\""))? + attr.len() + 3;
+        let end = start + element[start..].find('"')?;
+        Some(element[start..end].replace("&amp;", "&"))
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+}
+
+pub async fn answer(response: reqwest::Response) -> Answer {
+    let status = response.status().as_u16();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let body = response.text().await.expect("body");
+    Answer {
+        status,
+        content_type,
+        body,
+    }
+}
+
+/// Signs and posts a webhook as Twilio would (`url` is absolute).
+pub async fn post_signed(http: &reqwest::Client, url: &str, params: &[(&str, &str)]) -> Answer {
+    let pairs: Vec<(String, String)> = params
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let sig = signature::compute(AUTH_TOKEN, url, &pairs, Algorithm::HmacSha1);
+    let response = http
+        .post(url)
+        .header("X-Twilio-Signature", sig)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(serde_urlencoded::to_string(&pairs).expect("form"))
+        .send()
+        .await
+        .expect("request");
+    answer(response).await
+}
+
+impl TestApp {
+    pub fn base(&self) -> &str {
+        &self.server.base
+    }
+
+    /// `POST /twilio/voice` for a call from +15005550001 to `to`.
+    pub async fn call(&self, sid: &str, to: &str) -> Answer {
+        self.call_from(sid, "+15005550001", to).await
+    }
+
+    pub async fn call_from(&self, sid: &str, from: &str, to: &str) -> Answer {
+        let url = format!("{}/twilio/voice", self.base());
+        post_signed(
+            &self.http,
+            &url,
+            &[
+                ("CallSid", sid),
+                ("From", from),
+                ("To", to),
+                ("CallStatus", "ringing"),
+            ],
+        )
+        .await
+    }
+
+    pub async fn admin(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> Answer {
+        let mut request = self
+            .http
+            .request(method, format!("{}/v1{path}", self.base()))
+            .bearer_auth(ADMIN_TOKEN);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        answer(request.send().await.expect("request")).await
+    }
+
+    /// Creates an agent (contact `client:<id>`, so a `<Dial>` names it) and sets it available.
+    pub async fn add_available(&self, id: &str, queues: &[&str]) {
+        self.add_agent(id, queues).await;
+        self.set_state(id, "available").await;
+    }
+
+    pub async fn add_agent(&self, id: &str, queues: &[&str]) {
+        let body =
+            serde_json::json!({ "name": id, "contact": format!("client:{id}"), "queues": queues });
+        let a = self
+            .admin(reqwest::Method::PUT, &format!("/agents/{id}"), Some(body))
+            .await;
+        assert!(a.status == 201 || a.status == 200, "PUT agent {id}: {a:?}");
+    }
+
+    pub async fn set_state(&self, id: &str, state: &str) {
+        let body = serde_json::json!({ "state": state });
+        let a = self
+            .admin(
+                reqwest::Method::PUT,
+                &format!("/agents/{id}/state"),
+                Some(body),
+            )
+            .await;
+        assert_eq!(a.status, 200, "set {id} {state}: {a:?}");
+    }
+
+    pub async fn agent(&self, id: &str) -> serde_json::Value {
+        let a = self
+            .admin(reqwest::Method::GET, &format!("/agents/{id}"), None)
+            .await;
+        assert_eq!(a.status, 200, "GET agent {id}: {a:?}");
+        a.json()
+    }
+
+    pub async fn redis(&self) -> redis::aio::MultiplexedConnection {
+        redis_conn(&self.redis.url()).await
+    }
+}
+
+pub async fn redis_conn(url: &str) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(url)
+        .expect("redis url")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis connection")
+}
+
+/// Every key with its serialized value: equal snapshots mean nothing changed.
+pub async fn snapshot(conn: &mut redis::aio::MultiplexedConnection) -> BTreeMap<String, Vec<u8>> {
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("*")
+        .query_async(conn)
+        .await
+        .expect("KEYS");
+    let mut out = BTreeMap::new();
+    for key in keys {
+        let dump: Vec<u8> = redis::cmd("DUMP")
+            .arg(&key)
+            .query_async(conn)
+            .await
+            .expect("DUMP");
+        out.insert(key, dump);
+    }
+    out
+}
+
+/// Which agent a `<Dial>` answer rings (`add_agent` gives each `client:<id>`).
+pub fn dialed(answer: &Answer) -> Option<String> {
+    answer.element_text("Client")
+}

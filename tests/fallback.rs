@@ -1,0 +1,150 @@
+//! When no agent is free, the first step of the queue's fallback chain that
+//! applies: an overflow queue, a number, a client, voicemail.
+
+mod common;
+
+use common::*;
+use redis::AsyncCommands;
+
+fn metric(page: &str, prefix: &str) -> f64 {
+    page.lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[tokio::test]
+async fn an_empty_queue_overflows_to_the_next_queue_of_its_chain() {
+    let app = spawn_app(ROUTING).await;
+    app.add_available("sup", &["support"]).await;
+    let a = app.call(&call_sid(1), SALES).await;
+    assert_eq!(dialed(&a).as_deref(), Some("sup"));
+    let page = app
+        .http
+        .get(format!("{}/metrics", app.base()))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metric(
+            &page,
+            "switchboard_routed_total{queue=\"sales\",via=\"overflow\"}"
+        ) >= 1.0,
+        "{page}"
+    );
+    assert!(
+        metric(
+            &page,
+            "switchboard_fallbacks_total{queue=\"sales\",step=\"queue:support\"}"
+        ) >= 1.0
+    );
+}
+
+#[tokio::test]
+async fn with_no_agent_anywhere_the_chain_ends_in_voicemail() {
+    let app = spawn_app(ROUTING).await;
+    let a = app.call(&call_sid(1), SALES).await;
+    assert_eq!(a.status, 200);
+    assert!(
+        a.body
+            .contains("<Say>All our agents are busy. Please leave a message after the tone.</Say>"),
+        "{}",
+        a.body
+    );
+    assert_eq!(a.attribute("Record", "maxLength").as_deref(), Some("120"));
+    assert_eq!(
+        a.attribute("Record", "action"),
+        Some(format!("{}/twilio/voice/voicemail", app.base()))
+    );
+    assert!(a.body.ends_with("<Hangup/></Response>"));
+}
+
+#[tokio::test]
+async fn a_number_step_forwards_the_call() {
+    let app = spawn_app(ROUTING).await;
+    let a = app.call(&call_sid(1), SUPPORT).await;
+    assert_eq!(a.element_text("Number").as_deref(), Some("+15005550010"));
+    assert_eq!(
+        a.attribute("Dial", "action"),
+        None,
+        "a forward has no agent callbacks"
+    );
+}
+
+#[tokio::test]
+async fn a_client_step_forwards_the_call_to_that_identity() {
+    let app = spawn_app(ROUTING).await;
+    let a = app.call(&call_sid(1), VIP).await;
+    assert_eq!(a.element_text("Client").as_deref(), Some("concierge"));
+}
+
+#[tokio::test]
+async fn a_queue_without_a_fallback_chain_takes_voicemail() {
+    let app = spawn_app(ROUTING).await;
+    let a = app.call(&call_sid(1), NIGHT).await;
+    assert!(a.body.contains("<Record"), "{}", a.body);
+}
+
+#[tokio::test]
+async fn an_unlisted_number_lands_in_the_default_queue() {
+    let app = spawn_app(ROUTING).await;
+    app.add_available("sup", &["support"]).await;
+    assert_eq!(
+        dialed(&app.call(&call_sid(1), "+15009999999").await).as_deref(),
+        Some("sup")
+    );
+}
+
+#[tokio::test]
+async fn offline_and_away_agents_get_no_call() {
+    let app = spawn_app(ROUTING).await;
+    app.add_agent("off", &["support"]).await;
+    app.add_available("away", &["support"]).await;
+    app.set_state("away", "away").await;
+    let a = app.call(&call_sid(1), SUPPORT).await;
+    assert_eq!(a.element_text("Number").as_deref(), Some("+15005550010"));
+}
+
+#[tokio::test]
+async fn a_recorded_voicemail_is_kept_once_and_listed() {
+    let app = spawn_app(ROUTING).await;
+    let sid = call_sid(1);
+    app.call(&sid, SALES).await;
+    let url = format!("{}/twilio/voice/voicemail", app.base());
+    let rec = format!("RE{:032x}", 9);
+    let params = [
+        ("CallSid", sid.as_str()),
+        ("From", "+15005550001"),
+        ("To", SALES),
+        ("RecordingSid", rec.as_str()),
+        (
+            "RecordingUrl",
+            "https://api.twilio.com/2010-04-01/Accounts/AC1/Recordings/RE9",
+        ),
+        ("RecordingDuration", "12"),
+    ];
+    for _ in 0..2 {
+        let a = post_signed(&app.http, &url, &params).await;
+        assert_eq!(a.status, 200);
+        assert!(a.body.contains("<Hangup/>"));
+    }
+    let mut redis = app.redis().await;
+    let stored: Vec<String> = redis
+        .lrange("sb:{default}:voicemails", 0, -1)
+        .await
+        .unwrap();
+    assert_eq!(stored.len(), 1, "recorded once: {stored:?}");
+    let list = app
+        .admin(reqwest::Method::GET, "/voicemails", None)
+        .await
+        .json();
+    let message = &list["voicemails"][0];
+    assert_eq!(message["call_sid"], sid);
+    assert_eq!(message["queue"], "sales");
+    assert_eq!(message["duration_secs"], 12);
+    assert!(message["received_at"].is_i64());
+}

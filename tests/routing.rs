@@ -1,0 +1,246 @@
+//! Incoming calls reach the agent free the longest, atomically, and the same
+//! CallSid always gets the same answer.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use redis::AsyncCommands;
+
+/// Redis TIME has ms resolution; a short pause makes "freed earlier" unambiguous.
+async fn tick() {
+    tokio::time::sleep(Duration::from_millis(5)).await;
+}
+
+#[tokio::test]
+async fn calls_go_to_the_agent_free_the_longest_first() {
+    let app = spawn_app(ROUTING).await;
+    for id in ["carol", "alice", "bob"] {
+        app.add_available(id, &["support"]).await;
+        tick().await;
+    }
+    let mut order = Vec::new();
+    for n in 1..=3 {
+        let a = app.call(&call_sid(n), SUPPORT).await;
+        assert_eq!(a.status, 200);
+        assert!(a.content_type.starts_with("text/xml"), "{}", a.content_type);
+        order.push(dialed(&a).expect("a <Dial><Client>"));
+    }
+    assert_eq!(order, ["carol", "alice", "bob"]);
+    for (n, id) in [(1, "carol"), (2, "alice"), (3, "bob")] {
+        let agent = app.agent(id).await;
+        assert_eq!(agent["state"], "reserved");
+        assert_eq!(agent["call_sid"], call_sid(n));
+    }
+}
+
+#[tokio::test]
+async fn an_agent_freed_again_goes_to_the_back_of_the_line() {
+    let app = spawn_app(ROUTING).await;
+    for id in ["a", "b"] {
+        app.add_available(id, &["support"]).await;
+        tick().await;
+    }
+    // a goes away and comes back: now b has been free longer.
+    app.set_state("a", "away").await;
+    app.set_state("a", "available").await;
+    assert_eq!(
+        dialed(&app.call(&call_sid(1), SUPPORT).await).as_deref(),
+        Some("b")
+    );
+    assert_eq!(
+        dialed(&app.call(&call_sid(2), SUPPORT).await).as_deref(),
+        Some("a")
+    );
+}
+
+#[tokio::test]
+async fn an_agent_in_two_queues_is_taken_out_of_both() {
+    let app = spawn_app(ROUTING).await;
+    app.add_available("both", &["sales", "support"]).await;
+    tick().await;
+    app.add_available("sup", &["support"]).await;
+
+    let a = app.call(&call_sid(1), SALES).await;
+    assert_eq!(dialed(&a).as_deref(), Some("both"));
+    let mut redis = app.redis().await;
+    let sales: Vec<String> = redis
+        .zrange("sb:{default}:avail:sales", 0, -1)
+        .await
+        .unwrap();
+    let support: Vec<String> = redis
+        .zrange("sb:{default}:avail:support", 0, -1)
+        .await
+        .unwrap();
+    assert!(sales.is_empty(), "{sales:?}");
+    assert_eq!(support, ["sup"]);
+    // The support call must not get the agent already ringing for sales.
+    assert_eq!(
+        dialed(&app.call(&call_sid(2), SUPPORT).await).as_deref(),
+        Some("sup")
+    );
+    let queue = app
+        .admin(reqwest::Method::GET, "/queues/support", None)
+        .await
+        .json();
+    assert_eq!(queue["agents"]["reserved"], 2);
+    assert_eq!(queue["available"], serde_json::json!([]));
+}
+
+#[tokio::test]
+async fn agents_whose_score_is_in_the_future_are_skipped_until_then() {
+    let app = spawn_app(ROUTING).await;
+    app.add_available("early", &["support"]).await;
+    tick().await;
+    app.add_available("late", &["support"]).await;
+    // Put "early" in wrap-up for 300 ms: its score moves into the future, as the
+    // lifecycle script does when a call ends.
+    let mut redis = app.redis().await;
+    let t: (i64, i64) = redis::cmd("TIME").query_async(&mut redis).await.unwrap();
+    let until = t.0 * 1000 + t.1 / 1000 + 300;
+    let _: () = redis
+        .zadd("sb:{default}:avail:support", "early", until)
+        .await
+        .unwrap();
+    let _: () = redis
+        .hset_multiple(
+            "sb:{default}:agent:early",
+            &[("state", "wrap_up"), ("free_at", &until.to_string())],
+        )
+        .await
+        .unwrap();
+
+    let view = app.agent("early").await;
+    assert_eq!(view["state"], "wrap_up");
+    assert!(view["available_at"].is_string());
+    let queue = app
+        .admin(reqwest::Method::GET, "/queues/support", None)
+        .await
+        .json();
+    assert_eq!(
+        queue["available"],
+        serde_json::json!(["late", "early"]),
+        "wrap-up last"
+    );
+
+    assert_eq!(
+        dialed(&app.call(&call_sid(1), SUPPORT).await).as_deref(),
+        Some("late")
+    );
+    // Nobody eligible now: support's fallback forwards the call.
+    let a = app.call(&call_sid(2), SUPPORT).await;
+    assert_eq!(a.element_text("Number").as_deref(), Some("+15005550010"));
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    assert_eq!(app.agent("early").await["state"], "available");
+    assert_eq!(
+        dialed(&app.call(&call_sid(3), SUPPORT).await).as_deref(),
+        Some("early")
+    );
+}
+
+#[tokio::test]
+async fn the_same_call_sid_gets_the_same_agent_and_reserves_nobody_new() {
+    let app = spawn_app(ROUTING).await;
+    app.add_available("a", &["support"]).await;
+    tick().await;
+    app.add_available("b", &["support"]).await;
+    let first = app.call(&call_sid(7), SUPPORT).await;
+    let mut redis = app.redis().await;
+    let before = snapshot(&mut redis).await;
+    let again = app.call(&call_sid(7), SUPPORT).await;
+    assert_eq!(first.body, again.body);
+    assert_eq!(
+        snapshot(&mut redis).await,
+        before,
+        "a retried webhook changed Redis"
+    );
+    assert_eq!(app.agent("b").await["state"], "available");
+
+    // The same holds for a call that went to its fallback.
+    app.set_state("b", "offline").await;
+    let fb = app.call(&call_sid(8), SUPPORT).await;
+    app.set_state("b", "available").await;
+    let fb_again = app.call(&call_sid(8), SUPPORT).await;
+    assert_eq!(fb.body, fb_again.body);
+    assert_eq!(app.agent("b").await["state"], "available");
+}
+
+#[tokio::test]
+async fn the_dial_carries_the_contract_attributes_and_callbacks() {
+    let app = spawn_app(ROUTING).await;
+    let body = serde_json::json!({ "name": "Sip", "contact": "sip:desk@pbx.example.com", "queues": ["support"] });
+    assert_eq!(
+        app.admin(reqwest::Method::PUT, "/agents/sip", Some(body))
+            .await
+            .status,
+        201
+    );
+    app.set_state("sip", "available").await;
+    let a = app.call(&call_sid(1), SUPPORT).await;
+    assert_eq!(a.attribute("Dial", "method").as_deref(), Some("POST"));
+    assert_eq!(a.attribute("Dial", "timeout").as_deref(), Some("20"));
+    assert_eq!(a.attribute("Dial", "timeLimit").as_deref(), Some("14400"));
+    assert_eq!(
+        a.attribute("Dial", "answerOnBridge").as_deref(),
+        Some("true")
+    );
+    let action = a.attribute("Dial", "action").unwrap();
+    assert!(
+        action.starts_with(&format!("{}/twilio/voice/dial?token=", app.base())),
+        "{action}"
+    );
+    let callback = a.attribute("Sip", "statusCallback").unwrap();
+    assert!(
+        callback.starts_with(&format!("{}/twilio/voice/agent?token=", app.base())),
+        "{callback}"
+    );
+    assert_eq!(
+        a.attribute("Sip", "statusCallbackEvent").as_deref(),
+        Some("initiated ringing answered completed")
+    );
+    assert_eq!(
+        a.element_text("Sip").as_deref(),
+        Some("sip:desk@pbx.example.com")
+    );
+}
+
+#[tokio::test]
+async fn a_restarted_redis_is_routed_again_without_restarting_switchboard() {
+    let mut app = spawn_app(ROUTING).await;
+    app.add_available("a", &["support"]).await;
+    assert_eq!(
+        dialed(&app.call(&call_sid(1), SUPPORT).await).as_deref(),
+        Some("a")
+    );
+
+    // Redis restarts empty: its script cache is gone (NOSCRIPT), the roster too.
+    app.redis.stop();
+    app.redis.restart().expect("redis restarts");
+    let mut routed = None;
+    for _ in 0..50 {
+        let a = app.call(&call_sid(2), SUPPORT).await;
+        assert_eq!(a.status, 200, "callers never get an error: {a:?}");
+        if a.element_text("Number").as_deref() == Some("+15005550010")
+            && a.attribute("Dial", "action").is_none()
+        {
+            routed = Some(a);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(routed.is_some(), "no routing after the restart");
+    // The roster is added again through the API and calls reach agents again.
+    app.add_available("b", &["support"]).await;
+    assert_eq!(
+        dialed(&app.call(&call_sid(3), SUPPORT).await).as_deref(),
+        Some("b")
+    );
+    let ready = app
+        .http
+        .get(format!("{}/readyz", app.base()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200);
+}
