@@ -118,15 +118,28 @@ macro_rules! timings {
             $($field: Option<Spanned<i64>>,)*
         }
 
+        /// The timing values one table of the file sets.
+        struct RawTimings<'a> {
+            $($field: &'a Option<Spanned<i64>>,)*
+        }
+
+        impl RawDefaults {
+            fn timings(&self) -> RawTimings<'_> {
+                RawTimings { $($field: &self.$field,)* }
+            }
+        }
+
+        impl RawQueue {
+            fn timings(&self) -> RawTimings<'_> {
+                RawTimings { $($field: &self.$field,)* }
+            }
+        }
+
         impl QueueSettings {
-            /// `base` with every value `defaults`/`queue` sets, each checked against its range.
-            fn overlay(
-                mut self,
-                $($field: &Option<Spanned<i64>>,)*
-                errors: &mut Errors,
-            ) -> QueueSettings {
+            /// `self` with every value `raw` sets, each checked against its range.
+            fn overlay(mut self, raw: RawTimings<'_>, errors: &mut Errors) -> QueueSettings {
                 $(
-                    if let Some(value) = $field {
+                    if let Some(value) = raw.$field {
                         match u32::try_from(*value.get_ref()) {
                             Ok(v) if ($min..=$max).contains(&v) => self.$field = v,
                             _ => errors.at(value.span(), format!(
@@ -343,17 +356,7 @@ fn line_of(source: &str, offset: usize) -> usize {
 
 fn build(raw: RawFile, source: &str, errors: &mut Errors) -> Option<RoutingTable> {
     let d = &raw.defaults;
-    let defaults = QueueSettings::default().overlay(
-        &d.ring_timeout_secs,
-        &d.reservation_grace_secs,
-        &d.max_attempts,
-        &d.wrap_up_secs,
-        &d.no_answer_delay_secs,
-        &d.max_missed_in_row,
-        &d.max_call_secs,
-        &d.affinity_days,
-        errors,
-    );
+    let defaults = QueueSettings::default().overlay(d.timings(), errors);
 
     let mut queues: Vec<Queue> = Vec::new();
     let mut by_number = HashMap::new();
@@ -386,17 +389,7 @@ fn build(raw: RawFile, source: &str, errors: &mut Errors) -> Option<RoutingTable
                 Err(message) => errors.at(step.span(), message),
             }
         }
-        let settings = defaults.clone().overlay(
-            &rq.ring_timeout_secs,
-            &rq.reservation_grace_secs,
-            &rq.max_attempts,
-            &rq.wrap_up_secs,
-            &rq.no_answer_delay_secs,
-            &rq.max_missed_in_row,
-            &rq.max_call_secs,
-            &rq.affinity_days,
-            errors,
-        );
+        let settings = defaults.clone().overlay(rq.timings(), errors);
         queues.push(Queue {
             name: name.clone(),
             numbers: rq.numbers.iter().map(|n| n.get_ref().clone()).collect(),

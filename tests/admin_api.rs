@@ -1,0 +1,253 @@
+//! The admin API: agents and queues as SPEC 1 describes them, with validation
+//! errors that change nothing.
+
+mod common;
+
+use common::*;
+use reqwest::Method;
+use serde_json::json;
+
+#[tokio::test]
+async fn an_agent_is_created_offline_updated_listed_and_deleted() {
+    let app = spawn_app(ROUTING).await;
+    let body = json!({ "name": "Ana", "contact": "+15551230001", "queues": ["sales"] });
+    let created = app.admin(Method::PUT, "/agents/ana", Some(body)).await;
+    assert_eq!(created.status, 201, "{created:?}");
+    assert!(created.content_type.starts_with("application/json"));
+    let doc = created.json();
+    assert_eq!(doc["id"], "ana");
+    assert_eq!(doc["state"], "offline");
+    assert_eq!(doc["call_sid"], serde_json::Value::Null);
+    assert_eq!(doc["available_at"], serde_json::Value::Null);
+    assert_eq!(doc["missed_in_row"], 0);
+    assert!(
+        time::OffsetDateTime::parse(
+            doc["state_since"].as_str().unwrap(),
+            &time::format_description::well_known::Rfc3339
+        )
+        .is_ok()
+    );
+
+    let body = json!({ "name": "Ana B", "contact": "client:ana", "queues": ["sales", "support"] });
+    let updated = app.admin(Method::PUT, "/agents/ana", Some(body)).await;
+    assert_eq!(updated.status, 200);
+    assert_eq!(updated.json()["queues"], json!(["sales", "support"]));
+
+    let list = app.admin(Method::GET, "/agents", None).await.json();
+    assert_eq!(list["agents"].as_array().unwrap().len(), 1);
+    assert_eq!(list["agents"][0]["contact"], "client:ana");
+
+    assert_eq!(
+        app.admin(Method::DELETE, "/agents/ana", None).await.status,
+        204
+    );
+    assert_eq!(
+        app.admin(Method::GET, "/agents/ana", None).await.status,
+        404
+    );
+    assert_eq!(
+        app.admin(Method::DELETE, "/agents/ana", None).await.status,
+        404
+    );
+}
+
+#[tokio::test]
+async fn an_available_agent_who_changes_queues_keeps_its_place_in_line() {
+    let app = spawn_app(ROUTING).await;
+    app.add_available("first", &["support"]).await;
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    app.add_available("second", &["support", "sales"]).await;
+    let body =
+        json!({ "name": "first", "contact": "client:first", "queues": ["sales", "support"] });
+    app.admin(Method::PUT, "/agents/first", Some(body)).await;
+    let sales = app.admin(Method::GET, "/queues/sales", None).await.json();
+    assert_eq!(sales["available"], json!(["first", "second"]));
+    let body = json!({ "name": "second", "contact": "client:second", "queues": ["support"] });
+    app.admin(Method::PUT, "/agents/second", Some(body)).await;
+    let sales = app.admin(Method::GET, "/queues/sales", None).await.json();
+    assert_eq!(sales["available"], json!(["first"]));
+}
+
+#[tokio::test]
+async fn bad_values_are_422_and_change_nothing() {
+    let app = spawn_app(ROUTING).await;
+    let mut conn = app.redis().await;
+    let before = snapshot(&mut conn).await;
+    let cases = [
+        (
+            "/agents/bad%20id",
+            json!({ "name": "x", "contact": "+15551230001", "queues": [] }),
+        ),
+        (
+            "/agents/ok",
+            json!({ "name": "x", "contact": "5551230001", "queues": [] }),
+        ),
+        (
+            "/agents/ok",
+            json!({ "name": "x", "contact": "client:a b", "queues": [] }),
+        ),
+        (
+            "/agents/ok",
+            json!({ "name": "x", "contact": "+15551230001", "queues": ["nope"] }),
+        ),
+        (
+            "/agents/ok",
+            json!({ "name": "", "contact": "+15551230001", "queues": [] }),
+        ),
+    ];
+    for (path, body) in cases {
+        let a = app.admin(Method::PUT, path, Some(body.clone())).await;
+        assert_eq!(a.status, 422, "{path} {body}: {a:?}");
+        assert!(a.json()["error"].is_string());
+    }
+    assert_eq!(
+        app.admin(
+            Method::PUT,
+            "/agents/x/state",
+            Some(json!({"state": "available"}))
+        )
+        .await
+        .status,
+        404
+    );
+    app.add_agent("a", &["sales"]).await;
+    let before_state = snapshot(&mut conn).await;
+    let a = app
+        .admin(
+            Method::PUT,
+            "/agents/a/state",
+            Some(json!({"state": "on_call"})),
+        )
+        .await;
+    assert_eq!(a.status, 422);
+    assert_eq!(snapshot(&mut conn).await, before_state);
+    app.admin(Method::DELETE, "/agents/a", None).await;
+    assert_eq!(snapshot(&mut conn).await, before);
+}
+
+#[tokio::test]
+async fn bodies_that_are_not_the_expected_json_are_400() {
+    let app = spawn_app(ROUTING).await;
+    let url = format!("{}/v1/agents/a", app.base());
+    let not_json = app
+        .http
+        .put(&url)
+        .bearer_auth(ADMIN_TOKEN)
+        .header("content-type", "application/json")
+        .body("{")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(not_json.status(), 400);
+    let wrong_shape = app
+        .admin(Method::PUT, "/agents/a", Some(json!({ "name": 5 })))
+        .await;
+    assert_eq!(wrong_shape.status, 400);
+    assert!(wrong_shape.json()["error"].is_string());
+}
+
+#[tokio::test]
+async fn without_the_bearer_token_the_api_answers_401() {
+    let app = spawn_app(ROUTING).await;
+    let url = format!("{}/v1/agents", app.base());
+    let none = app.http.get(&url).send().await.unwrap();
+    assert_eq!(none.status(), 401);
+    let wrong = app.http.get(&url).bearer_auth("nope").send().await.unwrap();
+    assert_eq!(wrong.status(), 401);
+    let body: serde_json::Value = wrong.json().await.unwrap();
+    assert!(body["error"].is_string());
+}
+
+#[tokio::test]
+async fn without_an_admin_token_configured_the_api_answers_503() {
+    let redis = start_redis();
+    let mut s = settings(&redis.url(), ROUTING);
+    s.admin_token = None;
+    let server = TestServer::start(s).await;
+    let r = reqwest::Client::new()
+        .get(format!("{}/v1/agents", server.base))
+        .bearer_auth("")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+}
+
+#[tokio::test]
+async fn a_reserved_agent_answers_409_unless_forced() {
+    let app = spawn_app(ROUTING).await;
+    app.add_available("a", &["support"]).await;
+    app.call(&call_sid(1), SUPPORT).await;
+    let a = app
+        .admin(
+            Method::PUT,
+            "/agents/a/state",
+            Some(json!({"state": "offline"})),
+        )
+        .await;
+    assert_eq!(a.status, 409, "{a:?}");
+    assert_eq!(app.agent("a").await["state"], "reserved");
+    let forced = app
+        .admin(
+            Method::PUT,
+            "/agents/a/state",
+            Some(json!({"state": "available", "force": true})),
+        )
+        .await;
+    assert_eq!(forced.status, 200);
+    assert_eq!(forced.json()["state"], "available");
+    assert_eq!(forced.json()["call_sid"], serde_json::Value::Null);
+}
+
+#[tokio::test]
+async fn queues_list_counts_by_state_in_offer_order() {
+    let app = spawn_app(ROUTING).await;
+    app.add_available("x", &["sales"]).await;
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    app.add_available("y", &["sales"]).await;
+    app.add_agent("z", &["sales"]).await;
+    let q = app.admin(Method::GET, "/queues/sales", None).await.json();
+    assert_eq!(
+        q,
+        json!({
+            "name": "sales",
+            "agents": {"offline": 1, "available": 2, "reserved": 0, "on_call": 0, "wrap_up": 0, "away": 0},
+            "available": ["x", "y"]
+        })
+    );
+    let all = app.admin(Method::GET, "/queues", None).await.json();
+    let names: Vec<&str> = all["queues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| q["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["sales", "support", "vip", "night"]);
+    assert_eq!(
+        app.admin(Method::GET, "/queues/nope", None).await.status,
+        404
+    );
+}
+
+#[tokio::test]
+async fn a_deleted_agent_gets_no_new_call() {
+    let app = spawn_app(ROUTING).await;
+    app.add_available("a", &["support"]).await;
+    app.admin(Method::DELETE, "/agents/a", None).await;
+    let a = app.call(&call_sid(1), SUPPORT).await;
+    assert_eq!(a.element_text("Number").as_deref(), Some("+15005550010"));
+}
+
+#[tokio::test]
+async fn deleting_a_reserved_agent_keeps_its_call_but_hides_it() {
+    let app = spawn_app(ROUTING).await;
+    app.add_available("a", &["support"]).await;
+    let first = app.call(&call_sid(1), SUPPORT).await;
+    assert_eq!(
+        app.admin(Method::DELETE, "/agents/a", None).await.status,
+        204
+    );
+    assert_eq!(app.admin(Method::GET, "/agents/a", None).await.status, 404);
+    // The call in progress still gets its answer.
+    assert_eq!(app.call(&call_sid(1), SUPPORT).await.body, first.body);
+}
