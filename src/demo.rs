@@ -124,7 +124,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         &args,
         &state.engine.table().queues()[0].numbers,
     );
-    server::serve(listener, state, server::shutdown_signal()).await?;
+    server::run(listener, state, true, server::shutdown_on_signal()).await?;
     Ok(())
 }
 

@@ -12,6 +12,7 @@
 //! - `api`          the admin API under `/v1`
 //! - `metrics`      the metrics catalogue and the Prometheus recorder
 //! - `telemetry`    logging setup
+//! - `worker`       the sweep of expired reservations and leases, and the gauges
 //! - `server`       wiring a process together and shutting it down
 //! - `redis_server` a throwaway `redis-server` for `demo` and the tests
 //! - `demo`         the zero-setup `switchboard demo`
@@ -28,3 +29,4 @@ pub mod server;
 pub mod store;
 pub mod telemetry;
 pub mod twilio;
+pub mod worker;

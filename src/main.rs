@@ -26,6 +26,12 @@ enum Command {
         #[arg(long)]
         no_worker: bool,
     },
+    /// The background worker alone: expiry sweeps and gauges (serves /healthz,
+    /// /readyz and /metrics on the listen address).
+    Worker {
+        #[command(flatten)]
+        settings: SettingsArgs,
+    },
     /// A throwaway Redis, example agents, a server, and a call you can place.
     Demo(DemoArgs),
 }
@@ -50,12 +56,21 @@ async fn main() -> anyhow::Result<()> {
             if settings.admin_token.is_none() {
                 tracing::warn!("SWITCHBOARD_ADMIN_TOKEN is not set: the admin API /v1 answers 503");
             }
-            let _ = no_worker;
             let listener = tokio::net::TcpListener::bind(settings.listen).await?;
-            tracing::info!(listen = %listener.local_addr()?, "serving");
+            tracing::info!(listen = %listener.local_addr()?, worker = !no_worker, "serving");
             let state = server::build_state(settings)?;
             server::warm_up(&state).await;
-            server::serve(listener, state, server::shutdown_signal()).await?;
+            server::run(listener, state, !no_worker, server::shutdown_on_signal()).await?;
+            Ok(())
+        }
+        Command::Worker { settings } => {
+            let settings = settings.into_settings()?;
+            telemetry::init(settings.log_format);
+            let listener = tokio::net::TcpListener::bind(settings.listen).await?;
+            tracing::info!(listen = %listener.local_addr()?, "worker serving /healthz, /readyz, /metrics");
+            let state = server::build_state(settings)?;
+            server::warm_up(&state).await;
+            server::run_worker(listener, state, server::shutdown_on_signal()).await?;
             Ok(())
         }
         Command::Demo(args) => {

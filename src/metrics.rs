@@ -5,7 +5,9 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use metrics::{Unit, counter, describe_counter, describe_gauge, describe_histogram, histogram};
+use metrics::{
+    Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram,
+};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 pub const CALLS: &str = "switchboard_calls_total";
@@ -100,6 +102,14 @@ pub fn fallback(queue: &str, step: &str) {
 
 pub fn routing_failure(reason: &'static str) {
     counter!(ROUTING_FAILURES, "reason" => reason).increment(1);
+}
+
+pub fn reservation_expired(queue: &str) {
+    counter!(RESERVATIONS_EXPIRED, "queue" => queue.to_owned()).increment(1);
+}
+
+pub fn agents(queue: &str, state: &'static str, count: u64) {
+    gauge!(AGENTS, "queue" => queue.to_owned(), "state" => state).set(count as f64);
 }
 
 pub fn voicemail_recorded() {

@@ -3,14 +3,17 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 
 use crate::config::Settings;
 use crate::http::{self, AppState};
 use crate::metrics;
 use crate::routing::Engine;
 use crate::store::{Store, StoreError};
+use crate::worker;
 
 /// Builds the application state. Redis is not contacted: a server whose Redis is
 /// down still starts, reports not ready, and answers callers the emergency TwiML.
@@ -57,6 +60,75 @@ pub async fn serve(
         .await
 }
 
+/// `serve`: the webhooks and admin API, plus the worker unless `with_worker` is
+/// false, until `shutdown` is cancelled; then requests in flight finish and the
+/// worker ends its round.
+pub async fn run(
+    listener: TcpListener,
+    state: AppState,
+    with_worker: bool,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let background = spawn_background(&state, with_worker, &shutdown);
+    let result = serve(listener, state, shutdown.clone().cancelled_owned()).await;
+    shutdown.cancel();
+    for task in background {
+        let _ = task.await;
+    }
+    result
+}
+
+/// `worker`: the worker loop alone, with `/healthz`, `/readyz` and `/metrics` on
+/// `listener` for probes and scraping.
+pub async fn run_worker(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let background = spawn_background(&state, true, &shutdown);
+    let result = axum::serve(listener, http::ops_router(state))
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+        .await;
+    shutdown.cancel();
+    for task in background {
+        let _ = task.await;
+    }
+    result
+}
+
+fn spawn_background(
+    state: &AppState,
+    with_worker: bool,
+    shutdown: &CancellationToken,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let mut tasks = vec![tokio::spawn(metrics_upkeep(
+        state.metrics.clone(),
+        shutdown.clone(),
+    ))];
+    if with_worker {
+        tasks.push(tokio::spawn(worker::run(
+            state.engine.clone(),
+            state.settings.sweep_interval,
+            shutdown.clone(),
+        )));
+    }
+    tasks
+}
+
+/// Histograms keep raw samples until rendered; drain them even if nobody scrapes.
+async fn metrics_upkeep(
+    handle: metrics_exporter_prometheus::PrometheusHandle,
+    shutdown: CancellationToken,
+) {
+    let mut ticker = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = ticker.tick() => handle.run_upkeep(),
+        }
+    }
+}
+
 /// Completes on Ctrl-C or SIGTERM (what Kubernetes sends before killing a pod).
 pub async fn shutdown_signal() {
     let ctrl_c = async {
@@ -81,4 +153,15 @@ pub async fn shutdown_signal() {
         () = terminate => {},
     }
     tracing::info!("shutdown signal received: finishing requests in flight");
+}
+
+/// A token cancelled by Ctrl-C or SIGTERM.
+pub fn shutdown_on_signal() -> CancellationToken {
+    let token = CancellationToken::new();
+    let cancel = token.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        cancel.cancel();
+    });
+    token
 }

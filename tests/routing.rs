@@ -187,12 +187,18 @@ async fn the_dial_carries_the_contract_attributes_and_callbacks() {
     );
     let action = a.attribute("Dial", "action").unwrap();
     assert!(
-        action.starts_with(&format!("{}/twilio/voice/dial?token=", app.base())),
+        action.starts_with(&format!(
+            "{}/twilio/voice/dial?agent=sip&token=",
+            app.base()
+        )),
         "{action}"
     );
     let callback = a.attribute("Sip", "statusCallback").unwrap();
     assert!(
-        callback.starts_with(&format!("{}/twilio/voice/agent?token=", app.base())),
+        callback.starts_with(&format!(
+            "{}/twilio/voice/agent?agent=sip&token=",
+            app.base()
+        )),
         "{callback}"
     );
     assert_eq!(

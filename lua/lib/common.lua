@@ -71,3 +71,47 @@ local function agent_reply(code, agent_key, now)
   end
   return reply
 end
+
+-- Frees an agent whose attempt is over, and returns its new state:
+--   how = 'wrap_up'  the call happened: eligible again at now + wrap_up_ms
+--   how = 'miss'     no answer, busy, failed or expired: skipped for delay_ms,
+--                    set away after max_missed misses in a row
+--   how = 'free'     the caller hung up while it rang: eligible at once
+-- An agent deleted while it held the call is removed now ('deleted').
+local function release_agent(agent, id, queues, how, now, wrap_up_ms, delay_ms, max_missed)
+  dequeue(id, queues)
+  if redis.call('HGET', agent, 'deleted') == '1' then
+    redis.call('DEL', agent)
+    return 'deleted'
+  end
+  local member_of = redis.call('HGET', agent, 'queues')
+  if how == 'wrap_up' then
+    local free_at = now + wrap_up_ms
+    redis.call('HSET', agent, 'state', 'wrap_up', 'state_since', now, 'free_at', free_at,
+      'call_sid', '', 'token', '', 'missed_in_row', 0)
+    enqueue(id, member_of, queues, free_at)
+    return 'wrap_up'
+  end
+  if how == 'miss' then
+    local missed = redis.call('HINCRBY', agent, 'missed_in_row', 1)
+    if missed >= max_missed then
+      redis.call('HSET', agent, 'state', 'away', 'state_since', now, 'free_at', '',
+        'call_sid', '', 'token', '')
+      return 'away'
+    end
+    local free_at = now + delay_ms
+    redis.call('HSET', agent, 'state', 'available', 'state_since', now, 'free_at', free_at,
+      'call_sid', '', 'token', '')
+    enqueue(id, member_of, queues, free_at)
+    return 'available'
+  end
+  redis.call('HSET', agent, 'state', 'available', 'state_since', now, 'free_at', now,
+    'call_sid', '', 'token', '')
+  enqueue(id, member_of, queues, now)
+  return 'available'
+end
+
+-- The deadlines zset member of a reservation or lease.
+local function deadline_member(kind, sid, id, token)
+  return kind .. '|' .. sid .. '|' .. id .. '|' .. token
+end

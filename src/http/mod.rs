@@ -35,16 +35,29 @@ pub struct AppState {
 pub fn router(state: AppState) -> Router {
     let twilio = Router::new()
         .route("/twilio/voice", post(webhooks::voice))
+        .route("/twilio/voice/status", post(webhooks::call_status))
+        .route("/twilio/voice/dial", post(webhooks::dial_action))
+        .route("/twilio/voice/agent", post(webhooks::agent_status))
         .route("/twilio/voice/voicemail", post(webhooks::voicemail))
         .route_layer(middleware::from_fn(time_webhook));
     Router::new()
         .merge(twilio)
         .nest("/v1", api::router(state.clone()))
+        .merge(ops_routes())
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .with_state(state)
+}
+
+/// Only `/healthz`, `/readyz` and `/metrics`: what a `worker` process serves.
+pub fn ops_router(state: AppState) -> Router {
+    ops_routes().with_state(state)
+}
+
+fn ops_routes() -> Router<AppState> {
+    Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(render_metrics))
-        .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .with_state(state)
 }
 
 /// `switchboard_webhook_duration_seconds{route}`, labelled by route, not URL.

@@ -11,9 +11,10 @@ use tracing::Instrument;
 
 use super::AppState;
 use crate::agent::Contact;
+use crate::agent::is_valid_id;
 use crate::config::{FallbackStep, Settings};
 use crate::metrics;
-use crate::routing::{Decision, IncomingCall};
+use crate::routing::{self, AttemptReport, Decision, IncomingCall};
 use crate::twilio::params::{Params, ParamsError};
 use crate::twilio::signature::{self, Algorithm};
 use crate::twilio::twiml;
@@ -59,7 +60,7 @@ pub fn base_url(settings: &Settings, headers: &HeaderMap, uri: &Uri) -> String {
 
 /// Why a webhook is refused before anything happens.
 #[derive(Debug)]
-enum Refusal {
+pub(crate) enum Refusal {
     Signature(&'static str),
     Params(ParamsError),
 }
@@ -163,14 +164,15 @@ pub async fn voice(
 fn render(state: &AppState, base: &str, decision: &Decision) -> String {
     match decision {
         Decision::Dial {
+            agent,
             contact,
             token,
             settings,
             ..
         } => twiml::dial_agent(&twiml::AgentDial {
             contact,
-            action: &format!("{base}{}?token={token}", paths::DIAL_ACTION),
-            status_callback: &format!("{base}{}?token={token}", paths::AGENT_STATUS),
+            action: &format!("{base}{}?agent={agent}&token={token}", paths::DIAL_ACTION),
+            status_callback: &format!("{base}{}?agent={agent}&token={token}", paths::AGENT_STATUS),
             ring_timeout_secs: settings.ring_timeout_secs,
             max_call_secs: settings.max_call_secs,
         }),
@@ -248,6 +250,179 @@ pub async fn voicemail(
             }
         }
         twiml_response(twiml::hangup())
+    }
+    .instrument(span)
+    .await
+}
+
+/// `?agent=<id>&token=<hex>` of the callback URLs switchboard writes. They are
+/// covered by the signature, so a caller cannot forge them; a malformed one is 400.
+fn attempt_query(uri: &Uri) -> Result<(String, String), Refusal> {
+    #[derive(serde::Deserialize)]
+    struct Query {
+        agent: String,
+        token: String,
+    }
+    let q: Query = serde_urlencoded::from_str(uri.query().unwrap_or(""))
+        .map_err(|_| Refusal::Params(ParamsError::Missing("agent and token")))?;
+    let token_ok = q.token.len() == 32 && q.token.bytes().all(|b| b.is_ascii_hexdigit());
+    if !is_valid_id(&q.agent) || !token_ok {
+        return Err(Refusal::Params(ParamsError::Malformed("agent or token")));
+    }
+    Ok((q.agent, q.token))
+}
+
+/// Statuses Twilio sends as `DialCallStatus`.
+const DIAL_STATUSES: [&str; 6] = [
+    "completed",
+    "answered",
+    "busy",
+    "no-answer",
+    "failed",
+    "canceled",
+];
+/// Statuses Twilio sends as `CallStatus`.
+const CALL_STATUSES: [&str; 10] = [
+    "queued",
+    "initiated",
+    "ringing",
+    "in-progress",
+    "answered",
+    "completed",
+    "busy",
+    "failed",
+    "no-answer",
+    "canceled",
+];
+
+/// `POST /twilio/voice/dial`: the Dial action, how one attempt ended. Answers the
+/// next agent, the fallback, or a hang-up.
+pub async fn dial_action(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Bytes,
+) -> Response {
+    let parsed = verify(&state, &headers, &uri, &body).and_then(|params| {
+        let (agent, token) = attempt_query(&uri)?;
+        params.call_sid()?;
+        params.one_of("DialCallStatus", &DIAL_STATUSES)?;
+        Ok((params, agent, token))
+    });
+    let (params, agent, token) = match parsed {
+        Ok(p) => p,
+        Err(refusal) => return refusal.into_response(),
+    };
+    let call_sid = params.call_sid().unwrap_or_default();
+    let dial_status = params.get("DialCallStatus").unwrap_or_default();
+    let Some(outcome) = routing::dial_outcome(dial_status) else {
+        return Refusal::Params(ParamsError::Malformed("DialCallStatus")).into_response();
+    };
+    let report = AttemptReport {
+        call_sid,
+        agent: &agent,
+        token: &token,
+        outcome,
+    };
+    let call = IncomingCall {
+        call_sid,
+        from: params.optional_text("From").unwrap_or(""),
+        to: params.optional_text("To").unwrap_or(""),
+    };
+    let base = base_url(&state.settings, &headers, &uri);
+    let span = tracing::info_span!("call", call_sid, agent, dial_status);
+    async {
+        match state.engine.dial_action(&report, &call).await {
+            Ok(decision) => twiml_response(render(&state, &base, &decision)),
+            Err(e) => {
+                metrics::routing_failure(e.reason());
+                if outcome == crate::store::Outcome::Miss {
+                    tracing::error!(error = %e, "dial action lost: the caller gets the emergency fallback; the worker frees the agent");
+                    twiml_response(emergency(&state, &base))
+                } else {
+                    tracing::error!(error = %e, "dial action lost: the call is over; the worker frees the agent");
+                    twiml_response(twiml::hangup())
+                }
+            }
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+/// `POST /twilio/voice/agent`: the agent leg's statusCallback. Twilio ignores the
+/// answer; `ParentCallSid` is the caller's call.
+pub async fn agent_status(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Bytes,
+) -> Response {
+    let parsed = verify(&state, &headers, &uri, &body).and_then(|params| {
+        let (agent, token) = attempt_query(&uri)?;
+        params.sid("ParentCallSid", "CA")?;
+        params.one_of("CallStatus", &CALL_STATUSES)?;
+        Ok((params, agent, token))
+    });
+    let (params, agent, token) = match parsed {
+        Ok(p) => p,
+        Err(refusal) => return refusal.into_response(),
+    };
+    let call_sid = params.sid("ParentCallSid", "CA").unwrap_or_default();
+    let status = params.get("CallStatus").unwrap_or_default();
+    let Some(outcome) = routing::agent_leg_outcome(status) else {
+        return twiml_response(twiml::empty());
+    };
+    let report = AttemptReport {
+        call_sid,
+        agent: &agent,
+        token: &token,
+        outcome,
+    };
+    let span = tracing::info_span!("call", call_sid, agent, agent_leg_status = status);
+    async {
+        if let Err(e) = state.engine.agent_status(&report).await {
+            metrics::routing_failure(e.reason());
+            tracing::error!(error = %e, "agent leg status lost; the worker releases the agent at its deadline");
+        }
+        twiml_response(twiml::empty())
+    }
+    .instrument(span)
+    .await
+}
+
+/// `POST /twilio/voice/status`: the number's call status callback. A final status
+/// releases whatever the call still holds.
+pub async fn call_status(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Bytes,
+) -> Response {
+    let parsed = verify(&state, &headers, &uri, &body).and_then(|params| {
+        params.call_sid()?;
+        params.one_of("CallStatus", &CALL_STATUSES)?;
+        Ok(params)
+    });
+    let params = match parsed {
+        Ok(p) => p,
+        Err(refusal) => return refusal.into_response(),
+    };
+    let call_sid = params.call_sid().unwrap_or_default();
+    let status = params.get("CallStatus").unwrap_or_default();
+    if !routing::FINAL_CALL_STATUSES.contains(&status) {
+        return twiml_response(twiml::empty());
+    }
+    let span = tracing::info_span!("call", call_sid, call_status = status);
+    async {
+        match state.engine.call_ended(call_sid).await {
+            Ok(()) => tracing::info!("call ended"),
+            Err(e) => {
+                metrics::routing_failure(e.reason());
+                tracing::error!(error = %e, "call end lost; the worker releases the agent at its deadline");
+            }
+        }
+        twiml_response(twiml::empty())
     }
     .instrument(span)
     .await

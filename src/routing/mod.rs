@@ -1,14 +1,15 @@
-//! The routing engine: turns a Twilio webhook into a decision (dial this agent,
-//! take that fallback step) by applying the routing table and calling the store's
-//! scripts, and counts what it decided. It knows nothing of HTTP or TwiML.
+//! The routing engine: turns Twilio's webhooks into decisions (dial this agent,
+//! take that fallback step, hang up) by applying the routing table and calling
+//! the store's scripts, and counts what it decided. It knows nothing of HTTP or
+//! TwiML.
 
 use std::sync::Arc;
 
 use crate::agent::Contact;
-use crate::config::{FallbackStep, QueueSettings, RoutingTable};
+use crate::config::{FallbackStep, Queue, QueueSettings, RoutingTable};
 use crate::metrics;
 use crate::store::calls::PlanEntry;
-use crate::store::{RouteOutcome, RouteRequest, Store, StoreError};
+use crate::store::{Outcome, RouteOutcome, RouteRequest, Store, StoreError};
 
 /// An incoming call, as `POST /twilio/voice` describes it.
 #[derive(Debug, Clone)]
@@ -16,6 +17,16 @@ pub struct IncomingCall<'a> {
     pub call_sid: &'a str,
     pub from: &'a str,
     pub to: &'a str,
+}
+
+/// One dial attempt's callback: which call, which agent and token (from the
+/// callback URL switchboard wrote), and what Twilio reported.
+#[derive(Debug, Clone)]
+pub struct AttemptReport<'a> {
+    pub call_sid: &'a str,
+    pub agent: &'a str,
+    pub token: &'a str,
+    pub outcome: Outcome,
 }
 
 /// What a call gets.
@@ -35,6 +46,31 @@ pub enum Decision {
     /// The call is over; answer with a hang-up.
     Hangup,
 }
+
+/// `DialCallStatus` of a Dial action, as an attempt outcome.
+pub fn dial_outcome(dial_call_status: &str) -> Option<Outcome> {
+    match dial_call_status {
+        "completed" | "answered" => Some(Outcome::Completed),
+        "no-answer" | "busy" | "failed" => Some(Outcome::Miss),
+        "canceled" => Some(Outcome::Hangup),
+        _ => None,
+    }
+}
+
+/// `CallStatus` of the agent leg's status callback; `None` for the progress
+/// events (`initiated`, `ringing`) that change nothing.
+pub fn agent_leg_outcome(call_status: &str) -> Option<Outcome> {
+    match call_status {
+        "answered" | "in-progress" => Some(Outcome::Answered),
+        "completed" => Some(Outcome::Completed),
+        "no-answer" | "busy" | "failed" => Some(Outcome::Miss),
+        "canceled" => Some(Outcome::Hangup),
+        _ => None,
+    }
+}
+
+/// The final `CallStatus` values of a call: it is over.
+pub const FINAL_CALL_STATUSES: [&str; 5] = ["completed", "busy", "failed", "no-answer", "canceled"];
 
 #[derive(Clone)]
 pub struct Engine {
@@ -68,15 +104,88 @@ impl Engine {
         longest + 3_600_000
     }
 
-    /// Routes an incoming call: the agent free the longest in its queue, then in
-    /// the overflow queues of its fallback chain, else the chain's next step. The
-    /// same CallSid routed again gets the same answer and reserves nobody.
+    /// Routes an incoming call: the agent who last answered this caller if free
+    /// right now, else the agent free the longest in its queue, then in the
+    /// overflow queues of its fallback chain, else the chain's next step. The same
+    /// CallSid routed again gets the same answer and reserves nobody.
     pub async fn incoming(&self, call: &IncomingCall<'_>) -> Result<Decision, StoreError> {
         let home = self.table.queue_for_number(call.to);
+        self.route(call.call_sid, call.from, home, true).await
+    }
+
+    /// The Dial action: settles the attempt, then the call's next step — the next
+    /// agent after a miss, a hang-up when the call is over, or (for a replayed
+    /// action) the answer already given.
+    pub async fn dial_action(
+        &self,
+        report: &AttemptReport<'_>,
+        call: &IncomingCall<'_>,
+    ) -> Result<Decision, StoreError> {
+        let settled = self
+            .store
+            .settle_attempt(report.call_sid, report.agent, report.token, report.outcome)
+            .await?;
+        if settled.unknown() {
+            // Redis lost the call (restarted empty). A caller still waiting is
+            // routed afresh; a finished call is simply over.
+            return match report.outcome {
+                Outcome::Miss => self.incoming(call).await,
+                _ => Ok(Decision::Hangup),
+            };
+        }
+        if settled.applied() {
+            tracing::info!(
+                agent = report.agent,
+                outcome = ?report.outcome,
+                agent_state = settled.agent_state,
+                "dial attempt settled"
+            );
+        }
+        if settled.call_status == "ended" {
+            return Ok(Decision::Hangup);
+        }
+        let home = self
+            .table
+            .queue(&settled.queue)
+            .unwrap_or_else(|| self.table.queue_for_number(call.to));
+        self.route(report.call_sid, &settled.caller, home, false)
+            .await
+    }
+
+    /// The agent leg's status callback: answered, or how the leg ended.
+    pub async fn agent_status(&self, report: &AttemptReport<'_>) -> Result<(), StoreError> {
+        let settled = self
+            .store
+            .settle_attempt(report.call_sid, report.agent, report.token, report.outcome)
+            .await?;
+        if settled.applied() {
+            tracing::info!(
+                agent = report.agent,
+                outcome = ?report.outcome,
+                agent_state = settled.agent_state,
+                "agent leg reported"
+            );
+        }
+        Ok(())
+    }
+
+    /// The number's status callback with a final status: whatever the call still
+    /// holds is released, and it gets no new attempt.
+    pub async fn call_ended(&self, call_sid: &str) -> Result<(), StoreError> {
+        self.store.end_call(call_sid, self.call_ttl_ms()).await
+    }
+
+    async fn route(
+        &self,
+        call_sid: &str,
+        caller: &str,
+        home: &Queue,
+        first: bool,
+    ) -> Result<Decision, StoreError> {
         let plan = self.table.plan(home);
         let request = RouteRequest {
-            call_sid: call.call_sid,
-            caller: call.from,
+            call_sid,
+            caller,
             home_queue: &home.name,
             call_ttl_ms: self.call_ttl_ms(),
             max_attempts: home.settings.max_attempts,
@@ -85,18 +194,23 @@ impl Engine {
                 .iter()
                 .map(|(queue, via)| PlanEntry {
                     queue: &queue.name,
-                    reservation_ms: queue.settings.reservation_ms(),
                     via,
+                    settings: &queue.settings,
                 })
                 .collect(),
             terminal_step: plan.terminal.to_string(),
         };
         let outcome = self.store.route_call(&request).await?;
-        self.decide(&home.name, outcome)
+        self.decide(&home.name, outcome, first)
     }
 
     /// Turns a script's outcome into a decision, counting it the first time.
-    fn decide(&self, home: &str, outcome: RouteOutcome) -> Result<Decision, StoreError> {
+    fn decide(
+        &self,
+        home: &str,
+        outcome: RouteOutcome,
+        first: bool,
+    ) -> Result<Decision, StoreError> {
         match outcome {
             RouteOutcome::Dial {
                 agent,
@@ -116,7 +230,7 @@ impl Engine {
                     .queue(&queue)
                     .map_or_else(QueueSettings::default, |q| q.settings.clone());
                 if fresh {
-                    if attempt == 1 {
+                    if first {
                         metrics::call_received(home);
                     }
                     metrics::routed(home, &via);
@@ -139,9 +253,11 @@ impl Engine {
                     detail,
                 })?;
                 if fresh {
-                    metrics::call_received(home);
+                    if first {
+                        metrics::call_received(home);
+                    }
                     metrics::fallback(home, &step.metric_label());
-                    tracing::info!(queue = home, step = %step.metric_label(), "no agent free: fallback");
+                    tracing::info!(queue = home, step = %step.metric_label(), "no agent for the call: fallback");
                 }
                 Ok(Decision::Fallback(step))
             }

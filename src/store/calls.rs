@@ -1,7 +1,10 @@
 //! Calls in Redis: reserving an agent for an incoming call (or settling on its
 //! fallback) in one script, and keeping voicemail messages.
 
+use redis::Value;
+
 use super::{Store, StoreError, scripts, texts};
+use crate::config::QueueSettings;
 
 /// Agents read ahead of the script per queue of the plan, beyond those the call
 /// may skip; the script asks for more if the line moved meanwhile.
@@ -13,14 +16,31 @@ const MAX_ROUNDS: usize = 8;
 /// Voicemail messages kept in Redis (newest first); they are also logged.
 pub const VOICEMAILS_KEPT: usize = 1000;
 
-/// One queue a call may take an agent from.
+/// One queue a call may take an agent from, with the timings of that queue that
+/// the call keeps for the scripts ending its attempt.
 #[derive(Debug, Clone)]
 pub struct PlanEntry<'a> {
     pub queue: &'a str,
-    /// Ring timeout + grace of that queue.
-    pub reservation_ms: u64,
     /// `queue` for the call's own queue, `overflow` for a fallback queue.
     pub via: &'static str,
+    pub settings: &'a QueueSettings,
+}
+
+impl PlanEntry<'_> {
+    /// The 8 ARGV of a plan entry, in the order `route_call.lua` reads them.
+    fn args(&self) -> [String; 8] {
+        let s = self.settings;
+        [
+            self.queue.to_owned(),
+            s.reservation_ms().to_string(),
+            self.via.to_owned(),
+            (u64::from(s.wrap_up_secs) * 1000).to_string(),
+            (u64::from(s.no_answer_delay_secs) * 1000).to_string(),
+            s.max_missed_in_row.to_string(),
+            (u64::from(s.max_call_secs) * 1000).to_string(),
+            (u64::from(s.affinity_days) * 86_400_000).to_string(),
+        ]
+    }
 }
 
 /// Everything `route_call.lua` needs to decide a call.
@@ -83,16 +103,17 @@ impl Store {
             ];
             args.extend(candidates.iter().cloned());
             for entry in &req.plan {
-                args.extend([
-                    entry.queue.to_owned(),
-                    entry.reservation_ms.to_string(),
-                    entry.via.to_owned(),
-                ]);
+                args.extend(entry.args());
             }
             let reply = self
                 .invoke(
                     &scripts::ROUTE_CALL,
-                    &[k.call(req.call_sid), k.deadlines()],
+                    &[
+                        k.call(req.call_sid),
+                        k.deadlines(),
+                        k.affinity(),
+                        k.affinity_expiry(),
+                    ],
                     &candidate_keys,
                     &args,
                 )
@@ -128,16 +149,30 @@ impl Store {
         ))
     }
 
-    /// The agents at the head of each queue of the plan, read without a script:
-    /// only a guess of whose keys the script will need.
+    /// The caller's affinity agent and the agents at the head of each queue of the
+    /// plan, read without a script: only a guess of whose keys the script needs.
     async fn first_in_line(&self, req: &RouteRequest<'_>) -> Result<Vec<String>, StoreError> {
         let per_queue = CANDIDATES_PER_QUEUE + req.max_attempts as usize;
         let mut pipe = redis::pipe();
+        pipe.hget(self.keys().affinity(), req.caller);
         for entry in &req.plan {
             pipe.zrange(self.keys().avail(entry.queue), 0, per_queue as isize - 1);
         }
-        let lines: Vec<Vec<String>> = self.query("first_in_line", pipe).await?;
-        let mut ids: Vec<String> = Vec::new();
+        let (preferred, lines): (Option<String>, Vec<Vec<String>>) = {
+            let mut replies: Vec<Value> = self.query("first_in_line", pipe).await?;
+            let bad = |e: redis::ParsingError| StoreError::reply("first_in_line", e.to_string());
+            let lines = replies
+                .split_off(1)
+                .into_iter()
+                .map(|v| redis::from_redis_value(v).map_err(bad))
+                .collect::<Result<_, _>>()?;
+            let preferred = match replies.pop() {
+                Some(v) => redis::from_redis_value(v).map_err(bad)?,
+                None => None,
+            };
+            (preferred, lines)
+        };
+        let mut ids: Vec<String> = preferred.into_iter().collect();
         for id in lines.into_iter().flatten() {
             if !ids.contains(&id) {
                 ids.push(id);
@@ -155,20 +190,20 @@ impl Store {
         call_ttl_ms: u64,
     ) -> Result<bool, StoreError> {
         let k = self.keys();
-        let mut invocation = scripts::RECORD_VOICEMAIL.script.prepare_invoke();
-        invocation
-            .key(k.call(call_sid))
-            .key(k.voicemails())
-            .arg(recording_sid)
-            .arg(message.to_string())
-            .arg(VOICEMAILS_KEPT)
-            .arg(call_ttl_ms);
-        let recorded: i64 = self
-            .with_conn(scripts::RECORD_VOICEMAIL.name, |mut conn| async move {
-                Ok(invocation.invoke_async(&mut conn).await?)
-            })
+        let reply = self
+            .invoke_plain(
+                &scripts::RECORD_VOICEMAIL,
+                &[k.call(call_sid), k.voicemails()],
+                &[
+                    recording_sid.to_owned(),
+                    message.to_string(),
+                    VOICEMAILS_KEPT.to_string(),
+                    call_ttl_ms.to_string(),
+                ],
+            )
             .await?;
-        Ok(recorded == 1)
+        let recorded = super::text(&reply).unwrap_or_default() == "1";
+        Ok(recorded)
     }
 
     /// The newest voicemail messages, as stored (JSON objects).

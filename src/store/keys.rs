@@ -40,6 +40,16 @@ impl Keys {
         format!("{}deadlines", self.prefix)
     }
 
+    /// Hash: caller number -> the agent who last answered them.
+    pub fn affinity(&self) -> String {
+        format!("{}affinity", self.prefix)
+    }
+
+    /// Sorted set: caller number -> ms its affinity is forgotten.
+    pub fn affinity_expiry(&self) -> String {
+        format!("{}affinity_expiry", self.prefix)
+    }
+
     /// List: recorded voicemail messages, newest first.
     pub fn voicemails(&self) -> String {
         format!("{}voicemails", self.prefix)

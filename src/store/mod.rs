@@ -5,6 +5,7 @@
 pub mod agents;
 pub mod calls;
 pub mod keys;
+pub mod lifecycle;
 pub mod scripts;
 
 use std::future::Future;
@@ -16,6 +17,7 @@ use redis::Value;
 pub use agents::{AgentRecord, AgentView, QueueLine, SetStateOutcome};
 pub use calls::{RouteOutcome, RouteRequest};
 pub use keys::Keys;
+pub use lifecycle::{Outcome, Settled, SweepResult};
 
 use crate::metrics;
 
@@ -148,6 +150,21 @@ impl Store {
             .arg(self.queue_names.len())
             .arg(&self.queue_names)
             .arg(args);
+        self.with_conn(lua.name, |mut conn| async move {
+            Ok(invocation.invoke_async(&mut conn).await?)
+        })
+        .await
+    }
+
+    /// Invokes a script that moves no agent between queues: just its keys and args.
+    async fn invoke_plain(
+        &self,
+        lua: &'static scripts::Lua,
+        keys: &[String],
+        args: &[String],
+    ) -> Result<Value, StoreError> {
+        let mut invocation = lua.script.prepare_invoke();
+        invocation.key(keys).arg(args);
         self.with_conn(lua.name, |mut conn| async move {
             Ok(invocation.invoke_async(&mut conn).await?)
         })

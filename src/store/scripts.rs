@@ -33,14 +33,24 @@ lua!(SET_AGENT_STATE, "set_agent_state");
 lua!(DELETE_AGENT, "delete_agent");
 lua!(ROUTE_CALL, "route_call");
 lua!(RECORD_VOICEMAIL, "record_voicemail");
+lua!(SETTLE_ATTEMPT, "settle_attempt");
+lua!(END_CALL, "end_call");
+lua!(DUE_DEADLINES, "due_deadlines");
+lua!(SWEEP_DEADLINE, "sweep_deadline");
+lua!(PRUNE_AFFINITY, "prune_affinity");
 
 /// Every script, to load them all at start and check they are loaded for `/readyz`.
-pub fn all() -> [&'static Lua; 5] {
+pub fn all() -> [&'static Lua; 10] {
     [
         &UPSERT_AGENT,
         &SET_AGENT_STATE,
         &DELETE_AGENT,
         &ROUTE_CALL,
         &RECORD_VOICEMAIL,
+        &SETTLE_ATTEMPT,
+        &END_CALL,
+        &DUE_DEADLINES,
+        &SWEEP_DEADLINE,
+        &PRUNE_AFFINITY,
     ]
 }

@@ -1,0 +1,104 @@
+--[[ settle_attempt: apply what Twilio reports about one dial attempt.
+
+Called by the Dial action, the agent leg's statusCallback and the number's call
+status callback. Acts only when the token is the one the call holds now, so a
+late, duplicated or reordered callback changes nothing.
+
+KEYS[1]            call hash              sb:{ns}:call:<CallSid>
+KEYS[2]            agent hash             sb:{ns}:agent:<id>
+KEYS[3]            deadlines zset         sb:{ns}:deadlines
+KEYS[4]            affinity hash          sb:{ns}:affinity
+KEYS[5]            affinity expiry zset   sb:{ns}:affinity_expiry
+KEYS[6 .. 5+Q]     avail zsets of the configured queues (see lib/common.lua)
+ARGV[1]            Q
+ARGV[2 .. 1+Q]     queue names
+ARGV[Q+2]          token of the attempt
+ARGV[Q+3]          outcome:
+                     'answered'   the agent picked up: reserved -> on_call, the
+                                  reservation becomes a lease of lease_ms
+                     'completed'  the call is over: the agent goes to wrap-up
+                     'miss'       no-answer, busy or failed: the agent is released
+                                  as a miss and the call may try the next agent
+                     'hangup'     the caller hung up: a ringing agent is free at
+                                  once (no miss); an answered call goes to wrap-up
+ARGV[Q+4]          agent id
+
+Reply: {code, queue, caller, agent_state, call_status}
+  code         'applied' | 'stale' (not the current attempt, or already settled)
+               | 'unknown' (no such call)
+  queue        the call's own queue; caller: its From
+  agent_state  what the agent became ('' when untouched)
+  call_status  the call's status afterwards: 'on_call', 'retry' (ready for its
+               next attempt), 'ended', ...
+]]
+local call, agent, deadlines, affinity, affinity_expiry = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local queues = queue_keys(6)
+local b = args_base()
+local token, outcome, id = ARGV[b], ARGV[b + 1], ARGV[b + 2]
+
+if redis.call('EXISTS', call) == 0 then
+  return {'unknown', '', '', '', ''}
+end
+local c = redis.call('HMGET', call, 'status', 'token', 'agent', 'queue', 'caller', 'sid',
+  'wrap_up_ms', 'delay_ms', 'max_missed', 'lease_ms', 'affinity_ms')
+local status, held, holder, home, caller, sid = c[1], c[2], c[3], c[4] or '', c[5] or '', c[6]
+local function reply(code, agent_state)
+  return {code, home, caller, agent_state or '', redis.call('HGET', call, 'status') or ''}
+end
+if held ~= token or holder ~= id or (status ~= 'ringing' and status ~= 'on_call') then
+  return reply('stale')
+end
+
+local wrap_up_ms, delay_ms = tonumber(c[7]) or 0, tonumber(c[8]) or 0
+local max_missed, lease_ms, affinity_ms = tonumber(c[9]) or 1, tonumber(c[10]) or 0, tonumber(c[11]) or 0
+local now = now_ms()
+-- The agent may have been forced free meanwhile: then only the call is settled.
+local agent_holds = redis.call('HGET', agent, 'token') == token
+local reservation = deadline_member('reservation', sid, id, token)
+local lease = deadline_member('lease', sid, id, token)
+
+local function remember_affinity()
+  if affinity_ms > 0 and caller ~= '' then
+    redis.call('HSET', affinity, caller, id)
+    redis.call('ZADD', affinity_expiry, now + affinity_ms, caller)
+  end
+end
+
+if outcome == 'answered' then
+  if status == 'on_call' then
+    return reply('stale')
+  end
+  redis.call('HSET', call, 'status', 'on_call', 'answered_at', now)
+  redis.call('ZREM', deadlines, reservation)
+  redis.call('ZADD', deadlines, now + lease_ms, lease)
+  remember_affinity()
+  if agent_holds then
+    redis.call('HSET', agent, 'state', 'on_call', 'state_since', now, 'missed_in_row', 0)
+    return reply('applied', 'on_call')
+  end
+  return reply('applied')
+end
+
+-- Every other outcome ends this attempt.
+redis.call('ZREM', deadlines, reservation, lease)
+local how = 'free'
+if status == 'on_call' or outcome == 'completed' then
+  -- A call that was answered ends in wrap-up, whatever callback reports its end;
+  -- 'completed' while still ringing means the answered callback was lost.
+  how = 'wrap_up'
+  if status == 'ringing' then
+    remember_affinity()
+  end
+elseif outcome == 'miss' then
+  how = 'miss'
+end
+local agent_state = nil
+if agent_holds then
+  agent_state = release_agent(agent, id, queues, how, now, wrap_up_ms, delay_ms, max_missed)
+end
+if how == 'miss' then
+  redis.call('HSET', call, 'status', 'retry', 'token', '', 'settled_at', now)
+else
+  redis.call('HSET', call, 'status', 'ended', 'token', '', 'settled_at', now)
+end
+return reply('applied', agent_state)

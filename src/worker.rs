@@ -1,0 +1,102 @@
+//! The background worker: every sweep interval it releases reservations and
+//! leases whose deadline passed (invariant 2: nobody stays stuck), forgets
+//! expired caller affinities, and refreshes the `switchboard_agents` gauges.
+//! Any number may run at once: each release is one token-fenced script.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::agent::AgentState;
+use crate::metrics;
+use crate::routing::Engine;
+use crate::store::lifecycle::SWEEP_BATCH;
+use crate::store::{StoreError, SweepResult};
+
+/// Affinities forgotten per round at most, so one round stays short.
+const AFFINITY_PRUNE_BATCH: usize = 1000;
+
+/// What one round did (tests step the worker with `sweep_once`).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct SweepReport {
+    pub expired_reservations: u64,
+    pub expired_leases: u64,
+}
+
+/// Runs rounds every `interval` until `shutdown` is cancelled.
+pub async fn run(engine: Engine, interval: Duration, shutdown: CancellationToken) {
+    tracing::info!(interval_ms = interval.as_millis() as u64, "worker started");
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            _ = ticker.tick() => {}
+        }
+        if let Err(e) = sweep_once(&engine).await {
+            tracing::warn!(error = %e, "sweep failed; retrying next interval");
+        }
+        if let Err(e) = refresh_gauges(&engine).await {
+            tracing::warn!(error = %e, "cannot count agents for the gauges");
+        }
+    }
+    tracing::info!("worker stopped");
+}
+
+/// Releases everything due now; loops while rounds come back full.
+pub async fn sweep_once(engine: &Engine) -> Result<SweepReport, StoreError> {
+    let store = engine.store();
+    let defaults = engine.table().queue_for_number("").settings.clone();
+    let mut report = SweepReport::default();
+    loop {
+        let due = store.due_deadlines().await?;
+        for member in &due {
+            match store.sweep_deadline(member, &defaults).await? {
+                SweepResult::ExpiredReservation { queue } => {
+                    report.expired_reservations += 1;
+                    metrics::reservation_expired(&queue);
+                    tracing::info!(
+                        deadline = member,
+                        queue,
+                        "reservation expired unanswered: agent released as a miss"
+                    );
+                }
+                SweepResult::ExpiredLease { queue } => {
+                    report.expired_leases += 1;
+                    tracing::info!(
+                        deadline = member,
+                        queue,
+                        "lease reached max_call_secs: agent moved to wrap-up"
+                    );
+                }
+                SweepResult::Nothing => {}
+            }
+        }
+        if due.len() < SWEEP_BATCH {
+            break;
+        }
+    }
+    store.prune_affinity(AFFINITY_PRUNE_BATCH).await?;
+    Ok(report)
+}
+
+/// Sets `switchboard_agents{queue,state}` for every configured queue and state
+/// (zeros included, so a queue emptying shows as 0, not as a vanished series).
+pub async fn refresh_gauges(engine: &Engine) -> Result<(), StoreError> {
+    let agents = engine.store().list_agents().await?;
+    for queue in engine.table().queues() {
+        let mut counts: BTreeMap<&'static str, u64> =
+            AgentState::ALL.iter().map(|s| (s.as_str(), 0)).collect();
+        for agent in agents
+            .iter()
+            .filter(|a| a.record.queues.contains(&queue.name))
+        {
+            *counts.entry(agent.state.as_str()).or_default() += 1;
+        }
+        for (state, count) in counts {
+            metrics::agents(&queue.name, state, count);
+        }
+    }
+    Ok(())
+}
