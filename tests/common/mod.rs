@@ -10,7 +10,7 @@ use switchboard::http::AppState;
 use switchboard::redis_server::RedisServer;
 use switchboard::server;
 use switchboard::twilio::signature::{self, Algorithm};
-use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
 
 pub const AUTH_TOKEN: &str = "test-auth-token";
 pub const ADMIN_TOKEN: &str = "test-admin-token";
@@ -35,12 +35,17 @@ fn init_logs() {
 pub struct TestServer {
     pub base: String,
     pub state: AppState,
-    stop: Option<oneshot::Sender<()>>,
+    stop: CancellationToken,
     task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
 
 impl TestServer {
+    /// A server with its worker, as `switchboard serve` runs.
     pub async fn start(settings: Settings) -> TestServer {
+        TestServer::start_with(settings, true).await
+    }
+
+    pub async fn start_with(settings: Settings, worker: bool) -> TestServer {
         init_logs();
         let listener = tokio::net::TcpListener::bind(settings.listen)
             .await
@@ -48,23 +53,19 @@ impl TestServer {
         let base = format!("http://{}", listener.local_addr().expect("local addr"));
         let state = server::build_state(settings).expect("state");
         server::warm_up(&state).await;
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(server::serve(listener, state.clone(), async {
-            let _ = stopped.await;
-        }));
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(server::run(listener, state.clone(), worker, stop.clone()));
         TestServer {
             base,
             state,
-            stop: Some(stop),
+            stop,
             task: Some(task),
         }
     }
 
     /// Stops accepting, finishes requests in flight, and waits for that.
     pub async fn shutdown(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
+        self.stop.cancel();
         if let Some(task) = self.task.take() {
             let _ = task.await;
         }
@@ -73,6 +74,7 @@ impl TestServer {
 
 impl Drop for TestServer {
     fn drop(&mut self) {
+        self.stop.cancel();
         if let Some(task) = self.task.take() {
             task.abort();
         }
@@ -87,6 +89,7 @@ pub fn settings(redis_url: &str, routing: &str) -> Settings {
     s.twilio_auth_token = Some(AUTH_TOKEN.into());
     s.admin_token = Some(ADMIN_TOKEN.into());
     s.redis_timeout = Duration::from_millis(1000);
+    s.sweep_interval = Duration::from_millis(100);
     s
 }
 
@@ -318,4 +321,55 @@ pub async fn snapshot(conn: &mut redis::aio::MultiplexedConnection) -> BTreeMap<
 /// Which agent a `<Dial>` answer rings (`add_agent` gives each `client:<id>`).
 pub fn dialed(answer: &Answer) -> Option<String> {
     answer.element_text("Client")
+}
+
+impl TestApp {
+    /// Posts the Dial action of a `<Dial>` answer with `DialCallStatus`.
+    pub async fn dial_action(&self, sid: &str, dial: &Answer, dial_status: &str) -> Answer {
+        let url = dial
+            .attribute("Dial", "action")
+            .expect("a Dial with an action");
+        post_signed(
+            &self.http,
+            &url,
+            &[
+                ("CallSid", sid),
+                ("DialCallStatus", dial_status),
+                ("From", "+15005550001"),
+                ("To", SUPPORT),
+            ],
+        )
+        .await
+    }
+
+    /// Posts the agent leg's statusCallback of a `<Dial>` answer with `CallStatus`.
+    pub async fn agent_leg(&self, sid: &str, dial: &Answer, call_status: &str) -> Answer {
+        let noun = ["Client", "Number", "Sip"]
+            .into_iter()
+            .find(|n| dial.attribute(n, "statusCallback").is_some())
+            .expect("a Dial noun with a statusCallback");
+        let url = dial.attribute(noun, "statusCallback").unwrap();
+        let leg = format!("CA{:032x}", 0xa9e47u64);
+        post_signed(
+            &self.http,
+            &url,
+            &[
+                ("CallSid", leg.as_str()),
+                ("ParentCallSid", sid),
+                ("CallStatus", call_status),
+            ],
+        )
+        .await
+    }
+
+    /// Posts the number's status callback (`/twilio/voice/status`).
+    pub async fn call_status(&self, sid: &str, call_status: &str) -> Answer {
+        let url = format!("{}/twilio/voice/status", self.base());
+        post_signed(
+            &self.http,
+            &url,
+            &[("CallSid", sid), ("CallStatus", call_status)],
+        )
+        .await
+    }
 }
