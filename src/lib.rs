@@ -16,6 +16,7 @@
 //! - `server`       wiring a process together and shutting it down
 //! - `redis_server` a throwaway `redis-server` for `demo` and the tests
 //! - `demo`         the zero-setup `switchboard demo`
+//! - `simulate`     a Twilio stand-in: places calls, follows TwiML, reports
 
 pub mod agent;
 pub mod api;
@@ -26,6 +27,7 @@ pub mod metrics;
 pub mod redis_server;
 pub mod routing;
 pub mod server;
+pub mod simulate;
 pub mod store;
 pub mod telemetry;
 pub mod twilio;

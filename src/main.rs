@@ -3,6 +3,7 @@
 use clap::{Parser, Subcommand};
 use switchboard::config::SettingsArgs;
 use switchboard::demo::DemoArgs;
+use switchboard::simulate::SimulateArgs;
 use switchboard::{server, telemetry};
 
 #[derive(Debug, Parser)]
@@ -34,6 +35,8 @@ enum Command {
     },
     /// A throwaway Redis, example agents, a server, and a call you can place.
     Demo(DemoArgs),
+    /// A Twilio stand-in: places signed calls, follows the TwiML, reports.
+    Simulate(SimulateArgs),
 }
 
 #[tokio::main]
@@ -76,6 +79,14 @@ async fn main() -> anyhow::Result<()> {
         Command::Demo(args) => {
             telemetry::init(switchboard::config::LogFormat::Pretty);
             switchboard::demo::run(args).await
+        }
+        Command::Simulate(args) => {
+            let report = switchboard::simulate::run(&args).await?;
+            report.print(args.json);
+            if report.errors > 0 || report.violations > 0 {
+                std::process::exit(1);
+            }
+            Ok(())
         }
     }
 }

@@ -1,0 +1,444 @@
+//! One simulated call, from the incoming webhook to its last callback, played
+//! the way Twilio plays it.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+
+use super::twiml::{self, Dial, Verb};
+use super::{Holders, SimulateArgs};
+use crate::twilio::signature::{self, Algorithm};
+
+/// A call never follows more TwiML documents than this (a loop is a bug).
+const MAX_STEPS: usize = 32;
+
+/// What every simulated call shares.
+pub(crate) struct Shared {
+    pub http: reqwest::Client,
+    pub args: SimulateArgs,
+    pub holders: Holders,
+    pub next_url: AtomicUsize,
+    pub trace: bool,
+    pub started: Instant,
+    /// Random per run: the high half of every CallSid.
+    pub run_id: u64,
+}
+
+/// How a call ended, as the caller experienced it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum CallOutcome {
+    /// An agent answered.
+    Answered,
+    /// Forwarded by a `number:`/`client:` fallback step.
+    Forwarded,
+    /// Left in voicemail.
+    Voicemail,
+    /// The caller hung up while an agent rang.
+    CallerHungUp,
+    /// A Dial action was lost, so the call ended there.
+    LostAction,
+    /// Switchboard answered `<Hangup/>` or nothing to act on.
+    HungUp,
+    /// A webhook failed (non-200 or invalid TwiML).
+    Error,
+}
+
+impl CallOutcome {
+    pub fn label(self) -> &'static str {
+        match self {
+            CallOutcome::Answered => "answered",
+            CallOutcome::Forwarded => "forwarded",
+            CallOutcome::Voicemail => "voicemail",
+            CallOutcome::CallerHungUp => "caller_hung_up",
+            CallOutcome::LostAction => "lost_action",
+            CallOutcome::HungUp => "hung_up",
+            CallOutcome::Error => "error",
+        }
+    }
+}
+
+/// The result of one call.
+#[derive(Debug, Clone)]
+pub struct CallResult {
+    pub outcome: CallOutcome,
+    /// Agents offered the call.
+    pub attempts: u32,
+    /// Attempts ended by `no-answer` or `busy`.
+    pub missed: u32,
+    pub latencies: Vec<Duration>,
+    pub errors: Vec<String>,
+    pub violations: Vec<String>,
+}
+
+/// An agent attempt's outcome, drawn from the mix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Play {
+    Answer,
+    NoAnswer,
+    Busy,
+    Hangup,
+}
+
+struct Call<'a> {
+    shared: &'a Shared,
+    n: usize,
+    sid: String,
+    from: String,
+    to: String,
+    rng: StdRng,
+    result: CallResult,
+    /// Callbacks to send again once the call is over: late duplicates.
+    replays: Vec<(String, Vec<(String, String)>)>,
+    legs: u32,
+}
+
+pub(crate) async fn place(shared: &Shared, n: usize) -> CallResult {
+    let args = &shared.args;
+    let mut call = Call {
+        shared,
+        n,
+        // Unique per run (CallSids of an earlier run are ended calls), while the
+        // outcomes still follow the seed.
+        sid: format!("CA{:032x}", (u128::from(shared.run_id) << 64) | n as u128),
+        // Callers repeat, so affinity is exercised under load.
+        from: format!("+1500555{:04}", n % 997),
+        to: args.to[n % args.to.len()].clone(),
+        rng: StdRng::seed_from_u64(
+            args.seed
+                .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+                .wrapping_add(n as u64),
+        ),
+        result: CallResult {
+            outcome: CallOutcome::HungUp,
+            attempts: 0,
+            missed: 0,
+            latencies: Vec::new(),
+            errors: Vec::new(),
+            violations: Vec::new(),
+        },
+        replays: Vec::new(),
+        legs: 0,
+    };
+    call.run().await;
+    for (url, params) in std::mem::take(&mut call.replays) {
+        call.post(&url, &params, "replay").await;
+    }
+    call.result
+}
+
+impl Call<'_> {
+    fn params(&self, extra: &[(&str, &str)]) -> Vec<(String, String)> {
+        let mut p: Vec<(String, String)> = [
+            ("AccountSid", "AC00000000000000000000000000000000"),
+            ("ApiVersion", "2010-04-01"),
+            ("CallSid", self.sid.as_str()),
+            ("From", self.from.as_str()),
+            ("To", self.to.as_str()),
+            ("Direction", "inbound"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        for (k, v) in extra {
+            match p.iter_mut().find(|(name, _)| name == k) {
+                Some(pair) => pair.1 = v.to_string(),
+                None => p.push((k.to_string(), v.to_string())),
+            }
+        }
+        p
+    }
+
+    /// The parameters of an agent-leg status callback.
+    fn leg(&self, leg_sid: &str, status: &str) -> Vec<(String, String)> {
+        let mut p = self.params(&[("CallStatus", status), ("ParentCallSid", self.sid.as_str())]);
+        if let Some(sid) = p.iter_mut().find(|(k, _)| k == "CallSid") {
+            sid.1 = leg_sid.to_owned();
+        }
+        p
+    }
+
+    async fn run(&mut self) {
+        let params = self.params(&[("CallStatus", "ringing")]);
+        let mut answer = self.post("/twilio/voice", &params, "incoming call").await;
+        for _ in 0..MAX_STEPS {
+            let Some(body) = answer else {
+                self.result.outcome = CallOutcome::Error;
+                return;
+            };
+            answer = match twiml::first_verb(&body) {
+                Err(e) => {
+                    self.error(format!("{e}: {body}"));
+                    return;
+                }
+                Ok(Verb::Dial(dial)) if dial.action.is_some() => match self.attempt(dial).await {
+                    Some(next) => Some(next),
+                    None => return,
+                },
+                Ok(Verb::Dial(_)) => {
+                    self.result.outcome = CallOutcome::Forwarded;
+                    self.end_call().await;
+                    return;
+                }
+                Ok(Verb::Record { action }) => {
+                    self.result.outcome = CallOutcome::Voicemail;
+                    if let Some(action) = action {
+                        let rec = format!("RE{:032x}", self.n);
+                        let url = format!("https://api.twilio.com/2010-04-01/Recordings/{rec}");
+                        let params = self.params(&[
+                            ("CallStatus", "in-progress"),
+                            ("RecordingSid", &rec),
+                            ("RecordingUrl", &url),
+                            ("RecordingDuration", "7"),
+                        ]);
+                        self.callback(&action, params, "voicemail recorded").await;
+                    }
+                    self.end_call().await;
+                    return;
+                }
+                Ok(Verb::Hangup) | Ok(Verb::Nothing) => {
+                    self.end_call().await;
+                    return;
+                }
+            };
+        }
+        self.error(format!("more than {MAX_STEPS} TwiML steps"));
+    }
+
+    /// One agent rings; returns the TwiML of the call's next step, or `None`
+    /// when the call is over.
+    async fn attempt(&mut self, dial: Dial) -> Option<String> {
+        self.result.attempts += 1;
+        self.legs += 1;
+        let agent = format!("{}:{}", dial.noun, dial.target);
+        if let Some(other) = self.shared.holders.take(&agent, &self.sid) {
+            self.result.violations.push(format!(
+                "{agent} offered to {} while {other} still holds it",
+                self.sid
+            ));
+        }
+        let action = dial.action.unwrap_or_default();
+        let leg_sid = format!("CA{:016x}{:016x}", self.n, self.legs);
+        let callback = dial.status_callback.clone();
+        if let Some(cb) = &callback {
+            self.callback(cb, self.leg(&leg_sid, "initiated"), "agent leg initiated")
+                .await;
+            self.callback(cb, self.leg(&leg_sid, "ringing"), "agent leg ringing")
+                .await;
+        }
+        tokio::time::sleep(Duration::from_millis(self.shared.args.ring_ms)).await;
+        let play = self.draw();
+        match play {
+            Play::Answer => {
+                if let Some(cb) = &callback {
+                    self.callback(cb, self.leg(&leg_sid, "in-progress"), "agent answered")
+                        .await;
+                }
+                tokio::time::sleep(Duration::from_millis(self.shared.args.talk_ms)).await;
+                self.shared.holders.release(&agent, &self.sid);
+                self.result.outcome = CallOutcome::Answered;
+                if let Some(cb) = &callback {
+                    self.callback(cb, self.leg(&leg_sid, "completed"), "agent leg completed")
+                        .await;
+                }
+                let params = self.params(&[
+                    ("CallStatus", "in-progress"),
+                    ("DialCallStatus", "completed"),
+                    ("DialCallSid", &leg_sid),
+                    ("DialCallDuration", "1"),
+                ]);
+                let next = self
+                    .callback(&action, params, "dial action: completed")
+                    .await;
+                if let Some(next) = next
+                    && !matches!(
+                        twiml::first_verb(&next),
+                        Ok(Verb::Hangup) | Ok(Verb::Nothing)
+                    )
+                {
+                    self.error(format!(
+                        "expected <Hangup/> after a completed call, got {next}"
+                    ));
+                }
+                self.end_call().await;
+                None
+            }
+            Play::NoAnswer | Play::Busy => {
+                let status = if play == Play::Busy {
+                    "busy"
+                } else {
+                    "no-answer"
+                };
+                self.result.missed += 1;
+                self.shared.holders.release(&agent, &self.sid);
+                if let Some(cb) = &callback {
+                    self.callback(cb, self.leg(&leg_sid, status), "agent leg ended")
+                        .await;
+                }
+                let params = self.params(&[
+                    ("CallStatus", "in-progress"),
+                    ("DialCallStatus", status),
+                    ("DialCallSid", &leg_sid),
+                ]);
+                let next = self.callback(&action, params, "dial action").await;
+                if next.is_none() {
+                    self.result.outcome = CallOutcome::LostAction;
+                    self.end_call().await;
+                }
+                next
+            }
+            Play::Hangup => {
+                self.shared.holders.release(&agent, &self.sid);
+                self.result.outcome = CallOutcome::CallerHungUp;
+                self.end_call().await;
+                if let Some(cb) = &callback {
+                    self.callback(cb, self.leg(&leg_sid, "canceled"), "agent leg canceled")
+                        .await;
+                }
+                let params =
+                    self.params(&[("CallStatus", "completed"), ("DialCallStatus", "canceled")]);
+                self.callback(&action, params, "dial action: canceled")
+                    .await;
+                None
+            }
+        }
+    }
+
+    fn draw(&mut self) -> Play {
+        let a = &self.shared.args;
+        let weights = [
+            (Play::Answer, a.answer),
+            (Play::NoAnswer, a.no_answer),
+            (Play::Busy, a.busy),
+            (Play::Hangup, a.hangup),
+        ];
+        let total: f64 = weights.iter().map(|(_, w)| w.max(0.0)).sum();
+        if total <= 0.0 {
+            return Play::Answer;
+        }
+        let mut r = self.rng.random::<f64>() * total;
+        for (play, w) in weights {
+            if r < w.max(0.0) {
+                return play;
+            }
+            r -= w.max(0.0);
+        }
+        Play::Answer
+    }
+
+    /// The number's status callback: the caller's call is over.
+    async fn end_call(&mut self) {
+        let params = self.params(&[("CallStatus", "completed"), ("CallDuration", "1")]);
+        self.callback("/twilio/voice/status", params, "call completed")
+            .await;
+    }
+
+    /// A callback Twilio might lose or send twice.
+    async fn callback(
+        &mut self,
+        url: &str,
+        params: Vec<(String, String)>,
+        what: &str,
+    ) -> Option<String> {
+        let args = &self.shared.args;
+        if self.rng.random_bool(args.lost.clamp(0.0, 1.0)) {
+            self.trace(&format!("{what}: LOST {}", path_of(url)));
+            return None;
+        }
+        let answer = self.post(url, &params, what).await;
+        if self.rng.random_bool(args.duplicate.clamp(0.0, 1.0)) {
+            if self.rng.random_bool(0.5) {
+                self.post(url, &params, "duplicate").await;
+            } else {
+                self.replays.push((url.to_owned(), params));
+            }
+        }
+        answer
+    }
+
+    /// Posts a signed webhook to the next server in rotation, as a load balancer
+    /// would; `None` (and an error) unless it answers 200.
+    async fn post(&mut self, url: &str, params: &[(String, String)], what: &str) -> Option<String> {
+        let urls = &self.shared.args.urls;
+        let base = urls[self.shared.next_url.fetch_add(1, Ordering::Relaxed) % urls.len()]
+            .trim_end_matches('/');
+        let target = format!("{base}{}", path_of(url));
+        let sig = signature::compute(
+            &self.shared.args.auth_token,
+            &target,
+            params,
+            Algorithm::HmacSha1,
+        );
+        let started = Instant::now();
+        let sent = self
+            .shared
+            .http
+            .post(&target)
+            .header("X-Twilio-Signature", sig)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(serde_urlencoded::to_string(params).unwrap_or_default())
+            .send()
+            .await;
+        let result = match sent {
+            Ok(response) => {
+                let status = response.status();
+                let body = response.text().await.unwrap_or_default();
+                self.result.latencies.push(started.elapsed());
+                if status.is_success() {
+                    Ok(body)
+                } else {
+                    Err(format!("{what}: POST {target} answered {status}: {body}"))
+                }
+            }
+            Err(e) => Err(format!("{what}: POST {target} failed: {e}")),
+        };
+        match result {
+            Ok(body) => {
+                self.trace(&format!(
+                    "{what}: POST {} -> 200 {}",
+                    path_of(url),
+                    summarize(&body)
+                ));
+                Some(body)
+            }
+            Err(e) => {
+                self.error(e);
+                None
+            }
+        }
+    }
+
+    fn error(&mut self, message: String) {
+        self.trace(&format!("ERROR {message}"));
+        self.result.errors.push(message);
+        self.result.outcome = CallOutcome::Error;
+    }
+
+    fn trace(&self, line: &str) {
+        if self.shared.trace {
+            let at = self.shared.started.elapsed().as_millis();
+            println!("[call {} +{at} ms] {line}", self.n);
+        }
+    }
+}
+
+/// The path and query of a URL (relative URLs pass through).
+fn path_of(url: &str) -> &str {
+    match url.split_once("://") {
+        Some((_, rest)) => rest.find('/').map_or("/", |i| &rest[i..]),
+        None => url,
+    }
+}
+
+/// One line describing a TwiML answer, for traces.
+fn summarize(body: &str) -> String {
+    match twiml::first_verb(body) {
+        Ok(Verb::Dial(d)) if d.action.is_some() => format!("<Dial> agent {} {}", d.noun, d.target),
+        Ok(Verb::Dial(d)) => format!("<Dial> forward {} {}", d.noun, d.target),
+        Ok(Verb::Record { .. }) => "<Say> + <Record> (voicemail)".into(),
+        Ok(Verb::Hangup) => "<Hangup/>".into(),
+        Ok(Verb::Nothing) => "<Response/>".into(),
+        Err(_) => body.chars().take(80).collect(),
+    }
+}

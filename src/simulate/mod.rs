@@ -1,0 +1,221 @@
+//! `switchboard simulate`: a Twilio stand-in. It places signed calls against one
+//! or more running servers (round-robin, like a load balancer), follows the TwiML
+//! as Twilio does (Dial actions, agent-leg status callbacks, the number's status
+//! callback, voicemail), plays an outcome mix, and reports throughput, webhook
+//! latency, outcomes and invariant violations (an agent handed to a call while
+//! another still holds it). It is the demo's "place a call" and the load bench.
+
+mod call;
+mod report;
+pub mod twiml;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+
+pub use report::Report;
+
+/// The flags of `switchboard simulate`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SimulateArgs {
+    /// Base URL of a switchboard server; repeat for several (requests rotate).
+    #[arg(long = "url", default_value = "http://127.0.0.1:8080")]
+    pub urls: Vec<String>,
+    /// Calls to place.
+    #[arg(long, default_value_t = 1)]
+    pub calls: usize,
+    /// Calls in flight at once.
+    #[arg(long, default_value_t = 1)]
+    pub concurrency: usize,
+    /// The Twilio auth token the servers check signatures with.
+    #[arg(
+        long,
+        env = "TWILIO_AUTH_TOKEN",
+        default_value = "demo-auth-token",
+        hide_env_values = true
+    )]
+    pub auth_token: String,
+    /// Called numbers (To), used in turn.
+    #[arg(long = "to", default_value = "+15005550006", value_delimiter = ',')]
+    pub to: Vec<String>,
+    /// Share of agent attempts answered.
+    #[arg(long, default_value_t = 0.8)]
+    pub answer: f64,
+    /// Share of agent attempts not answered (`no-answer`).
+    #[arg(long, default_value_t = 0.1)]
+    pub no_answer: f64,
+    /// Share of agent attempts `busy`.
+    #[arg(long, default_value_t = 0.05)]
+    pub busy: f64,
+    /// Share of agent attempts where the caller hangs up while the agent rings.
+    #[arg(long, default_value_t = 0.05)]
+    pub hangup: f64,
+    /// Chance that any one callback is lost (never sent).
+    #[arg(long, default_value_t = 0.0)]
+    pub lost: f64,
+    /// Chance that any one callback is sent twice (the copy a little later).
+    #[arg(long, default_value_t = 0.0)]
+    pub duplicate: f64,
+    /// How long an agent rings before its outcome, in ms.
+    #[arg(long, default_value_t = 20)]
+    pub ring_ms: u64,
+    /// How long an answered call lasts, in ms.
+    #[arg(long, default_value_t = 50)]
+    pub talk_ms: u64,
+    /// Seed of the outcome choices (each call draws from seed + its number).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Print every request of every call (default: only for a single call).
+    #[arg(long)]
+    pub trace: bool,
+    /// Print only the JSON summary line.
+    #[arg(long)]
+    pub json: bool,
+    /// Create this many agents (`sim-0`…) through the admin API first, available.
+    #[arg(long, default_value_t = 0)]
+    pub agents: usize,
+    /// Queues the created agents join.
+    #[arg(long, default_value = "sales,support", value_delimiter = ',')]
+    pub agent_queues: Vec<String>,
+    /// Admin token, for `--agents`.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_ADMIN_TOKEN",
+        default_value = "demo-admin-token",
+        hide_env_values = true
+    )]
+    pub admin_token: String,
+}
+
+impl SimulateArgs {
+    /// Defaults for embedding (tests): one call to `url`.
+    pub fn new(url: impl Into<String>, auth_token: impl Into<String>) -> SimulateArgs {
+        SimulateArgs {
+            urls: vec![url.into()],
+            calls: 1,
+            concurrency: 1,
+            auth_token: auth_token.into(),
+            to: vec!["+15005550006".into()],
+            answer: 0.8,
+            no_answer: 0.1,
+            busy: 0.05,
+            hangup: 0.05,
+            lost: 0.0,
+            duplicate: 0.0,
+            ring_ms: 20,
+            talk_ms: 50,
+            seed: 1,
+            trace: false,
+            json: false,
+            agents: 0,
+            agent_queues: vec!["sales".into(), "support".into()],
+            admin_token: String::new(),
+        }
+    }
+}
+
+/// Which call holds each agent right now, as the caller side sees it: an agent
+/// is held from the `<Dial>` naming it until its leg ends.
+#[derive(Default)]
+pub(crate) struct Holders {
+    held: Mutex<HashMap<String, String>>,
+}
+
+impl Holders {
+    /// Takes `agent` for `call`; `Some(other)` is a violation: `other` holds it.
+    fn take(&self, agent: &str, call: &str) -> Option<String> {
+        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        match held.get(agent) {
+            Some(other) if other != call => Some(other.clone()),
+            _ => {
+                held.insert(agent.to_owned(), call.to_owned());
+                None
+            }
+        }
+    }
+
+    fn release(&self, agent: &str, call: &str) {
+        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        if held.get(agent).is_some_and(|c| c == call) {
+            held.remove(agent);
+        }
+    }
+}
+
+/// Places the calls and gathers the report.
+pub async fn run(args: &SimulateArgs) -> anyhow::Result<Report> {
+    anyhow::ensure!(!args.urls.is_empty(), "give at least one --url");
+    anyhow::ensure!(!args.to.is_empty(), "give at least one --to number");
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .pool_max_idle_per_host(args.concurrency.max(1))
+        .build()
+        .context("HTTP client")?;
+    if args.agents > 0 {
+        create_agents(&http, args).await?;
+    }
+    let shared = Arc::new(call::Shared {
+        http,
+        args: args.clone(),
+        holders: Holders::default(),
+        next_url: AtomicUsize::new(0),
+        trace: args.trace || args.calls == 1,
+        started: Instant::now(),
+        run_id: rand::random(),
+    });
+    let next_call = Arc::new(AtomicUsize::new(0));
+    let mut workers = tokio::task::JoinSet::new();
+    for _ in 0..args.concurrency.clamp(1, args.calls.max(1)) {
+        let shared = shared.clone();
+        let next_call = next_call.clone();
+        workers.spawn(async move {
+            let mut report = Report::default();
+            loop {
+                let n = next_call.fetch_add(1, Ordering::Relaxed);
+                if n >= shared.args.calls {
+                    break;
+                }
+                report.add_call(call::place(&shared, n).await);
+            }
+            report
+        });
+    }
+    let mut report = Report::default();
+    while let Some(done) = workers.join_next().await {
+        report.merge(done.context("a simulated call panicked")?);
+    }
+    report.finish(args, shared.started.elapsed());
+    Ok(report)
+}
+
+async fn create_agents(http: &reqwest::Client, args: &SimulateArgs) -> anyhow::Result<()> {
+    let base = args.urls[0].trim_end_matches('/');
+    for i in 0..args.agents {
+        let id = format!("sim-{i}");
+        let body = serde_json::json!({ "name": id, "contact": format!("client:{id}"), "queues": args.agent_queues });
+        for (path, body) in [
+            (format!("{base}/v1/agents/{id}"), body),
+            (
+                format!("{base}/v1/agents/{id}/state"),
+                serde_json::json!({ "state": "available", "force": true }),
+            ),
+        ] {
+            let response = http
+                .put(&path)
+                .bearer_auth(&args.admin_token)
+                .json(&body)
+                .send()
+                .await
+                .with_context(|| format!("PUT {path}"))?;
+            anyhow::ensure!(
+                response.status().is_success(),
+                "PUT {path}: {}",
+                response.status()
+            );
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,150 @@
+//! Adding calls up into figures, printed for people and as one JSON line.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::SimulateArgs;
+use super::call::{CallOutcome, CallResult};
+
+/// What a simulation run measured.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct Report {
+    pub calls: u64,
+    pub concurrency: usize,
+    pub servers: usize,
+    pub seconds: f64,
+    pub calls_per_sec: f64,
+    pub webhooks: u64,
+    pub latency_ms: Percentiles,
+    pub outcomes: BTreeMap<&'static str, u64>,
+    pub attempts: u64,
+    pub missed_attempts: u64,
+    /// Calls that ended in a fallback step (forwarded or voicemail).
+    pub fallbacks: u64,
+    pub errors: u64,
+    pub violations: u64,
+    /// The first few errors and violations, for the reader.
+    pub examples: Vec<String>,
+    #[serde(skip)]
+    latencies: Vec<Duration>,
+}
+
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct Percentiles {
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+    pub max: f64,
+}
+
+const EXAMPLES: usize = 10;
+
+impl Report {
+    pub(crate) fn add_call(&mut self, call: CallResult) {
+        self.calls += 1;
+        *self.outcomes.entry(call.outcome.label()).or_default() += 1;
+        if matches!(
+            call.outcome,
+            CallOutcome::Forwarded | CallOutcome::Voicemail
+        ) {
+            self.fallbacks += 1;
+        }
+        self.attempts += u64::from(call.attempts);
+        self.missed_attempts += u64::from(call.missed);
+        self.errors += call.errors.len() as u64;
+        self.violations += call.violations.len() as u64;
+        for line in call.violations.into_iter().chain(call.errors) {
+            if self.examples.len() < EXAMPLES {
+                self.examples.push(line);
+            }
+        }
+        self.latencies.extend(call.latencies);
+    }
+
+    pub(crate) fn merge(&mut self, other: Report) {
+        self.calls += other.calls;
+        for (k, v) in other.outcomes {
+            *self.outcomes.entry(k).or_default() += v;
+        }
+        self.attempts += other.attempts;
+        self.missed_attempts += other.missed_attempts;
+        self.fallbacks += other.fallbacks;
+        self.errors += other.errors;
+        self.violations += other.violations;
+        for line in other.examples {
+            if self.examples.len() < EXAMPLES {
+                self.examples.push(line);
+            }
+        }
+        self.latencies.extend(other.latencies);
+    }
+
+    pub(crate) fn finish(&mut self, args: &SimulateArgs, took: Duration) {
+        self.concurrency = args.concurrency;
+        self.servers = args.urls.len();
+        self.seconds = took.as_secs_f64();
+        self.calls_per_sec = if self.seconds > 0.0 {
+            self.calls as f64 / self.seconds
+        } else {
+            0.0
+        };
+        self.webhooks = self.latencies.len() as u64;
+        self.latencies.sort();
+        let ms = |d: Duration| (d.as_secs_f64() * 1e6).round() / 1e3;
+        let at = |p: f64| {
+            self.latencies
+                .get(
+                    ((self.latencies.len() as f64 * p) as usize)
+                        .min(self.latencies.len().saturating_sub(1)),
+                )
+                .copied()
+                .map_or(0.0, ms)
+        };
+        self.latency_ms = Percentiles {
+            p50: at(0.50),
+            p90: at(0.90),
+            p99: at(0.99),
+            max: self.latencies.last().copied().map_or(0.0, ms),
+        };
+    }
+
+    /// The readable summary, then the JSON line.
+    pub fn print(&self, json_only: bool) {
+        if !json_only {
+            let outcomes: Vec<String> = self
+                .outcomes
+                .iter()
+                .map(|(k, v)| format!("{k} {v}"))
+                .collect();
+            println!(
+                "\n{} calls in {:.2} s: {:.0} calls/s (concurrency {}, {} server{})",
+                self.calls,
+                self.seconds,
+                self.calls_per_sec,
+                self.concurrency,
+                self.servers,
+                if self.servers == 1 { "" } else { "s" }
+            );
+            println!(
+                "webhooks: {}  latency p50 {:.3} ms  p90 {:.3} ms  p99 {:.3} ms  max {:.3} ms",
+                self.webhooks,
+                self.latency_ms.p50,
+                self.latency_ms.p90,
+                self.latency_ms.p99,
+                self.latency_ms.max
+            );
+            println!("outcomes: {}", outcomes.join(", "));
+            println!(
+                "agent attempts: {} ({} missed)  fallbacks: {}  errors: {}",
+                self.attempts, self.missed_attempts, self.fallbacks, self.errors
+            );
+            println!("invariant violations: {}", self.violations);
+            for line in &self.examples {
+                println!("  {line}");
+            }
+        }
+        println!("{}", serde_json::to_string(self).unwrap_or_default());
+    }
+}

@@ -1,0 +1,163 @@
+//! Reading TwiML the way Twilio acts on it: the first verb that moves the call
+//! (`<Dial>`, `<Record>`, `<Hangup>`), with the URLs it names.
+
+use quick_xml::Reader;
+use quick_xml::XmlVersion;
+use quick_xml::escape::resolve_predefined_entity;
+use quick_xml::events::Event;
+
+/// A `<Dial>` and its one noun.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Dial {
+    /// `action`: where Twilio reports how the dial ended (none for a plain forward).
+    pub action: Option<String>,
+    /// `Number`, `Client` or `Sip`.
+    pub noun: String,
+    /// The noun's text: a number, identity or SIP URI.
+    pub target: String,
+    /// The noun's `statusCallback` (agent-leg events).
+    pub status_callback: Option<String>,
+    pub timeout_secs: Option<u32>,
+}
+
+/// What the call does next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verb {
+    Dial(Dial),
+    /// `<Record action=…>` (after a `<Say>` greeting).
+    Record {
+        action: Option<String>,
+    },
+    Hangup,
+    /// A `<Response>` with none of the above: the call ends.
+    Nothing,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("invalid TwiML: {0}")]
+pub struct TwimlError(String);
+
+fn attr(e: &quick_xml::events::BytesStart<'_>, name: &str) -> Option<String> {
+    e.attributes()
+        .flatten()
+        .find(|a| a.key.as_ref() == name)
+        .and_then(|a| {
+            a.normalized_value(XmlVersion::Implicit1_0)
+                .ok()
+                .map(|v| v.into_owned())
+        })
+}
+
+/// The first verb of a TwiML document that moves the call.
+pub fn first_verb(xml: &str) -> Result<Verb, TwimlError> {
+    let mut reader = Reader::from_str(xml);
+    let mut saw_response = false;
+    let mut dial: Option<Dial> = None;
+    let mut in_noun = false;
+    loop {
+        match reader.read_event() {
+            Err(e) => return Err(TwimlError(e.to_string())),
+            Ok(Event::Eof) => break,
+            Ok(Event::Start(e)) | Ok(Event::Empty(e)) => {
+                let name = e.name().as_ref().to_owned();
+                match name.as_str() {
+                    "Response" => saw_response = true,
+                    "Dial" => {
+                        dial = Some(Dial {
+                            action: attr(&e, "action"),
+                            timeout_secs: attr(&e, "timeout").and_then(|t| t.parse().ok()),
+                            ..Dial::default()
+                        })
+                    }
+                    "Number" | "Client" | "Sip" => {
+                        if let Some(d) = dial.as_mut() {
+                            d.noun = name.clone();
+                            d.status_callback = attr(&e, "statusCallback");
+                            in_noun = true;
+                        }
+                    }
+                    "Record" if dial.is_none() => {
+                        return Ok(Verb::Record {
+                            action: attr(&e, "action"),
+                        });
+                    }
+                    "Hangup" if dial.is_none() => return Ok(Verb::Hangup),
+                    _ => {}
+                }
+            }
+            Ok(Event::Text(t)) if in_noun => {
+                if let Some(d) = dial.as_mut() {
+                    d.target.push_str(&t.xml10_content());
+                }
+            }
+            Ok(Event::GeneralRef(r)) if in_noun => {
+                if let Some(d) = dial.as_mut() {
+                    match r.resolve_char_ref() {
+                        Ok(Some(c)) => d.target.push(c),
+                        _ => d
+                            .target
+                            .push_str(resolve_predefined_entity(&r.xml10_content()).unwrap_or("")),
+                    }
+                }
+            }
+            Ok(Event::End(e)) => match e.name().as_ref() {
+                "Number" | "Client" | "Sip" => in_noun = false,
+                "Dial" => {
+                    if let Some(d) = dial.take() {
+                        return Ok(Verb::Dial(d));
+                    }
+                }
+                _ => {}
+            },
+            Ok(_) => {}
+        }
+    }
+    if saw_response {
+        Ok(Verb::Nothing)
+    } else {
+        Err(TwimlError("no <Response>".into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::agent::Contact;
+    use crate::twilio::twiml;
+
+    #[test]
+    fn reads_what_switchboard_writes() {
+        let contact = Contact::Sip("sip:a&b@example.com".into());
+        let xml = twiml::dial_agent(&twiml::AgentDial {
+            contact: &contact,
+            action: "http://h/twilio/voice/dial?agent=a&token=t",
+            status_callback: "http://h/twilio/voice/agent?agent=a&token=t",
+            ring_timeout_secs: 20,
+            max_call_secs: 60,
+        });
+        let Verb::Dial(d) = first_verb(&xml).unwrap() else {
+            panic!("{xml}")
+        };
+        assert_eq!(
+            d.action.as_deref(),
+            Some("http://h/twilio/voice/dial?agent=a&token=t")
+        );
+        assert_eq!(d.noun, "Sip");
+        assert_eq!(d.target, "sip:a&b@example.com");
+        assert_eq!(d.timeout_secs, Some(20));
+        assert_eq!(
+            first_verb(&twiml::voicemail("hi", 5, "/vm")).unwrap(),
+            Verb::Record {
+                action: Some("/vm".into())
+            }
+        );
+        assert_eq!(first_verb(&twiml::hangup()).unwrap(), Verb::Hangup);
+        let Verb::Dial(f) =
+            first_verb(&twiml::forward(&Contact::Number("+15005550010".into()))).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!((f.action, f.target.as_str()), (None, "+15005550010"));
+        assert!(first_verb("not xml").is_err());
+    }
+}
