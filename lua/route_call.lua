@@ -34,8 +34,9 @@ Reply:
   {'dial', agent, contact, token, queue, via, attempt, fresh}
   {'fallback', step, fresh}
   {'ended'}                  the call is over; nothing to dial
-  {'missing', agent}         the next agent in line is not among the candidates:
-                             call again with it added (nothing was reserved)
+  {'missing', agent, ...}    the next agent in line is not among the candidates:
+                             call again with these added (up to 64, in line
+                             order; nothing was reserved)
 `fresh` is 1 when this call made the decision and 0 when it repeats one already
 made for this CallSid (a retried webhook), which reserves nobody new.
 ]]
@@ -75,6 +76,7 @@ end
 local now = now_ms()
 
 local ENTRY = 8
+local MAX_MISSING = 64
 local function entry(p)
   local e = b + 9 + nc + ENTRY * p
   return {
@@ -131,31 +133,37 @@ if attempt == 0 and np > 0 and caller ~= '' and home_entry.affinity_ms > 0 then
 end
 
 if attempt < max_attempts then
-  local page = 16
+  local page = 32
   for p = 0, np - 1 do
     local e = entry(p)
     local zset = queues[e.queue]
     local offset = 0
-    while zset do
+    -- Once one agent in line is not a candidate, nothing further down may be
+    -- taken (that would skip it); the scan goes on only to name more missing
+    -- agents, so the next round has the keys even if the head of the line moves.
+    local missing = {'missing'}
+    while zset and #missing <= MAX_MISSING do
       local ids = redis.call('ZRANGEBYSCORE', zset, '-inf', now, 'LIMIT', offset, page)
       if #ids == 0 then
         break
       end
       for _, id in ipairs(ids) do
-        if tried[id] then
+        local agent = candidates[id]
+        if tried[id] or #missing > 1 or not agent then
+          if not tried[id] and not agent then
+            missing[#missing + 1] = id
+          end
           offset = offset + 1
+        elseif free_now(agent) then
+          return reserve(id, agent, e, e.via)
         else
-          local agent = candidates[id]
-          if not agent then
-            return {'missing', id}
-          end
-          if free_now(agent) then
-            return reserve(id, agent, e, e.via)
-          end
           -- A member whose agent is gone or busy is a leftover: drop it.
           redis.call('ZREM', zset, id)
         end
       end
+    end
+    if #missing > 1 then
+      return missing
     end
   end
 end

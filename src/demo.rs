@@ -149,9 +149,12 @@ fn print_instructions(base: &str, args: &DemoArgs, numbers: &[String]) {
         "\nswitchboard demo is serving on {base}\n\
          \nPlace a signed test call (Twilio's webhook for a call to {to}):\n\
          \n  curl -s -X POST {url} \\\n    -H 'X-Twilio-Signature: {sig}'{form}\n\
+         \nOr let switchboard play Twilio: one call with its trace, then 200 calls at once:\n\
+         \n  cargo run --release -- simulate --url {base} --auth-token {token}\n  cargo run --release -- simulate --url {base} --auth-token {token} --calls 200 --concurrency 20 --to +15005550006,+15005550007\n\
          \nSee the queues and agents:\n\
          \n  curl -s -H 'Authorization: Bearer {admin}' {base}/v1/queues\n  curl -s -H 'Authorization: Bearer {admin}' {base}/v1/agents\n\
          \nCtrl-C stops the demo and its Redis.\n",
         admin = args.admin_token,
+        token = args.twilio_auth_token,
     );
 }

@@ -8,11 +8,11 @@ use crate::config::QueueSettings;
 
 /// Agents read ahead of the script per queue of the plan, beyond those the call
 /// may skip; the script asks for more if the line moved meanwhile.
-const CANDIDATES_PER_QUEUE: usize = 8;
+const CANDIDATES_PER_QUEUE: usize = 16;
 /// Rounds of "the next agent in line was not a candidate" before giving up: each
 /// round means another replica took the agents we read, so this is never reached
 /// in practice and bounds the work if it is.
-const MAX_ROUNDS: usize = 8;
+const MAX_ROUNDS: usize = 16;
 /// Voicemail messages kept in Redis (newest first); they are also logged.
 pub const VOICEMAILS_KEPT: usize = 1000;
 
@@ -139,7 +139,7 @@ impl Store {
                     });
                 }
                 Some("ended") => return Ok(RouteOutcome::Ended),
-                Some("missing") => candidates.push(field(1)),
+                Some("missing") => candidates.extend(items.iter().skip(1).cloned()),
                 _ => return Err(StoreError::reply(name, format!("{items:?}"))),
             }
         }
