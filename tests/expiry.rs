@@ -36,14 +36,6 @@ async fn wait_for_state(app: &TestApp, id: &str, state: &str, limit: Duration) -
     );
 }
 
-fn metric(page: &str, prefix: &str) -> f64 {
-    page.lines()
-        .find(|l| l.starts_with(prefix))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
-}
-
 #[tokio::test]
 async fn a_reservation_whose_callbacks_never_come_is_released_as_a_miss() {
     let app = spawn_app(EXPIRY).await;
@@ -59,15 +51,7 @@ async fn a_reservation_whose_callbacks_never_come_is_released_as_a_miss() {
     );
     let a = app.agent("a").await;
     assert_eq!(a["missed_in_row"], 1);
-    let page = app
-        .http
-        .get(format!("{}/metrics", app.base()))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = app.metrics().await;
     assert!(
         metric(
             &page,
@@ -138,4 +122,52 @@ async fn many_workers_sweeping_at_once_release_each_reservation_once() {
         .await
         .unwrap();
     assert_eq!(left, 0);
+}
+
+/// `switchboard worker` alone sweeps for servers started with `--no-worker`.
+#[tokio::test]
+async fn a_separate_worker_process_releases_for_servers_without_workers() {
+    let redis = start_redis();
+    let server = TestServer::start_with(settings(&redis.url(), EXPIRY), false).await;
+    let app = TestApp {
+        redis,
+        server,
+        http: reqwest::Client::new(),
+    };
+    app.add_available("a", &["support"]).await;
+    let sid = call_sid(1);
+    let dial = app.call(&sid, SUPPORT).await;
+    app.agent_leg(&sid, &dial, "answered").await;
+
+    let dir = std::env::temp_dir().join(format!("sb-worker-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let routing = dir.join("routing.toml");
+    std::fs::write(&routing, EXPIRY).unwrap();
+    let port = switchboard::redis_server::free_port().unwrap();
+    let mut worker = std::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .arg("worker")
+        .env("SWITCHBOARD_REDIS_URL", app.redis.url())
+        .env("SWITCHBOARD_ROUTING", &routing)
+        .env("SWITCHBOARD_LISTEN", format!("127.0.0.1:{port}"))
+        .env("SWITCHBOARD_SWEEP_INTERVAL_MS", "100")
+        .env("SWITCHBOARD_LOG_FORMAT", "pretty")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start switchboard worker");
+
+    // The lease (max_call_secs = 2) is ended by the worker process alone.
+    let result = tokio::time::timeout(
+        Duration::from_secs(6),
+        wait_for_state(&app, "a", "available", Duration::from_secs(6)),
+    )
+    .await;
+    let metrics = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await
+        .map(|r| r.status());
+    let _ = worker.kill();
+    let _ = worker.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    result.expect("the worker released the agent");
+    assert_eq!(metrics.expect("the worker serves /metrics"), 200);
 }

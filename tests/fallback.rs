@@ -6,29 +6,13 @@ mod common;
 use common::*;
 use redis::AsyncCommands;
 
-fn metric(page: &str, prefix: &str) -> f64 {
-    page.lines()
-        .find(|l| l.starts_with(prefix))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
-}
-
 #[tokio::test]
 async fn an_empty_queue_overflows_to_the_next_queue_of_its_chain() {
     let app = spawn_app(ROUTING).await;
     app.add_available("sup", &["support"]).await;
     let a = app.call(&call_sid(1), SALES).await;
     assert_eq!(dialed(&a).as_deref(), Some("sup"));
-    let page = app
-        .http
-        .get(format!("{}/metrics", app.base()))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = app.metrics().await;
     assert!(
         metric(
             &page,

@@ -313,15 +313,7 @@ async fn a_caller_goes_first_to_the_agent_who_last_answered_them_if_free() {
     // b and c have been free longer than a, but the caller knows a.
     let again = app.call_from(&call_sid(2), caller, SUPPORT).await;
     assert_eq!(dialed(&again).as_deref(), Some("a"), "affinity hit");
-    let page = app
-        .http
-        .get(format!("{}/metrics", app.base()))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = app.metrics().await;
     assert!(
         page.contains("switchboard_routed_total{queue=\"support\",via=\"affinity\"}"),
         "{page}"

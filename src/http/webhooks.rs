@@ -4,7 +4,7 @@
 //! with 200: Twilio must never play "an application error has occurred".
 
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{FromRequest, Request, State};
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use tracing::Instrument;
@@ -58,9 +58,9 @@ pub fn base_url(settings: &Settings, headers: &HeaderMap, uri: &Uri) -> String {
     format!("{proto}://{host}")
 }
 
-/// Why a webhook is refused before anything happens.
+/// Why a webhook is refused before anything happens (403 or 400).
 #[derive(Debug)]
-pub(crate) enum Refusal {
+pub enum Refusal {
     Signature(&'static str),
     Params(ParamsError),
 }
@@ -124,29 +124,44 @@ fn verify(
     }
 }
 
+/// A webhook whose signature checked out: its parameters and the base URL to
+/// write callbacks on. As an extractor it answers 413, 400 or 403 by itself, so
+/// no handler can forget the check.
+pub struct Webhook {
+    pub params: Params,
+    pub uri: Uri,
+    pub base: String,
+}
+
+impl FromRequest<AppState> for Webhook {
+    type Rejection = Response;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, Response> {
+        let (parts, body) = request.into_parts();
+        let body = Bytes::from_request(Request::from_parts(parts.clone(), body), state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let params = verify(state, &parts.headers, &parts.uri, &body)
+            .map_err(IntoResponse::into_response)?;
+        Ok(Webhook {
+            params,
+            base: base_url(&state.settings, &parts.headers, &parts.uri),
+            uri: parts.uri,
+        })
+    }
+}
+
 /// `POST /twilio/voice`: a call comes in.
-pub async fn voice(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    uri: Uri,
-    body: Bytes,
-) -> Response {
-    let params = match verify(&state, &headers, &uri, &body) {
-        Ok(p) => p,
-        Err(refusal) => return refusal.into_response(),
-    };
-    let (call_sid, to) = match (params.call_sid(), params.text("To")) {
-        (Ok(sid), Ok(to)) => (sid, to),
-        (Err(e), _) | (_, Err(e)) => return Refusal::Params(e).into_response(),
-    };
+pub async fn voice(State(state): State<AppState>, hook: Webhook) -> Result<Response, Refusal> {
+    let Webhook { params, base, .. } = hook;
     let call = IncomingCall {
-        call_sid,
+        call_sid: params.call_sid()?,
         from: params.optional_text("From").unwrap_or(""),
-        to,
+        to: params.text("To")?,
     };
-    let base = base_url(&state.settings, &headers, &uri);
+    let (call_sid, to) = (call.call_sid, call.to);
     let span = tracing::info_span!("call", call_sid, to, from = call.from);
-    async {
+    Ok(async {
         match state.engine.incoming(&call).await {
             Ok(decision) => twiml_response(render(&state, &base, &decision)),
             Err(e) => {
@@ -157,7 +172,7 @@ pub async fn voice(
         }
     }
     .instrument(span)
-    .await
+    .await)
 }
 
 /// The TwiML of a decision.
@@ -206,22 +221,11 @@ pub fn emergency(state: &AppState, base: &str) -> String {
 
 /// `POST /twilio/voice/voicemail`: the `<Record>` action. The message is kept in
 /// Redis and always logged, so a Redis outage loses no voicemail.
-pub async fn voicemail(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    uri: Uri,
-    body: Bytes,
-) -> Response {
-    let params = match verify(&state, &headers, &uri, &body) {
-        Ok(p) => p,
-        Err(refusal) => return refusal.into_response(),
-    };
-    let call_sid = match params.call_sid() {
-        Ok(sid) => sid,
-        Err(e) => return Refusal::Params(e).into_response(),
-    };
+pub async fn voicemail(State(state): State<AppState>, hook: Webhook) -> Result<Response, Refusal> {
+    let params = hook.params;
+    let call_sid = params.call_sid()?;
     let span = tracing::info_span!("call", call_sid);
-    async {
+    Ok(async {
         let Ok(recording_sid) = params.sid("RecordingSid", "RE") else {
             tracing::info!("voicemail ended without a recording");
             return twiml_response(twiml::hangup());
@@ -252,7 +256,7 @@ pub async fn voicemail(
         twiml_response(twiml::hangup())
     }
     .instrument(span)
-    .await
+    .await)
 }
 
 /// `?agent=<id>&token=<hex>` of the callback URLs switchboard writes. They are
@@ -299,25 +303,14 @@ const CALL_STATUSES: [&str; 10] = [
 /// next agent, the fallback, or a hang-up.
 pub async fn dial_action(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    uri: Uri,
-    body: Bytes,
-) -> Response {
-    let parsed = verify(&state, &headers, &uri, &body).and_then(|params| {
-        let (agent, token) = attempt_query(&uri)?;
-        params.call_sid()?;
-        params.one_of("DialCallStatus", &DIAL_STATUSES)?;
-        Ok((params, agent, token))
-    });
-    let (params, agent, token) = match parsed {
-        Ok(p) => p,
-        Err(refusal) => return refusal.into_response(),
-    };
-    let call_sid = params.call_sid().unwrap_or_default();
-    let dial_status = params.get("DialCallStatus").unwrap_or_default();
-    let Some(outcome) = routing::dial_outcome(dial_status) else {
-        return Refusal::Params(ParamsError::Malformed("DialCallStatus")).into_response();
-    };
+    hook: Webhook,
+) -> Result<Response, Refusal> {
+    let Webhook { params, uri, base } = hook;
+    let (agent, token) = attempt_query(&uri)?;
+    let call_sid = params.call_sid()?;
+    let dial_status = params.one_of("DialCallStatus", &DIAL_STATUSES)?;
+    let outcome = routing::dial_outcome(dial_status)
+        .ok_or(Refusal::Params(ParamsError::Malformed("DialCallStatus")))?;
     let report = AttemptReport {
         call_sid,
         agent: &agent,
@@ -329,9 +322,8 @@ pub async fn dial_action(
         from: params.optional_text("From").unwrap_or(""),
         to: params.optional_text("To").unwrap_or(""),
     };
-    let base = base_url(&state.settings, &headers, &uri);
     let span = tracing::info_span!("call", call_sid, agent, dial_status);
-    async {
+    Ok(async {
         match state.engine.dial_action(&report, &call).await {
             Ok(decision) => twiml_response(render(&state, &base, &decision)),
             Err(e) => {
@@ -347,31 +339,21 @@ pub async fn dial_action(
         }
     }
     .instrument(span)
-    .await
+    .await)
 }
 
 /// `POST /twilio/voice/agent`: the agent leg's statusCallback. Twilio ignores the
 /// answer; `ParentCallSid` is the caller's call.
 pub async fn agent_status(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    uri: Uri,
-    body: Bytes,
-) -> Response {
-    let parsed = verify(&state, &headers, &uri, &body).and_then(|params| {
-        let (agent, token) = attempt_query(&uri)?;
-        params.sid("ParentCallSid", "CA")?;
-        params.one_of("CallStatus", &CALL_STATUSES)?;
-        Ok((params, agent, token))
-    });
-    let (params, agent, token) = match parsed {
-        Ok(p) => p,
-        Err(refusal) => return refusal.into_response(),
-    };
-    let call_sid = params.sid("ParentCallSid", "CA").unwrap_or_default();
-    let status = params.get("CallStatus").unwrap_or_default();
+    hook: Webhook,
+) -> Result<Response, Refusal> {
+    let Webhook { params, uri, .. } = hook;
+    let (agent, token) = attempt_query(&uri)?;
+    let call_sid = params.sid("ParentCallSid", "CA")?;
+    let status = params.one_of("CallStatus", &CALL_STATUSES)?;
     let Some(outcome) = routing::agent_leg_outcome(status) else {
-        return twiml_response(twiml::empty());
+        return Ok(twiml_response(twiml::empty()));
     };
     let report = AttemptReport {
         call_sid,
@@ -380,7 +362,7 @@ pub async fn agent_status(
         outcome,
     };
     let span = tracing::info_span!("call", call_sid, agent, agent_leg_status = status);
-    async {
+    Ok(async {
         if let Err(e) = state.engine.agent_status(&report).await {
             metrics::routing_failure(e.reason());
             tracing::error!(error = %e, "agent leg status lost; the worker releases the agent at its deadline");
@@ -388,33 +370,23 @@ pub async fn agent_status(
         twiml_response(twiml::empty())
     }
     .instrument(span)
-    .await
+    .await)
 }
 
 /// `POST /twilio/voice/status`: the number's call status callback. A final status
 /// releases whatever the call still holds.
 pub async fn call_status(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    uri: Uri,
-    body: Bytes,
-) -> Response {
-    let parsed = verify(&state, &headers, &uri, &body).and_then(|params| {
-        params.call_sid()?;
-        params.one_of("CallStatus", &CALL_STATUSES)?;
-        Ok(params)
-    });
-    let params = match parsed {
-        Ok(p) => p,
-        Err(refusal) => return refusal.into_response(),
-    };
-    let call_sid = params.call_sid().unwrap_or_default();
-    let status = params.get("CallStatus").unwrap_or_default();
+    hook: Webhook,
+) -> Result<Response, Refusal> {
+    let params = hook.params;
+    let call_sid = params.call_sid()?;
+    let status = params.one_of("CallStatus", &CALL_STATUSES)?;
     if !routing::FINAL_CALL_STATUSES.contains(&status) {
-        return twiml_response(twiml::empty());
+        return Ok(twiml_response(twiml::empty()));
     }
     let span = tracing::info_span!("call", call_sid, call_status = status);
-    async {
+    Ok(async {
         match state.engine.call_ended(call_sid).await {
             Ok(()) => tracing::info!("call ended"),
             Err(e) => {
@@ -425,5 +397,5 @@ pub async fn call_status(
         twiml_response(twiml::empty())
     }
     .instrument(span)
-    .await
+    .await)
 }

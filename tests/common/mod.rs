@@ -286,6 +286,17 @@ impl TestApp {
         a.json()
     }
 
+    /// The `/metrics` page.
+    pub async fn metrics(&self) -> String {
+        let response = self
+            .http
+            .get(format!("{}/metrics", self.base()))
+            .send()
+            .await
+            .expect("GET /metrics");
+        response.text().await.expect("metrics body")
+    }
+
     pub async fn redis(&self) -> redis::aio::MultiplexedConnection {
         redis_conn(&self.redis.url()).await
     }
@@ -372,4 +383,13 @@ impl TestApp {
         )
         .await
     }
+}
+
+/// The value of the first series of a metrics page starting with `prefix`.
+pub fn metric(page: &str, prefix: &str) -> f64 {
+    page.lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
 }
