@@ -100,8 +100,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     settings.listen = bound;
     settings.routing = routing;
     settings.public_url = Some(public_url.clone());
-    settings.twilio_auth_token = Some(args.twilio_auth_token.clone());
-    settings.admin_token = Some(args.admin_token.clone());
+    settings.twilio_auth_token = Some(args.twilio_auth_token.as_str().into());
+    settings.admin_token = Some(args.admin_token.as_str().into());
     settings.namespace = args.namespace.clone();
     settings.log_format = LogFormat::Pretty;
     let state = server::build_state(settings)?;

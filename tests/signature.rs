@@ -57,7 +57,7 @@ async fn app_with(
 ) -> (switchboard::redis_server::RedisServer, TestServer) {
     let redis = start_redis();
     let mut s: Settings = settings(&redis.url(), ROUTING);
-    s.twilio_auth_token = Some(token.to_owned());
+    s.twilio_auth_token = Some(token.into());
     s.public_url = public_url.map(str::to_owned);
     let server = TestServer::start(s).await;
     (redis, server)

@@ -14,6 +14,7 @@ use axum::{Json, Router};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use crate::config::Secret;
 use crate::http::AppState;
 use crate::store::StoreError;
 
@@ -87,7 +88,7 @@ impl IntoResponse for ApiError {
 /// `Authorization: Bearer <SWITCHBOARD_ADMIN_TOKEN>`. Both sides are hashed first,
 /// so the comparison takes the same time whatever the length or content given.
 async fn require_token(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let Some(expected) = state.settings.admin_token.as_deref() else {
+    let Some(expected) = state.settings.admin_token.as_ref().map(Secret::expose) else {
         return ApiError::Disabled.into_response();
     };
     let given = request

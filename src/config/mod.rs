@@ -62,12 +62,45 @@ pub struct SettingsArgs {
     /// The longest a webhook waits on Redis before answering the emergency TwiML, in ms.
     #[arg(long, env = "SWITCHBOARD_REDIS_TIMEOUT_MS", default_value_t = 2000)]
     pub redis_timeout_ms: u64,
+
+    /// The longest any HTTP request may take, in ms (a webhook then answers the
+    /// emergency TwiML; other requests 408).
+    #[arg(long, env = "SWITCHBOARD_REQUEST_TIMEOUT_MS", default_value_t = 10000)]
+    pub request_timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
     Json,
     Pretty,
+}
+
+/// A token that must never reach a log: `Debug` prints `***`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(value: &str) -> Self {
+        Secret(value.to_owned())
+    }
+}
+
+impl From<String> for Secret {
+    fn from(value: String) -> Self {
+        Secret(value)
+    }
 }
 
 /// A setting that makes no sense, found before anything starts.
@@ -81,6 +114,8 @@ pub enum SettingsError {
     PublicUrl(String),
     #[error("{0} must be at least 1")]
     Zero(&'static str),
+    #[error("SWITCHBOARD_REQUEST_TIMEOUT_MS must be longer than SWITCHBOARD_REDIS_TIMEOUT_MS")]
+    RequestTimeout,
 }
 
 /// Everything a server or worker needs, checked.
@@ -91,13 +126,16 @@ pub struct Settings {
     pub routing: RoutingTable,
     /// Without a trailing slash.
     pub public_url: Option<String>,
-    pub twilio_auth_token: Option<String>,
+    pub twilio_auth_token: Option<Secret>,
     pub skip_signature: bool,
-    pub admin_token: Option<String>,
+    pub admin_token: Option<Secret>,
     pub namespace: String,
     pub log_format: LogFormat,
     pub sweep_interval: Duration,
     pub redis_timeout: Duration,
+    /// The longest any request may take; a webhook past it answers the
+    /// emergency TwiML, well inside Twilio's 15 s.
+    pub request_timeout: Duration,
 }
 
 impl SettingsArgs {
@@ -122,18 +160,22 @@ impl SettingsArgs {
         if self.redis_timeout_ms == 0 {
             return Err(SettingsError::Zero("SWITCHBOARD_REDIS_TIMEOUT_MS"));
         }
+        if self.request_timeout_ms <= self.redis_timeout_ms {
+            return Err(SettingsError::RequestTimeout);
+        }
         Ok(Settings {
             listen: self.listen,
             redis_url: self.redis_url,
             routing,
             public_url,
-            twilio_auth_token: self.twilio_auth_token.filter(|t| !t.is_empty()),
+            twilio_auth_token: self.twilio_auth_token.filter(|t| !t.is_empty()).map(Secret),
             skip_signature: self.skip_signature,
-            admin_token: self.admin_token.filter(|t| !t.is_empty()),
+            admin_token: self.admin_token.filter(|t| !t.is_empty()).map(Secret),
             namespace: self.namespace,
             log_format: self.log_format,
             sweep_interval: Duration::from_millis(self.sweep_interval_ms),
             redis_timeout: Duration::from_millis(self.redis_timeout_ms),
+            request_timeout: Duration::from_millis(self.request_timeout_ms),
         })
     }
 }
@@ -153,6 +195,7 @@ impl Settings {
             log_format: LogFormat::Pretty,
             sweep_interval: Duration::from_millis(1000),
             redis_timeout: Duration::from_millis(2000),
+            request_timeout: Duration::from_millis(10000),
         }
     }
 }

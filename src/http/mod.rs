@@ -4,6 +4,7 @@
 
 pub mod webhooks;
 
+use std::any::Any;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -14,6 +15,10 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use metrics_exporter_prometheus::PrometheusHandle;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
 
 use crate::api;
 use crate::config::Settings;
@@ -38,14 +43,69 @@ pub fn router(state: AppState) -> Router {
         .route("/twilio/voice/status", post(webhooks::call_status))
         .route("/twilio/voice/dial", post(webhooks::dial_action))
         .route("/twilio/voice/agent", post(webhooks::agent_status))
-        .route("/twilio/voice/voicemail", post(webhooks::voicemail))
-        .route_layer(middleware::from_fn(time_webhook));
-    Router::new()
-        .merge(twilio)
+        .route("/twilio/voice/voicemail", post(webhooks::voicemail));
+    let others = Router::new()
         .nest("/v1", api::router(state.clone()))
         .merge(ops_routes())
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            state.settings.request_timeout,
+        ))
+        .layer(CatchPanicLayer::new());
+    Router::new()
+        .merge(guard_webhooks(twilio, &state))
+        .merge(others)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
+        .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
+            // The path only: no query (callback tokens) and no headers (signatures).
+            tracing::info_span!("http", method = %request.method(), path = %request.uri().path())
+        }))
         .with_state(state)
+}
+
+/// The layers that keep Twilio from ever hearing an error: a request past
+/// `request_timeout` or a panic answers the `[emergency]` TwiML with 200, and
+/// every webhook is timed.
+pub fn guard_webhooks(routes: Router<AppState>, state: &AppState) -> Router<AppState> {
+    // Relative voicemail action: Twilio resolves it against the request URL, and
+    // a panic handler cannot see the request to build an absolute one.
+    let emergency: Arc<str> = webhooks::emergency(state, "").into();
+    let on_panic = emergency.clone();
+    let timeout = state.settings.request_timeout;
+    routes
+        .route_layer(middleware::from_fn(time_webhook))
+        .layer(middleware::from_fn(move |request: Request, next: Next| {
+            let emergency = emergency.clone();
+            async move {
+                match tokio::time::timeout(timeout, next.run(request)).await {
+                    Ok(response) => response,
+                    Err(_) => {
+                        metrics::routing_failure("request_timeout");
+                        tracing::error!(
+                            ?timeout,
+                            "webhook took too long: answering the emergency TwiML"
+                        );
+                        webhooks::twiml_response(emergency.to_string())
+                    }
+                }
+            }
+        }))
+        .layer(CatchPanicLayer::custom(
+            move |panic: Box<dyn Any + Send>| {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                metrics::routing_failure("panic");
+                tracing::error!(
+                    panic = what,
+                    "webhook handler panicked: answering the emergency TwiML"
+                );
+                webhooks::twiml_response(on_panic.to_string())
+            },
+        ))
 }
 
 /// Only `/healthz`, `/readyz` and `/metrics`: what a `worker` process serves.
@@ -88,4 +148,69 @@ async fn render_metrics(State(state): State<AppState>) -> Response {
         state.metrics.render(),
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use axum::body::Body;
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::config::{RoutingTable, Settings};
+
+    fn state() -> AppState {
+        // No Redis is contacted by these routes.
+        let mut settings = Settings::new("redis://127.0.0.1:1");
+        settings.routing = RoutingTable::parse(
+            "[[queues]]\nname = \"default\"\n[emergency]\nfallback = \"number:+15005550010\"\n",
+            "t.toml",
+        )
+        .unwrap();
+        settings.request_timeout = Duration::from_millis(100);
+        crate::server::build_state(settings).unwrap()
+    }
+
+    async fn send(router: Router<AppState>, state: AppState, path: &str) -> (StatusCode, String) {
+        let app = guard_webhooks(router, &state).with_state(state);
+        let response = app
+            .oneshot(Request::post(path).body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let status = response.status();
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    #[tokio::test]
+    async fn a_panicking_webhook_answers_the_emergency_twiml() {
+        let routes = Router::new().route(
+            "/twilio/boom",
+            axum::routing::post(|| async {
+                panic!("a bug");
+                #[allow(unreachable_code)]
+                ""
+            }),
+        );
+        let (status, body) = send(routes, state(), "/twilio/boom").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(body.contains("<Number>+15005550010</Number>"), "{body}");
+    }
+
+    #[tokio::test]
+    async fn a_webhook_past_the_request_timeout_answers_the_emergency_twiml() {
+        let routes = Router::new().route(
+            "/twilio/slow",
+            axum::routing::post(|| async {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                "late"
+            }),
+        );
+        let (status, body) = send(routes, state(), "/twilio/slow").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(body.contains("<Number>+15005550010</Number>"), "{body}");
+    }
 }

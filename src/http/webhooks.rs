@@ -12,9 +12,10 @@ use tracing::Instrument;
 use super::AppState;
 use crate::agent::Contact;
 use crate::agent::is_valid_id;
-use crate::config::{FallbackStep, Settings};
+use crate::config::{FallbackStep, Secret, Settings};
 use crate::metrics;
 use crate::routing::{self, AttemptReport, Decision, IncomingCall};
+use crate::store::StoreError;
 use crate::twilio::params::{Params, ParamsError};
 use crate::twilio::signature::{self, Algorithm};
 use crate::twilio::twiml;
@@ -24,6 +25,18 @@ pub mod paths {
     pub const DIAL_ACTION: &str = "/twilio/voice/dial";
     pub const AGENT_STATUS: &str = "/twilio/voice/agent";
     pub const VOICEMAIL: &str = "/twilio/voice/voicemail";
+}
+
+/// Bounds all the Redis work of one webhook by `SWITCHBOARD_REDIS_TIMEOUT_MS`,
+/// however many round trips it takes, so the caller is answered in time.
+async fn within_budget<T>(
+    state: &AppState,
+    work: impl Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    let budget = state.settings.redis_timeout;
+    tokio::time::timeout(budget, work)
+        .await
+        .unwrap_or(Err(StoreError::Timeout(budget)))
 }
 
 /// A TwiML answer with the content type Twilio expects.
@@ -104,7 +117,8 @@ fn verify(
     }
     let token = settings
         .twilio_auth_token
-        .as_deref()
+        .as_ref()
+        .map(Secret::expose)
         .ok_or(Refusal::Signature("no TWILIO_AUTH_TOKEN configured"))?;
     let given = headers
         .get(signature::HEADER)
@@ -162,7 +176,7 @@ pub async fn voice(State(state): State<AppState>, hook: Webhook) -> Result<Respo
     let (call_sid, to) = (call.call_sid, call.to);
     let span = tracing::info_span!("call", call_sid, to, from = call.from);
     Ok(async {
-        match state.engine.incoming(&call).await {
+        match within_budget(&state, state.engine.incoming(&call)).await {
             Ok(decision) => twiml_response(render(&state, &base, &decision)),
             Err(e) => {
                 metrics::routing_failure(e.reason());
@@ -240,11 +254,12 @@ pub async fn voicemail(State(state): State<AppState>, hook: Webhook) -> Result<R
         });
         tracing::info!(%message, "voicemail recorded");
         let ttl = state.engine.call_ttl_ms();
-        let stored = state
-            .engine
-            .store()
-            .record_voicemail(call_sid, recording_sid, &message, ttl)
-            .await;
+        let store = state.engine.store();
+        let stored = within_budget(
+            &state,
+            store.record_voicemail(call_sid, recording_sid, &message, ttl),
+        )
+        .await;
         match stored {
             Ok(true) => metrics::voicemail_recorded(),
             Ok(false) => tracing::info!("voicemail already recorded"),
@@ -324,7 +339,7 @@ pub async fn dial_action(
     };
     let span = tracing::info_span!("call", call_sid, agent, dial_status);
     Ok(async {
-        match state.engine.dial_action(&report, &call).await {
+        match within_budget(&state, state.engine.dial_action(&report, &call)).await {
             Ok(decision) => twiml_response(render(&state, &base, &decision)),
             Err(e) => {
                 metrics::routing_failure(e.reason());
@@ -363,7 +378,7 @@ pub async fn agent_status(
     };
     let span = tracing::info_span!("call", call_sid, agent, agent_leg_status = status);
     Ok(async {
-        if let Err(e) = state.engine.agent_status(&report).await {
+        if let Err(e) = within_budget(&state, state.engine.agent_status(&report)).await {
             metrics::routing_failure(e.reason());
             tracing::error!(error = %e, "agent leg status lost; the worker releases the agent at its deadline");
         }
@@ -387,7 +402,7 @@ pub async fn call_status(
     }
     let span = tracing::info_span!("call", call_sid, call_status = status);
     Ok(async {
-        match state.engine.call_ended(call_sid).await {
+        match within_budget(&state, state.engine.call_ended(call_sid)).await {
             Ok(()) => tracing::info!("call ended"),
             Err(e) => {
                 metrics::routing_failure(e.reason());
