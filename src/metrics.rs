@@ -19,6 +19,7 @@ pub const AGENTS: &str = "switchboard_agents";
 pub const WEBHOOK_DURATION: &str = "switchboard_webhook_duration_seconds";
 pub const SCRIPT_DURATION: &str = "switchboard_redis_script_duration_seconds";
 pub const VOICEMAILS: &str = "switchboard_voicemails_total";
+pub const REDIS_UP: &str = "switchboard_redis_up";
 
 /// Webhook answers should take milliseconds; Twilio gives up at 15 s.
 const WEBHOOK_BUCKETS: &[f64] = &[
@@ -76,6 +77,10 @@ fn describe() {
         AGENTS,
         "Agents by queue and state, as the worker last counted them."
     );
+    describe_gauge!(
+        REDIS_UP,
+        "1 while Redis answers with the scripts loaded, 0 otherwise (readiness checks and worker rounds)."
+    );
     describe_histogram!(
         WEBHOOK_DURATION,
         Unit::Seconds,
@@ -110,6 +115,10 @@ pub fn reservation_expired(queue: &str) {
 
 pub fn agents(queue: &str, state: &'static str, count: u64) {
     gauge!(AGENTS, "queue" => queue.to_owned(), "state" => state).set(count as f64);
+}
+
+pub fn redis_up(up: bool) {
+    gauge!(REDIS_UP).set(if up { 1.0 } else { 0.0 });
 }
 
 pub fn voicemail_recorded() {

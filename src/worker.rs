@@ -34,6 +34,13 @@ pub async fn run(engine: Engine, interval: Duration, shutdown: CancellationToken
             () = shutdown.cancelled() => break,
             _ = ticker.tick() => {}
         }
+        // Also reloads the scripts after a Redis restart, before the sweep needs them.
+        let ready = engine.store().check_ready().await;
+        metrics::redis_up(ready.is_ok());
+        if let Err(e) = ready {
+            tracing::warn!(error = %e, "Redis is not ready; the worker retries next interval");
+            continue;
+        }
         if let Err(e) = sweep_once(&engine).await {
             tracing::warn!(error = %e, "sweep failed; retrying next interval");
         }

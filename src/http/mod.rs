@@ -133,7 +133,9 @@ async fn healthz() -> &'static str {
 }
 
 async fn readyz(State(state): State<AppState>) -> Response {
-    match state.engine.store().check_ready().await {
+    let ready = state.engine.store().check_ready().await;
+    metrics::redis_up(ready.is_ok());
+    match ready {
         Ok(()) => (StatusCode::OK, "ready\n").into_response(),
         Err(e) => {
             tracing::warn!(error = %e, "not ready");

@@ -1,0 +1,114 @@
+//! `/metrics` is valid Prometheus text (checked by `promtool check metrics`) and
+//! carries the catalogue of SPEC 1 once traffic has flowed.
+
+mod common;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use common::*;
+
+const CATALOGUE: [&str; 10] = [
+    "switchboard_calls_total",
+    "switchboard_routed_total",
+    "switchboard_fallbacks_total",
+    "switchboard_routing_failures_total",
+    "switchboard_reservations_expired_total",
+    "switchboard_agents",
+    "switchboard_webhook_duration_seconds",
+    "switchboard_redis_script_duration_seconds",
+    "switchboard_voicemails_total",
+    "switchboard_redis_up",
+];
+
+const SHORT: &str = r#"
+[defaults]
+ring_timeout_secs = 5
+reservation_grace_secs = 1
+
+[[queues]]
+name = "default"
+fallback = ["voicemail"]
+"#;
+
+#[tokio::test]
+async fn the_metrics_page_passes_promtool_and_has_the_whole_catalogue() {
+    let mut app = spawn_app(SHORT).await;
+    app.add_available("a", &["default"]).await;
+    // Traffic touching every series: a routed call that expires unanswered, a
+    // fallback with a voicemail, and a failure while Redis is down.
+    let dial = app.call(&call_sid(1), "+15005550006").await;
+    assert!(dialed(&dial).is_some());
+    let vm = app.call(&call_sid(2), "+15005550006").await;
+    assert!(vm.body.contains("<Record"));
+    let rec = format!("RE{:032x}", 1);
+    post_signed(
+        &app.http,
+        &format!("{}/twilio/voice/voicemail", app.base()),
+        &[
+            ("CallSid", call_sid(2).as_str()),
+            ("RecordingSid", rec.as_str()),
+        ],
+    )
+    .await;
+    let started = std::time::Instant::now();
+    while app.agent("a").await["state"] != "available" {
+        assert!(
+            started.elapsed().as_secs() < 10,
+            "reservation never expired"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    app.http
+        .get(format!("{}/readyz", app.base()))
+        .send()
+        .await
+        .unwrap();
+    app.redis.stop();
+    app.call(&call_sid(3), "+15005550006").await;
+    app.redis.restart().unwrap();
+
+    let page = app.metrics().await;
+    for name in CATALOGUE {
+        assert!(
+            page.contains(&format!("# HELP {name} ")),
+            "no HELP for {name}:\n{page}"
+        );
+        assert!(
+            page.contains(&format!("# TYPE {name} ")),
+            "no TYPE for {name}:\n{page}"
+        );
+    }
+    assert!(page.contains(
+        "switchboard_webhook_duration_seconds_bucket{route=\"/twilio/voice\",le=\"0.005\"}"
+    ));
+    assert!(page.contains(
+        "switchboard_redis_script_duration_seconds_bucket{script=\"route_call\",le=\"0.001\"}"
+    ));
+
+    let mut promtool = match Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+    {
+        Ok(child) => child,
+        Err(e) => panic!(
+            "promtool is needed to check /metrics ({e}): install it with `sudo apt-get install prometheus` (Debian/Ubuntu)"
+        ),
+    };
+    promtool
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(page.as_bytes())
+        .unwrap();
+    let out = promtool.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics failed:\n{}{}\n{page}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
