@@ -84,7 +84,7 @@ fn is_sip_address(address: &str) -> bool {
 }
 
 /// The states of SPEC section 2, as the admin API shows them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AgentState {
     Offline,

@@ -251,3 +251,58 @@ async fn deleting_a_reserved_agent_keeps_its_call_but_hides_it() {
     // The call in progress still gets its answer.
     assert_eq!(app.call(&call_sid(1), SUPPORT).await.body, first.body);
 }
+
+#[tokio::test]
+async fn the_openapi_document_describes_every_route_and_the_real_documents() {
+    let app = spawn_app(ROUTING).await;
+    let response = app
+        .http
+        .get(format!("{}/v1/openapi.json", app.base()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "public, no token needed");
+    let doc: serde_json::Value = response.json().await.unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."), "{doc}");
+    let expected = [
+        ("/v1/agents", "get"),
+        ("/v1/agents/{id}", "get"),
+        ("/v1/agents/{id}", "put"),
+        ("/v1/agents/{id}", "delete"),
+        ("/v1/agents/{id}/state", "put"),
+        ("/v1/queues", "get"),
+        ("/v1/queues/{name}", "get"),
+        ("/v1/voicemails", "get"),
+    ];
+    for (path, method) in expected {
+        assert!(
+            doc["paths"][path][method].is_object(),
+            "{method} {path} missing"
+        );
+    }
+    assert_eq!(
+        doc["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
+
+    // The schemas name exactly the fields the API answers with.
+    app.add_available("a", &["sales"]).await;
+    let keys = |v: &serde_json::Value| {
+        let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+        k.sort();
+        k
+    };
+    let schemas = &doc["components"]["schemas"];
+    assert_eq!(
+        keys(&schemas["AgentDoc"]["properties"]),
+        keys(&app.agent("a").await)
+    );
+    let queue = app.admin(Method::GET, "/queues/sales", None).await.json();
+    assert_eq!(keys(&schemas["QueueDoc"]["properties"]), keys(&queue));
+    assert_eq!(
+        keys(&schemas["StateCounts"]["properties"]),
+        keys(&queue["agents"])
+    );
+    let error = app.admin(Method::GET, "/agents/nobody", None).await.json();
+    assert_eq!(keys(&schemas["ErrorBody"]["properties"]), keys(&error));
+}

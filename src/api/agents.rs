@@ -7,13 +7,15 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
-use super::ApiError;
+use utoipa::ToSchema;
+
+use super::{ApiError, ErrorBody};
 use crate::agent::{AgentState, Contact, SettableState, is_valid_id};
 use crate::http::AppState;
 use crate::store::{AgentView, SetStateOutcome};
 
 /// The agent document of SPEC 1.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct AgentDoc {
     pub id: String,
     pub name: String,
@@ -51,12 +53,21 @@ impl From<AgentView> for AgentDoc {
     }
 }
 
-#[derive(Debug, Deserialize)]
+/// What `PUT /v1/agents/{id}` takes.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AgentBody {
+    /// Display name, 1 to 128 printable characters.
     name: String,
+    /// `+15551230001` (E.164), `client:IDENTITY` or `sip:user@host`.
     contact: String,
+    /// Queue names from the routing file.
     queues: Vec<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AgentList {
+    agents: Vec<AgentDoc>,
 }
 
 fn valid_id(id: &str) -> Result<(), ApiError> {
@@ -73,6 +84,11 @@ fn not_found(id: &str) -> ApiError {
     ApiError::NotFound(format!("no agent {id:?}"))
 }
 
+/// Create or update an agent; a new agent starts `offline`.
+#[utoipa::path(put, path = "/v1/agents/{id}", tag = "agents", request_body = AgentBody,
+    params(("id" = String, Path, description = "[A-Za-z0-9._-]{1,64}")),
+    responses((status = 201, description = "created", body = AgentDoc), (status = 200, description = "updated", body = AgentDoc),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn upsert(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -116,6 +132,10 @@ pub async fn upsert(
     Ok((status, Json(AgentDoc::from(view))).into_response())
 }
 
+/// One agent.
+#[utoipa::path(get, path = "/v1/agents/{id}", tag = "agents",
+    params(("id" = String, Path, description = "[A-Za-z0-9._-]{1,64}")),
+    responses((status = 200, body = AgentDoc), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn get(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -125,7 +145,10 @@ pub async fn get(
     view.map(|v| Json(v.into())).ok_or_else(|| not_found(&id))
 }
 
-pub async fn list(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+/// Every agent, sorted by id.
+#[utoipa::path(get, path = "/v1/agents", tag = "agents",
+    responses((status = 200, body = AgentList), (status = 401, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn list(State(state): State<AppState>) -> Result<Json<AgentList>, ApiError> {
     let agents: Vec<AgentDoc> = state
         .engine
         .store()
@@ -134,9 +157,13 @@ pub async fn list(State(state): State<AppState>) -> Result<Json<serde_json::Valu
         .into_iter()
         .map(AgentDoc::from)
         .collect();
-    Ok(Json(serde_json::json!({ "agents": agents })))
+    Ok(Json(AgentList { agents }))
 }
 
+/// Delete an agent: no new call; a call in progress ends normally.
+#[utoipa::path(delete, path = "/v1/agents/{id}", tag = "agents",
+    params(("id" = String, Path, description = "[A-Za-z0-9._-]{1,64}")),
+    responses((status = 204, description = "deleted"), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn delete(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -150,14 +177,22 @@ pub async fn delete(
     }
 }
 
-#[derive(Debug, Deserialize)]
+/// What `PUT /v1/agents/{id}/state` takes.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StateBody {
+    /// `available`, `away` or `offline`.
     state: String,
+    /// Move an agent that holds a call (to recover one known to be free).
     #[serde(default)]
     force: bool,
 }
 
+/// Set an agent `available`, `away` or `offline`; 409 for one holding a call unless `force`.
+#[utoipa::path(put, path = "/v1/agents/{id}/state", tag = "agents", request_body = StateBody,
+    params(("id" = String, Path, description = "[A-Za-z0-9._-]{1,64}")),
+    responses((status = 200, body = AgentDoc), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody), (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn set_state(
     State(state): State<AppState>,
     Path(id): Path<String>,

@@ -2,7 +2,10 @@
 //! Errors are `{"error": "..."}` with the status codes of SPEC 1 ("Admin API").
 
 mod agents;
+mod openapi;
 mod queues;
+
+pub use openapi::ApiDoc;
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Request, State};
@@ -30,6 +33,15 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/queues/{name}", get(queues::get))
         .route("/voicemails", get(queues::voicemails))
         .route_layer(middleware::from_fn_with_state(state, require_token))
+        // The description of the API is public: it holds no data.
+        .route("/openapi.json", get(openapi::serve))
+}
+
+/// The body of every admin API error.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// What is wrong.
+    pub error: String,
 }
 
 /// An admin API failure, as its status code and message.
@@ -72,7 +84,9 @@ impl IntoResponse for ApiError {
         }
         let mut response = (
             status,
-            Json(serde_json::json!({ "error": self.to_string() })),
+            Json(ErrorBody {
+                error: self.to_string(),
+            }),
         )
             .into_response();
         if status == StatusCode::UNAUTHORIZED {

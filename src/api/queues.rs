@@ -1,24 +1,61 @@
 //! `/v1/queues`: each queue's agents by state and its offer order, and the
 //! recorded voicemail messages.
 
-use std::collections::BTreeMap;
-
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
-use super::ApiError;
+use super::{ApiError, ErrorBody};
 use crate::agent::AgentState;
 use crate::http::AppState;
 use crate::store::{AgentView, QueueLine};
 
-#[derive(Debug, Serialize)]
+/// A queue: its agents by state and its offer order.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct QueueDoc {
     name: String,
-    agents: BTreeMap<&'static str, usize>,
+    agents: StateCounts,
     /// Ids in the order they would be offered calls; those in wrap-up or
     /// no-answer delay last, in the order they come back.
     available: Vec<String>,
+}
+
+/// How many of a queue's agents are in each state.
+#[derive(Debug, Default, Serialize, ToSchema)]
+pub struct StateCounts {
+    offline: usize,
+    available: usize,
+    reserved: usize,
+    on_call: usize,
+    wrap_up: usize,
+    away: usize,
+}
+
+impl StateCounts {
+    fn count(&mut self, state: AgentState) {
+        let slot = match state {
+            AgentState::Offline => &mut self.offline,
+            AgentState::Available => &mut self.available,
+            AgentState::Reserved => &mut self.reserved,
+            AgentState::OnCall => &mut self.on_call,
+            AgentState::WrapUp => &mut self.wrap_up,
+            AgentState::Away => &mut self.away,
+        };
+        *slot += 1;
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct QueueList {
+    queues: Vec<QueueDoc>,
+}
+
+/// Recorded messages, newest first: call_sid, recording_sid, recording_url,
+/// duration_secs, from, to, queue, received_at (ms).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VoicemailList {
+    voicemails: Vec<serde_json::Value>,
 }
 
 fn queue_doc(name: &str, agents: &[AgentView], line: Option<&QueueLine>) -> QueueDoc {
@@ -26,10 +63,9 @@ fn queue_doc(name: &str, agents: &[AgentView], line: Option<&QueueLine>) -> Queu
         .iter()
         .filter(|a| a.record.queues.iter().any(|q| q == name))
         .collect();
-    let mut counts: BTreeMap<&'static str, usize> =
-        AgentState::ALL.iter().map(|s| (s.as_str(), 0)).collect();
+    let mut counts = StateCounts::default();
     for agent in &members {
-        *counts.entry(agent.state.as_str()).or_default() += 1;
+        counts.count(agent.state);
     }
     let free = |id: &str| {
         members.iter().any(|a| {
@@ -52,7 +88,10 @@ fn queue_doc(name: &str, agents: &[AgentView], line: Option<&QueueLine>) -> Queu
     }
 }
 
-pub async fn list(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+/// Every configured queue.
+#[utoipa::path(get, path = "/v1/queues", tag = "queues",
+    responses((status = 200, body = QueueList), (status = 401, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn list(State(state): State<AppState>) -> Result<Json<QueueList>, ApiError> {
     let store = state.engine.store();
     let agents = store.list_agents().await?;
     let lines = store.queue_lines().await?;
@@ -63,9 +102,13 @@ pub async fn list(State(state): State<AppState>) -> Result<Json<serde_json::Valu
         .iter()
         .map(|q| queue_doc(&q.name, &agents, lines.get(&q.name)))
         .collect();
-    Ok(Json(serde_json::json!({ "queues": queues })))
+    Ok(Json(QueueList { queues }))
 }
 
+/// One queue.
+#[utoipa::path(get, path = "/v1/queues/{name}", tag = "queues",
+    params(("name" = String, Path, description = "queue name from the routing file")),
+    responses((status = 200, body = QueueDoc), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn get(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -79,20 +122,25 @@ pub async fn get(
     Ok(Json(queue_doc(&name, &agents, lines.get(&name))))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 pub struct VoicemailQuery {
+    /// How many messages, newest first (1..=1000, default 100).
     limit: Option<usize>,
 }
 
-/// `GET /v1/voicemails?limit=N`: the newest recorded messages (default 100).
+/// The newest recorded voicemail messages.
+#[utoipa::path(get, path = "/v1/voicemails", tag = "voicemails", params(VoicemailQuery),
+    responses((status = 200, body = VoicemailList), (status = 401, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn voicemails(
     State(state): State<AppState>,
     Query(query): Query<VoicemailQuery>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<VoicemailList>, ApiError> {
     let limit = query
         .limit
         .unwrap_or(100)
         .clamp(1, crate::store::calls::VOICEMAILS_KEPT);
     let messages = state.engine.store().voicemails(limit).await?;
-    Ok(Json(serde_json::json!({ "voicemails": messages })))
+    Ok(Json(VoicemailList {
+        voicemails: messages,
+    }))
 }
