@@ -37,6 +37,8 @@ enum Command {
     Demo(DemoArgs),
     /// A Twilio stand-in: places signed calls, follows the TwiML, reports.
     Simulate(SimulateArgs),
+    /// Print the admin API's OpenAPI document (as served at /v1/openapi.json).
+    Openapi,
 }
 
 #[tokio::main]
@@ -79,6 +81,11 @@ async fn main() -> anyhow::Result<()> {
         Command::Demo(args) => {
             telemetry::init(switchboard::config::LogFormat::Pretty);
             switchboard::demo::run(args).await
+        }
+        Command::Openapi => {
+            use utoipa::OpenApi;
+            println!("{}", switchboard::api::ApiDoc::openapi().to_pretty_json()?);
+            Ok(())
         }
         Command::Simulate(args) => {
             let report = switchboard::simulate::run(&args).await?;

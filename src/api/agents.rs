@@ -85,10 +85,10 @@ fn not_found(id: &str) -> ApiError {
 }
 
 /// Create or update an agent; a new agent starts `offline`.
-#[utoipa::path(put, path = "/v1/agents/{id}", tag = "agents", request_body = AgentBody,
+#[utoipa::path(put, path = "/v1/agents/{id}", operation_id = "put_agent", tag = "agents", request_body = AgentBody,
     params(("id" = String, Path, description = "[A-Za-z0-9._-]{1,64}")),
     responses((status = 201, description = "created", body = AgentDoc), (status = 200, description = "updated", body = AgentDoc),
-        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
+        (status = 400, description = "the body is not the expected JSON", body = ErrorBody), (status = 401, description = "no or wrong bearer token", body = ErrorBody), (status = 422, description = "a bad value (id, contact, queue, state)", body = ErrorBody), (status = 503, description = "no admin token configured, or Redis unavailable", body = ErrorBody)))]
 pub async fn upsert(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -133,9 +133,9 @@ pub async fn upsert(
 }
 
 /// One agent.
-#[utoipa::path(get, path = "/v1/agents/{id}", tag = "agents",
+#[utoipa::path(get, path = "/v1/agents/{id}", operation_id = "get_agent", tag = "agents",
     params(("id" = String, Path, description = "[A-Za-z0-9._-]{1,64}")),
-    responses((status = 200, body = AgentDoc), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
+    responses((status = 200, description = "the document", body = AgentDoc), (status = 401, description = "no or wrong bearer token", body = ErrorBody), (status = 404, description = "no such agent or queue", body = ErrorBody), (status = 422, description = "a bad value (id, contact, queue, state)", body = ErrorBody), (status = 503, description = "no admin token configured, or Redis unavailable", body = ErrorBody)))]
 pub async fn get(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -146,8 +146,8 @@ pub async fn get(
 }
 
 /// Every agent, sorted by id.
-#[utoipa::path(get, path = "/v1/agents", tag = "agents",
-    responses((status = 200, body = AgentList), (status = 401, body = ErrorBody), (status = 503, body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/agents", operation_id = "list_agents", tag = "agents",
+    responses((status = 200, description = "the document", body = AgentList), (status = 401, description = "no or wrong bearer token", body = ErrorBody), (status = 503, description = "no admin token configured, or Redis unavailable", body = ErrorBody)))]
 pub async fn list(State(state): State<AppState>) -> Result<Json<AgentList>, ApiError> {
     let agents: Vec<AgentDoc> = state
         .engine
@@ -161,9 +161,9 @@ pub async fn list(State(state): State<AppState>) -> Result<Json<AgentList>, ApiE
 }
 
 /// Delete an agent: no new call; a call in progress ends normally.
-#[utoipa::path(delete, path = "/v1/agents/{id}", tag = "agents",
+#[utoipa::path(delete, path = "/v1/agents/{id}", operation_id = "delete_agent", tag = "agents",
     params(("id" = String, Path, description = "[A-Za-z0-9._-]{1,64}")),
-    responses((status = 204, description = "deleted"), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
+    responses((status = 204, description = "deleted"), (status = 401, description = "no or wrong bearer token", body = ErrorBody), (status = 404, description = "no such agent or queue", body = ErrorBody), (status = 422, description = "a bad value (id, contact, queue, state)", body = ErrorBody), (status = 503, description = "no admin token configured, or Redis unavailable", body = ErrorBody)))]
 pub async fn delete(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -189,10 +189,10 @@ pub struct StateBody {
 }
 
 /// Set an agent `available`, `away` or `offline`; 409 for one holding a call unless `force`.
-#[utoipa::path(put, path = "/v1/agents/{id}/state", tag = "agents", request_body = StateBody,
+#[utoipa::path(put, path = "/v1/agents/{id}/state", operation_id = "set_agent_state", tag = "agents", request_body = StateBody,
     params(("id" = String, Path, description = "[A-Za-z0-9._-]{1,64}")),
-    responses((status = 200, body = AgentDoc), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 409, body = ErrorBody), (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
+    responses((status = 200, description = "the document", body = AgentDoc), (status = 400, description = "the body is not the expected JSON", body = ErrorBody), (status = 401, description = "no or wrong bearer token", body = ErrorBody), (status = 404, description = "no such agent or queue", body = ErrorBody),
+        (status = 409, description = "the agent holds a call", body = ErrorBody), (status = 422, description = "a bad value (id, contact, queue, state)", body = ErrorBody), (status = 503, description = "no admin token configured, or Redis unavailable", body = ErrorBody)))]
 pub async fn set_state(
     State(state): State<AppState>,
     Path(id): Path<String>,

@@ -89,8 +89,8 @@ fn queue_doc(name: &str, agents: &[AgentView], line: Option<&QueueLine>) -> Queu
 }
 
 /// Every configured queue.
-#[utoipa::path(get, path = "/v1/queues", tag = "queues",
-    responses((status = 200, body = QueueList), (status = 401, body = ErrorBody), (status = 503, body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/queues", operation_id = "list_queues", tag = "queues",
+    responses((status = 200, description = "the document", body = QueueList), (status = 401, description = "no or wrong bearer token", body = ErrorBody), (status = 503, description = "no admin token configured, or Redis unavailable", body = ErrorBody)))]
 pub async fn list(State(state): State<AppState>) -> Result<Json<QueueList>, ApiError> {
     let store = state.engine.store();
     let agents = store.list_agents().await?;
@@ -106,9 +106,9 @@ pub async fn list(State(state): State<AppState>) -> Result<Json<QueueList>, ApiE
 }
 
 /// One queue.
-#[utoipa::path(get, path = "/v1/queues/{name}", tag = "queues",
+#[utoipa::path(get, path = "/v1/queues/{name}", operation_id = "get_queue", tag = "queues",
     params(("name" = String, Path, description = "queue name from the routing file")),
-    responses((status = 200, body = QueueDoc), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
+    responses((status = 200, description = "the document", body = QueueDoc), (status = 401, description = "no or wrong bearer token", body = ErrorBody), (status = 404, description = "no such agent or queue", body = ErrorBody), (status = 503, description = "no admin token configured, or Redis unavailable", body = ErrorBody)))]
 pub async fn get(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -129,8 +129,8 @@ pub struct VoicemailQuery {
 }
 
 /// The newest recorded voicemail messages.
-#[utoipa::path(get, path = "/v1/voicemails", tag = "voicemails", params(VoicemailQuery),
-    responses((status = 200, body = VoicemailList), (status = 401, body = ErrorBody), (status = 503, body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/voicemails", operation_id = "list_voicemails", tag = "voicemails", params(VoicemailQuery),
+    responses((status = 200, description = "the document", body = VoicemailList), (status = 401, description = "no or wrong bearer token", body = ErrorBody), (status = 503, description = "no admin token configured, or Redis unavailable", body = ErrorBody)))]
 pub async fn voicemails(
     State(state): State<AppState>,
     Query(query): Query<VoicemailQuery>,
