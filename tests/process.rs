@@ -1,0 +1,234 @@
+//! The `switchboard serve` process itself: JSON logs that carry the CallSid and
+//! never a token, and a graceful exit on SIGTERM.
+#![cfg(unix)]
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use switchboard::redis_server::{RedisServer, free_port};
+
+const TWILIO_TOKEN: &str = "tok-SECRET-twilio-123";
+const ADMIN: &str = "tok-SECRET-admin-456";
+
+struct Serve {
+    child: Child,
+    base: String,
+    log: std::path::PathBuf,
+}
+
+impl Serve {
+    async fn start(redis: &RedisServer, name: &str) -> Serve {
+        let port = free_port().unwrap();
+        let log = std::env::temp_dir().join(format!("sb-{name}-{}.log", std::process::id()));
+        let child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+            .arg("serve")
+            .env("SWITCHBOARD_REDIS_URL", redis.url())
+            .env("SWITCHBOARD_LISTEN", format!("127.0.0.1:{port}"))
+            .env("TWILIO_AUTH_TOKEN", TWILIO_TOKEN)
+            .env("SWITCHBOARD_ADMIN_TOKEN", ADMIN)
+            .env("SWITCHBOARD_REDIS_TIMEOUT_MS", "1500")
+            .env_remove("SWITCHBOARD_LOG_FORMAT")
+            .env("RUST_LOG", "debug")
+            .stdout(std::fs::File::create(&log).unwrap())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start switchboard serve");
+        let serve = Serve {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            log,
+        };
+        let started = Instant::now();
+        while reqwest::get(format!("{}/healthz", serve.base))
+            .await
+            .is_err()
+        {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "serve did not start"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        serve
+    }
+
+    fn sigterm(&self) {
+        // SAFETY: a signal to our own child.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+    }
+
+    /// Waits for the exit; its code.
+    fn wait(&mut self, limit: Duration) -> Option<i32> {
+        let started = Instant::now();
+        while started.elapsed() < limit {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        None
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.log);
+    }
+}
+
+async fn signed(http: &reqwest::Client, url: &str, params: &[(&str, &str)]) -> reqwest::Response {
+    let pairs: Vec<(String, String)> = params
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let sig = switchboard::twilio::signature::compute(
+        TWILIO_TOKEN,
+        url,
+        &pairs,
+        switchboard::twilio::signature::Algorithm::HmacSha1,
+    );
+    http.post(url)
+        .header("X-Twilio-Signature", sig)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(serde_urlencoded::to_string(&pairs).unwrap())
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn logs_are_json_lines_with_the_call_sid_and_never_a_token() {
+    let redis = start_redis();
+    let mut serve = Serve::start(&redis, "logs").await;
+    let http = reqwest::Client::new();
+    let admin = |method: reqwest::Method, path: &str, token: &str| {
+        http.request(method, format!("{}/v1{path}", serve.base))
+            .bearer_auth(token)
+    };
+    let body = serde_json::json!({"name": "A", "contact": "client:a", "queues": ["default"]});
+    assert_eq!(
+        admin(reqwest::Method::PUT, "/agents/a", ADMIN)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        201
+    );
+    let state = serde_json::json!({"state": "available"});
+    admin(reqwest::Method::PUT, "/agents/a/state", ADMIN)
+        .json(&state)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        admin(reqwest::Method::GET, "/agents", "wrong-token-789")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+
+    let url = format!("{}/twilio/voice", serve.base);
+    let routed = call_sid(1);
+    let fallback = call_sid(2);
+    for sid in [&routed, &fallback] {
+        let r = signed(
+            &http,
+            &url,
+            &[
+                ("CallSid", sid),
+                ("From", "+15005550001"),
+                ("To", "+15005550006"),
+            ],
+        )
+        .await;
+        assert_eq!(r.status(), 200);
+    }
+    let forged = http
+        .post(&url)
+        .header("X-Twilio-Signature", "forged")
+        .body("CallSid=CA1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 403);
+
+    serve.sigterm();
+    assert_eq!(serve.wait(Duration::from_secs(10)), Some(0));
+    let log = std::fs::read_to_string(&serve.log).unwrap();
+    assert!(!log.is_empty());
+    for secret in [TWILIO_TOKEN, ADMIN, "wrong-token-789", "forged"] {
+        assert!(!log.contains(secret), "the log holds {secret:?}:\n{log}");
+    }
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON line ({e}): {l}")))
+        .collect();
+    let about = |message: &str| -> Vec<&serde_json::Value> {
+        lines
+            .iter()
+            .filter(|l| l["fields"]["message"] == message)
+            .collect()
+    };
+    let offered = about("call offered to agent");
+    assert_eq!(offered.len(), 1, "{log}");
+    assert_eq!(offered[0]["span"]["call_sid"], routed.as_str());
+    let fell_back = about("no agent for the call: fallback");
+    assert_eq!(fell_back.len(), 1, "{log}");
+    assert_eq!(fell_back[0]["span"]["call_sid"], fallback.as_str());
+}
+
+#[tokio::test]
+async fn sigterm_finishes_the_requests_in_flight_then_exits_0() {
+    let redis = start_redis();
+    let mut serve = Serve::start(&redis, "sigterm").await;
+    let http = reqwest::Client::new();
+    // Paused, Redis holds the call's webhook for the whole 1.5 s budget.
+    let pid = redis.pid().unwrap() as libc::pid_t;
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    let url = format!("{}/twilio/voice", serve.base);
+    let sid = call_sid(1);
+    let in_flight = {
+        let http = http.clone();
+        let url = url.clone();
+        tokio::spawn(async move {
+            signed(
+                &http,
+                &url,
+                &[("CallSid", sid.as_str()), ("To", "+15005550006")],
+            )
+            .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    serve.sigterm();
+    let response = in_flight.await.unwrap();
+    unsafe { libc::kill(pid, libc::SIGCONT) };
+    assert_eq!(response.status(), 200, "the request in flight was finished");
+    let body = response.text().await.unwrap();
+    assert!(
+        body.contains("<Record"),
+        "the emergency TwiML (voicemail by default): {body}"
+    );
+    let code = tokio::task::spawn_blocking(move || {
+        let code = serve.wait(Duration::from_secs(10));
+        (code, serve)
+    })
+    .await
+    .unwrap();
+    assert_eq!(code.0, Some(0));
+    assert!(
+        reqwest::get(format!("{}/healthz", code.1.base))
+            .await
+            .is_err(),
+        "still accepting after exit"
+    );
+}
