@@ -43,6 +43,7 @@ impl StoreError {
     pub fn reason(&self) -> &'static str {
         match self {
             StoreError::Timeout(_) => "redis_timeout",
+            StoreError::Redis(e) if e.is_timeout() => "redis_timeout",
             StoreError::Unavailable(_) => "redis_unavailable",
             StoreError::Redis(e) if e.is_io_error() || e.is_connection_dropped() => {
                 "redis_unavailable"
@@ -80,9 +81,14 @@ impl Store {
         timeout: Duration,
         queue_names: Vec<String>,
     ) -> Result<Store, StoreError> {
-        let pool = deadpool_redis::Config::from_url(redis_url)
-            .builder()
-            .map_err(|e| StoreError::Unavailable(format!("bad Redis URL: {e}")))?
+        // redis-rs has its own defaults (500 ms per response, 1 s to connect);
+        // the Redis budget is the one limit, so both take it.
+        let connection = redis::AsyncConnectionConfig::new()
+            .set_response_timeout(Some(timeout))
+            .set_connection_timeout(Some(timeout));
+        let manager = deadpool_redis::Manager::new_with_config(redis_url, connection)
+            .map_err(|e| StoreError::Unavailable(format!("bad Redis URL: {e}")))?;
+        let pool = Pool::builder(manager)
             .max_size(64)
             .wait_timeout(Some(timeout))
             .create_timeout(Some(timeout))
@@ -118,11 +124,11 @@ impl Store {
     {
         let started = Instant::now();
         let work = async {
-            let conn = self
-                .pool
-                .get()
-                .await
-                .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+            let conn = self.pool.get().await.map_err(|e| match e {
+                deadpool_redis::PoolError::Timeout(_) => StoreError::Timeout(self.timeout),
+                deadpool_redis::PoolError::Backend(e) => StoreError::Redis(e),
+                other => StoreError::Unavailable(other.to_string()),
+            })?;
             op(conn).await
         };
         let result = match tokio::time::timeout(self.timeout, work).await {
