@@ -21,6 +21,20 @@ pub const SCRIPT_DURATION: &str = "switchboard_redis_script_duration_seconds";
 pub const VOICEMAILS: &str = "switchboard_voicemails_total";
 pub const REDIS_UP: &str = "switchboard_redis_up";
 
+/// Every metric switchboard exports (deploy/ may name only these).
+pub const CATALOGUE: [&str; 10] = [
+    CALLS,
+    ROUTED,
+    FALLBACKS,
+    ROUTING_FAILURES,
+    RESERVATIONS_EXPIRED,
+    AGENTS,
+    WEBHOOK_DURATION,
+    SCRIPT_DURATION,
+    VOICEMAILS,
+    REDIS_UP,
+];
+
 /// Webhook answers should take milliseconds; Twilio gives up at 15 s.
 const WEBHOOK_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0,

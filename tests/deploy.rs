@@ -6,19 +6,6 @@
 use std::path::Path;
 use std::process::Command;
 
-const CATALOGUE: [&str; 10] = [
-    "switchboard_calls_total",
-    "switchboard_routed_total",
-    "switchboard_fallbacks_total",
-    "switchboard_routing_failures_total",
-    "switchboard_reservations_expired_total",
-    "switchboard_agents",
-    "switchboard_webhook_duration_seconds",
-    "switchboard_redis_script_duration_seconds",
-    "switchboard_voicemails_total",
-    "switchboard_redis_up",
-];
-
 fn deploy(path: &str) -> String {
     let full = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("deploy")
@@ -60,7 +47,7 @@ fn the_dashboard_queries_only_metrics_switchboard_exports() {
             exprs.push(expr.to_owned());
             for name in metric_names(expr) {
                 assert!(
-                    CATALOGUE.contains(&name.as_str()),
+                    switchboard::metrics::CATALOGUE.contains(&name.as_str()),
                     "panel {:?} queries unknown {name}",
                     panel["title"]
                 );
@@ -86,7 +73,7 @@ fn the_alerts_name_only_exported_metrics_and_pass_their_unit_tests() {
     let rules = deploy("prometheus/alerts.yml");
     for name in metric_names(&rules) {
         assert!(
-            CATALOGUE.contains(&name.as_str()),
+            switchboard::metrics::CATALOGUE.contains(&name.as_str()),
             "alerts.yml uses unknown {name}"
         );
     }

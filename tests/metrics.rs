@@ -8,19 +8,6 @@ use std::process::{Command, Stdio};
 
 use common::*;
 
-const CATALOGUE: [&str; 10] = [
-    "switchboard_calls_total",
-    "switchboard_routed_total",
-    "switchboard_fallbacks_total",
-    "switchboard_routing_failures_total",
-    "switchboard_reservations_expired_total",
-    "switchboard_agents",
-    "switchboard_webhook_duration_seconds",
-    "switchboard_redis_script_duration_seconds",
-    "switchboard_voicemails_total",
-    "switchboard_redis_up",
-];
-
 const SHORT: &str = r#"
 [defaults]
 ring_timeout_secs = 5
@@ -69,7 +56,7 @@ async fn the_metrics_page_passes_promtool_and_has_the_whole_catalogue() {
     app.redis.restart().unwrap();
 
     let page = app.metrics().await;
-    for name in CATALOGUE {
+    for name in switchboard::metrics::CATALOGUE {
         assert!(
             page.contains(&format!("# HELP {name} ")),
             "no HELP for {name}:\n{page}"

@@ -82,26 +82,6 @@ impl Drop for Serve {
     }
 }
 
-async fn signed(http: &reqwest::Client, url: &str, params: &[(&str, &str)]) -> reqwest::Response {
-    let pairs: Vec<(String, String)> = params
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    let sig = switchboard::twilio::signature::compute(
-        TWILIO_TOKEN,
-        url,
-        &pairs,
-        switchboard::twilio::signature::Algorithm::HmacSha1,
-    );
-    http.post(url)
-        .header("X-Twilio-Signature", sig)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(serde_urlencoded::to_string(&pairs).unwrap())
-        .send()
-        .await
-        .unwrap()
-}
-
 #[tokio::test]
 async fn logs_are_json_lines_with_the_call_sid_and_never_a_token() {
     let redis = start_redis();
@@ -140,8 +120,9 @@ async fn logs_are_json_lines_with_the_call_sid_and_never_a_token() {
     let routed = call_sid(1);
     let fallback = call_sid(2);
     for sid in [&routed, &fallback] {
-        let r = signed(
+        let r = post_signed_with(
             &http,
+            TWILIO_TOKEN,
             &url,
             &[
                 ("CallSid", sid),
@@ -150,7 +131,7 @@ async fn logs_are_json_lines_with_the_call_sid_and_never_a_token() {
             ],
         )
         .await;
-        assert_eq!(r.status(), 200);
+        assert_eq!(r.status, 200);
     }
     let forged = http
         .post(&url)
@@ -200,8 +181,9 @@ async fn sigterm_finishes_the_requests_in_flight_then_exits_0() {
         let http = http.clone();
         let url = url.clone();
         tokio::spawn(async move {
-            signed(
+            post_signed_with(
                 &http,
+                TWILIO_TOKEN,
                 &url,
                 &[("CallSid", sid.as_str()), ("To", "+15005550006")],
             )
@@ -212,8 +194,8 @@ async fn sigterm_finishes_the_requests_in_flight_then_exits_0() {
     serve.sigterm();
     let response = in_flight.await.unwrap();
     unsafe { libc::kill(pid, libc::SIGCONT) };
-    assert_eq!(response.status(), 200, "the request in flight was finished");
-    let body = response.text().await.unwrap();
+    assert_eq!(response.status, 200, "the request in flight was finished");
+    let body = response.body;
     assert!(
         body.contains("<Record"),
         "the emergency TwiML (voicemail by default): {body}"

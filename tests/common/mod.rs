@@ -194,11 +194,21 @@ pub async fn answer(response: reqwest::Response) -> Answer {
 
 /// Signs and posts a webhook as Twilio would (`url` is absolute).
 pub async fn post_signed(http: &reqwest::Client, url: &str, params: &[(&str, &str)]) -> Answer {
+    post_signed_with(http, AUTH_TOKEN, url, params).await
+}
+
+/// Signs with `token` and posts a webhook as Twilio would (`url` is absolute).
+pub async fn post_signed_with(
+    http: &reqwest::Client,
+    token: &str,
+    url: &str,
+    params: &[(&str, &str)],
+) -> Answer {
     let pairs: Vec<(String, String)> = params
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-    let sig = signature::compute(AUTH_TOKEN, url, &pairs, Algorithm::HmacSha1);
+    let sig = signature::compute(token, url, &pairs, Algorithm::HmacSha1);
     let response = http
         .post(url)
         .header("X-Twilio-Signature", sig)
