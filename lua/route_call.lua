@@ -89,7 +89,7 @@ end
 local function reserve(id, agent, e, via)
   local contact = redis.call('HGET', agent, 'contact')
   redis.call('HSET', agent, 'state', 'reserved', 'state_since', now, 'free_at', '',
-    'call_sid', sid, 'token', token)
+    'call_sid', sid, 'token', token, 'released_token', '')
   dequeue(id, queues)
   attempt = attempt + 1
   local tried_csv = redis.call('HGET', call, 'tried')
@@ -101,7 +101,7 @@ local function reserve(id, agent, e, via)
   redis.call('HSET', call, 'sid', sid, 'queue', home, 'caller', caller, 'status', 'ringing',
     'agent', id, 'contact', contact, 'token', token,
     'agent_queue', e.queue, 'via', via, 'attempt', attempt, 'tried', tried_csv,
-    'reserved_at', now, 'wrap_up_ms', e.wrap_up_ms, 'delay_ms', e.delay_ms,
+    'reserved_at', now, 'last_token', '', 'last_agent', '', 'wrap_up_ms', e.wrap_up_ms, 'delay_ms', e.delay_ms,
     'max_missed', e.max_missed, 'lease_ms', e.lease_ms, 'affinity_ms', e.affinity_ms)
   redis.call('PEXPIRE', call, call_ttl)
   redis.call('ZADD', deadlines, now + e.reservation_ms,
@@ -150,7 +150,7 @@ if attempt < max_attempts then
       for _, id in ipairs(ids) do
         local agent = candidates[id]
         if tried[id] or #missing > 1 or not agent then
-          if not tried[id] and not agent then
+          if not tried[id] and not agent and #missing <= MAX_MISSING then
             missing[#missing + 1] = id
           end
           offset = offset + 1

@@ -38,12 +38,13 @@ if target == 'available' then
     redis.call('HSET', agent, 'state_since', now)
   end
   redis.call('HSET', agent, 'state', 'available', 'free_at', free_at, 'missed_in_row', 0,
-    'call_sid', '', 'token', '')
+    'call_sid', '', 'token', '', 'released_token', '')
   enqueue(id, redis.call('HGET', agent, 'queues'), queues, free_at)
 else
   if state ~= target then
     redis.call('HSET', agent, 'state_since', now)
   end
-  redis.call('HSET', agent, 'state', target, 'free_at', '', 'call_sid', '', 'token', '')
+  redis.call('HSET', agent, 'state', target, 'free_at', '', 'call_sid', '', 'token', '',
+    'released_token', '')
 end
 return agent_reply('ok', agent, now)

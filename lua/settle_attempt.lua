@@ -23,8 +23,14 @@ ARGV[Q+3]          outcome:
                                   once (no miss); an answered call goes to wrap-up
 ARGV[Q+4]          agent id
 
+A report of an attempt the worker already released as expired (the call is
+waiting for its next attempt, `last_token`) is not lost: 'answered' takes the
+agent back on the call and 'completed' ends the call in wrap-up, provided the
+agent has done nothing since (its `released_token` is still this token).
+
 Reply: {code, queue, caller, agent_state, call_status}
-  code         'applied' | 'stale' (not the current attempt, or already settled)
+  code         'applied' | 'recovered' (a late report of an expired attempt)
+               | 'stale' (not the current attempt, or already settled)
                | 'unknown' (no such call)
   queue        the call's own queue; caller: its From
   agent_state  what the agent became ('' when untouched)
@@ -40,20 +46,14 @@ if redis.call('EXISTS', call) == 0 then
   return {'unknown', '', '', '', ''}
 end
 local c = redis.call('HMGET', call, 'status', 'token', 'agent', 'queue', 'caller', 'sid',
-  'wrap_up_ms', 'delay_ms', 'max_missed', 'lease_ms', 'affinity_ms')
+  'wrap_up_ms', 'delay_ms', 'max_missed', 'lease_ms', 'affinity_ms', 'last_token', 'last_agent')
 local status, held, holder, home, caller, sid = c[1], c[2], c[3], c[4] or '', c[5] or '', c[6]
 local function reply(code, agent_state)
   return {code, home, caller, agent_state or '', redis.call('HGET', call, 'status') or ''}
 end
-if held ~= token or holder ~= id or (status ~= 'ringing' and status ~= 'on_call') then
-  return reply('stale')
-end
-
 local wrap_up_ms, delay_ms = tonumber(c[7]) or 0, tonumber(c[8]) or 0
 local max_missed, lease_ms, affinity_ms = tonumber(c[9]) or 1, tonumber(c[10]) or 0, tonumber(c[11]) or 0
 local now = now_ms()
--- The agent may have been forced free meanwhile: then only the call is settled.
-local agent_holds = redis.call('HGET', agent, 'token') == token
 local reservation = deadline_member('reservation', sid, id, token)
 local lease = deadline_member('lease', sid, id, token)
 
@@ -63,6 +63,40 @@ local function remember_affinity()
     redis.call('ZADD', affinity_expiry, now + affinity_ms, caller)
   end
 end
+
+local current = held == token and holder == id and (status == 'ringing' or status == 'on_call')
+local late = status == 'retry' and c[12] == token and c[13] == id
+  and (outcome == 'answered' or outcome == 'completed')
+if late then
+  -- The worker released this attempt as unanswered, but the agent did answer.
+  local untouched = redis.call('HGET', agent, 'released_token') == token
+    and redis.call('HGET', agent, 'token') == ''
+  local agent_state = nil
+  remember_affinity()
+  if outcome == 'answered' then
+    redis.call('HSET', call, 'status', 'on_call', 'token', token, 'answered_at', now,
+      'last_token', '', 'last_agent', '')
+    redis.call('ZADD', deadlines, now + lease_ms, lease)
+    if untouched then
+      dequeue(id, queues)
+      redis.call('HSET', agent, 'state', 'on_call', 'state_since', now, 'free_at', '',
+        'call_sid', sid, 'token', token, 'released_token', '', 'missed_in_row', 0)
+      agent_state = 'on_call'
+    end
+  else
+    redis.call('HSET', call, 'status', 'ended', 'settled_at', now, 'last_token', '', 'last_agent', '')
+    if untouched then
+      agent_state = release_agent(agent, id, queues, 'wrap_up', now, wrap_up_ms, delay_ms, max_missed)
+    end
+  end
+  return reply('recovered', agent_state)
+end
+if not current then
+  return reply('stale')
+end
+
+-- The agent may have been forced free meanwhile: then only the call is settled.
+local agent_holds = redis.call('HGET', agent, 'token') == token
 
 if outcome == 'answered' then
   if status == 'on_call' then
@@ -97,7 +131,8 @@ if agent_holds then
   agent_state = release_agent(agent, id, queues, how, now, wrap_up_ms, delay_ms, max_missed)
 end
 if how == 'miss' then
-  redis.call('HSET', call, 'status', 'retry', 'token', '', 'settled_at', now)
+  redis.call('HSET', call, 'status', 'retry', 'token', '', 'settled_at', now,
+    'last_token', token, 'last_agent', id)
 else
   redis.call('HSET', call, 'status', 'ended', 'token', '', 'settled_at', now)
 end

@@ -50,8 +50,10 @@ local agent_holds = a[1] == token
 
 if kind == 'reservation' then
   if call_holds and c[2] == 'ringing' then
-    -- A late Dial action may still move the call on to its next agent.
-    redis.call('HSET', call, 'status', 'retry', 'token', '', 'settled_at', now)
+    -- A late Dial action may still move the call on to its next agent, or, if
+    -- the agent answered after all, take it back (settle_attempt.lua).
+    redis.call('HSET', call, 'status', 'retry', 'token', '', 'settled_at', now,
+      'last_token', token, 'last_agent', id)
   end
   if agent_holds and a[2] == 'reserved' then
     release_agent(agent, id, queues, 'miss', now, wrap_up_ms, delay_ms, max_missed)

@@ -59,7 +59,17 @@ pub async fn sweep_once(engine: &Engine) -> Result<SweepReport, StoreError> {
     loop {
         let due = store.due_deadlines().await?;
         for member in &due {
-            match store.sweep_deadline(member, &defaults).await? {
+            let swept = match store.sweep_deadline(member, &defaults).await {
+                Ok(swept) => swept,
+                // One entry the script cannot handle must not stall every
+                // deadline behind it; losing Redis ends the round.
+                Err(e) if matches!(e.reason(), "bad_reply" | "redis_error") => {
+                    tracing::error!(deadline = member, error = %e, "cannot sweep this deadline; skipping it");
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            match swept {
                 SweepResult::ExpiredReservation { queue } => {
                     report.expired_reservations += 1;
                     metrics::reservation_expired(&queue);

@@ -171,3 +171,96 @@ async fn a_separate_worker_process_releases_for_servers_without_workers() {
     result.expect("the worker released the agent");
     assert_eq!(metrics.expect("the worker serves /metrics"), 200);
 }
+
+/// The agent answered but the "answered" callback was lost: the worker releases
+/// the reservation as a miss. The late reports then take the agent back, and the
+/// call is never offered to anyone else.
+#[tokio::test]
+async fn a_late_answer_after_the_reservation_expired_takes_the_agent_back() {
+    let app = spawn_app(EXPIRY).await;
+    app.add_available("a", &["support"]).await;
+    app.add_available("b", &["support"]).await;
+    let sid = call_sid(1);
+    let dial = app.call(&sid, SUPPORT).await;
+    assert_eq!(dialed(&dial).as_deref(), Some("a"));
+    wait_for_state(&app, "a", "available", Duration::from_secs(9)).await;
+    assert_eq!(app.agent("a").await["missed_in_row"], 1);
+
+    app.agent_leg(&sid, &dial, "answered").await;
+    let a = app.agent("a").await;
+    assert_eq!(a["state"], "on_call", "{a}");
+    assert_eq!(a["missed_in_row"], 0);
+    assert_eq!(a["call_sid"], sid.as_str());
+    let queue = app
+        .admin(reqwest::Method::GET, "/queues/support", None)
+        .await
+        .json();
+    assert_eq!(
+        queue["available"],
+        serde_json::json!(["b"]),
+        "a is out of line again"
+    );
+
+    let end = app.dial_action(&sid, &dial, "completed").await;
+    assert!(end.body.contains("<Hangup/>"), "{}", end.body);
+    assert_eq!(
+        app.agent("b").await["state"],
+        "available",
+        "nobody else was rung"
+    );
+    assert!(matches!(
+        app.agent("a").await["state"].as_str(),
+        Some("wrap_up" | "available")
+    ));
+}
+
+/// Only the final Dial action of an answered call arrives, after the worker
+/// released the reservation: the caller is hung up on, nobody new is rung.
+#[tokio::test]
+async fn a_completed_dial_action_after_expiry_never_rings_another_agent() {
+    let app = spawn_app(EXPIRY).await;
+    app.add_available("a", &["support"]).await;
+    app.add_available("b", &["support"]).await;
+    let sid = call_sid(1);
+    let dial = app.call(&sid, SUPPORT).await;
+    wait_for_state(&app, "a", "available", Duration::from_secs(9)).await;
+    let end = app.dial_action(&sid, &dial, "completed").await;
+    assert!(end.body.contains("<Hangup/>"), "{}", end.body);
+    assert_eq!(app.agent("b").await["state"], "available");
+    assert_eq!(
+        app.agent("a").await["missed_in_row"],
+        0,
+        "the answered call is no miss"
+    );
+
+    // An operator's change in between wins over a late report.
+    let sid = call_sid(2);
+    let dial = app.call(&sid, SUPPORT).await;
+    let holder = dialed(&dial).unwrap();
+    wait_for_state(&app, &holder, "available", Duration::from_secs(9)).await;
+    app.set_state(&holder, "offline").await;
+    app.agent_leg(&sid, &dial, "answered").await;
+    assert_eq!(app.agent(&holder).await["state"], "offline");
+}
+
+#[tokio::test]
+async fn a_deadline_entry_nobody_wrote_is_dropped_and_stalls_nothing() {
+    let app = spawn_app(EXPIRY).await;
+    app.add_available("a", &["support"]).await;
+    let mut redis = app.redis().await;
+    let _: () = redis::cmd("ZADD")
+        .arg("sb:{default}:deadlines")
+        .arg(0)
+        .arg("garbage")
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    app.call(&call_sid(1), SUPPORT).await;
+    wait_for_state(&app, "a", "available", Duration::from_secs(9)).await;
+    let left: i64 = redis::cmd("ZCARD")
+        .arg("sb:{default}:deadlines")
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    assert_eq!(left, 0);
+}

@@ -78,12 +78,16 @@ end
 --                    set away after max_missed misses in a row
 --   how = 'free'     the caller hung up while it rang: eligible at once
 -- An agent deleted while it held the call is removed now ('deleted').
+-- The agent keeps the attempt's token as `released_token` until its next
+-- reservation or admin change, so a late report of that very attempt (answered
+-- after all) can take it back: see settle_attempt.lua.
 local function release_agent(agent, id, queues, how, now, wrap_up_ms, delay_ms, max_missed)
   dequeue(id, queues)
   if redis.call('HGET', agent, 'deleted') == '1' then
     redis.call('DEL', agent)
     return 'deleted'
   end
+  redis.call('HSET', agent, 'released_token', redis.call('HGET', agent, 'token') or '')
   local member_of = redis.call('HGET', agent, 'queues')
   if how == 'wrap_up' then
     local free_at = now + wrap_up_ms

@@ -141,7 +141,10 @@ impl Engine {
                 "dial attempt settled"
             );
         }
-        if settled.call_status == "ended" {
+        // A call whose attempt completed, or whose caller hung up, is over: a
+        // stale report of that kind must never ring another agent.
+        let over = matches!(report.outcome, Outcome::Completed | Outcome::Hangup);
+        if settled.call_status == "ended" || (over && !settled.applied()) {
             return Ok(Decision::Hangup);
         }
         let home = self

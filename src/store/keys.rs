@@ -70,6 +70,8 @@ mod tests {
             k.call("CA1"),
             k.deadlines(),
             k.voicemails(),
+            k.affinity(),
+            k.affinity_expiry(),
         ] {
             assert!(key.starts_with("sb:{acme}:"), "{key}");
         }

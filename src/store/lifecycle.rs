@@ -30,7 +30,7 @@ impl Outcome {
 /// The reply of `settle_attempt.lua`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settled {
-    /// `applied`, `stale` or `unknown`.
+    /// `applied`, `recovered`, `stale` or `unknown`.
     pub code: String,
     pub queue: String,
     pub caller: String,
@@ -39,8 +39,10 @@ pub struct Settled {
 }
 
 impl Settled {
+    /// This report changed something (the current attempt, or a late report
+    /// of an expired one).
     pub fn applied(&self) -> bool {
-        self.code == "applied"
+        self.code == "applied" || self.code == "recovered"
     }
 
     pub fn unknown(&self) -> bool {
@@ -163,12 +165,14 @@ impl Store {
         member: &str,
         defaults: &QueueSettings,
     ) -> Result<SweepResult, StoreError> {
-        let Some(d) = Deadline::parse(member) else {
-            return Err(StoreError::reply(
-                scripts::SWEEP_DEADLINE.name,
-                format!("bad deadline member {member:?}"),
-            ));
-        };
+        // A member we did not write is dropped by the script: with keys of no
+        // call and no agent, nothing else matches its (empty) token.
+        let d = Deadline::parse(member).unwrap_or(Deadline {
+            kind: "invalid",
+            call_sid: "invalid",
+            agent: "invalid",
+            token: "",
+        });
         let k = self.keys();
         let reply = self
             .invoke(
