@@ -156,6 +156,62 @@ async fn without_the_bearer_token_the_api_answers_401() {
     assert_eq!(wrong.status(), 401);
     let body: serde_json::Value = wrong.json().await.unwrap();
     assert!(body["error"].is_string());
+    // The scheme name is case-insensitive.
+    let lower = app
+        .http
+        .get(&url)
+        .header("authorization", format!("bearer {ADMIN_TOKEN}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(lower.status(), 200);
+}
+
+#[tokio::test]
+async fn every_error_under_v1_is_json() {
+    let app = spawn_app(ROUTING).await;
+    let base = format!("{}/v1", app.base());
+    let cases = [
+        (
+            "unknown path",
+            app.http
+                .get(format!("{base}/nope"))
+                .bearer_auth(ADMIN_TOKEN),
+            404,
+        ),
+        (
+            "wrong method",
+            app.http
+                .post(format!("{base}/agents"))
+                .bearer_auth(ADMIN_TOKEN),
+            405,
+        ),
+        (
+            "bad query",
+            app.http
+                .get(format!("{base}/voicemails?limit=abc"))
+                .bearer_auth(ADMIN_TOKEN),
+            400,
+        ),
+        (
+            "body over 64 KiB",
+            app.http
+                .put(format!("{base}/agents/a"))
+                .bearer_auth(ADMIN_TOKEN)
+                .header("content-type", "application/json")
+                .body(format!("{{\"name\": \"{}\"}}", "x".repeat(70 * 1024))),
+            413,
+        ),
+    ];
+    for (what, request, status) in cases {
+        let a = answer(request.send().await.unwrap()).await;
+        assert_eq!(a.status, status, "{what}: {a:?}");
+        assert!(
+            a.content_type.starts_with("application/json"),
+            "{what}: {a:?}"
+        );
+        assert!(a.json()["error"].is_string(), "{what}: {a:?}");
+    }
 }
 
 #[tokio::test]
@@ -164,13 +220,15 @@ async fn without_an_admin_token_configured_the_api_answers_503() {
     let mut s = settings(&redis.url(), ROUTING);
     s.admin_token = None;
     let server = TestServer::start(s).await;
-    let r = reqwest::Client::new()
-        .get(format!("{}/v1/agents", server.base))
-        .bearer_auth("")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 503);
+    let http = reqwest::Client::new();
+    for path in ["/v1/agents", "/v1/openapi.json", "/v1/nope"] {
+        let r = http
+            .get(format!("{}{path}", server.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 503, "{path}");
+    }
 }
 
 #[tokio::test]

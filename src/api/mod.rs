@@ -32,9 +32,41 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/queues", get(queues::list))
         .route("/queues/{name}", get(queues::get))
         .route("/voicemails", get(queues::voicemails))
-        .route_layer(middleware::from_fn_with_state(state, require_token))
-        // The description of the API is public: it holds no data.
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_token))
+        // The description of the API needs no token: it holds no data.
         .route("/openapi.json", get(openapi::serve))
+        .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
+        .layer(middleware::from_fn_with_state(state, require_enabled))
+}
+
+/// Every error under `/v1` as `{"error": …}`, also those answered by axum and
+/// tower-http themselves (405, 408, 413, a bad query string, a panic's 500).
+pub async fn json_errors(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 16 * 1024)
+        .await
+        .unwrap_or_default();
+    let text = String::from_utf8_lossy(&text).trim().to_owned();
+    let error = if text.is_empty() {
+        status.canonical_reason().unwrap_or("error").to_lowercase()
+    } else {
+        text
+    };
+    let mut json = (status, Json(ErrorBody { error })).into_response();
+    for name in [header::WWW_AUTHENTICATE, header::ALLOW] {
+        if let Some(value) = parts.headers.get(&name) {
+            json.headers_mut().insert(name, value.clone());
+        }
+    }
+    json
 }
 
 /// The body of every admin API error.
@@ -49,6 +81,8 @@ pub struct ErrorBody {
 pub enum ApiError {
     #[error("{0}")]
     BadJson(String),
+    #[error("the body is larger than 64 KiB")]
+    TooLarge,
     #[error("missing or wrong bearer token")]
     Unauthorized,
     #[error("{0}")]
@@ -65,7 +99,11 @@ pub enum ApiError {
 
 impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> Self {
-        ApiError::BadJson(rejection.body_text())
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::TooLarge
+        } else {
+            ApiError::BadJson(rejection.body_text())
+        }
     }
 }
 
@@ -73,6 +111,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = match &self {
             ApiError::BadJson(_) => StatusCode::BAD_REQUEST,
+            ApiError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
@@ -99,6 +138,14 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// Without `SWITCHBOARD_ADMIN_TOKEN`, all of `/v1` answers 503.
+async fn require_enabled(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    if state.settings.admin_token.is_none() {
+        return ApiError::Disabled.into_response();
+    }
+    next.run(request).await
+}
+
 /// `Authorization: Bearer <SWITCHBOARD_ADMIN_TOKEN>`. Both sides are hashed first,
 /// so the comparison takes the same time whatever the length or content given.
 async fn require_token(State(state): State<AppState>, request: Request, next: Next) -> Response {
@@ -109,8 +156,10 @@ async fn require_token(State(state): State<AppState>, request: Request, next: Ne
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
+        .and_then(|v| v.split_once(' '))
+        // The scheme name is case-insensitive (RFC 9110, section 11.1).
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map_or("", |(_, token)| token.trim());
     let matches = Sha256::digest(given.as_bytes()).ct_eq(&Sha256::digest(expected.as_bytes()));
     if bool::from(matches) && !given.is_empty() {
         next.run(request).await

@@ -22,6 +22,9 @@ pub struct RoutingFileError {
     pub message: String,
 }
 
+/// The queue that exists without being defined: see `build`.
+const BUILTIN_QUEUE: &str = "default";
+
 /// One step of a fallback chain, taken when no agent of the call's queue is free.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FallbackStep {
@@ -159,7 +162,7 @@ timings! {
     /// `<Dial timeout>`: how long one agent rings (Twilio's range).
     ring_timeout_secs: 5 ..= 600 = 20;
     /// A reservation expires ring timeout + grace after it is made.
-    reservation_grace_secs: 1 ..= 3600 = 10;
+    reservation_grace_secs: 1 ..= 86400 = 10;
     /// Agents tried for one call before the fallback chain.
     max_attempts: 1 ..= 20 = 3;
     /// After a call, an agent gets no call for this long.
@@ -177,7 +180,7 @@ timings! {
 impl QueueSettings {
     /// How long a reservation lives before the worker releases it as a miss.
     pub fn reservation_ms(&self) -> u64 {
-        u64::from(self.ring_timeout_secs + self.reservation_grace_secs) * 1000
+        (u64::from(self.ring_timeout_secs) + u64::from(self.reservation_grace_secs)) * 1000
     }
 }
 
@@ -263,7 +266,7 @@ impl RoutingTable {
     pub fn builtin() -> RoutingTable {
         RoutingTable {
             queues: vec![Queue {
-                name: "default".into(),
+                name: BUILTIN_QUEUE.into(),
                 numbers: vec![],
                 fallback: vec![FallbackStep::Voicemail],
                 settings: QueueSettings::default(),
@@ -417,25 +420,22 @@ fn build(raw: RawFile, source: &str, errors: &mut Errors) -> Option<RoutingTable
         }
     }
 
+    // The built-in queue `default` exists unless the file defines it: it takes
+    // calls to unlisted numbers, with the [defaults] timings and voicemail. Any
+    // other default_queue must be defined, so a typo cannot go unnoticed.
     let default_name = d.default_queue.as_ref();
-    if queues.is_empty() {
-        match default_name {
-            None => {
-                let builtin = RoutingTable::builtin();
-                queues = builtin.queues;
-            }
-            Some(name) => errors.at(
-                name.span(),
-                format!(
-                    "default_queue {:?} names no [[queues]] entry",
-                    name.get_ref()
-                ),
-            ),
-        }
-    }
-    let wanted = default_name.map_or("default", |n| n.get_ref().as_str());
+    let wanted = default_name.map_or(BUILTIN_QUEUE, |n| n.get_ref().as_str());
     let default_queue = match queues.iter().position(|q| q.name == wanted) {
         Some(i) => i,
+        None if wanted == BUILTIN_QUEUE => {
+            queues.push(Queue {
+                name: BUILTIN_QUEUE.into(),
+                numbers: vec![],
+                fallback: vec![FallbackStep::Voicemail],
+                settings: defaults.clone(),
+            });
+            queues.len() - 1
+        }
         None => {
             let span = default_name.map_or(0..source.len().min(1), |n| n.span());
             errors.at(
@@ -553,6 +553,49 @@ fallback = "number:+15005550010"
         assert_eq!(table.emergency, FallbackStep::Number("+15005550010".into()));
     }
 
+    /// SPEC 1 "Routing file", verbatim: `default` is built in.
+    const SPEC_VERBATIM: &str = r#"
+[defaults]
+ring_timeout_secs = 20        # <Dial timeout>: how long one agent rings (5..=600, Twilio's range)
+reservation_grace_secs = 10   # a reservation expires ring timeout + grace after it is made
+max_attempts = 3              # agents tried for one call before the fallback chain
+wrap_up_secs = 15             # after a call, an agent gets no call for this long
+no_answer_delay_secs = 30     # an agent who missed a call is skipped this long
+max_missed_in_row = 3         # then the agent is set `away`
+max_call_secs = 14400         # <Dial timeLimit>; an on-call lease never outlives it
+affinity_days = 30            # a caller goes first to the agent who last answered them
+default_queue = "default"     # queue for calls to numbers not listed below
+
+[[queues]]
+name = "sales"
+numbers = ["+15005550006"]            # the To numbers that land in this queue
+fallback = ["queue:support", "voicemail"]
+
+[[queues]]
+name = "support"
+fallback = ["number:+15005550010"]    # forward to an answering service
+
+[voicemail]
+greeting = "All our agents are busy. Please leave a message after the tone."
+max_length_secs = 120
+
+[emergency]                           # what callers get while Redis is unreachable
+fallback = "number:+15005550010"      # or "voicemail"
+"#;
+
+    #[test]
+    fn the_spec_example_loads_verbatim_with_the_builtin_default_queue() {
+        let table = RoutingTable::parse(SPEC_VERBATIM, "spec.toml").expect("valid");
+        let names: Vec<&str> = table.queues().iter().map(|q| q.name.as_str()).collect();
+        assert_eq!(names, ["sales", "support", "default"]);
+        let default = table.queue_for_number("+15551112222");
+        assert_eq!(default.name, "default");
+        assert_eq!(default.fallback, [FallbackStep::Voicemail]);
+        assert_eq!(default.settings.wrap_up_secs, 15);
+        let huge_grace = "[defaults]\nreservation_grace_secs = 86400\n";
+        assert!(RoutingTable::parse(huge_grace, "r.toml").is_ok());
+    }
+
     #[test]
     fn an_empty_file_is_the_builtin_table() {
         assert_eq!(
@@ -588,8 +631,8 @@ fallback = "number:+15005550010"
                 .starts_with("r.toml:2: the emergency fallback")
         );
         assert!(
-            error("[[queues]]\nname = \"sales\"\n")
-                .contains("default_queue \"default\" names no [[queues]] entry")
+            error("[defaults]\ndefault_queue = \"suport\"\n[[queues]]\nname = \"support\"\n")
+                .starts_with("r.toml:2: default_queue \"suport\" names no [[queues]] entry")
         );
         assert!(error("[defaults\n").starts_with("r.toml:1:"));
     }

@@ -44,19 +44,26 @@ pub fn router(state: AppState) -> Router {
         .route("/twilio/voice/dial", post(webhooks::dial_action))
         .route("/twilio/voice/agent", post(webhooks::agent_status))
         .route("/twilio/voice/voicemail", post(webhooks::voicemail));
-    let others = Router::new()
+    let timeout = state.settings.request_timeout;
+    let admin = Router::new()
         .nest("/v1", api::router(state.clone()))
-        .merge(ops_routes())
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
-            state.settings.request_timeout,
+            timeout,
+        ))
+        .layer(CatchPanicLayer::new())
+        .layer(middleware::map_response(api::json_errors));
+    let ops = ops_routes()
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            timeout,
         ))
         .layer(CatchPanicLayer::new());
     Router::new()
-        .merge(guard_webhooks(twilio, &state))
-        .merge(others)
+        .merge(guard_webhooks(twilio, &state).layer(RequestBodyLimitLayer::new(BODY_LIMIT)))
+        .merge(admin)
+        .merge(ops)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
         .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
             // The path only: no query (callback tokens) and no headers (signatures).
             tracing::info_span!("http", method = %request.method(), path = %request.uri().path())

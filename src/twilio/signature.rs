@@ -1,8 +1,10 @@
 //! `X-Twilio-Signature`, checked exactly as Twilio's helper libraries do
 //! (twilio-python's `RequestValidator`): HMAC of the full URL followed by every
 //! POST parameter name and value, names sorted, each name's distinct values sorted;
-//! base64. The URL is tried with and without its port, since Twilio signs
-//! `https://host/…` and `https://host:443/…` inconsistently.
+//! base64. The URL is also tried with its default port (`:443`, `:80`) added or
+//! removed, since Twilio signs `https://host/…` and `https://host:443/…`
+//! inconsistently. (twilio-python drops any port; SPEC allows only the default
+//! one, so a request to another port must be signed for that port.)
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -113,27 +115,33 @@ fn port_of(netloc: &str) -> Option<(&str, &str)> {
     .then(|| (&netloc[..colon], port))
 }
 
-/// twilio-python's `remove_port`: any port is dropped.
+/// 443 for https, 80 otherwise (as twilio-python's `add_port`).
+fn default_port(scheme: &str) -> &'static str {
+    if scheme.eq_ignore_ascii_case("https") {
+        "443"
+    } else {
+        "80"
+    }
+}
+
+/// The URL without its port, if that port is the scheme's default.
 fn without_port(url: &str) -> String {
     match split_authority(url) {
         Some((scheme, netloc, rest)) => match port_of(netloc) {
-            Some((host, _)) => format!("{scheme}://{host}{rest}"),
-            None => url.to_owned(),
+            Some((host, port)) if port == default_port(scheme) => {
+                format!("{scheme}://{host}{rest}")
+            }
+            _ => url.to_owned(),
         },
         None => url.to_owned(),
     }
 }
 
-/// twilio-python's `add_port`: a URL without a port gets 443 (https) or 80.
+/// The URL with the scheme's default port, if it has no port.
 fn with_port(url: &str) -> String {
     match split_authority(url) {
         Some((scheme, netloc, rest)) if port_of(netloc).is_none() => {
-            let port = if scheme.eq_ignore_ascii_case("https") {
-                443
-            } else {
-                80
-            };
-            format!("{scheme}://{netloc}:{port}{rest}")
+            format!("{scheme}://{netloc}:{}{rest}", default_port(scheme))
         }
         _ => url.to_owned(),
     }
@@ -180,7 +188,15 @@ mod tests {
             without_port("https://a.example:443/x"),
             "https://a.example/x"
         );
-        assert_eq!(without_port("http://[::1]:8080/x"), "http://[::1]/x");
+        assert_eq!(without_port("http://[::1]:80/x"), "http://[::1]/x");
+        assert_eq!(
+            without_port("https://a.example:8443/x"),
+            "https://a.example:8443/x"
+        );
+        assert_eq!(
+            without_port("http://a.example:443/x"),
+            "http://a.example:443/x"
+        );
         assert_eq!(with_port("http://[::1]/x"), "http://[::1]:80/x");
     }
 
