@@ -107,6 +107,21 @@ fn describe() {
     );
 }
 
+/// Registers the counters a fresh process would otherwise leave out of
+/// `/metrics` until their first event, so `rate()` in alerts and dashboards
+/// sees 0 rather than no data.
+pub fn register_series(queues: &[crate::config::Queue]) {
+    for queue in queues {
+        counter!(CALLS, "queue" => queue.name.clone()).increment(0);
+        counter!(ROUTED, "queue" => queue.name.clone(), "via" => "queue").increment(0);
+        counter!(RESERVATIONS_EXPIRED, "queue" => queue.name.clone()).increment(0);
+    }
+    for reason in ["redis_timeout", "redis_unavailable", "redis_error"] {
+        counter!(ROUTING_FAILURES, "reason" => reason).increment(0);
+    }
+    counter!(VOICEMAILS).increment(0);
+}
+
 pub fn call_received(queue: &str) {
     counter!(CALLS, "queue" => queue.to_owned()).increment(1);
 }

@@ -31,10 +31,12 @@ pub fn build_state(settings: Settings) -> Result<AppState, StoreError> {
         queue_names,
     )?;
     let engine = Engine::new(store, Arc::new(settings.routing.clone()));
+    let handle = metrics::install();
+    metrics::register_series(settings.routing.queues());
     Ok(AppState {
         engine,
         settings: Arc::new(settings),
-        metrics: metrics::install(),
+        metrics: handle,
     })
 }
 

@@ -132,3 +132,90 @@ async fn a_recorded_voicemail_is_kept_once_and_listed() {
     assert_eq!(message["duration_secs"], 12);
     assert!(message["received_at"].is_i64());
 }
+
+const CHAINED: &str = r#"
+[[queues]]
+name = "default"
+fallback = ["number:+15005550010", "queue:other", "client:night-desk", "voicemail"]
+
+[[queues]]
+name = "other"
+numbers = ["+15005550009"]
+"#;
+
+#[tokio::test]
+async fn an_unanswered_forward_goes_on_to_the_next_step_of_the_chain() {
+    let app = spawn_app(CHAINED).await;
+    let sid = call_sid(1);
+    let first = app.call(&sid, SALES).await;
+    assert_eq!(
+        first.element_text("Number").as_deref(),
+        Some("+15005550010")
+    );
+    let action = first
+        .attribute("Dial", "action")
+        .expect("a forward with more steps reports back");
+    assert!(
+        action.contains("/twilio/voice/fallback?queue=default&step=2"),
+        "{action}"
+    );
+
+    let busy = post_signed(
+        &app.http,
+        &action,
+        &[("CallSid", sid.as_str()), ("DialCallStatus", "busy")],
+    )
+    .await;
+    assert_eq!(busy.status, 200);
+    assert_eq!(
+        busy.element_text("Client").as_deref(),
+        Some("night-desk"),
+        "{}",
+        busy.body
+    );
+    let next = busy
+        .attribute("Dial", "action")
+        .expect("voicemail still follows");
+
+    let unanswered = post_signed(
+        &app.http,
+        &next,
+        &[("CallSid", sid.as_str()), ("DialCallStatus", "no-answer")],
+    )
+    .await;
+    assert!(unanswered.body.contains("<Record"), "{}", unanswered.body);
+    let answered = post_signed(
+        &app.http,
+        &next,
+        &[("CallSid", sid.as_str()), ("DialCallStatus", "completed")],
+    )
+    .await;
+    assert!(answered.body.contains("<Hangup/>"), "{}", answered.body);
+
+    let page = app.metrics().await;
+    assert!(
+        metric(
+            &page,
+            "switchboard_fallbacks_total{queue=\"default\",step=\"client\"}"
+        ) >= 1.0,
+        "{page}"
+    );
+    let bad = format!("{}/twilio/voice/fallback?queue=default&step=1", app.base());
+    let refused = post_signed(
+        &app.http,
+        &bad,
+        &[("CallSid", sid.as_str()), ("DialCallStatus", "busy")],
+    )
+    .await;
+    assert_eq!(
+        refused.status, 400,
+        "step 1 is a queue step, not one a forward can go on to"
+    );
+}
+
+#[tokio::test]
+async fn a_forward_that_ends_its_chain_reports_nowhere() {
+    let app = spawn_app(ROUTING).await;
+    let a = app.call(&call_sid(1), SUPPORT).await;
+    assert_eq!(a.attribute("Dial", "action"), None);
+}

@@ -192,6 +192,18 @@ pub struct Queue {
     pub settings: QueueSettings,
 }
 
+impl Queue {
+    /// The first step of the chain at or after `from` that answers without an
+    /// agent (queue steps are only tried before the first such step).
+    pub fn answering_step(&self, from: usize) -> Option<(usize, &FallbackStep)> {
+        self.fallback
+            .iter()
+            .enumerate()
+            .skip(from)
+            .find(|(_, step)| !matches!(step, FallbackStep::Queue(_)))
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Voicemail {
     pub greeting: String,

@@ -12,7 +12,7 @@ use tracing::Instrument;
 use super::AppState;
 use crate::agent::Contact;
 use crate::agent::is_valid_id;
-use crate::config::{FallbackStep, Secret, Settings};
+use crate::config::{FallbackStep, Queue, Secret, Settings};
 use crate::metrics;
 use crate::routing::{self, AttemptReport, Decision, IncomingCall};
 use crate::store::StoreError;
@@ -25,6 +25,7 @@ pub mod paths {
     pub const DIAL_ACTION: &str = "/twilio/voice/dial";
     pub const AGENT_STATUS: &str = "/twilio/voice/agent";
     pub const VOICEMAIL: &str = "/twilio/voice/voicemail";
+    pub const FALLBACK_ACTION: &str = "/twilio/voice/fallback";
 }
 
 /// Bounds all the Redis work of one webhook by `SWITCHBOARD_REDIS_TIMEOUT_MS`,
@@ -205,16 +206,35 @@ fn render(state: &AppState, base: &str, decision: &Decision) -> String {
             ring_timeout_secs: settings.ring_timeout_secs,
             max_call_secs: settings.max_call_secs,
         }),
-        Decision::Fallback(step) => fallback(state, base, step),
+        Decision::Fallback { queue, step } => {
+            let queue = state.engine.table().queue(queue);
+            let at = queue.and_then(|q| q.answering_step(0)).map(|(i, _)| i);
+            fallback(state, base, step, queue.zip(at))
+        }
         Decision::Hangup => twiml::hangup(),
     }
 }
 
-/// The TwiML of a fallback step that needs no agent.
-fn fallback(state: &AppState, base: &str, step: &FallbackStep) -> String {
+/// The TwiML of a fallback step that needs no agent. `chain` is the queue and
+/// the step's index in its chain: a forward then reports to
+/// `/twilio/voice/fallback` so the chain's next step runs if nobody answers.
+fn fallback(
+    state: &AppState,
+    base: &str,
+    step: &FallbackStep,
+    chain: Option<(&Queue, usize)>,
+) -> String {
+    let action = chain.and_then(|(queue, at)| {
+        let (next, _) = queue.answering_step(at + 1)?;
+        Some(format!(
+            "{base}{}?queue={}&step={next}",
+            paths::FALLBACK_ACTION,
+            queue.name
+        ))
+    });
     match step {
-        FallbackStep::Number(n) => twiml::forward(&Contact::Number(n.clone())),
-        FallbackStep::Client(id) => twiml::forward(&Contact::Client(id.clone())),
+        FallbackStep::Number(n) => twiml::forward(&Contact::Number(n.clone()), action.as_deref()),
+        FallbackStep::Client(id) => twiml::forward(&Contact::Client(id.clone()), action.as_deref()),
         // A queue step is resolved by the engine; reaching here means it had no
         // agent, and voicemail is the answer of last resort.
         FallbackStep::Voicemail | FallbackStep::Queue(_) => {
@@ -230,7 +250,7 @@ fn fallback(state: &AppState, base: &str, step: &FallbackStep) -> String {
 
 /// What a caller gets while Redis is unreachable.
 pub fn emergency(state: &AppState, base: &str) -> String {
-    fallback(state, base, &state.engine.table().emergency)
+    fallback(state, base, &state.engine.table().emergency, None)
 }
 
 /// `POST /twilio/voice/voicemail`: the `<Record>` action. The message is kept in
@@ -413,4 +433,44 @@ pub async fn call_status(
     }
     .instrument(span)
     .await)
+}
+
+/// `POST /twilio/voice/fallback?queue=…&step=…`: the action of a forwarding
+/// `<Dial>`. A forward nobody answered goes on to the chain's next step; one that
+/// was answered, or whose caller hung up, ends the call. Needs no Redis.
+pub async fn fallback_action(
+    State(state): State<AppState>,
+    hook: Webhook,
+) -> Result<Response, Refusal> {
+    #[derive(serde::Deserialize)]
+    struct Query {
+        queue: String,
+        step: usize,
+    }
+    let Webhook { params, uri, base } = hook;
+    let call_sid = params.call_sid()?;
+    let dial_status = params.one_of("DialCallStatus", &DIAL_STATUSES)?;
+    let query: Query = serde_urlencoded::from_str(uri.query().unwrap_or(""))
+        .map_err(|_| Refusal::Params(ParamsError::Missing("queue and step")))?;
+    let table = state.engine.table();
+    let (queue, step) = table
+        .queue(&query.queue)
+        .and_then(|q| {
+            q.answering_step(query.step)
+                .filter(|(i, _)| *i == query.step)
+                .map(|(_, s)| (q, s))
+        })
+        .ok_or(Refusal::Params(ParamsError::Malformed("queue or step")))?;
+    let _span = tracing::info_span!("call", call_sid, dial_status).entered();
+    if !matches!(dial_status, "busy" | "no-answer" | "failed") {
+        return Ok(twiml_response(twiml::hangup()));
+    }
+    metrics::fallback(&queue.name, &step.metric_label());
+    tracing::info!(queue = queue.name, step = %step.metric_label(), "forward not answered: next fallback step");
+    Ok(twiml_response(fallback(
+        &state,
+        &base,
+        step,
+        Some((queue, query.step)),
+    )))
 }

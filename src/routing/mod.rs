@@ -41,8 +41,8 @@ pub enum Decision {
         settings: QueueSettings,
         attempt: u32,
     },
-    /// No agent: this step of the fallback chain (never `Queue`).
-    Fallback(FallbackStep),
+    /// No agent: this step of the fallback chain of `queue` (never `Queue`).
+    Fallback { queue: String, step: FallbackStep },
     /// The call is over; answer with a hang-up.
     Hangup,
 }
@@ -262,7 +262,10 @@ impl Engine {
                     metrics::fallback(home, &step.metric_label());
                     tracing::info!(queue = home, step = %step.metric_label(), "no agent for the call: fallback");
                 }
-                Ok(Decision::Fallback(step))
+                Ok(Decision::Fallback {
+                    queue: home.to_owned(),
+                    step,
+                })
             }
             RouteOutcome::Ended => Ok(Decision::Hangup),
         }

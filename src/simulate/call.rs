@@ -172,12 +172,23 @@ impl Call<'_> {
                     self.error(format!("{e}: {body}"));
                     return;
                 }
-                Ok(Verb::Dial(dial)) if dial.action.is_some() => match self.attempt(dial).await {
-                    Some(next) => Some(next),
-                    None => return,
-                },
-                Ok(Verb::Dial(_)) => {
+                // An agent's <Dial> reports its leg; a forward does not.
+                Ok(Verb::Dial(dial)) if dial.status_callback.is_some() => {
+                    match self.attempt(dial).await {
+                        Some(next) => Some(next),
+                        None => return,
+                    }
+                }
+                Ok(Verb::Dial(dial)) => {
+                    // The forwarded party answers; a chain action then ends the call.
                     self.result.outcome = CallOutcome::Forwarded;
+                    if let Some(action) = dial.action {
+                        let params = self.params(&[
+                            ("CallStatus", "in-progress"),
+                            ("DialCallStatus", "completed"),
+                        ]);
+                        self.callback(&action, params, "forward completed").await;
+                    }
                     self.end_call().await;
                     return;
                 }
@@ -434,7 +445,9 @@ fn path_of(url: &str) -> &str {
 /// One line describing a TwiML answer, for traces.
 fn summarize(body: &str) -> String {
     match twiml::first_verb(body) {
-        Ok(Verb::Dial(d)) if d.action.is_some() => format!("<Dial> agent {} {}", d.noun, d.target),
+        Ok(Verb::Dial(d)) if d.status_callback.is_some() => {
+            format!("<Dial> agent {} {}", d.noun, d.target)
+        }
         Ok(Verb::Dial(d)) => format!("<Dial> forward {} {}", d.noun, d.target),
         Ok(Verb::Record { .. }) => "<Say> + <Record> (voicemail)".into(),
         Ok(Verb::Hangup) => "<Hangup/>".into(),

@@ -152,9 +152,11 @@ mod tests {
             }
         );
         assert_eq!(first_verb(&twiml::hangup()).unwrap(), Verb::Hangup);
-        let Verb::Dial(f) =
-            first_verb(&twiml::forward(&Contact::Number("+15005550010".into()))).unwrap()
-        else {
+        let Verb::Dial(f) = first_verb(&twiml::forward(
+            &Contact::Number("+15005550010".into()),
+            None,
+        ))
+        .unwrap() else {
             panic!()
         };
         assert_eq!((f.action, f.target.as_str()), (None, "+15005550010"));

@@ -76,9 +76,18 @@ fn noun(contact: &Contact) -> (&'static str, &str) {
 }
 
 /// `<Dial>` forwarding the call to a number or client outside any queue.
-pub fn forward(contact: &Contact) -> String {
+/// With an `action`, Twilio reports there how the forward ended (so an unanswered
+/// forward can go on to the next step of the chain); without one, the call ends
+/// with the forwarded call.
+pub fn forward(contact: &Contact, action: Option<&str>) -> String {
     response(|w| {
-        w.create_element("Dial").write_inner_content(|w| {
+        let mut dial = w.create_element("Dial");
+        if let Some(action) = action {
+            dial = dial
+                .with_attribute(("action", action))
+                .with_attribute(("method", "POST"));
+        }
+        dial.write_inner_content(|w| {
             let (noun, text) = noun(contact);
             w.create_element(noun)
                 .write_text_content(BytesText::new(text))?;
