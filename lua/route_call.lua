@@ -101,8 +101,9 @@ local function reserve(id, agent, e, via)
   redis.call('HSET', call, 'sid', sid, 'queue', home, 'caller', caller, 'status', 'ringing',
     'agent', id, 'contact', contact, 'token', token,
     'agent_queue', e.queue, 'via', via, 'attempt', attempt, 'tried', tried_csv,
-    'reserved_at', now, 'last_token', '', 'last_agent', '', 'wrap_up_ms', e.wrap_up_ms, 'delay_ms', e.delay_ms,
-    'max_missed', e.max_missed, 'lease_ms', e.lease_ms, 'affinity_ms', e.affinity_ms)
+    'reserved_at', now, 'last_token', '', 'last_agent', '',
+    'wrap_up_ms', e.wrap_up_ms, 'delay_ms', e.delay_ms, 'max_missed', e.max_missed,
+    'lease_ms', e.lease_ms, 'affinity_ms', e.affinity_ms)
   redis.call('PEXPIRE', call, call_ttl)
   redis.call('ZADD', deadlines, now + e.reservation_ms,
     deadline_member('reservation', sid, id, token))
