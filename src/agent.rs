@@ -121,6 +121,46 @@ impl AgentState {
     }
 }
 
+/// How many agents are in each state: a queue document's `agents`, and the
+/// `switchboard_agents` gauges.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct StateCounts {
+    offline: usize,
+    available: usize,
+    reserved: usize,
+    on_call: usize,
+    wrap_up: usize,
+    away: usize,
+}
+
+impl StateCounts {
+    pub fn of(states: impl IntoIterator<Item = AgentState>) -> StateCounts {
+        let mut counts = StateCounts::default();
+        for state in states {
+            *counts.slot(state) += 1;
+        }
+        counts
+    }
+
+    fn slot(&mut self, state: AgentState) -> &mut usize {
+        match state {
+            AgentState::Offline => &mut self.offline,
+            AgentState::Available => &mut self.available,
+            AgentState::Reserved => &mut self.reserved,
+            AgentState::OnCall => &mut self.on_call,
+            AgentState::WrapUp => &mut self.wrap_up,
+            AgentState::Away => &mut self.away,
+        }
+    }
+
+    /// Every state with its count, zeros included.
+    pub fn by_state(mut self) -> impl Iterator<Item = (AgentState, usize)> {
+        AgentState::ALL
+            .map(|state| (state, *self.slot(state)))
+            .into_iter()
+    }
+}
+
 /// The states an operator may set through `PUT /v1/agents/{id}/state`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SettableState {

@@ -3,12 +3,11 @@
 //! expired caller affinities, and refreshes the `switchboard_agents` gauges.
 //! Any number may run at once: each release is one token-fenced script.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::agent::AgentState;
+use crate::agent::StateCounts;
 use crate::metrics;
 use crate::routing::Engine;
 use crate::store::lifecycle::SWEEP_BATCH;
@@ -103,16 +102,9 @@ pub async fn sweep_once(engine: &Engine) -> Result<SweepReport, StoreError> {
 pub async fn refresh_gauges(engine: &Engine) -> Result<(), StoreError> {
     let agents = engine.store().list_agents().await?;
     for queue in engine.table().queues() {
-        let mut counts: BTreeMap<&'static str, u64> =
-            AgentState::ALL.iter().map(|s| (s.as_str(), 0)).collect();
-        for agent in agents
-            .iter()
-            .filter(|a| a.record.queues.contains(&queue.name))
-        {
-            *counts.entry(agent.state.as_str()).or_default() += 1;
-        }
-        for (state, count) in counts {
-            metrics::agents(&queue.name, state, count);
+        let members = agents.iter().filter(|a| a.in_queue(&queue.name));
+        for (state, count) in StateCounts::of(members.map(|a| a.state)).by_state() {
+            metrics::agents(&queue.name, state.as_str(), count as u64);
         }
     }
     Ok(())

@@ -162,25 +162,10 @@ async fn the_simulator_reports_an_agent_handed_two_calls() {
     let other = TestServer::start(split).await;
     let http = reqwest::Client::new();
     for base in [app.base(), other.base.as_str()] {
-        for (path, body) in [
-            (
-                "/v1/agents/solo",
-                serde_json::json!({"name": "solo", "contact": "client:solo", "queues": ["support"]}),
-            ),
-            (
-                "/v1/agents/solo/state",
-                serde_json::json!({"state": "available"}),
-            ),
-        ] {
-            let r = http
-                .put(format!("{base}{path}"))
-                .bearer_auth(ADMIN_TOKEN)
-                .json(&body)
-                .send()
-                .await
-                .unwrap();
-            assert!(r.status().is_success());
-        }
+        let created = put_agent(&http, base, ADMIN_TOKEN, "solo", &["support"]).await;
+        assert!((200..300).contains(&created));
+        let freed = put_state(&http, base, ADMIN_TOKEN, "solo", "available").await;
+        assert!((200..300).contains(&freed));
     }
     let mut args = SimulateArgs::new(app.base(), AUTH_TOKEN);
     args.urls.push(other.base.clone());

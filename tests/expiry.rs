@@ -172,18 +172,25 @@ async fn a_separate_worker_process_releases_for_servers_without_workers() {
     assert_eq!(metrics.expect("the worker serves /metrics"), 200);
 }
 
+/// Agents a and b; a call rings a, and no callback comes until the worker has
+/// released a's reservation as a miss. The call's sid and its `<Dial>`.
+async fn call_released_unanswered(app: &TestApp) -> (String, Answer) {
+    app.add_available("a", &["support"]).await;
+    app.add_available("b", &["support"]).await;
+    let sid = call_sid(1);
+    let dial = app.call(&sid, SUPPORT).await;
+    assert_eq!(dialed(&dial).as_deref(), Some("a"));
+    wait_for_state(app, "a", "available", Duration::from_secs(9)).await;
+    (sid, dial)
+}
+
 /// The agent answered but the "answered" callback was lost: the worker releases
 /// the reservation as a miss. The late reports then take the agent back, and the
 /// call is never offered to anyone else.
 #[tokio::test]
 async fn a_late_answer_after_the_reservation_expired_takes_the_agent_back() {
     let app = spawn_app(EXPIRY).await;
-    app.add_available("a", &["support"]).await;
-    app.add_available("b", &["support"]).await;
-    let sid = call_sid(1);
-    let dial = app.call(&sid, SUPPORT).await;
-    assert_eq!(dialed(&dial).as_deref(), Some("a"));
-    wait_for_state(&app, "a", "available", Duration::from_secs(9)).await;
+    let (sid, dial) = call_released_unanswered(&app).await;
     assert_eq!(app.agent("a").await["missed_in_row"], 1);
 
     app.agent_leg(&sid, &dial, "answered").await;
@@ -219,11 +226,7 @@ async fn a_late_answer_after_the_reservation_expired_takes_the_agent_back() {
 #[tokio::test]
 async fn a_completed_dial_action_after_expiry_never_rings_another_agent() {
     let app = spawn_app(EXPIRY).await;
-    app.add_available("a", &["support"]).await;
-    app.add_available("b", &["support"]).await;
-    let sid = call_sid(1);
-    let dial = app.call(&sid, SUPPORT).await;
-    wait_for_state(&app, "a", "available", Duration::from_secs(9)).await;
+    let (sid, dial) = call_released_unanswered(&app).await;
     let end = app.dial_action(&sid, &dial, "completed").await;
     assert!(end.body.contains("<Hangup/>"), "{}", end.body);
     assert_eq!(app.agent("b").await["state"], "available");

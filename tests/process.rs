@@ -87,34 +87,18 @@ async fn logs_are_json_lines_with_the_call_sid_and_never_a_token() {
     let redis = start_redis();
     let mut serve = Serve::start(&redis, "logs").await;
     let http = reqwest::Client::new();
-    let admin = |method: reqwest::Method, path: &str, token: &str| {
-        http.request(method, format!("{}/v1{path}", serve.base))
-            .bearer_auth(token)
-    };
-    let body = serde_json::json!({"name": "A", "contact": "client:a", "queues": ["default"]});
     assert_eq!(
-        admin(reqwest::Method::PUT, "/agents/a", ADMIN)
-            .json(&body)
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        put_agent(&http, &serve.base, ADMIN, "a", &["default"]).await,
         201
     );
-    let state = serde_json::json!({"state": "available"});
-    admin(reqwest::Method::PUT, "/agents/a/state", ADMIN)
-        .json(&state)
+    put_state(&http, &serve.base, ADMIN, "a", "available").await;
+    let wrong = http
+        .get(format!("{}/v1/agents", serve.base))
+        .bearer_auth("wrong-token-789")
         .send()
         .await
         .unwrap();
-    assert_eq!(
-        admin(reqwest::Method::GET, "/agents", "wrong-token-789")
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        401
-    );
+    assert_eq!(wrong.status(), 401);
 
     let url = format!("{}/twilio/voice", serve.base);
     let routed = call_sid(1);

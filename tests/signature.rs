@@ -51,17 +51,37 @@ fn vectors() -> (String, Vec<Vector>) {
     (token, vectors)
 }
 
-async fn app_with(
-    token: &str,
-    public_url: Option<&str>,
-) -> (switchboard::redis_server::RedisServer, TestServer) {
+async fn app_with(token: &str, public_url: Option<&str>) -> TestApp {
     let redis = start_redis();
     let mut s: Settings = settings(&redis.url(), ROUTING);
     s.twilio_auth_token = Some(token.into());
     s.public_url = public_url.map(str::to_owned);
     let server = TestServer::start(s).await;
-    (redis, server)
+    TestApp {
+        redis,
+        server,
+        http: reqwest::Client::new(),
+    }
 }
+
+/// The first vector, signed for https://switchboard.example.com, sent with
+/// the forwarding headers `headers`.
+async fn send_forwarded(app: &TestApp, v: &Vector, headers: &[(&str, &str)]) -> Answer {
+    send(
+        &app.http,
+        app.base(),
+        v,
+        &v.params,
+        Some(&v.signature),
+        headers,
+    )
+    .await
+}
+
+const FORWARDED: [(&str, &str); 2] = [
+    ("X-Forwarded-Proto", "https"),
+    ("Host", "switchboard.example.com"),
+];
 
 async fn send(
     http: &reqwest::Client,
@@ -90,10 +110,9 @@ async fn send(
 #[tokio::test]
 async fn requests_signed_by_twilios_own_library_are_accepted() {
     let (token, vectors) = vectors();
-    let (_redis, server) = app_with(&token, Some(PUBLIC_URL)).await;
-    let http = reqwest::Client::new();
+    let app = app_with(&token, Some(PUBLIC_URL)).await;
     for v in &vectors {
-        let a = send(&http, &server.base, v, &v.params, Some(&v.signature), &[]).await;
+        let a = send(&app.http, app.base(), v, &v.params, Some(&v.signature), &[]).await;
         assert_eq!(a.status, 200, "{}: {a:?}", v.name);
         assert!(a.body.starts_with("<?xml"), "{}: {}", v.name, a.body);
     }
@@ -102,88 +121,36 @@ async fn requests_signed_by_twilios_own_library_are_accepted() {
 #[tokio::test]
 async fn without_a_public_url_the_forwarded_proto_and_host_are_used() {
     let (token, vectors) = vectors();
-    let (_redis, server) = app_with(&token, None).await;
-    let http = reqwest::Client::new();
-    let v = &vectors[0];
-    let headers = [
-        ("X-Forwarded-Proto", "https"),
-        ("Host", "switchboard.example.com"),
-    ];
-    let a = send(
-        &http,
-        &server.base,
-        v,
-        &v.params,
-        Some(&v.signature),
-        &headers,
-    )
-    .await;
+    let app = app_with(&token, None).await;
+    let a = send_forwarded(&app, &vectors[0], &FORWARDED).await;
     assert_eq!(a.status, 200, "{a:?}");
     // Only the Host, without the forwarded scheme: the URL is http:// and fails.
-    let a = send(
-        &http,
-        &server.base,
-        v,
-        &v.params,
-        Some(&v.signature),
-        &headers[1..],
-    )
-    .await;
+    let a = send_forwarded(&app, &vectors[0], &FORWARDED[1..]).await;
     assert_eq!(a.status, 403);
 }
 
 #[tokio::test]
 async fn forwarded_headers_are_ignored_when_a_public_url_is_set() {
     let (token, vectors) = vectors();
-    let (_redis, server) = app_with(&token, Some("https://other.example.com")).await;
-    let http = reqwest::Client::new();
-    let v = &vectors[0];
-    let headers = [
-        ("X-Forwarded-Proto", "https"),
-        ("Host", "switchboard.example.com"),
-    ];
-    let a = send(
-        &http,
-        &server.base,
-        v,
-        &v.params,
-        Some(&v.signature),
-        &headers,
-    )
-    .await;
+    let app = app_with(&token, Some("https://other.example.com")).await;
+    let a = send_forwarded(&app, &vectors[0], &FORWARDED).await;
     assert_eq!(a.status, 403);
 }
 
 #[tokio::test]
 async fn tampered_wrong_url_or_missing_signatures_are_refused_and_change_nothing() {
     let (token, vectors) = vectors();
-    let (redis, server) = app_with(&token, Some(PUBLIC_URL)).await;
-    let http = reqwest::Client::new();
-    let admin = |path: &str| {
-        http.put(format!("{}/v1{path}", server.base))
-            .bearer_auth(ADMIN_TOKEN)
-    };
-    let body = serde_json::json!({ "name": "A", "contact": "client:a", "queues": ["sales"] });
+    let app = app_with(&token, Some(PUBLIC_URL)).await;
+    let (http, base) = (&app.http, app.base());
     assert_eq!(
-        admin("/agents/a")
-            .json(&body)
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        put_agent(http, base, ADMIN_TOKEN, "a", &["sales"]).await,
         201
     );
-    let state = serde_json::json!({ "state": "available" });
     assert_eq!(
-        admin("/agents/a/state")
-            .json(&state)
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        put_state(http, base, ADMIN_TOKEN, "a", "available").await,
         200
     );
-    let mut conn = redis_conn(&redis.url()).await;
+    let mut conn = app.redis().await;
     let before = snapshot(&mut conn).await;
 
     let v = &vectors[0];
@@ -203,31 +170,23 @@ async fn tampered_wrong_url_or_missing_signatures_are_refused_and_change_nothing
     let cases: Vec<(&str, Answer)> = vec![
         (
             "tampered param",
-            send(&http, &server.base, v, &tampered, Some(&v.signature), &[]).await,
+            send(http, base, v, &tampered, Some(&v.signature), &[]).await,
         ),
         (
             "added param",
-            send(&http, &server.base, v, &added, Some(&v.signature), &[]).await,
+            send(http, base, v, &added, Some(&v.signature), &[]).await,
         ),
         (
             "wrong URL",
-            send(
-                &http,
-                &server.base,
-                &other_path,
-                &v.params,
-                Some(&v.signature),
-                &[],
-            )
-            .await,
+            send(http, base, &other_path, &v.params, Some(&v.signature), &[]).await,
         ),
         (
             "missing header",
-            send(&http, &server.base, v, &v.params, None, &[]).await,
+            send(http, base, v, &v.params, None, &[]).await,
         ),
         (
             "empty signature",
-            send(&http, &server.base, v, &v.params, Some(""), &[]).await,
+            send(http, base, v, &v.params, Some(""), &[]).await,
         ),
         ("wrong token", {
             let pairs = v.params.clone();
@@ -237,14 +196,14 @@ async fn tampered_wrong_url_or_missing_signatures_are_refused_and_change_nothing
                 &pairs,
                 switchboard::twilio::signature::Algorithm::HmacSha1,
             );
-            send(&http, &server.base, v, &pairs, Some(&sig), &[]).await
+            send(http, base, v, &pairs, Some(&sig), &[]).await
         }),
         ("algorithm header dropped", {
             let mut plain = vectors_first(&vectors);
             plain.path_and_query = sha256_as_sha1.path_and_query.clone();
             send(
-                &http,
-                &server.base,
+                http,
+                base,
                 &plain,
                 &sha256_as_sha1.params,
                 Some(&sha256_as_sha1.signature),

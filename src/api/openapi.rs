@@ -6,7 +6,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::{ErrorBody, agents, queues};
-use crate::agent::AgentState;
+use crate::agent::{AgentState, StateCounts};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -32,9 +32,9 @@ use crate::agent::AgentState;
         agents::StateBody,
         queues::QueueDoc,
         queues::QueueList,
-        queues::StateCounts,
         queues::VoicemailList,
         AgentState,
+        StateCounts,
         ErrorBody,
     )),
     modifiers(&BearerToken),

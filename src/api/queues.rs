@@ -7,9 +7,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::{ApiError, ErrorBody};
-use crate::agent::AgentState;
+use crate::agent::{AgentState, StateCounts};
 use crate::http::AppState;
-use crate::store::{AgentView, QueueLine};
+use crate::store::AgentView;
 
 /// A queue: its agents by state and its offer order.
 #[derive(Debug, Serialize, ToSchema)]
@@ -19,31 +19,6 @@ pub struct QueueDoc {
     /// Ids in the order they would be offered calls; those in wrap-up or
     /// no-answer delay last, in the order they come back.
     available: Vec<String>,
-}
-
-/// How many of a queue's agents are in each state.
-#[derive(Debug, Default, Serialize, ToSchema)]
-pub struct StateCounts {
-    offline: usize,
-    available: usize,
-    reserved: usize,
-    on_call: usize,
-    wrap_up: usize,
-    away: usize,
-}
-
-impl StateCounts {
-    fn count(&mut self, state: AgentState) {
-        let slot = match state {
-            AgentState::Offline => &mut self.offline,
-            AgentState::Available => &mut self.available,
-            AgentState::Reserved => &mut self.reserved,
-            AgentState::OnCall => &mut self.on_call,
-            AgentState::WrapUp => &mut self.wrap_up,
-            AgentState::Away => &mut self.away,
-        };
-        *slot += 1;
-    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -58,28 +33,16 @@ pub struct VoicemailList {
     voicemails: Vec<serde_json::Value>,
 }
 
-fn queue_doc(name: &str, agents: &[AgentView], line: Option<&QueueLine>) -> QueueDoc {
-    let members: Vec<&AgentView> = agents
-        .iter()
-        .filter(|a| a.record.queues.iter().any(|q| q == name))
-        .collect();
-    let mut counts = StateCounts::default();
-    for agent in &members {
-        counts.count(agent.state);
-    }
+fn queue_doc(name: &str, agents: &[AgentView], line: Option<&Vec<String>>) -> QueueDoc {
+    let members: Vec<&AgentView> = agents.iter().filter(|a| a.in_queue(name)).collect();
+    let counts = StateCounts::of(members.iter().map(|a| a.state));
     let free = |id: &str| {
         members.iter().any(|a| {
             a.record.id == id && matches!(a.state, AgentState::Available | AgentState::WrapUp)
         })
     };
     let available = line
-        .map(|l| {
-            l.offer_order
-                .iter()
-                .filter(|(id, _)| free(id))
-                .map(|(id, _)| id.clone())
-                .collect()
-        })
+        .map(|l| l.iter().filter(|id| free(id)).cloned().collect())
         .unwrap_or_default();
     QueueDoc {
         name: name.to_owned(),

@@ -15,7 +15,7 @@ use crate::agent::is_valid_id;
 use crate::config::{FallbackStep, Queue, Secret, Settings};
 use crate::metrics;
 use crate::routing::{self, AttemptReport, Decision, IncomingCall};
-use crate::store::StoreError;
+use crate::store::{Outcome, StoreError};
 use crate::twilio::params::{Params, ParamsError};
 use crate::twilio::signature::{self, Algorithm};
 use crate::twilio::twiml;
@@ -311,15 +311,6 @@ fn attempt_query(uri: &Uri) -> Result<(String, String), Refusal> {
     Ok((q.agent, q.token))
 }
 
-/// Statuses Twilio sends as `DialCallStatus`.
-const DIAL_STATUSES: [&str; 6] = [
-    "completed",
-    "answered",
-    "busy",
-    "no-answer",
-    "failed",
-    "canceled",
-];
 /// Statuses Twilio sends as `CallStatus`.
 const CALL_STATUSES: [&str; 10] = [
     "queued",
@@ -334,6 +325,14 @@ const CALL_STATUSES: [&str; 10] = [
     "canceled",
 ];
 
+/// `DialCallStatus` (400 when missing or unknown) and what it means for the attempt.
+fn dial_call_status(params: &Params) -> Result<(&str, Outcome), Refusal> {
+    let status = params.text("DialCallStatus")?;
+    let outcome = routing::dial_outcome(status)
+        .ok_or(Refusal::Params(ParamsError::Malformed("DialCallStatus")))?;
+    Ok((status, outcome))
+}
+
 /// `POST /twilio/voice/dial`: the Dial action, how one attempt ended. Answers the
 /// next agent, the fallback, or a hang-up.
 pub async fn dial_action(
@@ -343,9 +342,7 @@ pub async fn dial_action(
     let Webhook { params, uri, base } = hook;
     let (agent, token) = attempt_query(&uri)?;
     let call_sid = params.call_sid()?;
-    let dial_status = params.one_of("DialCallStatus", &DIAL_STATUSES)?;
-    let outcome = routing::dial_outcome(dial_status)
-        .ok_or(Refusal::Params(ParamsError::Malformed("DialCallStatus")))?;
+    let (dial_status, outcome) = dial_call_status(&params)?;
     let report = AttemptReport {
         call_sid,
         agent: &agent,
@@ -363,7 +360,7 @@ pub async fn dial_action(
             Ok(decision) => twiml_response(render(&state, &base, &decision)),
             Err(e) => {
                 metrics::routing_failure(e.reason());
-                if outcome == crate::store::Outcome::Miss {
+                if outcome == Outcome::Miss {
                     tracing::error!(error = %e, "dial action lost: the caller gets the emergency fallback; the worker frees the agent");
                     twiml_response(emergency(&state, &base))
                 } else {
@@ -449,7 +446,7 @@ pub async fn fallback_action(
     }
     let Webhook { params, uri, base } = hook;
     let call_sid = params.call_sid()?;
-    let dial_status = params.one_of("DialCallStatus", &DIAL_STATUSES)?;
+    let (dial_status, outcome) = dial_call_status(&params)?;
     let query: Query = serde_urlencoded::from_str(uri.query().unwrap_or(""))
         .map_err(|_| Refusal::Params(ParamsError::Missing("queue and step")))?;
     let table = state.engine.table();
@@ -462,7 +459,7 @@ pub async fn fallback_action(
         })
         .ok_or(Refusal::Params(ParamsError::Malformed("queue or step")))?;
     let _span = tracing::info_span!("call", call_sid, dial_status).entered();
-    if !matches!(dial_status, "busy" | "no-answer" | "failed") {
+    if outcome != Outcome::Miss {
         return Ok(twiml_response(twiml::hangup()));
     }
     metrics::fallback(&queue.name, &step.metric_label());

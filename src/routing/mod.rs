@@ -9,7 +9,7 @@ use crate::agent::Contact;
 use crate::config::{FallbackStep, Queue, QueueSettings, RoutingTable};
 use crate::metrics;
 use crate::store::calls::PlanEntry;
-use crate::store::{Outcome, RouteOutcome, RouteRequest, Store, StoreError};
+use crate::store::{Outcome, RouteOutcome, RouteRequest, Settled, Store, StoreError};
 
 /// An incoming call, as `POST /twilio/voice` describes it.
 #[derive(Debug, Clone)]
@@ -121,10 +121,7 @@ impl Engine {
         report: &AttemptReport<'_>,
         call: &IncomingCall<'_>,
     ) -> Result<Decision, StoreError> {
-        let settled = self
-            .store
-            .settle_attempt(report.call_sid, report.agent, report.token, report.outcome)
-            .await?;
+        let settled = self.settle(report, "dial action").await?;
         if settled.unknown() {
             // Redis lost the call (restarted empty). A caller still waiting is
             // routed afresh; a finished call is simply over.
@@ -132,14 +129,6 @@ impl Engine {
                 Outcome::Miss => self.incoming(call).await,
                 _ => Ok(Decision::Hangup),
             };
-        }
-        if settled.applied() {
-            tracing::info!(
-                agent = report.agent,
-                outcome = ?report.outcome,
-                agent_state = settled.agent_state,
-                "dial attempt settled"
-            );
         }
         // A call whose attempt completed, or whose caller hung up, is over: a
         // stale report of that kind must never ring another agent.
@@ -157,19 +146,29 @@ impl Engine {
 
     /// The agent leg's status callback: answered, or how the leg ended.
     pub async fn agent_status(&self, report: &AttemptReport<'_>) -> Result<(), StoreError> {
+        self.settle(report, "agent leg").await.map(|_| ())
+    }
+
+    /// Applies one report of an attempt, logging what it changed.
+    async fn settle(
+        &self,
+        report: &AttemptReport<'_>,
+        from: &'static str,
+    ) -> Result<Settled, StoreError> {
         let settled = self
             .store
             .settle_attempt(report.call_sid, report.agent, report.token, report.outcome)
             .await?;
         if settled.applied() {
             tracing::info!(
+                from,
                 agent = report.agent,
                 outcome = ?report.outcome,
                 agent_state = settled.agent_state,
-                "agent leg reported"
+                "dial attempt settled"
             );
         }
-        Ok(())
+        Ok(settled)
     }
 
     /// The number's status callback with a final status: whatever the call still

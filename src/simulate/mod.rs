@@ -91,29 +91,19 @@ pub struct SimulateArgs {
 }
 
 impl SimulateArgs {
-    /// Defaults for embedding (tests): one call to `url`.
+    /// The command line's defaults, for embedding (tests): one call to `url`.
     pub fn new(url: impl Into<String>, auth_token: impl Into<String>) -> SimulateArgs {
-        SimulateArgs {
-            urls: vec![url.into()],
-            calls: 1,
-            concurrency: 1,
-            auth_token: auth_token.into(),
-            to: vec!["+15005550006".into()],
-            answer: 0.8,
-            no_answer: 0.1,
-            busy: 0.05,
-            hangup: 0.05,
-            lost: 0.0,
-            duplicate: 0.0,
-            ring_ms: 20,
-            talk_ms: 50,
-            seed: 1,
-            trace: false,
-            json: false,
-            agents: 0,
-            agent_queues: vec!["sales".into(), "support".into()],
-            admin_token: String::new(),
+        #[derive(clap::Parser)]
+        struct Command {
+            #[command(flatten)]
+            args: SimulateArgs,
         }
+        // The defaults live in one place, the clap attributes above.
+        let mut args = <Command as clap::Parser>::parse_from(["simulate"]).args;
+        args.urls = vec![url.into()];
+        args.auth_token = auth_token.into();
+        args.admin_token = String::new();
+        args
     }
 }
 

@@ -34,6 +34,12 @@ pub struct AgentView {
     pub available_at_ms: Option<i64>,
 }
 
+impl AgentView {
+    pub fn in_queue(&self, queue: &str) -> bool {
+        self.record.queues.iter().any(|q| q == queue)
+    }
+}
+
 impl AgentRecord {
     fn from_fields(fields: &HashMap<String, String>) -> Option<AgentRecord> {
         if fields.get("deleted").is_some_and(|d| d == "1") {
@@ -113,13 +119,6 @@ pub enum SetStateOutcome {
     NotFound,
     /// The agent holds a call (its state given) and `force` was not set.
     Conflict(String),
-}
-
-/// One queue as `GET /v1/queues/{name}` lists it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct QueueLine {
-    /// Ids in the order they would be offered calls, with their scores (ms).
-    pub offer_order: Vec<(String, i64)>,
 }
 
 impl Store {
@@ -240,26 +239,15 @@ impl Store {
         Ok(agents)
     }
 
-    /// Every configured queue's offer order (lowest score first), by queue name.
-    pub async fn queue_lines(&self) -> Result<HashMap<String, QueueLine>, StoreError> {
+    /// Every configured queue's members in offer order (lowest score first:
+    /// those in wrap-up or no-answer delay last), by queue name.
+    pub async fn queue_lines(&self) -> Result<HashMap<String, Vec<String>>, StoreError> {
         let mut pipe = redis::pipe();
         for key in &self.queue_keys {
-            pipe.zrange_withscores(key, 0, -1);
+            pipe.zrange(key, 0, -1);
         }
-        let lines: Vec<Vec<(String, f64)>> = self.query("queue_lines", pipe).await?;
-        Ok(self
-            .queue_names
-            .iter()
-            .cloned()
-            .zip(lines)
-            .map(|(name, members)| {
-                let offer_order = members
-                    .into_iter()
-                    .map(|(id, score)| (id, score as i64))
-                    .collect();
-                (name, QueueLine { offer_order })
-            })
-            .collect())
+        let lines: Vec<Vec<String>> = self.query("queue_lines", pipe).await?;
+        Ok(self.queue_names.iter().cloned().zip(lines).collect())
     }
 }
 

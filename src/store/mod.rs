@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use deadpool_redis::{Pool, Runtime};
 use redis::Value;
 
-pub use agents::{AgentRecord, AgentView, QueueLine, SetStateOutcome};
+pub use agents::{AgentRecord, AgentView, SetStateOutcome};
 pub use calls::{RouteOutcome, RouteRequest};
 pub use keys::Keys;
 pub use lifecycle::{Outcome, Settled, SweepResult};
@@ -109,10 +109,6 @@ impl Store {
 
     pub fn keys(&self) -> &Keys {
         &self.keys
-    }
-
-    pub fn queue_names(&self) -> &[String] {
-        &self.queue_names
     }
 
     /// Runs `op` on a pooled connection within the Redis deadline (pool wait,

@@ -268,24 +268,13 @@ impl TestApp {
     }
 
     pub async fn add_agent(&self, id: &str, queues: &[&str]) {
-        let body =
-            serde_json::json!({ "name": id, "contact": format!("client:{id}"), "queues": queues });
-        let a = self
-            .admin(reqwest::Method::PUT, &format!("/agents/{id}"), Some(body))
-            .await;
-        assert!(a.status == 201 || a.status == 200, "PUT agent {id}: {a:?}");
+        let status = put_agent(&self.http, self.base(), ADMIN_TOKEN, id, queues).await;
+        assert!(status == 201 || status == 200, "PUT agent {id}: {status}");
     }
 
     pub async fn set_state(&self, id: &str, state: &str) {
-        let body = serde_json::json!({ "state": state });
-        let a = self
-            .admin(
-                reqwest::Method::PUT,
-                &format!("/agents/{id}/state"),
-                Some(body),
-            )
-            .await;
-        assert_eq!(a.status, 200, "set {id} {state}: {a:?}");
+        let status = put_state(&self.http, self.base(), ADMIN_TOKEN, id, state).await;
+        assert_eq!(status, 200, "set {id} {state}");
     }
 
     pub async fn agent(&self, id: &str) -> serde_json::Value {
@@ -402,4 +391,40 @@ pub fn metric(page: &str, prefix: &str) -> f64 {
         .and_then(|l| l.rsplit(' ').next())
         .and_then(|v| v.parse().ok())
         .unwrap_or(0.0)
+}
+
+/// `PUT /v1/agents/{id}` on the server at `base` (contact `client:<id>`); the status.
+pub async fn put_agent(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    id: &str,
+    queues: &[&str],
+) -> u16 {
+    let body =
+        serde_json::json!({ "name": id, "contact": format!("client:{id}"), "queues": queues });
+    put_json(http, &format!("{base}/v1/agents/{id}"), token, body).await
+}
+
+/// `PUT /v1/agents/{id}/state` on the server at `base`; the status.
+pub async fn put_state(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    id: &str,
+    state: &str,
+) -> u16 {
+    let body = serde_json::json!({ "state": state });
+    put_json(http, &format!("{base}/v1/agents/{id}/state"), token, body).await
+}
+
+async fn put_json(http: &reqwest::Client, url: &str, token: &str, body: serde_json::Value) -> u16 {
+    let response = http
+        .put(url)
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .expect("PUT");
+    response.status().as_u16()
 }
