@@ -21,7 +21,14 @@ ARGV[Q+3]          outcome:
                                   as a miss and the call may try the next agent
                      'hangup'     the caller hung up: a ringing agent is free at
                                   once (no miss); an answered call goes to wrap-up
+                     'picked_up'  a confirm attempt's phone picked up: the agent
+                                  has not accepted yet, so it stays reserved, with
+                                  its deadline moved to now + ARGV[Q+5]
+                     'ended'      a confirm attempt's leg ended: wrap-up if the
+                                  agent had accepted (on_call), else a miss (its
+                                  voicemail or an unattended phone picked up)
 ARGV[Q+4]          agent id
+ARGV[Q+5]          ms a picked-up confirm attempt has left to accept
 
 A report of an attempt the worker already released as expired (the call is
 waiting for its next attempt, `last_token`) is not lost: 'answered' takes the
@@ -40,7 +47,7 @@ Reply: {code, queue, caller, agent_state, call_status}
 local call, agent, deadlines, affinity, affinity_expiry = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local queues = queue_keys(6)
 local b = args_base()
-local token, outcome, id = ARGV[b], ARGV[b + 1], ARGV[b + 2]
+local token, outcome, id, confirm_ms = ARGV[b], ARGV[b + 1], ARGV[b + 2], tonumber(ARGV[b + 3])
 
 if redis.call('EXISTS', call) == 0 then
   return {'unknown', '', '', '', ''}
@@ -113,6 +120,15 @@ if outcome == 'answered' then
   return reply('applied')
 end
 
+if outcome == 'picked_up' then
+  if status ~= 'ringing' then
+    return reply('stale')
+  end
+  -- Same member, later score: the sweep now waits for the agent's key press.
+  redis.call('ZADD', deadlines, now + confirm_ms, reservation)
+  return reply('applied', agent_holds and 'reserved' or nil)
+end
+
 -- Every other outcome ends this attempt.
 redis.call('ZREM', deadlines, reservation, lease)
 local how = 'free'
@@ -123,7 +139,7 @@ if status == 'on_call' or outcome == 'completed' then
   if status == 'ringing' then
     remember_affinity()
   end
-elseif outcome == 'miss' then
+elseif outcome == 'miss' or outcome == 'ended' then
   how = 'miss'
 end
 local agent_state = nil

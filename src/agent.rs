@@ -53,7 +53,9 @@ impl Contact {
             return is_client_identity(identity).then(|| Contact::Client(identity.to_owned()));
         }
         if let Some(address) = raw.strip_prefix("sip:") {
-            return is_sip_address(address).then(|| Contact::Sip(raw.to_owned()));
+            // Twilio refuses a <Sip> URI longer than 255 characters, prefix included.
+            return (raw.len() <= 255 && is_sip_address(address))
+                .then(|| Contact::Sip(raw.to_owned()));
         }
         None
     }
@@ -75,8 +77,7 @@ fn is_sip_address(address: &str) -> bool {
         return false;
     };
     let allowed = |b: u8| b.is_ascii_alphanumeric() || b"-_.!~*'()&=+$,;?/%:[]".contains(&b);
-    address.len() <= 255
-        && !user.is_empty()
+    !user.is_empty()
         && !host.is_empty()
         && !host.starts_with(['.', ';', ':'])
         && user.bytes().all(allowed)
@@ -220,6 +221,17 @@ mod tests {
         ] {
             assert_eq!(Contact::parse(bad), None, "{bad:?} must be refused");
         }
+    }
+
+    #[test]
+    fn a_sip_uri_longer_than_twilio_takes_is_refused() {
+        let host = "@pbx.example.com";
+        let fits = format!("sip:{}{host}", "a".repeat(255 - 4 - host.len()));
+        assert_eq!(fits.len(), 255);
+        assert!(Contact::parse(&fits).is_some());
+        let long = format!("sip:{}{host}", "a".repeat(256 - 4 - host.len()));
+        assert_eq!(long.len(), 256);
+        assert_eq!(Contact::parse(&long), None);
     }
 
     #[test]

@@ -133,6 +133,69 @@ async fn a_recorded_voicemail_is_kept_once_and_listed() {
     assert!(message["received_at"].is_i64());
 }
 
+#[tokio::test]
+async fn a_voicemail_with_only_what_twilio_documents_is_kept_under_the_urls_recording_id() {
+    let app = spawn_app(ROUTING).await;
+    let sid = call_sid(1);
+    app.call(&sid, SALES).await;
+    let url = format!("{}/twilio/voice/voicemail", app.base());
+    let rec = format!("RE{:032x}", 7);
+    let recording_url = format!("https://api.twilio.com/2010-04-01/Accounts/AC1/Recordings/{rec}");
+    // The <Record> action's documented parameters: no RecordingSid.
+    let params = [
+        ("CallSid", sid.as_str()),
+        ("RecordingUrl", recording_url.as_str()),
+        ("RecordingDuration", "9"),
+        ("Digits", "hangup"),
+    ];
+    for _ in 0..2 {
+        let a = post_signed(&app.http, &url, &params).await;
+        assert_eq!(a.status, 200);
+        assert!(a.body.contains("<Hangup/>"));
+    }
+    let list = app
+        .admin(reqwest::Method::GET, "/voicemails", None)
+        .await
+        .json();
+    let messages = list["voicemails"].as_array().unwrap();
+    assert_eq!(messages.len(), 1, "kept once: {list}");
+    assert_eq!(messages[0]["recording_sid"], rec);
+    assert_eq!(messages[0]["recording_url"], recording_url);
+    assert_eq!(messages[0]["duration_secs"], 9);
+    assert_eq!(messages[0]["digits"], "hangup");
+
+    // No recording at all (the caller hung up before the tone): nothing kept.
+    let none = post_signed(&app.http, &url, &[("CallSid", call_sid(2).as_str())]).await;
+    assert_eq!(none.status, 200);
+    let list = app
+        .admin(reqwest::Method::GET, "/voicemails", None)
+        .await
+        .json();
+    assert_eq!(list["voicemails"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_forward_whose_caller_hung_up_ends_instead_of_trying_the_next_step() {
+    let app = spawn_app(CHAINED).await;
+    let sid = call_sid(1);
+    let first = app.call(&sid, "+15005550001").await;
+    let action = first
+        .attribute("Dial", "action")
+        .expect("a chained forward");
+    let gone = post_signed(
+        &app.http,
+        &action,
+        &[
+            ("CallSid", sid.as_str()),
+            ("CallStatus", "completed"),
+            ("DialCallStatus", "no-answer"),
+        ],
+    )
+    .await;
+    assert_eq!(gone.status, 200);
+    assert!(gone.body.contains("<Hangup/>"), "{}", gone.body);
+}
+
 const CHAINED: &str = r#"
 [[queues]]
 name = "default"
@@ -163,7 +226,11 @@ async fn an_unanswered_forward_goes_on_to_the_next_step_of_the_chain() {
     let busy = post_signed(
         &app.http,
         &action,
-        &[("CallSid", sid.as_str()), ("DialCallStatus", "busy")],
+        &[
+            ("CallSid", sid.as_str()),
+            ("CallStatus", "in-progress"),
+            ("DialCallStatus", "busy"),
+        ],
     )
     .await;
     assert_eq!(busy.status, 200);
@@ -180,14 +247,22 @@ async fn an_unanswered_forward_goes_on_to_the_next_step_of_the_chain() {
     let unanswered = post_signed(
         &app.http,
         &next,
-        &[("CallSid", sid.as_str()), ("DialCallStatus", "no-answer")],
+        &[
+            ("CallSid", sid.as_str()),
+            ("CallStatus", "in-progress"),
+            ("DialCallStatus", "no-answer"),
+        ],
     )
     .await;
     assert!(unanswered.body.contains("<Record"), "{}", unanswered.body);
     let answered = post_signed(
         &app.http,
         &next,
-        &[("CallSid", sid.as_str()), ("DialCallStatus", "completed")],
+        &[
+            ("CallSid", sid.as_str()),
+            ("CallStatus", "in-progress"),
+            ("DialCallStatus", "completed"),
+        ],
     )
     .await;
     assert!(answered.body.contains("<Hangup/>"), "{}", answered.body);
@@ -204,7 +279,11 @@ async fn an_unanswered_forward_goes_on_to_the_next_step_of_the_chain() {
     let refused = post_signed(
         &app.http,
         &bad,
-        &[("CallSid", sid.as_str()), ("DialCallStatus", "busy")],
+        &[
+            ("CallSid", sid.as_str()),
+            ("CallStatus", "in-progress"),
+            ("DialCallStatus", "busy"),
+        ],
     )
     .await;
     assert_eq!(

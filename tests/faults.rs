@@ -68,11 +68,19 @@ async fn every_webhook_answers(app: &TestApp, n: u64) {
         ),
         (
             format!("{base}/twilio/voice/dial?agent=a&token={token}"),
-            vec![("CallSid", &sid), ("DialCallStatus", "no-answer")],
+            vec![
+                ("CallSid", &sid),
+                ("CallStatus", "in-progress"),
+                ("DialCallStatus", "no-answer"),
+            ],
         ),
         (
             format!("{base}/twilio/voice/dial?agent=a&token={token}"),
-            vec![("CallSid", &sid), ("DialCallStatus", "completed")],
+            vec![
+                ("CallSid", &sid),
+                ("CallStatus", "in-progress"),
+                ("DialCallStatus", "completed"),
+            ],
         ),
         (
             format!("{base}/twilio/voice/agent?agent=a&token={token}"),

@@ -328,3 +328,65 @@ async fn a_caller_goes_first_to_the_agent_who_last_answered_them_if_free() {
         Some("c")
     );
 }
+
+#[tokio::test]
+async fn a_dial_action_whose_caller_hung_up_reserves_nobody_and_costs_no_miss() {
+    let app = app_with_agents(&["a", "b"]).await;
+    let sid = call_sid(1);
+    let dial = app.call(&sid, SUPPORT).await;
+    assert_eq!(dialed(&dial).as_deref(), Some("a"));
+    // What Twilio posts when the caller hangs up while the agent rings: the
+    // agent leg's no-answer, with the caller's own leg completed.
+    let action = app
+        .dial_action_with(&sid, &dial, "no-answer", "completed")
+        .await;
+    assert_eq!(action.status, 200);
+    assert!(action.body.contains("<Hangup/>"), "{}", action.body);
+    assert_eq!(dialed(&action), None);
+    for id in ["a", "b"] {
+        let agent = app.agent(id).await;
+        assert_eq!(agent["state"], "available", "{agent}");
+        assert_eq!(agent["missed_in_row"], 0, "{agent}");
+        assert_eq!(agent["available_at"], serde_json::Value::Null, "{agent}");
+    }
+    // Replayed, it still rings nobody.
+    let again = app
+        .dial_action_with(&sid, &dial, "no-answer", "completed")
+        .await;
+    assert!(again.body.contains("<Hangup/>"), "{}", again.body);
+    assert_eq!(app.agent("b").await["state"], "available");
+
+    // A Dial action without the caller's CallStatus is refused.
+    let url = dial.attribute("Dial", "action").unwrap();
+    let bare = post_signed(
+        &app.http,
+        &url,
+        &[("CallSid", sid.as_str()), ("DialCallStatus", "no-answer")],
+    )
+    .await;
+    assert_eq!(bare.status, 400);
+}
+
+#[tokio::test]
+async fn withheld_caller_ids_share_no_affinity() {
+    let app = app_with_agents(&["a", "b", "c"]).await;
+    let sid = call_sid(1);
+    let dial = app.call_from(&sid, "anonymous", SUPPORT).await;
+    assert_eq!(dialed(&dial).as_deref(), Some("a"));
+    app.agent_leg(&sid, &dial, "answered").await;
+    app.dial_action(&sid, &dial, "completed").await;
+    tokio::time::sleep(Duration::from_millis(1100)).await; // a's wrap-up
+
+    // b and c have been free longer: another withheld caller is not a's.
+    for (n, from, expected) in [(2, "Anonymous", "b"), (3, "", "c")] {
+        let next = app.call_from(&call_sid(n), from, SUPPORT).await;
+        assert_eq!(dialed(&next).as_deref(), Some(expected), "From {from:?}");
+    }
+    let mut redis = app.redis().await;
+    let remembered: std::collections::HashMap<String, String> = redis::cmd("HGETALL")
+        .arg("sb:{default}:affinity")
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    assert!(remembered.is_empty(), "{remembered:?}");
+}

@@ -11,7 +11,7 @@ use common::*;
 const SHORT: &str = r#"
 [defaults]
 ring_timeout_secs = 5
-reservation_grace_secs = 1
+reservation_grace_secs = 5
 
 [[queues]]
 name = "default"

@@ -125,6 +125,18 @@ async fn logs_are_json_lines_with_the_call_sid_and_never_a_token() {
         .await
         .unwrap();
     assert_eq!(forged.status(), 403);
+    let voicemail = post_signed_with(
+        &http,
+        TWILIO_TOKEN,
+        &format!("{}/twilio/voice/voicemail", serve.base),
+        &[
+            ("CallSid", fallback.as_str()),
+            ("RecordingUrl", "https://api.twilio.com/2010-04-01/Accounts/AC1/Recordings/RE0123456789abcdef0123456789abcdef"),
+            ("RecordingDuration", "4"),
+        ],
+    )
+    .await;
+    assert_eq!(voicemail.status, 200);
 
     serve.sigterm();
     assert_eq!(serve.wait(Duration::from_secs(10)), Some(0));
@@ -132,6 +144,13 @@ async fn logs_are_json_lines_with_the_call_sid_and_never_a_token() {
     assert!(!log.is_empty());
     for secret in [TWILIO_TOKEN, ADMIN, "wrong-token-789", "forged"] {
         assert!(!log.contains(secret), "the log holds {secret:?}:\n{log}");
+    }
+    for line in log.lines() {
+        // serde_json keeps the last of two equal keys: count them in the text.
+        assert!(
+            line.matches("\"message\":").count() <= 1,
+            "a key twice in one log line: {line}"
+        );
     }
     let lines: Vec<serde_json::Value> = log
         .lines()
@@ -149,6 +168,7 @@ async fn logs_are_json_lines_with_the_call_sid_and_never_a_token() {
     let fell_back = about("no agent for the call: fallback");
     assert_eq!(fell_back.len(), 1, "{log}");
     assert_eq!(fell_back[0]["span"]["call_sid"], fallback.as_str());
+    assert_eq!(about("voicemail recorded").len(), 1, "{log}");
 }
 
 #[tokio::test]

@@ -118,6 +118,8 @@ macro_rules! timings {
             numbers: Vec<Spanned<String>>,
             #[serde(default)]
             fallback: Vec<Spanned<String>>,
+            #[serde(default)]
+            confirm: bool,
             $($field: Option<Spanned<i64>>,)*
         }
 
@@ -161,8 +163,10 @@ macro_rules! timings {
 timings! {
     /// `<Dial timeout>`: how long one agent rings (Twilio's range).
     ring_timeout_secs: 5 ..= 600 = 20;
-    /// A reservation expires ring timeout + grace after it is made.
-    reservation_grace_secs: 1 ..= 86400 = 10;
+    /// A reservation expires ring timeout + grace after it is made. Twilio rings
+    /// up to five seconds past the Dial timeout, so less would release an agent
+    /// who is still ringing.
+    reservation_grace_secs: 5 ..= 86400 = 10;
     /// Agents tried for one call before the fallback chain.
     max_attempts: 1 ..= 20 = 3;
     /// After a call, an agent gets no call for this long.
@@ -190,6 +194,9 @@ pub struct Queue {
     pub numbers: Vec<String>,
     pub fallback: Vec<FallbackStep>,
     pub settings: QueueSettings,
+    /// Agents on real phones (`<Number>`, `<Sip>`) must press 1 to take a call,
+    /// so a voicemail or an unattended phone that picks up is a miss.
+    pub confirm: bool,
 }
 
 impl Queue {
@@ -282,6 +289,7 @@ impl RoutingTable {
                 numbers: vec![],
                 fallback: vec![FallbackStep::Voicemail],
                 settings: QueueSettings::default(),
+                confirm: false,
             }],
             by_number: HashMap::new(),
             default_queue: 0,
@@ -410,6 +418,7 @@ fn build(raw: RawFile, source: &str, errors: &mut Errors) -> Option<RoutingTable
             numbers: rq.numbers.iter().map(|n| n.get_ref().clone()).collect(),
             fallback,
             settings,
+            confirm: rq.confirm,
         });
     }
 
@@ -445,6 +454,7 @@ fn build(raw: RawFile, source: &str, errors: &mut Errors) -> Option<RoutingTable
                 numbers: vec![],
                 fallback: vec![FallbackStep::Voicemail],
                 settings: defaults.clone(),
+                confirm: false,
             });
             queues.len() - 1
         }
@@ -472,11 +482,12 @@ fn build(raw: RawFile, source: &str, errors: &mut Errors) -> Option<RoutingTable
         }
         if let Some(max) = &v.max_length_secs {
             match u32::try_from(*max.get_ref()) {
-                Ok(secs) if (1..=14400).contains(&secs) => voicemail.max_length_secs = secs,
+                // Twilio's <Record maxLength> must be greater than 1.
+                Ok(secs) if (2..=14400).contains(&secs) => voicemail.max_length_secs = secs,
                 _ => errors.at(
                     max.span(),
                     format!(
-                        "max_length_secs must be between 1 and 14400, not {}",
+                        "max_length_secs must be between 2 and 14400, not {}",
                         max.get_ref()
                     ),
                 ),
@@ -647,5 +658,32 @@ fallback = "number:+15005550010"      # or "voicemail"
                 .starts_with("r.toml:2: default_queue \"suport\" names no [[queues]] entry")
         );
         assert!(error("[defaults\n").starts_with("r.toml:1:"));
+    }
+
+    #[test]
+    fn limits_twilio_imposes_are_refused() {
+        // Twilio rings up to 5 s past the Dial timeout.
+        assert!(
+            error("[defaults]\nreservation_grace_secs = 4\n")
+                .starts_with("r.toml:2: reservation_grace_secs must be between 5 and 86400")
+        );
+        assert!(
+            error("[[queues]]\nname = \"q\"\nreservation_grace_secs = 1\n")
+                .starts_with("r.toml:3: reservation_grace_secs")
+        );
+        assert!(RoutingTable::parse("[defaults]\nreservation_grace_secs = 5\n", "r.toml").is_ok());
+        // <Record maxLength> must be greater than 1.
+        assert!(
+            error("[voicemail]\nmax_length_secs = 1\n")
+                .starts_with("r.toml:2: max_length_secs must be between 2 and 14400")
+        );
+    }
+
+    #[test]
+    fn confirm_is_a_per_queue_switch() {
+        let table =
+            RoutingTable::parse("[[queues]]\nname = \"desk\"\nconfirm = true\n", "r.toml").unwrap();
+        assert!(table.queue("desk").unwrap().confirm);
+        assert!(!table.queue("default").unwrap().confirm);
     }
 }

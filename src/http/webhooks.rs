@@ -14,7 +14,7 @@ use crate::agent::Contact;
 use crate::agent::is_valid_id;
 use crate::config::{FallbackStep, Queue, Secret, Settings};
 use crate::metrics;
-use crate::routing::{self, AttemptReport, Decision, IncomingCall};
+use crate::routing::{self, AttemptKind, AttemptReport, Decision, IncomingCall};
 use crate::store::{Outcome, StoreError};
 use crate::twilio::params::{Params, ParamsError};
 use crate::twilio::signature::{self, Algorithm};
@@ -26,6 +26,7 @@ pub mod paths {
     pub const AGENT_STATUS: &str = "/twilio/voice/agent";
     pub const VOICEMAIL: &str = "/twilio/voice/voicemail";
     pub const FALLBACK_ACTION: &str = "/twilio/voice/fallback";
+    pub const CONFIRM: &str = "/twilio/voice/confirm";
 }
 
 /// Bounds all the Redis work of one webhook by `SWITCHBOARD_REDIS_TIMEOUT_MS`,
@@ -178,7 +179,7 @@ pub async fn voice(State(state): State<AppState>, hook: Webhook) -> Result<Respo
     let span = tracing::info_span!("call", call_sid, to, from = call.from);
     Ok(async {
         match within_budget(&state, state.engine.incoming(&call)).await {
-            Ok(decision) => twiml_response(render(&state, &base, &decision)),
+            Ok(decision) => twiml_response(render(&state, &base, call_sid, &decision)),
             Err(e) => {
                 metrics::routing_failure(e.reason());
                 tracing::error!(error = %e, "routing failed: answering the emergency fallback");
@@ -190,22 +191,39 @@ pub async fn voice(State(state): State<AppState>, hook: Webhook) -> Result<Respo
     .await)
 }
 
-/// The TwiML of a decision.
-fn render(state: &AppState, base: &str, decision: &Decision) -> String {
+/// The TwiML of a decision for call `call_sid`.
+fn render(state: &AppState, base: &str, call_sid: &str, decision: &Decision) -> String {
     match decision {
         Decision::Dial {
             agent,
             contact,
             token,
+            queue,
             settings,
+            confirm,
             ..
-        } => twiml::dial_agent(&twiml::AgentDial {
-            contact,
-            action: &format!("{base}{}?agent={agent}&token={token}", paths::DIAL_ACTION),
-            status_callback: &format!("{base}{}?agent={agent}&token={token}", paths::AGENT_STATUS),
-            ring_timeout_secs: settings.ring_timeout_secs,
-            max_call_secs: settings.max_call_secs,
-        }),
+        } => {
+            // `confirm=1` tells the callbacks how to read this attempt's reports;
+            // the signature covers it, so nobody can add or drop it.
+            let attempt = format!(
+                "agent={agent}&token={token}{}",
+                if *confirm { "&confirm=1" } else { "" }
+            );
+            let confirm_url = confirm.then(|| {
+                format!(
+                    "{base}{}?call={call_sid}&queue={queue}&{attempt}",
+                    paths::CONFIRM
+                )
+            });
+            twiml::dial_agent(&twiml::AgentDial {
+                contact,
+                action: &format!("{base}{}?{attempt}", paths::DIAL_ACTION),
+                status_callback: &format!("{base}{}?{attempt}", paths::AGENT_STATUS),
+                ring_timeout_secs: settings.ring_timeout_secs,
+                max_call_secs: settings.max_call_secs,
+                confirm_url: confirm_url.as_deref(),
+            })
+        }
         Decision::Fallback { queue, step } => {
             let queue = state.engine.table().queue(queue);
             let at = queue.and_then(|q| q.answering_step(0)).map(|(i, _)| i);
@@ -260,19 +278,22 @@ pub async fn voicemail(State(state): State<AppState>, hook: Webhook) -> Result<R
     let call_sid = params.call_sid()?;
     let span = tracing::info_span!("call", call_sid);
     Ok(async {
-        let Ok(recording_sid) = params.sid("RecordingSid", "RE") else {
+        let recording_url = params.optional_url("RecordingUrl");
+        let Some(recording_sid) = recording_id(&params, recording_url) else {
             tracing::info!("voicemail ended without a recording");
             return twiml_response(twiml::hangup());
         };
         let message = serde_json::json!({
             "call_sid": call_sid,
             "recording_sid": recording_sid,
-            "recording_url": params.optional_text("RecordingUrl"),
+            "recording_url": recording_url,
             "duration_secs": params.get("RecordingDuration").and_then(|d| d.parse::<u32>().ok()),
+            "digits": params.optional_text("Digits"),
             "from": params.optional_text("From"),
             "to": params.optional_text("To"),
         });
-        tracing::info!(%message, "voicemail recorded");
+        // Not `message`: that key is the log line's own text.
+        tracing::info!(voicemail = %message, "voicemail recorded");
         let ttl = state.engine.call_ttl_ms();
         let store = state.engine.store();
         let stored = within_budget(
@@ -294,21 +315,66 @@ pub async fn voicemail(State(state): State<AppState>, hook: Webhook) -> Result<R
     .await)
 }
 
-/// `?agent=<id>&token=<hex>` of the callback URLs switchboard writes. They are
-/// covered by the signature, so a caller cannot forge them; a malformed one is 400.
-fn attempt_query(uri: &Uri) -> Result<(String, String), Refusal> {
-    #[derive(serde::Deserialize)]
-    struct Query {
-        agent: String,
-        token: String,
+/// The id of a `<Record>` action's recording: `RecordingSid` when Twilio sends
+/// it, else the last path segment of `RecordingUrl` (`…/Recordings/RE…`), which
+/// is all Twilio documents for the action. `None`: nothing was recorded.
+fn recording_id<'a>(params: &'a Params, recording_url: Option<&'a str>) -> Option<&'a str> {
+    if let Ok(sid) = params.sid("RecordingSid", "RE") {
+        return Some(sid);
     }
-    let q: Query = serde_urlencoded::from_str(uri.query().unwrap_or(""))
-        .map_err(|_| Refusal::Params(ParamsError::Missing("agent and token")))?;
-    let token_ok = q.token.len() == 32 && q.token.bytes().all(|b| b.is_ascii_hexdigit());
-    if !is_valid_id(&q.agent) || !token_ok {
-        return Err(Refusal::Params(ParamsError::Malformed("agent or token")));
+    let url = recording_url?;
+    let path = url.split(['?', '#']).next().unwrap_or(url);
+    let last = path.trim_end_matches('/').rsplit('/').next()?;
+    // `RE….mp3` and `RE….wav` name the same recording.
+    let last = last.split('.').next().unwrap_or(last);
+    let is_sid = last.len() == 34
+        && last.starts_with("RE")
+        && last[2..].bytes().all(|b| b.is_ascii_hexdigit());
+    // A URL without a recording id still names one message: keep it under the
+    // URL itself, which is as unique as the recording.
+    Some(if is_sid { last } else { url })
+}
+
+/// `?agent=<id>&token=<hex>[&confirm=1]` of the callback URLs switchboard
+/// writes (the confirm URL adds `call` and `queue`). They are covered by the
+/// signature, so a caller cannot forge them; a malformed one is 400.
+#[derive(serde::Deserialize)]
+struct AttemptQuery {
+    agent: String,
+    token: String,
+    #[serde(default)]
+    confirm: Option<String>,
+    #[serde(default)]
+    call: Option<String>,
+    #[serde(default)]
+    queue: Option<String>,
+}
+
+impl AttemptQuery {
+    fn parse(uri: &Uri) -> Result<AttemptQuery, Refusal> {
+        let q: AttemptQuery = serde_urlencoded::from_str(uri.query().unwrap_or(""))
+            .map_err(|_| Refusal::Params(ParamsError::Missing("agent and token")))?;
+        let token_ok = q.token.len() == 32 && q.token.bytes().all(|b| b.is_ascii_hexdigit());
+        if !is_valid_id(&q.agent) || !token_ok {
+            return Err(Refusal::Params(ParamsError::Malformed("agent or token")));
+        }
+        Ok(q)
     }
-    Ok((q.agent, q.token))
+
+    fn kind(&self) -> AttemptKind {
+        if self.confirm.as_deref() == Some("1") {
+            AttemptKind::Confirm
+        } else {
+            AttemptKind::Plain
+        }
+    }
+}
+
+/// Whether the caller's leg is over, from a Dial action's own `CallStatus`
+/// (required: Twilio always sends it; 400 when missing or unknown).
+fn caller_gone(params: &Params) -> Result<bool, Refusal> {
+    let status = params.one_of("CallStatus", &CALL_STATUSES)?;
+    Ok(routing::FINAL_CALL_STATUSES.contains(&status))
 }
 
 /// Statuses Twilio sends as `CallStatus`.
@@ -325,10 +391,15 @@ const CALL_STATUSES: [&str; 10] = [
     "canceled",
 ];
 
-/// `DialCallStatus` (400 when missing or unknown) and what it means for the attempt.
-fn dial_call_status(params: &Params) -> Result<(&str, Outcome), Refusal> {
+/// `DialCallStatus` (400 when missing or unknown) and what it means for the
+/// attempt, given how its reports are read and whether the caller is gone.
+fn dial_call_status(
+    params: &Params,
+    kind: AttemptKind,
+    caller_gone: bool,
+) -> Result<(&str, Outcome), Refusal> {
     let status = params.text("DialCallStatus")?;
-    let outcome = routing::dial_outcome(status)
+    let outcome = routing::dial_outcome(status, kind, caller_gone)
         .ok_or(Refusal::Params(ParamsError::Malformed("DialCallStatus")))?;
     Ok((status, outcome))
 }
@@ -340,15 +411,17 @@ pub async fn dial_action(
     hook: Webhook,
 ) -> Result<Response, Refusal> {
     let Webhook { params, uri, base } = hook;
-    let (agent, token) = attempt_query(&uri)?;
+    let attempt = AttemptQuery::parse(&uri)?;
     let call_sid = params.call_sid()?;
-    let (dial_status, outcome) = dial_call_status(&params)?;
+    let gone = caller_gone(&params)?;
+    let (dial_status, outcome) = dial_call_status(&params, attempt.kind(), gone)?;
     let report = AttemptReport {
         call_sid,
-        agent: &agent,
-        token: &token,
+        agent: &attempt.agent,
+        token: &attempt.token,
         outcome,
     };
+    let agent = &attempt.agent;
     let call = IncomingCall {
         call_sid,
         from: params.optional_text("From").unwrap_or(""),
@@ -357,10 +430,11 @@ pub async fn dial_action(
     let span = tracing::info_span!("call", call_sid, agent, dial_status);
     Ok(async {
         match within_budget(&state, state.engine.dial_action(&report, &call)).await {
-            Ok(decision) => twiml_response(render(&state, &base, &decision)),
+            Ok(decision) => twiml_response(render(&state, &base, call_sid, &decision)),
             Err(e) => {
                 metrics::routing_failure(e.reason());
-                if outcome == Outcome::Miss {
+                // A caller still waiting for an agent gets the emergency answer.
+                if matches!(outcome, Outcome::Miss | Outcome::Ended) {
                     tracing::error!(error = %e, "dial action lost: the caller gets the emergency fallback; the worker frees the agent");
                     twiml_response(emergency(&state, &base))
                 } else {
@@ -381,18 +455,19 @@ pub async fn agent_status(
     hook: Webhook,
 ) -> Result<Response, Refusal> {
     let Webhook { params, uri, .. } = hook;
-    let (agent, token) = attempt_query(&uri)?;
+    let attempt = AttemptQuery::parse(&uri)?;
     let call_sid = params.sid("ParentCallSid", "CA")?;
     let status = params.one_of("CallStatus", &CALL_STATUSES)?;
-    let Some(outcome) = routing::agent_leg_outcome(status) else {
+    let Some(outcome) = routing::agent_leg_outcome(status, attempt.kind()) else {
         return Ok(twiml_response(twiml::empty()));
     };
     let report = AttemptReport {
         call_sid,
-        agent: &agent,
-        token: &token,
+        agent: &attempt.agent,
+        token: &attempt.token,
         outcome,
     };
+    let agent = &attempt.agent;
     let span = tracing::info_span!("call", call_sid, agent, agent_leg_status = status);
     Ok(async {
         if let Err(e) = within_budget(&state, state.engine.agent_status(&report)).await {
@@ -434,7 +509,8 @@ pub async fn call_status(
 
 /// `POST /twilio/voice/fallback?queue=…&step=…`: the action of a forwarding
 /// `<Dial>`. A forward nobody answered goes on to the chain's next step; one that
-/// was answered, or whose caller hung up, ends the call. Needs no Redis.
+/// was answered, or whose caller hung up (a final `CallStatus`), ends the call.
+/// Needs no Redis.
 pub async fn fallback_action(
     State(state): State<AppState>,
     hook: Webhook,
@@ -446,7 +522,8 @@ pub async fn fallback_action(
     }
     let Webhook { params, uri, base } = hook;
     let call_sid = params.call_sid()?;
-    let (dial_status, outcome) = dial_call_status(&params)?;
+    let gone = caller_gone(&params)?;
+    let (dial_status, outcome) = dial_call_status(&params, AttemptKind::Plain, gone)?;
     let query: Query = serde_urlencoded::from_str(uri.query().unwrap_or(""))
         .map_err(|_| Refusal::Params(ParamsError::Missing("queue and step")))?;
     let table = state.engine.table();
@@ -470,4 +547,88 @@ pub async fn fallback_action(
         step,
         Some((queue, query.step)),
     )))
+}
+
+/// `POST /twilio/voice/confirm?call=…&queue=…&agent=…&token=…&confirm=1`: the
+/// `url` of a confirm attempt's `<Number>`/`<Sip>`, run on the agent's phone
+/// when it picks up. Without `Digits` it answers who is calling and "press 1";
+/// with `Digits=1` (the Gather's action) the call becomes the agent's and the
+/// empty answer connects it; anything else hangs the agent's leg up, and that
+/// leg's end is a miss.
+pub async fn confirm(State(state): State<AppState>, hook: Webhook) -> Result<Response, Refusal> {
+    let Webhook { params, uri, base } = hook;
+    let attempt = AttemptQuery::parse(&uri)?;
+    let call_sid = attempt
+        .call
+        .as_deref()
+        .filter(|sid| {
+            sid.len() == 34
+                && sid.starts_with("CA")
+                && sid[2..].bytes().all(|b| b.is_ascii_hexdigit())
+        })
+        .ok_or(Refusal::Params(ParamsError::Malformed("call")))?;
+    let queue = attempt
+        .queue
+        .as_deref()
+        .filter(|q| is_valid_id(q))
+        .ok_or(Refusal::Params(ParamsError::Malformed("queue")))?;
+    let span = tracing::info_span!("call", call_sid, agent = attempt.agent);
+    let Some(digits) = params.get("Digits") else {
+        let _span = span.entered();
+        let path = uri
+            .path_and_query()
+            .map_or(paths::CONFIRM, |pq| pq.as_str());
+        let announcement = format!(
+            "Call from {} for {queue}. Press 1 to accept.",
+            spoken_caller(params.optional_text("From").unwrap_or(""))
+        );
+        return Ok(twiml_response(twiml::confirm_prompt(
+            &announcement,
+            &format!("{base}{path}"),
+        )));
+    };
+    if digits != "1" {
+        tracing::info!(digits, "agent declined the call");
+        return Ok(twiml_response(twiml::hangup()));
+    }
+    let report = AttemptReport {
+        call_sid,
+        agent: &attempt.agent,
+        token: &attempt.token,
+        outcome: Outcome::Answered,
+    };
+    Ok(async {
+        match within_budget(&state, state.engine.accept(&report)).await {
+            Ok(true) => twiml_response(twiml::empty()),
+            Ok(false) => {
+                tracing::info!("agent pressed 1 for a call that moved on: leg hung up");
+                twiml_response(twiml::hangup())
+            }
+            Err(e) => {
+                // A person pressed 1 and the caller is waiting: connect them; the
+                // leg's end is then counted as a miss, the lesser harm.
+                metrics::routing_failure(e.reason());
+                tracing::error!(error = %e, "agent accepted while Redis is unreachable: connecting anyway");
+                twiml_response(twiml::empty())
+            }
+        }
+    }
+    .instrument(span)
+    .await)
+}
+
+/// The caller as an agent hears it: a number digit by digit (TTS would read
+/// "+15551230001" as one large number), or "a withheld number".
+fn spoken_caller(from: &str) -> String {
+    if routing::affinity_caller(from).is_empty() {
+        return "a withheld number".to_owned();
+    }
+    match from.strip_prefix('+') {
+        Some(digits) if digits.bytes().all(|b| b.is_ascii_digit()) => digits
+            .chars()
+            .map(String::from)
+            .collect::<Vec<_>>()
+            .join(" "),
+        _ => from.trim_start_matches("client:").to_owned(),
+    }
 }

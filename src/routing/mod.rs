@@ -37,9 +37,13 @@ pub enum Decision {
         agent: String,
         contact: Contact,
         token: String,
-        /// The settings of the queue the agent was taken from.
+        /// The queue the agent was taken from, and its settings.
+        queue: String,
         settings: QueueSettings,
         attempt: u32,
+        /// The agent must press 1 before the call is theirs (`confirm = true`,
+        /// a `<Number>` or `<Sip>` contact).
+        confirm: bool,
     },
     /// No agent: this step of the fallback chain of `queue` (never `Queue`).
     Fallback { queue: String, step: FallbackStep },
@@ -47,25 +51,71 @@ pub enum Decision {
     Hangup,
 }
 
-/// `DialCallStatus` of a Dial action, as an attempt outcome.
-pub fn dial_outcome(dial_call_status: &str) -> Option<Outcome> {
-    match dial_call_status {
-        "completed" | "answered" => Some(Outcome::Completed),
-        "no-answer" | "busy" | "failed" => Some(Outcome::Miss),
-        "canceled" => Some(Outcome::Hangup),
-        _ => None,
-    }
+/// How one attempt's reports are read. On a confirm attempt a phone that picks
+/// up has not answered: Twilio reports the leg answered and then completed (and
+/// the Dial action may say `completed`) when a voicemail picks up and hangs up,
+/// so only the agent's key press makes the call theirs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptKind {
+    Plain,
+    Confirm,
+}
+
+/// `DialCallStatus` of a Dial action, as an attempt outcome; `caller_gone` when
+/// the action's own `CallStatus` (the caller's leg) is final. A caller who hung
+/// up ends the attempt as a hang-up whatever the agent's leg did: nobody new is
+/// rung and a ringing agent is free at once, without a miss.
+pub fn dial_outcome(
+    dial_call_status: &str,
+    kind: AttemptKind,
+    caller_gone: bool,
+) -> Option<Outcome> {
+    let outcome = match (dial_call_status, kind) {
+        ("completed" | "answered", AttemptKind::Plain) => Outcome::Completed,
+        ("completed" | "answered", AttemptKind::Confirm) => Outcome::Ended,
+        ("no-answer" | "busy" | "failed", _) => Outcome::Miss,
+        ("canceled", _) => Outcome::Hangup,
+        _ => return None,
+    };
+    Some(if caller_gone && outcome != Outcome::Completed {
+        Outcome::Hangup
+    } else {
+        outcome
+    })
 }
 
 /// `CallStatus` of the agent leg's status callback; `None` for the progress
 /// events (`initiated`, `ringing`) that change nothing.
-pub fn agent_leg_outcome(call_status: &str) -> Option<Outcome> {
-    match call_status {
-        "answered" | "in-progress" => Some(Outcome::Answered),
-        "completed" => Some(Outcome::Completed),
-        "no-answer" | "busy" | "failed" => Some(Outcome::Miss),
-        "canceled" => Some(Outcome::Hangup),
+pub fn agent_leg_outcome(call_status: &str, kind: AttemptKind) -> Option<Outcome> {
+    match (call_status, kind) {
+        ("answered" | "in-progress", AttemptKind::Plain) => Some(Outcome::Answered),
+        ("answered" | "in-progress", AttemptKind::Confirm) => Some(Outcome::PickedUp),
+        ("completed", AttemptKind::Plain) => Some(Outcome::Completed),
+        ("completed", AttemptKind::Confirm) => Some(Outcome::Ended),
+        ("no-answer" | "busy" | "failed", _) => Some(Outcome::Miss),
+        ("canceled", _) => Some(Outcome::Hangup),
         _ => None,
+    }
+}
+
+/// The caller a call's affinity is kept under: its `From`, or nobody when the
+/// caller id is withheld. Twilio writes a withheld id as one of these words (any
+/// case) or leaves `From` empty; sharing one affinity entry would hand every
+/// anonymous caller to whoever answered the last one.
+pub fn affinity_caller(from: &str) -> &str {
+    const WITHHELD: [&str; 6] = [
+        "anonymous",
+        "unknown",
+        "restricted",
+        "private",
+        "blocked",
+        "unavailable",
+    ];
+    let trimmed = from.trim();
+    if trimmed.is_empty() || WITHHELD.iter().any(|w| trimmed.eq_ignore_ascii_case(w)) {
+        ""
+    } else {
+        from
     }
 }
 
@@ -110,7 +160,8 @@ impl Engine {
     /// CallSid routed again gets the same answer and reserves nobody.
     pub async fn incoming(&self, call: &IncomingCall<'_>) -> Result<Decision, StoreError> {
         let home = self.table.queue_for_number(call.to);
-        self.route(call.call_sid, call.from, home, true).await
+        self.route(call.call_sid, affinity_caller(call.from), home, true)
+            .await
     }
 
     /// The Dial action: settles the attempt, then the call's next step — the next
@@ -147,6 +198,14 @@ impl Engine {
     /// The agent leg's status callback: answered, or how the leg ended.
     pub async fn agent_status(&self, report: &AttemptReport<'_>) -> Result<(), StoreError> {
         self.settle(report, "agent leg").await.map(|_| ())
+    }
+
+    /// A confirm attempt's agent pressed 1: the call is theirs if this attempt
+    /// still holds it (or a late press recovers it). `false`: the call moved on
+    /// or ended, and the agent's leg must not be connected.
+    pub async fn accept(&self, report: &AttemptReport<'_>) -> Result<bool, StoreError> {
+        let settled = self.settle(report, "agent pressed 1").await?;
+        Ok(settled.applied())
     }
 
     /// Applies one report of an attempt, logging what it changed.
@@ -227,10 +286,12 @@ impl Engine {
                     script: "route_call",
                     detail: format!("agent {agent} has an invalid contact {contact:?}"),
                 })?;
-                let settings = self
-                    .table
-                    .queue(&queue)
-                    .map_or_else(QueueSettings::default, |q| q.settings.clone());
+                let from_queue = self.table.queue(&queue);
+                let settings =
+                    from_queue.map_or_else(QueueSettings::default, |q| q.settings.clone());
+                // A softphone (`<Client>`) is a person: only real phones confirm.
+                let confirm =
+                    from_queue.is_some_and(|q| q.confirm) && !matches!(contact, Contact::Client(_));
                 if fresh {
                     if first {
                         metrics::call_received(home);
@@ -245,8 +306,10 @@ impl Engine {
                     agent,
                     contact,
                     token,
+                    queue,
                     settings,
                     attempt,
+                    confirm,
                 })
             }
             RouteOutcome::Fallback { step, fresh } => {

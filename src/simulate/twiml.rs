@@ -134,6 +134,7 @@ mod tests {
             status_callback: "http://h/twilio/voice/agent?agent=a&token=t",
             ring_timeout_secs: 20,
             max_call_secs: 60,
+            confirm_url: None,
         });
         let Verb::Dial(d) = first_verb(&xml).unwrap() else {
             panic!("{xml}")

@@ -14,7 +14,15 @@ pub enum Outcome {
     Completed,
     Miss,
     Hangup,
+    /// A confirm attempt's phone picked up; the agent has yet to press 1.
+    PickedUp,
+    /// A confirm attempt's leg ended: wrap-up if the agent accepted, else a miss.
+    Ended,
 }
+
+/// How long a confirm attempt's agent has, from pick-up, to hear who is calling
+/// and press 1: the prompt, `<Gather timeout="5">`, and slack for the callbacks.
+pub const CONFIRM_WINDOW_MS: u64 = 30_000;
 
 impl Outcome {
     fn as_str(self) -> &'static str {
@@ -23,6 +31,8 @@ impl Outcome {
             Outcome::Completed => "completed",
             Outcome::Miss => "miss",
             Outcome::Hangup => "hangup",
+            Outcome::PickedUp => "picked_up",
+            Outcome::Ended => "ended",
         }
     }
 }
@@ -102,7 +112,12 @@ impl Store {
                     k.affinity_expiry(),
                 ],
                 &[],
-                &[token.into(), outcome.as_str().into(), agent.into()],
+                &[
+                    token.into(),
+                    outcome.as_str().into(),
+                    agent.into(),
+                    CONFIRM_WINDOW_MS.to_string(),
+                ],
             )
             .await?;
         let items = texts(scripts::SETTLE_ATTEMPT.name, &reply)?;

@@ -68,6 +68,16 @@ impl Params {
         self.text(name).ok()
     }
 
+    /// An optional absolute `http(s)` URL such as `RecordingUrl`, at most 2 KiB,
+    /// dropped when malformed.
+    pub fn optional_url(&self, name: &'static str) -> Option<&str> {
+        self.get(name).filter(|url| {
+            url.len() <= 2048
+                && (url.starts_with("https://") || url.starts_with("http://"))
+                && !url.chars().any(|c| c.is_control() || c.is_whitespace())
+        })
+    }
+
     /// A required field with a value from a fixed set (CallStatus, DialCallStatus).
     pub fn one_of(&self, name: &'static str, allowed: &[&str]) -> Result<&str, ParamsError> {
         let value = self.get(name).ok_or(ParamsError::Missing(name))?;

@@ -38,6 +38,9 @@ pub struct AgentDial<'a> {
     pub status_callback: &'a str,
     pub ring_timeout_secs: u32,
     pub max_call_secs: u32,
+    /// The noun's `url`: TwiML the agent hears on pick-up, before the caller is
+    /// connected (`confirm = true`).
+    pub confirm_url: Option<&'a str>,
 }
 
 /// `<Dial>` to one agent, as SPEC 1 "Twilio webhooks" describes.
@@ -53,7 +56,13 @@ pub fn dial_agent(d: &AgentDial<'_>) -> String {
             .with_attribute(("answerOnBridge", "true"))
             .write_inner_content(|w| {
                 let (noun, text) = noun(d.contact);
-                w.create_element(noun)
+                let mut element = w.create_element(noun);
+                if let Some(url) = d.confirm_url {
+                    element = element
+                        .with_attribute(("url", url))
+                        .with_attribute(("method", "POST"));
+                }
+                element
                     .with_attribute(("statusCallback", d.status_callback))
                     .with_attribute(("statusCallbackMethod", "POST"))
                     .with_attribute((
@@ -93,6 +102,26 @@ pub fn forward(contact: &Contact, action: Option<&str>) -> String {
                 .write_text_content(BytesText::new(text))?;
             Ok(())
         })?;
+        Ok(())
+    })
+}
+
+/// What an agent on a real phone hears on pick-up: who is calling, and "press
+/// 1", reported to `action`. Without a key press in 5 s the leg hangs up, so a
+/// voicemail that picks up never takes the call.
+pub fn confirm_prompt(announcement: &str, action: &str) -> String {
+    response(|w| {
+        w.create_element("Gather")
+            .with_attribute(("numDigits", "1"))
+            .with_attribute(("timeout", "5"))
+            .with_attribute(("action", action))
+            .with_attribute(("method", "POST"))
+            .write_inner_content(|w| {
+                w.create_element("Say")
+                    .write_text_content(BytesText::new(announcement))?;
+                Ok(())
+            })?;
+        w.create_element("Hangup").write_empty()?;
         Ok(())
     })
 }
@@ -140,6 +169,7 @@ mod tests {
             status_callback: "https://x.example/twilio/voice/agent?token=t",
             ring_timeout_secs: 20,
             max_call_secs: 14400,
+            confirm_url: None,
         });
         assert!(xml.starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Dial"));
         assert!(

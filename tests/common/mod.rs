@@ -334,8 +334,21 @@ pub fn dialed(answer: &Answer) -> Option<String> {
 }
 
 impl TestApp {
-    /// Posts the Dial action of a `<Dial>` answer with `DialCallStatus`.
+    /// Posts the Dial action of a `<Dial>` answer with `DialCallStatus`, the
+    /// caller still on the line (`CallStatus=in-progress`).
     pub async fn dial_action(&self, sid: &str, dial: &Answer, dial_status: &str) -> Answer {
+        self.dial_action_with(sid, dial, dial_status, "in-progress")
+            .await
+    }
+
+    /// Posts the Dial action with the caller's leg in `call_status`.
+    pub async fn dial_action_with(
+        &self,
+        sid: &str,
+        dial: &Answer,
+        dial_status: &str,
+        call_status: &str,
+    ) -> Answer {
         let url = dial
             .attribute("Dial", "action")
             .expect("a Dial with an action");
@@ -344,6 +357,7 @@ impl TestApp {
             &url,
             &[
                 ("CallSid", sid),
+                ("CallStatus", call_status),
                 ("DialCallStatus", dial_status),
                 ("From", "+15005550001"),
                 ("To", SUPPORT),
