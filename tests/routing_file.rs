@@ -13,6 +13,8 @@ fn serve_with(routing: &str) -> (bool, String) {
     std::fs::write(&path, routing).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_switchboard"))
         .arg("serve")
+        // A configuration error is a message, never a backtrace.
+        .env("RUST_BACKTRACE", "1")
         .env("SWITCHBOARD_ROUTING", &path)
         .env("TWILIO_AUTH_TOKEN", "t")
         .env("SWITCHBOARD_LISTEN", "127.0.0.1:0")
@@ -54,7 +56,10 @@ fn invalid_routing_files_stop_start_up_naming_file_line_and_problem() {
             "[[queues]]\nname = \"default\"\nnumbers = [\"+15005550006\"]\n[[queues]]\nname = \"b\"\nnumbers = [\"+15005550006\"]\n",
             "routing.toml:6: number +15005550006 is listed in two queues",
         ),
-        ("[defaults]\nmax_attempts = \"three\"\n", "routing.toml:2:"),
+        (
+            "[defaults]\nmax_attempts = \"three\"\n",
+            "routing.toml:2: max_attempts: ",
+        ),
         (
             "[voicemail]\ngreeting = \"hi\"\nmax_length = 3\n",
             "routing.toml:3: unknown field `max_length`",
@@ -71,6 +76,18 @@ fn invalid_routing_files_stop_start_up_naming_file_line_and_problem() {
             stderr.contains(expected),
             "{file:?}\nexpected {expected:?}\nin {stderr}"
         );
+        let line: usize = expected
+            .split(':')
+            .nth(1)
+            .and_then(|n| n.parse().ok())
+            .expect("a line number");
+        let text = file.lines().nth(line - 1).unwrap();
+        assert!(
+            stderr.contains(&format!("  {line} | {text}")),
+            "the offending line is shown: {stderr}"
+        );
+        assert!(!stderr.contains("backtrace"), "{stderr}");
+        assert!(!stderr.contains("Stack"), "{stderr}");
     }
 }
 

@@ -13,13 +13,44 @@ use toml::Spanned;
 
 use crate::agent::{is_client_identity, is_e164, is_valid_id};
 
-/// A routing file that cannot be used, with where the problem is.
+/// A routing file that cannot be used: where (file, line, the line's text) and
+/// what is wrong, the message naming the setting.
 #[derive(Debug, thiserror::Error)]
-#[error("{path}:{line}: {message}")]
+#[error("{path}:{line}: {message}{}", excerpt(*.line, .text))]
 pub struct RoutingFileError {
     pub path: String,
     pub line: usize,
     pub message: String,
+    /// The offending line as written (empty when there is none to show).
+    pub text: String,
+}
+
+/// `\n  3 | max_attempts = "three"` under the message, as compilers show it.
+fn excerpt(line: usize, text: &str) -> String {
+    if text.trim().is_empty() {
+        String::new()
+    } else {
+        format!("\n  {line} | {}", text.trim_end())
+    }
+}
+
+/// The setting written at byte `offset`: the key of its line (`key = …`), or of
+/// the nearest line above for a value that spans lines (an array).
+fn setting_at(source: &str, offset: usize) -> Option<&str> {
+    let before = source.get(..offset)?;
+    let start = before.rfind('\n').map_or(0, |i| i + 1);
+    let upto_line_end = source[start..]
+        .find('\n')
+        .map_or(source.len(), |i| start + i);
+    source[..upto_line_end].lines().rev().find_map(|line| {
+        let line = line.trim_start();
+        if line.starts_with('[') {
+            return Some(None); // a table header: the value has no key above it
+        }
+        let (key, _) = line.split_once('=')?;
+        let key = key.trim().trim_matches('"');
+        Some((!key.is_empty() && !key.starts_with('#')).then_some(key))
+    })?
 }
 
 /// The queue that exists without being defined: see `build`.
@@ -305,6 +336,7 @@ impl RoutingTable {
             path: shown.clone(),
             line: 0,
             message: format!("cannot read the routing file: {e}"),
+            text: String::new(),
         })?;
         RoutingTable::parse(&source, &shown)
     }
@@ -312,13 +344,28 @@ impl RoutingTable {
     /// Checks a routing file's text; `path` only names it in errors. The first
     /// problem (by position in the file) is reported.
     pub fn parse(source: &str, path: &str) -> Result<RoutingTable, RoutingFileError> {
-        let error_at = |span: Option<Range<usize>>, message: String| RoutingFileError {
-            path: path.to_owned(),
-            line: span.map_or(1, |s| line_of(source, s.start)),
-            message,
+        let error_at = |span: Option<Range<usize>>, message: String| {
+            let line = span.as_ref().map_or(1, |s| line_of(source, s.start));
+            RoutingFileError {
+                path: path.to_owned(),
+                line,
+                message,
+                text: source.lines().nth(line - 1).unwrap_or("").to_owned(),
+            }
         };
-        let raw: RawFile = toml::from_str(source)
-            .map_err(|e| error_at(e.span(), e.message().trim().to_owned()))?;
+        let raw: RawFile = toml::from_str(source).map_err(|e| {
+            // toml's own messages ("invalid type: string …") do not say which
+            // setting they are about; ours (below) start with it.
+            let message = e
+                .message()
+                .trim()
+                .replace("expected i64", "expected a whole number");
+            let message = match e.span().and_then(|s| setting_at(source, s.start)) {
+                Some(key) if !message.contains(key) => format!("{key}: {message}"),
+                _ => message,
+            };
+            error_at(e.span(), message)
+        })?;
         let mut errors = Errors(Vec::new());
         let table = build(raw, source, &mut errors);
         match errors.0.into_iter().min_by_key(|(span, _)| span.start) {
@@ -637,7 +684,16 @@ fallback = "number:+15005550010"      # or "voicemail"
     fn errors_name_the_file_line_and_problem() {
         assert_eq!(
             error("[defaults]\nring_timeout_secs = 3\n"),
-            "r.toml:2: ring_timeout_secs must be between 5 and 600, not 3"
+            "r.toml:2: ring_timeout_secs must be between 5 and 600, not 3\n  2 | ring_timeout_secs = 3"
+        );
+        assert!(
+            error("[defaults]\nmax_attempts = \"three\"\n").starts_with("r.toml:2: max_attempts: "),
+            "{}",
+            error("[defaults]\nmax_attempts = \"three\"\n")
+        );
+        assert!(
+            error("[[queues]]\nname = \"q\"\nnumbers = [\n  \"+15005550006\",\n  7,\n]\n")
+                .starts_with("r.toml:5: numbers: ")
         );
         assert!(error("[[queues]]\nname = \"default\"\n\n[[queues]]\nname = \"x\"\nfallback = [\"queue:nope\"]\n")
             .starts_with("r.toml:6: fallback names unknown queue \"nope\""));
