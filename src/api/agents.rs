@@ -109,6 +109,13 @@ pub async fn upsert(
         ))
     })?;
     let table = state.engine.table();
+    if !table.contacts.allows(&contact.to_string()) {
+        return Err(ApiError::Invalid(format!(
+            "contact {:?} is not allowed by the routing file's [contacts] allow {:?}",
+            body.contact,
+            table.contacts.patterns()
+        )));
+    }
     let mut queues: Vec<String> = Vec::new();
     for queue in body.queues {
         if table.queue(&queue).is_none() {

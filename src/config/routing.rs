@@ -267,6 +267,53 @@ pub struct RoutePlan<'a> {
     pub terminal: FallbackStep,
 }
 
+/// `[contacts] allow`: the patterns every agent contact and `number:` step must
+/// match, so a leaked admin token cannot make switchboard dial premium-rate
+/// numbers. `None`: everything is allowed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ContactPolicy {
+    allow: Option<Vec<String>>,
+}
+
+impl ContactPolicy {
+    /// Whether `contact` (as written: `+1555…`, `client:ana`, `sip:…`) matches a
+    /// pattern; `*` stands for any run of characters, everything else for itself.
+    pub fn allows(&self, contact: &str) -> bool {
+        self.allow
+            .as_ref()
+            .is_none_or(|patterns| patterns.iter().any(|p| wildcard_match(p, contact)))
+    }
+
+    /// The patterns, for error messages.
+    pub fn patterns(&self) -> &[String] {
+        self.allow.as_deref().unwrap_or(&[])
+    }
+}
+
+/// `*`-only glob matching: the classic two-pointer walk that backtracks to the
+/// last `*`, O(pattern × text) at worst and linear for the usual `+1*`.
+fn wildcard_match(pattern: &str, text: &str) -> bool {
+    let (p, t) = (pattern.as_bytes(), text.as_bytes());
+    let (mut pi, mut ti) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while ti < t.len() {
+        if pi < p.len() && p[pi] == b'*' {
+            star = Some((pi, ti));
+            pi += 1;
+        } else if pi < p.len() && p[pi] == t[ti] {
+            pi += 1;
+            ti += 1;
+        } else if let Some((sp, st)) = star {
+            pi = sp + 1;
+            ti = st + 1;
+            star = Some((sp, st + 1));
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&b| b == b'*')
+}
+
 /// The validated routing file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoutingTable {
@@ -276,6 +323,8 @@ pub struct RoutingTable {
     pub voicemail: Voicemail,
     /// What callers get while Redis is unreachable: never a queue.
     pub emergency: FallbackStep,
+    /// Which contacts may be dialled at all.
+    pub contacts: ContactPolicy,
 }
 
 #[derive(Debug, Deserialize)]
@@ -287,6 +336,13 @@ struct RawFile {
     queues: Vec<RawQueue>,
     voicemail: Option<RawVoicemail>,
     emergency: Option<RawEmergency>,
+    contacts: Option<RawContacts>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawContacts {
+    allow: Spanned<Vec<Spanned<String>>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -326,6 +382,7 @@ impl RoutingTable {
             default_queue: 0,
             voicemail: Voicemail::default(),
             emergency: FallbackStep::Voicemail,
+            contacts: ContactPolicy::default(),
         }
     }
 
@@ -425,6 +482,35 @@ fn line_of(source: &str, offset: usize) -> usize {
 }
 
 fn build(raw: RawFile, source: &str, errors: &mut Errors) -> Option<RoutingTable> {
+    let contacts = match &raw.contacts {
+        None => ContactPolicy::default(),
+        Some(c) => {
+            if c.allow.get_ref().is_empty() {
+                errors.at(
+                    c.allow.span(),
+                    "contacts.allow lists no pattern: it would refuse every contact (leave [contacts] out to allow all)".into(),
+                );
+            }
+            for pattern in c.allow.get_ref() {
+                let p = pattern.get_ref();
+                if p.is_empty() || p.len() > 256 || p.chars().any(char::is_whitespace) {
+                    errors.at(
+                        pattern.span(),
+                        format!("contacts.allow pattern {p:?} must be 1 to 256 characters without spaces"),
+                    );
+                }
+            }
+            ContactPolicy {
+                allow: Some(
+                    c.allow
+                        .get_ref()
+                        .iter()
+                        .map(|p| p.get_ref().clone())
+                        .collect(),
+                ),
+            }
+        }
+    };
     let d = &raw.defaults;
     let defaults = QueueSettings::default().overlay(d.timings(), errors);
 
@@ -455,7 +541,10 @@ fn build(raw: RawFile, source: &str, errors: &mut Errors) -> Option<RoutingTable
         let mut fallback = Vec::new();
         for step in &rq.fallback {
             match FallbackStep::parse(step.get_ref()) {
-                Ok(s) => fallback.push(s),
+                Ok(s) => {
+                    check_allowed(&s, &contacts, step.span(), errors);
+                    fallback.push(s);
+                }
                 Err(message) => errors.at(step.span(), message),
             }
         }
@@ -549,7 +638,10 @@ fn build(raw: RawFile, source: &str, errors: &mut Errors) -> Option<RoutingTable
                 e.fallback.span(),
                 "the emergency fallback runs without Redis, so it cannot be a queue".into(),
             ),
-            Ok(step) => emergency = step,
+            Ok(step) => {
+                check_allowed(&step, &contacts, e.fallback.span(), errors);
+                emergency = step;
+            }
             Err(message) => errors.at(e.fallback.span(), message),
         }
     }
@@ -560,7 +652,25 @@ fn build(raw: RawFile, source: &str, errors: &mut Errors) -> Option<RoutingTable
         default_queue,
         voicemail,
         emergency,
+        contacts,
     })
+}
+
+/// A `number:` step must match `[contacts] allow` like an agent's contact.
+fn check_allowed(
+    step: &FallbackStep,
+    contacts: &ContactPolicy,
+    span: Range<usize>,
+    errors: &mut Errors,
+) {
+    if let FallbackStep::Number(n) = step
+        && !contacts.allows(n)
+    {
+        errors.at(
+            span,
+            format!("fallback step number:{n} is not allowed by [contacts] allow"),
+        );
+    }
 }
 
 #[cfg(test)]
@@ -733,6 +843,44 @@ fallback = "number:+15005550010"      # or "voicemail"
             error("[voicemail]\nmax_length_secs = 1\n")
                 .starts_with("r.toml:2: max_length_secs must be between 2 and 14400")
         );
+    }
+
+    #[test]
+    fn contacts_allow_limits_number_steps_and_matches_wildcards() {
+        let allow = "[contacts]\nallow = [\"+1*\", \"sip:*@pbx.example.com\", \"client:*\"]\n";
+        let table = RoutingTable::parse(allow, "r.toml").unwrap();
+        for ok in ["+15551230001", "sip:ana@pbx.example.com", "client:ana"] {
+            assert!(table.contacts.allows(ok), "{ok}");
+        }
+        for refused in [
+            "+441234567890",
+            "+19",
+            "sip:ana@evil.example.com",
+            "sip:a@pbx.example.com.evil",
+        ] {
+            assert_eq!(
+                table.contacts.allows(refused),
+                refused == "+19",
+                "{refused}"
+            );
+        }
+        assert!(RoutingTable::builtin().contacts.allows("+900123456"));
+        let premium =
+            format!("{allow}[[queues]]\nname = \"q\"\nfallback = [\"number:+900123456\"]\n");
+        assert!(
+            error(&premium).starts_with("r.toml:5: fallback step number:+900123456 is not allowed"),
+            "{}",
+            error(&premium)
+        );
+        let emergency = format!("{allow}[emergency]\nfallback = \"number:+441234567\"\n");
+        assert!(error(&emergency).starts_with("r.toml:4: fallback step number:+441234567"));
+        assert!(
+            error("[contacts]\nallow = []\n")
+                .starts_with("r.toml:2: contacts.allow lists no pattern")
+        );
+        assert!(wildcard_match("*a*b*", "xxaxxbxx"));
+        assert!(!wildcard_match("a*b", "acbd"));
+        assert!(wildcard_match("", ""));
     }
 
     #[test]
