@@ -179,3 +179,94 @@ async fn a_forged_confirm_url_is_refused() {
     .await;
     assert_eq!(refused.status, 400);
 }
+
+/// `simulate` against `routing`, agents `p0`…`p5` on phone numbers in `desk`.
+async fn simulate_on_phones(
+    routing: &str,
+    mix: impl FnOnce(&mut switchboard::simulate::SimulateArgs),
+) -> (TestApp, switchboard::simulate::Report) {
+    let app = spawn_app(routing).await;
+    for i in 0..6 {
+        add_phone_agent(&app, &format!("p{i}"), &format!("+1555123000{i}")).await;
+    }
+    let mut args = switchboard::simulate::SimulateArgs::new(app.base(), AUTH_TOKEN);
+    args.calls = 60;
+    args.concurrency = 3;
+    args.to = vec![SUPPORT.into()];
+    args.ring_ms = 1;
+    args.talk_ms = 1;
+    mix(&mut args);
+    let report = switchboard::simulate::run(&args)
+        .await
+        .expect("simulate runs");
+    report.print(false);
+    assert_eq!(report.errors, 0, "{:?}", report.examples);
+    assert_eq!(report.violations, 0, "{:?}", report.examples);
+    (app, report)
+}
+
+/// No wrap-up or skip, so the six agents keep taking calls.
+const CONFIRM_FAST: &str = r#"
+[defaults]
+default_queue = "desk"
+wrap_up_secs = 0
+no_answer_delay_secs = 0
+max_missed_in_row = 1000
+max_attempts = 6
+
+[[queues]]
+name = "desk"
+numbers = ["+15005550007"]
+confirm = true
+fallback = ["voicemail"]
+"#;
+
+#[tokio::test]
+async fn simulate_plays_agents_voicemails_that_pick_up_and_confirm_turns_them_into_misses() {
+    let (_app, confirmed) = simulate_on_phones(CONFIRM_FAST, |a| {
+        a.answer = 0.5;
+        a.no_answer = 0.0;
+        a.busy = 0.0;
+        a.hangup = 0.0;
+        a.agent_voicemail = 0.5;
+    })
+    .await;
+    assert!(confirmed.voicemail_pickups > 5, "{confirmed:?}");
+    assert!(confirmed.missed_attempts >= confirmed.voicemail_pickups);
+    assert_eq!(confirmed.outcomes.get("agent_voicemail"), None, "{confirmed:?}");
+    assert!(confirmed.outcomes.get("answered").copied().unwrap_or(0) > 40);
+
+    // The same mix without confirm: the machines take calls.
+    let plain = CONFIRM_FAST.replace("confirm = true\n", "");
+    let (_app, unconfirmed) = simulate_on_phones(&plain, |a| {
+        a.answer = 0.5;
+        a.no_answer = 0.0;
+        a.busy = 0.0;
+        a.hangup = 0.0;
+        a.agent_voicemail = 0.5;
+    })
+    .await;
+    assert!(
+        unconfirmed.outcomes.get("agent_voicemail").copied().unwrap_or(0) > 5,
+        "{unconfirmed:?}"
+    );
+}
+
+#[tokio::test]
+async fn simulate_plays_callers_who_hang_up_while_an_agent_rings() {
+    let (app, report) = simulate_on_phones(CONFIRM_FAST, |a| {
+        a.answer = 0.0;
+        a.no_answer = 0.0;
+        a.busy = 0.0;
+        a.hangup = 1.0;
+    })
+    .await;
+    assert_eq!(report.outcomes.get("caller_hung_up"), Some(&60), "{report:?}");
+    assert_eq!(report.attempts, 60, "nobody else rang: {report:?}");
+    assert_eq!(report.missed_attempts, 0);
+    for i in 0..6 {
+        let agent = app.agent(&format!("p{i}")).await;
+        assert_eq!(agent["state"], "available", "{agent}");
+        assert_eq!(agent["missed_in_row"], 0, "{agent}");
+    }
+}

@@ -37,6 +37,9 @@ pub enum CallOutcome {
     Voicemail,
     /// The caller hung up while an agent rang.
     CallerHungUp,
+    /// An agent's voicemail took the call (an agent on a real phone in a queue
+    /// without `confirm`): the caller talked to a machine.
+    AgentVoicemail,
     /// A Dial action was lost, so the call ended there.
     LostAction,
     /// Switchboard answered `<Hangup/>` or nothing to act on.
@@ -52,6 +55,7 @@ impl CallOutcome {
             CallOutcome::Forwarded => "forwarded",
             CallOutcome::Voicemail => "voicemail",
             CallOutcome::CallerHungUp => "caller_hung_up",
+            CallOutcome::AgentVoicemail => "agent_voicemail",
             CallOutcome::LostAction => "lost_action",
             CallOutcome::HungUp => "hung_up",
             CallOutcome::Error => "error",
@@ -65,8 +69,11 @@ pub struct CallResult {
     pub outcome: CallOutcome,
     /// Agents offered the call.
     pub attempts: u32,
-    /// Attempts ended by `no-answer` or `busy`.
+    /// Attempts ended by `no-answer` or `busy`, or by an agent's voicemail that
+    /// did not press 1.
     pub missed: u32,
+    /// Attempts whose phone was picked up by the agent's voicemail.
+    pub voicemail_pickups: u32,
     pub latencies: Vec<Duration>,
     pub errors: Vec<String>,
     pub violations: Vec<String>,
@@ -79,6 +86,8 @@ enum Play {
     NoAnswer,
     Busy,
     Hangup,
+    /// The agent's voicemail picks up.
+    Voicemail,
 }
 
 struct Call<'a> {
@@ -114,6 +123,7 @@ pub(crate) async fn place(shared: &Shared, n: usize) -> CallResult {
             outcome: CallOutcome::HungUp,
             attempts: 0,
             missed: 0,
+            voicemail_pickups: 0,
             latencies: Vec::new(),
             errors: Vec::new(),
             violations: Vec::new(),
@@ -229,7 +239,7 @@ impl Call<'_> {
                 self.sid
             ));
         }
-        let action = dial.action.unwrap_or_default();
+        let action = dial.action.clone().unwrap_or_default();
         let leg_sid = format!("CA{:016x}{:016x}", self.n, self.legs);
         let callback = dial.status_callback.clone();
         if let Some(cb) = &callback {
@@ -245,6 +255,15 @@ impl Call<'_> {
                 if let Some(cb) = &callback {
                     self.callback(cb, self.leg(&leg_sid, "in-progress"), "agent answered")
                         .await;
+                }
+                if let Some(url) = &dial.url
+                    && !self.press_1(url, &leg_sid).await
+                {
+                    // The call moved on meanwhile (a lost callback let the
+                    // reservation expire): the leg hangs up, as a miss.
+                    self.result.missed += 1;
+                    self.shared.holders.release(&agent, &self.sid);
+                    return self.leg_ended(&callback, &action, &leg_sid).await;
                 }
                 tokio::time::sleep(Duration::from_millis(self.shared.args.talk_ms)).await;
                 self.shared.holders.release(&agent, &self.sid);
@@ -302,18 +321,115 @@ impl Call<'_> {
             Play::Hangup => {
                 self.shared.holders.release(&agent, &self.sid);
                 self.result.outcome = CallOutcome::CallerHungUp;
-                self.end_call().await;
                 if let Some(cb) = &callback {
                     self.callback(cb, self.leg(&leg_sid, "canceled"), "agent leg canceled")
                         .await;
                 }
+                // What Twilio posts: the agent leg did not answer, and the
+                // caller's own leg is over.
                 let params =
-                    self.params(&[("CallStatus", "completed"), ("DialCallStatus", "canceled")]);
-                self.callback(&action, params, "dial action: canceled")
+                    self.params(&[("CallStatus", "completed"), ("DialCallStatus", "no-answer")]);
+                let next = self
+                    .callback(&action, params, "dial action: caller hung up")
                     .await;
+                if let Some(next) = next
+                    && let Ok(Verb::Dial(d)) = twiml::first_verb(&next)
+                {
+                    self.result.violations.push(format!(
+                        "{} rang {} {} for a caller who had hung up",
+                        self.sid, d.noun, d.target
+                    ));
+                }
+                self.end_call().await;
                 None
             }
+            Play::Voicemail => {
+                self.result.voicemail_pickups += 1;
+                if let Some(cb) = &callback {
+                    self.callback(
+                        cb,
+                        self.leg(&leg_sid, "in-progress"),
+                        "agent's voicemail picked up",
+                    )
+                    .await;
+                }
+                let Some(url) = &dial.url else {
+                    // Nothing asks for a key: the machine takes the call.
+                    self.shared.holders.release(&agent, &self.sid);
+                    self.result.outcome = CallOutcome::AgentVoicemail;
+                    if let Some(cb) = &callback {
+                        self.callback(cb, self.leg(&leg_sid, "completed"), "agent leg completed")
+                            .await;
+                    }
+                    let params = self.params(&[
+                        ("CallStatus", "in-progress"),
+                        ("DialCallStatus", "completed"),
+                    ]);
+                    self.callback(&action, params, "dial action: completed")
+                        .await;
+                    self.end_call().await;
+                    return None;
+                };
+                // The prompt plays to a machine; no key comes, the leg hangs up.
+                let prompt = self
+                    .post(url, &self.leg(&leg_sid, "in-progress"), "confirm prompt")
+                    .await;
+                if prompt.as_deref().and_then(twiml::gather_action).is_none() {
+                    self.error(format!("the confirm url answered no <Gather>: {prompt:?}"));
+                    return None;
+                }
+                self.result.missed += 1;
+                self.shared.holders.release(&agent, &self.sid);
+                self.leg_ended(&callback, &action, &leg_sid).await
+            }
         }
+    }
+
+    /// The agent's phone runs the confirm `url` and the agent presses 1; whether
+    /// switchboard then connected the call (an empty answer, not `<Hangup/>`).
+    async fn press_1(&mut self, url: &str, leg_sid: &str) -> bool {
+        let prompt = self
+            .post(url, &self.leg(leg_sid, "in-progress"), "confirm prompt")
+            .await;
+        let Some(action) = prompt.as_deref().and_then(twiml::gather_action) else {
+            self.error(format!("the confirm url answered no <Gather>: {prompt:?}"));
+            return false;
+        };
+        let mut keys = self.leg(leg_sid, "in-progress");
+        keys.push(("Digits".into(), "1".into()));
+        let answer = self.post(&action, &keys, "agent pressed 1").await;
+        matches!(
+            answer.as_deref().map(twiml::first_verb),
+            Some(Ok(Verb::Nothing))
+        )
+    }
+
+    /// A picked-up leg that hung up without the agent taking the call: Twilio
+    /// reports it completed, and the Dial action completed too; the caller's
+    /// next step is switchboard's answer.
+    async fn leg_ended(
+        &mut self,
+        callback: &Option<String>,
+        action: &str,
+        leg_sid: &str,
+    ) -> Option<String> {
+        if let Some(cb) = callback {
+            self.callback(cb, self.leg(leg_sid, "completed"), "agent leg hung up")
+                .await;
+        }
+        let params = self.params(&[
+            ("CallStatus", "in-progress"),
+            ("DialCallStatus", "completed"),
+            ("DialCallSid", leg_sid),
+        ]);
+        let next = self
+            .callback(action, params, "dial action: leg hung up unconfirmed")
+            .await;
+        if next.is_none() {
+            self.result.outcome = CallOutcome::LostAction;
+            self.end_call().await;
+        }
+        next
     }
 
     fn draw(&mut self) -> Play {
@@ -323,6 +439,7 @@ impl Call<'_> {
             (Play::NoAnswer, a.no_answer),
             (Play::Busy, a.busy),
             (Play::Hangup, a.hangup),
+            (Play::Voicemail, a.agent_voicemail),
         ];
         let total: f64 = weights.iter().map(|(_, w)| w.max(0.0)).sum();
         if total <= 0.0 {

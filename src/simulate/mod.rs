@@ -53,6 +53,10 @@ pub struct SimulateArgs {
     /// Share of agent attempts where the caller hangs up while the agent rings.
     #[arg(long, default_value_t = 0.05)]
     pub hangup: f64,
+    /// Share of agent attempts picked up by the agent's voicemail (a real phone
+    /// left unattended): a miss in a `confirm` queue, else the caller's call.
+    #[arg(long, default_value_t = 0.0)]
+    pub agent_voicemail: f64,
     /// Chance that any one callback is lost (never sent).
     #[arg(long, default_value_t = 0.0)]
     pub lost: f64,

@@ -21,6 +21,9 @@ pub struct Report {
     pub outcomes: BTreeMap<&'static str, u64>,
     pub attempts: u64,
     pub missed_attempts: u64,
+    /// Attempts picked up by an agent's voicemail (see `agent_voicemail` among
+    /// the outcomes for those that took the call).
+    pub voicemail_pickups: u64,
     /// Calls that ended in a fallback step (forwarded or voicemail).
     pub fallbacks: u64,
     pub errors: u64,
@@ -53,6 +56,7 @@ impl Report {
         }
         self.attempts += u64::from(call.attempts);
         self.missed_attempts += u64::from(call.missed);
+        self.voicemail_pickups += u64::from(call.voicemail_pickups);
         self.errors += call.errors.len() as u64;
         self.violations += call.violations.len() as u64;
         for line in call.violations.into_iter().chain(call.errors) {
@@ -70,6 +74,7 @@ impl Report {
         }
         self.attempts += other.attempts;
         self.missed_attempts += other.missed_attempts;
+        self.voicemail_pickups += other.voicemail_pickups;
         self.fallbacks += other.fallbacks;
         self.errors += other.errors;
         self.violations += other.violations;
@@ -137,8 +142,12 @@ impl Report {
             );
             println!("outcomes: {}", outcomes.join(", "));
             println!(
-                "agent attempts: {} ({} missed)  fallbacks: {}  errors: {}",
-                self.attempts, self.missed_attempts, self.fallbacks, self.errors
+                "agent attempts: {} ({} missed, {} picked up by voicemail)  fallbacks: {}  errors: {}",
+                self.attempts,
+                self.missed_attempts,
+                self.voicemail_pickups,
+                self.fallbacks,
+                self.errors
             );
             println!("invariant violations: {}", self.violations);
             for line in &self.examples {

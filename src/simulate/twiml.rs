@@ -17,6 +17,8 @@ pub struct Dial {
     pub target: String,
     /// The noun's `statusCallback` (agent-leg events).
     pub status_callback: Option<String>,
+    /// The noun's `url`: TwiML the agent's phone runs on pick-up (confirm).
+    pub url: Option<String>,
     pub timeout_secs: Option<u32>,
 }
 
@@ -73,6 +75,7 @@ pub fn first_verb(xml: &str) -> Result<Verb, TwimlError> {
                         if let Some(d) = dial.as_mut() {
                             d.noun = name.clone();
                             d.status_callback = attr(&e, "statusCallback");
+                            d.url = attr(&e, "url");
                             in_noun = true;
                         }
                     }
@@ -116,6 +119,20 @@ pub fn first_verb(xml: &str) -> Result<Verb, TwimlError> {
         Ok(Verb::Nothing)
     } else {
         Err(TwimlError("no <Response>".into()))
+    }
+}
+
+/// The `action` of a document's first `<Gather>`: where the keys go.
+pub fn gather_action(xml: &str) -> Option<String> {
+    let mut reader = Reader::from_str(xml);
+    loop {
+        match reader.read_event() {
+            Ok(Event::Start(e)) | Ok(Event::Empty(e)) if e.name().as_ref() == "Gather" => {
+                return attr(&e, "action");
+            }
+            Ok(Event::Eof) | Err(_) => return None,
+            Ok(_) => {}
+        }
     }
 }
 
