@@ -233,7 +233,11 @@ async fn simulate_plays_agents_voicemails_that_pick_up_and_confirm_turns_them_in
     .await;
     assert!(confirmed.voicemail_pickups > 5, "{confirmed:?}");
     assert!(confirmed.missed_attempts >= confirmed.voicemail_pickups);
-    assert_eq!(confirmed.outcomes.get("agent_voicemail"), None, "{confirmed:?}");
+    assert_eq!(
+        confirmed.outcomes.get("agent_voicemail"),
+        None,
+        "{confirmed:?}"
+    );
     assert!(confirmed.outcomes.get("answered").copied().unwrap_or(0) > 40);
 
     // The same mix without confirm: the machines take calls.
@@ -247,7 +251,12 @@ async fn simulate_plays_agents_voicemails_that_pick_up_and_confirm_turns_them_in
     })
     .await;
     assert!(
-        unconfirmed.outcomes.get("agent_voicemail").copied().unwrap_or(0) > 5,
+        unconfirmed
+            .outcomes
+            .get("agent_voicemail")
+            .copied()
+            .unwrap_or(0)
+            > 5,
         "{unconfirmed:?}"
     );
 }
@@ -261,7 +270,11 @@ async fn simulate_plays_callers_who_hang_up_while_an_agent_rings() {
         a.hangup = 1.0;
     })
     .await;
-    assert_eq!(report.outcomes.get("caller_hung_up"), Some(&60), "{report:?}");
+    assert_eq!(
+        report.outcomes.get("caller_hung_up"),
+        Some(&60),
+        "{report:?}"
+    );
     assert_eq!(report.attempts, 60, "nobody else rang: {report:?}");
     assert_eq!(report.missed_attempts, 0);
     for i in 0..6 {

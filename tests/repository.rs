@@ -27,6 +27,9 @@ fn no_scratch_output_is_committed() {
     let ignore = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/.gitignore"))
         .expect(".gitignore");
     for pattern in ["*.out", "*.log"] {
-        assert!(ignore.lines().any(|l| l.trim() == pattern), "{pattern} not ignored");
+        assert!(
+            ignore.lines().any(|l| l.trim() == pattern),
+            "{pattern} not ignored"
+        );
     }
 }
