@@ -1,0 +1,480 @@
+//! `cargo bench --bench scale`: the speed and scale figures of README
+//! "Performance", in one run on this machine. For each roster (100 agents in one
+//! queue, 100,000 agents in one queue, 100 agents in 500 queues) it starts a
+//! fresh `redis-server` and a release `switchboard serve` process, creates the
+//! agents through the admin API, then plays full call cycles with `simulate`
+//! (incoming call, agent leg answered and completed, Dial action, number status)
+//! at 50 and 200 calls in flight. It prints cycles/s, webhook p50/p99, Redis
+//! commands per webhook (from `INFO commandstats`), PINGs, the idle CPU of
+//! switchboard and Redis, `GET /v1/queues/{name}`, the server's RSS and binary
+//! size, and `redis-benchmark`'s EVALSHA ceiling on the same host.
+//!
+//! It asserts nothing about time: machines are shared and noisy, so read the
+//! ratios within one run. `BENCH_SECS` (default 10) sets each load phase,
+//! `BENCH_ROSTERS` (e.g. `small`) picks rosters: small, agents100k, queues500.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use switchboard::redis_server::{RedisServer, free_port};
+use switchboard::simulate::{self, SimulateArgs};
+
+const AUTH: &str = "bench-auth-token";
+const ADMIN: &str = "bench-admin-token-0123456789";
+
+/// One roster to measure.
+struct Roster {
+    name: &'static str,
+    agents: usize,
+    queues: usize,
+}
+
+const ROSTERS: [Roster; 3] = [
+    Roster {
+        name: "small",
+        agents: 100,
+        queues: 1,
+    },
+    Roster {
+        name: "agents100k",
+        agents: 100_000,
+        queues: 1,
+    },
+    Roster {
+        name: "queues500",
+        agents: 100,
+        queues: 500,
+    },
+];
+
+#[tokio::main]
+async fn main() {
+    let secs: f64 = env_or("BENCH_SECS", 10.0);
+    let wanted = std::env::var("BENCH_ROSTERS").unwrap_or_default();
+    println!("{}", machine());
+    let binary = env!("CARGO_BIN_EXE_switchboard");
+    let size = std::fs::metadata(binary).map_or(0, |m| m.len());
+    println!(
+        "switchboard binary: {:.1} MB ({binary})\n",
+        size as f64 / 1e6
+    );
+    let mut summary = Vec::new();
+    for roster in ROSTERS
+        .iter()
+        .filter(|r| wanted.is_empty() || wanted.split(',').any(|w| w == r.name))
+    {
+        summary.push(measure(roster, secs).await);
+    }
+    println!("\n== summary ==");
+    println!(
+        "roster | cycles/s @50 | p99 @50 | cycles/s @200 | p99 @200 | cmds/webhook | pings | idle cpu sb/redis | queue doc | rss"
+    );
+    for line in &summary {
+        println!("{line}");
+    }
+}
+
+async fn measure(roster: &Roster, secs: f64) -> String {
+    println!(
+        "== {}: {} agents, {} queue(s) ==",
+        roster.name, roster.agents, roster.queues
+    );
+    let redis = RedisServer::start().expect("redis-server (apt-get install redis-server)");
+    let routing = routing_file(roster.queues);
+    let server = Server::start(&redis, &routing);
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(256)
+        .build()
+        .expect("http client");
+    let started = Instant::now();
+    create_agents(&http, &server.base, roster).await;
+    println!(
+        "created {} agents in {:.1} s",
+        roster.agents,
+        started.elapsed().as_secs_f64()
+    );
+
+    let mut redis_conn = redis::Client::open(redis.url())
+        .expect("redis url")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis connection");
+    let mut line = format!(
+        "{} ({} agents, {} queues)",
+        roster.name, roster.agents, roster.queues
+    );
+    let mut pings = 0;
+    let mut per_webhook = Vec::new();
+    for concurrency in [50, 200] {
+        // A short warm-up, which also calibrates how many calls fill `secs`.
+        let warm = play(&server.base, concurrency, 500).await;
+        let calls = ((warm.calls_per_sec * secs) as usize).clamp(1000, 400_000);
+        let before = commandstats(&mut redis_conn).await;
+        let report = play(&server.base, concurrency, calls).await;
+        let after = commandstats(&mut redis_conn).await;
+        let delta = diff(&before, &after);
+        let commands: u64 = delta.values().sum();
+        let ping = delta.get("ping").copied().unwrap_or(0);
+        pings += ping;
+        let cmds = commands as f64 / report.webhooks.max(1) as f64;
+        per_webhook.push(cmds);
+        println!(
+            "{concurrency:>3} in flight: {:.0} cycles/s, webhook p50 {:.2} ms p99 {:.2} ms, \
+             {} webhooks, {} errors, {} violations",
+            report.calls_per_sec,
+            report.latency_ms.p50,
+            report.latency_ms.p99,
+            report.webhooks,
+            report.errors,
+            report.violations
+        );
+        println!(
+            "     Redis: {commands} commands ({cmds:.2} per webhook, {:.2} per cycle): {}",
+            commands as f64 / report.calls.max(1) as f64,
+            top(&delta)
+        );
+        let _ = write!(
+            line,
+            " | {:.0} | {:.2} ms",
+            report.calls_per_sec, report.latency_ms.p99
+        );
+    }
+    let _ = write!(
+        line,
+        " | {:.2} | {pings}",
+        per_webhook.iter().sum::<f64>() / per_webhook.len() as f64
+    );
+
+    // Idle: nothing calls for 5 s; the worker and gauges still run.
+    let (sb_before, redis_before) = (server.cpu_secs(), redis_cpu(&mut redis_conn).await);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let sb_idle = (server.cpu_secs() - sb_before) / 5.0 * 100.0;
+    let redis_idle = (redis_cpu(&mut redis_conn).await - redis_before) / 5.0 * 100.0;
+    println!("idle 5 s: switchboard {sb_idle:.1} % of a core, Redis {redis_idle:.1} %");
+    let _ = write!(line, " | {sb_idle:.1} % / {redis_idle:.1} %");
+
+    let doc = queue_doc_latency(&http, &server.base).await;
+    println!("GET /v1/queues/q0: median {doc:.2} ms of 20");
+    let rss = server.rss_mb();
+    println!("server RSS after load: {rss:.1} MB");
+    let _ = write!(line, " | {doc:.2} ms | {rss:.1} MB");
+
+    let memory = used_memory(&mut redis_conn).await;
+    println!(
+        "Redis used_memory: {:.1} MB ({:.0} bytes per agent incl. calls kept)",
+        memory as f64 / 1e6,
+        memory as f64 / roster.agents as f64
+    );
+    let ceiling = evalsha_ceiling(redis.port());
+    println!("redis-benchmark EVALSHA ceiling (50 clients): {ceiling}\n");
+    drop(server);
+    line
+}
+
+/// `[[queues]]` q0…q{n-1}; calls go to q0's number, and every agent is in all
+/// of them, so a reservation moves an agent out of every queue.
+fn routing_file(queues: usize) -> std::path::PathBuf {
+    let mut toml = String::from(
+        "[defaults]\nwrap_up_secs = 0\nno_answer_delay_secs = 0\nmax_missed_in_row = 1000\ndefault_queue = \"q0\"\n",
+    );
+    for i in 0..queues {
+        let _ = write!(toml, "\n[[queues]]\nname = \"q{i}\"\n");
+        if i == 0 {
+            toml.push_str("numbers = [\"+15005550006\"]\n");
+        }
+    }
+    let path = std::env::temp_dir().join(format!("sb-bench-{}-{queues}.toml", std::process::id()));
+    std::fs::write(&path, toml).expect("write the routing file");
+    path
+}
+
+async fn create_agents(http: &reqwest::Client, base: &str, roster: &Roster) {
+    let queues: Vec<String> = (0..roster.queues.min(500))
+        .map(|i| format!("q{i}"))
+        .collect();
+    let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..32 {
+        let (http, base, queues, next) =
+            (http.clone(), base.to_owned(), queues.clone(), next.clone());
+        let total = roster.agents;
+        tasks.spawn(async move {
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= total {
+                    return;
+                }
+                let id = format!("a{i}");
+                let body = serde_json::json!({ "name": id, "contact": format!("client:{id}"), "queues": queues });
+                put(&http, &format!("{base}/v1/agents/{id}"), body).await;
+                put(
+                    &http,
+                    &format!("{base}/v1/agents/{id}/state"),
+                    serde_json::json!({ "state": "available" }),
+                )
+                .await;
+            }
+        });
+    }
+    while tasks.join_next().await.is_some() {}
+}
+
+async fn put(http: &reqwest::Client, url: &str, body: serde_json::Value) {
+    let response = http
+        .put(url)
+        .bearer_auth(ADMIN)
+        .json(&body)
+        .send()
+        .await
+        .expect("PUT");
+    assert!(
+        response.status().is_success(),
+        "PUT {url}: {}",
+        response.status()
+    );
+}
+
+/// Full cycles: every attempt answered at once, no callback lost.
+async fn play(base: &str, concurrency: usize, calls: usize) -> simulate::Report {
+    let mut args = SimulateArgs::new(base, AUTH);
+    args.calls = calls;
+    args.concurrency = concurrency;
+    args.answer = 1.0;
+    args.no_answer = 0.0;
+    args.busy = 0.0;
+    args.hangup = 0.0;
+    args.ring_ms = 0;
+    args.talk_ms = 0;
+    args.trace = false;
+    simulate::run(&args).await.expect("simulate")
+}
+
+async fn queue_doc_latency(http: &reqwest::Client, base: &str) -> f64 {
+    let mut took = Vec::new();
+    for _ in 0..20 {
+        let started = Instant::now();
+        let response = http
+            .get(format!("{base}/v1/queues/q0"))
+            .bearer_auth(ADMIN)
+            .timeout(Duration::from_secs(60))
+            .send()
+            .await;
+        if let Ok(r) = response {
+            let _ = r.bytes().await;
+        }
+        took.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    took.sort_by(f64::total_cmp);
+    took[took.len() / 2]
+}
+
+/// `cmdstat_<name>:calls=N` of `INFO commandstats`.
+async fn commandstats(conn: &mut redis::aio::MultiplexedConnection) -> BTreeMap<String, u64> {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(conn)
+        .await
+        .expect("INFO commandstats");
+    info.lines()
+        .filter_map(|l| {
+            let (name, rest) = l.strip_prefix("cmdstat_")?.split_once(':')?;
+            let calls = rest
+                .strip_prefix("calls=")?
+                .split(',')
+                .next()?
+                .parse()
+                .ok()?;
+            Some((name.to_owned(), calls))
+        })
+        .collect()
+}
+
+/// Commands sent between two snapshots, without the bench's own INFO.
+fn diff(before: &BTreeMap<String, u64>, after: &BTreeMap<String, u64>) -> BTreeMap<String, u64> {
+    after
+        .iter()
+        .filter(|(name, _)| name.as_str() != "info")
+        .map(|(name, n)| (name.clone(), n - before.get(name).copied().unwrap_or(0)))
+        .filter(|(_, n)| *n > 0)
+        .collect()
+}
+
+fn top(delta: &BTreeMap<String, u64>) -> String {
+    let mut by_count: Vec<_> = delta.iter().collect();
+    by_count.sort_by(|a, b| b.1.cmp(a.1));
+    by_count
+        .iter()
+        .take(6)
+        .map(|(n, c)| format!("{n} {c}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+async fn redis_cpu(conn: &mut redis::aio::MultiplexedConnection) -> f64 {
+    let info: String = redis::cmd("INFO")
+        .arg("cpu")
+        .query_async(conn)
+        .await
+        .unwrap_or_default();
+    info.lines()
+        .filter_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            matches!(k, "used_cpu_sys" | "used_cpu_user").then(|| v.trim().parse::<f64>().ok())?
+        })
+        .sum()
+}
+
+async fn used_memory(conn: &mut redis::aio::MultiplexedConnection) -> u64 {
+    let info: String = redis::cmd("INFO")
+        .arg("memory")
+        .query_async(conn)
+        .await
+        .unwrap_or_default();
+    info.lines()
+        .find_map(|l| l.strip_prefix("used_memory:")?.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Requests/s of a small script doing what a reservation does to a sorted set
+/// and a hash, from `redis-benchmark` (50 clients, no pipelining).
+fn evalsha_ceiling(port: u16) -> String {
+    let script = "redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2]) redis.call('HSET', KEYS[2], 'state', 'reserved') return redis.call('ZPOPMIN', KEYS[1])";
+    let port_s = port.to_string();
+    let sha = Command::new("redis-cli")
+        .args(["-p", &port_s, "SCRIPT", "LOAD", script])
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default();
+    if sha.len() != 40 {
+        return "unknown (redis-cli missing?)".into();
+    }
+    let out = Command::new("redis-benchmark")
+        .args([
+            "-p", &port_s, "-c", "50", "-n", "200000", "-q", "EVALSHA", &sha, "2", "{b}z", "{b}h",
+            "1", "m",
+        ])
+        .output();
+    match out {
+        Ok(o) => String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .rev()
+            .find(|l| l.contains("requests per second"))
+            .map(|l| l.rsplit('\r').next().unwrap_or(l).trim().to_owned())
+            .unwrap_or_else(|| "unknown".into()),
+        Err(_) => "unknown (redis-benchmark missing: apt-get install redis-tools)".into(),
+    }
+}
+
+/// A release `switchboard serve` child, killed when dropped.
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Server {
+    fn start(redis: &RedisServer, routing: &std::path::Path) -> Server {
+        let port = free_port().expect("free port");
+        let child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+            .arg("serve")
+            .env("SWITCHBOARD_REDIS_URL", redis.url())
+            .env("SWITCHBOARD_LISTEN", format!("127.0.0.1:{port}"))
+            .env("SWITCHBOARD_ROUTING", routing)
+            .env("TWILIO_AUTH_TOKEN", AUTH)
+            .env("SWITCHBOARD_ADMIN_TOKEN", ADMIN)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start switchboard serve");
+        let base = format!("http://127.0.0.1:{port}");
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "serve did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Server { child, base }
+    }
+
+    /// User + system CPU seconds of the process, from /proc.
+    fn cpu_secs(&self) -> f64 {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
+        // Fields after the command name (which may hold spaces) end at ')'.
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .map_or("", |(_, rest)| rest)
+            .split_whitespace()
+            .collect();
+        let ticks = |i: usize| {
+            fields
+                .get(i)
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        // utime and stime are fields 14 and 15, i.e. 11 and 12 after ')'.
+        // SAFETY: sysconf has no preconditions.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+        (ticks(11) + ticks(12)) / hz.max(1.0)
+    }
+
+    fn rss_mb(&self) -> f64 {
+        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
+            .map_or(0.0, |kb| kb / 1024.0)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("model name")?
+                .split_once(':')
+                .map(|(_, v)| v.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let memory = std::fs::read_to_string("/proc/meminfo")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("MemTotal:")?
+                .split_whitespace()
+                .next()?
+                .parse::<f64>()
+                .ok()
+        })
+        .map_or(0.0, |kb| kb / 1024.0 / 1024.0);
+    let redis = Command::new("redis-server")
+        .arg("--version")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default();
+    format!(
+        "machine: {cpu}, {cores} cores, {memory:.0} GiB; {redis}; load generator on the same machine"
+    )
+}
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
