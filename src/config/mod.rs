@@ -20,10 +20,12 @@ pub struct SettingsArgs {
     pub listen: SocketAddr,
 
     /// Redis URL.
+    // The URL carries the Redis password: clap would print it in `--help`.
     #[arg(
         long,
         env = "SWITCHBOARD_REDIS_URL",
-        default_value = "redis://127.0.0.1:6379"
+        default_value = "redis://127.0.0.1:6379",
+        hide_env_values = true
     )]
     pub redis_url: String,
 
@@ -32,7 +34,8 @@ pub struct SettingsArgs {
     pub routing: Option<PathBuf>,
 
     /// Base URL as Twilio sees it; default: derived from Host / X-Forwarded-Proto.
-    #[arg(long, env = "SWITCHBOARD_PUBLIC_URL")]
+    // Twilio accepts basic-auth credentials in webhook URLs, so this may carry one.
+    #[arg(long, env = "SWITCHBOARD_PUBLIC_URL", hide_env_values = true)]
     pub public_url: Option<String>,
 
     /// Twilio auth token, the key of X-Twilio-Signature.
