@@ -6,9 +6,13 @@ use std::fmt;
 
 use serde::Serialize;
 
-/// An agent or queue id: `[A-Za-z0-9._-]{1,64}`, safe inside Redis keys and URLs.
+/// An agent or queue id: `[A-Za-z0-9._-]{1,64}`, safe inside Redis keys and URLs,
+/// except `.` and `..`: as a URL path segment those are resolved away by every
+/// HTTP client, so `/v1/agents/..` could never be reached.
 pub fn is_valid_id(id: &str) -> bool {
     (1..=64).contains(&id.len())
+        && id != "."
+        && id != ".."
         && id
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
@@ -229,5 +233,9 @@ mod tests {
         assert!(!is_valid_id(&"a".repeat(65)));
         assert!(!is_valid_id("a:b"));
         assert!(!is_valid_id("a{b}"));
+        assert!(!is_valid_id("."));
+        assert!(!is_valid_id(".."));
+        assert!(is_valid_id("..."));
+        assert!(is_valid_id(".a"));
     }
 }

@@ -364,3 +364,30 @@ async fn the_openapi_document_describes_every_route_and_the_real_documents() {
     let error = app.admin(Method::GET, "/agents/nobody", None).await.json();
     assert_eq!(keys(&schemas["ErrorBody"]["properties"]), keys(&error));
 }
+
+#[tokio::test]
+async fn dot_and_dot_dot_are_refused_as_agent_ids() {
+    use tower::ServiceExt;
+    let app = spawn_app(ROUTING).await;
+    let mut conn = app.redis().await;
+    let before = snapshot(&mut conn).await;
+    // HTTP clients resolve `.` and `..` segments away, so the request is built
+    // by hand and sent straight to the router.
+    for id in [".", ".."] {
+        let body = json!({ "name": "x", "contact": "+15551230001", "queues": [] });
+        let request = axum::http::Request::put(format!("/v1/agents/{id}"))
+            .header("authorization", format!("Bearer {ADMIN_TOKEN}"))
+            .header("content-type", "application/json")
+            .body(axum::body::Body::from(body.to_string()))
+            .unwrap();
+        let response = switchboard::http::router(app.server.state.clone())
+            .oneshot(request)
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 422, "PUT /v1/agents/{id}");
+    }
+    assert_eq!(snapshot(&mut conn).await, before);
+    // Dots inside an id are fine.
+    app.add_agent("...", &["sales"]).await;
+    app.add_agent("a.b", &["sales"]).await;
+}

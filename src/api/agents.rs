@@ -75,7 +75,7 @@ fn valid_id(id: &str) -> Result<(), ApiError> {
         Ok(())
     } else {
         Err(ApiError::Invalid(format!(
-            "agent id {id:?} must match [A-Za-z0-9._-]{{1,64}}"
+            "agent id {id:?} must match [A-Za-z0-9._-]{{1,64}} and not be . or .."
         )))
     }
 }

@@ -111,7 +111,7 @@ impl From<String> for Secret {
 pub enum SettingsError {
     #[error(transparent)]
     Routing(#[from] RoutingFileError),
-    #[error("SWITCHBOARD_NAMESPACE {0:?} must match [A-Za-z0-9._-]{{1,64}}")]
+    #[error("SWITCHBOARD_NAMESPACE {0:?} must match [A-Za-z0-9._-]{{1,64}} and not be . or ..")]
     Namespace(String),
     #[error("SWITCHBOARD_PUBLIC_URL {0:?} must be an absolute http(s) URL")]
     PublicUrl(String),
