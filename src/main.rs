@@ -1,7 +1,7 @@
 //! The `switchboard` binary: parse the command line, build, run.
 
 use clap::{Parser, Subcommand};
-use switchboard::config::SettingsArgs;
+use switchboard::config::{Settings, SettingsArgs};
 use switchboard::demo::DemoArgs;
 use switchboard::simulate::SimulateArgs;
 use switchboard::{server, telemetry};
@@ -41,6 +41,13 @@ enum Command {
     Openapi,
 }
 
+/// What `into_settings` found odd, now that logging is up.
+fn log_warnings(settings: &Settings) {
+    for warning in &settings.warnings {
+        tracing::warn!("{warning}");
+    }
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
@@ -50,6 +57,7 @@ async fn main() -> anyhow::Result<()> {
         } => {
             let settings = settings.into_settings()?;
             telemetry::init(settings.log_format);
+            log_warnings(&settings);
             if settings.twilio_auth_token.is_none() && !settings.skip_signature {
                 anyhow::bail!("TWILIO_AUTH_TOKEN is not set: serve refuses to start without it");
             }
@@ -71,6 +79,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Worker { settings } => {
             let settings = settings.into_settings()?;
             telemetry::init(settings.log_format);
+            log_warnings(&settings);
             let listener = tokio::net::TcpListener::bind(settings.listen).await?;
             tracing::info!(listen = %listener.local_addr()?, "worker serving /healthz, /readyz, /metrics");
             let state = server::build_state(settings)?;

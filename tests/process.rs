@@ -278,3 +278,71 @@ async fn with_redis_down_readyz_and_the_api_answer_fixed_text_and_no_password_is
         "{log}"
     );
 }
+
+#[tokio::test]
+async fn tokens_read_with_a_trailing_newline_are_trimmed_with_a_warning() {
+    let redis = start_redis();
+    let twilio = format!("{TWILIO_TOKEN}\n");
+    let admin = format!(" {ADMIN}\r\n");
+    let mut serve = Serve::start_with(
+        &redis.url(),
+        "trimmed",
+        &[
+            ("TWILIO_AUTH_TOKEN", &twilio),
+            ("SWITCHBOARD_ADMIN_TOKEN", &admin),
+        ],
+    )
+    .await;
+    let http = reqwest::Client::new();
+    assert_eq!(
+        put_agent(&http, &serve.base, ADMIN, "a", &["default"]).await,
+        201,
+        "the admin token without its newline is the token"
+    );
+    let signed = post_signed_with(
+        &http,
+        TWILIO_TOKEN,
+        &format!("{}/twilio/voice", serve.base),
+        &[
+            ("CallSid", &call_sid(1)),
+            ("From", "+15005550001"),
+            ("To", "+15005550006"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        signed.status, 200,
+        "signed with the trimmed token: {signed:?}"
+    );
+
+    let log = log_of(&mut serve);
+    for name in ["TWILIO_AUTH_TOKEN", "SWITCHBOARD_ADMIN_TOKEN"] {
+        assert!(
+            log.lines()
+                .any(|l| l.contains("WARN") && l.contains(name) && l.contains("trimmed")),
+            "no warning about {name}:\n{log}"
+        );
+    }
+    for secret in [TWILIO_TOKEN, ADMIN] {
+        assert!(!log.contains(secret), "the log holds {secret:?}:\n{log}");
+    }
+}
+
+#[tokio::test]
+async fn a_short_admin_token_gets_a_start_up_warning() {
+    let redis = start_redis();
+    let mut serve = Serve::start_with(
+        &redis.url(),
+        "short",
+        &[("SWITCHBOARD_ADMIN_TOKEN", "short-tok")],
+    )
+    .await;
+    let log = log_of(&mut serve);
+    assert!(
+        log.lines().any(|l| l.contains("WARN")
+            && l.contains("SWITCHBOARD_ADMIN_TOKEN")
+            && l.contains("16")),
+        "{log}"
+    );
+    assert!(!log.contains("short-tok"), "{log}");
+}
