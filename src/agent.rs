@@ -18,6 +18,14 @@ pub fn is_valid_id(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
+/// An agent's display name: 1 to 128 characters, no control characters, not
+/// only whitespace.
+pub fn is_valid_name(name: &str) -> bool {
+    (1..=128).contains(&name.chars().count())
+        && !name.chars().any(char::is_control)
+        && name.chars().any(|c| !c.is_whitespace())
+}
+
 /// An E.164 number: `+`, a non-zero digit, then 1 to 14 more digits.
 pub fn is_e164(number: &str) -> bool {
     let Some(digits) = number.strip_prefix('+') else {
@@ -74,14 +82,16 @@ impl fmt::Display for Contact {
 }
 
 /// `user@host` (optionally `;params`), nothing a SIP URI cannot hold unescaped.
+/// The user part is up to 64 characters and the rest up to 190, so the rule is
+/// one regular expression in the OpenAPI document (and the whole stays within
+/// the 255 characters allowed before).
 fn is_sip_address(address: &str) -> bool {
     let Some((user, host)) = address.split_once('@') else {
         return false;
     };
     let allowed = |b: u8| b.is_ascii_alphanumeric() || b"-_.!~*'()&=+$,;?/%:[]".contains(&b);
-    address.len() <= 255
-        && !user.is_empty()
-        && !host.is_empty()
+    (1..=64).contains(&user.len())
+        && (1..=190).contains(&host.len())
         && !host.starts_with(['.', ';', ':'])
         && user.bytes().all(allowed)
         && host.bytes().all(allowed)
@@ -166,7 +176,8 @@ impl StateCounts {
 }
 
 /// The states an operator may set through `PUT /v1/agents/{id}/state`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, utoipa::ToSchema)]
+#[schema(rename_all = "snake_case")]
 pub enum SettableState {
     Available,
     Away,

@@ -37,8 +37,13 @@ enum Command {
     Demo(DemoArgs),
     /// A Twilio stand-in: places signed calls, follows the TwiML, reports.
     Simulate(SimulateArgs),
-    /// Print the admin API's OpenAPI document (as served at /v1/openapi.json).
-    Openapi,
+    /// Print the admin API's OpenAPI document (as served at /v1/openapi.json by
+    /// a server with the same routing file).
+    Openapi {
+        /// Routing file whose queue names the document lists; default: built-in.
+        #[arg(long, env = "SWITCHBOARD_ROUTING")]
+        routing: Option<std::path::PathBuf>,
+    },
 }
 
 /// What `into_settings` found odd, now that logging is up.
@@ -91,9 +96,12 @@ async fn main() -> anyhow::Result<()> {
             telemetry::init(switchboard::config::LogFormat::Pretty);
             switchboard::demo::run(args).await
         }
-        Command::Openapi => {
-            use utoipa::OpenApi;
-            println!("{}", switchboard::api::ApiDoc::openapi().to_pretty_json()?);
+        Command::Openapi { routing } => {
+            let table = match routing {
+                Some(path) => switchboard::config::RoutingTable::load(&path)?,
+                None => switchboard::config::RoutingTable::builtin(),
+            };
+            println!("{}", switchboard::api::document(&table).to_pretty_json()?);
             Ok(())
         }
         Command::Simulate(args) => {

@@ -5,7 +5,7 @@ mod agents;
 mod openapi;
 mod queues;
 
-pub use openapi::ApiDoc;
+pub use openapi::{ApiDoc, document};
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Request, State};
