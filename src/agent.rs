@@ -6,12 +6,24 @@ use std::fmt;
 
 use serde::Serialize;
 
-/// An agent or queue id: `[A-Za-z0-9._-]{1,64}`, safe inside Redis keys and URLs.
+/// An agent or queue id: `[A-Za-z0-9._-]{1,64}`, safe inside Redis keys and URLs,
+/// except `.` and `..`: as a URL path segment those are resolved away by every
+/// HTTP client, so `/v1/agents/..` could never be reached.
 pub fn is_valid_id(id: &str) -> bool {
     (1..=64).contains(&id.len())
+        && id != "."
+        && id != ".."
         && id
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+/// An agent's display name: 1 to 128 characters, no control characters, not
+/// only whitespace.
+pub fn is_valid_name(name: &str) -> bool {
+    (1..=128).contains(&name.chars().count())
+        && !name.chars().any(char::is_control)
+        && name.chars().any(|c| !c.is_whitespace())
 }
 
 /// An E.164 number: `+`, a non-zero digit, then 1 to 14 more digits.
@@ -72,13 +84,16 @@ impl fmt::Display for Contact {
 }
 
 /// `user@host` (optionally `;params`), nothing a SIP URI cannot hold unescaped.
+/// The user part is up to 64 characters and the rest up to 190, so the rule is
+/// one regular expression in the OpenAPI document (and the whole stays within
+/// the 255 characters allowed before).
 fn is_sip_address(address: &str) -> bool {
     let Some((user, host)) = address.split_once('@') else {
         return false;
     };
     let allowed = |b: u8| b.is_ascii_alphanumeric() || b"-_.!~*'()&=+$,;?/%:[]".contains(&b);
-    !user.is_empty()
-        && !host.is_empty()
+    (1..=64).contains(&user.len())
+        && (1..=190).contains(&host.len())
         && !host.starts_with(['.', ';', ':'])
         && user.bytes().all(allowed)
         && host.bytes().all(allowed)
@@ -163,7 +178,8 @@ impl StateCounts {
 }
 
 /// The states an operator may set through `PUT /v1/agents/{id}/state`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, utoipa::ToSchema)]
+#[schema(rename_all = "snake_case")]
 pub enum SettableState {
     Available,
     Away,
@@ -225,13 +241,12 @@ mod tests {
 
     #[test]
     fn a_sip_uri_longer_than_twilio_takes_is_refused() {
-        let host = "@pbx.example.com";
-        let fits = format!("sip:{}{host}", "a".repeat(255 - 4 - host.len()));
-        assert_eq!(fits.len(), 255);
-        assert!(Contact::parse(&fits).is_some());
-        let long = format!("sip:{}{host}", "a".repeat(256 - 4 - host.len()));
-        assert_eq!(long.len(), 256);
-        assert_eq!(Contact::parse(&long), None);
+        let user = "a".repeat(64);
+        let uri = |host_len: usize| format!("sip:{user}@{}.com", "h".repeat(host_len - 4));
+        assert_eq!(uri(186).len(), 255);
+        assert!(Contact::parse(&uri(186)).is_some());
+        assert_eq!(uri(187).len(), 256);
+        assert_eq!(Contact::parse(&uri(187)), None);
     }
 
     #[test]
@@ -241,5 +256,9 @@ mod tests {
         assert!(!is_valid_id(&"a".repeat(65)));
         assert!(!is_valid_id("a:b"));
         assert!(!is_valid_id("a{b}"));
+        assert!(!is_valid_id("."));
+        assert!(!is_valid_id(".."));
+        assert!(is_valid_id("..."));
+        assert!(is_valid_id(".a"));
     }
 }

@@ -23,7 +23,8 @@ pub struct DemoArgs {
     #[arg(long, env = "SWITCHBOARD_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
     /// Use this Redis instead of starting a throwaway one.
-    #[arg(long, env = "SWITCHBOARD_REDIS_URL")]
+    // The URL carries the Redis password: clap would print it in `--help`.
+    #[arg(long, env = "SWITCHBOARD_REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<String>,
     /// Routing file; default: examples/routing.toml (built in).
     #[arg(long, env = "SWITCHBOARD_ROUTING")]

@@ -1,7 +1,7 @@
 //! The `switchboard` binary: parse the command line, build, run.
 
 use clap::{Parser, Subcommand};
-use switchboard::config::SettingsArgs;
+use switchboard::config::{Settings, SettingsArgs};
 use switchboard::demo::DemoArgs;
 use switchboard::simulate::SimulateArgs;
 use switchboard::{server, telemetry};
@@ -37,8 +37,20 @@ enum Command {
     Demo(DemoArgs),
     /// A Twilio stand-in: places signed calls, follows the TwiML, reports.
     Simulate(SimulateArgs),
-    /// Print the admin API's OpenAPI document (as served at /v1/openapi.json).
-    Openapi,
+    /// Print the admin API's OpenAPI document (as served at /v1/openapi.json by
+    /// a server with the same routing file).
+    Openapi {
+        /// Routing file whose queue names the document lists; default: built-in.
+        #[arg(long, env = "SWITCHBOARD_ROUTING")]
+        routing: Option<std::path::PathBuf>,
+    },
+}
+
+/// What `into_settings` found odd, now that logging is up.
+fn log_warnings(settings: &Settings) {
+    for warning in &settings.warnings {
+        tracing::warn!("{warning}");
+    }
 }
 
 /// Errors end the process with their message (and causes) on stderr and exit
@@ -70,6 +82,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             let settings = settings.into_settings()?;
             telemetry::init(settings.log_format);
+            log_warnings(&settings);
             if settings.twilio_auth_token.is_none() && !settings.skip_signature {
                 anyhow::bail!("TWILIO_AUTH_TOKEN is not set: serve refuses to start without it");
             }
@@ -91,6 +104,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Worker { settings } => {
             let settings = settings.into_settings()?;
             telemetry::init(settings.log_format);
+            log_warnings(&settings);
             let listener = tokio::net::TcpListener::bind(settings.listen).await?;
             tracing::info!(listen = %listener.local_addr()?, "worker serving /healthz, /readyz, /metrics");
             let state = server::build_state(settings)?;
@@ -102,9 +116,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             telemetry::init(switchboard::config::LogFormat::Pretty);
             switchboard::demo::run(args).await
         }
-        Command::Openapi => {
-            use utoipa::OpenApi;
-            println!("{}", switchboard::api::ApiDoc::openapi().to_pretty_json()?);
+        Command::Openapi { routing } => {
+            let table = match routing {
+                Some(path) => switchboard::config::RoutingTable::load(&path)?,
+                None => switchboard::config::RoutingTable::builtin(),
+            };
+            println!("{}", switchboard::api::document(&table).to_pretty_json()?);
             Ok(())
         }
         Command::Simulate(args) => {

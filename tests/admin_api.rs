@@ -94,6 +94,14 @@ async fn bad_values_are_422_and_change_nothing() {
             "/agents/ok",
             json!({ "name": "", "contact": "+15551230001", "queues": [] }),
         ),
+        (
+            "/agents/ok",
+            json!({ "name": " \u{3000}\t", "contact": "+15551230001", "queues": [] }),
+        ),
+        (
+            "/agents/ok",
+            json!({ "name": "x", "contact": format!("sip:{}@example.com", "a".repeat(65)), "queues": [] }),
+        ),
     ];
     for (path, body) in cases {
         let a = app.admin(Method::PUT, path, Some(body.clone())).await;
@@ -363,4 +371,89 @@ async fn the_openapi_document_describes_every_route_and_the_real_documents() {
     );
     let error = app.admin(Method::GET, "/agents/nobody", None).await.json();
     assert_eq!(keys(&schemas["ErrorBody"]["properties"]), keys(&error));
+}
+
+#[tokio::test]
+async fn dot_and_dot_dot_are_refused_as_agent_ids() {
+    use tower::ServiceExt;
+    let app = spawn_app(ROUTING).await;
+    let mut conn = app.redis().await;
+    let before = snapshot(&mut conn).await;
+    // HTTP clients resolve `.` and `..` segments away, so the request is built
+    // by hand and sent straight to the router.
+    for id in [".", ".."] {
+        let body = json!({ "name": "x", "contact": "+15551230001", "queues": [] });
+        let request = axum::http::Request::put(format!("/v1/agents/{id}"))
+            .header("authorization", format!("Bearer {ADMIN_TOKEN}"))
+            .header("content-type", "application/json")
+            .body(axum::body::Body::from(body.to_string()))
+            .unwrap();
+        let response = switchboard::http::router(app.server.state.clone())
+            .oneshot(request)
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 422, "PUT /v1/agents/{id}");
+    }
+    assert_eq!(snapshot(&mut conn).await, before);
+    // Dots inside an id are fine.
+    app.add_agent("...", &["sales"]).await;
+    app.add_agent("a.b", &["sales"]).await;
+}
+
+#[tokio::test]
+async fn a_voicemail_limit_outside_its_documented_range_is_422() {
+    let app = spawn_app(ROUTING).await;
+    for limit in ["0", "1001"] {
+        let a = app
+            .admin(Method::GET, &format!("/voicemails?limit={limit}"), None)
+            .await;
+        assert_eq!(a.status, 422, "limit={limit}: {a:?}");
+        assert!(a.json()["error"].is_string());
+    }
+    for limit in ["1", "1000"] {
+        let a = app
+            .admin(Method::GET, &format!("/voicemails?limit={limit}"), None)
+            .await;
+        assert_eq!(a.status, 200, "limit={limit}: {a:?}");
+    }
+    let negative = app.admin(Method::GET, "/voicemails?limit=-1", None).await;
+    assert_eq!(negative.status, 400, "not a whole number: {negative:?}");
+}
+
+#[tokio::test]
+async fn the_served_document_lists_the_configured_queues_and_the_rules() {
+    let app = spawn_app(ROUTING).await;
+    let doc = app
+        .http
+        .get(format!("{}/v1/openapi.json", app.base()))
+        .send()
+        .await
+        .unwrap()
+        .json::<serde_json::Value>()
+        .await
+        .unwrap();
+    let queues = app.admin(Method::GET, "/queues", None).await.json();
+    let names: Vec<&serde_json::Value> = queues["queues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| &q["name"])
+        .collect();
+    let body = &doc["components"]["schemas"]["AgentBody"]["properties"];
+    assert_eq!(body["queues"]["items"]["enum"], json!(names));
+    assert_eq!(
+        doc["paths"]["/v1/queues/{name}"]["get"]["parameters"][0]["schema"]["enum"],
+        json!(names)
+    );
+    for rule in [
+        &body["name"],
+        &body["contact"],
+        &doc["components"]["schemas"]["AgentId"],
+    ] {
+        assert!(rule["pattern"].is_string(), "{rule}");
+    }
+    assert_eq!(
+        doc["components"]["schemas"]["SettableState"]["enum"],
+        json!(["available", "away", "offline"])
+    );
 }

@@ -21,17 +21,23 @@ struct Serve {
 
 impl Serve {
     async fn start(redis: &RedisServer, name: &str) -> Serve {
+        Serve::start_with(&redis.url(), name, &[]).await
+    }
+
+    /// `serve` against `redis_url`, with `env` set on top of the usual tokens.
+    async fn start_with(redis_url: &str, name: &str, env: &[(&str, &str)]) -> Serve {
         let port = free_port().unwrap();
         let log = std::env::temp_dir().join(format!("sb-{name}-{}.log", std::process::id()));
         let child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
             .arg("serve")
-            .env("SWITCHBOARD_REDIS_URL", redis.url())
+            .env("SWITCHBOARD_REDIS_URL", redis_url)
             .env("SWITCHBOARD_LISTEN", format!("127.0.0.1:{port}"))
             .env("TWILIO_AUTH_TOKEN", TWILIO_TOKEN)
             .env("SWITCHBOARD_ADMIN_TOKEN", ADMIN)
             .env("SWITCHBOARD_REDIS_TIMEOUT_MS", "1500")
             .env_remove("SWITCHBOARD_LOG_FORMAT")
             .env("RUST_LOG", "debug")
+            .envs(env.iter().copied())
             .stdout(std::fs::File::create(&log).unwrap())
             .stderr(Stdio::inherit())
             .spawn()
@@ -217,4 +223,146 @@ async fn sigterm_finishes_the_requests_in_flight_then_exits_0() {
             .is_err(),
         "still accepting after exit"
     );
+}
+
+/// What a process wrote to its log file, read after it exited.
+fn log_of(serve: &mut Serve) -> String {
+    serve.sigterm();
+    assert_eq!(serve.wait(Duration::from_secs(10)), Some(0));
+    std::fs::read_to_string(&serve.log).unwrap()
+}
+
+const REDIS_PASSWORD: &str = "s3cret-redis-pw";
+
+#[test]
+fn help_never_prints_the_redis_password_or_a_token() {
+    let public = "https://twilio:s3cret-basic-pw@example.com";
+    for command in ["serve", "worker", "demo", "simulate"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+            .args([command, "--help"])
+            .env(
+                "SWITCHBOARD_REDIS_URL",
+                format!("redis://:{REDIS_PASSWORD}@127.0.0.1:1"),
+            )
+            .env("SWITCHBOARD_PUBLIC_URL", public)
+            .env("TWILIO_AUTH_TOKEN", TWILIO_TOKEN)
+            .env("SWITCHBOARD_ADMIN_TOKEN", ADMIN)
+            .output()
+            .expect("run switchboard --help");
+        assert!(out.status.success(), "{command} --help: {out:?}");
+        let help = String::from_utf8_lossy(&out.stdout);
+        assert!(help.contains("SWITCHBOARD_ADMIN_TOKEN"), "{help}");
+        for secret in [REDIS_PASSWORD, "s3cret-basic-pw", TWILIO_TOKEN, ADMIN] {
+            assert!(
+                !help.contains(secret),
+                "{command} --help prints {secret:?}:\n{help}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn with_redis_down_readyz_and_the_api_answer_fixed_text_and_no_password_is_logged() {
+    // Nothing listens there: every connection attempt fails.
+    let port = free_port().unwrap();
+    let url = format!("redis://:{REDIS_PASSWORD}@127.0.0.1:{port}");
+    let mut serve = Serve::start_with(&url, "redis-down", &[]).await;
+    let http = reqwest::Client::new();
+    let ready = http
+        .get(format!("{}/readyz", serve.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 503);
+    assert_eq!(ready.text().await.unwrap(), "redis unavailable\n");
+    let api = answer(
+        http.get(format!("{}/v1/agents", serve.base))
+            .bearer_auth(ADMIN)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(api.status, 503);
+    assert_eq!(api.json()["error"], "Redis is unavailable", "{api:?}");
+
+    let log = log_of(&mut serve);
+    assert!(
+        !log.contains(REDIS_PASSWORD),
+        "the log holds the password:\n{log}"
+    );
+    // The detail an operator needs is in the log instead.
+    assert!(
+        log.lines()
+            .any(|l| l.contains("not ready") && l.contains("error")),
+        "{log}"
+    );
+}
+
+#[tokio::test]
+async fn tokens_read_with_a_trailing_newline_are_trimmed_with_a_warning() {
+    let redis = start_redis();
+    let twilio = format!("{TWILIO_TOKEN}\n");
+    let admin = format!(" {ADMIN}\r\n");
+    let mut serve = Serve::start_with(
+        &redis.url(),
+        "trimmed",
+        &[
+            ("TWILIO_AUTH_TOKEN", &twilio),
+            ("SWITCHBOARD_ADMIN_TOKEN", &admin),
+        ],
+    )
+    .await;
+    let http = reqwest::Client::new();
+    assert_eq!(
+        put_agent(&http, &serve.base, ADMIN, "a", &["default"]).await,
+        201,
+        "the admin token without its newline is the token"
+    );
+    let signed = post_signed_with(
+        &http,
+        TWILIO_TOKEN,
+        &format!("{}/twilio/voice", serve.base),
+        &[
+            ("CallSid", &call_sid(1)),
+            ("From", "+15005550001"),
+            ("To", "+15005550006"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        signed.status, 200,
+        "signed with the trimmed token: {signed:?}"
+    );
+
+    let log = log_of(&mut serve);
+    for name in ["TWILIO_AUTH_TOKEN", "SWITCHBOARD_ADMIN_TOKEN"] {
+        assert!(
+            log.lines()
+                .any(|l| l.contains("WARN") && l.contains(name) && l.contains("trimmed")),
+            "no warning about {name}:\n{log}"
+        );
+    }
+    for secret in [TWILIO_TOKEN, ADMIN] {
+        assert!(!log.contains(secret), "the log holds {secret:?}:\n{log}");
+    }
+}
+
+#[tokio::test]
+async fn a_short_admin_token_gets_a_start_up_warning() {
+    let redis = start_redis();
+    let mut serve = Serve::start_with(
+        &redis.url(),
+        "short",
+        &[("SWITCHBOARD_ADMIN_TOKEN", "short-tok")],
+    )
+    .await;
+    let log = log_of(&mut serve);
+    assert!(
+        log.lines().any(|l| l.contains("WARN")
+            && l.contains("SWITCHBOARD_ADMIN_TOKEN")
+            && l.contains("16")),
+        "{log}"
+    );
+    assert!(!log.contains("short-tok"), "{log}");
 }

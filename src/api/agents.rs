@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::{ApiError, ErrorBody};
-use crate::agent::{AgentState, Contact, SettableState, is_valid_id};
+use crate::agent::{AgentState, Contact, SettableState, is_valid_id, is_valid_name};
 use crate::http::AppState;
 use crate::store::{AgentView, SetStateOutcome};
 
@@ -53,15 +53,41 @@ impl From<AgentView> for AgentDoc {
     }
 }
 
-/// What `PUT /v1/agents/{id}` takes.
+/// An agent id as `is_valid_id` accepts it: `[A-Za-z0-9._-]{1,64}`, but not
+/// `.` or `..` (the pattern spells that out without a lookahead, so that every
+/// regex dialect reads it alike). `openapi::tests` checks it against the code.
+#[derive(ToSchema)]
+#[schema(
+    min_length = 1,
+    max_length = 64,
+    pattern = r"^(?:[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}|\.(?:[A-Za-z0-9_-][A-Za-z0-9._-]{0,62}|\.[A-Za-z0-9._-]{1,62}))$"
+)]
+#[expect(
+    dead_code,
+    reason = "only a schema: handlers take the id as a String and check it with is_valid_id"
+)]
+pub struct AgentId(String);
+
+/// What `PUT /v1/agents/{id}` takes. Every rule the handler enforces is in the
+/// schema, checked against the code by `openapi::tests`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AgentBody {
-    /// Display name, 1 to 128 printable characters.
+    /// Display name: 1 to 128 characters, no control characters, not only
+    /// whitespace (the whitespace around it is dropped).
+    #[schema(
+        min_length = 1,
+        max_length = 128,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     name: String,
-    /// `+15551230001` (E.164), `client:IDENTITY` or `sip:user@host`.
+    /// `+15551230001` (E.164), `client:IDENTITY` or `sip:user@host` (user up to
+    /// 64 characters, host and parameters up to 190).
+    #[schema(
+        pattern = r"^(?:\+[1-9][0-9]{1,14}|client:[A-Za-z0-9._@+-]{1,121}|sip:[A-Za-z0-9_.!~*'()&=+$,;?/%:\[\]-]{1,64}@[A-Za-z0-9_!~*'()&=+$,?/%\[\]-][A-Za-z0-9_.!~*'()&=+$,;?/%:\[\]-]{0,189})$"
+    )]
     contact: String,
-    /// Queue names from the routing file.
+    /// Queue names from the routing file (the served document lists them).
     queues: Vec<String>,
 }
 
@@ -75,7 +101,7 @@ fn valid_id(id: &str) -> Result<(), ApiError> {
         Ok(())
     } else {
         Err(ApiError::Invalid(format!(
-            "agent id {id:?} must match [A-Za-z0-9._-]{{1,64}}"
+            "agent id {id:?} must match [A-Za-z0-9._-]{{1,64}} and not be . or .."
         )))
     }
 }
@@ -86,9 +112,24 @@ fn not_found(id: &str) -> ApiError {
 
 /// Create or update an agent; a new agent starts `offline`.
 #[utoipa::path(put, path = "/v1/agents/{id}", operation_id = "put_agent", tag = "agents", request_body = AgentBody,
-    params(("id" = String, Path, description = "[A-Za-z0-9._-]{1,64}")),
-    responses((status = 201, description = "created", body = AgentDoc), (status = 200, description = "updated", body = AgentDoc),
-        (status = 400, description = "the body is not the expected JSON", body = ErrorBody), (status = 401, description = "no or wrong bearer token", body = ErrorBody), (status = 422, description = "a bad value (id, contact, queue, state)", body = ErrorBody), (status = 503, description = "no admin token configured, or Redis unavailable", body = ErrorBody)))]
+    params(("id" = AgentId, Path, description = "the agent id")),
+    responses(
+        (status = 201, description = "created", body = AgentDoc, links(
+            ("get" = (operation_id = "get_agent", parameters(("id" = "$response.body#/id")))),
+            ("set_state" = (operation_id = "set_agent_state", parameters(("id" = "$response.body#/id")))),
+            ("delete" = (operation_id = "delete_agent", parameters(("id" = "$response.body#/id")))),
+        )),
+        (status = 200, description = "updated", body = AgentDoc, links(
+            ("get" = (operation_id = "get_agent", parameters(("id" = "$response.body#/id")))),
+            ("set_state" = (operation_id = "set_agent_state", parameters(("id" = "$response.body#/id")))),
+            ("delete" = (operation_id = "delete_agent", parameters(("id" = "$response.body#/id")))),
+        )),
+        (status = 400, description = "the body is not the expected JSON object", body = ErrorBody),
+        (status = 401, description = "no or a wrong bearer token", body = ErrorBody),
+        (status = 413, description = "the body is larger than 64 KiB", body = ErrorBody),
+        (status = 422, description = "a value breaks its rule: id, name or contact pattern, or a queue not in the routing file", body = ErrorBody),
+        (status = 503, description = "no admin token configured, or Redis unavailable", body = ErrorBody),
+    ))]
 pub async fn upsert(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -96,12 +137,12 @@ pub async fn upsert(
 ) -> Result<Response, ApiError> {
     let Json(body) = body?;
     valid_id(&id)?;
-    let name = body.name.trim();
-    if name.is_empty() || name.chars().count() > 128 || name.chars().any(char::is_control) {
+    if !is_valid_name(&body.name) {
         return Err(ApiError::Invalid(
-            "name must be 1 to 128 printable characters".into(),
+            "name must be 1 to 128 characters, no control characters, not only whitespace".into(),
         ));
     }
+    let name = body.name.trim();
     let contact = Contact::parse(&body.contact).ok_or_else(|| {
         ApiError::Invalid(format!(
             "contact {:?} must be an E.164 number (+15551230001), client:IDENTITY or sip:user@host",
@@ -141,8 +182,14 @@ pub async fn upsert(
 
 /// One agent.
 #[utoipa::path(get, path = "/v1/agents/{id}", operation_id = "get_agent", tag = "agents",
-    params(("id" = String, Path, description = "[A-Za-z0-9._-]{1,64}")),
-    responses((status = 200, description = "the document", body = AgentDoc), (status = 401, description = "no or wrong bearer token", body = ErrorBody), (status = 404, description = "no such agent or queue", body = ErrorBody), (status = 422, description = "a bad value (id, contact, queue, state)", body = ErrorBody), (status = 503, description = "no admin token configured, or Redis unavailable", body = ErrorBody)))]
+    params(("id" = AgentId, Path, description = "the agent id")),
+    responses(
+        (status = 200, description = "the agent", body = AgentDoc),
+        (status = 401, description = "no or a wrong bearer token", body = ErrorBody),
+        (status = 404, description = "no such agent", body = ErrorBody),
+        (status = 422, description = "the id breaks its pattern", body = ErrorBody),
+        (status = 503, description = "no admin token configured, or Redis unavailable", body = ErrorBody),
+    ))]
 pub async fn get(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -154,7 +201,11 @@ pub async fn get(
 
 /// Every agent, sorted by id.
 #[utoipa::path(get, path = "/v1/agents", operation_id = "list_agents", tag = "agents",
-    responses((status = 200, description = "the document", body = AgentList), (status = 401, description = "no or wrong bearer token", body = ErrorBody), (status = 503, description = "no admin token configured, or Redis unavailable", body = ErrorBody)))]
+    responses(
+        (status = 200, description = "every agent", body = AgentList),
+        (status = 401, description = "no or a wrong bearer token", body = ErrorBody),
+        (status = 503, description = "no admin token configured, or Redis unavailable", body = ErrorBody),
+    ))]
 pub async fn list(State(state): State<AppState>) -> Result<Json<AgentList>, ApiError> {
     let agents: Vec<AgentDoc> = state
         .engine
@@ -169,8 +220,14 @@ pub async fn list(State(state): State<AppState>) -> Result<Json<AgentList>, ApiE
 
 /// Delete an agent: no new call; a call in progress ends normally.
 #[utoipa::path(delete, path = "/v1/agents/{id}", operation_id = "delete_agent", tag = "agents",
-    params(("id" = String, Path, description = "[A-Za-z0-9._-]{1,64}")),
-    responses((status = 204, description = "deleted"), (status = 401, description = "no or wrong bearer token", body = ErrorBody), (status = 404, description = "no such agent or queue", body = ErrorBody), (status = 422, description = "a bad value (id, contact, queue, state)", body = ErrorBody), (status = 503, description = "no admin token configured, or Redis unavailable", body = ErrorBody)))]
+    params(("id" = AgentId, Path, description = "the agent id")),
+    responses(
+        (status = 204, description = "deleted"),
+        (status = 401, description = "no or a wrong bearer token", body = ErrorBody),
+        (status = 404, description = "no such agent", body = ErrorBody),
+        (status = 422, description = "the id breaks its pattern", body = ErrorBody),
+        (status = 503, description = "no admin token configured, or Redis unavailable", body = ErrorBody),
+    ))]
 pub async fn delete(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -189,6 +246,9 @@ pub async fn delete(
 #[serde(deny_unknown_fields)]
 pub struct StateBody {
     /// `available`, `away` or `offline`.
+    // A string, not a `SettableState`, so that any other state is a 422 (a bad
+    // value), not a 400 (a body of the wrong shape).
+    #[schema(value_type = SettableState)]
     state: String,
     /// Move an agent that holds a call (to recover one known to be free).
     #[serde(default)]
@@ -197,9 +257,17 @@ pub struct StateBody {
 
 /// Set an agent `available`, `away` or `offline`; 409 for one holding a call unless `force`.
 #[utoipa::path(put, path = "/v1/agents/{id}/state", operation_id = "set_agent_state", tag = "agents", request_body = StateBody,
-    params(("id" = String, Path, description = "[A-Za-z0-9._-]{1,64}")),
-    responses((status = 200, description = "the document", body = AgentDoc), (status = 400, description = "the body is not the expected JSON", body = ErrorBody), (status = 401, description = "no or wrong bearer token", body = ErrorBody), (status = 404, description = "no such agent or queue", body = ErrorBody),
-        (status = 409, description = "the agent holds a call", body = ErrorBody), (status = 422, description = "a bad value (id, contact, queue, state)", body = ErrorBody), (status = 503, description = "no admin token configured, or Redis unavailable", body = ErrorBody)))]
+    params(("id" = AgentId, Path, description = "the agent id")),
+    responses(
+        (status = 200, description = "the agent in its new state", body = AgentDoc),
+        (status = 400, description = "the body is not the expected JSON object", body = ErrorBody),
+        (status = 401, description = "no or a wrong bearer token", body = ErrorBody),
+        (status = 404, description = "no such agent", body = ErrorBody),
+        (status = 409, description = "the agent holds a call (reserved or on_call) and `force` is not set", body = ErrorBody),
+        (status = 413, description = "the body is larger than 64 KiB", body = ErrorBody),
+        (status = 422, description = "the id breaks its pattern, or a state that cannot be set", body = ErrorBody),
+        (status = 503, description = "no admin token configured, or Redis unavailable", body = ErrorBody),
+    ))]
 pub async fn set_state(
     State(state): State<AppState>,
     Path(id): Path<String>,

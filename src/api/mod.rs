@@ -5,7 +5,7 @@ mod agents;
 mod openapi;
 mod queues;
 
-pub use openapi::ApiDoc;
+pub use openapi::{ApiDoc, document};
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Request, State};
@@ -93,7 +93,9 @@ pub enum ApiError {
     Invalid(String),
     #[error("the admin API is disabled: SWITCHBOARD_ADMIN_TOKEN is not set")]
     Disabled,
-    #[error("Redis is unavailable: {0}")]
+    /// The detail is logged, never answered: it names Redis's address and
+    /// whatever Redis itself said.
+    #[error("Redis is unavailable")]
     Store(#[from] StoreError),
 }
 

@@ -1,12 +1,23 @@
 //! The OpenAPI document of the admin API, generated from the handlers' and types'
-//! annotations (utoipa), so it cannot drift from the code.
+//! annotations (utoipa), so it cannot drift from the code. It states every rule
+//! the handlers enforce (patterns, lengths, enums, ranges) and every status they
+//! answer, so a client (or schemathesis, in CI) that follows it is never refused
+//! for a reason it could not read. The one rule known only at run time, which
+//! queue names exist, is added from the routing table by `document`.
 
 use axum::Json;
+use axum::extract::State;
+use serde_json::Value;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::path::Operation;
+use utoipa::openapi::schema::{ArrayItems, Schema};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::{ErrorBody, agents, queues};
-use crate::agent::{AgentState, StateCounts};
+use crate::agent::{AgentState, SettableState, StateCounts};
+use crate::config::RoutingTable;
+use crate::http::AppState;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -27,6 +38,7 @@ use crate::agent::{AgentState, StateCounts};
     ),
     components(schemas(
         agents::AgentDoc,
+        agents::AgentId,
         agents::AgentBody,
         agents::AgentList,
         agents::StateBody,
@@ -34,6 +46,7 @@ use crate::agent::{AgentState, StateCounts};
         queues::QueueList,
         queues::VoicemailList,
         AgentState,
+        SettableState,
         StateCounts,
         ErrorBody,
     )),
@@ -60,7 +73,230 @@ impl Modify for BearerToken {
     }
 }
 
+/// The document for a server with this routing table: the queue names an agent
+/// may join, and that `GET /v1/queues/{name}` finds, are listed as enums.
+/// Documenting only the 422/404 instead would leave schema-valid requests that
+/// the server refuses (any other name); the live table is known when serving.
+pub fn document(table: &RoutingTable) -> utoipa::openapi::OpenApi {
+    let mut doc = ApiDoc::openapi();
+    let names: Vec<Value> = table
+        .queues()
+        .iter()
+        .map(|q| Value::from(q.name.as_str()))
+        .collect();
+    let body = doc
+        .components
+        .as_mut()
+        .and_then(|c| c.schemas.get_mut("AgentBody"));
+    if let Some(RefOr::T(Schema::Object(body))) = body
+        && let Some(RefOr::T(Schema::Array(queues))) = body.properties.get_mut("queues")
+        && let ArrayItems::RefOrSchema(item) = &mut queues.items
+        && let RefOr::T(Schema::Object(item)) = item.as_mut()
+    {
+        item.enum_values = Some(names.clone());
+    }
+    let get_queue = doc
+        .paths
+        .paths
+        .get_mut("/v1/queues/{name}")
+        .and_then(|p| p.get.as_mut());
+    if let Some(Operation {
+        parameters: Some(parameters),
+        ..
+    }) = get_queue
+    {
+        for parameter in parameters.iter_mut() {
+            if let RefOr::T(parameter) = parameter
+                && parameter.name == "name"
+                && let Some(RefOr::T(Schema::Object(schema))) = parameter.schema.as_mut()
+            {
+                schema.enum_values = Some(names.clone());
+            }
+        }
+    }
+    doc
+}
+
 /// `GET /v1/openapi.json`.
-pub async fn serve() -> Json<utoipa::openapi::OpenApi> {
-    Json(ApiDoc::openapi())
+pub async fn serve(State(state): State<AppState>) -> Json<utoipa::openapi::OpenApi> {
+    Json(document(state.engine.table()))
+}
+
+#[cfg(test)]
+mod tests {
+    use regex::Regex;
+    use serde_json::Value;
+
+    use super::*;
+    use crate::agent::{Contact, is_valid_id, is_valid_name};
+    use crate::store::calls::VOICEMAILS_KEPT;
+
+    fn doc(table: &RoutingTable) -> Value {
+        serde_json::to_value(document(table)).expect("the document is JSON")
+    }
+
+    fn pattern(schema: &Value) -> Regex {
+        let pattern = schema["pattern"].as_str().expect("a pattern");
+        Regex::new(pattern).unwrap_or_else(|e| panic!("{pattern}: {e}"))
+    }
+
+    /// A small deterministic generator, so a failure is the same on every run.
+    struct Rng(u64);
+
+    impl Rng {
+        fn below(&mut self, n: usize) -> usize {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            (self.0 % n as u64) as usize
+        }
+    }
+
+    /// Strings near every rule's edges: the prefixes, the characters each
+    /// class allows or refuses (whitespace and control characters of every
+    /// kind), and runs around each length limit.
+    fn candidates() -> Vec<String> {
+        const STARTS: &[&str] = &[
+            "", "", "+", "+0", "+1", "client:", "sip:", "sip:a@", "sip:@", ".", "..", " ",
+        ];
+        const PIECES: &[&str] = &[
+            "0", "1", "9", "a", "Z", ".", "_", "-", "+", "@", ":", ";", " ", "\t", "\n", "\r",
+            "\u{0}", "\u{1c}", "\u{1f}", "\u{7f}", "\u{85}", "\u{9f}", "\u{a0}", "\u{1680}",
+            "\u{2000}", "\u{200a}", "\u{200b}", "\u{2028}", "\u{2029}", "\u{202f}", "\u{205f}",
+            "\u{3000}", "\u{feff}", "é", "😀", "[", "]", "<", ">", "%", "!", "~", "*", "'", "(",
+            ")", "&", "=", "$", ",", "?", "/", "\\", "\"", "{", "#", "client:", "sip:",
+        ];
+        const RUNS: &[usize] = &[
+            13, 14, 15, 62, 63, 64, 65, 120, 121, 122, 127, 128, 129, 189, 190, 191,
+        ];
+        let mut rng = Rng(0x5eed_cafe_f00d_1234);
+        let mut out = Vec::new();
+        for _ in 0..200_000 {
+            let mut s = STARTS[rng.below(STARTS.len())].to_owned();
+            for _ in 0..rng.below(6) {
+                let piece = PIECES[rng.below(PIECES.len())];
+                if rng.below(8) == 0 {
+                    s.push_str(&piece.repeat(RUNS[rng.below(RUNS.len())]));
+                } else {
+                    s.push_str(piece);
+                }
+            }
+            out.push(s);
+        }
+        out
+    }
+
+    #[test]
+    fn the_patterns_accept_exactly_what_the_handlers_accept() {
+        let doc = doc(&RoutingTable::builtin());
+        let schemas = &doc["components"]["schemas"];
+        let id = pattern(&schemas["AgentId"]);
+        let name_schema = &schemas["AgentBody"]["properties"]["name"];
+        let name = pattern(name_schema);
+        let (min, max) = (
+            name_schema["minLength"].as_u64().unwrap() as usize,
+            name_schema["maxLength"].as_u64().unwrap() as usize,
+        );
+        let contact = pattern(&schemas["AgentBody"]["properties"]["contact"]);
+        let mut checked = [0usize; 3];
+        for s in candidates() {
+            assert_eq!(id.is_match(&s), is_valid_id(&s), "id {s:?}");
+            let length = s.chars().count();
+            assert_eq!(
+                name.is_match(&s) && (min..=max).contains(&length),
+                is_valid_name(&s),
+                "name {s:?}"
+            );
+            assert_eq!(
+                contact.is_match(&s),
+                Contact::parse(&s).is_some(),
+                "contact {s:?}"
+            );
+            for (n, ok) in [
+                is_valid_id(&s),
+                is_valid_name(&s),
+                Contact::parse(&s).is_some(),
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                checked[n] += usize::from(ok);
+            }
+        }
+        // Both sides of each rule were exercised.
+        assert!(checked.iter().all(|&n| n > 1000), "{checked:?}");
+    }
+
+    #[test]
+    fn the_document_lists_the_routing_tables_queue_names() {
+        let table = RoutingTable::parse(
+            "[[queues]]\nname = \"sales\"\n[[queues]]\nname = \"support\"\n",
+            "t.toml",
+        )
+        .unwrap();
+        let doc = doc(&table);
+        let names: Vec<String> = table.queues().iter().map(|q| q.name.clone()).collect();
+        assert!(names.len() >= 2, "{names:?}");
+        let items = &doc["components"]["schemas"]["AgentBody"]["properties"]["queues"]["items"];
+        assert_eq!(items["enum"], serde_json::json!(names));
+        let param = &doc["paths"]["/v1/queues/{name}"]["get"]["parameters"][0];
+        assert_eq!(param["name"], "name");
+        assert_eq!(param["schema"]["enum"], serde_json::json!(names));
+    }
+
+    #[test]
+    fn the_voicemail_limit_range_is_the_servers() {
+        let doc = doc(&RoutingTable::builtin());
+        let limit = &doc["paths"]["/v1/voicemails"]["get"]["parameters"][0];
+        assert_eq!(limit["name"], "limit");
+        assert_eq!(limit["schema"]["minimum"], 1);
+        assert_eq!(limit["schema"]["maximum"], VOICEMAILS_KEPT);
+    }
+
+    #[test]
+    fn every_operation_documents_each_error_it_answers_with_the_error_body() {
+        // What each handler (and the layers before it) can answer besides
+        // success: 401/503 from the token checks, 400/413 from the JSON
+        // extractor, 422/404/409 from the handler itself.
+        let expected: &[(&str, &[&str])] = &[
+            ("list_agents", &["401", "503"]),
+            ("get_agent", &["401", "404", "422", "503"]),
+            ("put_agent", &["400", "401", "413", "422", "503"]),
+            ("delete_agent", &["401", "404", "422", "503"]),
+            (
+                "set_agent_state",
+                &["400", "401", "404", "409", "413", "422", "503"],
+            ),
+            ("list_queues", &["401", "503"]),
+            ("get_queue", &["401", "404", "503"]),
+            ("list_voicemails", &["400", "401", "422", "503"]),
+        ];
+        let doc = doc(&RoutingTable::builtin());
+        let mut seen = Vec::new();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, operation) in item.as_object().unwrap() {
+                let id = operation["operationId"].as_str().unwrap();
+                seen.push(id.to_owned());
+                let (_, statuses) = expected
+                    .iter()
+                    .find(|(op, _)| *op == id)
+                    .unwrap_or_else(|| panic!("{method} {path}: {id} not expected"));
+                let responses = operation["responses"].as_object().unwrap();
+                let errors: Vec<&str> = responses
+                    .keys()
+                    .map(String::as_str)
+                    .filter(|s| s.starts_with('4') || s.starts_with('5'))
+                    .collect();
+                assert_eq!(&errors, statuses, "{method} {path}");
+                for status in errors {
+                    assert_eq!(
+                        responses[status]["content"]["application/json"]["schema"]["$ref"],
+                        "#/components/schemas/ErrorBody",
+                        "{method} {path} {status}"
+                    );
+                }
+            }
+        }
+        assert_eq!(seen.len(), expected.len(), "{seen:?}");
+    }
 }

@@ -10,6 +10,7 @@ use super::{ApiError, ErrorBody};
 use crate::agent::{AgentState, StateCounts};
 use crate::http::AppState;
 use crate::store::AgentView;
+use crate::store::calls::VOICEMAILS_KEPT;
 
 /// A queue: its agents by state and its offer order.
 #[derive(Debug, Serialize, ToSchema)]
@@ -53,7 +54,11 @@ fn queue_doc(name: &str, agents: &[AgentView], line: Option<&Vec<String>>) -> Qu
 
 /// Every configured queue.
 #[utoipa::path(get, path = "/v1/queues", operation_id = "list_queues", tag = "queues",
-    responses((status = 200, description = "the document", body = QueueList), (status = 401, description = "no or wrong bearer token", body = ErrorBody), (status = 503, description = "no admin token configured, or Redis unavailable", body = ErrorBody)))]
+    responses(
+        (status = 200, description = "every queue of the routing file", body = QueueList),
+        (status = 401, description = "no or a wrong bearer token", body = ErrorBody),
+        (status = 503, description = "no admin token configured, or Redis unavailable", body = ErrorBody),
+    ))]
 pub async fn list(State(state): State<AppState>) -> Result<Json<QueueList>, ApiError> {
     let store = state.engine.store();
     let agents = store.list_agents().await?;
@@ -70,8 +75,15 @@ pub async fn list(State(state): State<AppState>) -> Result<Json<QueueList>, ApiE
 
 /// One queue.
 #[utoipa::path(get, path = "/v1/queues/{name}", operation_id = "get_queue", tag = "queues",
-    params(("name" = String, Path, description = "queue name from the routing file")),
-    responses((status = 200, description = "the document", body = QueueDoc), (status = 401, description = "no or wrong bearer token", body = ErrorBody), (status = 404, description = "no such agent or queue", body = ErrorBody), (status = 503, description = "no admin token configured, or Redis unavailable", body = ErrorBody)))]
+    // The served document lists the routing file's queue names as an enum
+    // (`openapi::document`).
+    params(("name" = String, Path, description = "a queue name from the routing file")),
+    responses(
+        (status = 200, description = "the queue", body = QueueDoc),
+        (status = 401, description = "no or a wrong bearer token", body = ErrorBody),
+        (status = 404, description = "no such queue", body = ErrorBody),
+        (status = 503, description = "no admin token configured, or Redis unavailable", body = ErrorBody),
+    ))]
 pub async fn get(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -87,21 +99,32 @@ pub async fn get(
 
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct VoicemailQuery {
-    /// How many messages, newest first (1..=1000, default 100).
+    /// How many messages, newest first (default 100).
+    #[param(minimum = 1, maximum = 1000, nullable = false)]
     limit: Option<usize>,
 }
 
 /// The newest recorded voicemail messages.
 #[utoipa::path(get, path = "/v1/voicemails", operation_id = "list_voicemails", tag = "voicemails", params(VoicemailQuery),
-    responses((status = 200, description = "the document", body = VoicemailList), (status = 401, description = "no or wrong bearer token", body = ErrorBody), (status = 503, description = "no admin token configured, or Redis unavailable", body = ErrorBody)))]
+    responses(
+        (status = 200, description = "the newest messages", body = VoicemailList),
+        (status = 400, description = "the query string is not the expected one (limit not a whole number)", body = ErrorBody),
+        (status = 401, description = "no or a wrong bearer token", body = ErrorBody),
+        (status = 422, description = "limit out of its range", body = ErrorBody),
+        (status = 503, description = "no admin token configured, or Redis unavailable", body = ErrorBody),
+    ))]
 pub async fn voicemails(
     State(state): State<AppState>,
     Query(query): Query<VoicemailQuery>,
 ) -> Result<Json<VoicemailList>, ApiError> {
-    let limit = query
-        .limit
-        .unwrap_or(100)
-        .clamp(1, crate::store::calls::VOICEMAILS_KEPT);
+    // Refused rather than clamped: the document states the range, and a
+    // request outside it is a mistake worth hearing about.
+    let limit = query.limit.unwrap_or(100);
+    if !(1..=VOICEMAILS_KEPT).contains(&limit) {
+        return Err(ApiError::Invalid(format!(
+            "limit must be 1 to {VOICEMAILS_KEPT}"
+        )));
+    }
     let messages = state.engine.store().voicemails(limit).await?;
     Ok(Json(VoicemailList {
         voicemails: messages,

@@ -20,10 +20,12 @@ pub struct SettingsArgs {
     pub listen: SocketAddr,
 
     /// Redis URL.
+    // The URL carries the Redis password: clap would print it in `--help`.
     #[arg(
         long,
         env = "SWITCHBOARD_REDIS_URL",
-        default_value = "redis://127.0.0.1:6379"
+        default_value = "redis://127.0.0.1:6379",
+        hide_env_values = true
     )]
     pub redis_url: String,
 
@@ -32,7 +34,8 @@ pub struct SettingsArgs {
     pub routing: Option<PathBuf>,
 
     /// Base URL as Twilio sees it; default: derived from Host / X-Forwarded-Proto.
-    #[arg(long, env = "SWITCHBOARD_PUBLIC_URL")]
+    // Twilio accepts basic-auth credentials in webhook URLs, so this may carry one.
+    #[arg(long, env = "SWITCHBOARD_PUBLIC_URL", hide_env_values = true)]
     pub public_url: Option<String>,
 
     /// Twilio auth token, the key of X-Twilio-Signature.
@@ -108,7 +111,7 @@ impl From<String> for Secret {
 pub enum SettingsError {
     #[error(transparent)]
     Routing(#[from] RoutingFileError),
-    #[error("SWITCHBOARD_NAMESPACE {0:?} must match [A-Za-z0-9._-]{{1,64}}")]
+    #[error("SWITCHBOARD_NAMESPACE {0:?} must match [A-Za-z0-9._-]{{1,64}} and not be . or ..")]
     Namespace(String),
     #[error("SWITCHBOARD_PUBLIC_URL {0:?} must be an absolute http(s) URL")]
     PublicUrl(String),
@@ -116,6 +119,21 @@ pub enum SettingsError {
     Zero(&'static str),
     #[error("SWITCHBOARD_REQUEST_TIMEOUT_MS must be longer than SWITCHBOARD_REDIS_TIMEOUT_MS")]
     RequestTimeout,
+}
+
+/// An admin token shorter than this gets a start-up warning.
+pub const MIN_ADMIN_TOKEN_CHARS: usize = 16;
+
+/// Something odd but workable in the settings. `into_settings` runs before
+/// logging is set up, so these travel in `Settings` and are logged after.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SettingsWarning {
+    #[error("{0} had whitespace around it (a trailing newline from a secret file?): trimmed")]
+    Trimmed(&'static str),
+    #[error(
+        "SWITCHBOARD_ADMIN_TOKEN is shorter than {MIN_ADMIN_TOKEN_CHARS} characters: easy to guess"
+    )]
+    ShortAdminToken,
 }
 
 /// Everything a server or worker needs, checked.
@@ -129,6 +147,8 @@ pub struct Settings {
     pub twilio_auth_token: Option<Secret>,
     pub skip_signature: bool,
     pub admin_token: Option<Secret>,
+    /// To log once logging is up; never holds a secret.
+    pub warnings: Vec<SettingsWarning>,
     pub namespace: String,
     pub log_format: LogFormat,
     pub sweep_interval: Duration,
@@ -163,14 +183,24 @@ impl SettingsArgs {
         if self.request_timeout_ms <= self.redis_timeout_ms {
             return Err(SettingsError::RequestTimeout);
         }
+        let mut warnings = Vec::new();
+        let twilio_auth_token = token(self.twilio_auth_token, "TWILIO_AUTH_TOKEN", &mut warnings);
+        let admin_token = token(self.admin_token, "SWITCHBOARD_ADMIN_TOKEN", &mut warnings);
+        if admin_token
+            .as_ref()
+            .is_some_and(|t| t.expose().chars().count() < MIN_ADMIN_TOKEN_CHARS)
+        {
+            warnings.push(SettingsWarning::ShortAdminToken);
+        }
         Ok(Settings {
             listen: self.listen,
             redis_url: self.redis_url,
             routing,
             public_url,
-            twilio_auth_token: self.twilio_auth_token.filter(|t| !t.is_empty()).map(Secret),
+            twilio_auth_token,
             skip_signature: self.skip_signature,
-            admin_token: self.admin_token.filter(|t| !t.is_empty()).map(Secret),
+            admin_token,
+            warnings,
             namespace: self.namespace,
             log_format: self.log_format,
             sweep_interval: Duration::from_millis(self.sweep_interval_ms),
@@ -178,6 +208,22 @@ impl SettingsArgs {
             request_timeout: Duration::from_millis(self.request_timeout_ms),
         })
     }
+}
+
+/// A token as given, less surrounding whitespace: no client sends a token
+/// ending in a newline, so one read from a secret file would never match.
+/// Empty means unset.
+fn token(
+    raw: Option<String>,
+    name: &'static str,
+    warnings: &mut Vec<SettingsWarning>,
+) -> Option<Secret> {
+    let raw = raw?;
+    let trimmed = raw.trim();
+    if trimmed.len() != raw.len() {
+        warnings.push(SettingsWarning::Trimmed(name));
+    }
+    (!trimmed.is_empty()).then(|| Secret::from(trimmed))
 }
 
 impl Settings {
@@ -191,11 +237,82 @@ impl Settings {
             twilio_auth_token: None,
             skip_signature: false,
             admin_token: None,
+            warnings: Vec::new(),
             namespace: "default".into(),
             log_format: LogFormat::Pretty,
             sweep_interval: Duration::from_millis(1000),
             redis_timeout: Duration::from_millis(2000),
             request_timeout: Duration::from_millis(10000),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        settings: SettingsArgs,
+    }
+
+    fn settings(args: &[&str]) -> Settings {
+        let cli = Cli::try_parse_from(std::iter::once("switchboard").chain(args.iter().copied()))
+            .expect("valid flags");
+        cli.settings.into_settings().expect("valid settings")
+    }
+
+    #[test]
+    fn tokens_are_trimmed_with_a_warning_that_names_the_setting_not_the_token() {
+        let s = settings(&[
+            "--twilio-auth-token",
+            "twilio-secret-token\n",
+            "--admin-token",
+            " \tadmin-secret-token-0123\r\n",
+        ]);
+        assert_eq!(
+            s.twilio_auth_token.as_ref().map(Secret::expose),
+            Some("twilio-secret-token")
+        );
+        assert_eq!(
+            s.admin_token.as_ref().map(Secret::expose),
+            Some("admin-secret-token-0123")
+        );
+        assert_eq!(
+            s.warnings,
+            [
+                SettingsWarning::Trimmed("TWILIO_AUTH_TOKEN"),
+                SettingsWarning::Trimmed("SWITCHBOARD_ADMIN_TOKEN"),
+            ]
+        );
+        for w in &s.warnings {
+            assert!(!w.to_string().contains("secret-token"), "{w}");
+        }
+    }
+
+    #[test]
+    fn clean_tokens_get_no_warning_and_blank_ones_are_unset() {
+        let s = settings(&[
+            "--twilio-auth-token",
+            "twilio-secret-token",
+            "--admin-token",
+            "admin-secret-token-0123",
+        ]);
+        assert_eq!(s.warnings, []);
+        let s = settings(&["--twilio-auth-token", "\n", "--admin-token", ""]);
+        assert!(s.twilio_auth_token.is_none());
+        assert!(s.admin_token.is_none());
+    }
+
+    #[test]
+    fn an_admin_token_under_16_characters_gets_a_warning() {
+        let s = settings(&["--admin-token", "fifteen-chars-x"]);
+        assert_eq!(s.warnings, [SettingsWarning::ShortAdminToken]);
+        assert!(s.warnings[0].to_string().contains("16"));
+        let s = settings(&["--admin-token", "sixteen-chars-xy"]);
+        assert_eq!(s.warnings, []);
     }
 }

@@ -147,8 +147,10 @@ async fn readyz(State(state): State<AppState>) -> Response {
     match ready {
         Ok(()) => (StatusCode::OK, "ready\n").into_response(),
         Err(e) => {
+            // Anyone may ask /readyz: the detail (addresses, server messages) goes
+            // to the log, the answer is fixed text.
             tracing::warn!(error = %e, "not ready");
-            (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {e}\n")).into_response()
+            (StatusCode::SERVICE_UNAVAILABLE, "redis unavailable\n").into_response()
         }
     }
 }
