@@ -17,7 +17,7 @@ use crate::metrics;
 use crate::routing::{self, AttemptReport, Decision, IncomingCall};
 use crate::store::{Outcome, StoreError};
 use crate::twilio::params::{Params, ParamsError};
-use crate::twilio::signature::{self, Algorithm};
+use crate::twilio::signature;
 use crate::twilio::twiml;
 
 /// Paths of the callbacks switchboard writes into its own TwiML.
@@ -125,15 +125,16 @@ fn verify(
         .get(signature::HEADER)
         .and_then(|v| v.to_str().ok())
         .ok_or(Refusal::Signature("no X-Twilio-Signature header"))?;
-    let settings_header = headers
-        .get(signature::SETTINGS_HEADER)
-        .and_then(|v| v.to_str().ok());
-    let algorithm = Algorithm::from_settings_header(settings_header)
-        .ok_or(Refusal::Signature("unknown signature algorithm"))?;
     let path = uri.path_and_query().map_or("/", |pq| pq.as_str());
     let url = format!("{}{path}", base_url(settings, headers, uri));
-    if signature::is_valid(token, &url, params.pairs(), given, algorithm) {
+    if signature::is_valid(token, &url, params.pairs(), given) {
         Ok(params)
+    } else if headers.contains_key(signature::SETTINGS_HEADER) {
+        // Tells the operator why a real Twilio request fails: a Webhook Rule
+        // signs this URL with a SharedKey, which switchboard cannot check.
+        Err(Refusal::Signature(
+            "signature does not match (X-Twilio-Webhooks-Signature-Settings: SharedKey signatures are not supported)",
+        ))
     } else {
         Err(Refusal::Signature("signature does not match"))
     }
