@@ -1,5 +1,6 @@
 //! The `switchboard serve` process itself: JSON logs that carry the CallSid and
-//! never a token, and a graceful exit on SIGTERM.
+//! never a token, and a graceful exit on SIGTERM that waits for requests in
+//! flight but not for idle or half-sent connections.
 #![cfg(unix)]
 
 mod common;
@@ -21,10 +22,15 @@ struct Serve {
 
 impl Serve {
     async fn start(redis: &RedisServer, name: &str) -> Serve {
+        Serve::start_with(redis, name, &[]).await
+    }
+
+    async fn start_with(redis: &RedisServer, name: &str, env: &[(&str, &str)]) -> Serve {
         let port = free_port().unwrap();
         let log = std::env::temp_dir().join(format!("sb-{name}-{}.log", std::process::id()));
         let child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
             .arg("serve")
+            .envs(env.iter().copied())
             .env("SWITCHBOARD_REDIS_URL", redis.url())
             .env("SWITCHBOARD_LISTEN", format!("127.0.0.1:{port}"))
             .env("TWILIO_AUTH_TOKEN", TWILIO_TOKEN)
@@ -197,4 +203,40 @@ async fn sigterm_finishes_the_requests_in_flight_then_exits_0() {
             .is_err(),
         "still accepting after exit"
     );
+}
+
+#[tokio::test]
+async fn sigterm_closes_idle_and_half_sent_connections_at_once_and_exits_0() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let redis = start_redis();
+    // A drain time far longer than the wait below: only closing at once passes.
+    let mut serve = Serve::start_with(
+        &redis,
+        "half-sent",
+        &[("SWITCHBOARD_REQUEST_TIMEOUT_MS", "30000")],
+    )
+    .await;
+    let addr = serve.base.trim_start_matches("http://").to_owned();
+    let mut idle = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: s\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = [0u8; 12];
+    idle.read_exact(&mut answer).await.unwrap();
+    assert_eq!(&answer, b"HTTP/1.1 200");
+    let mut half_sent = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    half_sent
+        .write_all(b"POST /twilio/voice HTTP/1.1\r\nHost: s\r\nContent-Le")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    serve.sigterm();
+    let code = tokio::task::spawn_blocking(move || {
+        let code = serve.wait(Duration::from_secs(5));
+        (code, serve)
+    })
+    .await
+    .unwrap();
+    assert_eq!(code.0, Some(0), "still running 5 s after SIGTERM");
+    drop((idle, half_sent));
 }
