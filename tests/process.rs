@@ -229,14 +229,24 @@ async fn sigterm_closes_idle_and_half_sent_connections_at_once_and_exits_0() {
         .write_all(b"POST /twilio/voice HTTP/1.1\r\nHost: s\r\nContent-Le")
         .await
         .unwrap();
+    // Headers complete, 1 byte of a 100-byte body: half-received, not in flight.
+    let mut half_body = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    half_body
+        .write_all(
+            b"POST /twilio/voice HTTP/1.1\r\nHost: s\r\nX-Twilio-Signature: AAAA\r\n\
+              Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\nC",
+        )
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
     serve.sigterm();
     let code = tokio::task::spawn_blocking(move || {
+        // Shorter than the 10 s body read timeout and the 31 s drain time.
         let code = serve.wait(Duration::from_secs(5));
         (code, serve)
     })
     .await
     .unwrap();
     assert_eq!(code.0, Some(0), "still running 5 s after SIGTERM");
-    drop((idle, half_sent));
+    drop((idle, half_sent, half_body));
 }

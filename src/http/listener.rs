@@ -41,6 +41,12 @@ use tower::ServiceExt;
 
 use crate::config::ConnectionLimits;
 
+/// In every request's extensions: cancelled when the server begins shutting
+/// down, so a request still reading its body (half-received) can give up at
+/// once instead of holding the process until its body timeout.
+#[derive(Clone, Debug)]
+pub struct Draining(pub CancellationToken);
+
 /// Serves `app` on `listener` until `shutdown` completes, then gives requests in
 /// flight up to `drain` to finish and closes whatever is left.
 pub async fn serve(
@@ -129,8 +135,10 @@ async fn connection(
     });
     let service = {
         let activity = activity.clone();
-        tower::service_fn(move |request: hyper::Request<Incoming>| {
+        let draining = Draining(stop.clone());
+        tower::service_fn(move |mut request: hyper::Request<Incoming>| {
             let in_flight = activity.request_started();
+            request.extensions_mut().insert(draining.clone());
             let app = app.clone();
             async move {
                 let response = app.oneshot(request).await?;
@@ -145,6 +153,13 @@ async fn connection(
     let mut conn = pin!(conn);
     let mut draining = false;
     loop {
+        // While draining, a connection whose requests are answered is done: hyper
+        // gets a moment to flush the last answer, but would otherwise wait to read
+        // the rest of a body nobody will use.
+        if draining && activity.in_flight() == 0 {
+            let _ = tokio::time::timeout(Duration::from_secs(1), conn.as_mut()).await;
+            return;
+        }
         let deadline = activity.deadline(&limits);
         tokio::select! {
             result = conn.as_mut() => {

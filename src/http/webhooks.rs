@@ -78,6 +78,8 @@ pub enum Refusal {
     Signature(&'static str),
     /// The body did not arrive within the body read timeout.
     SlowBody(std::time::Duration),
+    /// The server began shutting down while the body was still arriving.
+    ShuttingDown,
     Params(ParamsError),
 }
 
@@ -102,6 +104,12 @@ impl IntoResponse for Refusal {
                 )
                     .into_response()
             }
+            Refusal::ShuttingDown => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                [(header::CONNECTION, "close")],
+                "shutting down\n",
+            )
+                .into_response(),
             Refusal::Params(e) => {
                 tracing::warn!(error = %e, "webhook refused: bad parameters");
                 (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response()
@@ -182,10 +190,18 @@ impl FromRequest<AppState> for Webhook {
         credentials(&state.settings, &parts.headers).map_err(IntoResponse::into_response)?;
         let limit = state.settings.connections.body_read_timeout;
         let read = Bytes::from_request(Request::from_parts(parts.clone(), body), state);
-        let body = tokio::time::timeout(limit, read)
-            .await
-            .map_err(|_| Refusal::SlowBody(limit).into_response())?
-            .map_err(IntoResponse::into_response)?;
+        let draining = parts.extensions.get::<super::listener::Draining>().cloned();
+        let body = tokio::select! {
+            read = tokio::time::timeout(limit, read) => read
+                .map_err(|_| Refusal::SlowBody(limit).into_response())?
+                .map_err(IntoResponse::into_response)?,
+            () = async {
+                match draining {
+                    Some(draining) => draining.0.cancelled().await,
+                    None => std::future::pending().await,
+                }
+            } => return Err(Refusal::ShuttingDown.into_response()),
+        };
         let params = verify(state, &parts.headers, &parts.uri, &body)
             .map_err(IntoResponse::into_response)?;
         if let Some(clock) = parts.extensions.get::<super::EmergencyClock>() {
