@@ -8,7 +8,7 @@ use switchboard::agent::SettableState;
 use switchboard::config::{RoutingTable, Settings};
 use switchboard::redis_server::RedisServer;
 use switchboard::server;
-use switchboard::twilio::signature::{self, Algorithm};
+use switchboard::twilio::signature;
 
 const TOKEN: &str = "bench-token";
 
@@ -65,7 +65,7 @@ async fn run(http: &reqwest::Client, url: &str, calls: usize, offset: usize) -> 
             ("From".to_owned(), "+15005550001".to_owned()),
             ("To".to_owned(), "+15005550006".to_owned()),
         ];
-        let sig = signature::compute(TOKEN, url, &params, Algorithm::HmacSha1);
+        let sig = signature::compute(TOKEN, url, &params);
         let t = Instant::now();
         let response = http
             .post(url)

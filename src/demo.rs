@@ -12,7 +12,7 @@ use crate::agent::{Contact, SettableState};
 use crate::config::{LogFormat, RoutingTable, Settings};
 use crate::redis_server::RedisServer;
 use crate::server;
-use crate::twilio::signature::{self, Algorithm};
+use crate::twilio::signature;
 
 const EXAMPLE_ROUTING: &str = include_str!("../examples/routing.toml");
 const EXAMPLE_AGENTS: &str = include_str!("../examples/agents.toml");
@@ -141,7 +141,7 @@ fn print_instructions(base: &str, args: &DemoArgs, numbers: &[String]) {
     .iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
-    let sig = signature::compute(&args.twilio_auth_token, &url, &params, Algorithm::HmacSha1);
+    let sig = signature::compute(&args.twilio_auth_token, &url, &params);
     let form: String = params
         .iter()
         .map(|(k, v)| format!(" \\\n    --data-urlencode '{k}={v}'"))

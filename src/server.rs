@@ -1,5 +1,6 @@
-//! Putting a process together: settings → store → engine → router, served until
-//! a shutdown signal, then in-flight requests are finished before returning.
+//! Putting a process together: settings → store → engine → router, served by
+//! `http::listener` until a shutdown signal, then in-flight requests are
+//! finished (within the drain time) before returning.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -9,7 +10,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Settings;
-use crate::http::{self, AppState};
+use crate::http::{self, AppState, listener};
 use crate::metrics;
 use crate::routing::Engine;
 use crate::store::{Store, StoreError};
@@ -50,16 +51,22 @@ pub async fn warm_up(state: &AppState) {
     }
 }
 
-/// Serves `state` on `listener` until `shutdown` completes, then waits for the
-/// requests in flight.
+/// Serves `state` on `listener` until `shutdown` completes, then gives the
+/// requests in flight their drain time.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, http::router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    let (limits, drain) = (state.settings.connections.clone(), drain_time(&state));
+    listener::serve(listener, http::router(state), limits, drain, shutdown).await
+}
+
+/// SPEC: requests in flight get up to `SWITCHBOARD_REQUEST_TIMEOUT_MS` after
+/// SIGTERM; a second more lets an answer due at that deadline (the emergency
+/// TwiML) be written before the connection is dropped.
+fn drain_time(state: &AppState) -> Duration {
+    state.settings.request_timeout + Duration::from_secs(1)
 }
 
 /// `serve`: the webhooks and admin API, plus the worker unless `with_worker` is
@@ -88,9 +95,10 @@ pub async fn run_worker(
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let background = spawn_background(&state, true, &shutdown);
-    let result = axum::serve(listener, http::ops_router(state))
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-        .await;
+    let (limits, drain) = (state.settings.connections.clone(), drain_time(&state));
+    let router = http::ops_router(state);
+    let stop = shutdown.clone().cancelled_owned();
+    let result = listener::serve(listener, router, limits, drain, stop).await;
     shutdown.cancel();
     for task in background {
         let _ = task.await;

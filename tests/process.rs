@@ -1,5 +1,6 @@
 //! The `switchboard serve` process itself: JSON logs that carry the CallSid and
-//! never a token, and a graceful exit on SIGTERM.
+//! never a token, and a graceful exit on SIGTERM that waits for requests in
+//! flight but not for idle or half-sent connections.
 #![cfg(unix)]
 
 mod common;
@@ -365,4 +366,50 @@ async fn a_short_admin_token_gets_a_start_up_warning() {
         "{log}"
     );
     assert!(!log.contains("short-tok"), "{log}");
+}
+
+#[tokio::test]
+async fn sigterm_closes_idle_and_half_sent_connections_at_once_and_exits_0() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let redis = start_redis();
+    // A drain time far longer than the wait below: only closing at once passes.
+    let mut serve = Serve::start_with(
+        &redis.url(),
+        "half-sent",
+        &[("SWITCHBOARD_REQUEST_TIMEOUT_MS", "30000")],
+    )
+    .await;
+    let addr = serve.base.trim_start_matches("http://").to_owned();
+    let mut idle = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: s\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = [0u8; 12];
+    idle.read_exact(&mut answer).await.unwrap();
+    assert_eq!(&answer, b"HTTP/1.1 200");
+    let mut half_sent = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    half_sent
+        .write_all(b"POST /twilio/voice HTTP/1.1\r\nHost: s\r\nContent-Le")
+        .await
+        .unwrap();
+    // Headers complete, 1 byte of a 100-byte body: half-received, not in flight.
+    let mut half_body = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    half_body
+        .write_all(
+            b"POST /twilio/voice HTTP/1.1\r\nHost: s\r\nX-Twilio-Signature: AAAA\r\n\
+              Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\nC",
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    serve.sigterm();
+    let code = tokio::task::spawn_blocking(move || {
+        // Shorter than the 10 s body read timeout and the 31 s drain time.
+        let code = serve.wait(Duration::from_secs(5));
+        (code, serve)
+    })
+    .await
+    .unwrap();
+    assert_eq!(code.0, Some(0), "still running 5 s after SIGTERM");
+    drop((idle, half_sent, half_body));
 }

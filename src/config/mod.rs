@@ -70,6 +70,10 @@ pub struct SettingsArgs {
     /// emergency TwiML; other requests 408).
     #[arg(long, env = "SWITCHBOARD_REQUEST_TIMEOUT_MS", default_value_t = 10000)]
     pub request_timeout_ms: u64,
+
+    /// Open connections past which new ones wait to be accepted.
+    #[arg(long, env = "SWITCHBOARD_MAX_CONNECTIONS", default_value_t = 10000)]
+    pub max_connections: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -156,6 +160,34 @@ pub struct Settings {
     /// The longest any request may take; a webhook past it answers the
     /// emergency TwiML, well inside Twilio's 15 s.
     pub request_timeout: Duration,
+    pub connections: ConnectionLimits,
+}
+
+/// What one client connection may hold (SPEC 1, "Connections"). Only the cap is
+/// a setting; the timeouts are fields so tests can shorten them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// Open connections past which the listener stops accepting until one closes.
+    pub max_connections: usize,
+    /// A request's headers must arrive within this, counted from the connection's
+    /// start or the first byte of a later request on it.
+    pub header_read_timeout: Duration,
+    /// A keep-alive connection with no request is closed after this; longer than
+    /// load balancers' usual 60 s would race their reuse, so it is 60 s.
+    pub idle_timeout: Duration,
+    /// A webhook's body must arrive within this, or the answer is 408.
+    pub body_read_timeout: Duration,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        ConnectionLimits {
+            max_connections: 10_000,
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            body_read_timeout: Duration::from_secs(10),
+        }
+    }
 }
 
 impl SettingsArgs {
@@ -179,6 +211,9 @@ impl SettingsArgs {
         }
         if self.redis_timeout_ms == 0 {
             return Err(SettingsError::Zero("SWITCHBOARD_REDIS_TIMEOUT_MS"));
+        }
+        if self.max_connections == 0 {
+            return Err(SettingsError::Zero("SWITCHBOARD_MAX_CONNECTIONS"));
         }
         if self.request_timeout_ms <= self.redis_timeout_ms {
             return Err(SettingsError::RequestTimeout);
@@ -206,6 +241,10 @@ impl SettingsArgs {
             sweep_interval: Duration::from_millis(self.sweep_interval_ms),
             redis_timeout: Duration::from_millis(self.redis_timeout_ms),
             request_timeout: Duration::from_millis(self.request_timeout_ms),
+            connections: ConnectionLimits {
+                max_connections: self.max_connections,
+                ..ConnectionLimits::default()
+            },
         })
     }
 }
@@ -243,6 +282,7 @@ impl Settings {
             sweep_interval: Duration::from_millis(1000),
             redis_timeout: Duration::from_millis(2000),
             request_timeout: Duration::from_millis(10000),
+            connections: ConnectionLimits::default(),
         }
     }
 }

@@ -2,6 +2,7 @@
 //! the operations endpoints, with the layers every request passes through. This
 //! is the only place where errors become status codes or fallback TwiML.
 
+pub mod listener;
 pub mod webhooks;
 
 use std::any::Any;
@@ -73,9 +74,23 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// The layers that keep Twilio from ever hearing an error: a request past
-/// `request_timeout` or a panic answers the `[emergency]` TwiML with 200, and
-/// every webhook is timed.
+/// Started by the `Webhook` extractor once a request has been read and its
+/// signature checked. The emergency timeout runs from then on, so it covers the
+/// handler's work for Twilio and never a slow or unsigned sender: those get 408
+/// or 403 from the extractor, not the emergency number and no routing failure.
+#[derive(Clone, Default)]
+pub struct EmergencyClock(Arc<tokio::sync::Notify>);
+
+impl EmergencyClock {
+    pub fn start(&self) {
+        // A stored permit: the layer may not be waiting yet.
+        self.0.notify_one();
+    }
+}
+
+/// The layers that keep Twilio from ever hearing an error: a verified webhook
+/// whose handler takes longer than `request_timeout`, or a panic, answers the
+/// `[emergency]` TwiML with 200; every webhook is timed.
 pub fn guard_webhooks(routes: Router<AppState>, state: &AppState) -> Router<AppState> {
     // Relative voicemail action: Twilio resolves it against the request URL, and
     // a panic handler cannot see the request to build an absolute one.
@@ -84,22 +99,34 @@ pub fn guard_webhooks(routes: Router<AppState>, state: &AppState) -> Router<AppS
     let timeout = state.settings.request_timeout;
     routes
         .route_layer(middleware::from_fn(time_webhook))
-        .layer(middleware::from_fn(move |request: Request, next: Next| {
-            let emergency = emergency.clone();
-            async move {
-                match tokio::time::timeout(timeout, next.run(request)).await {
-                    Ok(response) => response,
-                    Err(_) => {
-                        metrics::routing_failure("request_timeout");
-                        tracing::error!(
-                            ?timeout,
-                            "webhook took too long: answering the emergency TwiML"
-                        );
-                        webhooks::twiml_response(emergency.to_string())
+        .layer(middleware::from_fn(
+            move |mut request: Request, next: Next| {
+                let emergency = emergency.clone();
+                async move {
+                    let clock = EmergencyClock::default();
+                    request.extensions_mut().insert(clock.clone());
+                    let mut response = std::pin::pin!(next.run(request));
+                    // Until the extractor starts the clock, reading and checking the
+                    // request is bounded by the extractor itself (body read timeout).
+                    tokio::select! {
+                        biased;
+                        response = &mut response => return response,
+                        () = clock.0.notified() => {}
+                    }
+                    match tokio::time::timeout(timeout, response).await {
+                        Ok(response) => response,
+                        Err(_) => {
+                            metrics::routing_failure("request_timeout");
+                            tracing::error!(
+                                ?timeout,
+                                "webhook took too long: answering the emergency TwiML"
+                            );
+                            webhooks::twiml_response(emergency.to_string())
+                        }
                     }
                 }
-            }
-        }))
+            },
+        ))
         .layer(CatchPanicLayer::custom(
             move |panic: Box<dyn Any + Send>| {
                 let what = panic
@@ -182,6 +209,8 @@ mod tests {
         )
         .unwrap();
         settings.request_timeout = Duration::from_millis(100);
+        // The test routes take `Webhook`, which starts the emergency clock.
+        settings.skip_signature = true;
         crate::server::build_state(settings).unwrap()
     }
 
@@ -202,7 +231,7 @@ mod tests {
     async fn a_panicking_webhook_answers_the_emergency_twiml() {
         let routes = Router::new().route(
             "/twilio/boom",
-            axum::routing::post(|| async {
+            axum::routing::post(|_: webhooks::Webhook| async {
                 panic!("a bug");
                 #[allow(unreachable_code)]
                 ""
@@ -217,7 +246,7 @@ mod tests {
     async fn a_webhook_past_the_request_timeout_answers_the_emergency_twiml() {
         let routes = Router::new().route(
             "/twilio/slow",
-            axum::routing::post(|| async {
+            axum::routing::post(|_: webhooks::Webhook| async {
                 tokio::time::sleep(Duration::from_secs(5)).await;
                 "late"
             }),

@@ -17,7 +17,7 @@ use crate::metrics;
 use crate::routing::{self, AttemptKind, AttemptReport, Decision, IncomingCall};
 use crate::store::{Outcome, StoreError};
 use crate::twilio::params::{Params, ParamsError};
-use crate::twilio::signature::{self, Algorithm};
+use crate::twilio::signature;
 use crate::twilio::twiml;
 
 /// Paths of the callbacks switchboard writes into its own TwiML.
@@ -73,10 +73,14 @@ pub fn base_url(settings: &Settings, headers: &HeaderMap, uri: &Uri) -> String {
     format!("{proto}://{host}")
 }
 
-/// Why a webhook is refused before anything happens (403 or 400).
+/// Why a webhook is refused before anything happens (403, 408 or 400).
 #[derive(Debug)]
 pub enum Refusal {
     Signature(&'static str),
+    /// The body did not arrive within the body read timeout.
+    SlowBody(std::time::Duration),
+    /// The server began shutting down while the body was still arriving.
+    ShuttingDown,
     Params(ParamsError),
 }
 
@@ -93,12 +97,47 @@ impl IntoResponse for Refusal {
                 tracing::warn!(why, "webhook refused: bad signature");
                 (StatusCode::FORBIDDEN, "invalid X-Twilio-Signature\n").into_response()
             }
+            Refusal::SlowBody(limit) => {
+                tracing::warn!(?limit, "webhook refused: the body arrived too slowly");
+                (
+                    StatusCode::REQUEST_TIMEOUT,
+                    format!("the request body did not arrive within {limit:?}\n"),
+                )
+                    .into_response()
+            }
+            Refusal::ShuttingDown => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                [(header::CONNECTION, "close")],
+                "shutting down\n",
+            )
+                .into_response(),
             Refusal::Params(e) => {
                 tracing::warn!(error = %e, "webhook refused: bad parameters");
                 (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response()
             }
         }
     }
+}
+
+/// The auth token and the request's `X-Twilio-Signature`, or the refusal that
+/// needs no body; `None` when signatures are skipped (development only).
+fn credentials<'a>(
+    settings: &'a Settings,
+    headers: &'a HeaderMap,
+) -> Result<Option<(&'a str, &'a str)>, Refusal> {
+    if settings.skip_signature {
+        return Ok(None);
+    }
+    let token = settings
+        .twilio_auth_token
+        .as_ref()
+        .map(Secret::expose)
+        .ok_or(Refusal::Signature("no TWILIO_AUTH_TOKEN configured"))?;
+    let given = headers
+        .get(signature::HEADER)
+        .and_then(|v| v.to_str().ok())
+        .ok_or(Refusal::Signature("no X-Twilio-Signature header"))?;
+    Ok(Some((token, given)))
 }
 
 /// Parses the form body and checks `X-Twilio-Signature` over the URL as Twilio
@@ -111,38 +150,33 @@ fn verify(
 ) -> Result<Params, Refusal> {
     let params = Params::parse(body)?;
     let settings = &state.settings;
-    if settings.skip_signature {
+    let Some((token, given)) = credentials(settings, headers)? else {
         tracing::warn!(
             "SWITCHBOARD_SKIP_SIGNATURE is on: webhook accepted without a signature check"
         );
         return Ok(params);
-    }
-    let token = settings
-        .twilio_auth_token
-        .as_ref()
-        .map(Secret::expose)
-        .ok_or(Refusal::Signature("no TWILIO_AUTH_TOKEN configured"))?;
-    let given = headers
-        .get(signature::HEADER)
-        .and_then(|v| v.to_str().ok())
-        .ok_or(Refusal::Signature("no X-Twilio-Signature header"))?;
-    let settings_header = headers
-        .get(signature::SETTINGS_HEADER)
-        .and_then(|v| v.to_str().ok());
-    let algorithm = Algorithm::from_settings_header(settings_header)
-        .ok_or(Refusal::Signature("unknown signature algorithm"))?;
+    };
     let path = uri.path_and_query().map_or("/", |pq| pq.as_str());
     let url = format!("{}{path}", base_url(settings, headers, uri));
-    if signature::is_valid(token, &url, params.pairs(), given, algorithm) {
+    if signature::is_valid(token, &url, params.pairs(), given) {
         Ok(params)
+    } else if headers.contains_key(signature::SETTINGS_HEADER) {
+        // Tells the operator why a real Twilio request fails: a Webhook Rule
+        // signs this URL with a SharedKey, which switchboard cannot check.
+        Err(Refusal::Signature(
+            "signature does not match (X-Twilio-Webhooks-Signature-Settings: SharedKey signatures are not supported)",
+        ))
     } else {
         Err(Refusal::Signature("signature does not match"))
     }
 }
 
 /// A webhook whose signature checked out: its parameters and the base URL to
-/// write callbacks on. As an extractor it answers 413, 400 or 403 by itself, so
-/// no handler can forget the check.
+/// write callbacks on. As an extractor it answers 413, 408, 400 or 403 by itself,
+/// so no handler can forget the check. A request without a signature header is
+/// refused before its body is read, so however slowly it is sent it costs
+/// nothing; a body still missing after the body read timeout is 408. Only then
+/// does the emergency clock start (`EmergencyClock`).
 pub struct Webhook {
     pub params: Params,
     pub uri: Uri,
@@ -154,11 +188,26 @@ impl FromRequest<AppState> for Webhook {
 
     async fn from_request(request: Request, state: &AppState) -> Result<Self, Response> {
         let (parts, body) = request.into_parts();
-        let body = Bytes::from_request(Request::from_parts(parts.clone(), body), state)
-            .await
-            .map_err(IntoResponse::into_response)?;
+        credentials(&state.settings, &parts.headers).map_err(IntoResponse::into_response)?;
+        let limit = state.settings.connections.body_read_timeout;
+        let read = Bytes::from_request(Request::from_parts(parts.clone(), body), state);
+        let draining = parts.extensions.get::<super::listener::Draining>().cloned();
+        let body = tokio::select! {
+            read = tokio::time::timeout(limit, read) => read
+                .map_err(|_| Refusal::SlowBody(limit).into_response())?
+                .map_err(IntoResponse::into_response)?,
+            () = async {
+                match draining {
+                    Some(draining) => draining.0.cancelled().await,
+                    None => std::future::pending().await,
+                }
+            } => return Err(Refusal::ShuttingDown.into_response()),
+        };
         let params = verify(state, &parts.headers, &parts.uri, &body)
             .map_err(IntoResponse::into_response)?;
+        if let Some(clock) = parts.extensions.get::<super::EmergencyClock>() {
+            clock.start();
+        }
         Ok(Webhook {
             params,
             base: base_url(&state.settings, &parts.headers, &parts.uri),

@@ -9,7 +9,7 @@ use rand::{RngExt, SeedableRng};
 
 use super::twiml::{self, Dial, Verb};
 use super::{Holders, SimulateArgs};
-use crate::twilio::signature::{self, Algorithm};
+use crate::twilio::signature;
 
 /// A call never follows more TwiML documents than this (a loop is a bug).
 const MAX_STEPS: usize = 32;
@@ -492,12 +492,7 @@ impl Call<'_> {
         let base = urls[self.shared.next_url.fetch_add(1, Ordering::Relaxed) % urls.len()]
             .trim_end_matches('/');
         let target = format!("{base}{}", path_of(url));
-        let sig = signature::compute(
-            &self.shared.args.auth_token,
-            &target,
-            params,
-            Algorithm::HmacSha1,
-        );
+        let sig = signature::compute(&self.shared.args.auth_token, &target, params);
         let started = Instant::now();
         let sent = self
             .shared

@@ -1,149 +1,153 @@
 //! `X-Twilio-Signature`, checked exactly as Twilio's helper libraries do
-//! (twilio-python's `RequestValidator`): HMAC of the full URL followed by every
-//! POST parameter name and value, names sorted, each name's distinct values sorted;
-//! base64. The URL is also tried with its default port (`:443`, `:80`) added or
-//! removed, since Twilio signs `https://host/…` and `https://host:443/…`
-//! inconsistently. (twilio-python drops any port; SPEC allows only the default
-//! one, so a request to another port must be signed for that port.)
+//! (twilio-python's `RequestValidator`, whose output tests/fixtures/signatures.json
+//! holds): base64 of the HMAC-SHA1, keyed with the auth token, of the full URL
+//! followed by every POST parameter as name then value, names sorted, each name's
+//! distinct values sorted.
+//!
+//! The URL is tried in the two forms twilio-python tries, because Twilio signs with
+//! and without the port inconsistently: with its port removed, whatever the port
+//! (an HTTPS deployment on :8443 receives requests Twilio signed for the bare host),
+//! and with the scheme's default port (`:443`, `:80`) added when it has none. Both
+//! forms go through the same normalisation as Python's `urlparse(..).geturl()`.
+//!
+//! Only this classic signature is supported. Twilio's Webhook Settings (public beta)
+//! can sign with a separate SharedKey and name it in
+//! `X-Twilio-Webhooks-Signature-Settings`; switchboard has no setting for such a
+//! key, so that header is ignored, as twilio-python's `validate` does when not
+//! given an algorithm, and such a request fails the auth-token check with 403.
+//!
+//! The cost is O(n log n) in the number of parameters and linear in the body:
+//! the pairs are sorted once and the parameter payload is built once, then only
+//! the two URL forms are hashed in front of it. An unauthenticated sender can make
+//! no body up to 64 KiB cost more than that (benches/signature_cost.rs).
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use hmac::{Hmac, KeyInit, Mac};
 use subtle::ConstantTimeEq;
 
+type HmacSha1 = Hmac<sha1::Sha1>;
+
 /// The request header holding the signature.
 pub const HEADER: &str = "x-twilio-signature";
-/// The header naming another algorithm, for webhooks signed with a SharedKey.
+/// The header of Twilio's SharedKey signatures, which switchboard does not
+/// support; named only to say so when such a request is refused.
 pub const SETTINGS_HEADER: &str = "x-twilio-webhooks-signature-settings";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Algorithm {
-    HmacSha1,
-    HmacSha256,
-}
-
-impl Algorithm {
-    /// Reads `X-Twilio-Webhooks-Signature-Settings` (`key=…,algorithm=HMAC_SHA256`).
-    /// No header, or none naming an algorithm, is the classic HMAC-SHA1; an
-    /// algorithm we do not know is `None`, and the request is refused.
-    pub fn from_settings_header(header: Option<&str>) -> Option<Algorithm> {
-        let named = header.unwrap_or("").split(',').find_map(|part| {
-            let (name, value) = part.split_once('=')?;
-            let value = value.trim();
-            (name.trim() == "algorithm" && !value.is_empty()).then_some(value)
-        });
-        match named.map(str::to_ascii_uppercase).as_deref() {
-            None | Some("HMAC_SHA1") => Some(Algorithm::HmacSha1),
-            Some("HMAC_SHA256") => Some(Algorithm::HmacSha256),
-            Some(_) => None,
-        }
-    }
-}
-
 /// The signature Twilio sends for a POST of `params` to `url`.
-pub fn compute(
-    token: &str,
-    url: &str,
-    params: &[(String, String)],
-    algorithm: Algorithm,
-) -> String {
-    let mut names: Vec<&str> = params.iter().map(|(k, _)| k.as_str()).collect();
-    names.sort_unstable();
-    names.dedup();
-    let mut payload = String::from(url);
-    for name in names {
-        let mut values: Vec<&str> = params
-            .iter()
-            .filter(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-            .collect();
-        values.sort_unstable();
-        values.dedup();
-        for value in values {
-            payload.push_str(name);
-            payload.push_str(value);
-        }
-    }
-    let digest = match algorithm {
-        Algorithm::HmacSha1 => mac::<Hmac<sha1::Sha1>>(token, &payload),
-        Algorithm::HmacSha256 => mac::<Hmac<sha2::Sha256>>(token, &payload),
+pub fn compute(token: &str, url: &str, params: &[(String, String)]) -> String {
+    sign(&keyed(token), url, &payload(params))
+}
+
+/// Whether `signature` is Twilio's for this request, with the URL in either of the
+/// forms twilio-python tries. Compared in constant time; both forms are always
+/// computed, so timing does not tell which one matched.
+pub fn is_valid(token: &str, url: &str, params: &[(String, String)], signature: &str) -> bool {
+    // twilio-python raises on a URL whose port is not a number, so nothing matches.
+    let Some([without_port, with_port]) = url_forms(url) else {
+        return false;
     };
-    BASE64.encode(digest)
-}
-
-fn mac<M: Mac + KeyInit>(token: &str, payload: &str) -> Vec<u8> {
-    // HMAC takes a key of any length, so this cannot fail.
-    let mut mac = <M as KeyInit>::new_from_slice(token.as_bytes()).expect("HMAC accepts any key");
-    mac.update(payload.as_bytes());
-    mac.finalize().into_bytes().to_vec()
-}
-
-/// Whether `signature` is Twilio's for this request, with the URL as received or
-/// with its default port added or removed. Compared in constant time.
-pub fn is_valid(
-    token: &str,
-    url: &str,
-    params: &[(String, String)],
-    signature: &str,
-    algorithm: Algorithm,
-) -> bool {
+    let key = keyed(token);
+    let payload = payload(params);
     let matches = |candidate: &str| {
-        let expected = compute(token, candidate, params, algorithm);
+        let expected = sign(&key, candidate, &payload);
         bool::from(expected.as_bytes().ct_eq(signature.as_bytes()))
     };
-    // Both are always computed, so timing does not tell which form matched.
-    let without = matches(&without_port(url));
-    let with = matches(&with_port(url));
+    let without = matches(&without_port);
+    let with = matches(&with_port);
     without | with
 }
 
-/// Splits `scheme://netloc rest` at the authority, as `urlparse` sees it.
-fn split_authority(url: &str) -> Option<(&str, &str, &str)> {
-    let (scheme, after) = url.split_once("://")?;
+fn keyed(token: &str) -> HmacSha1 {
+    // HMAC takes a key of any length, so this cannot fail.
+    <HmacSha1 as KeyInit>::new_from_slice(token.as_bytes()).expect("HMAC accepts any key")
+}
+
+/// HMAC of `url` then `payload`, from a copy of the keyed state, so the key is
+/// set up once per request however many URL forms are tried.
+fn sign(key: &HmacSha1, url: &str, payload: &[u8]) -> String {
+    let mut mac = key.clone();
+    mac.update(url.as_bytes());
+    mac.update(payload);
+    BASE64.encode(mac.finalize().into_bytes())
+}
+
+/// Every distinct (name, value) pair as name then value, sorted by name then
+/// value: the same order as sorting the names, then each name's distinct values
+/// (byte order of UTF-8 is code point order, which Python sorts by). One sort,
+/// one pass, so many distinct names cost no more than one long value.
+fn payload(params: &[(String, String)]) -> Vec<u8> {
+    let mut pairs: Vec<(&str, &str)> = params
+        .iter()
+        .map(|(name, value)| (name.as_str(), value.as_str()))
+        .collect();
+    pairs.sort_unstable();
+    pairs.dedup();
+    let mut out = Vec::with_capacity(pairs.iter().map(|(n, v)| n.len() + v.len()).sum());
+    for (name, value) in pairs {
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(value.as_bytes());
+    }
+    out
+}
+
+/// twilio-python's two URL forms: `remove_port(urlparse(url))` and
+/// `add_port(urlparse(url))`. `None` when Python's `urlparse(url).port` raises.
+fn url_forms(url: &str) -> Option<[String; 2]> {
+    let url = normalized(url);
+    let Some((scheme, after)) = url.split_once("://") else {
+        return Some([url.clone(), url]);
+    };
     let end = after.find(['/', '?', '#']).unwrap_or(after.len());
-    Some((scheme, &after[..end], &after[end..]))
-}
-
-/// The port of a netloc, if it has a numeric one (IPv6 brackets respected).
-fn port_of(netloc: &str) -> Option<(&str, &str)> {
-    let host_end = netloc.rfind(']').unwrap_or(0);
-    let colon = netloc[host_end..].rfind(':')? + host_end;
-    let port = &netloc[colon + 1..];
-    (!port.is_empty()
-        && port.bytes().all(|b| b.is_ascii_digit())
-        && port.parse::<u16>().is_ok_and(|p| p != 0))
-    .then(|| (&netloc[..colon], port))
-}
-
-/// 443 for https, 80 otherwise (as twilio-python's `add_port`).
-fn default_port(scheme: &str) -> &'static str {
-    if scheme.eq_ignore_ascii_case("https") {
-        "443"
-    } else {
-        "80"
-    }
-}
-
-/// The URL without its port, if that port is the scheme's default.
-fn without_port(url: &str) -> String {
-    match split_authority(url) {
-        Some((scheme, netloc, rest)) => match port_of(netloc) {
-            Some((host, port)) if port == default_port(scheme) => {
-                format!("{scheme}://{host}{rest}")
-            }
-            _ => url.to_owned(),
-        },
-        None => url.to_owned(),
-    }
-}
-
-/// The URL with the scheme's default port, if it has no port.
-fn with_port(url: &str) -> String {
-    match split_authority(url) {
-        Some((scheme, netloc, rest)) if port_of(netloc).is_none() => {
-            format!("{scheme}://{netloc}:{}{rest}", default_port(scheme))
+    let (netloc, rest) = after.split_at(end);
+    Some(match python_port(netloc)? {
+        // remove_port keeps the netloc up to its first ':' (so `user:pw@host:8443`
+        // becomes `user`, and an IPv6 literal `[`: Python's quirk, kept to match).
+        Some(_) => {
+            let host = netloc.split(':').next().unwrap_or(netloc);
+            [format!("{scheme}://{host}{rest}"), url.clone()]
         }
-        _ => url.to_owned(),
+        None => {
+            let port = if scheme == "https" { 443 } else { 80 };
+            [url.clone(), format!("{scheme}://{netloc}:{port}{rest}")]
+        }
+    })
+}
+
+/// `geturl()` drops an empty query (`…/voice?` → `…/voice`) and an empty fragment.
+fn normalized(url: &str) -> String {
+    let (before, fragment) = match url.split_once('#') {
+        Some((before, fragment)) => (before, Some(fragment).filter(|f| !f.is_empty())),
+        None => (url, None),
+    };
+    let before = match before.split_once('?') {
+        Some((head, "")) => head,
+        _ => before,
+    };
+    match fragment {
+        Some(fragment) => format!("{before}#{fragment}"),
+        None => before.to_owned(),
+    }
+}
+
+/// Python's `SplitResult.port`, where 0 counts as none (`if not uri.port`):
+/// `Some(None)` no port, `Some(Some(p))` a port, `None` an invalid one.
+fn python_port(netloc: &str) -> Option<Option<u16>> {
+    let hostinfo = netloc.rsplit_once('@').map_or(netloc, |(_, h)| h);
+    let port = match hostinfo.split_once('[') {
+        Some((_, bracketed)) => bracketed
+            .split_once(']')
+            .and_then(|(_, after)| after.split_once(':'))
+            .map(|(_, port)| port),
+        None => hostinfo.split_once(':').map(|(_, port)| port),
+    };
+    match port {
+        None | Some("") => Some(None),
+        Some(digits) if digits.bytes().all(|b| b.is_ascii_digit()) => {
+            let port: u16 = digits.parse().ok()?;
+            Some((port != 0).then_some(port))
+        }
+        Some(_) => None,
     }
 }
 
@@ -172,44 +176,36 @@ mod tests {
             "12345",
             "https://mycompany.com/myapp.php?foo=1&bar=2",
             &params,
-            Algorithm::HmacSha1,
         );
         assert_eq!(sig, "0/KCTR6DLpKmkAf8muzZqo1nDgQ=");
     }
 
     #[test]
-    fn default_ports_are_added_and_removed() {
+    fn any_port_is_removed_and_the_default_one_added() {
+        let forms = |url| url_forms(url).unwrap();
         assert_eq!(
-            with_port("https://a.example/x?y=1"),
-            "https://a.example:443/x?y=1"
-        );
-        assert_eq!(with_port("http://a.example"), "http://a.example:80");
-        assert_eq!(
-            without_port("https://a.example:443/x"),
-            "https://a.example/x"
-        );
-        assert_eq!(without_port("http://[::1]:80/x"), "http://[::1]/x");
-        assert_eq!(
-            without_port("https://a.example:8443/x"),
-            "https://a.example:8443/x"
+            forms("https://a.example:8443/x"),
+            ["https://a.example/x", "https://a.example:8443/x"]
         );
         assert_eq!(
-            without_port("http://a.example:443/x"),
-            "http://a.example:443/x"
+            forms("https://a.example/x?y=1"),
+            ["https://a.example/x?y=1", "https://a.example:443/x?y=1"]
         );
-        assert_eq!(with_port("http://[::1]/x"), "http://[::1]:80/x");
+        assert_eq!(
+            forms("http://a.example"),
+            ["http://a.example", "http://a.example:80"]
+        );
+        assert_eq!(
+            forms("http://a.example:0/x"),
+            ["http://a.example:0/x", "http://a.example:0:80/x"]
+        );
+        assert_eq!(url_forms("https://a.example:99999/x"), None);
+        assert_eq!(url_forms("https://a.example:8x/x"), None);
     }
 
     #[test]
-    fn settings_header_picks_the_algorithm() {
-        assert_eq!(
-            Algorithm::from_settings_header(None),
-            Some(Algorithm::HmacSha1)
-        );
-        assert_eq!(
-            Algorithm::from_settings_header(Some("key=k1,algorithm=HMAC_SHA256")),
-            Some(Algorithm::HmacSha256)
-        );
-        assert_eq!(Algorithm::from_settings_header(Some("algorithm=MD5")), None);
+    fn pairs_sort_by_name_then_value_once() {
+        let params = p(&[("b", "2"), ("a", "z"), ("b", "1"), ("a", "y"), ("b", "2")]);
+        assert_eq!(payload(&params), b"ayazb1b2");
     }
 }

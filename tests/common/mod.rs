@@ -9,7 +9,7 @@ use switchboard::config::{RoutingTable, Settings};
 use switchboard::http::AppState;
 use switchboard::redis_server::RedisServer;
 use switchboard::server;
-use switchboard::twilio::signature::{self, Algorithm};
+use switchboard::twilio::signature;
 use tokio_util::sync::CancellationToken;
 
 pub const AUTH_TOKEN: &str = "test-auth-token";
@@ -208,7 +208,7 @@ pub async fn post_signed_with(
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-    let sig = signature::compute(token, url, &pairs, Algorithm::HmacSha1);
+    let sig = signature::compute(token, url, &pairs);
     let response = http
         .post(url)
         .header("X-Twilio-Signature", sig)

@@ -1,0 +1,224 @@
+//! Hostile and slow clients, over raw TCP sockets against a real server: an
+//! unsigned request is refused before its body arrives, a slow body is 408 (never
+//! the emergency TwiML, never a routing failure), partial headers and idle
+//! keep-alive connections are closed on their own timeouts, and past the
+//! connection cap new connections wait until one closes. The timeouts are
+//! shortened here; the defaults (10 s, 60 s, 10 s) are SPEC's.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use switchboard::config::Settings;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+async fn app(configure: impl FnOnce(&mut Settings)) -> TestApp {
+    let redis = start_redis();
+    let mut s = settings(&redis.url(), ROUTING);
+    configure(&mut s);
+    let server = TestServer::start(s).await;
+    TestApp {
+        redis,
+        server,
+        http: reqwest::Client::new(),
+    }
+}
+
+async fn connect(app: &TestApp) -> TcpStream {
+    let addr = app.base().trim_start_matches("http://");
+    TcpStream::connect(addr).await.expect("connect")
+}
+
+/// What a socket gave back within a wait.
+#[derive(Debug, PartialEq)]
+enum Outcome {
+    Answered(u16, String),
+    Closed,
+    Silent,
+}
+
+/// Reads one HTTP/1.1 response (Content-Length bodies, as switchboard sends).
+async fn next_response(stream: &mut TcpStream, wait: Duration) -> Outcome {
+    let deadline = Instant::now() + wait;
+    let mut buf = Vec::new();
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+            let status = head
+                .split(' ')
+                .nth(1)
+                .and_then(|s| s.parse().ok())
+                .expect("a status line");
+            let length: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .map_or(0, |v| v.trim().parse().expect("content-length"));
+            if buf.len() >= end + 4 + length {
+                let body = String::from_utf8_lossy(&buf[end + 4..end + 4 + length]).into_owned();
+                return Outcome::Answered(status, body);
+            }
+        }
+        let mut chunk = [0u8; 4096];
+        match tokio::time::timeout_at(deadline, stream.read(&mut chunk)).await {
+            Err(_) => return Outcome::Silent,
+            Ok(Ok(0)) | Ok(Err(_)) => return Outcome::Closed,
+            Ok(Ok(n)) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
+const HEALTHZ: &[u8] = b"GET /healthz HTTP/1.1\r\nHost: switchboard\r\n\r\n";
+
+/// The head of a webhook announcing a 100-byte body, with `extra` header lines.
+fn webhook_head(extra: &str) -> Vec<u8> {
+    format!(
+        "POST /twilio/voice HTTP/1.1\r\nHost: switchboard\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n{extra}\r\n"
+    )
+    .into_bytes()
+}
+
+const TIMEOUT_FAILURES: &str = "switchboard_routing_failures_total{reason=\"request_timeout\"}";
+
+#[tokio::test]
+async fn an_unsigned_request_is_refused_before_its_body_arrives() {
+    let signed = app(|_| {}).await;
+    let no_token = app(|s| s.twilio_auth_token = None).await;
+    for (app, extra) in [
+        (&signed, ""),
+        (
+            &no_token,
+            "X-Twilio-Signature: AAAAAAAAAAAAAAAAAAAAAAAAAAA=\r\n",
+        ),
+    ] {
+        let mut stream = connect(app).await;
+        stream.write_all(&webhook_head(extra)).await.unwrap();
+        stream.write_all(b"C").await.unwrap();
+        // 99 bytes of the body never come: the answer cannot depend on them.
+        match next_response(&mut stream, Duration::from_secs(5)).await {
+            Outcome::Answered(status, _) => assert_eq!(status, 403, "{extra:?}"),
+            other => panic!("{extra:?}: {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_slow_signed_body_is_408_never_the_emergency_twiml_nor_a_routing_failure() {
+    let app = app(|s| {
+        // Shorter than the body read timeout: before the fix the emergency
+        // timeout fired while the body was still being read.
+        s.request_timeout = Duration::from_millis(1500);
+        s.connections.body_read_timeout = Duration::from_secs(3);
+    })
+    .await;
+    let before = metric(&app.metrics().await, TIMEOUT_FAILURES);
+    let stream = connect(&app).await;
+    let (mut read, mut write) = stream.into_split();
+    write
+        .write_all(&webhook_head(
+            "X-Twilio-Signature: AAAAAAAAAAAAAAAAAAAAAAAAAAA=\r\n",
+        ))
+        .await
+        .unwrap();
+    // One byte every 200 ms: the 100 bytes would take 20 s.
+    let drip = tokio::spawn(async move {
+        for _ in 0..100 {
+            if write.write_all(b"C").await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+    let mut answer = Vec::new();
+    let got = tokio::time::timeout(Duration::from_secs(15), read.read_to_end(&mut answer)).await;
+    drip.abort();
+    assert!(got.is_ok(), "no answer to a slow body");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(!answer.contains("<Response"), "emergency TwiML: {answer}");
+    assert_eq!(metric(&app.metrics().await, TIMEOUT_FAILURES), before);
+}
+
+#[tokio::test]
+async fn partial_headers_are_closed_after_the_header_timeout() {
+    let app = app(|s| {
+        s.connections.header_read_timeout = Duration::from_millis(300);
+    })
+    .await;
+    let mut stream = connect(&app).await;
+    stream
+        .write_all(b"POST /twilio/voice HTTP/1.1\r\nHost: sw")
+        .await
+        .unwrap();
+    assert_eq!(
+        next_response(&mut stream, Duration::from_secs(5)).await,
+        Outcome::Closed
+    );
+}
+
+#[tokio::test]
+async fn an_idle_keep_alive_connection_outlives_the_header_timeout_then_is_closed() {
+    let app = app(|s| {
+        s.connections.header_read_timeout = Duration::from_millis(300);
+        s.connections.idle_timeout = Duration::from_secs(2);
+    })
+    .await;
+    let mut stream = connect(&app).await;
+    stream.write_all(HEALTHZ).await.unwrap();
+    let first = next_response(&mut stream, Duration::from_secs(5)).await;
+    assert!(matches!(first, Outcome::Answered(200, _)), "{first:?}");
+    // Idle for longer than the header timeout, shorter than the idle timeout.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stream.write_all(HEALTHZ).await.unwrap();
+    let second = next_response(&mut stream, Duration::from_secs(5)).await;
+    assert!(matches!(second, Outcome::Answered(200, _)), "{second:?}");
+    assert_eq!(
+        next_response(&mut stream, Duration::from_secs(10)).await,
+        Outcome::Closed
+    );
+}
+
+#[tokio::test]
+async fn a_later_request_head_on_a_keep_alive_connection_has_the_header_timeout() {
+    let app = app(|s| {
+        s.connections.header_read_timeout = Duration::from_millis(300);
+        s.connections.idle_timeout = Duration::from_secs(60);
+    })
+    .await;
+    let mut stream = connect(&app).await;
+    stream.write_all(HEALTHZ).await.unwrap();
+    let first = next_response(&mut stream, Duration::from_secs(5)).await;
+    assert!(matches!(first, Outcome::Answered(200, _)), "{first:?}");
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\n")
+        .await
+        .unwrap();
+    // Closed by the header timeout, long before the 60 s idle timeout.
+    assert_eq!(
+        next_response(&mut stream, Duration::from_secs(10)).await,
+        Outcome::Closed
+    );
+}
+
+#[tokio::test]
+async fn past_the_connection_cap_a_new_connection_waits_until_one_closes() {
+    let app = app(|s| s.connections.max_connections = 1).await;
+    let mut first = connect(&app).await;
+    first.write_all(HEALTHZ).await.unwrap();
+    let answer = next_response(&mut first, Duration::from_secs(5)).await;
+    assert!(matches!(answer, Outcome::Answered(200, _)), "{answer:?}");
+
+    // The kernel completes the handshake; switchboard does not accept it yet.
+    let mut second = connect(&app).await;
+    second.write_all(HEALTHZ).await.unwrap();
+    assert_eq!(
+        next_response(&mut second, Duration::from_millis(700)).await,
+        Outcome::Silent
+    );
+    drop(first);
+    let answer = next_response(&mut second, Duration::from_secs(5)).await;
+    assert!(matches!(answer, Outcome::Answered(200, _)), "{answer:?}");
+}
