@@ -1,26 +1,26 @@
 --[[ end_call: the caller's call is over (a final status from the number's status
-callback, or a Dial action for a call that hung up). Marks the call ended, so
-it gets no new attempt; whatever agent it still holds is settled by
-settle_attempt ('hangup'), called with the token this script returns.
+callback). Marks the call ended, so it gets no new attempt, and settles whatever
+agent it still holds as a caller hang-up (see `settle` in lib/calls.lua), in one
+script.
 
-KEYS[1]   call hash   sb:{ns}:call:<CallSid>
-ARGV[1]   ms the call hash lives if this creates it (a call we never routed)
+KEYS[1]  call hash  sb:{ns}:call:<CallSid>; the agent and other keys `settle`
+         touches are built from the prefix
+ARGV[1]  JSON EndCallRequest (src/store/requests.rs): {prefix, sid, tail_ms}
 
-Reply: {previous status, agent id, token}: agent and token are '' when the call
-holds no agent. A call already ended answers {'ended', '', ''}.
+Reply: {previous status, settle code}: the status the call had ('none' when it
+was never routed here), and what settling its agent did ('' when it held none).
 ]]
 local call = KEYS[1]
 local c = redis.call('HMGET', call, 'status', 'agent', 'token')
 local status = c[1]
 if status == 'ended' then
-  return {'ended', '', ''}
+  return {'ended', ''}
 end
-if status == 'ringing' or status == 'on_call' then
-  -- settle_attempt ends it, releasing the agent in the same way as any callback.
-  return {status, c[2] or '', c[3] or ''}
+if (status == 'ringing' or status == 'on_call') and c[2] and c[3] and c[3] ~= '' then
+  local settled = settle({sid = req.sid, agent = c[2], token = c[3], outcome = 'hangup',
+    confirm_ms = 0}, req.tail_ms)
+  return {status, settled[1]}
 end
 redis.call('HSET', call, 'status', 'ended', 'token', '', 'settled_at', now_ms())
-if not status then
-  redis.call('PEXPIRE', call, ARGV[1])
-end
-return {status or 'none', '', ''}
+redis.call('PEXPIRE', call, req.tail_ms)
+return {status or 'none', ''}

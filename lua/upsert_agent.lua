@@ -1,40 +1,36 @@
 --[[ upsert_agent: create an agent, or change its name, contact and queues.
 
-KEYS[1]            agent hash          sb:{ns}:agent:<id>
-KEYS[2]            agent index set     sb:{ns}:agents
-KEYS[3 .. 2+Q]     avail zsets of the configured queues (see lib/common.lua)
-ARGV[1]            Q
-ARGV[2 .. 1+Q]     queue names
-ARGV[Q+2]          id
-ARGV[Q+3]          display name
-ARGV[Q+4]          contact (already validated)
-ARGV[Q+5]          queues the agent belongs to, comma separated (already validated)
+KEYS[1]  agent hash  sb:{ns}:agent:<id>; `agents`, `counts` and the `avail:<queue>`
+         lines of its old and new queues are built from the prefix
+ARGV[1]  JSON UpsertAgentRequest (src/store/requests.rs): {prefix, id, name,
+         contact, queues: [names]} (already validated)
 
 Reply: agent_reply(code) with code 'created' or 'updated'.
 A new agent starts offline. An agent who is free keeps its place in line: it is
 re-offered in its new queues at the score it already had. An agent that was
 deleted while on a call and is put back keeps its call.
 ]]
-local agent = KEYS[1]
-local queues = queue_keys(3)
-local b = args_base()
-local id, name, contact, member_of = ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3]
+local agent, id = KEYS[1], req.id
+local member_of = table.concat(req.queues, ',')
 local now = now_ms()
 
-redis.call('SADD', KEYS[2], id)
+redis.call('SADD', K.agents, id)
 if redis.call('EXISTS', agent) == 0 then
-  redis.call('HSET', agent, 'id', id, 'name', name, 'contact', contact, 'queues', member_of,
-    'state', 'offline', 'state_since', now, 'free_at', '', 'call_sid', '', 'token', '',
-    'missed_in_row', 0)
+  redis.call('HSET', agent, 'id', id, 'name', req.name, 'contact', req.contact,
+    'queues', member_of, 'free_at', '', 'call_sid', '', 'token', '', 'missed_in_row', 0)
+  set_state(agent, id, 'offline', {'state_since', now})
   return agent_reply('created', agent, now)
 end
 
-redis.call('HSET', agent, 'name', name, 'contact', contact, 'queues', member_of)
+-- Out of the old queues' lines and counts, into the new ones'.
+local old_queues = queues_of(agent)
+dequeue(id, old_queues)
+uncount(agent, old_queues)
+redis.call('HSET', agent, 'name', req.name, 'contact', req.contact, 'queues', member_of)
 redis.call('HDEL', agent, 'deleted')
 local state = redis.call('HGET', agent, 'state')
+count(req.queues, state, 1)
 if state == 'available' or state == 'wrap_up' then
-  local free_at = tonumber(redis.call('HGET', agent, 'free_at')) or now
-  dequeue(id, queues)
-  enqueue(id, member_of, queues, free_at)
+  enqueue(id, req.queues, tonumber(redis.call('HGET', agent, 'free_at')) or now)
 end
 return agent_reply('updated', agent, now)

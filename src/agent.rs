@@ -169,6 +169,11 @@ impl StateCounts {
         }
     }
 
+    /// Adds `n` agents in `state`.
+    pub fn add(&mut self, state: AgentState, n: usize) {
+        *self.slot(state) += n;
+    }
+
     /// Every state with its count, zeros included.
     pub fn by_state(mut self) -> impl Iterator<Item = (AgentState, usize)> {
         AgentState::ALL

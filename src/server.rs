@@ -19,17 +19,10 @@ use crate::worker;
 /// Builds the application state. Redis is not contacted: a server whose Redis is
 /// down still starts, reports not ready, and answers callers the emergency TwiML.
 pub fn build_state(settings: Settings) -> Result<AppState, StoreError> {
-    let queue_names = settings
-        .routing
-        .queues()
-        .iter()
-        .map(|q| q.name.clone())
-        .collect();
     let store = Store::new(
         &settings.redis_url,
         &settings.namespace,
         settings.redis_timeout,
-        queue_names,
     )?;
     let engine = Engine::new(store, Arc::new(settings.routing.clone()));
     let handle = metrics::install();

@@ -1,20 +1,18 @@
 //! The background worker: every sweep interval it releases reservations and
-//! leases whose deadline passed (invariant 2: nobody stays stuck), forgets
-//! expired caller affinities, and refreshes the `switchboard_agents` gauges.
-//! Any number may run at once: each release is one token-fenced script.
+//! leases whose deadline passed (invariant 2: nobody stays stuck), settles
+//! wrap-ups that ended, and refreshes the `switchboard_agents` gauges.
+//! Any number may run at once: each release is one token-fenced script, the
+//! wrap-up settling runs under a lease one worker holds per interval, and the
+//! gauges read the counts the scripts keep (O(queues), never every agent).
 
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::agent::StateCounts;
 use crate::metrics;
 use crate::routing::Engine;
-use crate::store::lifecycle::SWEEP_BATCH;
+use crate::store::requests::SWEEP_BATCH;
 use crate::store::{StoreError, SweepResult};
-
-/// Affinities forgotten per round at most, so one round stays short.
-const AFFINITY_PRUNE_BATCH: usize = 1000;
 
 /// What one round did (tests step the worker with `sweep_once`).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -42,6 +40,12 @@ pub async fn run(engine: Engine, interval: Duration, shutdown: CancellationToken
         }
         if let Err(e) = sweep_once(&engine).await {
             tracing::warn!(error = %e, "sweep failed; retrying next interval");
+        }
+        let lease_ms = u64::try_from(interval.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        if let Err(e) = engine.store().settle_wrap_ups(lease_ms).await {
+            tracing::warn!(error = %e, "cannot settle ended wrap-ups; retrying next interval");
         }
         if let Err(e) = refresh_gauges(&engine).await {
             tracing::warn!(error = %e, "cannot count agents for the gauges");
@@ -93,17 +97,17 @@ pub async fn sweep_once(engine: &Engine) -> Result<SweepReport, StoreError> {
             break;
         }
     }
-    store.prune_affinity(AFFINITY_PRUNE_BATCH).await?;
     Ok(report)
 }
 
 /// Sets `switchboard_agents{queue,state}` for every configured queue and state
-/// (zeros included, so a queue emptying shows as 0, not as a vanished series).
+/// (zeros included, so a queue emptying shows as 0, not as a vanished series),
+/// from the counts the scripts keep: one read, whatever the roster's size.
 pub async fn refresh_gauges(engine: &Engine) -> Result<(), StoreError> {
-    let agents = engine.store().list_agents().await?;
+    let mut counts = engine.store().state_counts().await?;
     for queue in engine.table().queues() {
-        let members = agents.iter().filter(|a| a.in_queue(&queue.name));
-        for (state, count) in StateCounts::of(members.map(|a| a.state)).by_state() {
+        let queue_counts = counts.remove(&queue.name).unwrap_or_default();
+        for (state, count) in queue_counts.by_state() {
             metrics::agents(&queue.name, state.as_str(), count as u64);
         }
     }

@@ -383,8 +383,8 @@ async fn withheld_caller_ids_share_no_affinity() {
         assert_eq!(dialed(&next).as_deref(), Some(expected), "From {from:?}");
     }
     let mut redis = app.redis().await;
-    let remembered: std::collections::HashMap<String, String> = redis::cmd("HGETALL")
-        .arg("sb:{default}:affinity")
+    let remembered: Vec<String> = redis::cmd("KEYS")
+        .arg("sb:{default}:affinity:*")
         .query_async(&mut redis)
         .await
         .unwrap();

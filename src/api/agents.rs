@@ -2,7 +2,7 @@
 
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
@@ -12,6 +12,7 @@ use utoipa::ToSchema;
 use super::{ApiError, ErrorBody};
 use crate::agent::{AgentState, Contact, SettableState, is_valid_id, is_valid_name};
 use crate::http::AppState;
+use crate::store::agents::MAX_PAGE;
 use crate::store::{AgentView, SetStateOutcome};
 
 /// The agent document of SPEC 1.
@@ -94,6 +95,9 @@ pub struct AgentBody {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AgentList {
     agents: Vec<AgentDoc>,
+    /// The `cursor` of the next page; null on the last page.
+    #[schema(pattern = r"^[0-9]{1,20}$")]
+    next_cursor: Option<String>,
 }
 
 fn valid_id(id: &str) -> Result<(), ApiError> {
@@ -199,23 +203,48 @@ pub async fn get(
     view.map(|v| Json(v.into())).ok_or_else(|| not_found(&id))
 }
 
-/// Every agent, sorted by id.
-#[utoipa::path(get, path = "/v1/agents", operation_id = "list_agents", tag = "agents",
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct ListQuery {
+    /// Where this page starts: the previous page's `next_cursor` (absent: the
+    /// first page).
+    #[param(pattern = r"^[0-9]{1,20}$", nullable = false)]
+    cursor: Option<String>,
+    /// About how many agents a page holds (default 1000).
+    #[param(minimum = 1, maximum = 10000, nullable = false)]
+    limit: Option<usize>,
+}
+
+/// Every agent, a page at a time (`next_cursor` is null on the last page); each
+/// page sorted by id. Paging walks Redis's set with SSCAN: an agent added or
+/// removed meanwhile may be missed or seen twice, and a page may hold a few more
+/// or fewer than `limit`.
+#[utoipa::path(get, path = "/v1/agents", operation_id = "list_agents", tag = "agents", params(ListQuery),
     responses(
-        (status = 200, description = "every agent", body = AgentList),
+        (status = 200, description = "a page of agents", body = AgentList),
+        (status = 400, description = "the query string is not the expected one (limit not a whole number)", body = ErrorBody),
         (status = 401, description = "no or a wrong bearer token", body = ErrorBody),
+        (status = 422, description = "cursor or limit out of its range", body = ErrorBody),
         (status = 503, description = "no admin token configured, or Redis unavailable", body = ErrorBody),
     ))]
-pub async fn list(State(state): State<AppState>) -> Result<Json<AgentList>, ApiError> {
-    let agents: Vec<AgentDoc> = state
-        .engine
-        .store()
-        .list_agents()
-        .await?
-        .into_iter()
-        .map(AgentDoc::from)
-        .collect();
-    Ok(Json(AgentList { agents }))
+pub async fn list(
+    State(state): State<AppState>,
+    Query(query): Query<ListQuery>,
+) -> Result<Json<AgentList>, ApiError> {
+    let limit = query.limit.unwrap_or(1000);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ApiError::Invalid(format!("limit must be 1 to {MAX_PAGE}")));
+    }
+    let cursor = match query.cursor.as_deref() {
+        None => 0,
+        Some(c) => c
+            .parse::<u64>()
+            .map_err(|_| ApiError::Invalid(format!("cursor {c:?} is not a next_cursor")))?,
+    };
+    let page = state.engine.store().list_agents(cursor, limit).await?;
+    Ok(Json(AgentList {
+        agents: page.agents.into_iter().map(AgentDoc::from).collect(),
+        next_cursor: page.next_cursor.map(|c| c.to_string()),
+    }))
 }
 
 /// Delete an agent: no new call; a call in progress ends normally.

@@ -129,7 +129,7 @@ mod tests {
 
     use super::*;
     use crate::agent::{Contact, is_valid_id, is_valid_name};
-    use crate::store::calls::VOICEMAILS_KEPT;
+    use crate::store::requests::VOICEMAILS_KEPT;
 
     fn doc(table: &RoutingTable) -> Value {
         serde_json::to_value(document(table)).expect("the document is JSON")
@@ -259,7 +259,7 @@ mod tests {
         // success: 401/503 from the token checks, 400/413 from the JSON
         // extractor, 422/404/409 from the handler itself.
         let expected: &[(&str, &[&str])] = &[
-            ("list_agents", &["401", "503"]),
+            ("list_agents", &["400", "401", "422", "503"]),
             ("get_agent", &["401", "404", "422", "503"]),
             ("put_agent", &["400", "401", "413", "422", "503"]),
             ("delete_agent", &["401", "404", "422", "503"]),

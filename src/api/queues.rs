@@ -7,10 +7,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::{ApiError, ErrorBody};
-use crate::agent::{AgentState, StateCounts};
+use crate::agent::StateCounts;
 use crate::http::AppState;
-use crate::store::AgentView;
-use crate::store::calls::VOICEMAILS_KEPT;
+use crate::store::requests::VOICEMAILS_KEPT;
 
 /// A queue: its agents by state and its offer order.
 #[derive(Debug, Serialize, ToSchema)]
@@ -18,7 +17,8 @@ pub struct QueueDoc {
     name: String,
     agents: StateCounts,
     /// Ids in the order they would be offered calls; those in wrap-up or
-    /// no-answer delay last, in the order they come back.
+    /// no-answer delay last, in the order they come back. At most the first
+    /// 1,000 (`agents` counts them all).
     available: Vec<String>,
 }
 
@@ -34,22 +34,21 @@ pub struct VoicemailList {
     voicemails: Vec<serde_json::Value>,
 }
 
-fn queue_doc(name: &str, agents: &[AgentView], line: Option<&Vec<String>>) -> QueueDoc {
-    let members: Vec<&AgentView> = agents.iter().filter(|a| a.in_queue(name)).collect();
-    let counts = StateCounts::of(members.iter().map(|a| a.state));
-    let free = |id: &str| {
-        members.iter().any(|a| {
-            a.record.id == id && matches!(a.state, AgentState::Available | AgentState::WrapUp)
-        })
-    };
-    let available = line
-        .map(|l| l.iter().filter(|id| free(id)).cloned().collect())
-        .unwrap_or_default();
-    QueueDoc {
+/// Most agent ids a queue document lists in `available`: the head of the line,
+/// so the document costs the same whatever the roster's size.
+pub const AVAILABLE_LISTED: usize = 1000;
+
+async fn queue_doc(state: &AppState, name: &str) -> Result<QueueDoc, ApiError> {
+    let (agents, available) = state
+        .engine
+        .store()
+        .queue_summary(name, AVAILABLE_LISTED)
+        .await?;
+    Ok(QueueDoc {
         name: name.to_owned(),
-        agents: counts,
+        agents,
         available,
-    }
+    })
 }
 
 /// Every configured queue.
@@ -60,16 +59,10 @@ fn queue_doc(name: &str, agents: &[AgentView], line: Option<&Vec<String>>) -> Qu
         (status = 503, description = "no admin token configured, or Redis unavailable", body = ErrorBody),
     ))]
 pub async fn list(State(state): State<AppState>) -> Result<Json<QueueList>, ApiError> {
-    let store = state.engine.store();
-    let agents = store.list_agents().await?;
-    let lines = store.queue_lines().await?;
-    let queues: Vec<QueueDoc> = state
-        .engine
-        .table()
-        .queues()
-        .iter()
-        .map(|q| queue_doc(&q.name, &agents, lines.get(&q.name)))
-        .collect();
+    let mut queues = Vec::new();
+    for queue in state.engine.table().queues() {
+        queues.push(queue_doc(&state, &queue.name).await?);
+    }
     Ok(Json(QueueList { queues }))
 }
 
@@ -91,10 +84,7 @@ pub async fn get(
     if state.engine.table().queue(&name).is_none() {
         return Err(ApiError::NotFound(format!("no queue {name:?}")));
     }
-    let store = state.engine.store();
-    let agents = store.list_agents().await?;
-    let lines = store.queue_lines().await?;
-    Ok(Json(queue_doc(&name, &agents, lines.get(&name))))
+    Ok(Json(queue_doc(&state, &name).await?))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

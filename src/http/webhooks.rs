@@ -247,15 +247,17 @@ fn render(state: &AppState, base: &str, call_sid: &str, decision: &Decision) -> 
             agent,
             contact,
             token,
+            home,
             queue,
             settings,
             confirm,
             ..
         } => {
-            // `confirm=1` tells the callbacks how to read this attempt's reports;
-            // the signature covers it, so nobody can add or drop it.
+            // `confirm=1` tells the callbacks how to read this attempt's reports,
+            // `home` which queue plans the call's next attempt; the signature
+            // covers both, so nobody can add, drop or change them.
             let attempt = format!(
-                "agent={agent}&token={token}{}",
+                "agent={agent}&token={token}&home={home}{}",
                 if *confirm { "&confirm=1" } else { "" }
             );
             let confirm_url = confirm.then(|| {
@@ -343,11 +345,10 @@ pub async fn voicemail(State(state): State<AppState>, hook: Webhook) -> Result<R
         });
         // Not `message`: that key is the log line's own text.
         tracing::info!(voicemail = %message, "voicemail recorded");
-        let ttl = state.engine.call_ttl_ms();
         let store = state.engine.store();
         let stored = within_budget(
             &state,
-            store.record_voicemail(call_sid, recording_sid, &message, ttl),
+            store.record_voicemail(call_sid, recording_sid, &message),
         )
         .await;
         match stored {
@@ -397,6 +398,8 @@ struct AttemptQuery {
     call: Option<String>,
     #[serde(default)]
     queue: Option<String>,
+    #[serde(default)]
+    home: Option<String>,
 }
 
 impl AttemptQuery {
@@ -448,7 +451,16 @@ fn dial_call_status(
     caller_gone: bool,
 ) -> Result<(&str, Outcome), Refusal> {
     let status = params.text("DialCallStatus")?;
-    let outcome = routing::dial_outcome(status, kind, caller_gone)
+    let report = routing::DialReport {
+        dial_call_status: status,
+        bridged: match params.get("DialBridged") {
+            Some(b) if b.eq_ignore_ascii_case("true") => Some(true),
+            Some(b) if b.eq_ignore_ascii_case("false") => Some(false),
+            _ => None,
+        },
+        caller_gone,
+    };
+    let outcome = routing::dial_outcome(report, kind)
         .ok_or(Refusal::Params(ParamsError::Malformed("DialCallStatus")))?;
     Ok((status, outcome))
 }
@@ -478,7 +490,7 @@ pub async fn dial_action(
     };
     let span = tracing::info_span!("call", call_sid, agent, dial_status);
     Ok(async {
-        match within_budget(&state, state.engine.dial_action(&report, &call)).await {
+        match within_budget(&state, state.engine.dial_action(&report, &call, attempt.home.as_deref())).await {
             Ok(decision) => twiml_response(render(&state, &base, call_sid, &decision)),
             Err(e) => {
                 metrics::routing_failure(e.reason());

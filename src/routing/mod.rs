@@ -8,8 +8,12 @@ use std::sync::Arc;
 use crate::agent::Contact;
 use crate::config::{FallbackStep, Queue, QueueSettings, RoutingTable};
 use crate::metrics;
-use crate::store::calls::PlanEntry;
-use crate::store::{Outcome, RouteOutcome, RouteRequest, Settled, Store, StoreError};
+use crate::store::calls::new_token;
+use crate::store::requests::{CALL_TAIL_MS, CONFIRM_WINDOW_MS};
+use crate::store::{
+    AttemptRequest, NextStep, Outcome, PlanEntry, RouteOutcome, RouteRequest, SettleCode, Settled,
+    Store, StoreError,
+};
 
 /// An incoming call, as `POST /twilio/voice` describes it.
 #[derive(Debug, Clone)]
@@ -37,6 +41,8 @@ pub enum Decision {
         agent: String,
         contact: Contact,
         token: String,
+        /// The call's own queue (its Dial action plans the next attempt from it).
+        home: String,
         /// The queue the agent was taken from, and its settings.
         queue: String,
         settings: QueueSettings,
@@ -61,23 +67,34 @@ pub enum AttemptKind {
     Confirm,
 }
 
-/// `DialCallStatus` of a Dial action, as an attempt outcome; `caller_gone` when
-/// the action's own `CallStatus` (the caller's leg) is final. A caller who hung
-/// up ends the attempt as a hang-up whatever the agent's leg did: nobody new is
-/// rung and a ringing agent is free at once, without a miss.
-pub fn dial_outcome(
-    dial_call_status: &str,
-    kind: AttemptKind,
-    caller_gone: bool,
-) -> Option<Outcome> {
-    let outcome = match (dial_call_status, kind) {
-        ("completed" | "answered", AttemptKind::Plain) => Outcome::Completed,
-        ("completed" | "answered", AttemptKind::Confirm) => Outcome::Ended,
-        ("no-answer" | "busy" | "failed", _) => Outcome::Miss,
-        ("canceled", _) => Outcome::Hangup,
+/// What a Dial action reports about its attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DialReport<'a> {
+    /// `DialCallStatus`: how the agent's leg ended.
+    pub dial_call_status: &'a str,
+    /// `DialBridged`, when Twilio sends it: whether the agent's leg was connected
+    /// to the caller.
+    pub bridged: Option<bool>,
+    /// The action's own `CallStatus` (the caller's leg) is final.
+    pub caller_gone: bool,
+}
+
+/// A Dial action's report as an attempt outcome. A caller who hung up ends the
+/// attempt as a hang-up whatever the agent's leg did: nobody new is rung and a
+/// ringing agent is free at once, without a miss. On a confirm attempt a
+/// `completed` leg was the agent's call only if it was bridged; without
+/// `DialBridged` the script decides from whether the agent pressed 1 (`Ended`).
+pub fn dial_outcome(report: DialReport<'_>, kind: AttemptKind) -> Option<Outcome> {
+    let outcome = match (report.dial_call_status, kind, report.bridged) {
+        ("completed" | "answered", AttemptKind::Plain, _) => Outcome::Completed,
+        ("completed" | "answered", AttemptKind::Confirm, Some(true)) => Outcome::Completed,
+        ("completed" | "answered", AttemptKind::Confirm, Some(false)) => Outcome::Miss,
+        ("completed" | "answered", AttemptKind::Confirm, None) => Outcome::Ended,
+        ("no-answer" | "busy" | "failed", _, _) => Outcome::Miss,
+        ("canceled", _, _) => Outcome::Hangup,
         _ => return None,
     };
-    Some(if caller_gone && outcome != Outcome::Completed {
+    Some(if report.caller_gone && outcome != Outcome::Completed {
         Outcome::Hangup
     } else {
         outcome
@@ -119,6 +136,19 @@ pub fn affinity_caller(from: &str) -> &str {
     }
 }
 
+/// Logs a report that changed something.
+fn log_settled(report: &AttemptReport<'_>, settled: &Settled, from: &'static str) {
+    if settled.applied() {
+        tracing::info!(
+            from,
+            agent = report.agent,
+            outcome = ?report.outcome,
+            agent_state = settled.agent_state.as_deref().unwrap_or(""),
+            "dial attempt settled"
+        );
+    }
+}
+
 /// The final `CallStatus` values of a call: it is over.
 pub const FINAL_CALL_STATUSES: [&str; 5] = ["completed", "busy", "failed", "no-answer", "canceled"];
 
@@ -151,7 +181,7 @@ impl Engine {
             .map(|q| u64::from(q.settings.max_call_secs) * 1000 + q.settings.reservation_ms())
             .max()
             .unwrap_or(0);
-        longest + 3_600_000
+        longest + CALL_TAIL_MS
     }
 
     /// Routes an incoming call: the agent who last answered this caller if free
@@ -160,109 +190,104 @@ impl Engine {
     /// CallSid routed again gets the same answer and reserves nobody.
     pub async fn incoming(&self, call: &IncomingCall<'_>) -> Result<Decision, StoreError> {
         let home = self.table.queue_for_number(call.to);
-        self.route(call.call_sid, affinity_caller(call.from), home, true)
-            .await
+        let request = self.route_request(call.call_sid, affinity_caller(call.from), home);
+        let outcome = self.store.route_call(&request).await?;
+        self.decide(&home.name, outcome, true)
     }
 
-    /// The Dial action: settles the attempt, then the call's next step — the next
-    /// agent after a miss, a hang-up when the call is over, or (for a replayed
-    /// action) the answer already given.
+    /// The Dial action: settles the attempt and decides the call's next step in
+    /// one script — the next agent after a miss, a hang-up when the call is over
+    /// (a stale report of a completed or hung-up call never rings another agent),
+    /// or, for a replayed action, the answer already given. A call Redis lost
+    /// (restarted empty) whose caller still waits is routed afresh.
     pub async fn dial_action(
         &self,
         report: &AttemptReport<'_>,
         call: &IncomingCall<'_>,
+        home: Option<&str>,
     ) -> Result<Decision, StoreError> {
-        let settled = self.settle(report, "dial action").await?;
-        if settled.unknown() {
-            // Redis lost the call (restarted empty). A caller still waiting is
-            // routed afresh; a finished call is simply over.
-            return match report.outcome {
-                Outcome::Miss => self.incoming(call).await,
-                _ => Ok(Decision::Hangup),
-            };
-        }
-        // A call whose attempt completed, or whose caller hung up, is over: a
-        // stale report of that kind must never ring another agent.
-        let over = matches!(report.outcome, Outcome::Completed | Outcome::Hangup);
-        if settled.call_status == "ended" || (over && !settled.applied()) {
-            return Ok(Decision::Hangup);
-        }
-        let home = self
-            .table
-            .queue(&settled.queue)
+        // `home` comes from the signed action URL; a URL without it (written by
+        // an older version) falls back to the called number's queue.
+        let home = home
+            .and_then(|name| self.table.queue(name))
             .unwrap_or_else(|| self.table.queue_for_number(call.to));
-        self.route(report.call_sid, &settled.caller, home, false)
-            .await
+        let next = self.route_request(call.call_sid, affinity_caller(call.from), home);
+        let (settled, step) = self
+            .store
+            .settle_and_route(self.attempt(report), next)
+            .await?;
+        log_settled(report, &settled, "dial action");
+        match step {
+            NextStep::Hangup => Ok(Decision::Hangup),
+            NextStep::Route(outcome) => {
+                // A call Redis had lost is new to the metrics.
+                let first = settled.code == SettleCode::Unknown;
+                self.decide(&home.name, outcome, first)
+            }
+        }
     }
 
     /// The agent leg's status callback: answered, or how the leg ended.
     pub async fn agent_status(&self, report: &AttemptReport<'_>) -> Result<(), StoreError> {
-        self.settle(report, "agent leg").await.map(|_| ())
+        let settled = self.store.settle_attempt(self.attempt(report)).await?;
+        log_settled(report, &settled, "agent leg");
+        Ok(())
     }
 
     /// A confirm attempt's agent pressed 1: the call is theirs if this attempt
-    /// still holds it (or a late press recovers it). `false`: the call moved on
-    /// or ended, and the agent's leg must not be connected.
+    /// still holds it, a late press recovers it, or it is the same press again.
+    /// `false`: the call moved on or ended, or the agent is held by another call
+    /// meanwhile, and the agent's leg must not be connected.
     pub async fn accept(&self, report: &AttemptReport<'_>) -> Result<bool, StoreError> {
-        let settled = self.settle(report, "agent pressed 1").await?;
-        Ok(settled.applied())
-    }
-
-    /// Applies one report of an attempt, logging what it changed.
-    async fn settle(
-        &self,
-        report: &AttemptReport<'_>,
-        from: &'static str,
-    ) -> Result<Settled, StoreError> {
-        let settled = self
-            .store
-            .settle_attempt(report.call_sid, report.agent, report.token, report.outcome)
-            .await?;
-        if settled.applied() {
-            tracing::info!(
-                from,
-                agent = report.agent,
-                outcome = ?report.outcome,
-                agent_state = settled.agent_state,
-                "dial attempt settled"
-            );
-        }
-        Ok(settled)
+        let settled = self.store.settle_attempt(self.attempt(report)).await?;
+        log_settled(report, &settled, "agent pressed 1");
+        let agent_on_the_call = settled.agent_state.as_deref() == Some("on_call");
+        Ok(match settled.code {
+            SettleCode::Applied | SettleCode::Duplicate => agent_on_the_call,
+            SettleCode::Recovered => agent_on_the_call,
+            SettleCode::Stale | SettleCode::Unknown => false,
+        })
     }
 
     /// The number's status callback with a final status: whatever the call still
     /// holds is released, and it gets no new attempt.
     pub async fn call_ended(&self, call_sid: &str) -> Result<(), StoreError> {
-        self.store.end_call(call_sid, self.call_ttl_ms()).await
+        self.store.end_call(call_sid).await
     }
 
-    async fn route(
-        &self,
-        call_sid: &str,
-        caller: &str,
-        home: &Queue,
-        first: bool,
-    ) -> Result<Decision, StoreError> {
+    fn attempt<'a>(&self, report: &AttemptReport<'a>) -> AttemptRequest<'a> {
+        AttemptRequest {
+            sid: report.call_sid,
+            agent: report.agent,
+            token: report.token,
+            outcome: report.outcome,
+            confirm_ms: CONFIRM_WINDOW_MS,
+        }
+    }
+
+    /// Everything the route script needs for a call to `home`: its plan (own
+    /// queue, then overflow queues) and the step after them.
+    fn route_request<'a>(
+        &'a self,
+        call_sid: &'a str,
+        caller: &'a str,
+        home: &'a Queue,
+    ) -> RouteRequest<'a> {
         let plan = self.table.plan(home);
-        let request = RouteRequest {
-            call_sid,
+        RouteRequest {
+            sid: call_sid,
+            token: new_token(),
             caller,
-            home_queue: &home.name,
+            home: &home.name,
             call_ttl_ms: self.call_ttl_ms(),
             max_attempts: home.settings.max_attempts,
+            step: plan.terminal.to_string(),
             plan: plan
                 .queues
                 .iter()
-                .map(|(queue, via)| PlanEntry {
-                    queue: &queue.name,
-                    via,
-                    settings: &queue.settings,
-                })
+                .map(|(queue, via)| PlanEntry::new(&queue.name, via, &queue.settings))
                 .collect(),
-            terminal_step: plan.terminal.to_string(),
-        };
-        let outcome = self.store.route_call(&request).await?;
-        self.decide(&home.name, outcome, first)
+        }
     }
 
     /// Turns a script's outcome into a decision, counting it the first time.
@@ -286,6 +311,17 @@ impl Engine {
                     script: "route_call",
                     detail: format!("agent {agent} has an invalid contact {contact:?}"),
                 })?;
+                // A contact stored before `[contacts] allow` was set is never
+                // dialled: the caller gets the emergency answer and the
+                // reservation expires as a miss.
+                if !self.table.contacts.allows(&contact.to_string()) {
+                    return Err(StoreError::Reply {
+                        script: "route_call",
+                        detail: format!(
+                            "agent {agent}'s contact {contact} is not allowed by [contacts] allow"
+                        ),
+                    });
+                }
                 let from_queue = self.table.queue(&queue);
                 let settings =
                     from_queue.map_or_else(QueueSettings::default, |q| q.settings.clone());
@@ -306,6 +342,7 @@ impl Engine {
                     agent,
                     contact,
                     token,
+                    home: home.to_owned(),
                     queue,
                     settings,
                     attempt,

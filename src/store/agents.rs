@@ -6,8 +6,12 @@ use std::collections::HashMap;
 
 use redis::Value;
 
+use super::requests::{DeleteAgentRequest, SetStateRequest, UpsertAgentRequest};
 use super::{Store, StoreError, scripts, text, texts};
-use crate::agent::{AgentState, SettableState};
+use crate::agent::{AgentState, SettableState, StateCounts};
+
+/// Most agents one `GET /v1/agents` page may ask for.
+pub const MAX_PAGE: usize = 10_000;
 
 /// An agent's hash, as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,6 +125,13 @@ pub enum SetStateOutcome {
     Conflict(String),
 }
 
+/// One page of agents and where the next begins (`None`: this was the last).
+#[derive(Debug, Clone)]
+pub struct AgentPage {
+    pub agents: Vec<AgentView>,
+    pub next_cursor: Option<u64>,
+}
+
 impl Store {
     /// Creates or updates an agent; `true` when it was created.
     pub async fn upsert_agent(
@@ -130,18 +141,20 @@ impl Store {
         contact: &str,
         queues: &[String],
     ) -> Result<(bool, AgentView), StoreError> {
-        let k = self.keys();
+        let request = UpsertAgentRequest {
+            id,
+            name,
+            contact,
+            queues,
+        };
         let reply = self
-            .invoke(
-                &scripts::UPSERT_AGENT,
-                &[k.agent(id), k.agents()],
-                &[],
-                &[id.into(), name.into(), contact.into(), queues.join(",")],
-            )
+            .invoke(&scripts::UPSERT_AGENT, self.keys().agent(id), &request)
             .await?;
         match agent_reply(scripts::UPSERT_AGENT.name, &reply)? {
-            (code, Some(view)) => Ok((code == "created", view)),
-            (code, None) => Err(StoreError::reply(scripts::UPSERT_AGENT.name, code)),
+            (code, Some(view)) if code == "created" || code == "updated" => {
+                Ok((code == "created", view))
+            }
+            (code, _) => Err(StoreError::reply(scripts::UPSERT_AGENT.name, code)),
         }
     }
 
@@ -151,13 +164,12 @@ impl Store {
         state: SettableState,
         force: bool,
     ) -> Result<SetStateOutcome, StoreError> {
+        let request = SetStateRequest {
+            state: state.as_str(),
+            force,
+        };
         let reply = self
-            .invoke(
-                &scripts::SET_AGENT_STATE,
-                &[self.keys().agent(id)],
-                &[],
-                &[state.as_str().into(), if force { "1" } else { "0" }.into()],
-            )
+            .invoke(&scripts::SET_AGENT_STATE, self.keys().agent(id), &request)
             .await?;
         let name = scripts::SET_AGENT_STATE.name;
         match agent_reply(name, &reply)? {
@@ -173,16 +185,21 @@ impl Store {
 
     /// `true` when an agent was deleted, `false` when there was none.
     pub async fn delete_agent(&self, id: &str) -> Result<bool, StoreError> {
-        let k = self.keys();
         let reply = self
             .invoke(
                 &scripts::DELETE_AGENT,
-                &[k.agent(id), k.agents()],
-                &[],
-                &[id.into()],
+                self.keys().agent(id),
+                &DeleteAgentRequest { id },
             )
             .await?;
-        Ok(text(&reply).as_deref() == Some("1"))
+        match text(&reply).as_deref() {
+            Some("1") => Ok(true),
+            Some("0") => Ok(false),
+            _ => Err(StoreError::reply(
+                scripts::DELETE_AGENT.name,
+                format!("{reply:?}"),
+            )),
+        }
     }
 
     /// Redis `TIME` in ms, the clock every script uses.
@@ -206,20 +223,39 @@ impl Store {
         Ok(AgentRecord::from_fields(&fields).map(|r| r.view(now)))
     }
 
-    /// Every agent, sorted by id.
-    pub async fn list_agents(&self) -> Result<Vec<AgentView>, StoreError> {
-        let mut ids: Vec<String> = self
-            .query("list_agents", {
-                let mut p = redis::pipe();
-                p.smembers(self.keys().agents());
-                p
+    /// A page of agents from `cursor` (0: the first), about `limit` of them
+    /// (SSCAN's COUNT: Redis may give a few more or fewer), sorted by id within
+    /// the page. Cost is O(limit), whatever the roster's size.
+    pub async fn list_agents(&self, cursor: u64, limit: usize) -> Result<AgentPage, StoreError> {
+        let (next, ids): (u64, Vec<String>) = self
+            .with_conn("list_agents", |mut conn| {
+                let key = self.keys().agents();
+                async move {
+                    Ok(redis::cmd("SSCAN")
+                        .arg(key)
+                        .arg(cursor)
+                        .arg("COUNT")
+                        .arg(limit.clamp(1, MAX_PAGE))
+                        .query_async(&mut conn)
+                        .await?)
+                }
             })
-            .await
-            .map(|(ids,): (Vec<String>,)| ids)?;
+            .await?;
+        let mut ids = ids;
         ids.sort();
+        ids.dedup();
+        let agents = self.agents_by_id(&ids).await?;
+        Ok(AgentPage {
+            agents,
+            next_cursor: (next != 0).then_some(next),
+        })
+    }
+
+    /// The agents of `ids` that exist, in that order, in one round trip.
+    async fn agents_by_id(&self, ids: &[String]) -> Result<Vec<AgentView>, StoreError> {
         let mut pipe = redis::pipe();
         Self::time_cmd(&mut pipe);
-        for id in &ids {
+        for id in ids {
             pipe.hgetall(self.keys().agent(id));
         }
         let replies: Vec<Value> = self.query("list_agents", pipe).await?;
@@ -239,15 +275,49 @@ impl Store {
         Ok(agents)
     }
 
-    /// Every configured queue's members in offer order (lowest score first:
-    /// those in wrap-up or no-answer delay last), by queue name.
-    pub async fn queue_lines(&self) -> Result<HashMap<String, Vec<String>>, StoreError> {
+    /// Every queue's agents by stored state, from the counts the scripts keep
+    /// (`counts`, lua/lib/agents.lua): O(queues × states), whatever the roster.
+    pub async fn state_counts(&self) -> Result<HashMap<String, StateCounts>, StoreError> {
         let mut pipe = redis::pipe();
-        for key in &self.queue_keys {
-            pipe.zrange(key, 0, -1);
+        pipe.hgetall(self.keys().counts());
+        let (fields,): (HashMap<String, i64>,) = self.query("state_counts", pipe).await?;
+        let mut counts: HashMap<String, StateCounts> = HashMap::new();
+        for (field, n) in fields {
+            let Some((queue, state)) = field.rsplit_once('|') else {
+                continue;
+            };
+            if let Some(state) = AgentState::parse(state) {
+                counts
+                    .entry(queue.to_owned())
+                    .or_default()
+                    .add(state, usize::try_from(n).unwrap_or(0));
+            }
         }
-        let lines: Vec<Vec<String>> = self.query("queue_lines", pipe).await?;
-        Ok(self.queue_names.iter().cloned().zip(lines).collect())
+        Ok(counts)
+    }
+
+    /// One queue's counts by state, and the first `limit` agents of its line in
+    /// offer order (lowest score first: those in wrap-up or no-answer delay
+    /// last), in one round trip.
+    pub async fn queue_summary(
+        &self,
+        queue: &str,
+        limit: usize,
+    ) -> Result<(StateCounts, Vec<String>), StoreError> {
+        let mut pipe = redis::pipe();
+        let fields: Vec<String> = AgentState::ALL
+            .iter()
+            .map(|s| format!("{queue}|{}", s.as_str()))
+            .collect();
+        pipe.cmd("HMGET").arg(self.keys().counts()).arg(&fields);
+        pipe.zrange(self.keys().avail(queue), 0, limit.max(1) as isize - 1);
+        let (numbers, line): (Vec<Option<i64>>, Vec<String>) =
+            self.query("queue_summary", pipe).await?;
+        let mut counts = StateCounts::default();
+        for (state, n) in AgentState::ALL.into_iter().zip(numbers) {
+            counts.add(state, n.and_then(|n| usize::try_from(n).ok()).unwrap_or(0));
+        }
+        Ok((counts, line))
     }
 }
 

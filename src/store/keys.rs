@@ -1,5 +1,6 @@
 //! Redis key names. Every key of a namespace carries the hash tag `{ns}`, so a
 //! namespace lives in one Cluster slot and a script may touch any of its keys.
+//! The scripts build the same names from the prefix (`K` in lua/lib/common.lua).
 
 #[derive(Debug, Clone)]
 pub struct Keys {
@@ -13,6 +14,11 @@ impl Keys {
         Keys {
             prefix: format!("sb:{{{namespace}}}:"),
         }
+    }
+
+    /// `sb:{ns}:`, which the scripts build every other key from.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
     }
 
     /// Hash: one agent.
@@ -40,14 +46,20 @@ impl Keys {
         format!("{}deadlines", self.prefix)
     }
 
-    /// Hash: caller number -> the agent who last answered them.
-    pub fn affinity(&self) -> String {
-        format!("{}affinity", self.prefix)
+    /// String with a TTL of `affinity_days`: the agent who last answered a caller.
+    pub fn affinity(&self, caller: &str) -> String {
+        format!("{}affinity:{caller}", self.prefix)
     }
 
-    /// Sorted set: caller number -> ms its affinity is forgotten.
-    pub fn affinity_expiry(&self) -> String {
-        format!("{}affinity_expiry", self.prefix)
+    /// Hash: `<queue>|<state>` -> how many of the queue's agents are in that state,
+    /// kept by the scripts that move agents.
+    pub fn counts(&self) -> String {
+        format!("{}counts", self.prefix)
+    }
+
+    /// Sorted set: agents in wrap-up, scored by the ms it ends.
+    pub fn wrap_ups(&self) -> String {
+        format!("{}wrap_ups", self.prefix)
     }
 
     /// List: recorded voicemail messages, newest first.
@@ -70,8 +82,9 @@ mod tests {
             k.call("CA1"),
             k.deadlines(),
             k.voicemails(),
-            k.affinity(),
-            k.affinity_expiry(),
+            k.affinity("+15005550001"),
+            k.counts(),
+            k.wrap_ups(),
         ] {
             assert!(key.starts_with("sb:{acme}:"), "{key}");
         }

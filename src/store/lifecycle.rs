@@ -1,14 +1,21 @@
 //! The rest of a call's life in Redis: settling a dial attempt from Twilio's
-//! callbacks, ending a call, and the worker's sweep of deadlines nobody met.
+//! callbacks (with the call's next step, for a Dial action), ending a call, and
+//! the worker's sweeps of deadlines nobody met and wrap-ups that ended.
 
-use super::{Store, StoreError, scripts, text, texts};
+use serde::Serialize;
+
+use super::calls::decode_route;
+use super::requests::{
+    AttemptRequest, CALL_TAIL_MS, EndCallRequest, LimitRequest, RouteRequest, SWEEP_BATCH,
+    SettleRequest, SweepDefaults, SweepRequest, WRAP_UPS_BATCH, WrapUpsRequest,
+};
+use super::{RouteOutcome, Store, StoreError, scripts, text, texts};
 use crate::config::QueueSettings;
 
-/// Most deadlines one sweep round reads; the worker loops while rounds are full.
-pub const SWEEP_BATCH: usize = 500;
-
-/// What Twilio reported about one dial attempt, as `settle_attempt.lua` takes it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What Twilio reported about one dial attempt, as `settle` in lua/lib/calls.lua
+/// takes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Outcome {
     Answered,
     Completed,
@@ -20,31 +27,45 @@ pub enum Outcome {
     Ended,
 }
 
-/// How long a confirm attempt's agent has, from pick-up, to hear who is calling
-/// and press 1: the prompt, `<Gather timeout="5">`, and slack for the callbacks.
-pub const CONFIRM_WINDOW_MS: u64 = 30_000;
+/// What a report did (`settle`'s first reply element).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SettleCode {
+    /// The current attempt changed.
+    Applied,
+    /// A late report of an attempt released meanwhile took effect.
+    Recovered,
+    /// The answer of a call already on the line, again.
+    Duplicate,
+    /// Not the current attempt, or already settled: nothing changed.
+    Stale,
+    /// No such call (never routed here, or Redis lost it).
+    Unknown,
+}
 
-impl Outcome {
-    fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Answered => "answered",
-            Outcome::Completed => "completed",
-            Outcome::Miss => "miss",
-            Outcome::Hangup => "hangup",
-            Outcome::PickedUp => "picked_up",
-            Outcome::Ended => "ended",
-        }
+impl SettleCode {
+    fn parse(code: &str) -> Option<SettleCode> {
+        Some(match code {
+            "applied" => SettleCode::Applied,
+            "recovered" => SettleCode::Recovered,
+            "duplicate" => SettleCode::Duplicate,
+            "stale" => SettleCode::Stale,
+            "unknown" => SettleCode::Unknown,
+            _ => return None,
+        })
     }
 }
 
-/// The reply of `settle_attempt.lua`.
+/// The reply of `settle`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settled {
-    /// `applied`, `recovered`, `stale` or `unknown`.
-    pub code: String,
+    pub code: SettleCode,
+    /// The call's own queue, and its caller (as routed).
     pub queue: String,
     pub caller: String,
-    pub agent_state: String,
+    /// What the agent became (`on_call`, `wrap_up`, `available`, `away`,
+    /// `reserved`, `deleted`), if it was touched.
+    pub agent_state: Option<String>,
+    /// The call's status afterwards (`ringing`, `on_call`, `retry`, `ended`, …).
     pub call_status: String,
 }
 
@@ -52,12 +73,15 @@ impl Settled {
     /// This report changed something (the current attempt, or a late report
     /// of an expired one).
     pub fn applied(&self) -> bool {
-        self.code == "applied" || self.code == "recovered"
+        matches!(self.code, SettleCode::Applied | SettleCode::Recovered)
     }
+}
 
-    pub fn unknown(&self) -> bool {
-        self.code == "unknown"
-    }
+/// A Dial action's next step, decided in the same script as its settlement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NextStep {
+    Route(RouteOutcome),
+    Hangup,
 }
 
 /// What one sweep of a due deadline did.
@@ -91,83 +115,79 @@ impl<'a> Deadline<'a> {
     }
 }
 
+fn decode_settled(script: &'static str, items: &[String]) -> Result<Settled, StoreError> {
+    let [code, queue, caller, agent_state, call_status] = items.get(..5).unwrap_or(&[]) else {
+        return Err(StoreError::reply(script, format!("{items:?}")));
+    };
+    let code = SettleCode::parse(code)
+        .ok_or_else(|| StoreError::reply(script, format!("unknown code {code:?}")))?;
+    Ok(Settled {
+        code,
+        queue: queue.clone(),
+        caller: caller.clone(),
+        agent_state: (!agent_state.is_empty()).then(|| agent_state.clone()),
+        call_status: call_status.clone(),
+    })
+}
+
 impl Store {
-    /// Applies one callback's outcome to the attempt `token` of call `call_sid`.
-    pub async fn settle_attempt(
+    /// Applies one callback's report to its attempt.
+    pub async fn settle_attempt(&self, attempt: AttemptRequest<'_>) -> Result<Settled, StoreError> {
+        let name = scripts::SETTLE_ATTEMPT.name;
+        let key = self.keys().call(attempt.sid);
+        let request = SettleRequest {
+            tail_ms: CALL_TAIL_MS,
+            settle: attempt,
+            next: None,
+        };
+        let reply = self.invoke(&scripts::SETTLE_ATTEMPT, key, &request).await?;
+        decode_settled(name, &texts(name, &reply)?)
+    }
+
+    /// A Dial action: settles its attempt, then decides the call's next step
+    /// with `next` (the plan of the call's queue), in one script.
+    pub async fn settle_and_route(
         &self,
-        call_sid: &str,
-        agent: &str,
-        token: &str,
-        outcome: Outcome,
-    ) -> Result<Settled, StoreError> {
-        let k = self.keys();
-        let reply = self
-            .invoke(
-                &scripts::SETTLE_ATTEMPT,
-                &[
-                    k.call(call_sid),
-                    k.agent(agent),
-                    k.deadlines(),
-                    k.affinity(),
-                    k.affinity_expiry(),
-                ],
-                &[],
-                &[
-                    token.into(),
-                    outcome.as_str().into(),
-                    agent.into(),
-                    CONFIRM_WINDOW_MS.to_string(),
-                ],
-            )
-            .await?;
-        let items = texts(scripts::SETTLE_ATTEMPT.name, &reply)?;
-        let field = |i: usize| items.get(i).cloned().unwrap_or_default();
-        Ok(Settled {
-            code: field(0),
-            queue: field(1),
-            caller: field(2),
-            agent_state: field(3),
-            call_status: field(4),
-        })
+        attempt: AttemptRequest<'_>,
+        next: RouteRequest<'_>,
+    ) -> Result<(Settled, NextStep), StoreError> {
+        let name = scripts::SETTLE_ATTEMPT.name;
+        let key = self.keys().call(attempt.sid);
+        let request = SettleRequest {
+            tail_ms: CALL_TAIL_MS,
+            settle: attempt,
+            next: Some(next),
+        };
+        let reply = self.invoke(&scripts::SETTLE_ATTEMPT, key, &request).await?;
+        let items = texts(name, &reply)?;
+        let settled = decode_settled(name, &items)?;
+        let step = match items.get(5).map(String::as_str) {
+            Some("hangup") => NextStep::Hangup,
+            Some(_) => NextStep::Route(decode_route(name, &items[5..])?),
+            None => return Err(StoreError::reply(name, "no next step")),
+        };
+        Ok((settled, step))
     }
 
     /// Ends a call: no new attempt, and the agent it holds (if any) is settled as
-    /// a caller hang-up. Retries when a callback moved the call meanwhile.
-    pub async fn end_call(&self, call_sid: &str, call_ttl_ms: u64) -> Result<(), StoreError> {
-        for _ in 0..4 {
-            let reply = self
-                .invoke_plain(
-                    &scripts::END_CALL,
-                    &[self.keys().call(call_sid)],
-                    &[call_ttl_ms.to_string()],
-                )
-                .await?;
-            let items = texts(scripts::END_CALL.name, &reply)?;
-            let (agent, token) = match (items.get(1), items.get(2)) {
-                (Some(a), Some(t)) if !a.is_empty() && !t.is_empty() => (a, t),
-                _ => return Ok(()),
-            };
-            if self
-                .settle_attempt(call_sid, agent, token, Outcome::Hangup)
-                .await?
-                .applied()
-            {
-                return Ok(());
-            }
-        }
-        Err(StoreError::reply(
-            scripts::END_CALL.name,
-            "the call kept moving while it was ended",
-        ))
+    /// a caller hang-up, in one script.
+    pub async fn end_call(&self, call_sid: &str) -> Result<(), StoreError> {
+        let request = EndCallRequest {
+            sid: call_sid,
+            tail_ms: CALL_TAIL_MS,
+        };
+        let key = self.keys().call(call_sid);
+        self.invoke(&scripts::END_CALL, key, &request).await?;
+        Ok(())
     }
 
     /// Reservations and leases whose deadline has passed, oldest first.
     pub async fn due_deadlines(&self) -> Result<Vec<String>, StoreError> {
         let reply = self
-            .invoke_plain(
+            .invoke(
                 &scripts::DUE_DEADLINES,
-                &[self.keys().deadlines()],
-                &[SWEEP_BATCH.to_string()],
+                self.keys().deadlines(),
+                &LimitRequest { limit: SWEEP_BATCH },
             )
             .await?;
         texts(scripts::DUE_DEADLINES.name, &reply)
@@ -180,6 +200,7 @@ impl Store {
         member: &str,
         defaults: &QueueSettings,
     ) -> Result<SweepResult, StoreError> {
+        let name = scripts::SWEEP_DEADLINE.name;
         // A member we did not write is dropped by the script: with keys of no
         // call and no agent, nothing else matches its (empty) token.
         let d = Deadline::parse(member).unwrap_or(Deadline {
@@ -188,42 +209,58 @@ impl Store {
             agent: "invalid",
             token: "",
         });
-        let k = self.keys();
+        let request = SweepRequest {
+            member,
+            kind: d.kind,
+            sid: d.call_sid,
+            agent: d.agent,
+            token: d.token,
+            tail_ms: CALL_TAIL_MS,
+            defaults: SweepDefaults {
+                wrap_up_ms: u64::from(defaults.wrap_up_secs) * 1000,
+                delay_ms: u64::from(defaults.no_answer_delay_secs) * 1000,
+                max_missed: defaults.max_missed_in_row,
+            },
+        };
         let reply = self
-            .invoke(
-                &scripts::SWEEP_DEADLINE,
-                &[k.deadlines(), k.call(d.call_sid), k.agent(d.agent)],
-                &[],
-                &[
-                    member.into(),
-                    d.kind.into(),
-                    d.agent.into(),
-                    d.token.into(),
-                    (u64::from(defaults.wrap_up_secs) * 1000).to_string(),
-                    (u64::from(defaults.no_answer_delay_secs) * 1000).to_string(),
-                    defaults.max_missed_in_row.to_string(),
-                ],
-            )
+            .invoke(&scripts::SWEEP_DEADLINE, self.keys().deadlines(), &request)
             .await?;
-        let items = texts(scripts::SWEEP_DEADLINE.name, &reply)?;
+        let items = texts(name, &reply)?;
         let queue = items.get(1).cloned().unwrap_or_default();
-        Ok(match items.first().map(String::as_str) {
-            Some("expired_reservation") => SweepResult::ExpiredReservation { queue },
-            Some("expired_lease") => SweepResult::ExpiredLease { queue },
-            _ => SweepResult::Nothing,
-        })
+        match items.first().map(String::as_str) {
+            Some("expired_reservation") => Ok(SweepResult::ExpiredReservation { queue }),
+            Some("expired_lease") => Ok(SweepResult::ExpiredLease { queue }),
+            Some("stale" | "not_due" | "gone") => Ok(SweepResult::Nothing),
+            _ => Err(StoreError::reply(name, format!("{items:?}"))),
+        }
     }
 
-    /// Forgets expired caller affinities; returns how many.
-    pub async fn prune_affinity(&self, limit: usize) -> Result<u64, StoreError> {
-        let k = self.keys();
-        let reply = self
-            .invoke_plain(
-                &scripts::PRUNE_AFFINITY,
-                &[k.affinity(), k.affinity_expiry()],
-                &[limit.to_string()],
-            )
-            .await?;
-        Ok(text(&reply).and_then(|n| n.parse().ok()).unwrap_or(0))
+    /// Turns ended wrap-ups into `available`, under a lease of `lease_ms` that
+    /// one worker at a time holds; `None` when another worker holds it.
+    pub async fn settle_wrap_ups(&self, lease_ms: u64) -> Result<Option<usize>, StoreError> {
+        let name = scripts::SETTLE_WRAP_UPS.name;
+        let mut settled = 0;
+        loop {
+            let request = WrapUpsRequest {
+                lease_ms,
+                limit: WRAP_UPS_BATCH,
+            };
+            let reply = self
+                .invoke(&scripts::SETTLE_WRAP_UPS, self.keys().wrap_ups(), &request)
+                .await?;
+            let n: i64 = text(&reply)
+                .and_then(|n| n.parse().ok())
+                .ok_or_else(|| StoreError::reply(name, format!("{reply:?}")))?;
+            match usize::try_from(n) {
+                Err(_) if settled == 0 => return Ok(None),
+                Err(_) => return Ok(Some(settled)),
+                Ok(n) => {
+                    settled += n;
+                    if n < WRAP_UPS_BATCH {
+                        return Ok(Some(settled));
+                    }
+                }
+            }
+        }
     }
 }

@@ -1,23 +1,34 @@
-//! Redis: the only shared state. Every change is one script of `lua/`; this module
-//! builds their KEYS and ARGV, bounds every round trip by the Redis deadline, and
-//! turns replies into types. Callers above see `StoreError`, never redis types.
+//! Redis: the only shared state. Every change is one script of `lua/`, given its
+//! key and one structured argument (`requests`); this module runs them within the
+//! Redis deadline and turns replies into types. Callers above see `StoreError`,
+//! never redis types.
+//!
+//! One multiplexed connection per process (`ConnectionManager`), shared by every
+//! request: commands from concurrent webhooks are pipelined on it, a dropped
+//! connection is re-made in the background, and nothing is sent but the commands
+//! themselves. (A pool such as deadpool-redis checks each connection out with a
+//! `PING` round trip, which doubled the commands of a webhook; a multiplexed
+//! connection needs no pool.)
 
 pub mod agents;
 pub mod calls;
 pub mod keys;
 pub mod lifecycle;
+pub mod requests;
 pub mod scripts;
 
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use deadpool_redis::{Pool, Runtime};
 use redis::Value;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use serde::Serialize;
 
 pub use agents::{AgentRecord, AgentView, SetStateOutcome};
-pub use calls::{RouteOutcome, RouteRequest};
+pub use calls::RouteOutcome;
 pub use keys::Keys;
-pub use lifecycle::{Outcome, Settled, SweepResult};
+pub use lifecycle::{NextStep, Outcome, SettleCode, Settled, SweepResult};
+pub use requests::{AttemptRequest, PlanEntry, RouteRequest};
 
 use crate::metrics;
 
@@ -48,6 +59,7 @@ impl StoreError {
             StoreError::Redis(e) if e.is_io_error() || e.is_connection_dropped() => {
                 "redis_unavailable"
             }
+            StoreError::Redis(e) if e.is_connection_refusal() => "redis_unavailable",
             StoreError::Redis(_) => "redis_error",
             StoreError::Reply { .. } => "bad_reply",
         }
@@ -64,46 +76,32 @@ impl StoreError {
 /// A handle on one namespace of one Redis, cheap to clone.
 #[derive(Clone)]
 pub struct Store {
-    pool: Pool,
+    conn: ConnectionManager,
     keys: Keys,
     timeout: Duration,
-    /// The configured queues: every script that moves agents between queues gets
-    /// all of their keys, so it never has to build a key itself.
-    queue_names: Vec<String>,
-    queue_keys: Vec<String>,
 }
 
 impl Store {
-    /// Builds the pool; no connection is made until the first command.
-    pub fn new(
-        redis_url: &str,
-        namespace: &str,
-        timeout: Duration,
-        queue_names: Vec<String>,
-    ) -> Result<Store, StoreError> {
-        // redis-rs has its own defaults (500 ms per response, 1 s to connect);
-        // the Redis budget is the one limit, so both take it.
-        let connection = redis::AsyncConnectionConfig::new()
-            .set_response_timeout(Some(timeout))
-            .set_connection_timeout(Some(timeout));
-        let manager = deadpool_redis::Manager::new_with_config(redis_url, connection)
+    /// Sets up the connection; it is made on the first command, so a server whose
+    /// Redis is down still starts.
+    pub fn new(redis_url: &str, namespace: &str, timeout: Duration) -> Result<Store, StoreError> {
+        let client = redis::Client::open(redis_url)
             .map_err(|e| StoreError::Unavailable(format!("bad Redis URL: {e}")))?;
-        let pool = Pool::builder(manager)
-            .max_size(64)
-            .wait_timeout(Some(timeout))
-            .create_timeout(Some(timeout))
-            .recycle_timeout(Some(timeout))
-            .runtime(Runtime::Tokio1)
-            .build()
-            .map_err(|e| StoreError::Unavailable(format!("cannot build the Redis pool: {e}")))?;
-        let keys = Keys::new(namespace);
-        let queue_keys = queue_names.iter().map(|q| keys.avail(q)).collect();
+        // redis-rs has its own defaults (500 ms per response, 1 s to connect);
+        // the Redis budget is the one limit, so both take it. A failed connect
+        // is retried once, quickly: the next command tries again anyway, and a
+        // webhook must answer the emergency TwiML fast while Redis is down.
+        let config = ConnectionManagerConfig::new()
+            .set_response_timeout(Some(timeout))
+            .set_connection_timeout(Some(timeout))
+            .set_number_of_retries(1)
+            .set_min_delay(Duration::from_millis(10))
+            .set_max_delay(Duration::from_millis(100));
+        let conn = ConnectionManager::new_lazy_with_config(client, config)?;
         Ok(Store {
-            pool,
-            keys,
+            conn,
+            keys: Keys::new(namespace),
             timeout,
-            queue_names,
-            queue_keys,
         })
     }
 
@@ -111,23 +109,15 @@ impl Store {
         &self.keys
     }
 
-    /// Runs `op` on a pooled connection within the Redis deadline (pool wait,
-    /// connect and command together), timing it as `script`.
+    /// Runs `op` on the shared connection within the Redis deadline, timing it
+    /// as `script`.
     async fn with_conn<T, F, Fut>(&self, script: &'static str, op: F) -> Result<T, StoreError>
     where
-        F: FnOnce(deadpool_redis::Connection) -> Fut,
+        F: FnOnce(ConnectionManager) -> Fut,
         Fut: Future<Output = Result<T, StoreError>>,
     {
         let started = Instant::now();
-        let work = async {
-            let conn = self.pool.get().await.map_err(|e| match e {
-                deadpool_redis::PoolError::Timeout(_) => StoreError::Timeout(self.timeout),
-                deadpool_redis::PoolError::Backend(e) => StoreError::Redis(e),
-                other => StoreError::Unavailable(other.to_string()),
-            })?;
-            op(conn).await
-        };
-        let result = match tokio::time::timeout(self.timeout, work).await {
+        let result = match tokio::time::timeout(self.timeout, op(self.conn.clone())).await {
             Ok(result) => result,
             Err(_) => Err(StoreError::Timeout(self.timeout)),
         };
@@ -135,38 +125,21 @@ impl Store {
         result
     }
 
-    /// Invokes a script of `lua/` with the configured queues' names and keys
-    /// placed as `lib/common.lua` expects, after `fixed_keys`.
-    async fn invoke(
+    /// Invokes a script of `lua/` with `key` as KEYS[1] and `request` (plus the
+    /// namespace prefix) as its one JSON argument: one `EVALSHA`.
+    async fn invoke<T: Serialize>(
         &self,
         lua: &'static scripts::Lua,
-        fixed_keys: &[String],
-        extra_keys: &[String],
-        args: &[String],
+        key: String,
+        request: &T,
     ) -> Result<Value, StoreError> {
-        let mut invocation = lua.script.prepare_invoke();
-        invocation
-            .key(fixed_keys)
-            .key(&self.queue_keys)
-            .key(extra_keys)
-            .arg(self.queue_names.len())
-            .arg(&self.queue_names)
-            .arg(args);
-        self.with_conn(lua.name, |mut conn| async move {
-            Ok(invocation.invoke_async(&mut conn).await?)
+        let json = serde_json::to_string(&requests::Envelope {
+            prefix: self.keys.prefix(),
+            body: request,
         })
-        .await
-    }
-
-    /// Invokes a script that moves no agent between queues: just its keys and args.
-    async fn invoke_plain(
-        &self,
-        lua: &'static scripts::Lua,
-        keys: &[String],
-        args: &[String],
-    ) -> Result<Value, StoreError> {
-        let mut invocation = lua.script.prepare_invoke();
-        invocation.key(keys).arg(args);
+        .map_err(|e| StoreError::reply(lua.name, format!("cannot encode the request: {e}")))?;
+        let mut invocation = lua.script.key(key);
+        invocation.arg(json);
         self.with_conn(lua.name, |mut conn| async move {
             Ok(invocation.invoke_async(&mut conn).await?)
         })

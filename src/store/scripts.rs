@@ -1,4 +1,5 @@
-//! The Lua scripts of `lua/`, each with `lua/lib/common.lua` in front, built once.
+//! The Lua scripts of `lua/`, each with the shared `lua/lib/` files in front
+//! (common, then agents, then calls: each uses the ones before), built once.
 //! `redis::Script` sends EVALSHA and, on NOSCRIPT (a restarted Redis has an empty
 //! script cache), loads the script and retries, so routing survives a restart.
 
@@ -6,7 +7,12 @@ use std::sync::LazyLock;
 
 use redis::Script;
 
-const COMMON: &str = include_str!("../../lua/lib/common.lua");
+/// `lua/lib/`, in the order each file needs the ones before it.
+const LIB: [&str; 3] = [
+    include_str!("../../lua/lib/common.lua"),
+    include_str!("../../lua/lib/agents.lua"),
+    include_str!("../../lua/lib/calls.lua"),
+];
 
 /// One script: its name (the `script` metric label) and the loaded code.
 pub struct Lua {
@@ -20,7 +26,8 @@ macro_rules! lua {
             name: $file,
             script: LazyLock::new(|| {
                 Script::new(&format!(
-                    "{COMMON}\n{}",
+                    "{}\n{}",
+                    LIB.join("\n"),
                     include_str!(concat!("../../lua/", $file, ".lua"))
                 ))
             }),
@@ -37,7 +44,7 @@ lua!(SETTLE_ATTEMPT, "settle_attempt");
 lua!(END_CALL, "end_call");
 lua!(DUE_DEADLINES, "due_deadlines");
 lua!(SWEEP_DEADLINE, "sweep_deadline");
-lua!(PRUNE_AFFINITY, "prune_affinity");
+lua!(SETTLE_WRAP_UPS, "settle_wrap_ups");
 
 /// Every script, to load them all at start and check they are loaded for `/readyz`.
 pub fn all() -> [&'static Lua; 10] {
@@ -51,6 +58,6 @@ pub fn all() -> [&'static Lua; 10] {
         &END_CALL,
         &DUE_DEADLINES,
         &SWEEP_DEADLINE,
-        &PRUNE_AFFINITY,
+        &SETTLE_WRAP_UPS,
     ]
 }

@@ -1,0 +1,128 @@
+--[[ agents.lua: an agent's moves, shared by every script that changes one.
+
+An agent hash (`agent:<id>`) knows its queues (`queues`, comma separated), so a
+move touches only those queues' keys, never the whole routing table.
+
+Per-queue counts: the `counts` hash holds `<queue>|<state>` -> agents, changed by
+`set_state` in the same script as the move itself, so the gauges and queue
+documents read O(queues) instead of every agent. A deleted agent that still holds
+a call (`deleted` = 1) is counted nowhere.
+
+Wrap-up ends by time, without a script: `wrap_ups` (id -> the ms it ends) lets a
+worker turn ended wrap-ups into `available` once a sweep (settle_wrap_ups.lua),
+so the counts catch up within one sweep interval.
+]]
+
+local function count(queues, state, by)
+  for _, queue in ipairs(queues) do
+    local field = queue .. '|' .. state
+    -- A field that reaches 0 is dropped: the hash holds only what exists.
+    if redis.call('HINCRBY', K.counts, field, by) <= 0 then
+      redis.call('HDEL', K.counts, field)
+    end
+  end
+end
+
+-- Moves an agent to `state` and sets the other `fields` ({name, value, ...}).
+-- Every change of an agent's `state` goes through here.
+local function set_state(agent, id, state, fields)
+  local a = redis.call('HMGET', agent, 'state', 'queues', 'deleted')
+  local old = a[1]
+  if old ~= state and a[3] ~= '1' then
+    local queues = split(a[2])
+    if old then
+      count(queues, old, -1)
+    end
+    count(queues, state, 1)
+  end
+  if old == 'wrap_up' and state ~= 'wrap_up' then
+    redis.call('ZREM', K.wrap_ups, id)
+  end
+  redis.call('HSET', agent, 'state', state, unpack(fields or {}))
+end
+
+-- Takes a whole agent out of the counts (deleted, or leaving queues).
+local function uncount(agent, queues)
+  local a = redis.call('HMGET', agent, 'state', 'deleted')
+  if a[1] and a[2] ~= '1' then
+    count(queues, a[1], -1)
+  end
+end
+
+-- Offers the agent in each of `queues`, eligible from `free_at`.
+local function enqueue(id, queues, free_at)
+  for _, queue in ipairs(queues) do
+    redis.call('ZADD', K.avail(queue), free_at, id)
+  end
+end
+
+-- Takes the agent out of each of `queues`.
+local function dequeue(id, queues)
+  for _, queue in ipairs(queues) do
+    redis.call('ZREM', K.avail(queue), id)
+  end
+end
+
+local function queues_of(agent)
+  return split(redis.call('HGET', agent, 'queues'))
+end
+
+-- Free right now: in line and not deleted.
+local function is_free(agent)
+  local a = redis.call('HMGET', agent, 'state', 'deleted')
+  return (a[1] == 'available' or a[1] == 'wrap_up') and a[2] ~= '1'
+end
+
+-- {code, now, field, value, ...}: a script's reply carrying the agent's new state,
+-- so the caller needs no second round trip to show it.
+local function agent_reply(code, agent, now)
+  local reply = {code, tostring(now)}
+  for _, v in ipairs(redis.call('HGETALL', agent)) do
+    reply[#reply + 1] = v
+  end
+  return reply
+end
+
+-- Frees an agent whose attempt is over, and returns its new state:
+--   how = 'wrap_up'  the call happened: eligible again at now + t.wrap_up_ms
+--   how = 'miss'     no answer, busy, failed or expired: skipped for
+--                    t.delay_ms, set away after t.max_missed misses in a row
+--   how = 'free'     the caller hung up while it rang: eligible at once
+-- `t` holds the call's timings. An agent deleted while it held the call is
+-- removed now ('deleted'). The agent keeps the attempt's token as
+-- `released_token` until its next reservation or admin change, so a late report
+-- of that very attempt (answered after all) can take it back (settle).
+local function release_agent(agent, id, how, now, t)
+  local queues = queues_of(agent)
+  dequeue(id, queues)
+  if redis.call('HGET', agent, 'deleted') == '1' then
+    redis.call('DEL', agent)
+    return 'deleted'
+  end
+  local released = redis.call('HGET', agent, 'token') or ''
+  if how == 'wrap_up' then
+    local free_at = now + t.wrap_up_ms
+    set_state(agent, id, 'wrap_up', {'state_since', now, 'free_at', free_at,
+      'call_sid', '', 'token', '', 'released_token', released, 'missed_in_row', 0})
+    redis.call('ZADD', K.wrap_ups, free_at, id)
+    enqueue(id, queues, free_at)
+    return 'wrap_up'
+  end
+  if how == 'miss' then
+    local missed = redis.call('HINCRBY', agent, 'missed_in_row', 1)
+    if missed >= t.max_missed then
+      set_state(agent, id, 'away', {'state_since', now, 'free_at', '',
+        'call_sid', '', 'token', '', 'released_token', released})
+      return 'away'
+    end
+    local free_at = now + t.delay_ms
+    set_state(agent, id, 'available', {'state_since', now, 'free_at', free_at,
+      'call_sid', '', 'token', '', 'released_token', released})
+    enqueue(id, queues, free_at)
+    return 'available'
+  end
+  set_state(agent, id, 'available', {'state_since', now, 'free_at', now,
+    'call_sid', '', 'token', '', 'released_token', released})
+  enqueue(id, queues, now)
+  return 'available'
+end

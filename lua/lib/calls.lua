@@ -1,0 +1,273 @@
+--[[ calls.lua: a call's two moves, shared by the scripts that make them.
+
+`route(r)` reserves the agent free the longest for a call, or settles on its
+fallback; `settle(s)` applies what Twilio reports about one dial attempt. The Dial
+action needs both in one webhook (settle, then maybe route), and the number's
+status callback needs settle, so they live here and every webhook stays one
+script: one Redis round trip.
+
+A call hash (`call:<CallSid>`) lives `call_ttl_ms` while the call may still be
+routed, and only `tail_ms` (enough for late and replayed callbacks) once it ended.
+]]
+
+-- The decision already recorded in a call hash.
+local function decision(call, fresh)
+  local c = redis.call('HMGET', call, 'status', 'agent', 'contact', 'token', 'agent_queue',
+    'via', 'attempt', 'step')
+  if c[1] == 'ringing' or c[1] == 'on_call' then
+    return {'dial', c[2], c[3], c[4], c[5], c[6], tonumber(c[7]), fresh}
+  elseif c[1] == 'fallback' then
+    return {'fallback', c[8], fresh}
+  end
+  return {'ended'}
+end
+
+--[[ route(r): r = {sid, token, caller, home, call_ttl_ms, max_attempts, step, plan}
+plan: the queues to try in order, each {queue, via, reservation_ms, wrap_up_ms,
+delay_ms, max_missed, lease_ms, affinity_ms}: the call's own queue (via 'queue'),
+then the `queue:` steps of its fallback chain (via 'overflow'). On the first
+attempt the agent who last answered this caller is offered first if it is free
+right now in the call's own queue (via 'affinity'). Otherwise, in each queue, the
+agent whose score (the ms it became free) is lowest and not in the future is
+taken, skipping agents this call already tried. The chosen queue's timings are
+kept in the call hash for the scripts that end the attempt.
+
+Returns {'dial', agent, contact, token, queue, via, attempt, fresh} |
+{'fallback', step, fresh} | {'ended'}; `fresh` is 0 when this repeats a decision
+already made for the CallSid (a retried webhook), which reserves nobody new.
+]]
+local function route(r)
+  local call = K.call(r.sid)
+  local status = redis.call('HGET', call, 'status')
+  if status and status ~= 'retry' then
+    return decision(call, 0)
+  end
+  local attempt = tonumber(redis.call('HGET', call, 'attempt')) or 0
+  local tried_csv = redis.call('HGET', call, 'tried') or ''
+  local tried = {}
+  for _, id in ipairs(split(tried_csv)) do
+    tried[id] = true
+  end
+  local now = now_ms()
+
+  local function reserve(id, agent, e, via)
+    dequeue(id, queues_of(agent))
+    set_state(agent, id, 'reserved', {'state_since', now, 'free_at', '',
+      'call_sid', r.sid, 'token', r.token, 'released_token', ''})
+    attempt = attempt + 1
+    tried_csv = tried_csv == '' and id or (tried_csv .. ',' .. id)
+    redis.call('HSET', call, 'sid', r.sid, 'queue', r.home, 'caller', r.caller,
+      'status', 'ringing', 'agent', id, 'contact', redis.call('HGET', agent, 'contact'),
+      'token', r.token, 'agent_queue', e.queue, 'via', via, 'attempt', attempt,
+      'tried', tried_csv, 'reserved_at', now, 'last_token', '', 'last_agent', '',
+      'wrap_up_ms', e.wrap_up_ms, 'delay_ms', e.delay_ms, 'max_missed', e.max_missed,
+      'lease_ms', e.lease_ms, 'affinity_ms', e.affinity_ms)
+    redis.call('PEXPIRE', call, r.call_ttl_ms)
+    redis.call('ZADD', K.deadlines, now + e.reservation_ms,
+      deadline_member('reservation', r.sid, id, r.token))
+    return decision(call, 1)
+  end
+
+  local home = r.plan[1]
+  if attempt == 0 and home and r.caller ~= '' and home.affinity_ms > 0 then
+    local preferred = redis.call('GET', K.affinity(r.caller))
+    if preferred then
+      local score = tonumber(redis.call('ZSCORE', K.avail(home.queue), preferred))
+      local agent = K.agent(preferred)
+      if score and score <= now and is_free(agent) then
+        return reserve(preferred, agent, home, 'affinity')
+      end
+    end
+  end
+
+  if attempt < r.max_attempts then
+    for _, e in ipairs(r.plan) do
+      local line = K.avail(e.queue)
+      local offset = 0
+      while true do
+        local ids = redis.call('ZRANGEBYSCORE', line, '-inf', now, 'LIMIT', offset, 32)
+        if #ids == 0 then
+          break
+        end
+        for _, id in ipairs(ids) do
+          local agent = K.agent(id)
+          if tried[id] then
+            offset = offset + 1
+          elseif is_free(agent) then
+            return reserve(id, agent, e, e.via)
+          else
+            -- A member whose agent is gone or busy is a leftover: drop it.
+            redis.call('ZREM', line, id)
+          end
+        end
+      end
+    end
+  end
+
+  redis.call('HSET', call, 'sid', r.sid, 'queue', r.home, 'caller', r.caller,
+    'status', 'fallback', 'step', r.step, 'agent', '', 'token', '')
+  redis.call('PEXPIRE', call, r.call_ttl_ms)
+  return decision(call, 1)
+end
+
+--[[ settle(s, tail_ms): s = {sid, agent, token, outcome, confirm_ms}
+Acts only when the token is the one the call holds now, so a late, duplicated or
+reordered callback changes nothing. Outcomes:
+  'answered'   the agent picked up: reserved -> on_call, the reservation becomes
+               a lease of the call's lease_ms
+  'completed'  the call is over: the agent goes to wrap-up
+  'miss'       no-answer, busy or failed: the agent is released as a miss and
+               the call may try its next agent
+  'hangup'     the caller hung up: a ringing agent is free at once (no miss); an
+               answered call goes to wrap-up
+  'picked_up'  a confirm attempt's phone picked up: the agent has not accepted
+               yet, so it stays reserved, its deadline moved to now + confirm_ms
+  'ended'      a confirm attempt's leg ended: wrap-up if the agent had accepted
+               (on_call), else a miss (its voicemail or a phone nobody attended)
+A report of an attempt the worker already released as expired (the call waits
+for its next attempt: `last_token`) is not lost: 'answered' takes the agent back
+on the call and 'completed' ends the call in wrap-up, provided the agent did
+nothing since (its `released_token` is still this token).
+
+Returns {code, queue, caller, agent_state, call_status}:
+  code         'applied' | 'recovered' (a late report of an expired attempt:
+               answered or completed after all, or a caller hang-up that takes
+               back the miss charged meanwhile) | 'duplicate' (the answer of a
+               call already on_call, again) | 'stale' (not the current attempt,
+               or already settled)
+               | 'unknown' (no such call)
+  queue        the call's own queue; caller: its From
+  agent_state  what the agent became ('' when untouched)
+  call_status  the call's status afterwards: 'on_call', 'retry' (ready for its
+               next attempt), 'ended', ...
+]]
+local function settle(s, tail_ms)
+  local call, agent, id, token, outcome = K.call(s.sid), K.agent(s.agent), s.agent, s.token, s.outcome
+  if redis.call('EXISTS', call) == 0 then
+    return {'unknown', '', '', '', ''}
+  end
+  local c = redis.call('HMGET', call, 'status', 'token', 'agent', 'queue', 'caller',
+    'wrap_up_ms', 'delay_ms', 'max_missed', 'lease_ms', 'affinity_ms', 'last_token', 'last_agent')
+  local status, held, holder, home, caller = c[1], c[2], c[3], c[4] or '', c[5] or ''
+  local t = {
+    wrap_up_ms = tonumber(c[6]) or 0, delay_ms = tonumber(c[7]) or 0,
+    max_missed = tonumber(c[8]) or 1, lease_ms = tonumber(c[9]) or 0,
+  }
+  local affinity_ms = tonumber(c[10]) or 0
+  local now = now_ms()
+  local reservation = deadline_member('reservation', s.sid, id, token)
+  local lease = deadline_member('lease', s.sid, id, token)
+
+  local function reply(code, agent_state)
+    return {code, home, caller, agent_state or '', redis.call('HGET', call, 'status') or ''}
+  end
+  local function end_call(fields)
+    redis.call('HSET', call, 'status', 'ended', 'settled_at', now, unpack(fields))
+    redis.call('PEXPIRE', call, tail_ms)
+  end
+  local function remember_affinity()
+    if affinity_ms > 0 and caller ~= '' then
+      redis.call('SET', K.affinity(caller), id, 'PX', affinity_ms)
+    end
+  end
+
+  local current = held == token and holder == id and (status == 'ringing' or status == 'on_call')
+  local released = status == 'retry' and c[11] == token and c[12] == id
+  local untouched = released and redis.call('HGET', agent, 'released_token') == token
+    and redis.call('HGET', agent, 'token') == ''
+  if released and outcome == 'hangup' then
+    -- The caller hung up while the agent rang, but the agent leg's own
+    -- `no-answer` (or the sweep) came first and charged a miss: a caller who
+    -- hangs up costs the agent nothing, so the miss is taken back.
+    end_call({'last_token', '', 'last_agent', ''})
+    local agent_state = nil
+    if untouched then
+      local missed = tonumber(redis.call('HGET', agent, 'missed_in_row')) or 1
+      local queues = queues_of(agent)
+      set_state(agent, id, 'available', {'state_since', now, 'free_at', now,
+        'missed_in_row', math.max(missed - 1, 0)})
+      enqueue(id, queues, now)
+      agent_state = 'available'
+    end
+    return reply('recovered', agent_state)
+  end
+  local late = released and (outcome == 'answered' or outcome == 'completed')
+  if late then
+    -- The worker released this attempt as unanswered, but the agent did answer.
+    local agent_state = nil
+    remember_affinity()
+    if outcome == 'answered' then
+      redis.call('HSET', call, 'status', 'on_call', 'token', token, 'answered_at', now,
+        'last_token', '', 'last_agent', '')
+      redis.call('ZADD', K.deadlines, now + t.lease_ms, lease)
+      if untouched then
+        dequeue(id, queues_of(agent))
+        set_state(agent, id, 'on_call', {'state_since', now, 'free_at', '', 'call_sid', s.sid,
+          'token', token, 'released_token', '', 'missed_in_row', 0})
+        agent_state = 'on_call'
+      end
+    else
+      end_call({'last_token', '', 'last_agent', ''})
+      if untouched then
+        agent_state = release_agent(agent, id, 'wrap_up', now, t)
+      end
+    end
+    return reply('recovered', agent_state)
+  end
+  if not current then
+    return reply('stale')
+  end
+
+  -- The agent may have been forced free meanwhile: then only the call is settled.
+  local agent_holds = redis.call('HGET', agent, 'token') == token
+
+  if outcome == 'answered' then
+    if status == 'on_call' then
+      -- The same answer again (a retried callback, or the agent's 1 resent).
+      return reply('duplicate', agent_holds and 'on_call' or nil)
+    end
+    redis.call('HSET', call, 'status', 'on_call', 'answered_at', now)
+    redis.call('ZREM', K.deadlines, reservation)
+    redis.call('ZADD', K.deadlines, now + t.lease_ms, lease)
+    remember_affinity()
+    if agent_holds then
+      set_state(agent, id, 'on_call', {'state_since', now, 'missed_in_row', 0})
+      return reply('applied', 'on_call')
+    end
+    return reply('applied')
+  end
+
+  if outcome == 'picked_up' then
+    if status ~= 'ringing' then
+      return reply('stale')
+    end
+    -- Same member, later score: the sweep now waits for the agent's key press.
+    redis.call('ZADD', K.deadlines, now + s.confirm_ms, reservation)
+    return reply('applied', agent_holds and 'reserved' or nil)
+  end
+
+  -- Every other outcome ends this attempt.
+  redis.call('ZREM', K.deadlines, reservation, lease)
+  local how = 'free'
+  if status == 'on_call' or outcome == 'completed' then
+    -- A call that was answered ends in wrap-up, whatever callback reports its end;
+    -- 'completed' while still ringing means the answered callback was lost.
+    how = 'wrap_up'
+    if status == 'ringing' then
+      remember_affinity()
+    end
+  elseif outcome == 'miss' or outcome == 'ended' then
+    how = 'miss'
+  end
+  local agent_state = nil
+  if agent_holds then
+    agent_state = release_agent(agent, id, how, now, t)
+  end
+  if how == 'miss' then
+    redis.call('HSET', call, 'status', 'retry', 'token', '', 'settled_at', now,
+      'last_token', token, 'last_agent', id)
+  else
+    end_call({'token', ''})
+  end
+  return reply('applied', agent_state)
+end

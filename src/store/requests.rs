@@ -1,0 +1,160 @@
+//! The one argument of every script: a JSON object (ARGV[1]) serialized from a
+//! struct of this module, so Lua reads `req.sid` instead of counting positions
+//! that two languages must agree on. Limits the scripts apply come from the
+//! constants here: Rust is their one definition, and the scripts get them in the
+//! request.
+
+use serde::Serialize;
+
+use crate::config::QueueSettings;
+use crate::store::Outcome;
+
+/// How long a call's hash outlives the call's end: long enough for late and
+/// replayed callbacks (Twilio retries within minutes) and a voicemail.
+pub const CALL_TAIL_MS: u64 = 3_600_000;
+/// Most deadlines one sweep round reads; the worker loops while rounds are full.
+pub const SWEEP_BATCH: usize = 500;
+/// Most ended wrap-ups one `settle_wrap_ups` settles before giving its lease back.
+pub const WRAP_UPS_BATCH: usize = 1000;
+/// Voicemail messages kept in Redis (newest first); they are also logged.
+pub const VOICEMAILS_KEPT: usize = 1000;
+/// How long a confirm attempt's agent has, from pick-up, to hear who is calling
+/// and press 1: the prompt, `<Gather timeout="5">`, and slack for the callbacks.
+pub const CONFIRM_WINDOW_MS: u64 = 30_000;
+
+/// What every request carries: the namespace's key prefix, then the script's own
+/// fields.
+#[derive(Debug, Serialize)]
+pub(super) struct Envelope<'a, T: Serialize> {
+    pub prefix: &'a str,
+    #[serde(flatten)]
+    pub body: &'a T,
+}
+
+/// One queue a call may take an agent from, with the timings of that queue the
+/// call keeps for the scripts ending its attempt.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlanEntry<'a> {
+    pub queue: &'a str,
+    /// `queue` for the call's own queue, `overflow` for a fallback queue.
+    pub via: &'static str,
+    pub reservation_ms: u64,
+    pub wrap_up_ms: u64,
+    pub delay_ms: u64,
+    pub max_missed: u32,
+    pub lease_ms: u64,
+    pub affinity_ms: u64,
+}
+
+impl<'a> PlanEntry<'a> {
+    pub fn new(queue: &'a str, via: &'static str, s: &QueueSettings) -> PlanEntry<'a> {
+        PlanEntry {
+            queue,
+            via,
+            reservation_ms: s.reservation_ms(),
+            wrap_up_ms: u64::from(s.wrap_up_secs) * 1000,
+            delay_ms: u64::from(s.no_answer_delay_secs) * 1000,
+            max_missed: s.max_missed_in_row,
+            lease_ms: u64::from(s.max_call_secs) * 1000,
+            affinity_ms: u64::from(s.affinity_days) * 86_400_000,
+        }
+    }
+}
+
+/// `route_call.lua` (and a Dial action's next step): everything to decide a call.
+#[derive(Debug, Clone, Serialize)]
+pub struct RouteRequest<'a> {
+    pub sid: &'a str,
+    /// The token a new reservation gets (random, unique).
+    pub token: String,
+    /// The caller affinity is kept under: '' for none.
+    pub caller: &'a str,
+    /// The call's own queue.
+    pub home: &'a str,
+    pub call_ttl_ms: u64,
+    pub max_attempts: u32,
+    /// The step taken when no queue of the plan has a free agent.
+    pub step: String,
+    pub plan: Vec<PlanEntry<'a>>,
+}
+
+/// One report of a dial attempt.
+#[derive(Debug, Clone, Serialize)]
+pub struct AttemptRequest<'a> {
+    pub sid: &'a str,
+    pub agent: &'a str,
+    pub token: &'a str,
+    pub outcome: Outcome,
+    pub confirm_ms: u64,
+}
+
+/// `settle_attempt.lua`: a report, and for a Dial action the call's next step.
+#[derive(Debug, Serialize)]
+pub(super) struct SettleRequest<'a> {
+    pub tail_ms: u64,
+    pub settle: AttemptRequest<'a>,
+    pub next: Option<RouteRequest<'a>>,
+}
+
+#[derive(Debug, Serialize)]
+pub(super) struct EndCallRequest<'a> {
+    pub sid: &'a str,
+    pub tail_ms: u64,
+}
+
+/// Timings for a deadline whose call hash is gone.
+#[derive(Debug, Serialize)]
+pub(super) struct SweepDefaults {
+    pub wrap_up_ms: u64,
+    pub delay_ms: u64,
+    pub max_missed: u32,
+}
+
+#[derive(Debug, Serialize)]
+pub(super) struct SweepRequest<'a> {
+    pub member: &'a str,
+    pub kind: &'a str,
+    pub sid: &'a str,
+    pub agent: &'a str,
+    pub token: &'a str,
+    pub tail_ms: u64,
+    pub defaults: SweepDefaults,
+}
+
+#[derive(Debug, Serialize)]
+pub(super) struct LimitRequest {
+    pub limit: usize,
+}
+
+#[derive(Debug, Serialize)]
+pub(super) struct WrapUpsRequest {
+    pub lease_ms: u64,
+    pub limit: usize,
+}
+
+#[derive(Debug, Serialize)]
+pub(super) struct UpsertAgentRequest<'a> {
+    pub id: &'a str,
+    pub name: &'a str,
+    pub contact: &'a str,
+    pub queues: &'a [String],
+}
+
+#[derive(Debug, Serialize)]
+pub(super) struct SetStateRequest<'a> {
+    pub state: &'a str,
+    pub force: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub(super) struct DeleteAgentRequest<'a> {
+    pub id: &'a str,
+}
+
+#[derive(Debug, Serialize)]
+pub(super) struct VoicemailRequest<'a> {
+    pub recording_sid: &'a str,
+    pub message: &'a serde_json::Value,
+    pub keep: usize,
+    pub tail_ms: u64,
+}
