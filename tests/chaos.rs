@@ -147,6 +147,41 @@ async fn a_random_mix_through_three_replicas_never_double_books_and_settles_clea
             );
         }
     }
+    // The counts the scripts kept through all of it match the agents themselves
+    // (wrap-ups, 0 s here, are settled by the workers' next sweep).
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let list = app
+        .admin(reqwest::Method::GET, "/agents", None)
+        .await
+        .json();
+    for queue in ["sales", "support"] {
+        let doc = app
+            .admin(reqwest::Method::GET, &format!("/queues/{queue}"), None)
+            .await
+            .json();
+        for state in [
+            "offline",
+            "available",
+            "reserved",
+            "on_call",
+            "wrap_up",
+            "away",
+        ] {
+            let actual = list["agents"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|a| {
+                    a["state"] == state
+                        && a["queues"].as_array().unwrap().iter().any(|q| q == queue)
+                })
+                .count();
+            assert_eq!(
+                doc["agents"][state], actual,
+                "{queue} {state}: the counts drifted from the agents: {doc}"
+            );
+        }
+    }
     second.shutdown().await;
     third.shutdown().await;
 }

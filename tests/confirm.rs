@@ -132,6 +132,118 @@ async fn an_agent_who_presses_1_takes_the_call() {
 }
 
 #[tokio::test]
+async fn the_same_1_sent_twice_connects_both_times() {
+    let app = spawn_app(CONFIRM).await;
+    add_phone_agent(&app, "a", "+15551230001").await;
+    let sid = call_sid(1);
+    let dial = app.call(&sid, SUPPORT).await;
+    app.agent_leg(&sid, &dial, "in-progress").await;
+    for _ in 0..2 {
+        let accepted = confirm_url(&app, &dial, Some("1")).await;
+        assert!(!accepted.body.contains("<Hangup"), "{}", accepted.body);
+    }
+    assert_eq!(app.agent("a").await["state"], "on_call");
+}
+
+#[tokio::test]
+async fn dial_bridged_decides_a_confirm_attempt_when_twilio_sends_it() {
+    let app = spawn_app(CONFIRM).await;
+    add_phone_agent(&app, "a", "+15551230001").await;
+    add_phone_agent(&app, "b", "+15551230002").await;
+    let sid = call_sid(1);
+    let dial = app.call(&sid, SUPPORT).await;
+    let url = dial.attribute("Dial", "action").unwrap();
+    let action = |bridged: &'static str, dial_sid: String| {
+        let url = url.clone();
+        let http = app.http.clone();
+        async move {
+            post_signed(
+                &http,
+                &url,
+                &[
+                    ("CallSid", dial_sid.as_str()),
+                    ("CallStatus", "in-progress"),
+                    ("DialCallStatus", "completed"),
+                    ("DialBridged", bridged),
+                ],
+            )
+            .await
+        }
+    };
+    // Not bridged: the leg that "completed" was a machine; the next agent rings.
+    let next = action("false", sid.clone()).await;
+    assert_eq!(
+        next.element_text("Number").as_deref(),
+        Some("+15551230002"),
+        "{}",
+        next.body
+    );
+    assert_eq!(app.agent("a").await["missed_in_row"], 1);
+    // Bridged: a conversation happened; the call ends in wrap-up.
+    let url = next.attribute("Dial", "action").unwrap();
+    let ended = post_signed(
+        &app.http,
+        &url,
+        &[
+            ("CallSid", sid.as_str()),
+            ("CallStatus", "in-progress"),
+            ("DialCallStatus", "completed"),
+            ("DialBridged", "true"),
+        ],
+    )
+    .await;
+    assert!(ended.body.contains("<Hangup/>"), "{}", ended.body);
+    assert_eq!(app.agent("b").await["state"], "wrap_up");
+}
+
+/// No skip after a miss, so an agent can be taken by the next call at once.
+const CONFIRM_NO_DELAY: &str = r#"
+[defaults]
+default_queue = "desk"
+no_answer_delay_secs = 0
+
+[[queues]]
+name = "desk"
+numbers = ["+15005550007"]
+confirm = true
+fallback = ["voicemail"]
+"#;
+
+#[tokio::test]
+async fn a_late_1_never_connects_an_agent_another_call_holds() {
+    let app = spawn_app(CONFIRM_NO_DELAY).await;
+    add_phone_agent(&app, "a", "+15551230001").await;
+    let first = call_sid(1);
+    let dial = app.call(&first, SUPPORT).await;
+    app.agent_leg(&first, &dial, "in-progress").await;
+    // The agent listens too long: its reservation expires (deadline brought
+    // forward in Redis) and the worker releases it as a miss.
+    let mut conn = app.redis().await;
+    let _: () = redis::cmd("EVAL")
+        .arg("for _, m in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do redis.call('ZADD', KEYS[1], 0, m) end")
+        .arg(1)
+        .arg("sb:{default}:deadlines")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    while app.agent("a").await["state"] != "available" {
+        assert!(started.elapsed().as_secs() < 5, "never released");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // Another call takes the agent.
+    let second = app.call(&call_sid(2), SUPPORT).await;
+    assert_eq!(
+        second.element_text("Number").as_deref(),
+        Some("+15551230001")
+    );
+    // The first call's late 1 must not connect a phone now ringing for another.
+    let late = confirm_url(&app, &dial, Some("1")).await;
+    assert!(late.body.contains("<Hangup/>"), "{}", late.body);
+    assert_eq!(app.agent("a").await["call_sid"], call_sid(2).as_str());
+}
+
+#[tokio::test]
 async fn another_key_declines_and_a_late_1_never_connects_a_call_that_moved_on() {
     let app = spawn_app(CONFIRM).await;
     add_phone_agent(&app, "a", "+15551230001").await;

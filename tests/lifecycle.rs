@@ -390,3 +390,33 @@ async fn withheld_caller_ids_share_no_affinity() {
         .unwrap();
     assert!(remembered.is_empty(), "{remembered:?}");
 }
+
+#[tokio::test]
+async fn a_caller_hang_up_takes_back_the_miss_the_agent_legs_no_answer_charged_first() {
+    let app = app_with_agents(&["a", "b"]).await;
+    let sid = call_sid(1);
+    let dial = app.call(&sid, SUPPORT).await;
+    assert_eq!(dialed(&dial).as_deref(), Some("a"));
+    // Twilio's callbacks race: the agent leg's own no-answer arrives first and
+    // is read as a miss ...
+    app.agent_leg(&sid, &dial, "no-answer").await;
+    assert_eq!(app.agent("a").await["missed_in_row"], 1);
+    // ... then the Dial action says the caller's leg is over.
+    let action = app
+        .dial_action_with(&sid, &dial, "no-answer", "completed")
+        .await;
+    assert!(action.body.contains("<Hangup/>"), "{}", action.body);
+    let a = app.agent("a").await;
+    assert_eq!(a["missed_in_row"], 0, "{a}");
+    assert_eq!(a["state"], "available", "{a}");
+    assert_eq!(
+        a["available_at"],
+        serde_json::Value::Null,
+        "free at once: {a}"
+    );
+    assert_eq!(
+        app.agent("b").await["state"],
+        "available",
+        "nobody else rang"
+    );
+}

@@ -321,8 +321,16 @@ impl Call<'_> {
             Play::Hangup => {
                 self.shared.holders.release(&agent, &self.sid);
                 self.result.outcome = CallOutcome::CallerHungUp;
-                if let Some(cb) = &callback {
-                    self.callback(cb, self.leg(&leg_sid, "canceled"), "agent leg canceled")
+                // Twilio reports the agent leg `canceled` or its own `no-answer`,
+                // and its callbacks race the Dial action: both orders are played.
+                let leg_status = if self.rng.random_bool(0.5) {
+                    "canceled"
+                } else {
+                    "no-answer"
+                };
+                let leg_first = self.rng.random_bool(0.5);
+                if leg_first && let Some(cb) = &callback {
+                    self.callback(cb, self.leg(&leg_sid, leg_status), "agent leg ended")
                         .await;
                 }
                 // What Twilio posts: the agent leg did not answer, and the
@@ -332,6 +340,10 @@ impl Call<'_> {
                 let next = self
                     .callback(&action, params, "dial action: caller hung up")
                     .await;
+                if !leg_first && let Some(cb) = &callback {
+                    self.callback(cb, self.leg(&leg_sid, leg_status), "agent leg ended")
+                        .await;
+                }
                 if let Some(next) = next
                     && let Ok(Verb::Dial(d)) = twiml::first_verb(&next)
                 {
