@@ -88,14 +88,17 @@ async fn run(http: &reqwest::Client, url: &str, calls: usize, offset: usize) -> 
 }
 
 fn report(name: &str, took: &mut [Duration]) {
-    took.sort();
-    let pct = |p: f64| took[((took.len() as f64 * p) as usize).min(took.len() - 1)];
+    let mut histogram = hdrhistogram::Histogram::<u64>::new(3).expect("precision 3 is valid");
+    for t in took.iter() {
+        let _ = histogram.record(u64::try_from(t.as_micros()).unwrap_or(u64::MAX));
+    }
+    let at = |q: f64| Duration::from_micros(histogram.value_at_quantile(q));
     println!(
         "{name}: n={} p50={:?} p90={:?} p99={:?} max={:?}",
-        took.len(),
-        pct(0.50),
-        pct(0.90),
-        pct(0.99),
-        took[took.len() - 1]
+        histogram.len(),
+        at(0.50),
+        at(0.90),
+        at(0.99),
+        Duration::from_micros(histogram.max())
     );
 }

@@ -4,6 +4,7 @@
 //!
 //! Layout:
 //! - `agent`        what an agent is: ids, contacts, states
+//! - `app`          what every handler reaches (engine, settings, metrics)
 //! - `config`       settings from env/flags, and the routing file (`config::routing`)
 //! - `twilio`       the wire: signatures, form params, the TwiML writer
 //! - `store`        Redis: key names, the scripts of `lua/`, typed replies
@@ -20,6 +21,7 @@
 
 pub mod agent;
 pub mod api;
+pub mod app;
 pub mod config;
 pub mod demo;
 pub mod http;

@@ -9,8 +9,9 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::app::AppState;
 use crate::config::Settings;
-use crate::http::{self, AppState, listener};
+use crate::http::{self, listener};
 use crate::metrics;
 use crate::routing::Engine;
 use crate::store::{Store, StoreError};

@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 
 use super::{ApiError, ErrorBody};
 use crate::agent::{AgentState, Contact, SettableState, is_valid_id, is_valid_name};
-use crate::http::AppState;
+use crate::app::AppState;
 use crate::store::agents::MAX_PAGE;
 use crate::store::{AgentView, SetStateOutcome};
 

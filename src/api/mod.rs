@@ -17,8 +17,8 @@ use axum::{Json, Router};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use crate::app::AppState;
 use crate::config::Secret;
-use crate::http::AppState;
 use crate::store::StoreError;
 
 pub fn router(state: AppState) -> Router<AppState> {

@@ -16,8 +16,8 @@ use utoipa::{Modify, OpenApi};
 
 use super::{ErrorBody, agents, queues};
 use crate::agent::{AgentState, SettableState, StateCounts};
+use crate::app::AppState;
 use crate::config::RoutingTable;
-use crate::http::AppState;
 
 #[derive(OpenApi)]
 #[openapi(

@@ -8,7 +8,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::{ApiError, ErrorBody};
 use crate::agent::StateCounts;
-use crate::http::AppState;
+use crate::app::AppState;
 use crate::store::requests::VOICEMAILS_KEPT;
 
 /// A queue: its agents by state and its offer order.

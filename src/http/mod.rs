@@ -15,27 +15,17 @@ use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use metrics_exporter_prometheus::PrometheusHandle;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::api;
-use crate::config::Settings;
+use crate::app::AppState;
 use crate::metrics;
-use crate::routing::Engine;
 
 /// Twilio's webhook bodies are a few KiB; anything larger is refused with 413.
 pub const BODY_LIMIT: usize = 64 * 1024;
-
-/// What every handler can reach.
-#[derive(Clone)]
-pub struct AppState {
-    pub engine: Engine,
-    pub settings: Arc<Settings>,
-    pub metrics: PrometheusHandle,
-}
 
 /// The whole application, without a socket (tests drive it with `oneshot`).
 pub fn router(state: AppState) -> Router {

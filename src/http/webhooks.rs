@@ -9,10 +9,10 @@ use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use tracing::Instrument;
 
-use super::AppState;
 use crate::agent::Contact;
 use crate::agent::is_valid_id;
-use crate::config::{FallbackStep, Queue, Secret, Settings};
+use crate::app::AppState;
+use crate::config::{FallbackStep, Secret, Settings};
 use crate::metrics;
 use crate::routing::{self, AttemptKind, AttemptReport, Decision, IncomingCall};
 use crate::store::{Outcome, StoreError};
@@ -140,6 +140,66 @@ fn credentials<'a>(
     Ok(Some((token, given)))
 }
 
+/// Everything a webhook can answer other than its TwiML: a refusal before
+/// anything happened, or Redis failing while its change was applied. The one
+/// place where such a failure is counted (`switchboard_routing_failures_total`),
+/// logged (inside the call's span, captured when the error was made) and turned
+/// into what Twilio must hear.
+#[derive(Debug)]
+pub enum WebhookError {
+    Refused(Refusal),
+    Store {
+        error: StoreError,
+        /// What was lost, and what happens instead (the log line's text).
+        lost: &'static str,
+        answer: Response,
+        span: tracing::Span,
+    },
+}
+
+impl WebhookError {
+    /// Redis failed: answer `answer` (TwiML; a caller never hears an error).
+    fn store(error: StoreError, lost: &'static str, answer: String) -> WebhookError {
+        WebhookError::Store {
+            error,
+            lost,
+            answer: twiml_response(answer),
+            span: tracing::Span::current(),
+        }
+    }
+}
+
+impl From<Refusal> for WebhookError {
+    fn from(refusal: Refusal) -> Self {
+        WebhookError::Refused(refusal)
+    }
+}
+
+impl From<ParamsError> for WebhookError {
+    fn from(e: ParamsError) -> Self {
+        WebhookError::Refused(Refusal::Params(e))
+    }
+}
+
+impl IntoResponse for WebhookError {
+    fn into_response(self) -> Response {
+        match self {
+            WebhookError::Refused(refusal) => refusal.into_response(),
+            WebhookError::Store {
+                error,
+                lost,
+                answer,
+                span,
+            } => {
+                let _in_call = span.enter();
+                metrics::routing_failure(error.reason());
+                tracing::error!(error = %error, "{lost}");
+                answer
+            }
+        }
+    }
+}
+
 /// Parses the form body and checks `X-Twilio-Signature` over the URL as Twilio
 /// saw it and every parameter.
 fn verify(
@@ -217,7 +277,7 @@ impl FromRequest<AppState> for Webhook {
 }
 
 /// `POST /twilio/voice`: a call comes in.
-pub async fn voice(State(state): State<AppState>, hook: Webhook) -> Result<Response, Refusal> {
+pub async fn voice(State(state): State<AppState>, hook: Webhook) -> Result<Response, WebhookError> {
     let Webhook { params, base, .. } = hook;
     let call = IncomingCall {
         call_sid: params.call_sid()?,
@@ -226,18 +286,21 @@ pub async fn voice(State(state): State<AppState>, hook: Webhook) -> Result<Respo
     };
     let (call_sid, to) = (call.call_sid, call.to);
     let span = tracing::info_span!("call", call_sid, to, from = call.from);
-    Ok(async {
-        match within_budget(&state, state.engine.incoming(&call)).await {
-            Ok(decision) => twiml_response(render(&state, &base, call_sid, &decision)),
-            Err(e) => {
-                metrics::routing_failure(e.reason());
-                tracing::error!(error = %e, "routing failed: answering the emergency fallback");
-                twiml_response(emergency(&state, &base))
-            }
-        }
+    async {
+        let decision = within_budget(&state, state.engine.incoming(&call))
+            .await
+            .map_err(|e| {
+                let answer = emergency(&state, &base);
+                WebhookError::store(
+                    e,
+                    "routing failed: answering the emergency fallback",
+                    answer,
+                )
+            })?;
+        Ok(twiml_response(render(&state, &base, call_sid, &decision)))
     }
     .instrument(span)
-    .await)
+    .await
 }
 
 /// The TwiML of a decision for call `call_sid`.
@@ -275,32 +338,24 @@ fn render(state: &AppState, base: &str, call_sid: &str, decision: &Decision) -> 
                 confirm_url: confirm_url.as_deref(),
             })
         }
-        Decision::Fallback { queue, step } => {
-            let queue = state.engine.table().queue(queue);
-            let at = queue.and_then(|q| q.answering_step(0)).map(|(i, _)| i);
-            fallback(state, base, step, queue.zip(at))
+        Decision::Fallback { queue, step, next } => {
+            fallback(state, base, step, next.map(|n| (queue.as_str(), n)))
         }
         Decision::Hangup => twiml::hangup(),
     }
 }
 
-/// The TwiML of a fallback step that needs no agent. `chain` is the queue and
-/// the step's index in its chain: a forward then reports to
-/// `/twilio/voice/fallback` so the chain's next step runs if nobody answers.
+/// The TwiML of a fallback step that needs no agent. With `next` (the queue and
+/// the index of its chain's next step, as the engine decided), a forward reports
+/// to `/twilio/voice/fallback` so that step runs if nobody answers.
 fn fallback(
     state: &AppState,
     base: &str,
     step: &FallbackStep,
-    chain: Option<(&Queue, usize)>,
+    next: Option<(&str, usize)>,
 ) -> String {
-    let action = chain.and_then(|(queue, at)| {
-        let (next, _) = queue.answering_step(at + 1)?;
-        Some(format!(
-            "{base}{}?queue={}&step={next}",
-            paths::FALLBACK_ACTION,
-            queue.name
-        ))
-    });
+    let action = next
+        .map(|(queue, next)| format!("{base}{}?queue={queue}&step={next}", paths::FALLBACK_ACTION));
     match step {
         FallbackStep::Number(n) => twiml::forward(&Contact::Number(n.clone()), action.as_deref()),
         FallbackStep::Client(id) => twiml::forward(&Contact::Client(id.clone()), action.as_deref()),
@@ -319,20 +374,23 @@ fn fallback(
 
 /// What a caller gets while Redis is unreachable.
 pub fn emergency(state: &AppState, base: &str) -> String {
-    fallback(state, base, &state.engine.table().emergency, None)
+    render(state, base, "", &state.engine.emergency())
 }
 
 /// `POST /twilio/voice/voicemail`: the `<Record>` action. The message is kept in
 /// Redis and always logged, so a Redis outage loses no voicemail.
-pub async fn voicemail(State(state): State<AppState>, hook: Webhook) -> Result<Response, Refusal> {
+pub async fn voicemail(
+    State(state): State<AppState>,
+    hook: Webhook,
+) -> Result<Response, WebhookError> {
     let params = hook.params;
     let call_sid = params.call_sid()?;
     let span = tracing::info_span!("call", call_sid);
-    Ok(async {
+    async {
         let recording_url = params.optional_url("RecordingUrl");
         let Some(recording_sid) = recording_id(&params, recording_url) else {
             tracing::info!("voicemail ended without a recording");
-            return twiml_response(twiml::hangup());
+            return Ok(twiml_response(twiml::hangup()));
         };
         let message = serde_json::json!({
             "call_sid": call_sid,
@@ -351,18 +409,19 @@ pub async fn voicemail(State(state): State<AppState>, hook: Webhook) -> Result<R
             store.record_voicemail(call_sid, recording_sid, &message),
         )
         .await;
-        match stored {
-            Ok(true) => metrics::voicemail_recorded(),
-            Ok(false) => tracing::info!("voicemail already recorded"),
-            Err(e) => {
-                metrics::routing_failure(e.reason());
-                tracing::error!(error = %e, "voicemail not stored in Redis; it is in the log line before");
-            }
+        let recorded = stored.map_err(|e| {
+            let lost = "voicemail not stored in Redis; it is in the log line before";
+            WebhookError::store(e, lost, twiml::hangup())
+        })?;
+        if recorded {
+            metrics::voicemail_recorded();
+        } else {
+            tracing::info!("voicemail already recorded");
         }
-        twiml_response(twiml::hangup())
+        Ok(twiml_response(twiml::hangup()))
     }
     .instrument(span)
-    .await)
+    .await
 }
 
 /// The id of a `<Record>` action's recording: `RecordingSid` when Twilio sends
@@ -470,7 +529,7 @@ fn dial_call_status(
 pub async fn dial_action(
     State(state): State<AppState>,
     hook: Webhook,
-) -> Result<Response, Refusal> {
+) -> Result<Response, WebhookError> {
     let Webhook { params, uri, base } = hook;
     let attempt = AttemptQuery::parse(&uri)?;
     let call_sid = params.call_sid()?;
@@ -489,24 +548,24 @@ pub async fn dial_action(
         to: params.optional_text("To").unwrap_or(""),
     };
     let span = tracing::info_span!("call", call_sid, agent, dial_status);
-    Ok(async {
-        match within_budget(&state, state.engine.dial_action(&report, &call, attempt.home.as_deref())).await {
-            Ok(decision) => twiml_response(render(&state, &base, call_sid, &decision)),
-            Err(e) => {
-                metrics::routing_failure(e.reason());
+    async {
+        let home = attempt.home.as_deref();
+        let decision = within_budget(&state, state.engine.dial_action(&report, &call, home))
+            .await
+            .map_err(|e| {
                 // A caller still waiting for an agent gets the emergency answer.
                 if matches!(outcome, Outcome::Miss | Outcome::Ended) {
-                    tracing::error!(error = %e, "dial action lost: the caller gets the emergency fallback; the worker frees the agent");
-                    twiml_response(emergency(&state, &base))
+                    let lost = "dial action lost: the caller gets the emergency fallback; the worker frees the agent";
+                    WebhookError::store(e, lost, emergency(&state, &base))
                 } else {
-                    tracing::error!(error = %e, "dial action lost: the call is over; the worker frees the agent");
-                    twiml_response(twiml::hangup())
+                    let lost = "dial action lost: the call is over; the worker frees the agent";
+                    WebhookError::store(e, lost, twiml::hangup())
                 }
-            }
-        }
+            })?;
+        Ok(twiml_response(render(&state, &base, call_sid, &decision)))
     }
     .instrument(span)
-    .await)
+    .await
 }
 
 /// `POST /twilio/voice/agent`: the agent leg's statusCallback. Twilio ignores the
@@ -514,7 +573,7 @@ pub async fn dial_action(
 pub async fn agent_status(
     State(state): State<AppState>,
     hook: Webhook,
-) -> Result<Response, Refusal> {
+) -> Result<Response, WebhookError> {
     let Webhook { params, uri, .. } = hook;
     let attempt = AttemptQuery::parse(&uri)?;
     let call_sid = params.sid("ParentCallSid", "CA")?;
@@ -530,15 +589,17 @@ pub async fn agent_status(
     };
     let agent = &attempt.agent;
     let span = tracing::info_span!("call", call_sid, agent, agent_leg_status = status);
-    Ok(async {
-        if let Err(e) = within_budget(&state, state.engine.agent_status(&report)).await {
-            metrics::routing_failure(e.reason());
-            tracing::error!(error = %e, "agent leg status lost; the worker releases the agent at its deadline");
-        }
-        twiml_response(twiml::empty())
+    async {
+        within_budget(&state, state.engine.agent_status(&report))
+            .await
+            .map_err(|e| {
+                let lost = "agent leg status lost; the worker releases the agent at its deadline";
+                WebhookError::store(e, lost, twiml::empty())
+            })?;
+        Ok(twiml_response(twiml::empty()))
     }
     .instrument(span)
-    .await)
+    .await
 }
 
 /// `POST /twilio/voice/status`: the number's call status callback. A final status
@@ -546,7 +607,7 @@ pub async fn agent_status(
 pub async fn call_status(
     State(state): State<AppState>,
     hook: Webhook,
-) -> Result<Response, Refusal> {
+) -> Result<Response, WebhookError> {
     let params = hook.params;
     let call_sid = params.call_sid()?;
     let status = params.one_of("CallStatus", &CALL_STATUSES)?;
@@ -554,18 +615,18 @@ pub async fn call_status(
         return Ok(twiml_response(twiml::empty()));
     }
     let span = tracing::info_span!("call", call_sid, call_status = status);
-    Ok(async {
-        match within_budget(&state, state.engine.call_ended(call_sid)).await {
-            Ok(()) => tracing::info!("call ended"),
-            Err(e) => {
-                metrics::routing_failure(e.reason());
-                tracing::error!(error = %e, "call end lost; the worker releases the agent at its deadline");
-            }
-        }
-        twiml_response(twiml::empty())
+    async {
+        within_budget(&state, state.engine.call_ended(call_sid))
+            .await
+            .map_err(|e| {
+                let lost = "call end lost; the worker releases the agent at its deadline";
+                WebhookError::store(e, lost, twiml::empty())
+            })?;
+        tracing::info!("call ended");
+        Ok(twiml_response(twiml::empty()))
     }
     .instrument(span)
-    .await)
+    .await
 }
 
 /// `POST /twilio/voice/fallback?queue=…&step=…`: the action of a forwarding
@@ -575,7 +636,7 @@ pub async fn call_status(
 pub async fn fallback_action(
     State(state): State<AppState>,
     hook: Webhook,
-) -> Result<Response, Refusal> {
+) -> Result<Response, WebhookError> {
     #[derive(serde::Deserialize)]
     struct Query {
         queue: String,
@@ -587,27 +648,12 @@ pub async fn fallback_action(
     let (dial_status, outcome) = dial_call_status(&params, AttemptKind::Plain, gone)?;
     let query: Query = serde_urlencoded::from_str(uri.query().unwrap_or(""))
         .map_err(|_| Refusal::Params(ParamsError::Missing("queue and step")))?;
-    let table = state.engine.table();
-    let (queue, step) = table
-        .queue(&query.queue)
-        .and_then(|q| {
-            q.answering_step(query.step)
-                .filter(|(i, _)| *i == query.step)
-                .map(|(_, s)| (q, s))
-        })
-        .ok_or(Refusal::Params(ParamsError::Malformed("queue or step")))?;
     let _span = tracing::info_span!("call", call_sid, dial_status).entered();
-    if outcome != Outcome::Miss {
-        return Ok(twiml_response(twiml::hangup()));
-    }
-    metrics::fallback(&queue.name, &step.metric_label());
-    tracing::info!(queue = queue.name, step = %step.metric_label(), "forward not answered: next fallback step");
-    Ok(twiml_response(fallback(
-        &state,
-        &base,
-        step,
-        Some((queue, query.step)),
-    )))
+    let decision = state
+        .engine
+        .forward_ended(&query.queue, query.step, outcome)
+        .ok_or(Refusal::Params(ParamsError::Malformed("queue or step")))?;
+    Ok(twiml_response(render(&state, &base, call_sid, &decision)))
 }
 
 /// `POST /twilio/voice/confirm?call=…&queue=…&agent=…&token=…&confirm=1`: the
@@ -616,7 +662,10 @@ pub async fn fallback_action(
 /// with `Digits=1` (the Gather's action) the call becomes the agent's and the
 /// empty answer connects it; anything else hangs the agent's leg up, and that
 /// leg's end is a miss.
-pub async fn confirm(State(state): State<AppState>, hook: Webhook) -> Result<Response, Refusal> {
+pub async fn confirm(
+    State(state): State<AppState>,
+    hook: Webhook,
+) -> Result<Response, WebhookError> {
     let Webhook { params, uri, base } = hook;
     let attempt = AttemptQuery::parse(&uri)?;
     let call_sid = attempt
@@ -658,24 +707,25 @@ pub async fn confirm(State(state): State<AppState>, hook: Webhook) -> Result<Res
         token: &attempt.token,
         outcome: Outcome::Answered,
     };
-    Ok(async {
-        match within_budget(&state, state.engine.accept(&report)).await {
-            Ok(true) => twiml_response(twiml::empty()),
-            Ok(false) => {
-                tracing::info!("agent pressed 1 for a call that moved on: leg hung up");
-                twiml_response(twiml::hangup())
-            }
-            Err(e) => {
-                // A person pressed 1 and the caller is waiting: connect them; the
-                // leg's end is then counted as a miss, the lesser harm.
-                metrics::routing_failure(e.reason());
-                tracing::error!(error = %e, "agent accepted while Redis is unreachable: connecting anyway");
-                twiml_response(twiml::empty())
-            }
+    async {
+        // A person pressed 1 and the caller is waiting: with Redis unreachable
+        // they are connected anyway; the leg's end then counts as a miss, the
+        // lesser harm.
+        let taken = within_budget(&state, state.engine.accept(&report))
+            .await
+            .map_err(|e| {
+                let lost = "agent accepted while Redis is unreachable: connecting anyway";
+                WebhookError::store(e, lost, twiml::empty())
+            })?;
+        if taken {
+            Ok(twiml_response(twiml::empty()))
+        } else {
+            tracing::info!("agent pressed 1 for a call that moved on: leg hung up");
+            Ok(twiml_response(twiml::hangup()))
         }
     }
     .instrument(span)
-    .await)
+    .await
 }
 
 /// The caller as an agent hears it: a number digit by digit (TTS would read

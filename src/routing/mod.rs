@@ -52,7 +52,13 @@ pub enum Decision {
         confirm: bool,
     },
     /// No agent: this step of the fallback chain of `queue` (never `Queue`).
-    Fallback { queue: String, step: FallbackStep },
+    /// `next`: the index of the chain's step after it, where a forward nobody
+    /// answers goes on (`None`: the chain ends here).
+    Fallback {
+        queue: String,
+        step: FallbackStep,
+        next: Option<usize>,
+    },
     /// The call is over; answer with a hang-up.
     Hangup,
 }
@@ -290,6 +296,43 @@ impl Engine {
         }
     }
 
+    /// What a caller gets while Redis is unreachable: the `[emergency]` step,
+    /// with no chain after it.
+    pub fn emergency(&self) -> Decision {
+        Decision::Fallback {
+            queue: String::new(),
+            step: self.table.emergency.clone(),
+            next: None,
+        }
+    }
+
+    /// The action of a forward (`number:`/`client:` step `step` of `queue`'s
+    /// chain): nobody answered (a miss) goes on to the chain's next step; an
+    /// answered forward, or a caller who hung up, ends the call. `None`: that
+    /// step is not one a forward reports from (a forged or stale URL). Needs no
+    /// Redis.
+    pub fn forward_ended(&self, queue: &str, step: usize, outcome: Outcome) -> Option<Decision> {
+        let chain = self.table.queue(queue)?;
+        let (at, current) = chain.answering_step(step).filter(|(i, _)| *i == step)?;
+        if outcome != Outcome::Miss {
+            return Some(Decision::Hangup);
+        }
+        metrics::fallback(queue, &current.metric_label());
+        tracing::info!(queue, step = %current.metric_label(), "forward not answered: next fallback step");
+        Some(Decision::Fallback {
+            queue: queue.to_owned(),
+            step: current.clone(),
+            next: self.next_answering_step(queue, at),
+        })
+    }
+
+    /// The index of the step after `at` in `queue`'s chain that answers without
+    /// an agent (later `queue:` steps are skipped: the call left the queues).
+    fn next_answering_step(&self, queue: &str, at: usize) -> Option<usize> {
+        let (next, _) = self.table.queue(queue)?.answering_step(at + 1)?;
+        Some(next)
+    }
+
     /// Turns a script's outcome into a decision, counting it the first time.
     fn decide(
         &self,
@@ -361,9 +404,16 @@ impl Engine {
                     metrics::fallback(home, &step.metric_label());
                     tracing::info!(queue = home, step = %step.metric_label(), "no agent for the call: fallback");
                 }
+                // The route's step is the chain's first that needs no agent.
+                let next = self
+                    .table
+                    .queue(home)
+                    .and_then(|q| q.answering_step(0))
+                    .and_then(|(at, _)| self.next_answering_step(home, at));
                 Ok(Decision::Fallback {
                     queue: home.to_owned(),
                     step,
+                    next,
                 })
             }
             RouteOutcome::Ended => Ok(Decision::Hangup),

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use super::SimulateArgs;
@@ -31,7 +32,33 @@ pub struct Report {
     /// The first few errors and violations, for the reader.
     pub examples: Vec<String>,
     #[serde(skip)]
-    latencies: Vec<Duration>,
+    latencies: Latencies,
+}
+
+/// Webhook latencies in µs, kept by an HDR histogram (3 significant digits): a
+/// long run costs a few KiB, not a sample per webhook.
+#[derive(Debug, Clone)]
+struct Latencies(Histogram<u64>);
+
+impl Default for Latencies {
+    fn default() -> Self {
+        // 3 significant digits is a fixed, valid precision.
+        Latencies(Histogram::new(3).expect("HDR histogram precision 3 is valid"))
+    }
+}
+
+impl Latencies {
+    fn record(&mut self, took: Duration) {
+        // Auto-resizing histogram: recording cannot fail for a u64 value.
+        let _ = self
+            .0
+            .record(u64::try_from(took.as_micros()).unwrap_or(u64::MAX));
+    }
+
+    /// The `q` quantile in ms.
+    fn ms(&self, q: f64) -> f64 {
+        self.0.value_at_quantile(q) as f64 / 1000.0
+    }
 }
 
 #[derive(Debug, Default, Clone, Serialize)]
@@ -64,7 +91,9 @@ impl Report {
                 self.examples.push(line);
             }
         }
-        self.latencies.extend(call.latencies);
+        for took in call.latencies {
+            self.latencies.record(took);
+        }
     }
 
     pub(crate) fn merge(&mut self, other: Report) {
@@ -83,7 +112,8 @@ impl Report {
                 self.examples.push(line);
             }
         }
-        self.latencies.extend(other.latencies);
+        // Both use the same precision and auto-resize: adding cannot fail.
+        let _ = self.latencies.0.add(&other.latencies.0);
     }
 
     pub(crate) fn finish(&mut self, args: &SimulateArgs, took: Duration) {
@@ -95,23 +125,12 @@ impl Report {
         } else {
             0.0
         };
-        self.webhooks = self.latencies.len() as u64;
-        self.latencies.sort();
-        let ms = |d: Duration| (d.as_secs_f64() * 1e6).round() / 1e3;
-        let at = |p: f64| {
-            self.latencies
-                .get(
-                    ((self.latencies.len() as f64 * p) as usize)
-                        .min(self.latencies.len().saturating_sub(1)),
-                )
-                .copied()
-                .map_or(0.0, ms)
-        };
+        self.webhooks = self.latencies.0.len();
         self.latency_ms = Percentiles {
-            p50: at(0.50),
-            p90: at(0.90),
-            p99: at(0.99),
-            max: self.latencies.last().copied().map_or(0.0, ms),
+            p50: self.latencies.ms(0.50),
+            p90: self.latencies.ms(0.90),
+            p99: self.latencies.ms(0.99),
+            max: self.latencies.0.max() as f64 / 1000.0,
         };
     }
 

@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use switchboard::app::AppState;
 use switchboard::config::{RoutingTable, Settings};
-use switchboard::http::AppState;
 use switchboard::redis_server::RedisServer;
 use switchboard::server;
 use switchboard::twilio::signature;
