@@ -177,6 +177,22 @@ pub struct ConnectionLimits {
     pub idle_timeout: Duration,
     /// A webhook's body must arrive within this, or the answer is 408.
     pub body_read_timeout: Duration,
+    /// A connection with a request in flight (or a response being written) that
+    /// moves no byte either way for this long is closed: a client that never
+    /// reads its answer would otherwise hold the connection, and its slot under
+    /// `max_connections`, forever. Longer than any handler may work without I/O
+    /// (`SWITCHBOARD_REQUEST_TIMEOUT_MS`), so only a stuck peer trips it.
+    pub stall_timeout: Duration,
+    /// hyper's per-connection read buffer limit: a request head larger than this
+    /// is 431. Twilio's heads are ~1 KiB; hyper's default (~400 KiB) times
+    /// 10,000 connections would let strangers pin 4 GB.
+    pub max_buf_size: usize,
+    /// Webhook body bytes that may be held at once across all connections,
+    /// reserved before a body is read (its Content-Length, or the 64 KiB limit
+    /// when chunked) and released once it is checked.
+    pub body_budget: usize,
+    /// How long a webhook waits for `body_budget` before it is answered 503.
+    pub body_budget_wait: Duration,
 }
 
 impl Default for ConnectionLimits {
@@ -186,6 +202,10 @@ impl Default for ConnectionLimits {
             header_read_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
             body_read_timeout: Duration::from_secs(10),
+            stall_timeout: Duration::from_secs(30),
+            max_buf_size: 16 * 1024,
+            body_budget: 16 * 1024 * 1024,
+            body_budget_wait: Duration::from_secs(1),
         }
     }
 }
@@ -243,6 +263,11 @@ impl SettingsArgs {
             request_timeout: Duration::from_millis(self.request_timeout_ms),
             connections: ConnectionLimits {
                 max_connections: self.max_connections,
+                // A handler may work without I/O for up to the request timeout;
+                // only silence beyond that is a stuck peer.
+                stall_timeout: ConnectionLimits::default()
+                    .stall_timeout
+                    .max(Duration::from_millis(self.request_timeout_ms) + Duration::from_secs(5)),
                 ..ConnectionLimits::default()
             },
         })
