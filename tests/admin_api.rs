@@ -426,6 +426,7 @@ async fn the_served_document_lists_the_configured_queues_and_the_rules() {
     let doc = app
         .http
         .get(format!("{}/v1/openapi.json", app.base()))
+        .bearer_auth(ADMIN_TOKEN)
         .send()
         .await
         .unwrap()
@@ -456,4 +457,25 @@ async fn the_served_document_lists_the_configured_queues_and_the_rules() {
         doc["components"]["schemas"]["SettableState"]["enum"],
         json!(["available", "away", "offline"])
     );
+}
+
+#[tokio::test]
+async fn the_document_names_no_queue_without_the_admin_token() {
+    let app = spawn_app(ROUTING).await;
+    for token in [None, Some("not-the-admin-token")] {
+        let mut request = app.http.get(format!("{}/v1/openapi.json", app.base()));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), 200, "{token:?}");
+        let text = response.text().await.unwrap();
+        // "vip" and "night" appear nowhere but in the routing file.
+        for name in ["vip", "night"] {
+            assert!(!text.contains(name), "{token:?}: {name} in {text}");
+        }
+        let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let items = &doc["components"]["schemas"]["AgentBody"]["properties"]["queues"]["items"];
+        assert!(items.get("enum").is_none(), "{token:?}: {items}");
+    }
 }

@@ -1,9 +1,13 @@
 //! Hostile and slow clients, over raw TCP sockets against a real server: an
 //! unsigned request is refused before its body arrives, a slow body is 408 (never
 //! the emergency TwiML, never a routing failure), partial headers and idle
-//! keep-alive connections are closed on their own timeouts, and past the
-//! connection cap new connections wait until one closes. The timeouts are
-//! shortened here; the defaults (10 s, 60 s, 10 s) are SPEC's.
+//! keep-alive connections are closed on their own timeouts, past the
+//! connection cap new connections wait until one closes, a client that never
+//! reads its answers is let go after the stall timeout, h2c is not spoken,
+//! request heads and webhook bodies in flight are bounded, and a complete
+//! signed body is served even once shutdown has begun. The timeouts are
+//! shortened here; the defaults (10 s, 60 s, 10 s) are SPEC's, the stall
+//! timeout's 30 s is switchboard's.
 
 mod common;
 
@@ -221,4 +225,155 @@ async fn past_the_connection_cap_a_new_connection_waits_until_one_closes() {
     drop(first);
     let answer = next_response(&mut second, Duration::from_secs(5)).await;
     assert!(matches!(answer, Outcome::Answered(200, _)), "{answer:?}");
+}
+
+/// A socket whose receive window stays small, so the server's writes block
+/// as soon as a few KiB are unread (loopback would otherwise buffer MBs).
+async fn connect_small_window(app: &TestApp) -> TcpStream {
+    let addr = app
+        .base()
+        .trim_start_matches("http://")
+        .parse()
+        .expect("a socket address");
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+    socket.connect(addr).await.expect("connect")
+}
+
+#[tokio::test]
+async fn a_client_that_never_reads_its_answers_is_disconnected_after_the_stall_limit() {
+    let app = app(|s| {
+        s.connections.stall_timeout = Duration::from_secs(1);
+    })
+    .await;
+    // The document is ~13 KiB; 512 of them pipelined (6.8 MB) outgrow every
+    // buffer on the way (the server's send buffer may grow to 4 MiB), so the
+    // server is left with output the client does not take.
+    const REQUESTS: usize = 512;
+    let request = b"GET /v1/openapi.json HTTP/1.1\r\nHost: switchboard\r\n\r\n";
+    let mut stream = connect_small_window(&app).await;
+    stream.write_all(&request.repeat(REQUESTS)).await.unwrap();
+    // Never read for well past the stall limit (and the drain of buffers).
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let mut got = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut got)).await;
+    let answered = got.windows(9).filter(|w| w == b"HTTP/1.1 ").count();
+    // Before the fix every answer came (the client was waited on forever),
+    // then the connection sat open: no end within the 10 s.
+    assert!(
+        read.is_ok(),
+        "still open after the stall limit ({answered} answers, {} bytes read)",
+        got.len()
+    );
+    assert!(answered < REQUESTS, "all {answered} answers were written");
+}
+
+#[tokio::test]
+async fn an_h2c_preface_is_refused_not_spoken() {
+    let app = app(|_| {}).await;
+    let mut stream = connect(&app).await;
+    // The HTTP/2 connection preface, then an empty SETTINGS frame.
+    stream
+        .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut got)).await;
+    assert!(read.is_ok(), "the connection stayed open: {got:?}");
+    // Nothing, or an HTTP/1.1 error: never an HTTP/2 SETTINGS frame.
+    assert!(
+        got.is_empty() || got.starts_with(b"HTTP/1.1 4") || got.starts_with(b"HTTP/1.1 5"),
+        "{:?}",
+        String::from_utf8_lossy(&got)
+    );
+}
+
+#[tokio::test]
+async fn a_request_head_over_the_read_buffer_limit_is_431() {
+    let app = app(|_| {}).await;
+    let mut stream = connect(&app).await;
+    // 20 KiB of header: more than any Twilio request, less than hyper's default.
+    let head = format!(
+        "GET /healthz HTTP/1.1\r\nHost: switchboard\r\nX-Pad: {}\r\n\r\n",
+        "a".repeat(20 * 1024)
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    match next_response(&mut stream, Duration::from_secs(5)).await {
+        Outcome::Answered(status, _) => assert_eq!(status, 431),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn past_the_body_budget_a_webhook_waits_briefly_then_is_503() {
+    let app = app(|s| {
+        // Room for exactly one 100-byte body.
+        s.connections.body_budget = 100;
+        s.connections.body_budget_wait = Duration::from_millis(300);
+        s.connections.body_read_timeout = Duration::from_secs(8);
+    })
+    .await;
+    let signed = "X-Twilio-Signature: AAAAAAAAAAAAAAAAAAAAAAAAAAA=\r\n";
+    // The first holds the whole budget: any signature value gets this far.
+    let mut holder = connect(&app).await;
+    holder.write_all(&webhook_head(signed)).await.unwrap();
+    holder.write_all(b"C").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut second = connect(&app).await;
+    second.write_all(&webhook_head(signed)).await.unwrap();
+    second.write_all(b"C").await.unwrap();
+    // Before the fix the second body was waited on like the first (Silent).
+    match next_response(&mut second, Duration::from_secs(3)).await {
+        Outcome::Answered(status, _) => assert_eq!(status, 503),
+        other => panic!("{other:?}"),
+    }
+    // Once the first is done, the budget is back.
+    drop(holder);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut third = connect(&app).await;
+    third.write_all(&webhook_head(signed)).await.unwrap();
+    third.write_all(&[b'C'; 100]).await.unwrap();
+    match next_response(&mut third, Duration::from_secs(3)).await {
+        Outcome::Answered(status, _) => assert_eq!(status, 403),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_complete_signed_body_is_served_even_when_shutdown_has_begun() {
+    use axum::body::Body;
+    use axum::extract::FromRequest;
+    use switchboard::http::listener::Draining;
+    use switchboard::http::webhooks::Webhook;
+    use switchboard::twilio::signature;
+    use tokio_util::sync::CancellationToken;
+
+    // The extractor alone: no Redis is contacted before a handler runs.
+    let state =
+        switchboard::server::build_state(settings("redis://127.0.0.1:1", ROUTING)).expect("state");
+    let params = vec![
+        ("CallSid".to_owned(), call_sid(1)),
+        ("To".to_owned(), SALES.to_owned()),
+    ];
+    let body = serde_urlencoded::to_string(&params).unwrap();
+    let given = signature::compute(AUTH_TOKEN, "http://switchboard/twilio/voice", &params);
+    let draining = CancellationToken::new();
+    draining.cancel();
+    // Both branches are ready at the first poll; an unbiased select picks the
+    // shutdown one about half the time, so 64 tries all but surely catch it.
+    for attempt in 0..64 {
+        let mut request = axum::http::Request::post("/twilio/voice")
+            .header("host", "switchboard")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("x-twilio-signature", &given)
+            .body(Body::from(body.clone()))
+            .unwrap();
+        request.extensions_mut().insert(Draining(draining.clone()));
+        let hook = Webhook::from_request(request, &state).await;
+        assert!(
+            hook.is_ok(),
+            "attempt {attempt}: {:?}",
+            hook.err().map(|r| r.status())
+        );
+    }
 }

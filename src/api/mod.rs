@@ -33,7 +33,8 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/queues/{name}", get(queues::get))
         .route("/voicemails", get(queues::voicemails))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token))
-        // The description of the API needs no token: it holds no data.
+        // The description of the API needs no token: without one it holds no
+        // data (the queue names are added only for a request with the token).
         .route("/openapi.json", get(openapi::serve))
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         .layer(middleware::from_fn_with_state(state, require_enabled))
@@ -151,11 +152,22 @@ async fn require_enabled(State(state): State<AppState>, request: Request, next: 
 /// `Authorization: Bearer <SWITCHBOARD_ADMIN_TOKEN>`. Both sides are hashed first,
 /// so the comparison takes the same time whatever the length or content given.
 async fn require_token(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let Some(expected) = state.settings.admin_token.as_ref().map(Secret::expose) else {
+    if state.settings.admin_token.is_none() {
         return ApiError::Disabled.into_response();
+    }
+    if has_admin_token(&state, request.headers()) {
+        next.run(request).await
+    } else {
+        ApiError::Unauthorized.into_response()
+    }
+}
+
+/// Whether `headers` carry the configured admin token (false when none is set).
+fn has_admin_token(state: &AppState, headers: &axum::http::HeaderMap) -> bool {
+    let Some(expected) = state.settings.admin_token.as_ref().map(Secret::expose) else {
+        return false;
     };
-    let given = request
-        .headers()
+    let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split_once(' '))
@@ -163,9 +175,5 @@ async fn require_token(State(state): State<AppState>, request: Request, next: Ne
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map_or("", |(_, token)| token.trim());
     let matches = Sha256::digest(given.as_bytes()).ct_eq(&Sha256::digest(expected.as_bytes()));
-    if bool::from(matches) && !given.is_empty() {
-        next.run(request).await
-    } else {
-        ApiError::Unauthorized.into_response()
-    }
+    bool::from(matches) && !given.is_empty()
 }

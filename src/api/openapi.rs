@@ -3,15 +3,19 @@
 //! the handlers enforce (patterns, lengths, enums, ranges) and every status they
 //! answer, so a client (or schemathesis, in CI) that follows it is never refused
 //! for a reason it could not read. The one rule known only at run time, which
-//! queue names exist, is added from the routing table by `document`.
+//! queue names exist, is added from the routing table by `document` — but only
+//! for a request carrying the admin token: the document itself needs no token,
+//! and the queue names are the routing table's, not for strangers. Without the
+//! token the document is the static one (no enum), still true, only looser.
 
 use axum::Json;
 use axum::extract::State;
+use axum::http::HeaderMap;
 use serde_json::Value;
-use utoipa::openapi::RefOr;
 use utoipa::openapi::path::Operation;
 use utoipa::openapi::schema::{ArrayItems, Schema};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 use super::{ErrorBody, agents, queues};
@@ -50,7 +54,7 @@ use crate::config::RoutingTable;
         StateCounts,
         ErrorBody,
     )),
-    modifiers(&BearerToken),
+    modifiers(&BearerToken, &RequestTimeout),
     security(("bearer" = [])),
     tags(
         (name = "agents", description = "Agents and their states"),
@@ -70,6 +74,43 @@ impl Modify for BearerToken {
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
+    }
+}
+
+/// The 408 that the admin router's `TimeoutLayer` answers for a request past
+/// `SWITCHBOARD_REQUEST_TIMEOUT_MS` (as `{"error": …}`, via `json_errors`): any
+/// operation can get it, and the handlers' annotations cannot say so.
+struct RequestTimeout;
+
+impl Modify for RequestTimeout {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let response = ResponseBuilder::new()
+            .description("The request took longer than SWITCHBOARD_REQUEST_TIMEOUT_MS")
+            .content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("ErrorBody")))
+                    .build(),
+            )
+            .build();
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+                &mut item.head,
+                &mut item.options,
+                &mut item.trace,
+            ];
+            for operation in operations.into_iter().flatten() {
+                operation
+                    .responses
+                    .responses
+                    .insert("408".to_owned(), RefOr::T(response.clone()));
+            }
+        }
     }
 }
 
@@ -117,9 +158,17 @@ pub fn document(table: &RoutingTable) -> utoipa::openapi::OpenApi {
     doc
 }
 
-/// `GET /v1/openapi.json`.
-pub async fn serve(State(state): State<AppState>) -> Json<utoipa::openapi::OpenApi> {
-    Json(document(state.engine.table()))
+/// `GET /v1/openapi.json`: with the admin token, the live document (queue
+/// names as enums); without it, the static one.
+pub async fn serve(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Json<utoipa::openapi::OpenApi> {
+    if super::has_admin_token(&state, &headers) {
+        Json(document(state.engine.table()))
+    } else {
+        Json(ApiDoc::openapi())
+    }
 }
 
 #[cfg(test)]
@@ -256,20 +305,21 @@ mod tests {
     #[test]
     fn every_operation_documents_each_error_it_answers_with_the_error_body() {
         // What each handler (and the layers before it) can answer besides
-        // success: 401/503 from the token checks, 400/413 from the JSON
-        // extractor, 422/404/409 from the handler itself.
+        // success: 401/503 from the token checks, 408 from the admin router's
+        // TimeoutLayer, 400/413 from the JSON extractor, 422/404/409 from the
+        // handler itself.
         let expected: &[(&str, &[&str])] = &[
-            ("list_agents", &["400", "401", "422", "503"]),
-            ("get_agent", &["401", "404", "422", "503"]),
-            ("put_agent", &["400", "401", "413", "422", "503"]),
-            ("delete_agent", &["401", "404", "422", "503"]),
+            ("list_agents", &["400", "401", "408", "422", "503"]),
+            ("get_agent", &["401", "404", "408", "422", "503"]),
+            ("put_agent", &["400", "401", "408", "413", "422", "503"]),
+            ("delete_agent", &["401", "404", "408", "422", "503"]),
             (
                 "set_agent_state",
-                &["400", "401", "404", "409", "413", "422", "503"],
+                &["400", "401", "404", "408", "409", "413", "422", "503"],
             ),
-            ("list_queues", &["401", "503"]),
-            ("get_queue", &["401", "404", "503"]),
-            ("list_voicemails", &["400", "401", "422", "503"]),
+            ("list_queues", &["401", "408", "503"]),
+            ("get_queue", &["401", "404", "408", "503"]),
+            ("list_voicemails", &["400", "401", "408", "422", "503"]),
         ];
         let doc = doc(&RoutingTable::builtin());
         let mut seen = Vec::new();

@@ -110,6 +110,68 @@ impl From<String> for Secret {
     }
 }
 
+/// A Redis URL, which carries the password (`redis://user:pw@host`): `Debug`
+/// prints it with the password, and any query (`redis+unix://…?pass=`), as
+/// `***`, so `Settings` can derive `Debug`. It derefs to `&str` so the code that
+/// connects reads it as before (`&settings.redis_url` where a `&str` is wanted).
+#[derive(Clone, PartialEq, Eq)]
+pub struct RedisUrl(String);
+
+impl RedisUrl {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// The URL without its secrets, fit for logs.
+    pub fn redacted(&self) -> String {
+        let Some((scheme, rest)) = self.0.split_once("://") else {
+            // Not a URL: nothing can be told safely.
+            return "***".to_owned();
+        };
+        let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+        let (authority, tail) = rest.split_at(end);
+        let authority = match authority.rsplit_once('@') {
+            // A lone userinfo may be a password given without a user name.
+            Some((userinfo, host)) => match userinfo.split_once(':') {
+                Some((user, _password)) => format!("{user}:***@{host}"),
+                None => format!("***@{host}"),
+            },
+            None => authority.to_owned(),
+        };
+        let tail = match tail.split_once('?') {
+            Some((path, _query)) => format!("{path}?***"),
+            None => tail.to_owned(),
+        };
+        format!("{scheme}://{authority}{tail}")
+    }
+}
+
+impl std::ops::Deref for RedisUrl {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for RedisUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "RedisUrl({:?})", self.redacted())
+    }
+}
+
+impl From<String> for RedisUrl {
+    fn from(value: String) -> Self {
+        RedisUrl(value)
+    }
+}
+
+impl From<&str> for RedisUrl {
+    fn from(value: &str) -> Self {
+        RedisUrl(value.to_owned())
+    }
+}
+
 /// A setting that makes no sense, found before anything starts.
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
@@ -144,7 +206,8 @@ pub enum SettingsWarning {
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub listen: SocketAddr,
-    pub redis_url: String,
+    /// Holds the Redis password; `Debug` redacts it.
+    pub redis_url: RedisUrl,
     pub routing: RoutingTable,
     /// Without a trailing slash.
     pub public_url: Option<String>,
@@ -177,6 +240,22 @@ pub struct ConnectionLimits {
     pub idle_timeout: Duration,
     /// A webhook's body must arrive within this, or the answer is 408.
     pub body_read_timeout: Duration,
+    /// A connection with a request in flight (or a response being written) that
+    /// moves no byte either way for this long is closed: a client that never
+    /// reads its answer would otherwise hold the connection, and its slot under
+    /// `max_connections`, forever. Longer than any handler may work without I/O
+    /// (`SWITCHBOARD_REQUEST_TIMEOUT_MS`), so only a stuck peer trips it.
+    pub stall_timeout: Duration,
+    /// hyper's per-connection read buffer limit: a request head larger than this
+    /// is 431. Twilio's heads are ~1 KiB; hyper's default (~400 KiB) times
+    /// 10,000 connections would let strangers pin 4 GB.
+    pub max_buf_size: usize,
+    /// Webhook body bytes that may be held at once across all connections,
+    /// reserved before a body is read (its Content-Length, or the 64 KiB limit
+    /// when chunked) and released once it is checked.
+    pub body_budget: usize,
+    /// How long a webhook waits for `body_budget` before it is answered 503.
+    pub body_budget_wait: Duration,
 }
 
 impl Default for ConnectionLimits {
@@ -186,6 +265,10 @@ impl Default for ConnectionLimits {
             header_read_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
             body_read_timeout: Duration::from_secs(10),
+            stall_timeout: Duration::from_secs(30),
+            max_buf_size: 16 * 1024,
+            body_budget: 16 * 1024 * 1024,
+            body_budget_wait: Duration::from_secs(1),
         }
     }
 }
@@ -229,7 +312,7 @@ impl SettingsArgs {
         }
         Ok(Settings {
             listen: self.listen,
-            redis_url: self.redis_url,
+            redis_url: self.redis_url.into(),
             routing,
             public_url,
             twilio_auth_token,
@@ -243,6 +326,11 @@ impl SettingsArgs {
             request_timeout: Duration::from_millis(self.request_timeout_ms),
             connections: ConnectionLimits {
                 max_connections: self.max_connections,
+                // A handler may work without I/O for up to the request timeout;
+                // only silence beyond that is a stuck peer.
+                stall_timeout: ConnectionLimits::default()
+                    .stall_timeout
+                    .max(Duration::from_millis(self.request_timeout_ms) + Duration::from_secs(5)),
                 ..ConnectionLimits::default()
             },
         })
@@ -270,7 +358,7 @@ impl Settings {
     pub fn new(redis_url: impl Into<String>) -> Settings {
         Settings {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-            redis_url: redis_url.into(),
+            redis_url: RedisUrl(redis_url.into()),
             routing: RoutingTable::builtin(),
             public_url: None,
             twilio_auth_token: None,
@@ -345,6 +433,35 @@ mod tests {
         let s = settings(&["--twilio-auth-token", "\n", "--admin-token", ""]);
         assert!(s.twilio_auth_token.is_none());
         assert!(s.admin_token.is_none());
+    }
+
+    #[test]
+    fn settings_debug_never_shows_the_redis_password() {
+        let s = settings(&[
+            "--redis-url",
+            "rediss://alice:redis-pass-word@cache.example:6380/2",
+        ]);
+        let printed = format!("{s:?}");
+        assert!(!printed.contains("redis-pass-word"), "{printed}");
+        assert!(
+            printed.contains("rediss://alice:***@cache.example:6380/2"),
+            "{printed}"
+        );
+        // The connecting code still gets the URL itself.
+        let url: &str = &s.redis_url;
+        assert!(url.contains("redis-pass-word"));
+        for (url, shown) in [
+            ("redis://:pw-only@h:6379", "redis://:***@h:6379"),
+            ("redis://pw-as-user@h", "redis://***@h"),
+            (
+                "redis+unix:///run/r.sock?pass=pw",
+                "redis+unix:///run/r.sock?***",
+            ),
+            ("redis://h:6379/0", "redis://h:6379/0"),
+            ("not a url pw", "***"),
+        ] {
+            assert_eq!(RedisUrl::from(url).redacted(), shown);
+        }
     }
 
     #[test]

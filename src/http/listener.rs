@@ -7,19 +7,30 @@
 //! half-received connections close at once while requests in flight get the
 //! drain time, after which the rest are dropped so the process exits.
 //!
-//! Connections are served by hyper-util's `auto::Builder` (HTTP/1.1 and h2c),
-//! with the axum `Router` behind `TowerToHyperService`. hyper's own
+//! Connections are served by hyper's HTTP/1.1 builder only, with the axum
+//! `Router` behind `TowerToHyperService`. Twilio speaks HTTP/1.1, and h2c gave a
+//! client without credentials per-stream flow control to stall responses with
+//! (SETTINGS_INITIAL_WINDOW_SIZE=0); an h2 preface is now a parse error. The
+//! read buffer is capped (`ConnectionLimits::max_buf_size`) so 10,000 idle
+//! connections cannot pin hyper's ~400 KiB default each. hyper's own
 //! `header_read_timeout` is not used: in hyper 1.x its timer starts whenever the
 //! connection waits for a request head, including between keep-alive requests, so
 //! one value would be both the header and the idle timeout. Instead each
 //! connection keeps an `Activity` phase — reading a head (since the connection
 //! opened or a later request's first byte), busy with requests, or idle since
 //! the last response ended — and a watchdog closes it when the phase's deadline
-//! passes.
+//! passes. A busy connection's deadline is its last progress (any byte read or
+//! written) plus the stall timeout: a client that stops reading its answer, or
+//! pipelines requests it never reads, is let go instead of held forever.
+//!
+//! Each request also carries the process-wide `BodyBudget`, which the webhook
+//! extractor draws on before reading a body, so the bytes strangers can make
+//! the server hold at once are bounded however many connections they open.
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::{Pin, pin};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -28,8 +39,8 @@ use axum::Router;
 use axum::body::{Body, Bytes, HttpBody};
 use http_body::{Frame, SizeHint};
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
@@ -47,6 +58,11 @@ use crate::config::ConnectionLimits;
 #[derive(Clone, Debug)]
 pub struct Draining(pub CancellationToken);
 
+/// In every request's extensions: the webhook body bytes all connections may
+/// hold at once (`ConnectionLimits::body_budget`), one permit a byte.
+#[derive(Clone, Debug)]
+pub struct BodyBudget(pub Arc<Semaphore>);
+
 /// Serves `app` on `listener` until `shutdown` completes, then gives requests in
 /// flight up to `drain` to finish and closes whatever is left.
 pub async fn serve(
@@ -58,12 +74,12 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let permits = Arc::new(Semaphore::new(limits.max_connections));
     let stop = CancellationToken::new();
-    let mut builder = auto::Builder::new(TokioExecutor::new());
+    let budget = BodyBudget(Arc::new(Semaphore::new(limits.body_budget)));
+    let mut builder = http1::Builder::new();
     builder
-        .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(None);
-    builder.http2().timer(TokioTimer::new());
+        .header_read_timeout(None)
+        .max_buf_size(limits.max_buf_size);
     let builder = Arc::new(builder);
     let mut connections = JoinSet::new();
     let mut shutdown = pin!(shutdown);
@@ -98,6 +114,7 @@ pub async fn serve(
             builder.clone(),
             limits.clone(),
             stop.clone(),
+            budget.clone(),
             permit,
         ));
     }
@@ -123,9 +140,10 @@ pub async fn serve(
 async fn connection(
     stream: TcpStream,
     app: Router,
-    builder: Arc<auto::Builder<TokioExecutor>>,
+    builder: Arc<http1::Builder>,
     limits: ConnectionLimits,
     stop: CancellationToken,
+    budget: BodyBudget,
     _permit: OwnedSemaphorePermit,
 ) {
     let activity = Arc::new(Activity::new());
@@ -139,6 +157,7 @@ async fn connection(
         tower::service_fn(move |mut request: hyper::Request<Incoming>| {
             let in_flight = activity.request_started();
             request.extensions_mut().insert(draining.clone());
+            request.extensions_mut().insert(budget.clone());
             let app = app.clone();
             async move {
                 let response = app.oneshot(request).await?;
@@ -149,7 +168,7 @@ async fn connection(
             }
         })
     };
-    let conn = builder.serve_connection_with_upgrades(io, TowerToHyperService::new(service));
+    let conn = builder.serve_connection(io, TowerToHyperService::new(service));
     let mut conn = pin!(conn);
     let mut draining = false;
     loop {
@@ -170,7 +189,7 @@ async fn connection(
             }
             () = sleep_until(deadline) => {
                 if activity.deadline(&limits).is_some_and(|d| d <= Instant::now()) {
-                    tracing::debug!("closing a connection past its header or idle timeout");
+                    tracing::debug!("closing a connection past its header, idle or stall timeout");
                     return;
                 }
             }
@@ -194,12 +213,13 @@ async fn sleep_until(deadline: Option<Instant>) {
     }
 }
 
-/// Where a connection is between requests; each phase but `Busy` has a deadline.
+/// Where a connection is between requests.
 #[derive(Debug, Clone, Copy)]
 enum Phase {
     /// Reading a request head since this instant.
     Head(Instant),
-    /// This many requests in flight (more than one only with h2).
+    /// This many requests in flight (more than one only while hyper finishes
+    /// writing one answer and has read the next pipelined request).
     Busy(usize),
     /// No request since the last response ended at this instant.
     Idle(Instant),
@@ -209,14 +229,41 @@ struct Activity {
     phase: Mutex<Phase>,
     /// Wakes the watchdog when a phase change moves the deadline.
     changed: Notify,
+    /// When the connection opened; `progress` counts from it.
+    opened: Instant,
+    /// Milliseconds after `opened` of the last byte read or written. An atomic,
+    /// not the mutex: every socket read and write stores it, and a later
+    /// progress only moves the deadline out, so the watchdog need not be woken
+    /// (it re-reads the deadline when its sleep ends).
+    progress: AtomicU64,
+    /// The socket's last write or flush returned `Pending`: hyper holds output
+    /// the peer is not taking. hyper lets go of a response body (and so the
+    /// request's `InFlight`) once it is buffered, not once it is sent, so an
+    /// unread answer can sit in an `Idle` phase; this keeps the stall deadline
+    /// on it there too.
+    write_blocked: AtomicBool,
 }
 
 impl Activity {
     fn new() -> Activity {
+        let now = Instant::now();
         Activity {
-            phase: Mutex::new(Phase::Head(Instant::now())),
+            phase: Mutex::new(Phase::Head(now)),
             changed: Notify::new(),
+            opened: now,
+            progress: AtomicU64::new(0),
+            write_blocked: AtomicBool::new(false),
         }
+    }
+
+    /// Bytes moved either way: the peer is alive.
+    fn progressed(&self) {
+        let since = u64::try_from(self.opened.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.progress.store(since, Ordering::Relaxed);
+    }
+
+    fn last_progress(&self) -> Instant {
+        self.opened + Duration::from_millis(self.progress.load(Ordering::Relaxed))
     }
 
     fn set(&self, change: impl FnOnce(Phase) -> Phase) {
@@ -233,6 +280,7 @@ impl Activity {
 
     /// Bytes arrived: on an idle connection they begin the next request's head.
     fn bytes_read(&self) {
+        self.progressed();
         if matches!(self.get(), Phase::Idle(_)) {
             self.set(|phase| match phase {
                 Phase::Idle(_) => Phase::Head(Instant::now()),
@@ -242,6 +290,9 @@ impl Activity {
     }
 
     fn request_started(self: &Arc<Self>) -> InFlight {
+        // The stall clock of a request starts with it, not at the last byte of
+        // an earlier one.
+        self.progressed();
         self.set(|phase| match phase {
             Phase::Busy(n) => Phase::Busy(n + 1),
             Phase::Head(_) | Phase::Idle(_) => Phase::Busy(1),
@@ -257,10 +308,30 @@ impl Activity {
     }
 
     fn deadline(&self, limits: &ConnectionLimits) -> Option<Instant> {
-        match self.get() {
-            Phase::Head(since) => Some(since + limits.header_read_timeout),
-            Phase::Idle(since) => Some(since + limits.idle_timeout),
-            Phase::Busy(_) => None,
+        let stalled = self.last_progress() + limits.stall_timeout;
+        let phase = match self.get() {
+            Phase::Head(since) => since + limits.header_read_timeout,
+            Phase::Idle(since) => since + limits.idle_timeout,
+            Phase::Busy(_) => return Some(stalled),
+        };
+        if self.write_blocked.load(Ordering::Relaxed) {
+            Some(phase.min(stalled))
+        } else {
+            Some(phase)
+        }
+    }
+
+    /// What a write or flush of the socket returned.
+    fn wrote<T>(&self, polled: &Poll<std::io::Result<T>>, moved: impl FnOnce(&T) -> bool) {
+        match polled {
+            Poll::Pending => self.write_blocked.store(true, Ordering::Relaxed),
+            Poll::Ready(Ok(done)) => {
+                if moved(done) {
+                    self.progressed();
+                }
+                self.write_blocked.store(false, Ordering::Relaxed);
+            }
+            Poll::Ready(Err(_)) => {}
         }
     }
 }
@@ -304,7 +375,7 @@ impl HttpBody for Tracked {
     }
 }
 
-/// The socket, telling `Activity` when bytes arrive.
+/// The socket, telling `Activity` when bytes arrive or leave.
 struct Watched {
     inner: TcpStream,
     activity: Arc<Activity>,
@@ -331,7 +402,9 @@ impl AsyncWrite for Watched {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
+        let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.activity.wrote(&polled, |&n| n > 0);
+        polled
     }
 
     fn poll_write_vectored(
@@ -339,7 +412,9 @@ impl AsyncWrite for Watched {
         cx: &mut Context<'_>,
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+        let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.activity.wrote(&polled, |&n| n > 0);
+        polled
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -347,7 +422,9 @@ impl AsyncWrite for Watched {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
+        let polled = Pin::new(&mut self.inner).poll_flush(cx);
+        self.activity.wrote(&polled, |()| false);
+        polled
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {

@@ -81,6 +81,10 @@ pub enum Refusal {
     SlowBody(std::time::Duration),
     /// The server began shutting down while the body was still arriving.
     ShuttingDown,
+    /// Other connections hold the whole body budget (`BodyBudget`) for longer
+    /// than the budget wait: answered 503, which Twilio treats as a failure of
+    /// this URL (the number's fallback URL, or a retry with `#rp=5xx`).
+    Overloaded(std::time::Duration),
     Params(ParamsError),
 }
 
@@ -111,6 +115,18 @@ impl IntoResponse for Refusal {
                 "shutting down\n",
             )
                 .into_response(),
+            Refusal::Overloaded(waited) => {
+                tracing::warn!(
+                    ?waited,
+                    "webhook refused: webhook bodies in flight hold the whole body budget"
+                );
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    [(header::RETRY_AFTER, "1")],
+                    "too many request bodies in flight\n",
+                )
+                    .into_response()
+            }
             Refusal::Params(e) => {
                 tracing::warn!(error = %e, "webhook refused: bad parameters");
                 (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response()
@@ -236,7 +252,10 @@ fn verify(
 /// so no handler can forget the check. A request without a signature header is
 /// refused before its body is read, so however slowly it is sent it costs
 /// nothing; a body still missing after the body read timeout is 408. Only then
-/// does the emergency clock start (`EmergencyClock`).
+/// does the emergency clock start (`EmergencyClock`). A signed-looking request's
+/// body is read only once it holds its size in the process-wide `BodyBudget`
+/// (503 if none frees up within the budget wait), so made-up signatures on
+/// many connections cannot pin more than the budget.
 pub struct Webhook {
     pub params: Params,
     pub uri: Uri,
@@ -249,10 +268,19 @@ impl FromRequest<AppState> for Webhook {
     async fn from_request(request: Request, state: &AppState) -> Result<Self, Response> {
         let (parts, body) = request.into_parts();
         credentials(&state.settings, &parts.headers).map_err(IntoResponse::into_response)?;
-        let limit = state.settings.connections.body_read_timeout;
+        let limits = &state.settings.connections;
+        let _reserved = match parts.extensions.get::<super::listener::BodyBudget>() {
+            Some(budget) => Some(reserve(budget, &parts.headers, limits).await?),
+            None => None,
+        };
+        let limit = limits.body_read_timeout;
         let read = Bytes::from_request(Request::from_parts(parts.clone(), body), state);
         let draining = parts.extensions.get::<super::listener::Draining>().cloned();
         let body = tokio::select! {
+            // A body that has arrived in full is served even if shutdown began
+            // meanwhile: Twilio would otherwise get a 503 for a signed request
+            // that only waits to be checked.
+            biased;
             read = tokio::time::timeout(limit, read) => read
                 .map_err(|_| Refusal::SlowBody(limit).into_response())?
                 .map_err(IntoResponse::into_response)?,
@@ -273,6 +301,30 @@ impl FromRequest<AppState> for Webhook {
             base: base_url(&state.settings, &parts.headers, &parts.uri),
             uri: parts.uri,
         })
+    }
+}
+
+/// Takes a request's share of the body budget: its Content-Length, or the 64 KiB
+/// limit when it has none (chunked), never more than the whole budget (so one
+/// request can always run alone).
+async fn reserve(
+    budget: &super::listener::BodyBudget,
+    headers: &HeaderMap,
+    limits: &crate::config::ConnectionLimits,
+) -> Result<tokio::sync::OwnedSemaphorePermit, Response> {
+    let announced = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(super::BODY_LIMIT);
+    let bytes = announced.min(super::BODY_LIMIT).min(limits.body_budget);
+    // BODY_LIMIT is 64 KiB: always fits a u32.
+    let bytes = u32::try_from(bytes).unwrap_or(u32::MAX);
+    let wait = limits.body_budget_wait;
+    match tokio::time::timeout(wait, budget.0.clone().acquire_many_owned(bytes)).await {
+        Ok(Ok(permit)) => Ok(permit),
+        // Closed never happens (the listener never closes it); treat it as full.
+        Ok(Err(_)) | Err(_) => Err(Refusal::Overloaded(wait).into_response()),
     }
 }
 
