@@ -69,7 +69,7 @@ async fn main() {
     }
     println!("\n== summary ==");
     println!(
-        "roster | cycles/s @50 | p99 @50 | cycles/s @200 | p99 @200 | requests/webhook | pings | idle cpu sb/redis | queue doc | rss"
+        "roster | cycles/s @50 | p99 @50 | cycles/s @200 | p99 @200 | requests/webhook | pings | p99 @1000 webhooks/s | idle cpu sb/redis | queue doc | rss"
     );
     for line in &summary {
         println!("{line}");
@@ -88,19 +88,22 @@ async fn measure(roster: &Roster, secs: f64) -> String {
         .pool_max_idle_per_host(256)
         .build()
         .expect("http client");
-    let started = Instant::now();
-    create_agents(&http, &server.base, roster).await;
-    println!(
-        "created {} agents in {:.1} s",
-        roster.agents,
-        started.elapsed().as_secs_f64()
-    );
-
     let mut redis_conn = redis::Client::open(redis.url())
         .expect("redis url")
         .get_multiplexed_async_connection()
         .await
         .expect("redis connection");
+    let empty = used_memory(&mut redis_conn).await;
+    let started = Instant::now();
+    create_agents(&http, &server.base, roster).await;
+    let with_agents = used_memory(&mut redis_conn).await;
+    println!(
+        "created {} agents in {:.1} s; Redis holds {:.0} bytes per agent",
+        roster.agents,
+        started.elapsed().as_secs_f64(),
+        with_agents.saturating_sub(empty) as f64 / roster.agents as f64
+    );
+
     let mut line = format!(
         "{} ({} agents, {} queues)",
         roster.name, roster.agents, roster.queues
@@ -108,12 +111,17 @@ async fn measure(roster: &Roster, secs: f64) -> String {
     let mut pings = 0;
     let mut per_webhook = Vec::new();
     let mut scripts_per_sec: f64 = 0.0;
+    let mut cycles_played = 0;
     for concurrency in [50, 200] {
         // A short warm-up, which also calibrates how many calls fill `secs`.
-        let warm = play(&server.base, concurrency, 500).await;
+        let warm = play(&server.base, concurrency, 500, None).await;
+        cycles_played += warm.calls;
         let calls = ((warm.calls_per_sec * secs) as usize).clamp(1000, 400_000);
         let before = commandstats(&mut redis_conn).await;
-        let report = play(&server.base, concurrency, calls).await;
+        let cpu_before = server.cpu_secs();
+        let report = play(&server.base, concurrency, calls, None).await;
+        let cpu = server.cpu_secs() - cpu_before;
+        cycles_played += report.calls;
         let after = commandstats(&mut redis_conn).await;
         let delta = diff(&before, &after);
         let commands: u64 = delta.values().sum();
@@ -143,9 +151,14 @@ async fn measure(roster: &Roster, secs: f64) -> String {
             report.violations
         );
         println!(
+            "     switchboard: {:.0} % of a core, {:.0} µs of CPU per webhook",
+            cpu / report.seconds.max(1e-9) * 100.0,
+            cpu / report.webhooks.max(1) as f64 * 1e6
+        );
+        println!(
             "     Redis: {round_trips:.2} requests per webhook ({:.2} scripts per cycle), {ping} PINGs; \
              {commands} commands run ({:.1} per cycle): {}",
-            delta.get("evalsha").copied().unwrap_or(0) as f64 / report.calls.max(1) as f64,
+            scripts / report.calls.max(1) as f64,
             commands as f64 / report.calls.max(1) as f64,
             top(&delta)
         );
@@ -160,6 +173,17 @@ async fn measure(roster: &Roster, secs: f64) -> String {
         " | {:.2} | {pings}",
         per_webhook.iter().sum::<f64>() / per_webhook.len() as f64
     );
+
+    // A steady load well inside capacity: 143 cycles/s is ~1,000 webhooks/s.
+    let steady = play(&server.base, 50, (143.0 * secs) as usize, Some(143.0)).await;
+    cycles_played += steady.calls;
+    println!(
+        "steady {:.0} webhooks/s: webhook p50 {:.2} ms p99 {:.2} ms",
+        steady.webhooks as f64 / steady.seconds.max(1e-9),
+        steady.latency_ms.p50,
+        steady.latency_ms.p99
+    );
+    let _ = write!(line, " | {:.2} ms", steady.latency_ms.p99);
 
     // Idle: nothing calls for 5 s; the worker and gauges still run.
     let (sb_before, redis_before) = (server.cpu_secs(), redis_cpu(&mut redis_conn).await);
@@ -177,9 +201,9 @@ async fn measure(roster: &Roster, secs: f64) -> String {
 
     let memory = used_memory(&mut redis_conn).await;
     println!(
-        "Redis used_memory: {:.1} MB ({:.0} bytes per agent incl. calls kept)",
+        "Redis used_memory: {:.1} MB; {:.0} bytes per call kept (its 1 h tail), over {cycles_played} calls",
         memory as f64 / 1e6,
-        memory as f64 / roster.agents as f64
+        memory.saturating_sub(with_agents) as f64 / cycles_played.max(1) as f64
     );
     let ceiling = evalsha_ceiling(redis.port());
     let ratio = ceiling
@@ -197,8 +221,7 @@ async fn measure(roster: &Roster, secs: f64) -> String {
     line
 }
 
-/// `[[queues]]` q0…q{n-1}; calls go to q0's number, and every agent is in all
-/// of them, so a reservation moves an agent out of every queue.
+/// `[[queues]]` q0…q{n-1}; calls go to q0's number.
 fn routing_file(queues: usize) -> std::path::PathBuf {
     let mut toml = String::from(
         "[defaults]\nwrap_up_secs = 0\nno_answer_delay_secs = 0\nmax_missed_in_row = 1000\ndefault_queue = \"q0\"\n",
@@ -215,14 +238,11 @@ fn routing_file(queues: usize) -> std::path::PathBuf {
 }
 
 async fn create_agents(http: &reqwest::Client, base: &str, roster: &Roster) {
-    let queues: Vec<String> = (0..roster.queues.min(500))
-        .map(|i| format!("q{i}"))
-        .collect();
+    let queues = roster.queues;
     let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..32 {
-        let (http, base, queues, next) =
-            (http.clone(), base.to_owned(), queues.clone(), next.clone());
+        let (http, base, next) = (http.clone(), base.to_owned(), next.clone());
         let total = roster.agents;
         tasks.spawn(async move {
             loop {
@@ -231,7 +251,11 @@ async fn create_agents(http: &reqwest::Client, base: &str, roster: &Roster) {
                     return;
                 }
                 let id = format!("a{i}");
-                let body = serde_json::json!({ "name": id, "contact": format!("client:{id}"), "queues": queues });
+                let body = serde_json::json!({
+                    "name": id,
+                    "contact": format!("client:{id}"),
+                    "queues": queues_of(i, queues),
+                });
                 put(&http, &format!("{base}/v1/agents/{id}"), body).await;
                 put(
                     &http,
@@ -243,6 +267,22 @@ async fn create_agents(http: &reqwest::Client, base: &str, roster: &Roster) {
         });
     }
     while tasks.join_next().await.is_some() {}
+}
+
+/// Agent `i`'s queues: q0 (where the calls go) and, with more queues, two
+/// others. The table is large; an agent's own queues are few, as in a call
+/// center with many queues.
+fn queues_of(i: usize, queues: usize) -> Vec<String> {
+    let mut mine = vec!["q0".to_owned()];
+    if queues > 1 {
+        for k in [i % (queues - 1) + 1, (i * 7 + 3) % (queues - 1) + 1] {
+            let name = format!("q{k}");
+            if !mine.contains(&name) {
+                mine.push(name);
+            }
+        }
+    }
+    mine
 }
 
 async fn put(http: &reqwest::Client, url: &str, body: serde_json::Value) {
@@ -260,11 +300,13 @@ async fn put(http: &reqwest::Client, url: &str, body: serde_json::Value) {
     );
 }
 
-/// Full cycles: every attempt answered at once, no callback lost.
-async fn play(base: &str, concurrency: usize, calls: usize) -> simulate::Report {
+/// Full cycles: every attempt answered at once, no callback lost; at `rate`
+/// calls/s, or as fast as `concurrency` allows.
+async fn play(base: &str, concurrency: usize, calls: usize, rate: Option<f64>) -> simulate::Report {
     let mut args = SimulateArgs::new(base, AUTH);
     args.calls = calls;
     args.concurrency = concurrency;
+    args.rate = rate;
     args.answer = 1.0;
     args.no_answer = 0.0;
     args.busy = 0.0;

@@ -30,6 +30,10 @@ pub struct SimulateArgs {
     /// Calls in flight at once.
     #[arg(long, default_value_t = 1)]
     pub concurrency: usize,
+    /// Calls started per second (a steady load; with enough --concurrency to
+    /// keep up). Unset: each call starts as soon as one ends.
+    #[arg(long)]
+    pub rate: Option<f64>,
     /// The Twilio auth token the servers check signatures with.
     #[arg(
         long,
@@ -171,6 +175,12 @@ pub async fn run(args: &SimulateArgs) -> anyhow::Result<Report> {
                 let n = next_call.fetch_add(1, Ordering::Relaxed);
                 if n >= shared.args.calls {
                     break;
+                }
+                // A steady rate: call n starts n / rate seconds after the first,
+                // however fast the others finished.
+                if let Some(rate) = shared.args.rate.filter(|r| *r > 0.0) {
+                    let due = shared.started + Duration::from_secs_f64(n as f64 / rate);
+                    tokio::time::sleep_until(due.into()).await;
                 }
                 report.add_call(call::place(&shared, n).await);
             }
