@@ -96,7 +96,7 @@ pub struct AgentBody {
 pub struct AgentList {
     agents: Vec<AgentDoc>,
     /// The `cursor` of the next page; null on the last page.
-    #[schema(pattern = r"^[0-9]{1,20}$")]
+    #[schema(pattern = r"^[0-9]{1,19}$")]
     next_cursor: Option<String>,
 }
 
@@ -207,7 +207,7 @@ pub async fn get(
 pub struct ListQuery {
     /// Where this page starts: the previous page's `next_cursor` (absent: the
     /// first page).
-    #[param(pattern = r"^[0-9]{1,20}$", nullable = false)]
+    #[param(pattern = r"^[0-9]{1,19}$", nullable = false)]
     cursor: Option<String>,
     /// About how many agents a page holds (default 1000).
     #[param(minimum = 1, maximum = 10000, nullable = false)]
