@@ -268,30 +268,7 @@ impl Call<'_> {
                 tokio::time::sleep(Duration::from_millis(self.shared.args.talk_ms)).await;
                 self.shared.holders.release(&agent, &self.sid);
                 self.result.outcome = CallOutcome::Answered;
-                if let Some(cb) = &callback {
-                    self.callback(cb, self.leg(&leg_sid, "completed"), "agent leg completed")
-                        .await;
-                }
-                let params = self.params(&[
-                    ("CallStatus", "in-progress"),
-                    ("DialCallStatus", "completed"),
-                    ("DialCallSid", &leg_sid),
-                    ("DialCallDuration", "1"),
-                ]);
-                let next = self
-                    .callback(&action, params, "dial action: completed")
-                    .await;
-                if let Some(next) = next
-                    && !matches!(
-                        twiml::first_verb(&next),
-                        Ok(Verb::Hangup) | Ok(Verb::Nothing)
-                    )
-                {
-                    self.error(format!(
-                        "expected <Hangup/> after a completed call, got {next}"
-                    ));
-                }
-                self.end_call().await;
+                self.bridged_call_ends(&callback, &action, &leg_sid).await;
                 None
             }
             Play::NoAnswer | Play::Busy => {
@@ -369,17 +346,7 @@ impl Call<'_> {
                     // Nothing asks for a key: the machine takes the call.
                     self.shared.holders.release(&agent, &self.sid);
                     self.result.outcome = CallOutcome::AgentVoicemail;
-                    if let Some(cb) = &callback {
-                        self.callback(cb, self.leg(&leg_sid, "completed"), "agent leg completed")
-                            .await;
-                    }
-                    let params = self.params(&[
-                        ("CallStatus", "in-progress"),
-                        ("DialCallStatus", "completed"),
-                    ]);
-                    self.callback(&action, params, "dial action: completed")
-                        .await;
-                    self.end_call().await;
+                    self.bridged_call_ends(&callback, &action, &leg_sid).await;
                     return None;
                 };
                 // The prompt plays to a machine; no key comes, the leg hangs up.
@@ -395,6 +362,36 @@ impl Call<'_> {
                 self.leg_ended(&callback, &action, &leg_sid).await
             }
         }
+    }
+
+    /// A connected call ends: the agent leg completes, the Dial action says so
+    /// (and must answer `<Hangup/>`), and the caller's call is over.
+    async fn bridged_call_ends(&mut self, callback: &Option<String>, action: &str, leg_sid: &str) {
+        if let Some(cb) = callback {
+            self.callback(cb, self.leg(leg_sid, "completed"), "agent leg completed")
+                .await;
+        }
+        let params = self.params(&[
+            ("CallStatus", "in-progress"),
+            ("DialCallStatus", "completed"),
+            ("DialCallSid", leg_sid),
+            ("DialCallDuration", "1"),
+            ("DialBridged", "true"),
+        ]);
+        let next = self
+            .callback(action, params, "dial action: completed")
+            .await;
+        if let Some(next) = next
+            && !matches!(
+                twiml::first_verb(&next),
+                Ok(Verb::Hangup) | Ok(Verb::Nothing)
+            )
+        {
+            self.error(format!(
+                "expected <Hangup/> after a completed call, got {next}"
+            ));
+        }
+        self.end_call().await;
     }
 
     /// The agent's phone runs the confirm `url` and the agent presses 1; whether
