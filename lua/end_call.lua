@@ -5,7 +5,10 @@ script.
 
 KEYS[1]  call hash  sb:{ns}:call:<CallSid>; the agent and other keys `settle`
          touches are built from the prefix
-ARGV[1]  JSON EndCallRequest (src/store/requests.rs): {prefix, sid, tail_ms}
+ARGV[1]  JSON EndCallRequest (src/store/requests.rs): {prefix, sid, tail_ms,
+         spare_token (for a waiting caller the agent freed may be given to)}
+
+A caller waiting in line leaves it (wait outcome 'abandoned').
 
 Reply: {previous status, settle code}: the status the call had ('none' when it
 was never routed here), and what settling its agent did ('' when it held none).
@@ -15,6 +18,10 @@ local c = redis.call('HMGET', call, 'status', 'agent', 'token')
 local status = c[1]
 if status == 'ended' then
   return {'ended', ''}
+end
+if status == 'waiting' then
+  -- The caller hung up while waiting in line.
+  leave_line(call, req.sid, 'abandoned')
 end
 if (status == 'ringing' or status == 'on_call') and c[2] and c[3] and c[3] ~= '' then
   local settled = settle({sid = req.sid, agent = c[2], token = c[3], outcome = 'hangup',

@@ -4,7 +4,8 @@ KEYS[1]  agent hash  sb:{ns}:agent:<id>; `counts`, `wrap_ups` and its queues'
          `avail:<queue>` lines are built from the prefix
 ARGV[1]  JSON SetStateRequest (src/store/requests.rs): {prefix, state:
          'available' | 'away' | 'offline', force: bool (move an agent that holds
-         a call)}
+         a call), spare_token (an agent set available is given at once to a
+         waiting caller of its queues)}
 
 Reply: {'not_found'} | {'conflict', state} | agent_reply('ok').
 `available` resets missed_in_row. An agent already free keeps its place in line;
@@ -35,6 +36,7 @@ if target == 'available' then
   set_state(agent, id, 'available', {'state_since', since, 'free_at', free_at,
     'missed_in_row', 0, 'call_sid', '', 'token', '', 'released_token', ''})
   enqueue(id, queues, free_at)
+  offer_if_free(agent, id, now)
 else
   set_state(agent, id, target, {'state_since', since, 'free_at', '', 'call_sid', '',
     'token', '', 'released_token', ''})

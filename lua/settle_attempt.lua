@@ -6,7 +6,8 @@ KEYS[1]  call hash  sb:{ns}:call:<CallSid>; every other key is built from the
          prefix: the agent, `deadlines`, `counts`, `wrap_ups`, `affinity:<caller>`,
          and for `next` whatever `route` touches
 ARGV[1]  JSON SettleRequest (src/store/requests.rs): {prefix, tail_ms, settle:
-         {sid, agent, token, outcome, confirm_ms}, next: RouteRequest or null}
+         {sid, agent, token, outcome, confirm_ms}, next: RouteRequest or null,
+         spare_token (the agent, if freed now, may be given to a waiting caller)}
 
 With `next` (the Dial action): after settling, a call that lost its hash (Redis
 restarted empty) is routed afresh if the attempt was missed, else hung up; a call

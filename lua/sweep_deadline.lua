@@ -9,11 +9,15 @@ KEYS[1]  deadlines zset  sb:{ns}:deadlines; the call and agent hashes and the
 ARGV[1]  JSON SweepRequest (src/store/requests.rs): {prefix, member, kind, sid,
          agent, token, tail_ms, defaults: {wrap_up_ms, delay_ms, max_missed}}:
          the member is 'reservation|sid|id|token' or 'lease|sid|id|token', split
-         by Rust; `defaults` stand in for the call's timings if its hash is gone
+         by Rust (or 'wait|sid||', a waiting caller's heartbeat); `defaults`
+         stand in for the call's timings if its hash is gone; `spare_token`
+         reserves the freed agent for a waiting caller
 
 Reply: {code, queue}
   'expired_reservation'  the agent was released as a miss
   'expired_lease'        the agent was moved to wrap-up
+  'abandoned'            a waiting caller's heartbeat ('wait|sid||') ran out:
+                         it left the line
   'stale'                the attempt had been settled; the member is dropped
   'not_due' | 'gone'     nothing to do (another worker was first, or not yet)
 `queue` is the queue the agent was taken from ('' if unknown).
@@ -30,6 +34,19 @@ if tonumber(score) > now then
   return {'not_due', ''}
 end
 redis.call('ZREM', deadlines, req.member)
+
+if req.kind == 'wait' then
+  -- A waiting caller's fetches stopped: it hung up and its status callback
+  -- was lost.
+  if redis.call('HGET', call, 'status') == 'waiting' then
+    local queue = redis.call('HGET', call, 'queue') or ''
+    leave_line(call, req.sid, 'abandoned')
+    redis.call('HSET', call, 'status', 'ended', 'settled_at', now)
+    redis.call('PEXPIRE', call, req.tail_ms)
+    return {'abandoned', queue}
+  end
+  return {'stale', ''}
+end
 
 local c = redis.call('HMGET', call, 'token', 'status', 'agent_queue', 'wrap_up_ms', 'delay_ms', 'max_missed')
 local queue = c[3] or ''
@@ -51,6 +68,7 @@ if req.kind == 'reservation' then
   end
   if agent_holds and a[2] == 'reserved' then
     release_agent(agent, id, 'miss', now, t)
+    offer_if_free(agent, id, now)
     return {'expired_reservation', queue}
   end
 else
@@ -60,6 +78,7 @@ else
   end
   if agent_holds and a[2] == 'on_call' then
     release_agent(agent, id, 'wrap_up', now, t)
+    offer_if_free(agent, id, now)
     return {'expired_lease', queue}
   end
 end

@@ -3,7 +3,8 @@
 KEYS[1]  agent hash  sb:{ns}:agent:<id>; `agents`, `counts` and the `avail:<queue>`
          lines of its old and new queues are built from the prefix
 ARGV[1]  JSON UpsertAgentRequest (src/store/requests.rs): {prefix, id, name,
-         contact, queues: [names]} (already validated)
+         contact, queues: [names], spare_token} (already validated); a free agent
+         joining a queue where callers wait is given to one at once
 
 Reply: agent_reply(code) with code 'created' or 'updated'.
 A new agent starts offline. An agent who is free keeps its place in line: it is
@@ -32,5 +33,6 @@ local state = redis.call('HGET', agent, 'state')
 count(req.queues, state, 1)
 if state == 'available' or state == 'wrap_up' then
   enqueue(id, req.queues, tonumber(redis.call('HGET', agent, 'free_at')) or now)
+  offer_if_free(agent, id, now)
 end
 return agent_reply('updated', agent, now)

@@ -37,7 +37,12 @@ pub fn build_state(settings: Settings) -> Result<AppState, StoreError> {
 
 /// Loads the scripts if Redis answers; otherwise they load on first use.
 pub async fn warm_up(state: &AppState) {
-    match state.engine.store().load_scripts().await {
+    let loaded = state.engine.store().load_scripts().await;
+    let loaded = match loaded {
+        Ok(()) => state.engine.publish_hold_queues().await,
+        Err(e) => Err(e),
+    };
+    match loaded {
         Ok(()) => tracing::info!("Redis scripts loaded"),
         Err(e) => {
             tracing::warn!(error = %e, "Redis is not reachable yet; /readyz answers 503 until it is")

@@ -1,6 +1,7 @@
 //! The background worker: every sweep interval it releases reservations and
 //! leases whose deadline passed (invariant 2: nobody stays stuck), settles
-//! wrap-ups that ended, and refreshes the `switchboard_agents` gauges.
+//! wrap-ups that ended, gives agents freed by time to waiting callers, and
+//! refreshes the `switchboard_agents` gauges.
 //! Any number may run at once: each release is one token-fenced script, the
 //! wrap-up settling runs under a lease one worker holds per interval, and the
 //! gauges read the counts the scripts keep (O(queues), never every agent).
@@ -40,6 +41,9 @@ pub async fn run(engine: Engine, interval: Duration, shutdown: CancellationToken
         }
         if let Err(e) = sweep_once(&engine).await {
             tracing::warn!(error = %e, "sweep failed; retrying next interval");
+        }
+        if let Err(e) = match_waiting(&engine).await {
+            tracing::warn!(error = %e, "cannot match waiting callers; retrying next interval");
         }
         let lease_ms = u64::try_from(interval.as_millis())
             .unwrap_or(u64::MAX)
@@ -90,6 +94,13 @@ pub async fn sweep_once(engine: &Engine) -> Result<SweepReport, StoreError> {
                         "lease reached max_call_secs: agent moved to wrap-up"
                     );
                 }
+                SweepResult::Abandoned { queue } => {
+                    tracing::info!(
+                        deadline = member,
+                        queue,
+                        "waiting caller stopped fetching the wait URL: left the line"
+                    );
+                }
                 SweepResult::Nothing => {}
             }
         }
@@ -98,6 +109,25 @@ pub async fn sweep_once(engine: &Engine) -> Result<SweepReport, StoreError> {
         }
     }
     Ok(report)
+}
+
+/// Callers waiting beside agents that became free by time (wrap-up or
+/// no-answer delay ran out) get those agents, within one sweep (invariant 7).
+pub async fn match_waiting(engine: &Engine) -> Result<usize, StoreError> {
+    const BATCH: usize = 64;
+    engine.publish_hold_queues().await?;
+    let mut matched = 0;
+    loop {
+        let n = engine.store().match_lines(BATCH).await?;
+        matched += n;
+        if n < BATCH {
+            break;
+        }
+    }
+    if matched > 0 {
+        tracing::info!(matched, "agents freed by time given to waiting callers");
+    }
+    Ok(matched)
 }
 
 /// Sets `switchboard_agents{queue,state}` for every configured queue and state

@@ -18,11 +18,16 @@ local function decision(call, fresh)
     return {'dial', c[2], c[3], c[4], c[5], c[6], tonumber(c[7]), fresh}
   elseif c[1] == 'fallback' then
     return {'fallback', c[8], fresh}
+  elseif c[1] == 'waiting' then
+    local q = redis.call('HMGET', call, 'queue', 'sid', 'since')
+    return {'waiting', position_of(call, q[2], q[1]), tonumber(q[3]) or 0, fresh,
+      estimated_wait_ms(q[1])}
   end
   return {'ended'}
 end
 
---[[ route(r): r = {sid, token, caller, home, call_ttl_ms, max_attempts, step, plan}
+--[[ route(r): r = {sid, token, caller, home, call_ttl_ms, max_attempts, step, plan,
+hold}
 plan: the queues to try in order, each {queue, via, reservation_ms, wrap_up_ms,
 delay_ms, max_missed, lease_ms, affinity_ms}: the call's own queue (via 'queue'),
 then the `queue:` steps of its fallback chain (via 'overflow'). On the first
@@ -32,9 +37,17 @@ agent whose score (the ms it became free) is lowest and not in the future is
 taken, skipping agents this call already tried. The chosen queue's timings are
 kept in the call hash for the scripts that end the attempt.
 
+With `hold` ({loop_ms, max_waiting, join_when_no_agents}: the call's own queue
+holds callers), a call that finds no agent waits in line instead, unless the line
+is full (wait outcome 'full') or, without join_when_no_agents, nobody of the queue
+is signed in ('no_agents'); a new call joins the line whenever others wait (never
+overtaking them), and a call that waited and was not answered goes back to its
+place (`max_attempts` does not end a wait).
+
 Returns {'dial', agent, contact, token, queue, via, attempt, fresh} |
-{'fallback', step, fresh} | {'ended'}; `fresh` is 0 when this repeats a decision
-already made for the CallSid (a retried webhook), which reserves nobody new.
+{'fallback', step, fresh} | {'waiting', position, since, fresh} | {'ended'};
+`fresh` is 0 when this repeats a decision already made for the CallSid (a retried
+webhook), which reserves nobody new.
 ]]
 local function route(r)
   local call = K.call(r.sid)
@@ -66,6 +79,35 @@ local function route(r)
     redis.call('ZADD', K.deadlines, now + e.reservation_ms,
       deadline_member('reservation', r.sid, id, r.token))
     return decision(call, 1)
+  end
+
+  local hold = r.hold
+  if hold == cjson.null then
+    hold = nil
+  end
+  local function wait(arrival, outcome_if_refused)
+    if outcome_if_refused then
+      redis.call('HSET', call, 'sid', r.sid, 'queue', r.home, 'caller', r.caller,
+        'status', 'fallback', 'step', r.step, 'agent', '', 'token', '',
+        'wait_outcome', outcome_if_refused)
+      redis.call('PEXPIRE', call, r.call_ttl_ms)
+      return decision(call, 1)
+    end
+    redis.call('HSET', call, 'sid', r.sid, 'queue', r.home, 'caller', r.caller)
+    join_line(call, r.sid, r.home, arrival, now, hold.loop_ms)
+    redis.call('PEXPIRE', call, r.call_ttl_ms)
+    return decision(call, 1)
+  end
+  if hold then
+    local since = tonumber(redis.call('HGET', call, 'since'))
+    if since then
+      -- It waited, was offered an agent, and that attempt ended: back in place.
+      return wait(since)
+    end
+    if redis.call('ZCARD', K.line(r.home)) > 0 then
+      local full = redis.call('ZCARD', K.line(r.home)) >= hold.max_waiting
+      return wait(now, full and 'full' or nil)
+    end
   end
 
   local home = r.plan[1]
@@ -102,6 +144,22 @@ local function route(r)
         end
       end
     end
+  end
+
+  if hold then
+    local refused = nil
+    if redis.call('ZCARD', K.line(r.home)) >= hold.max_waiting then
+      refused = 'full'
+    elseif not hold.join_when_no_agents then
+      local n = 0
+      for _, state in ipairs({'available', 'reserved', 'on_call', 'wrap_up'}) do
+        n = n + (tonumber(redis.call('HGET', K.counts, r.home .. '|' .. state)) or 0)
+      end
+      if n == 0 then
+        refused = 'no_agents'
+      end
+    end
+    return wait(now, refused)
   end
 
   redis.call('HSET', call, 'sid', r.sid, 'queue', r.home, 'caller', r.caller,
@@ -188,6 +246,7 @@ local function settle(s, tail_ms)
         'missed_in_row', math.max(missed - 1, 0)})
       enqueue(id, queues, now)
       agent_state = 'available'
+      offer_if_free(agent, id, now)
     end
     return reply('recovered', agent_state)
   end
@@ -210,6 +269,7 @@ local function settle(s, tail_ms)
       end_call({'last_token', '', 'last_agent', ''})
       if untouched then
         agent_state = release_agent(agent, id, 'wrap_up', now, t)
+        offer_if_free(agent, id, now)
       end
     end
     return reply('recovered', agent_state)
@@ -227,6 +287,13 @@ local function settle(s, tail_ms)
       return reply('duplicate', agent_holds and 'on_call' or nil)
     end
     redis.call('HSET', call, 'status', 'on_call', 'answered_at', now)
+    local since = tonumber(redis.call('HGET', call, 'since'))
+    if since then
+      redis.call('HSETNX', call, 'wait_outcome', 'answered')
+      -- Recent answered waits, for the estimate announced to waiting callers.
+      redis.call('LPUSH', K.waits(home), now - since)
+      redis.call('LTRIM', K.waits(home), 0, 19)
+    end
     redis.call('ZREM', K.deadlines, reservation)
     redis.call('ZADD', K.deadlines, now + t.lease_ms, lease)
     remember_affinity()
@@ -262,6 +329,13 @@ local function settle(s, tail_ms)
   local agent_state = nil
   if agent_holds then
     agent_state = release_agent(agent, id, how, now, t)
+  end
+  if how == 'miss' then
+    -- Marked first, so the agent just freed is never offered this call again.
+    redis.call('HSET', call, 'status', 'retry')
+  end
+  if agent_holds then
+    offer_if_free(agent, id, now)
   end
   if how == 'miss' then
     redis.call('HSET', call, 'status', 'retry', 'token', '', 'settled_at', now,

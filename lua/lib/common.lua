@@ -26,6 +26,9 @@ local K = {
   affinity = function(caller) return P .. 'affinity:' .. caller end,
   voicemails = P .. 'voicemails',
   lease = function(name) return P .. 'lease:' .. name end,
+  line = function(queue) return P .. 'line:' .. queue end,
+  hold_queues = P .. 'hold_queues',
+  waits = function(queue) return P .. 'waits:' .. queue end,
 }
 
 -- Milliseconds since the epoch from the Redis clock, shared by every replica.

@@ -11,6 +11,7 @@ use std::path::Path;
 use serde::Deserialize;
 use toml::Spanned;
 
+use super::hold::Hold;
 use crate::agent::{is_client_identity, is_e164, is_valid_id};
 
 /// A routing file that cannot be used: where (file, line, the line's text) and
@@ -151,6 +152,8 @@ macro_rules! timings {
             fallback: Vec<Spanned<String>>,
             #[serde(default)]
             confirm: bool,
+            priority: Option<Spanned<i64>>,
+            hold: Option<super::hold::RawHold>,
             $($field: Option<Spanned<i64>>,)*
         }
 
@@ -228,6 +231,10 @@ pub struct Queue {
     /// Agents on real phones (`<Number>`, `<Sip>`) must press 1 to take a call,
     /// so a voicemail or an unattended phone that picks up is a miss.
     pub confirm: bool,
+    /// An agent in several queues serves the highest first.
+    pub priority: i64,
+    /// Callers wait in line when no agent can take them (`[queues.hold]`).
+    pub hold: Option<Hold>,
 }
 
 impl Queue {
@@ -377,6 +384,8 @@ impl RoutingTable {
                 fallback: vec![FallbackStep::Voicemail],
                 settings: QueueSettings::default(),
                 confirm: false,
+                priority: 0,
+                hold: None,
             }],
             by_number: HashMap::new(),
             default_queue: 0,
@@ -549,12 +558,32 @@ fn build(raw: RawFile, source: &str, errors: &mut Errors) -> Option<RoutingTable
             }
         }
         let settings = defaults.clone().overlay(rq.timings(), errors);
+        let priority = rq.priority.as_ref().map_or(0, |p| {
+            let value = *p.get_ref();
+            if !(-1000..=1000).contains(&value) {
+                errors.at(
+                    p.span(),
+                    format!("priority must be between -1000 and 1000, not {value}"),
+                );
+            }
+            value
+        });
+        let hold = rq.hold.as_ref().map(|raw| {
+            let hold = raw.build(&mut |span, message| errors.at(span, message));
+            for step in hold.exit_digits.values() {
+                let span = rq.name.span();
+                check_allowed(step, &contacts, span, errors);
+            }
+            hold
+        });
         queues.push(Queue {
             name: name.clone(),
             numbers: rq.numbers.iter().map(|n| n.get_ref().clone()).collect(),
             fallback,
             settings,
             confirm: rq.confirm,
+            priority,
+            hold,
         });
     }
 
@@ -591,6 +620,8 @@ fn build(raw: RawFile, source: &str, errors: &mut Errors) -> Option<RoutingTable
                 fallback: vec![FallbackStep::Voicemail],
                 settings: defaults.clone(),
                 confirm: false,
+                priority: 0,
+                hold: None,
             });
             queues.len() - 1
         }

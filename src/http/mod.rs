@@ -36,7 +36,8 @@ pub fn router(state: AppState) -> Router {
         .route("/twilio/voice/agent", post(webhooks::agent_status))
         .route("/twilio/voice/voicemail", post(webhooks::voicemail))
         .route("/twilio/voice/fallback", post(webhooks::fallback_action))
-        .route("/twilio/voice/confirm", post(webhooks::confirm));
+        .route("/twilio/voice/confirm", post(webhooks::confirm))
+        .route("/twilio/voice/wait", post(webhooks::wait));
     let timeout = state.settings.request_timeout;
     let admin = Router::new()
         .nest("/v1", api::router(state.clone()))

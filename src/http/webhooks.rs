@@ -12,6 +12,7 @@ use tracing::Instrument;
 use crate::agent::Contact;
 use crate::agent::is_valid_id;
 use crate::app::AppState;
+use crate::config::hold::Announce;
 use crate::config::{FallbackStep, Secret, Settings};
 use crate::metrics;
 use crate::routing::{self, AttemptKind, AttemptReport, Decision, IncomingCall};
@@ -27,6 +28,7 @@ pub mod paths {
     pub const VOICEMAIL: &str = "/twilio/voice/voicemail";
     pub const FALLBACK_ACTION: &str = "/twilio/voice/fallback";
     pub const CONFIRM: &str = "/twilio/voice/confirm";
+    pub const WAIT: &str = "/twilio/voice/wait";
 }
 
 /// Bounds all the Redis work of one webhook by `SWITCHBOARD_REDIS_TIMEOUT_MS`,
@@ -393,6 +395,11 @@ fn render(state: &AppState, base: &str, call_sid: &str, decision: &Decision) -> 
         Decision::Fallback { queue, step, next } => {
             fallback(state, base, step, next.map(|n| (queue.as_str(), n)))
         }
+        Decision::Wait {
+            queue,
+            position,
+            estimated_wait_secs,
+        } => hold_round(state, base, queue, *position, *estimated_wait_secs),
         Decision::Hangup => twiml::hangup(),
     }
 }
@@ -422,6 +429,42 @@ fn fallback(
             )
         }
     }
+}
+
+/// One hold round of `queue` for a caller at `position` (0: unknown).
+fn hold_round(
+    state: &AppState,
+    base: &str,
+    queue: &str,
+    position: u32,
+    estimated_wait_secs: Option<u64>,
+) -> String {
+    let hold = state
+        .engine
+        .table()
+        .queue(queue)
+        .and_then(|q| q.hold.clone())
+        .unwrap_or_default();
+    let mut said = Vec::new();
+    if position > 0 && matches!(hold.announce, Announce::Position | Announce::Both) {
+        said.push(format!("You are number {position} in line."));
+    }
+    if let Some(secs) = estimated_wait_secs
+        && matches!(hold.announce, Announce::Wait | Announce::Both)
+    {
+        let minutes = secs.div_ceil(60).max(1);
+        said.push(format!(
+            "Your wait is less than {minutes} minute{}.",
+            if minutes == 1 { "" } else { "s" }
+        ));
+    }
+    twiml::hold(&twiml::HoldRound {
+        announcement: &said.join(" "),
+        music_url: hold.music_url.as_deref(),
+        loop_secs: hold.loop_secs,
+        wait_url: &format!("{base}{}?queue={queue}", paths::WAIT),
+        gather: !hold.exit_digits.is_empty(),
+    })
 }
 
 /// What a caller gets while Redis is unreachable.
@@ -775,6 +818,48 @@ pub async fn confirm(
             tracing::info!("agent pressed 1 for a call that moved on: leg hung up");
             Ok(twiml_response(twiml::hangup()))
         }
+    }
+    .instrument(span)
+    .await
+}
+
+/// `POST /twilio/voice/wait?queue=…`: a waiting caller's fetch, once a hold
+/// round (and the action of the round's `<Gather>` when it pressed a key).
+/// Answers another round, its agent's `<Dial>`, or the step that ends its wait.
+/// With Redis unreachable the caller keeps waiting: another round, never the
+/// emergency answer and never a dropped caller.
+pub async fn wait(State(state): State<AppState>, hook: Webhook) -> Result<Response, WebhookError> {
+    #[derive(serde::Deserialize)]
+    struct Query {
+        queue: String,
+    }
+    let Webhook { params, uri, base } = hook;
+    let call_sid = params.call_sid()?;
+    let query: Query = serde_urlencoded::from_str(uri.query().unwrap_or(""))
+        .map_err(|_| Refusal::Params(ParamsError::Missing("queue")))?;
+    if !is_valid_id(&query.queue) {
+        return Err(Refusal::Params(ParamsError::Malformed("queue")).into());
+    }
+    let call = IncomingCall {
+        call_sid,
+        from: params.optional_text("From").unwrap_or(""),
+        to: params.optional_text("To").unwrap_or(""),
+    };
+    let digits = params.get("Digits");
+    let span = tracing::info_span!("call", call_sid, queue = query.queue);
+    async {
+        let decision = within_budget(&state, state.engine.wait(&call, &query.queue, digits))
+            .await
+            .map_err(|e| {
+                let lost = "wait fetch lost: the caller gets another hold round";
+                let keep_waiting = Decision::Wait {
+                    queue: query.queue.clone(),
+                    position: 0,
+                    estimated_wait_secs: None,
+                };
+                WebhookError::store(e, lost, render(&state, &base, call_sid, &keep_waiting))
+            })?;
+        Ok(twiml_response(render(&state, &base, call_sid, &decision)))
     }
     .instrument(span)
     .await

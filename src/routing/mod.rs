@@ -10,6 +10,7 @@ use crate::config::{FallbackStep, Queue, QueueSettings, RoutingTable};
 use crate::metrics;
 use crate::store::calls::new_token;
 use crate::store::requests::{CALL_TAIL_MS, CONFIRM_WINDOW_MS};
+use crate::store::requests::{HoldQueueEntry, HoldRequest};
 use crate::store::{
     AttemptRequest, NextStep, Outcome, PlanEntry, RouteOutcome, RouteRequest, SettleCode, Settled,
     Store, StoreError,
@@ -58,6 +59,14 @@ pub enum Decision {
         queue: String,
         step: FallbackStep,
         next: Option<usize>,
+    },
+    /// The caller waits in `queue`'s line: another hold round.
+    Wait {
+        queue: String,
+        /// 0 when unknown (Redis unreachable: the caller keeps waiting).
+        position: u32,
+        /// Rounded up to whole minutes when announced; `None`: not enough data.
+        estimated_wait_secs: Option<u64>,
     },
     /// The call is over; answer with a hang-up.
     Hangup,
@@ -293,7 +302,85 @@ impl Engine {
                 .iter()
                 .map(|(queue, via)| PlanEntry::new(&queue.name, via, &queue.settings))
                 .collect(),
+            hold: home.hold.as_ref().map(|h| HoldRequest {
+                loop_ms: u64::from(h.loop_secs) * 1000,
+                max_waiting: h.max_waiting,
+                join_when_no_agents: h.join_when_no_agents,
+            }),
         }
+    }
+
+    /// A waiting caller's fetch of `/twilio/voice/wait?queue=…` (`digits`: a key
+    /// it pressed during the round). Another hold round, its agent's `<Dial>`,
+    /// or how its wait ended (the chain's step after `max_wait_secs`, the step
+    /// of an exit key). A call Redis does not know is routed afresh as new.
+    pub async fn wait(
+        &self,
+        call: &IncomingCall<'_>,
+        queue: &str,
+        digits: Option<&str>,
+    ) -> Result<Decision, StoreError> {
+        let Some((home, hold)) = self
+            .table
+            .queue(queue)
+            .and_then(|q| q.hold.as_ref().map(|h| (q, h)))
+        else {
+            return Ok(Decision::Hangup);
+        };
+        let exit = digits
+            .and_then(|d| d.chars().next())
+            .and_then(|d| hold.exit_digits.get(&d).map(|step| (d, step)));
+        let step = self.table.plan(home).terminal.to_string();
+        let max_wait_ms = u64::from(hold.max_wait_secs) * 1000;
+        let outcome = self
+            .store
+            .wait(call.call_sid, max_wait_ms, step, exit.is_some())
+            .await?;
+        match outcome {
+            RouteOutcome::Exit => {
+                let Some((digit, step)) = exit.map(|(d, s)| (d, s.clone())) else {
+                    return Err(StoreError::Reply {
+                        script: "wait",
+                        detail: "an exit without a key pressed".into(),
+                    });
+                };
+                metrics::fallback(&home.name, &step.metric_label());
+                tracing::info!(queue = home.name, digit = %digit, step = %step.metric_label(), "caller left the line by key");
+                Ok(Decision::Fallback {
+                    queue: home.name.clone(),
+                    step,
+                    next: None,
+                })
+            }
+            RouteOutcome::Unknown => self.incoming(call).await,
+            other => self.decide(&home.name, other, false),
+        }
+    }
+
+    /// Publishes the queues that hold callers (`hold_queues` in Redis), unless
+    /// Redis already has them all: once at start, then whenever Redis comes back
+    /// empty.
+    pub async fn publish_hold_queues(&self) -> Result<(), StoreError> {
+        let entries: Vec<(String, HoldQueueEntry<'_>)> = self
+            .table
+            .queues()
+            .iter()
+            .filter_map(|q| {
+                let hold = q.hold.as_ref()?;
+                Some((
+                    q.name.clone(),
+                    HoldQueueEntry {
+                        plan: PlanEntry::new(&q.name, "line", &q.settings),
+                        priority: q.priority,
+                        loop_ms: u64::from(hold.loop_secs) * 1000,
+                    },
+                ))
+            })
+            .collect();
+        if self.store.hold_queues_published().await? >= entries.len() {
+            return Ok(());
+        }
+        self.store.publish_hold_queues(&entries).await
     }
 
     /// What a caller gets while Redis is unreachable: the `[emergency]` step,
@@ -416,7 +503,29 @@ impl Engine {
                     next,
                 })
             }
-            RouteOutcome::Ended => Ok(Decision::Hangup),
+            RouteOutcome::Waiting {
+                position,
+                estimated_wait_ms,
+                fresh,
+                ..
+            } => {
+                if fresh && first {
+                    metrics::call_received(home);
+                    tracing::info!(
+                        queue = home,
+                        position,
+                        "no agent for the call: waiting in line"
+                    );
+                }
+                Ok(Decision::Wait {
+                    queue: home.to_owned(),
+                    position,
+                    estimated_wait_secs: estimated_wait_ms.map(|ms| ms.div_ceil(1000)),
+                })
+            }
+            RouteOutcome::Ended | RouteOutcome::Exit | RouteOutcome::Unknown => {
+                Ok(Decision::Hangup)
+            }
         }
     }
 }

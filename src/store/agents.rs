@@ -146,6 +146,7 @@ impl Store {
             name,
             contact,
             queues,
+            spare_token: super::calls::new_token(),
         };
         let reply = self
             .invoke(&scripts::UPSERT_AGENT, self.keys().agent(id), &request)
@@ -167,6 +168,7 @@ impl Store {
         let request = SetStateRequest {
             state: state.as_str(),
             force,
+            spare_token: super::calls::new_token(),
         };
         let reply = self
             .invoke(&scripts::SET_AGENT_STATE, self.keys().agent(id), &request)

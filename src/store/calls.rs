@@ -1,7 +1,10 @@
 //! Calls in Redis: reserving an agent for an incoming call (or settling on its
 //! fallback) in one script, and keeping voicemail messages.
 
-use super::requests::{CALL_TAIL_MS, RouteRequest, VOICEMAILS_KEPT, VoicemailRequest};
+use super::requests::{
+    CALL_TAIL_MS, HoldQueueEntry, MatchRequest, RouteRequest, VOICEMAILS_KEPT, VoicemailRequest,
+    WaitRequest,
+};
 use super::{Store, StoreError, scripts, texts};
 
 /// What a call was given. `fresh` is false when the same CallSid was routed before
@@ -21,6 +24,18 @@ pub enum RouteOutcome {
         step: String,
         fresh: bool,
     },
+    /// The caller waits in line: its position, and when it joined (ms).
+    Waiting {
+        position: u32,
+        since_ms: i64,
+        fresh: bool,
+        /// From recent answered waits; `None` while there are too few.
+        estimated_wait_ms: Option<u64>,
+    },
+    /// No such call (a wait fetch for a call Redis does not know).
+    Unknown,
+    /// The caller pressed a key that leaves the line.
+    Exit,
     /// The call is already over.
     Ended,
 }
@@ -58,6 +73,17 @@ pub(super) fn decode_route(
             step: step.clone(),
             fresh: fresh(f)?,
         }),
+        [tag, position, since, f, estimate, ..] if tag == "waiting" => Ok(RouteOutcome::Waiting {
+            position: position.parse().map_err(|_| bad())?,
+            since_ms: since.parse().map_err(|_| bad())?,
+            fresh: fresh(f)?,
+            estimated_wait_ms: estimate
+                .parse::<i64>()
+                .map_err(|_| bad())
+                .map(|e| u64::try_from(e).ok())?,
+        }),
+        [tag, ..] if tag == "unknown" => Ok(RouteOutcome::Unknown),
+        [tag, ..] if tag == "exit" => Ok(RouteOutcome::Exit),
         [tag, ..] if tag == "ended" => Ok(RouteOutcome::Ended),
         _ => Err(bad()),
     }
@@ -71,6 +97,72 @@ impl Store {
             .invoke(&scripts::ROUTE_CALL, self.keys().call(req.sid), req)
             .await?;
         decode_route(name, &texts(name, &reply)?)
+    }
+
+    /// A waiting caller's fetch of the wait URL: another hold round, its `<Dial>`
+    /// if an agent was reserved for it, or how its wait ended. `exit`: it
+    /// pressed a key that leaves the line; `step`: the step a wait that ran out
+    /// of `max_wait_ms` takes.
+    pub async fn wait(
+        &self,
+        call_sid: &str,
+        max_wait_ms: u64,
+        step: String,
+        exit: bool,
+    ) -> Result<RouteOutcome, StoreError> {
+        let name = scripts::WAIT.name;
+        let request = WaitRequest {
+            sid: call_sid,
+            max_wait_ms,
+            step,
+            exit,
+            tail_ms: CALL_TAIL_MS,
+        };
+        let reply = self
+            .invoke(&scripts::WAIT, self.keys().call(call_sid), &request)
+            .await?;
+        decode_route(name, &texts(name, &reply)?)
+    }
+
+    /// Gives agents that became free by time to waiting callers; how many were
+    /// matched (at most `batch`: call again when it is reached).
+    pub async fn match_lines(&self, batch: usize) -> Result<usize, StoreError> {
+        let request = MatchRequest {
+            tokens: (0..batch).map(|_| new_token()).collect(),
+        };
+        let reply = self
+            .invoke(&scripts::MATCH_LINES, self.keys().hold_queues(), &request)
+            .await?;
+        super::text(&reply)
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(|| StoreError::reply(scripts::MATCH_LINES.name, format!("{reply:?}")))
+    }
+
+    /// Writes the queues that hold callers into `hold_queues`, for the scripts
+    /// that give freed agents to waiting callers. Every replica does it at start
+    /// and after Redis comes back empty; the same routing file writes the same.
+    pub async fn publish_hold_queues(
+        &self,
+        entries: &[(String, HoldQueueEntry<'_>)],
+    ) -> Result<(), StoreError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let mut pipe = redis::pipe();
+        for (name, entry) in entries {
+            let json = serde_json::to_string(entry)
+                .map_err(|e| StoreError::reply("publish_hold_queues", e.to_string()))?;
+            pipe.hset(self.keys().hold_queues(), name, json).ignore();
+        }
+        self.query::<()>("publish_hold_queues", pipe).await
+    }
+
+    /// How many queues `hold_queues` holds (0 after Redis came back empty).
+    pub async fn hold_queues_published(&self) -> Result<usize, StoreError> {
+        let mut pipe = redis::pipe();
+        pipe.hlen(self.keys().hold_queues());
+        let (n,): (usize,) = self.query("hold_queues_published", pipe).await?;
+        Ok(n)
     }
 
     /// Keeps a voicemail message once; `false` when this recording was already kept.

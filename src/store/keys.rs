@@ -57,6 +57,16 @@ impl Keys {
         format!("{}counts", self.prefix)
     }
 
+    /// Sorted set: the callers waiting in a queue's line, scored by arrival (ms).
+    pub fn line(&self, queue: &str) -> String {
+        format!("{}line:{queue}", self.prefix)
+    }
+
+    /// Hash: queue -> JSON of a queue that holds callers (lua/lib/line.lua).
+    pub fn hold_queues(&self) -> String {
+        format!("{}hold_queues", self.prefix)
+    }
+
     /// Sorted set: agents in wrap-up, scored by the ms it ends.
     pub fn wrap_ups(&self) -> String {
         format!("{}wrap_ups", self.prefix)
@@ -85,6 +95,8 @@ mod tests {
             k.affinity("+15005550001"),
             k.counts(),
             k.wrap_ups(),
+            k.line("q"),
+            k.hold_queues(),
         ] {
             assert!(key.starts_with("sb:{acme}:"), "{key}");
         }

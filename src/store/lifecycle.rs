@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use super::calls::decode_route;
+use super::calls::{decode_route, new_token};
 use super::requests::{
     AttemptRequest, CALL_TAIL_MS, EndCallRequest, LimitRequest, RouteRequest, SWEEP_BATCH,
     SettleRequest, SweepDefaults, SweepRequest, WRAP_UPS_BATCH, WrapUpsRequest,
@@ -91,6 +91,8 @@ pub enum SweepResult {
     ExpiredReservation { queue: String },
     /// A lease past `max_call_secs`: the agent went to wrap-up.
     ExpiredLease { queue: String },
+    /// A waiting caller whose wait fetches stopped (it hung up) left the line.
+    Abandoned { queue: String },
     /// Nothing held by it any more, or another worker was first.
     Nothing,
 }
@@ -137,6 +139,7 @@ impl Store {
         let key = self.keys().call(attempt.sid);
         let request = SettleRequest {
             tail_ms: CALL_TAIL_MS,
+            spare_token: new_token(),
             settle: attempt,
             next: None,
         };
@@ -155,6 +158,7 @@ impl Store {
         let key = self.keys().call(attempt.sid);
         let request = SettleRequest {
             tail_ms: CALL_TAIL_MS,
+            spare_token: new_token(),
             settle: attempt,
             next: Some(next),
         };
@@ -175,6 +179,7 @@ impl Store {
         let request = EndCallRequest {
             sid: call_sid,
             tail_ms: CALL_TAIL_MS,
+            spare_token: new_token(),
         };
         let key = self.keys().call(call_sid);
         self.invoke(&scripts::END_CALL, key, &request).await?;
@@ -221,6 +226,7 @@ impl Store {
                 delay_ms: u64::from(defaults.no_answer_delay_secs) * 1000,
                 max_missed: defaults.max_missed_in_row,
             },
+            spare_token: new_token(),
         };
         let reply = self
             .invoke(&scripts::SWEEP_DEADLINE, self.keys().deadlines(), &request)
@@ -230,6 +236,7 @@ impl Store {
         match items.first().map(String::as_str) {
             Some("expired_reservation") => Ok(SweepResult::ExpiredReservation { queue }),
             Some("expired_lease") => Ok(SweepResult::ExpiredLease { queue }),
+            Some("abandoned") => Ok(SweepResult::Abandoned { queue }),
             Some("stale" | "not_due" | "gone") => Ok(SweepResult::Nothing),
             _ => Err(StoreError::reply(name, format!("{items:?}"))),
         }

@@ -2,7 +2,9 @@
 //! struct of this module, so Lua reads `req.sid` instead of counting positions
 //! that two languages must agree on. Limits the scripts apply come from the
 //! constants here: Rust is their one definition, and the scripts get them in the
-//! request.
+//! request. A script that may free an agent also gets a `spare_token`, the
+//! reservation token if that agent is given to a waiting caller (Lua has no
+//! good source of randomness).
 
 use serde::Serialize;
 
@@ -76,6 +78,42 @@ pub struct RouteRequest<'a> {
     /// The step taken when no queue of the plan has a free agent.
     pub step: String,
     pub plan: Vec<PlanEntry<'a>>,
+    /// The call's own queue holds callers when no agent can take them.
+    pub hold: Option<HoldRequest>,
+}
+
+/// What `route` needs of a queue's `[queues.hold]`.
+#[derive(Debug, Clone, Serialize)]
+pub struct HoldRequest {
+    pub loop_ms: u64,
+    pub max_waiting: u32,
+    pub join_when_no_agents: bool,
+}
+
+/// A queue that holds callers, as `hold_queues` keeps it for the scripts that
+/// give freed agents to waiting callers (lua/lib/line.lua).
+#[derive(Debug, Clone, Serialize)]
+pub struct HoldQueueEntry<'a> {
+    #[serde(flatten)]
+    pub plan: PlanEntry<'a>,
+    pub priority: i64,
+    pub loop_ms: u64,
+}
+
+/// `wait.lua`: a waiting caller's fetch.
+#[derive(Debug, Serialize)]
+pub(super) struct WaitRequest<'a> {
+    pub sid: &'a str,
+    pub max_wait_ms: u64,
+    pub step: String,
+    pub exit: bool,
+    pub tail_ms: u64,
+}
+
+/// `match_lines.lua`: one fresh token per caller it may match.
+#[derive(Debug, Serialize)]
+pub(super) struct MatchRequest {
+    pub tokens: Vec<String>,
 }
 
 /// One report of a dial attempt.
@@ -92,6 +130,7 @@ pub struct AttemptRequest<'a> {
 #[derive(Debug, Serialize)]
 pub(super) struct SettleRequest<'a> {
     pub tail_ms: u64,
+    pub spare_token: String,
     pub settle: AttemptRequest<'a>,
     pub next: Option<RouteRequest<'a>>,
 }
@@ -100,6 +139,7 @@ pub(super) struct SettleRequest<'a> {
 pub(super) struct EndCallRequest<'a> {
     pub sid: &'a str,
     pub tail_ms: u64,
+    pub spare_token: String,
 }
 
 /// Timings for a deadline whose call hash is gone.
@@ -119,6 +159,7 @@ pub(super) struct SweepRequest<'a> {
     pub token: &'a str,
     pub tail_ms: u64,
     pub defaults: SweepDefaults,
+    pub spare_token: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -138,12 +179,14 @@ pub(super) struct UpsertAgentRequest<'a> {
     pub name: &'a str,
     pub contact: &'a str,
     pub queues: &'a [String],
+    pub spare_token: String,
 }
 
 #[derive(Debug, Serialize)]
 pub(super) struct SetStateRequest<'a> {
     pub state: &'a str,
     pub force: bool,
+    pub spare_token: String,
 }
 
 #[derive(Debug, Serialize)]

@@ -1,5 +1,5 @@
 //! The Lua scripts of `lua/`, each with the shared `lua/lib/` files in front
-//! (common, then agents, then calls: each uses the ones before), built once.
+//! (common, agents, line, calls: each uses the ones before), built once.
 //! `redis::Script` sends EVALSHA and, on NOSCRIPT (a restarted Redis has an empty
 //! script cache), loads the script and retries, so routing survives a restart.
 
@@ -8,9 +8,10 @@ use std::sync::LazyLock;
 use redis::Script;
 
 /// `lua/lib/`, in the order each file needs the ones before it.
-const LIB: [&str; 3] = [
+const LIB: [&str; 4] = [
     include_str!("../../lua/lib/common.lua"),
     include_str!("../../lua/lib/agents.lua"),
+    include_str!("../../lua/lib/line.lua"),
     include_str!("../../lua/lib/calls.lua"),
 ];
 
@@ -45,9 +46,11 @@ lua!(END_CALL, "end_call");
 lua!(DUE_DEADLINES, "due_deadlines");
 lua!(SWEEP_DEADLINE, "sweep_deadline");
 lua!(SETTLE_WRAP_UPS, "settle_wrap_ups");
+lua!(WAIT, "wait");
+lua!(MATCH_LINES, "match_lines");
 
 /// Every script, to load them all at start and check they are loaded for `/readyz`.
-pub fn all() -> [&'static Lua; 10] {
+pub fn all() -> [&'static Lua; 12] {
     [
         &UPSERT_AGENT,
         &SET_AGENT_STATE,
@@ -59,5 +62,7 @@ pub fn all() -> [&'static Lua; 10] {
         &DUE_DEADLINES,
         &SWEEP_DEADLINE,
         &SETTLE_WRAP_UPS,
+        &WAIT,
+        &MATCH_LINES,
     ]
 }

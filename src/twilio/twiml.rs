@@ -126,6 +126,60 @@ pub fn confirm_prompt(announcement: &str, action: &str) -> String {
     })
 }
 
+/// One hold round for a waiting caller.
+#[derive(Debug, Clone)]
+pub struct HoldRound<'a> {
+    /// Spoken first ("You are number 3 in line."); may be empty.
+    pub announcement: &'a str,
+    /// `<Play>`ed; `None`: `<Pause length=loop_secs>`.
+    pub music_url: Option<&'a str>,
+    pub loop_secs: u32,
+    /// The wait URL: fetched at the end of the round (the caller's heartbeat),
+    /// and the `<Gather>` action when keys can leave the line.
+    pub wait_url: &'a str,
+    pub gather: bool,
+}
+
+/// A hold round: announcement and music or silence (inside a one-key `<Gather>`
+/// when exit keys are set), then `<Redirect>` to the wait URL.
+pub fn hold(round: &HoldRound<'_>) -> String {
+    let length = round.loop_secs.to_string();
+    response(|w| {
+        let body = |w: &mut Writer<Vec<u8>>| -> std::io::Result<()> {
+            if !round.announcement.is_empty() {
+                w.create_element("Say")
+                    .write_text_content(BytesText::new(round.announcement))?;
+            }
+            match round.music_url {
+                Some(url) => {
+                    w.create_element("Play")
+                        .write_text_content(BytesText::new(url))?;
+                }
+                None => {
+                    w.create_element("Pause")
+                        .with_attribute(("length", length.as_str()))
+                        .write_empty()?;
+                }
+            }
+            Ok(())
+        };
+        if round.gather {
+            w.create_element("Gather")
+                .with_attribute(("numDigits", "1"))
+                .with_attribute(("timeout", "1"))
+                .with_attribute(("action", round.wait_url))
+                .with_attribute(("method", "POST"))
+                .write_inner_content(body)?;
+        } else {
+            body(w)?;
+        }
+        w.create_element("Redirect")
+            .with_attribute(("method", "POST"))
+            .write_text_content(BytesText::new(round.wait_url))?;
+        Ok(())
+    })
+}
+
 /// Greeting, a recorded message reported to `action`, then hang up.
 pub fn voicemail(greeting: &str, max_length_secs: u32, action: &str) -> String {
     let max = max_length_secs.to_string();

@@ -1,0 +1,157 @@
+--[[ line.lua: callers waiting in line (SPEC 1, "Callers wait in line").
+
+`line:<queue>` is a sorted set of CallSids scored by arrival (ms), so nobody
+overtakes: a caller whose agent did not answer goes back with its own arrival,
+which puts it ahead of everyone who came later. `hold_queues` (queue -> JSON of
+its plan entry, priority and hold settings) is published by every replica at
+start and after Redis comes back (Store::publish_queues), so a script that frees
+an agent knows which of its queues hold callers without being told every queue.
+
+A waiting call's hash has status 'waiting', `since` (arrival) and `position`
+(the last one announced, which never goes up). Its heartbeat is a deadlines
+member 'wait|<CallSid>||', pushed back by every wait fetch; the sweep ends a
+call whose fetches stopped (the caller hung up and the status callback was lost).
+
+Matching: an agent that becomes free right now is given, in the same script, to
+the longest-waiting caller of the highest-priority queue it serves (`offer`); an
+agent that becomes free by time is matched by the worker (match_lines.lua). The
+matched call is reserved exactly as a new call (`reserve_for`), with `connect`
+set: its next wait fetch (or the REST redirect) answers the `<Dial>`.
+]]
+
+local WAIT_SLACK_MS = 15000
+
+local function wait_member(sid)
+  return deadline_member('wait', sid, '', '')
+end
+
+-- The hold queue entries of `queues` that have callers waiting, highest
+-- priority first: {queue = name, conf = decoded JSON}.
+local function waiting_queues(queues)
+  local found = {}
+  if #queues == 0 then
+    return found
+  end
+  local confs = redis.call('HMGET', K.hold_queues, unpack(queues))
+  for i, queue in ipairs(queues) do
+    if confs[i] and redis.call('ZCARD', K.line(queue)) > 0 then
+      found[#found + 1] = {queue = queue, conf = cjson.decode(confs[i])}
+    end
+  end
+  table.sort(found, function(a, b)
+    return a.conf.priority > b.conf.priority
+  end)
+  return found
+end
+
+-- Puts a call in `queue`'s line at `arrival` and (re)starts its heartbeat.
+local function join_line(call, sid, queue, arrival, now, loop_ms)
+  redis.call('ZADD', K.line(queue), arrival, sid)
+  redis.call('HSET', call, 'status', 'waiting', 'since', arrival, 'token', '', 'agent', '',
+    'connect', '', 'loop_ms', loop_ms)
+  redis.call('ZADD', K.deadlines, now + loop_ms + WAIT_SLACK_MS, wait_member(sid))
+end
+
+-- Takes a call out of its line for good, with the outcome of its wait.
+local function leave_line(call, sid, outcome)
+  local queue = redis.call('HGET', call, 'queue')
+  if queue then
+    redis.call('ZREM', K.line(queue), sid)
+  end
+  redis.call('ZREM', K.deadlines, wait_member(sid))
+  redis.call('HSETNX', call, 'wait_outcome', outcome)
+end
+
+-- Reserves the free agent `id` for the waiting call `sid` of `entry` (a
+-- hold_queues entry), as a new call is reserved.
+local function reserve_for(sid, agent, id, entry, token, now)
+  local call = K.call(sid)
+  local e = entry.conf
+  dequeue(id, queues_of(agent))
+  set_state(agent, id, 'reserved', {'state_since', now, 'free_at', '',
+    'call_sid', sid, 'token', token, 'released_token', ''})
+  redis.call('ZREM', K.line(entry.queue), sid)
+  redis.call('ZREM', K.deadlines, wait_member(sid))
+  local tried = redis.call('HGET', call, 'tried') or ''
+  tried = tried == '' and id or (tried .. ',' .. id)
+  redis.call('HSET', call, 'status', 'ringing', 'agent', id,
+    'contact', redis.call('HGET', agent, 'contact'), 'token', token,
+    'agent_queue', entry.queue, 'via', 'line',
+    'attempt', (tonumber(redis.call('HGET', call, 'attempt')) or 0) + 1,
+    'tried', tried, 'reserved_at', now, 'connect', 'pending', 'matched_at', now,
+    'last_token', '', 'last_agent', '',
+    'wrap_up_ms', e.wrap_up_ms, 'delay_ms', e.delay_ms, 'max_missed', e.max_missed,
+    'lease_ms', e.lease_ms, 'affinity_ms', e.affinity_ms)
+  -- Ringing starts only when the caller's next fetch (or the REST redirect)
+  -- answers the <Dial>: up to one hold round later.
+  redis.call('ZADD', K.deadlines, now + e.reservation_ms + e.loop_ms,
+    deadline_member('reservation', sid, id, token))
+end
+
+-- The first caller of `queue`'s line who has not tried agent `id` (a caller
+-- whose attempt this agent missed is not offered it again), among the first few.
+local function head_for(queue, id)
+  for _, sid in ipairs(redis.call('ZRANGE', K.line(queue), 0, 9)) do
+    local tried = ',' .. (redis.call('HGET', K.call(sid), 'tried') or '') .. ','
+    if not string.find(tried, ',' .. id .. ',', 1, true) then
+      return sid
+    end
+  end
+  return nil
+end
+
+-- Gives the agent, free right now, to the longest-waiting caller of the
+-- highest-priority queue it serves. Returns {sid, queue} or nil.
+local function offer(agent, id, token, now)
+  if not token or token == '' then
+    return nil
+  end
+  for _, entry in ipairs(waiting_queues(queues_of(agent))) do
+    local sid = head_for(entry.queue, id)
+    if sid then
+      reserve_for(sid, agent, id, entry, token, now)
+      return {sid, entry.queue}
+    end
+  end
+  return nil
+end
+
+-- After a move that may have freed the agent: if it is free right now, offer it
+-- to a waiting caller (with the request's spare token).
+local function offer_if_free(agent, id, now)
+  local a = redis.call('HMGET', agent, 'state', 'free_at', 'deleted')
+  local free = (a[1] == 'available' or a[1] == 'wrap_up') and a[3] ~= '1'
+  if free and (tonumber(a[2]) or 0) <= now then
+    return offer(agent, id, req.spare_token, now)
+  end
+  return nil
+end
+
+-- The mean of the queue's last (up to 20) answered waits, in ms; -1 while
+-- there are fewer than 5 (too few to say anything).
+local function estimated_wait_ms(queue)
+  local waits = redis.call('LRANGE', K.waits(queue), 0, -1)
+  if #waits < 5 then
+    return -1
+  end
+  local sum = 0
+  for _, w in ipairs(waits) do
+    sum = sum + tonumber(w)
+  end
+  return math.floor(sum / #waits)
+end
+
+-- A waiting call's position: its rank in line, never more than announced before.
+local function position_of(call, sid, queue)
+  local rank = redis.call('ZRANK', K.line(queue), sid)
+  if not rank then
+    return 0
+  end
+  local position = rank + 1
+  local before = tonumber(redis.call('HGET', call, 'position'))
+  if before and before < position then
+    position = before
+  end
+  redis.call('HSET', call, 'position', position)
+  return position
+end

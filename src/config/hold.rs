@@ -1,0 +1,191 @@
+//! A queue's `[queues.hold]` table: callers wait in line instead of taking the
+//! fallback chain at once when no agent can take them (SPEC 1, "Callers wait in
+//! line"). Parsed and checked with the rest of the routing file, each problem
+//! reported at the value it is about.
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::routing::FallbackStep;
+
+/// What a waiting caller hears each round, besides the music or silence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Announce {
+    /// "You are number 3 in line."
+    Position,
+    /// The estimated wait, from recent answered waits.
+    Wait,
+    Both,
+    None,
+}
+
+/// A queue's hold settings, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hold {
+    /// Then the fallback chain runs; 0: no limit.
+    pub max_wait_secs: u32,
+    /// A caller who would be number `max_waiting + 1` gets the fallback chain.
+    pub max_waiting: u32,
+    /// One round of music or silence between announcements (each round ends in
+    /// a fetch of the wait URL: the caller's heartbeat).
+    pub loop_secs: u32,
+    /// `<Play>`ed each round; `None`: `<Pause length=loop_secs>`.
+    pub music_url: Option<String>,
+    pub announce: Announce,
+    /// Keys a caller may press to leave the line, and the step each takes.
+    pub exit_digits: BTreeMap<char, FallbackStep>,
+    /// Wait only while an agent of the queue is signed in (not offline or away).
+    pub join_when_no_agents: bool,
+    /// Answered within this counts towards the service level.
+    pub service_level_secs: u32,
+}
+
+impl Default for Hold {
+    fn default() -> Self {
+        Hold {
+            max_wait_secs: 600,
+            max_waiting: 100,
+            loop_secs: 20,
+            music_url: None,
+            announce: Announce::Position,
+            exit_digits: BTreeMap::new(),
+            join_when_no_agents: false,
+            service_level_secs: 20,
+        }
+    }
+}
+
+/// `[queues.hold]` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawHold {
+    max_wait_secs: Option<Spanned<i64>>,
+    max_waiting: Option<Spanned<i64>>,
+    loop_secs: Option<Spanned<i64>>,
+    music_url: Option<Spanned<String>>,
+    announce: Option<Spanned<String>>,
+    #[serde(default)]
+    exit_digits: BTreeMap<String, Spanned<String>>,
+    join_when_no_agents: Option<bool>,
+    service_level_secs: Option<Spanned<i64>>,
+}
+
+/// A whole number setting within `range`, or a problem at its value.
+fn number(
+    value: &Option<Spanned<i64>>,
+    name: &str,
+    range: Range<u32>,
+    default: u32,
+    error: &mut dyn FnMut(Range<usize>, String),
+) -> u32 {
+    let Some(value) = value else {
+        return default;
+    };
+    match u32::try_from(*value.get_ref()) {
+        Ok(v) if range.contains(&v) => v,
+        _ => {
+            error(
+                value.span(),
+                format!(
+                    "hold.{name} must be between {} and {}, not {}",
+                    range.start,
+                    range.end - 1,
+                    value.get_ref()
+                ),
+            );
+            default
+        }
+    }
+}
+
+impl RawHold {
+    /// The checked settings; every problem goes to `error` with its span.
+    pub(super) fn build(&self, error: &mut dyn FnMut(Range<usize>, String)) -> Hold {
+        let d = Hold::default();
+        let music_url = self.music_url.as_ref().and_then(|url| {
+            let u = url.get_ref();
+            let ok = (u.starts_with("https://") || u.starts_with("http://"))
+                && u.len() <= 2048
+                && !u.chars().any(|c| c.is_control() || c.is_whitespace());
+            if !ok {
+                error(
+                    url.span(),
+                    format!("hold.music_url {u:?} must be an absolute http(s) URL"),
+                );
+            }
+            ok.then(|| u.clone())
+        });
+        let announce = match self.announce.as_ref() {
+            None => d.announce,
+            Some(a) => match a.get_ref().as_str() {
+                "position" => Announce::Position,
+                "wait" => Announce::Wait,
+                "both" => Announce::Both,
+                "none" => Announce::None,
+                other => {
+                    error(
+                        a.span(),
+                        format!(
+                            "hold.announce must be \"position\", \"wait\", \"both\" or \"none\", not {other:?}"
+                        ),
+                    );
+                    d.announce
+                }
+            },
+        };
+        let mut exit_digits = BTreeMap::new();
+        for (key, step) in &self.exit_digits {
+            let digit = match key.chars().collect::<Vec<_>>()[..] {
+                [c] if c.is_ascii_digit() || c == '*' || c == '#' => c,
+                _ => {
+                    error(
+                        step.span(),
+                        format!("hold.exit_digits key {key:?} must be one of 0-9, * or #"),
+                    );
+                    continue;
+                }
+            };
+            match step.get_ref().parse::<FallbackStep>() {
+                Ok(FallbackStep::Queue(_)) => error(
+                    step.span(),
+                    "hold.exit_digits steps leave the line: they cannot be a queue".into(),
+                ),
+                Ok(s) => {
+                    exit_digits.insert(digit, s);
+                }
+                Err(message) => error(step.span(), message),
+            }
+        }
+        Hold {
+            max_wait_secs: number(
+                &self.max_wait_secs,
+                "max_wait_secs",
+                0..86_401,
+                d.max_wait_secs,
+                error,
+            ),
+            max_waiting: number(
+                &self.max_waiting,
+                "max_waiting",
+                1..100_001,
+                d.max_waiting,
+                error,
+            ),
+            loop_secs: number(&self.loop_secs, "loop_secs", 5..301, d.loop_secs, error),
+            music_url,
+            announce,
+            exit_digits,
+            join_when_no_agents: self.join_when_no_agents.unwrap_or(d.join_when_no_agents),
+            service_level_secs: number(
+                &self.service_level_secs,
+                "service_level_secs",
+                1..3601,
+                d.service_level_secs,
+                error,
+            ),
+        }
+    }
+}

@@ -1,0 +1,231 @@
+//! Callers wait in line (SPEC 1 "Callers wait in line", invariant 7): nobody
+//! overtakes, a freed agent goes to the longest-waiting caller, a caller whose
+//! agent did not answer keeps its place, and every way of leaving the line.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+
+const LINE: &str = r#"
+[defaults]
+default_queue = "desk"
+wrap_up_secs = 0
+no_answer_delay_secs = 0
+max_missed_in_row = 100
+
+[[queues]]
+name = "desk"
+numbers = ["+15005550007"]
+fallback = ["voicemail"]
+[queues.hold]
+loop_secs = 5
+max_waiting = 3
+max_wait_secs = 600
+exit_digits = { "1" = "voicemail" }
+"#;
+
+/// Fetches the wait URL of a hold round, as Twilio does at the round's end.
+async fn wait_fetch(app: &TestApp, sid: &str, round: &Answer) -> Answer {
+    wait_fetch_with(app, sid, round, None).await
+}
+
+async fn wait_fetch_with(app: &TestApp, sid: &str, round: &Answer, digits: Option<&str>) -> Answer {
+    let url = round
+        .element_text("Redirect")
+        .unwrap_or_else(|| panic!("a hold round ends in <Redirect>: {}", round.body))
+        .replace("&amp;", "&");
+    let mut params = vec![("CallSid", sid), ("CallStatus", "in-progress")];
+    if let Some(d) = digits {
+        params.push(("Digits", d));
+    }
+    post_signed(&app.http, &url, &params).await
+}
+
+fn says(answer: &Answer) -> String {
+    answer.element_text("Say").unwrap_or_default()
+}
+
+#[tokio::test]
+async fn the_longest_waiting_caller_gets_the_agent_freed_by_a_webhook_and_nobody_overtakes() {
+    let app = spawn_app(LINE).await;
+    app.add_available("a", &["desk"]).await;
+    let first = call_sid(1);
+    let dial = app.call(&first, SUPPORT).await;
+    assert_eq!(dialed(&dial).as_deref(), Some("a"));
+
+    let second = call_sid(2);
+    let round2 = app.call(&second, SUPPORT).await;
+    assert!(
+        says(&round2).contains("number 1 in line"),
+        "{}",
+        round2.body
+    );
+    assert!(
+        round2.body.contains("<Gather"),
+        "exit keys gather: {}",
+        round2.body
+    );
+    let third = call_sid(3);
+    let round3 = app.call(&third, SUPPORT).await;
+    assert!(
+        says(&round3).contains("number 2 in line"),
+        "{}",
+        round3.body
+    );
+
+    // The first call ends: a is free at once (no wrap-up) and, in that same
+    // webhook, reserved for the caller who waited longest.
+    app.agent_leg(&first, &dial, "answered").await;
+    app.dial_action(&first, &dial, "completed").await;
+    let a = app.agent("a").await;
+    assert_eq!(a["state"], "reserved", "{a}");
+    assert_eq!(a["call_sid"], second.as_str());
+
+    // Its next wait fetch answers the <Dial>; the third moves up, never down.
+    let connect = wait_fetch(&app, &second, &round2).await;
+    assert_eq!(dialed(&connect).as_deref(), Some("a"), "{}", connect.body);
+    let again = wait_fetch(&app, &third, &round3).await;
+    assert!(says(&again).contains("number 1 in line"), "{}", again.body);
+
+    // A new caller joins behind, even though it could have been first to ring.
+    let fourth = call_sid(4);
+    let round4 = app.call(&fourth, SUPPORT).await;
+    assert!(
+        says(&round4).contains("number 2 in line"),
+        "{}",
+        round4.body
+    );
+}
+
+#[tokio::test]
+async fn a_caller_whose_agent_does_not_answer_keeps_its_place_at_the_head() {
+    let app = spawn_app(LINE).await;
+    app.add_available("a", &["desk"]).await;
+    let first = call_sid(1);
+    let dial = app.call(&first, SUPPORT).await;
+    let second = call_sid(2);
+    let round2 = app.call(&second, SUPPORT).await;
+    let third = call_sid(3);
+    app.call(&third, SUPPORT).await;
+    app.agent_leg(&first, &dial, "answered").await;
+    app.dial_action(&first, &dial, "completed").await;
+    let connect = wait_fetch(&app, &second, &round2).await;
+    assert_eq!(dialed(&connect).as_deref(), Some("a"));
+
+    // a does not answer: the second caller goes back to the head of the line,
+    // and a (no delay here) goes to the next caller, not the same one again.
+    let back = app.dial_action(&second, &connect, "no-answer").await;
+    assert!(
+        back.body.contains("<Redirect"),
+        "back to holding: {}",
+        back.body
+    );
+    assert!(says(&back).contains("number 1 in line"), "{}", back.body);
+    assert_eq!(app.agent("a").await["call_sid"], third.as_str());
+    assert_eq!(app.agent("a").await["missed_in_row"], 1);
+}
+
+#[tokio::test]
+async fn an_agent_freed_by_time_is_matched_within_a_sweep() {
+    let app = spawn_app(&LINE.replace("wrap_up_secs = 0", "wrap_up_secs = 1")).await;
+    app.add_available("a", &["desk"]).await;
+    let first = call_sid(1);
+    let dial = app.call(&first, SUPPORT).await;
+    let second = call_sid(2);
+    let round2 = app.call(&second, SUPPORT).await;
+    app.agent_leg(&first, &dial, "answered").await;
+    app.dial_action(&first, &dial, "completed").await;
+    assert_eq!(app.agent("a").await["state"], "wrap_up");
+    // Wrap-up (1 s) ends by time; the worker (100 ms sweeps) matches.
+    tokio::time::sleep(Duration::from_millis(1400)).await;
+    assert_eq!(app.agent("a").await["call_sid"], second.as_str());
+    let connect = wait_fetch(&app, &second, &round2).await;
+    assert_eq!(dialed(&connect).as_deref(), Some("a"), "{}", connect.body);
+}
+
+#[tokio::test]
+async fn callers_leave_the_line_when_it_is_full_by_key_by_hanging_up_and_by_time() {
+    let app = spawn_app(LINE).await;
+    app.add_available("a", &["desk"]).await;
+    let dial = app.call(&call_sid(1), SUPPORT).await;
+    assert!(dialed(&dial).is_some());
+    let rounds: Vec<Answer> = {
+        let mut r = Vec::new();
+        for n in 2..=4 {
+            r.push(app.call(&call_sid(n), SUPPORT).await);
+        }
+        r
+    };
+    // max_waiting = 3: the fourth waiter gets the chain at once.
+    let full = app.call(&call_sid(5), SUPPORT).await;
+    assert!(full.body.contains("<Record"), "full: {}", full.body);
+
+    // A key: the step it names.
+    let exit = wait_fetch_with(&app, &call_sid(2), &rounds[0], Some("1")).await;
+    assert!(exit.body.contains("<Record"), "exit: {}", exit.body);
+    // A hang-up (the number's status callback).
+    app.call_status(&call_sid(3), "completed").await;
+    let moved = wait_fetch(&app, &call_sid(4), &rounds[2]).await;
+    assert!(says(&moved).contains("number 1 in line"), "{}", moved.body);
+
+    // Fetches that stop: the heartbeat (loop_secs + 15 s, brought forward in
+    // Redis here) runs out and the worker takes the caller out.
+    let mut conn = app.redis().await;
+    let _: () = redis::cmd("ZADD")
+        .arg("sb:{default}:deadlines")
+        .arg(0)
+        .arg(format!("wait|{}||", call_sid(4)))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let left: u64 = redis::cmd("ZCARD")
+        .arg("sb:{default}:line:desk")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(left, 0, "nobody left in line");
+    // A fetch for a call that left answers without a hold round.
+    let gone = wait_fetch(&app, &call_sid(4), &rounds[2]).await;
+    assert!(!gone.body.contains("<Redirect"), "{}", gone.body);
+}
+
+#[tokio::test]
+async fn max_wait_ends_the_wait_in_the_chain_and_nobody_waits_without_agents() {
+    let app = spawn_app(&LINE.replace("max_wait_secs = 600", "max_wait_secs = 1")).await;
+    app.add_available("a", &["desk"]).await;
+    app.call(&call_sid(1), SUPPORT).await;
+    let round = app.call(&call_sid(2), SUPPORT).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let timeout = wait_fetch(&app, &call_sid(2), &round).await;
+    assert!(
+        timeout.body.contains("<Record"),
+        "timeout: {}",
+        timeout.body
+    );
+
+    // Nobody of the queue signed in: no waiting (join_when_no_agents = false).
+    let empty = spawn_app(LINE).await;
+    empty.add_agent("off", &["desk"]).await;
+    let refused = empty.call(&call_sid(1), SUPPORT).await;
+    assert!(
+        refused.body.contains("<Record"),
+        "no agents: {}",
+        refused.body
+    );
+}
+
+#[tokio::test]
+async fn with_redis_down_a_waiting_caller_gets_another_round_not_the_emergency_answer() {
+    let mut app = spawn_app(LINE).await;
+    app.add_available("a", &["desk"]).await;
+    app.call(&call_sid(1), SUPPORT).await;
+    let round = app.call(&call_sid(2), SUPPORT).await;
+    app.redis.stop();
+    let kept = wait_fetch(&app, &call_sid(2), &round).await;
+    assert_eq!(kept.status, 200);
+    assert!(kept.body.contains("<Redirect"), "{}", kept.body);
+    let _ = app.redis.restart();
+}
