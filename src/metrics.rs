@@ -20,9 +20,13 @@ pub const WEBHOOK_DURATION: &str = "switchboard_webhook_duration_seconds";
 pub const SCRIPT_DURATION: &str = "switchboard_redis_script_duration_seconds";
 pub const VOICEMAILS: &str = "switchboard_voicemails_total";
 pub const REDIS_UP: &str = "switchboard_redis_up";
+pub const WAITING: &str = "switchboard_waiting";
+pub const WAIT_SECONDS: &str = "switchboard_wait_seconds";
+pub const WAIT_OUTCOMES: &str = "switchboard_wait_outcomes_total";
+pub const WITHIN_SERVICE_LEVEL: &str = "switchboard_answered_within_service_level_total";
 
 /// Every metric switchboard exports (deploy/ may name only these).
-pub const CATALOGUE: [&str; 10] = [
+pub const CATALOGUE: [&str; 14] = [
     CALLS,
     ROUTED,
     FALLBACKS,
@@ -33,6 +37,15 @@ pub const CATALOGUE: [&str; 10] = [
     SCRIPT_DURATION,
     VOICEMAILS,
     REDIS_UP,
+    WAITING,
+    WAIT_SECONDS,
+    WAIT_OUTCOMES,
+    WITHIN_SERVICE_LEVEL,
+];
+
+/// A wait in line lasts seconds to an hour.
+const WAIT_BUCKETS: &[f64] = &[
+    1.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0,
 ];
 
 /// Webhook answers should take milliseconds; Twilio gives up at 15 s.
@@ -55,6 +68,9 @@ pub fn install() -> PrometheusHandle {
                 .set_buckets_for_metric(Matcher::Full(WEBHOOK_DURATION.into()), WEBHOOK_BUCKETS)
                 .and_then(|b| {
                     b.set_buckets_for_metric(Matcher::Full(SCRIPT_DURATION.into()), SCRIPT_BUCKETS)
+                })
+                .and_then(|b| {
+                    b.set_buckets_for_metric(Matcher::Full(WAIT_SECONDS.into()), WAIT_BUCKETS)
                 })
                 .expect("bucket lists are not empty");
             let recorder = builder.build_recorder();
@@ -100,6 +116,23 @@ fn describe() {
         Unit::Seconds,
         "Time to answer a Twilio webhook, by route."
     );
+    describe_gauge!(
+        WAITING,
+        "Callers waiting in each queue's line (refreshed by the worker)."
+    );
+    describe_histogram!(
+        WAIT_SECONDS,
+        Unit::Seconds,
+        "How long callers waited in line, by queue and how the wait ended."
+    );
+    describe_counter!(
+        WAIT_OUTCOMES,
+        "Waits in line by how they ended: answered, abandoned, timeout, exit, full, closed, no_agents, removed."
+    );
+    describe_counter!(
+        WITHIN_SERVICE_LEVEL,
+        "Waiting callers answered within their queue's service_level_secs."
+    );
     describe_histogram!(
         SCRIPT_DURATION,
         Unit::Seconds,
@@ -120,6 +153,29 @@ pub fn register_series(queues: &[crate::config::Queue]) {
         counter!(ROUTING_FAILURES, "reason" => reason).increment(0);
     }
     counter!(VOICEMAILS).increment(0);
+    for queue in queues.iter().filter(|q| q.hold.is_some()) {
+        gauge!(WAITING, "queue" => queue.name.clone()).set(0.0);
+        counter!(WITHIN_SERVICE_LEVEL, "queue" => queue.name.clone()).increment(0);
+        for outcome in ["answered", "abandoned", "timeout"] {
+            counter!(WAIT_OUTCOMES, "queue" => queue.name.clone(), "outcome" => outcome)
+                .increment(0);
+        }
+    }
+}
+
+pub fn waiting(queue: &str, count: u64) {
+    gauge!(WAITING, "queue" => queue.to_owned()).set(count as f64);
+}
+
+/// One ended wait; `within_service_level` for an answered one.
+pub fn wait_ended(queue: &str, outcome: &str, waited: Duration, within_service_level: bool) {
+    let (queue, outcome) = (queue.to_owned(), outcome.to_owned());
+    counter!(WAIT_OUTCOMES, "queue" => queue.clone(), "outcome" => outcome.clone()).increment(1);
+    histogram!(WAIT_SECONDS, "queue" => queue.clone(), "outcome" => outcome)
+        .record(waited.as_secs_f64());
+    if within_service_level {
+        counter!(WITHIN_SERVICE_LEVEL, "queue" => queue).increment(1);
+    }
 }
 
 pub fn call_received(queue: &str) {

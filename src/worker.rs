@@ -51,6 +51,9 @@ pub async fn run(engine: Engine, interval: Duration, shutdown: CancellationToken
         if let Err(e) = engine.store().settle_wrap_ups(lease_ms).await {
             tracing::warn!(error = %e, "cannot settle ended wrap-ups; retrying next interval");
         }
+        if let Err(e) = refresh_wait_metrics(&engine).await {
+            tracing::warn!(error = %e, "cannot refresh the wait metrics");
+        }
         if let Err(e) = refresh_gauges(&engine).await {
             tracing::warn!(error = %e, "cannot count agents for the gauges");
         }
@@ -128,6 +131,41 @@ pub async fn match_waiting(engine: &Engine) -> Result<usize, StoreError> {
         tracing::info!(matched, "agents freed by time given to waiting callers");
     }
     Ok(matched)
+}
+
+/// The wait metrics: callers waiting per queue, and the ended waits the
+/// scripts recorded (each drained by one worker, so counted once).
+pub async fn refresh_wait_metrics(engine: &Engine) -> Result<(), StoreError> {
+    let holding: Vec<&crate::config::Queue> = engine
+        .table()
+        .queues()
+        .iter()
+        .filter(|q| q.hold.is_some())
+        .collect();
+    if holding.is_empty() {
+        return Ok(());
+    }
+    let names: Vec<&str> = holding.iter().map(|q| q.name.as_str()).collect();
+    let counts = engine.store().waiting_counts(&names).await?;
+    for (name, count) in names.iter().zip(counts) {
+        metrics::waiting(name, count);
+    }
+    loop {
+        let events = engine.store().drain_wait_events(500).await?;
+        for event in &events {
+            let waited = std::time::Duration::from_millis(event.waited_ms);
+            let within = event.outcome == "answered"
+                && engine.table().queue(&event.queue).is_some_and(|q| {
+                    q.hold.as_ref().is_some_and(|h| {
+                        waited <= std::time::Duration::from_secs(u64::from(h.service_level_secs))
+                    })
+                });
+            metrics::wait_ended(&event.queue, &event.outcome, waited, within);
+        }
+        if events.len() < 500 {
+            return Ok(());
+        }
+    }
 }
 
 /// Sets `switchboard_agents{queue,state}` for every configured queue and state

@@ -229,3 +229,86 @@ async fn with_redis_down_a_waiting_caller_gets_another_round_not_the_emergency_a
     assert!(kept.body.contains("<Redirect"), "{}", kept.body);
     let _ = app.redis.restart();
 }
+
+#[tokio::test]
+async fn the_queue_document_shows_the_line_and_an_admin_can_take_a_caller_out() {
+    let app = spawn_app(LINE).await;
+    app.add_available("a", &["desk"]).await;
+    app.call(&call_sid(1), SUPPORT).await;
+    let round2 = app.call_from(&call_sid(2), "+15005550042", SUPPORT).await;
+    let round3 = app.call(&call_sid(3), SUPPORT).await;
+    let doc = app
+        .admin(reqwest::Method::GET, "/queues/desk", None)
+        .await
+        .json();
+    let waiting = doc["waiting"].as_array().unwrap();
+    assert_eq!(waiting.len(), 2, "{doc}");
+    assert_eq!(waiting[0]["call_sid"], call_sid(2).as_str());
+    assert_eq!(waiting[0]["from"], "+15005550042");
+    assert_eq!(waiting[0]["position"], 1);
+    assert!(waiting[0]["since"].as_str().unwrap().ends_with('Z'));
+    assert!(doc["longest_wait_secs"].as_u64().is_some(), "{doc}");
+
+    let path = format!("/queues/desk/waiting/{}", call_sid(2));
+    assert_eq!(
+        app.admin(reqwest::Method::DELETE, &path, None).await.status,
+        204
+    );
+    assert_eq!(
+        app.admin(reqwest::Method::DELETE, &path, None).await.status,
+        404
+    );
+    assert_eq!(
+        app.admin(reqwest::Method::DELETE, "/queues/desk/waiting/CA12", None)
+            .await
+            .status,
+        422
+    );
+    // Its next fetch answers the queue's chain; the other moves up.
+    let removed = wait_fetch(&app, &call_sid(2), &round2).await;
+    assert!(removed.body.contains("<Record"), "{}", removed.body);
+    let moved = wait_fetch(&app, &call_sid(3), &round3).await;
+    assert!(says(&moved).contains("number 1 in line"), "{}", moved.body);
+}
+
+#[tokio::test]
+async fn every_ended_wait_is_counted_once_with_its_outcome() {
+    let app = spawn_app(LINE).await;
+    app.add_available("a", &["desk"]).await;
+    let first = call_sid(1);
+    let dial = app.call(&first, SUPPORT).await;
+    let round2 = app.call(&call_sid(2), SUPPORT).await;
+    app.call(&call_sid(3), SUPPORT).await;
+    app.agent_leg(&first, &dial, "answered").await;
+    app.dial_action(&first, &dial, "completed").await;
+    let connect = wait_fetch(&app, &call_sid(2), &round2).await;
+    app.agent_leg(&call_sid(2), &connect, "answered").await;
+    app.call_status(&call_sid(3), "completed").await;
+    app.call_status(&call_sid(3), "completed").await; // twice: still one outcome
+    tokio::time::sleep(Duration::from_millis(400)).await; // a worker drains the events
+    let mut conn = app.redis().await;
+    let outcomes: Vec<String> = futures_outcomes(&mut conn).await;
+    assert_eq!(outcomes, ["abandoned", "answered"], "recorded once each");
+    let left: u64 = redis::cmd("LLEN")
+        .arg("sb:{default}:wait_events")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(left, 0, "drained into the metrics");
+}
+
+/// The recorded outcome of calls 2 and 3, sorted.
+async fn futures_outcomes(conn: &mut redis::aio::MultiplexedConnection) -> Vec<String> {
+    let mut out = Vec::new();
+    for n in [2, 3] {
+        let o: Option<String> = redis::cmd("HGET")
+            .arg(format!("sb:{{default}}:call:{}", call_sid(n)))
+            .arg("wait_outcome")
+            .query_async(conn)
+            .await
+            .unwrap();
+        out.extend(o);
+    }
+    out.sort();
+    out
+}

@@ -16,6 +16,13 @@ reservation_grace_secs = 5
 [[queues]]
 name = "default"
 fallback = ["voicemail"]
+
+[[queues]]
+name = "held"
+numbers = ["+15005550009"]
+fallback = ["voicemail"]
+[queues.hold]
+loop_secs = 5
 "#;
 
 #[tokio::test]
@@ -28,6 +35,10 @@ async fn the_metrics_page_passes_promtool_and_has_the_whole_catalogue() {
     assert!(dialed(&dial).is_some());
     let vm = app.call(&call_sid(2), "+15005550006").await;
     assert!(vm.body.contains("<Record"));
+    // A queue that holds callers, with nobody signed in: the wait ends at once
+    // ("no_agents"), which the worker turns into the wait metrics.
+    let refused = app.call(&call_sid(4), "+15005550009").await;
+    assert!(refused.body.contains("<Record"), "{}", refused.body);
     let rec = format!("RE{:032x}", 1);
     post_signed(
         &app.http,

@@ -88,8 +88,8 @@ local function route(r)
   local function wait(arrival, outcome_if_refused)
     if outcome_if_refused then
       redis.call('HSET', call, 'sid', r.sid, 'queue', r.home, 'caller', r.caller,
-        'status', 'fallback', 'step', r.step, 'agent', '', 'token', '',
-        'wait_outcome', outcome_if_refused)
+        'status', 'fallback', 'step', r.step, 'agent', '', 'token', '')
+      record_outcome(call, outcome_if_refused, now)
       redis.call('PEXPIRE', call, r.call_ttl_ms)
       return decision(call, 1)
     end
@@ -289,7 +289,7 @@ local function settle(s, tail_ms)
     redis.call('HSET', call, 'status', 'on_call', 'answered_at', now)
     local since = tonumber(redis.call('HGET', call, 'since'))
     if since then
-      redis.call('HSETNX', call, 'wait_outcome', 'answered')
+      record_outcome(call, 'answered', now)
       -- Recent answered waits, for the estimate announced to waiting callers.
       redis.call('LPUSH', K.waits(home), now - since)
       redis.call('LTRIM', K.waits(home), 0, 19)

@@ -29,6 +29,7 @@ local K = {
   line = function(queue) return P .. 'line:' .. queue end,
   hold_queues = P .. 'hold_queues',
   waits = function(queue) return P .. 'waits:' .. queue end,
+  wait_events = P .. 'wait_events',
 }
 
 -- Milliseconds since the epoch from the Redis clock, shared by every replica.

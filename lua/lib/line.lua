@@ -52,6 +52,20 @@ local function join_line(call, sid, queue, arrival, now, loop_ms)
   redis.call('ZADD', K.deadlines, now + loop_ms + WAIT_SLACK_MS, wait_member(sid))
 end
 
+-- Records how a call's wait ended, once: in its hash, and as an event
+-- 'queue|outcome|waited ms' in `wait_events`, which a worker drains into the
+-- wait metrics (so each outcome is counted once across every replica). The
+-- list is capped: without a worker it cannot grow without bound.
+local function record_outcome(call, outcome, now)
+  if redis.call('HSETNX', call, 'wait_outcome', outcome) == 0 then
+    return
+  end
+  local c = redis.call('HMGET', call, 'queue', 'since')
+  local waited = now - (tonumber(c[2]) or now)
+  redis.call('LPUSH', K.wait_events, (c[1] or '') .. '|' .. outcome .. '|' .. waited)
+  redis.call('LTRIM', K.wait_events, 0, 9999)
+end
+
 -- Takes a call out of its line for good, with the outcome of its wait.
 local function leave_line(call, sid, outcome)
   local queue = redis.call('HGET', call, 'queue')
@@ -59,7 +73,7 @@ local function leave_line(call, sid, outcome)
     redis.call('ZREM', K.line(queue), sid)
   end
   redis.call('ZREM', K.deadlines, wait_member(sid))
-  redis.call('HSETNX', call, 'wait_outcome', outcome)
+  record_outcome(call, outcome, now_ms())
 end
 
 -- Reserves the free agent `id` for the waiting call `sid` of `entry` (a

@@ -31,6 +31,10 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/agents/{id}/state", put(agents::set_state))
         .route("/queues", get(queues::list))
         .route("/queues/{name}", get(queues::get))
+        .route(
+            "/queues/{name}/waiting/{call_sid}",
+            axum::routing::delete(queues::remove_waiting),
+        )
         .route("/voicemails", get(queues::voicemails))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token))
         // The description of the API needs no token: without one it holds no

@@ -38,6 +38,7 @@ use crate::config::RoutingTable;
         agents::set_state,
         queues::list,
         queues::get,
+        queues::remove_waiting,
         queues::voicemails,
     ),
     components(schemas(
@@ -48,6 +49,7 @@ use crate::config::RoutingTable;
         agents::StateBody,
         queues::QueueDoc,
         queues::QueueList,
+        queues::WaitingDoc,
         queues::VoicemailList,
         AgentState,
         SettableState,
@@ -319,6 +321,7 @@ mod tests {
             ),
             ("list_queues", &["401", "408", "503"]),
             ("get_queue", &["401", "404", "408", "503"]),
+            ("remove_waiting", &["401", "404", "408", "422", "503"]),
             ("list_voicemails", &["400", "401", "408", "422", "503"]),
         ];
         let doc = doc(&RoutingTable::builtin());

@@ -6,6 +6,7 @@ use axum::extract::{Path, Query, State};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use super::agents::rfc3339;
 use super::{ApiError, ErrorBody};
 use crate::agent::StateCounts;
 use crate::app::AppState;
@@ -20,6 +21,23 @@ pub struct QueueDoc {
     /// no-answer delay last, in the order they come back. At most the first
     /// 1,000 (`agents` counts them all).
     available: Vec<String>,
+    /// Callers waiting in line, head first (the first 1,000); empty for a queue
+    /// without `[queues.hold]`.
+    waiting: Vec<WaitingDoc>,
+    /// How long the head of the line has waited; 0 with nobody waiting.
+    longest_wait_secs: u64,
+}
+
+/// A caller waiting in line.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WaitingDoc {
+    call_sid: String,
+    /// The caller's number (`From`), or "" when withheld.
+    from: String,
+    /// When it joined the line (RFC 3339).
+    since: String,
+    /// 1 for the head of the line.
+    position: u32,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -39,15 +57,26 @@ pub struct VoicemailList {
 pub const AVAILABLE_LISTED: usize = 1000;
 
 async fn queue_doc(state: &AppState, name: &str) -> Result<QueueDoc, ApiError> {
-    let (agents, available) = state
-        .engine
-        .store()
-        .queue_summary(name, AVAILABLE_LISTED)
-        .await?;
+    let store = state.engine.store();
+    let (agents, available) = store.queue_summary(name, AVAILABLE_LISTED).await?;
+    let (now, line) = store.line(name, AVAILABLE_LISTED).await?;
+    let longest_wait_secs = line.first().map_or(0, |head| {
+        u64::try_from((now - head.since_ms) / 1000).unwrap_or(0)
+    });
     Ok(QueueDoc {
         name: name.to_owned(),
         agents,
         available,
+        waiting: line
+            .into_iter()
+            .map(|w| WaitingDoc {
+                call_sid: w.call_sid,
+                from: w.from,
+                since: rfc3339(w.since_ms),
+                position: w.position,
+            })
+            .collect(),
+        longest_wait_secs,
     })
 }
 
@@ -119,4 +148,50 @@ pub async fn voicemails(
     Ok(Json(VoicemailList {
         voicemails: messages,
     }))
+}
+
+/// Take a caller out of a queue's line: its next wait fetch answers the queue's
+/// fallback chain (wait outcome `removed`).
+#[utoipa::path(delete, path = "/v1/queues/{name}/waiting/{call_sid}", operation_id = "remove_waiting", tag = "queues",
+    params(
+        ("name" = String, Path, description = "a queue name from the routing file", pattern = r"^[A-Za-z0-9._-]{1,64}$"),
+        ("call_sid" = String, Path, description = "the waiting call's CallSid", pattern = r"^CA[0-9a-fA-F]{32}$"),
+    ),
+    responses(
+        (status = 204, description = "taken out of the line"),
+        (status = 401, description = "no or a wrong bearer token", body = ErrorBody),
+        (status = 404, description = "no such queue, or that call is not waiting in it", body = ErrorBody),
+        (status = 422, description = "the CallSid breaks its pattern", body = ErrorBody),
+        (status = 503, description = "no admin token configured, or Redis unavailable", body = ErrorBody),
+    ))]
+pub async fn remove_waiting(
+    State(state): State<AppState>,
+    Path((name, call_sid)): Path<(String, String)>,
+) -> Result<axum::http::StatusCode, ApiError> {
+    let sid_ok = call_sid.len() == 34
+        && call_sid.starts_with("CA")
+        && call_sid[2..].bytes().all(|b| b.is_ascii_hexdigit());
+    if !sid_ok {
+        return Err(ApiError::Invalid(format!(
+            "{call_sid:?} is not a CallSid (CA and 32 hex digits)"
+        )));
+    }
+    let table = state.engine.table();
+    let Some(queue) = table.queue(&name) else {
+        return Err(ApiError::NotFound(format!("no queue {name:?}")));
+    };
+    let step = table.plan(queue).terminal.to_string();
+    if state
+        .engine
+        .store()
+        .remove_waiting(&call_sid, &name, step)
+        .await?
+    {
+        tracing::info!(queue = name, call_sid, "caller taken out of the line");
+        Ok(axum::http::StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::NotFound(format!(
+            "{call_sid} is not waiting in {name:?}"
+        )))
+    }
 }

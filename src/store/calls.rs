@@ -2,9 +2,28 @@
 //! fallback) in one script, and keeping voicemail messages.
 
 use super::requests::{
-    CALL_TAIL_MS, HoldQueueEntry, MatchRequest, RouteRequest, VOICEMAILS_KEPT, VoicemailRequest,
-    WaitRequest,
+    CALL_TAIL_MS, HoldQueueEntry, MatchRequest, RemoveWaitingRequest, RouteRequest,
+    VOICEMAILS_KEPT, VoicemailRequest, WaitRequest,
 };
+
+/// A caller in a queue's line, as the admin API shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Waiter {
+    pub call_sid: String,
+    pub from: String,
+    pub since_ms: i64,
+    /// 1 for the head of the line.
+    pub position: u32,
+}
+
+/// One ended wait, for the metrics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WaitEvent {
+    pub queue: String,
+    /// `answered`, `abandoned`, `timeout`, `exit`, `full`, `no_agents`, `removed`.
+    pub outcome: String,
+    pub waited_ms: u64,
+}
 use super::{Store, StoreError, scripts, texts};
 
 /// What a call was given. `fresh` is false when the same CallSid was routed before
@@ -155,6 +174,103 @@ impl Store {
             pipe.hset(self.keys().hold_queues(), name, json).ignore();
         }
         self.query::<()>("publish_hold_queues", pipe).await
+    }
+
+    /// Takes a caller out of `queue`'s line (its next fetch gets `step`);
+    /// `false` when that call is not waiting there.
+    pub async fn remove_waiting(
+        &self,
+        call_sid: &str,
+        queue: &str,
+        step: String,
+    ) -> Result<bool, StoreError> {
+        let request = RemoveWaitingRequest {
+            sid: call_sid,
+            queue,
+            step,
+        };
+        let reply = self
+            .invoke(
+                &scripts::REMOVE_WAITING,
+                self.keys().call(call_sid),
+                &request,
+            )
+            .await?;
+        match super::text(&reply).as_deref() {
+            Some("1") => Ok(true),
+            Some("0") => Ok(false),
+            _ => Err(StoreError::reply(
+                scripts::REMOVE_WAITING.name,
+                format!("{reply:?}"),
+            )),
+        }
+    }
+
+    /// The first `limit` callers of `queue`'s line, head first, and the Redis
+    /// clock (ms).
+    pub async fn line(&self, queue: &str, limit: usize) -> Result<(i64, Vec<Waiter>), StoreError> {
+        let mut pipe = redis::pipe();
+        pipe.cmd("TIME");
+        pipe.zrange_withscores(self.keys().line(queue), 0, limit.max(1) as isize - 1);
+        let ((secs, micros), line): ((i64, i64), Vec<(String, f64)>) =
+            self.query("line", pipe).await?;
+        let now = secs * 1000 + micros / 1000;
+        if line.is_empty() {
+            return Ok((now, Vec::new()));
+        }
+        let mut pipe = redis::pipe();
+        for (sid, _) in &line {
+            pipe.hget(self.keys().call(sid), "caller");
+        }
+        let callers: Vec<Option<String>> = self.query("line", pipe).await?;
+        let waiters = line
+            .into_iter()
+            .zip(callers)
+            .enumerate()
+            .map(|(i, ((call_sid, since), from))| Waiter {
+                call_sid,
+                from: from.unwrap_or_default(),
+                since_ms: since as i64,
+                position: i as u32 + 1,
+            })
+            .collect();
+        Ok((now, waiters))
+    }
+
+    /// How many callers wait in each of `queues`.
+    pub async fn waiting_counts(&self, queues: &[&str]) -> Result<Vec<u64>, StoreError> {
+        let mut pipe = redis::pipe();
+        for queue in queues {
+            pipe.zcard(self.keys().line(queue));
+        }
+        self.query("waiting_counts", pipe).await
+    }
+
+    /// Up to `max` ended waits recorded by the scripts, oldest first; each is
+    /// taken by one worker only.
+    pub async fn drain_wait_events(&self, max: usize) -> Result<Vec<WaitEvent>, StoreError> {
+        let key = self.keys().wait_events();
+        let raw: Option<Vec<String>> = self
+            .with_conn("wait_events", |mut conn| async move {
+                Ok(redis::cmd("RPOP")
+                    .arg(key)
+                    .arg(max)
+                    .query_async(&mut conn)
+                    .await?)
+            })
+            .await?;
+        Ok(raw
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|e| {
+                let mut parts = e.splitn(3, '|');
+                Some(WaitEvent {
+                    queue: parts.next()?.to_owned(),
+                    outcome: parts.next()?.to_owned(),
+                    waited_ms: parts.next()?.parse().ok()?,
+                })
+            })
+            .collect())
     }
 
     /// How many queues `hold_queues` holds (0 after Redis came back empty).

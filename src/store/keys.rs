@@ -62,6 +62,12 @@ impl Keys {
         format!("{}line:{queue}", self.prefix)
     }
 
+    /// List: 'queue|outcome|waited ms' of ended waits, drained by a worker into
+    /// the wait metrics.
+    pub fn wait_events(&self) -> String {
+        format!("{}wait_events", self.prefix)
+    }
+
     /// Hash: queue -> JSON of a queue that holds callers (lua/lib/line.lua).
     pub fn hold_queues(&self) -> String {
         format!("{}hold_queues", self.prefix)

@@ -110,6 +110,14 @@ pub(super) struct WaitRequest<'a> {
     pub tail_ms: u64,
 }
 
+/// `remove_waiting.lua`: the admin API takes a caller out of a line.
+#[derive(Debug, Serialize)]
+pub(super) struct RemoveWaitingRequest<'a> {
+    pub sid: &'a str,
+    pub queue: &'a str,
+    pub step: String,
+}
+
 /// `match_lines.lua`: one fresh token per caller it may match.
 #[derive(Debug, Serialize)]
 pub(super) struct MatchRequest {

@@ -48,9 +48,10 @@ lua!(SWEEP_DEADLINE, "sweep_deadline");
 lua!(SETTLE_WRAP_UPS, "settle_wrap_ups");
 lua!(WAIT, "wait");
 lua!(MATCH_LINES, "match_lines");
+lua!(REMOVE_WAITING, "remove_waiting");
 
 /// Every script, to load them all at start and check they are loaded for `/readyz`.
-pub fn all() -> [&'static Lua; 12] {
+pub fn all() -> [&'static Lua; 13] {
     [
         &UPSERT_AGENT,
         &SET_AGENT_STATE,
@@ -64,5 +65,6 @@ pub fn all() -> [&'static Lua; 12] {
         &SETTLE_WRAP_UPS,
         &WAIT,
         &MATCH_LINES,
+        &REMOVE_WAITING,
     ]
 }
