@@ -312,3 +312,51 @@ async fn futures_outcomes(conn: &mut redis::aio::MultiplexedConnection) -> Vec<S
     out.sort();
     out
 }
+
+/// A queue open all week except `closed_date` (UTC), whose closed step forwards.
+fn hours_routing(closed_date: &str) -> String {
+    format!(
+        r#"
+[defaults]
+default_queue = "desk"
+
+[[queues]]
+name = "desk"
+numbers = ["+15005550007"]
+fallback = ["voicemail"]
+[queues.hours]
+timezone = "UTC"
+weekly = {{ mon = "00:00-24:00", tue = "00:00-24:00", wed = "00:00-24:00", thu = "00:00-24:00", fri = "00:00-24:00", sat = "00:00-24:00", sun = "00:00-24:00" }}
+closed_dates = ["{closed_date}"]
+closed = ["number:+15005550010"]
+"#
+    )
+}
+
+#[tokio::test]
+async fn outside_its_hours_a_queue_answers_its_closed_step() {
+    let today = jiff::tz::TimeZone::UTC
+        .to_datetime(jiff::Timestamp::now())
+        .date();
+    let closed = spawn_app(&hours_routing(&today.to_string())).await;
+    closed.add_available("a", &["desk"]).await;
+    let answer = closed.call(&call_sid(1), SUPPORT).await;
+    assert_eq!(
+        answer.element_text("Number").as_deref(),
+        Some("+15005550010"),
+        "{}",
+        answer.body
+    );
+    assert_eq!(
+        closed.agent("a").await["state"],
+        "available",
+        "nobody reserved"
+    );
+
+    let open = spawn_app(&hours_routing("2001-01-01")).await;
+    open.add_available("a", &["desk"]).await;
+    assert_eq!(
+        dialed(&open.call(&call_sid(1), SUPPORT).await).as_deref(),
+        Some("a")
+    );
+}

@@ -3,6 +3,7 @@
 //! routing file already loaded and checked.
 
 pub mod hold;
+pub mod hours;
 pub mod routing;
 
 use std::net::SocketAddr;

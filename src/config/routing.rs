@@ -12,6 +12,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::hold::Hold;
+use super::hours::BusinessHours;
 use crate::agent::{is_client_identity, is_e164, is_valid_id};
 
 /// A routing file that cannot be used: where (file, line, the line's text) and
@@ -154,6 +155,7 @@ macro_rules! timings {
             confirm: bool,
             priority: Option<Spanned<i64>>,
             hold: Option<super::hold::RawHold>,
+            hours: Option<super::hours::RawHours>,
             $($field: Option<Spanned<i64>>,)*
         }
 
@@ -235,6 +237,8 @@ pub struct Queue {
     pub priority: i64,
     /// Callers wait in line when no agent can take them (`[queues.hold]`).
     pub hold: Option<Hold>,
+    /// Outside these hours calls take the `closed` steps (`[queues.hours]`).
+    pub hours: Option<BusinessHours>,
 }
 
 impl Queue {
@@ -386,6 +390,7 @@ impl RoutingTable {
                 confirm: false,
                 priority: 0,
                 hold: None,
+                hours: None,
             }],
             by_number: HashMap::new(),
             default_queue: 0,
@@ -576,6 +581,24 @@ fn build(raw: RawFile, source: &str, errors: &mut Errors) -> Option<RoutingTable
             }
             hold
         });
+        let hours = rq.hours.as_ref().and_then(|raw| {
+            let hours = super::hours::build(raw, &mut |span, e| errors.at(span, e.to_string()))?;
+            let spans = raw
+                .closed
+                .iter()
+                .flat_map(|c| c.get_ref().iter().map(|s| s.span()));
+            for (step, span) in hours.closed_steps().iter().zip(spans) {
+                if matches!(step, FallbackStep::Queue(_)) {
+                    errors.at(
+                        span,
+                        "hours.closed steps answer the call: they cannot be a queue".into(),
+                    );
+                } else {
+                    check_allowed(step, &contacts, span, errors);
+                }
+            }
+            Some(hours)
+        });
         queues.push(Queue {
             name: name.clone(),
             numbers: rq.numbers.iter().map(|n| n.get_ref().clone()).collect(),
@@ -584,6 +607,7 @@ fn build(raw: RawFile, source: &str, errors: &mut Errors) -> Option<RoutingTable
             confirm: rq.confirm,
             priority,
             hold,
+            hours,
         });
     }
 
@@ -622,6 +646,7 @@ fn build(raw: RawFile, source: &str, errors: &mut Errors) -> Option<RoutingTable
                 confirm: false,
                 priority: 0,
                 hold: None,
+                hours: None,
             });
             queues.len() - 1
         }

@@ -151,6 +151,13 @@ pub fn affinity_caller(from: &str) -> &str {
     }
 }
 
+/// Milliseconds since the epoch on this replica's clock (0 if it is before 1970).
+fn unix_ms_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
 /// Logs a report that changed something.
 fn log_settled(report: &AttemptReport<'_>, settled: &Settled, from: &'static str) {
     if settled.applied() {
@@ -205,6 +212,27 @@ impl Engine {
     /// CallSid routed again gets the same answer and reserves nobody.
     pub async fn incoming(&self, call: &IncomingCall<'_>) -> Result<Decision, StoreError> {
         let home = self.table.queue_for_number(call.to);
+        // Business hours are a person's wall-clock rule, decided before any
+        // script runs, so this replica's (NTP-kept) clock decides; the order
+        // of calls and agents keeps the Redis clock.
+        if let Some(hours) = &home.hours
+            && !hours.is_open(unix_ms_now())
+        {
+            let step = hours
+                .closed_steps()
+                .first()
+                .cloned()
+                .unwrap_or_else(|| self.table.plan(home).terminal.clone());
+            metrics::call_received(&home.name);
+            metrics::fallback(&home.name, &step.metric_label());
+            metrics::wait_ended(&home.name, "closed", std::time::Duration::ZERO, false);
+            tracing::info!(queue = home.name, step = %step.metric_label(), "outside the queue's hours: closed step");
+            return Ok(Decision::Fallback {
+                queue: home.name.clone(),
+                step,
+                next: None,
+            });
+        }
         let request = self.route_request(call.call_sid, affinity_caller(call.from), home);
         let outcome = self.store.route_call(&request).await?;
         self.decide(&home.name, outcome, true)
