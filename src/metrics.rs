@@ -20,9 +20,10 @@ pub const WEBHOOK_DURATION: &str = "switchboard_webhook_duration_seconds";
 pub const SCRIPT_DURATION: &str = "switchboard_redis_script_duration_seconds";
 pub const VOICEMAILS: &str = "switchboard_voicemails_total";
 pub const REDIS_UP: &str = "switchboard_redis_up";
+pub const TWILIO_REDIRECTS: &str = "switchboard_twilio_redirects_total";
 
 /// Every metric switchboard exports (deploy/ may name only these).
-pub const CATALOGUE: [&str; 10] = [
+pub const CATALOGUE: [&str; 11] = [
     CALLS,
     ROUTED,
     FALLBACKS,
@@ -33,6 +34,7 @@ pub const CATALOGUE: [&str; 10] = [
     SCRIPT_DURATION,
     VOICEMAILS,
     REDIS_UP,
+    TWILIO_REDIRECTS,
 ];
 
 /// Webhook answers should take milliseconds; Twilio gives up at 15 s.
@@ -87,6 +89,10 @@ fn describe() {
         "Reservations released by the worker because their callbacks never came."
     );
     describe_counter!(VOICEMAILS, "Voicemail messages recorded.");
+    describe_counter!(
+        TWILIO_REDIRECTS,
+        "Live calls redirected through Twilio's REST API, by outcome (redirected, call_over, failed: the wait fetch connects instead)."
+    );
     describe_gauge!(
         AGENTS,
         "Agents by queue and state, as the worker last counted them."
@@ -120,6 +126,9 @@ pub fn register_series(queues: &[crate::config::Queue]) {
         counter!(ROUTING_FAILURES, "reason" => reason).increment(0);
     }
     counter!(VOICEMAILS).increment(0);
+    for outcome in ["redirected", "call_over", "failed"] {
+        counter!(TWILIO_REDIRECTS, "outcome" => outcome).increment(0);
+    }
 }
 
 pub fn call_received(queue: &str) {
@@ -152,6 +161,11 @@ pub fn redis_up(up: bool) {
 
 pub fn voicemail_recorded() {
     counter!(VOICEMAILS).increment(1);
+}
+
+/// One `RestClient::redirect` ended: `redirected`, `call_over` or `failed`.
+pub fn twilio_redirect(outcome: &'static str) {
+    counter!(TWILIO_REDIRECTS, "outcome" => outcome).increment(1);
 }
 
 pub fn record_script(script: &'static str, took: Duration) {
