@@ -389,5 +389,8 @@ mod tests {
             let result = RestClient::new(RestConfig::new(bad, creds.clone()));
             assert!(matches!(result, Err(RestError::BaseUrl(_))), "{bad}");
         }
+        // Real Twilio is https: the TLS backend and the system roots' verifier
+        // must build without any network.
+        assert!(RestClient::new(RestConfig::new(DEFAULT_API_URL, creds)).is_ok());
     }
 }
