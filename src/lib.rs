@@ -6,7 +6,7 @@
 //! - `agent`        what an agent is: ids, contacts, states
 //! - `app`          what every handler reaches (engine, settings, metrics)
 //! - `config`       settings from env/flags, and the routing file (`config::routing`)
-//! - `twilio`       the wire: signatures, form params, the TwiML writer
+//! - `twilio`       the wire: signatures, form params, the TwiML writer, the REST client
 //! - `store`        Redis: key names, the scripts of `lua/`, typed replies
 //! - `routing`      the engine: a webhook becomes a decision through the store
 //! - `http`         the router, layers, Twilio webhooks; errors become answers here

@@ -24,9 +24,10 @@ pub const WAITING: &str = "switchboard_waiting";
 pub const WAIT_SECONDS: &str = "switchboard_wait_seconds";
 pub const WAIT_OUTCOMES: &str = "switchboard_wait_outcomes_total";
 pub const WITHIN_SERVICE_LEVEL: &str = "switchboard_answered_within_service_level_total";
+pub const TWILIO_REDIRECTS: &str = "switchboard_twilio_redirects_total";
 
 /// Every metric switchboard exports (deploy/ may name only these).
-pub const CATALOGUE: [&str; 14] = [
+pub const CATALOGUE: [&str; 15] = [
     CALLS,
     ROUTED,
     FALLBACKS,
@@ -41,6 +42,7 @@ pub const CATALOGUE: [&str; 14] = [
     WAIT_SECONDS,
     WAIT_OUTCOMES,
     WITHIN_SERVICE_LEVEL,
+    TWILIO_REDIRECTS,
 ];
 
 /// A wait in line lasts seconds to an hour.
@@ -103,6 +105,10 @@ fn describe() {
         "Reservations released by the worker because their callbacks never came."
     );
     describe_counter!(VOICEMAILS, "Voicemail messages recorded.");
+    describe_counter!(
+        TWILIO_REDIRECTS,
+        "Live calls redirected through Twilio's REST API, by outcome (redirected, call_over, failed: the wait fetch connects instead)."
+    );
     describe_gauge!(
         AGENTS,
         "Agents by queue and state, as the worker last counted them."
@@ -153,6 +159,9 @@ pub fn register_series(queues: &[crate::config::Queue]) {
         counter!(ROUTING_FAILURES, "reason" => reason).increment(0);
     }
     counter!(VOICEMAILS).increment(0);
+    for outcome in ["redirected", "call_over", "failed"] {
+        counter!(TWILIO_REDIRECTS, "outcome" => outcome).increment(0);
+    }
     for queue in queues.iter().filter(|q| q.hold.is_some()) {
         gauge!(WAITING, "queue" => queue.name.clone()).set(0.0);
         counter!(WITHIN_SERVICE_LEVEL, "queue" => queue.name.clone()).increment(0);
@@ -208,6 +217,11 @@ pub fn redis_up(up: bool) {
 
 pub fn voicemail_recorded() {
     counter!(VOICEMAILS).increment(1);
+}
+
+/// One `RestClient::redirect` ended: `redirected`, `call_over` or `failed`.
+pub fn twilio_redirect(outcome: &'static str) {
+    counter!(TWILIO_REDIRECTS, "outcome" => outcome).increment(1);
 }
 
 pub fn record_script(script: &'static str, took: Duration) {

@@ -248,12 +248,23 @@ fn help_never_prints_the_redis_password_or_a_token() {
             .env("SWITCHBOARD_PUBLIC_URL", public)
             .env("TWILIO_AUTH_TOKEN", TWILIO_TOKEN)
             .env("SWITCHBOARD_ADMIN_TOKEN", ADMIN)
+            .env("TWILIO_ACCOUNT_SID", "AC0s3cretaccount")
+            .env("TWILIO_API_KEY", "SK0s3cretkey")
+            .env("TWILIO_API_SECRET", "s3cret-api-secret")
             .output()
             .expect("run switchboard --help");
         assert!(out.status.success(), "{command} --help: {out:?}");
         let help = String::from_utf8_lossy(&out.stdout);
         assert!(help.contains("SWITCHBOARD_ADMIN_TOKEN"), "{help}");
-        for secret in [REDIS_PASSWORD, "s3cret-basic-pw", TWILIO_TOKEN, ADMIN] {
+        for secret in [
+            REDIS_PASSWORD,
+            "s3cret-basic-pw",
+            TWILIO_TOKEN,
+            ADMIN,
+            "AC0s3cretaccount",
+            "SK0s3cretkey",
+            "s3cret-api-secret",
+        ] {
             assert!(
                 !help.contains(secret),
                 "{command} --help prints {secret:?}:\n{help}"

@@ -14,6 +14,8 @@ use clap::Args;
 
 pub use routing::{FallbackStep, Queue, QueueSettings, RoutingFileError, RoutingTable};
 
+use crate::twilio::rest::{Credentials, RestConfig};
+
 /// The flags and environment variables `serve`, `worker` and `demo` share.
 #[derive(Debug, Clone, Args)]
 pub struct SettingsArgs {
@@ -76,6 +78,24 @@ pub struct SettingsArgs {
     /// Open connections past which new ones wait to be accepted.
     #[arg(long, env = "SWITCHBOARD_MAX_CONNECTIONS", default_value_t = 10000)]
     pub max_connections: usize,
+
+    /// Twilio account of the REST API requests (redirecting held callers); with
+    /// TWILIO_AUTH_TOKEN, or with TWILIO_API_KEY + TWILIO_API_SECRET.
+    // Hidden like the secrets: `--help` output ends up in tickets and logs.
+    #[arg(long, env = "TWILIO_ACCOUNT_SID", hide_env_values = true)]
+    pub twilio_account_sid: Option<String>,
+
+    /// Twilio API key SID (SK…) for the REST API, instead of the auth token.
+    #[arg(long, env = "TWILIO_API_KEY", hide_env_values = true)]
+    pub twilio_api_key: Option<String>,
+
+    /// The secret of TWILIO_API_KEY.
+    #[arg(long, env = "TWILIO_API_SECRET", hide_env_values = true)]
+    pub twilio_api_secret: Option<String>,
+
+    /// Base URL of Twilio's REST API (tests point it at a stand-in).
+    #[arg(long, env = "SWITCHBOARD_TWILIO_API_URL", default_value = crate::twilio::rest::DEFAULT_API_URL)]
+    pub twilio_api_url: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -187,6 +207,19 @@ pub enum SettingsError {
     Zero(&'static str),
     #[error("SWITCHBOARD_REQUEST_TIMEOUT_MS must be longer than SWITCHBOARD_REDIS_TIMEOUT_MS")]
     RequestTimeout,
+    #[error("SWITCHBOARD_TWILIO_API_URL {0:?} must be an absolute http(s) URL")]
+    TwilioApiUrl(String),
+    #[error("TWILIO_ACCOUNT_SID {0:?} must be letters and digits (AC…)")]
+    TwilioAccountSid(String),
+    #[error("{set} is set without {missing}: set both, or neither")]
+    TwilioHalfSet {
+        set: &'static str,
+        missing: &'static str,
+    },
+    #[error(
+        "TWILIO_ACCOUNT_SID is set without credentials: set TWILIO_AUTH_TOKEN, or TWILIO_API_KEY and TWILIO_API_SECRET"
+    )]
+    TwilioNoCredentials,
 }
 
 /// An admin token shorter than this gets a start-up warning.
@@ -226,6 +259,10 @@ pub struct Settings {
     /// emergency TwiML, well inside Twilio's 15 s.
     pub request_timeout: Duration,
     pub connections: ConnectionLimits,
+    /// Twilio's REST API (redirecting held callers); `None` without
+    /// `TWILIO_ACCOUNT_SID`, and then held callers are connected by their next
+    /// wait fetch. `Debug` shows no secret.
+    pub twilio_rest: Option<RestConfig>,
 }
 
 /// What one client connection may hold (SPEC 1, "Connections"). Only the cap is
@@ -306,6 +343,15 @@ impl SettingsArgs {
         let mut warnings = Vec::new();
         let twilio_auth_token = token(self.twilio_auth_token, "TWILIO_AUTH_TOKEN", &mut warnings);
         let admin_token = token(self.admin_token, "SWITCHBOARD_ADMIN_TOKEN", &mut warnings);
+        let twilio_rest = twilio_rest(
+            TwilioRestArgs {
+                account_sid: token(self.twilio_account_sid, "TWILIO_ACCOUNT_SID", &mut warnings),
+                auth_token: twilio_auth_token.clone(),
+                api_key: token(self.twilio_api_key, "TWILIO_API_KEY", &mut warnings),
+                api_secret: token(self.twilio_api_secret, "TWILIO_API_SECRET", &mut warnings),
+            },
+            &self.twilio_api_url,
+        )?;
         if admin_token
             .as_ref()
             .is_some_and(|t| t.expose().chars().count() < MIN_ADMIN_TOKEN_CHARS)
@@ -335,8 +381,69 @@ impl SettingsArgs {
                     .max(Duration::from_millis(self.request_timeout_ms) + Duration::from_secs(5)),
                 ..ConnectionLimits::default()
             },
+            twilio_rest,
         })
     }
+}
+
+/// The REST settings as given, trimmed; secrets already wrapped.
+struct TwilioRestArgs {
+    account_sid: Option<Secret>,
+    auth_token: Option<Secret>,
+    api_key: Option<Secret>,
+    api_secret: Option<Secret>,
+}
+
+/// REST credentials: none without an account SID; an API key pair when both
+/// halves are set (Twilio's advice for production), else the auth token. Half a
+/// pair is refused rather than silently falling back to the auth token, which
+/// would hide the mistake until the first held caller.
+fn twilio_rest(args: TwilioRestArgs, api_url: &str) -> Result<Option<RestConfig>, SettingsError> {
+    let api_url = api_url.trim();
+    if !(api_url.starts_with("http://") || api_url.starts_with("https://"))
+        || reqwest::Url::parse(api_url).is_err()
+    {
+        return Err(SettingsError::TwilioApiUrl(api_url.to_owned()));
+    }
+    let key_pair = match (args.api_key, args.api_secret) {
+        (Some(key), Some(secret)) => Some((key, secret)),
+        (Some(_), None) => {
+            return Err(SettingsError::TwilioHalfSet {
+                set: "TWILIO_API_KEY",
+                missing: "TWILIO_API_SECRET",
+            });
+        }
+        (None, Some(_)) => {
+            return Err(SettingsError::TwilioHalfSet {
+                set: "TWILIO_API_SECRET",
+                missing: "TWILIO_API_KEY",
+            });
+        }
+        (None, None) => None,
+    };
+    let Some(account_sid) = args.account_sid else {
+        if key_pair.is_some() {
+            return Err(SettingsError::TwilioHalfSet {
+                set: "TWILIO_API_KEY",
+                missing: "TWILIO_ACCOUNT_SID",
+            });
+        }
+        return Ok(None);
+    };
+    let account_sid = account_sid.expose().to_owned();
+    if account_sid.len() > 64 || !account_sid.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return Err(SettingsError::TwilioAccountSid(account_sid));
+    }
+    let credentials = match (key_pair, args.auth_token) {
+        (Some((key, secret)), _) => Credentials::ApiKey {
+            account_sid,
+            key_sid: key.expose().to_owned(),
+            secret,
+        },
+        (None, Some(token)) => Credentials::AuthToken { account_sid, token },
+        (None, None) => return Err(SettingsError::TwilioNoCredentials),
+    };
+    Ok(Some(RestConfig::new(api_url, credentials)))
 }
 
 /// A token as given, less surrounding whitespace: no client sends a token
@@ -373,6 +480,7 @@ impl Settings {
             redis_timeout: Duration::from_millis(2000),
             request_timeout: Duration::from_millis(10000),
             connections: ConnectionLimits::default(),
+            twilio_rest: None,
         }
     }
 }
@@ -463,6 +571,95 @@ mod tests {
             ("not a url pw", "***"),
         ] {
             assert_eq!(RedisUrl::from(url).redacted(), shown);
+        }
+    }
+
+    fn settings_err(args: &[&str]) -> SettingsError {
+        let cli = Cli::try_parse_from(std::iter::once("switchboard").chain(args.iter().copied()))
+            .expect("valid flags");
+        match cli.settings.into_settings() {
+            Ok(_) => panic!("{args:?} should be refused"),
+            Err(e) => e,
+        }
+    }
+
+    #[test]
+    fn twilio_rest_is_off_without_an_account_sid() {
+        let s = settings(&["--twilio-auth-token", "tok"]);
+        assert!(s.twilio_rest.is_none());
+    }
+
+    #[test]
+    fn twilio_rest_uses_the_auth_token_or_a_whole_api_key_pair() {
+        let s = settings(&[
+            "--twilio-account-sid",
+            "AC0123\n",
+            "--twilio-auth-token",
+            "auth-secret-value",
+        ]);
+        let rest = s.twilio_rest.expect("REST config");
+        assert_eq!(rest.base_url, "https://api.twilio.com");
+        assert_eq!(
+            rest.credentials,
+            Credentials::AuthToken {
+                account_sid: "AC0123".into(),
+                token: "auth-secret-value".into()
+            }
+        );
+        let s = settings(&[
+            "--twilio-account-sid",
+            "AC0123",
+            "--twilio-auth-token",
+            "auth-secret-value",
+            "--twilio-api-key",
+            "SK9",
+            "--twilio-api-secret",
+            "api-secret-value\n",
+            "--twilio-api-url",
+            "http://127.0.0.1:9/",
+        ]);
+        let rest = s.twilio_rest.as_ref().expect("REST config");
+        assert_eq!(rest.base_url, "http://127.0.0.1:9");
+        assert_eq!(
+            rest.credentials,
+            Credentials::ApiKey {
+                account_sid: "AC0123".into(),
+                key_sid: "SK9".into(),
+                secret: "api-secret-value".into()
+            }
+        );
+        assert_eq!(s.warnings, [SettingsWarning::Trimmed("TWILIO_API_SECRET")]);
+        let printed = format!("{s:?}");
+        for secret in ["auth-secret-value", "api-secret-value"] {
+            assert!(!printed.contains(secret), "{printed}");
+        }
+    }
+
+    #[test]
+    fn half_set_twilio_credentials_are_refused_naming_the_variables() {
+        let e = settings_err(&["--twilio-account-sid", "AC1", "--twilio-api-key", "SK1"]);
+        assert!(matches!(e, SettingsError::TwilioHalfSet { .. }), "{e}");
+        assert!(e.to_string().contains("TWILIO_API_SECRET"), "{e}");
+        let e = settings_err(&["--twilio-account-sid", "AC1", "--twilio-api-secret", "s"]);
+        assert!(e.to_string().contains("TWILIO_API_KEY"), "{e}");
+        let e = settings_err(&["--twilio-api-key", "SK1", "--twilio-api-secret", "s"]);
+        assert!(e.to_string().contains("TWILIO_ACCOUNT_SID"), "{e}");
+        let e = settings_err(&["--twilio-account-sid", "AC1"]);
+        assert!(matches!(e, SettingsError::TwilioNoCredentials), "{e}");
+        let e = settings_err(&[
+            "--twilio-account-sid",
+            "AC/../x",
+            "--twilio-auth-token",
+            "t",
+        ]);
+        assert!(matches!(e, SettingsError::TwilioAccountSid(_)), "{e}");
+    }
+
+    #[test]
+    fn the_twilio_api_url_must_be_absolute_http() {
+        for bad in ["api.twilio.com", "ftp://api.twilio.com", "https://"] {
+            let e = settings_err(&["--twilio-api-url", bad]);
+            assert!(matches!(e, SettingsError::TwilioApiUrl(_)), "{bad}: {e}");
         }
     }
 

@@ -442,3 +442,281 @@ async fn put_json(http: &reqwest::Client, url: &str, token: &str, body: serde_js
         .expect("PUT");
     response.status().as_u16()
 }
+
+// ---------------------------------------------------------------------------
+// A stand-in of Twilio's REST API: the Calls update endpoint that connects held
+// callers, `POST /2010-04-01/Accounts/{AccountSid}/Calls/{CallSid}.json`. It
+// checks what real Twilio checks (HTTP basic auth by account SID + auth token or
+// API key + secret, a form with an absolute `Url`) and answers refusals in
+// Twilio's JSON error shape, so a client that passes here sends what Twilio
+// takes. Each call's answer is programmable; unknown calls are 404 as at Twilio.
+// ---------------------------------------------------------------------------
+
+pub const ACCOUNT_SID: &str = "AC00000000000000000000000000000001";
+pub const API_KEY_SID: &str = "SK00000000000000000000000000000001";
+pub const API_KEY_SECRET: &str = "test-api-key-secret";
+
+/// How the stand-in answers redirects of one call.
+#[derive(Debug, Clone)]
+pub enum CallAnswer {
+    /// 200 with the call resource: redirected.
+    Succeed,
+    /// 404, code 20404: no such call.
+    NotFound,
+    /// 400, code 21220: "Call is not in-progress. Cannot redirect."
+    NotInProgress,
+    /// 429, code 20429, for the first `times` requests (with `Retry-After:
+    /// retry_after_secs` when given), then 200.
+    RateLimitedThenSucceed {
+        times: u32,
+        retry_after_secs: Option<u64>,
+    },
+    /// 500, code 20500, every time.
+    ServerErrorForever,
+    /// 200, after this long.
+    Slow(Duration),
+}
+
+/// A well-formed, authenticated request the stand-in took.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedirectRequest {
+    pub call_sid: String,
+    /// The basic-auth user: the account SID or the API key SID.
+    pub user: String,
+    pub url: String,
+    pub method: String,
+}
+
+#[derive(Default)]
+struct StandInState {
+    answers: std::sync::Mutex<std::collections::HashMap<String, CallAnswer>>,
+    accepted: std::sync::Mutex<Vec<RedirectRequest>>,
+    /// Requests answered 401 or 400 before reaching a call's answer.
+    refused: std::sync::atomic::AtomicU32,
+}
+
+/// Twilio's REST API on 127.0.0.1:0, stopped when dropped.
+pub struct TwilioApiStandIn {
+    /// `SWITCHBOARD_TWILIO_API_URL` for it.
+    pub base: String,
+    state: std::sync::Arc<StandInState>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl TwilioApiStandIn {
+    pub async fn start() -> TwilioApiStandIn {
+        let state = std::sync::Arc::new(StandInState::default());
+        let app = axum::Router::new()
+            .route(
+                "/2010-04-01/Accounts/{account}/Calls/{call_file}",
+                axum::routing::post(stand_in_update_call),
+            )
+            .with_state(state.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind 127.0.0.1:0");
+        let base = format!("http://{}", listener.local_addr().expect("local addr"));
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        TwilioApiStandIn { base, state, task }
+    }
+
+    /// Programs how redirects of `call_sid` are answered.
+    pub fn answer(&self, call_sid: &str, answer: CallAnswer) {
+        self.state
+            .answers
+            .lock()
+            .expect("stand-in lock")
+            .insert(call_sid.to_owned(), answer);
+    }
+
+    /// Every accepted request, in arrival order.
+    pub fn requests(&self) -> Vec<RedirectRequest> {
+        self.state.accepted.lock().expect("stand-in lock").clone()
+    }
+
+    /// Accepted requests for one call (each try of a retried redirect counts).
+    pub fn requests_for(&self, call_sid: &str) -> Vec<RedirectRequest> {
+        self.requests()
+            .into_iter()
+            .filter(|r| r.call_sid == call_sid)
+            .collect()
+    }
+
+    /// Requests refused for bad credentials or a bad form.
+    pub fn refused(&self) -> u32 {
+        self.state.refused.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Client settings for it with the account's auth token (`AUTH_TOKEN`).
+    pub fn auth_token_config(&self) -> switchboard::twilio::rest::RestConfig {
+        switchboard::twilio::rest::RestConfig::new(
+            &self.base,
+            switchboard::twilio::rest::Credentials::AuthToken {
+                account_sid: ACCOUNT_SID.into(),
+                token: AUTH_TOKEN.into(),
+            },
+        )
+    }
+
+    /// Client settings for it with the API key.
+    pub fn api_key_config(&self) -> switchboard::twilio::rest::RestConfig {
+        switchboard::twilio::rest::RestConfig::new(
+            &self.base,
+            switchboard::twilio::rest::Credentials::ApiKey {
+                account_sid: ACCOUNT_SID.into(),
+                key_sid: API_KEY_SID.into(),
+                secret: API_KEY_SECRET.into(),
+            },
+        )
+    }
+}
+
+impl Drop for TwilioApiStandIn {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Twilio's error body: `{"code", "message", "more_info", "status"}`.
+fn twilio_error(status: u16, code: u32, message: &str) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let status = axum::http::StatusCode::from_u16(status).expect("a valid status");
+    let body = serde_json::json!({
+        "code": code,
+        "message": message,
+        "more_info": format!("https://www.twilio.com/docs/errors/{code}"),
+        "status": status.as_u16(),
+    });
+    (status, axum::Json(body)).into_response()
+}
+
+/// The user of a valid basic-auth header for `account`, if any.
+fn stand_in_login(headers: &axum::http::HeaderMap, account: &str) -> Option<String> {
+    use base64::Engine as _;
+    let value = headers.get("authorization")?.to_str().ok()?;
+    let encoded = value.strip_prefix("Basic ")?;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .ok()?;
+    let decoded = String::from_utf8(decoded).ok()?;
+    let (user, password) = decoded.split_once(':')?;
+    let valid = account == ACCOUNT_SID
+        && ((user == ACCOUNT_SID && password == AUTH_TOKEN)
+            || (user == API_KEY_SID && password == API_KEY_SECRET));
+    valid.then(|| user.to_owned())
+}
+
+async fn stand_in_update_call(
+    axum::extract::State(state): axum::extract::State<std::sync::Arc<StandInState>>,
+    axum::extract::Path((account, call_file)): axum::extract::Path<(String, String)>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    use std::sync::atomic::Ordering;
+
+    let Some(call_sid) = call_file.strip_suffix(".json") else {
+        return twilio_error(404, 20404, "The requested resource was not found");
+    };
+    let Some(user) = stand_in_login(&headers, &account) else {
+        state.refused.fetch_add(1, Ordering::SeqCst);
+        let mut response = twilio_error(401, 20003, "Authenticate");
+        response.headers_mut().insert(
+            "www-authenticate",
+            axum::http::HeaderValue::from_static("Basic realm=\"Twilio API\""),
+        );
+        return response;
+    };
+    let form_type = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    let form: Vec<(String, String)> = match serde_urlencoded::from_bytes(&body) {
+        Ok(form) if form_type => form,
+        _ => {
+            state.refused.fetch_add(1, Ordering::SeqCst);
+            return twilio_error(400, 20001, "Invalid form body");
+        }
+    };
+    let field = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    let url = field("Url").unwrap_or_default();
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        state.refused.fetch_add(1, Ordering::SeqCst);
+        return twilio_error(
+            400,
+            21205,
+            "Url parameter is required and must be a valid URL",
+        );
+    }
+    // Twilio would take GET too, but switchboard's connect URL answers POST only:
+    // anything else would reach Twilio and fail there, so it fails here first.
+    let method = field("Method").unwrap_or_default();
+    if method != "POST" {
+        state.refused.fetch_add(1, Ordering::SeqCst);
+        return twilio_error(
+            400,
+            21200,
+            "Method must be POST for switchboard's connect URL",
+        );
+    }
+    let tries_before = {
+        let mut accepted = state.accepted.lock().expect("stand-in lock");
+        let before = accepted.iter().filter(|r| r.call_sid == call_sid).count();
+        accepted.push(RedirectRequest {
+            call_sid: call_sid.to_owned(),
+            user,
+            url,
+            method,
+        });
+        u32::try_from(before).expect("a small count")
+    };
+    let answer = state
+        .answers
+        .lock()
+        .expect("stand-in lock")
+        .get(call_sid)
+        .cloned()
+        .unwrap_or(CallAnswer::NotFound);
+    let redirected = || {
+        axum::Json(serde_json::json!({
+            "sid": call_sid,
+            "account_sid": ACCOUNT_SID,
+            "status": "in-progress",
+            "api_version": "2010-04-01",
+        }))
+        .into_response()
+    };
+    match answer {
+        CallAnswer::Succeed => redirected(),
+        CallAnswer::NotFound => twilio_error(
+            404,
+            20404,
+            &format!(
+                "The requested resource /2010-04-01/Accounts/{account}/Calls/{call_sid}.json was not found"
+            ),
+        ),
+        CallAnswer::NotInProgress => {
+            twilio_error(400, 21220, "Call is not in-progress. Cannot redirect.")
+        }
+        CallAnswer::RateLimitedThenSucceed {
+            times,
+            retry_after_secs,
+        } if tries_before < times => {
+            let mut response = twilio_error(429, 20429, "Too Many Requests");
+            if let Some(secs) = retry_after_secs {
+                response
+                    .headers_mut()
+                    .insert("retry-after", axum::http::HeaderValue::from(secs));
+            }
+            response
+        }
+        CallAnswer::RateLimitedThenSucceed { .. } => redirected(),
+        CallAnswer::ServerErrorForever => twilio_error(500, 20500, "Internal Server Error"),
+        CallAnswer::Slow(delay) => {
+            tokio::time::sleep(delay).await;
+            redirected()
+        }
+    }
+}

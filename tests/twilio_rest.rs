@@ -1,0 +1,330 @@
+//! The REST client that connects held callers (`twilio::rest`), against a local
+//! stand-in of Twilio's Calls update endpoint: what it sends, how it reads each
+//! answer (redirected, the call is over, failed), that it retries only what is
+//! worth retrying and only within its budget, and that no secret is printed.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use switchboard::twilio::rest::{
+    RedirectOutcome, RequestBudget, RestClient, RestConfig, RestError,
+};
+
+const CONNECT_URL: &str = "https://switchboard.example/twilio/voice/connect?call=1";
+
+/// A budget whose backoff pauses are short, so a test of many tries is quick;
+/// the total stays large enough that only `max_tries` ends a retried redirect.
+fn quick(mut config: RestConfig) -> RestConfig {
+    config.budget = RequestBudget {
+        total: Duration::from_secs(5),
+        per_try: Duration::from_secs(2),
+        max_tries: 3,
+        base_backoff: Duration::from_millis(10),
+        max_backoff: Duration::from_millis(50),
+    };
+    config
+}
+
+fn client(config: RestConfig) -> RestClient {
+    RestClient::new(quick(config)).expect("client")
+}
+
+#[tokio::test]
+async fn a_redirect_with_the_auth_token_posts_url_and_method_as_the_account() {
+    let twilio = TwilioApiStandIn::start().await;
+    let sid = call_sid(1);
+    twilio.answer(&sid, CallAnswer::Succeed);
+    let outcome = client(twilio.auth_token_config())
+        .redirect(&sid, CONNECT_URL)
+        .await;
+    assert!(
+        matches!(outcome, RedirectOutcome::Redirected),
+        "{outcome:?}"
+    );
+    assert_eq!(
+        twilio.requests(),
+        [RedirectRequest {
+            call_sid: sid,
+            user: ACCOUNT_SID.into(),
+            url: CONNECT_URL.into(),
+            method: "POST".into(),
+        }]
+    );
+}
+
+#[tokio::test]
+async fn a_redirect_with_an_api_key_authenticates_as_the_key() {
+    let twilio = TwilioApiStandIn::start().await;
+    let sid = call_sid(2);
+    twilio.answer(&sid, CallAnswer::Succeed);
+    let outcome = client(twilio.api_key_config())
+        .redirect(&sid, CONNECT_URL)
+        .await;
+    assert!(
+        matches!(outcome, RedirectOutcome::Redirected),
+        "{outcome:?}"
+    );
+    let requests = twilio.requests();
+    assert_eq!(requests.len(), 1);
+    assert_eq!(requests[0].user, API_KEY_SID);
+}
+
+#[tokio::test]
+async fn an_unknown_call_is_over_without_a_retry() {
+    let twilio = TwilioApiStandIn::start().await;
+    let sid = call_sid(3);
+    twilio.answer(&sid, CallAnswer::NotFound);
+    let outcome = client(twilio.auth_token_config())
+        .redirect(&sid, CONNECT_URL)
+        .await;
+    assert!(matches!(outcome, RedirectOutcome::CallOver), "{outcome:?}");
+    assert_eq!(twilio.requests_for(&sid).len(), 1);
+}
+
+#[tokio::test]
+async fn a_call_no_longer_in_progress_error_21220_is_over_without_a_retry() {
+    let twilio = TwilioApiStandIn::start().await;
+    let sid = call_sid(4);
+    twilio.answer(&sid, CallAnswer::NotInProgress);
+    let outcome = client(twilio.auth_token_config())
+        .redirect(&sid, CONNECT_URL)
+        .await;
+    assert!(matches!(outcome, RedirectOutcome::CallOver), "{outcome:?}");
+    assert_eq!(twilio.requests_for(&sid).len(), 1);
+}
+
+#[tokio::test]
+async fn a_429_is_retried_and_the_second_try_redirects() {
+    let twilio = TwilioApiStandIn::start().await;
+    let sid = call_sid(5);
+    twilio.answer(
+        &sid,
+        CallAnswer::RateLimitedThenSucceed {
+            times: 1,
+            retry_after_secs: None,
+        },
+    );
+    let outcome = client(twilio.auth_token_config())
+        .redirect(&sid, CONNECT_URL)
+        .await;
+    assert!(
+        matches!(outcome, RedirectOutcome::Redirected),
+        "{outcome:?}"
+    );
+    let requests = twilio.requests_for(&sid);
+    assert_eq!(requests.len(), 2);
+    assert_eq!(requests[0], requests[1], "a retry sends the same request");
+}
+
+#[tokio::test]
+async fn a_retry_after_beyond_the_budget_is_capped_not_obeyed() {
+    let twilio = TwilioApiStandIn::start().await;
+    let sid = call_sid(6);
+    // Obeyed, 60 s would outlast the 5 s budget and the client would give up;
+    // capped at max_backoff, the second try comes and succeeds.
+    twilio.answer(
+        &sid,
+        CallAnswer::RateLimitedThenSucceed {
+            times: 1,
+            retry_after_secs: Some(60),
+        },
+    );
+    let outcome = client(twilio.auth_token_config())
+        .redirect(&sid, CONNECT_URL)
+        .await;
+    assert!(
+        matches!(outcome, RedirectOutcome::Redirected),
+        "{outcome:?}"
+    );
+    assert_eq!(twilio.requests_for(&sid).len(), 2);
+}
+
+#[tokio::test]
+async fn a_500_forever_fails_after_max_tries() {
+    let twilio = TwilioApiStandIn::start().await;
+    let sid = call_sid(7);
+    twilio.answer(&sid, CallAnswer::ServerErrorForever);
+    let outcome = client(twilio.auth_token_config())
+        .redirect(&sid, CONNECT_URL)
+        .await;
+    let RedirectOutcome::Failed(RestError::GaveUp { tries, last }) = outcome else {
+        panic!("expected GaveUp, got {outcome:?}");
+    };
+    assert_eq!(tries, 3);
+    assert_eq!(twilio.requests_for(&sid).len(), 3);
+    assert!(
+        matches!(
+            *last,
+            RestError::Twilio {
+                status: 500,
+                code: Some(20500),
+                ..
+            }
+        ),
+        "{last:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_twilio_slower_than_the_per_try_timeout_fails_after_max_tries() {
+    let twilio = TwilioApiStandIn::start().await;
+    let sid = call_sid(8);
+    twilio.answer(&sid, CallAnswer::Slow(Duration::from_secs(30)));
+    let mut config = quick(twilio.auth_token_config());
+    config.budget.per_try = Duration::from_millis(200);
+    config.budget.max_tries = 2;
+    let client = RestClient::new(config).expect("client");
+    let outcome = client.redirect(&sid, CONNECT_URL).await;
+    let RedirectOutcome::Failed(RestError::GaveUp { tries, last }) = outcome else {
+        panic!("expected GaveUp, got {outcome:?}");
+    };
+    assert_eq!(tries, 2);
+    assert_eq!(twilio.requests_for(&sid).len(), 2);
+    assert!(
+        matches!(*last, RestError::Network(ref e) if e.is_timeout()),
+        "{last:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_budget_ends_retries_before_max_tries() {
+    let twilio = TwilioApiStandIn::start().await;
+    let sid = call_sid(9);
+    twilio.answer(&sid, CallAnswer::Slow(Duration::from_secs(30)));
+    let mut config = quick(twilio.auth_token_config());
+    // Each try takes its whole 300 ms; the 500 ms budget leaves room for two at
+    // most, never the ten allowed.
+    config.budget.per_try = Duration::from_millis(300);
+    config.budget.total = Duration::from_millis(500);
+    config.budget.max_tries = 10;
+    let client = RestClient::new(config).expect("client");
+    let outcome = client.redirect(&sid, CONNECT_URL).await;
+    let RedirectOutcome::Failed(RestError::GaveUp { tries, .. }) = outcome else {
+        panic!("expected GaveUp, got {outcome:?}");
+    };
+    assert!(tries <= 2, "{tries} tries");
+    assert_eq!(twilio.requests_for(&sid).len() as u32, tries);
+}
+
+#[tokio::test]
+async fn wrong_credentials_fail_at_once_without_retries() {
+    let twilio = TwilioApiStandIn::start().await;
+    let sid = call_sid(10);
+    twilio.answer(&sid, CallAnswer::Succeed);
+    let config = RestConfig::new(
+        &twilio.base,
+        switchboard::twilio::rest::Credentials::AuthToken {
+            account_sid: ACCOUNT_SID.into(),
+            token: "not-the-auth-token".into(),
+        },
+    );
+    let outcome = client(config).redirect(&sid, CONNECT_URL).await;
+    let RedirectOutcome::Failed(error) = outcome else {
+        panic!("expected Failed, got {outcome:?}");
+    };
+    assert!(
+        matches!(
+            error,
+            RestError::Twilio {
+                status: 401,
+                code: Some(20003),
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    assert_eq!(twilio.refused(), 1);
+    assert!(twilio.requests().is_empty());
+}
+
+#[tokio::test]
+async fn a_refused_connection_is_retried_then_fails() {
+    // A port nobody listens on: bound, then released.
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.local_addr().expect("addr").port()
+    };
+    let config = RestConfig::new(
+        format!("http://127.0.0.1:{port}"),
+        switchboard::twilio::rest::Credentials::AuthToken {
+            account_sid: ACCOUNT_SID.into(),
+            token: AUTH_TOKEN.into(),
+        },
+    );
+    let outcome = client(config).redirect(&call_sid(11), CONNECT_URL).await;
+    let RedirectOutcome::Failed(RestError::GaveUp { tries, last }) = outcome else {
+        panic!("expected GaveUp, got {outcome:?}");
+    };
+    assert_eq!(tries, 3);
+    assert!(matches!(*last, RestError::Network(_)), "{last:?}");
+}
+
+#[tokio::test]
+async fn a_call_sid_that_would_change_the_path_is_refused_before_sending() {
+    let twilio = TwilioApiStandIn::start().await;
+    let outcome = client(twilio.auth_token_config())
+        .redirect("CA1/../../Accounts", CONNECT_URL)
+        .await;
+    assert!(
+        matches!(outcome, RedirectOutcome::Failed(RestError::Sid { .. })),
+        "{outcome:?}"
+    );
+    assert!(twilio.requests().is_empty());
+    assert_eq!(twilio.refused(), 0);
+}
+
+#[tokio::test]
+async fn no_secret_appears_in_the_debug_output_of_client_config_or_errors() {
+    let twilio = TwilioApiStandIn::start().await;
+    for config in [twilio.auth_token_config(), twilio.api_key_config()] {
+        let client = client(config.clone());
+        let sid = call_sid(12);
+        twilio.answer(&sid, CallAnswer::ServerErrorForever);
+        let outcome = client.redirect(&sid, CONNECT_URL).await;
+        let printed = format!("{client:?} {config:?} {outcome:?}");
+        let shown = match &outcome {
+            RedirectOutcome::Failed(e) => e.to_string(),
+            other => panic!("expected Failed, got {other:?}"),
+        };
+        for secret in [AUTH_TOKEN, API_KEY_SECRET] {
+            assert!(!printed.contains(secret), "{printed}");
+            assert!(!shown.contains(secret), "{shown}");
+        }
+        assert!(printed.contains("***"), "{printed}");
+    }
+}
+
+#[tokio::test]
+async fn the_stand_in_refuses_what_twilio_would_refuse() {
+    let twilio = TwilioApiStandIn::start().await;
+    let sid = call_sid(13);
+    twilio.answer(&sid, CallAnswer::Succeed);
+    let url = format!(
+        "{}/2010-04-01/Accounts/{ACCOUNT_SID}/Calls/{sid}.json",
+        twilio.base
+    );
+    let http = reqwest::Client::new();
+    let no_auth = http
+        .post(&url)
+        .form(&[("Url", CONNECT_URL), ("Method", "POST")])
+        .send()
+        .await
+        .expect("request");
+    let no_auth = answer(no_auth).await;
+    assert_eq!(no_auth.status, 401);
+    assert_eq!(no_auth.json()["code"], 20003);
+    let no_url = http
+        .post(&url)
+        .basic_auth(ACCOUNT_SID, Some(AUTH_TOKEN))
+        .form(&[("Method", "POST")])
+        .send()
+        .await
+        .expect("request");
+    let no_url = answer(no_url).await;
+    assert_eq!(no_url.status, 400);
+    assert_eq!(no_url.json()["code"], 21205);
+    assert_eq!(no_url.json()["status"], 400);
+    assert!(twilio.requests().is_empty());
+}
