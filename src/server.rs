@@ -15,6 +15,7 @@ use crate::http::{self, listener};
 use crate::metrics;
 use crate::routing::Engine;
 use crate::store::{Store, StoreError};
+use crate::twilio::rest::RestClient;
 use crate::worker;
 
 /// Builds the application state. Redis is not contacted: a server whose Redis is
@@ -25,7 +26,19 @@ pub fn build_state(settings: Settings) -> Result<AppState, StoreError> {
         &settings.namespace,
         settings.redis_timeout,
     )?;
-    let engine = Engine::new(store, Arc::new(settings.routing.clone()));
+    let mut engine = Engine::new(store, Arc::new(settings.routing.clone()));
+    match (&settings.twilio_rest, &settings.public_url) {
+        (Some(rest), Some(public_url)) => match RestClient::new(rest.clone()) {
+            Ok(client) => engine = engine.with_rest(client, public_url.clone()),
+            Err(e) => {
+                tracing::warn!(error = %e, "no REST client: waiting callers connect at their next wait fetch")
+            }
+        },
+        (Some(_), None) => tracing::warn!(
+            "TWILIO_ACCOUNT_SID is set but SWITCHBOARD_PUBLIC_URL is not: a REST redirect needs the URL Twilio reaches; waiting callers connect at their next wait fetch"
+        ),
+        _ => {}
+    }
     let handle = metrics::install();
     metrics::register_series(settings.routing.queues());
     Ok(AppState {

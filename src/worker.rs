@@ -45,6 +45,9 @@ pub async fn run(engine: Engine, interval: Duration, shutdown: CancellationToken
         if let Err(e) = match_waiting(&engine).await {
             tracing::warn!(error = %e, "cannot match waiting callers; retrying next interval");
         }
+        if let Err(e) = engine.connect_waiting().await {
+            tracing::warn!(error = %e, "cannot connect matched callers; their next wait fetch does");
+        }
         let lease_ms = u64::try_from(interval.as_millis())
             .unwrap_or(u64::MAX)
             .max(1);

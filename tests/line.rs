@@ -360,3 +360,84 @@ async fn outside_its_hours_a_queue_answers_its_closed_step() {
         Some("a")
     );
 }
+
+/// A server that connects waiting callers through a local stand-in of
+/// Twilio's REST API.
+async fn app_with_rest(stand_in: &TwilioApiStandIn) -> TestApp {
+    let redis = start_redis();
+    let port = switchboard::redis_server::free_port().expect("free port");
+    let mut s = settings(&redis.url(), LINE);
+    s.listen = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    s.public_url = Some(format!("http://127.0.0.1:{port}"));
+    s.twilio_rest = Some(stand_in.auth_token_config());
+    let server = TestServer::start(s).await;
+    TestApp {
+        redis,
+        server,
+        http: reqwest::Client::new(),
+    }
+}
+
+async fn redirected(stand_in: &TwilioApiStandIn, sid: &str) -> Vec<RedirectRequest> {
+    for _ in 0..50 {
+        let seen = stand_in.requests_for(sid);
+        if !seen.is_empty() {
+            return seen;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Vec::new()
+}
+
+#[tokio::test]
+async fn a_matched_caller_is_connected_at_once_through_twilios_rest_api() {
+    let stand_in = TwilioApiStandIn::start().await;
+    let app = app_with_rest(&stand_in).await;
+    app.add_available("a", &["desk"]).await;
+    let first = call_sid(1);
+    let dial = app.call(&first, SUPPORT).await;
+    let second = call_sid(2);
+    let round2 = app.call(&second, SUPPORT).await;
+    stand_in.answer(&second, CallAnswer::Succeed);
+    app.agent_leg(&first, &dial, "answered").await;
+    app.dial_action(&first, &dial, "completed").await;
+
+    let seen = redirected(&stand_in, &second).await;
+    assert_eq!(seen.len(), 1, "one redirect: {seen:?}");
+    assert_eq!(seen[0].method, "POST");
+    assert_eq!(
+        seen[0].url,
+        format!("{}/twilio/voice/wait?queue=desk", app.base())
+    );
+    // Twilio then fetches that URL: the <Dial> to the agent.
+    let connect = wait_fetch(&app, &second, &round2).await;
+    assert_eq!(dialed(&connect).as_deref(), Some("a"));
+}
+
+#[tokio::test]
+async fn a_rest_answer_that_the_call_is_over_frees_the_agent_without_a_miss() {
+    let stand_in = TwilioApiStandIn::start().await;
+    let app = app_with_rest(&stand_in).await;
+    app.add_available("a", &["desk"]).await;
+    let first = call_sid(1);
+    let dial = app.call(&first, SUPPORT).await;
+    let second = call_sid(2);
+    app.call(&second, SUPPORT).await;
+    stand_in.answer(&second, CallAnswer::NotFound);
+    app.agent_leg(&first, &dial, "answered").await;
+    app.dial_action(&first, &dial, "completed").await;
+    assert_eq!(redirected(&stand_in, &second).await.len(), 1);
+    let started = std::time::Instant::now();
+    loop {
+        let a = app.agent("a").await;
+        if a["state"] == "available" {
+            assert_eq!(a["missed_in_row"], 0, "{a}");
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "never released: {a}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -30,6 +30,7 @@ local K = {
   hold_queues = P .. 'hold_queues',
   waits = function(queue) return P .. 'waits:' .. queue end,
   wait_events = P .. 'wait_events',
+  connects = P .. 'connects',
 }
 
 -- Milliseconds since the epoch from the Redis clock, shared by every replica.

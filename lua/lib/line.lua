@@ -16,7 +16,9 @@ Matching: an agent that becomes free right now is given, in the same script, to
 the longest-waiting caller of the highest-priority queue it serves (`offer`); an
 agent that becomes free by time is matched by the worker (match_lines.lua). The
 matched call is reserved exactly as a new call (`reserve_for`), with `connect`
-set: its next wait fetch (or the REST redirect) answers the `<Dial>`.
+set, and listed in `connects` ('sid|queue'): a replica pops it and redirects the
+live call to its wait URL with Twilio's REST API, which answers the `<Dial>`;
+without REST, the caller's next wait fetch does.
 ]]
 
 local WAIT_SLACK_MS = 15000
@@ -100,6 +102,10 @@ local function reserve_for(sid, agent, id, entry, token, now)
   -- answers the <Dial>: up to one hold round later.
   redis.call('ZADD', K.deadlines, now + e.reservation_ms + e.loop_ms,
     deadline_member('reservation', sid, id, token))
+  -- For the replica that connects the caller at once with Twilio's REST API
+  -- (capped: with no REST credentials nobody needs more than the newest).
+  redis.call('LPUSH', K.connects, sid .. '|' .. entry.queue)
+  redis.call('LTRIM', K.connects, 0, 9999)
 end
 
 -- The first caller of `queue`'s line who has not tried agent `id` (a caller

@@ -317,6 +317,7 @@ pub async fn set_state(
         .await?
     {
         SetStateOutcome::Done(view) => {
+            state.connect_waiting_soon();
             tracing::info!(
                 agent = id,
                 state = target.as_str(),

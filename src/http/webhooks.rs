@@ -657,6 +657,7 @@ pub async fn dial_action(
                     WebhookError::store(e, lost, twiml::hangup())
                 }
             })?;
+        state.connect_waiting_soon();
         Ok(twiml_response(render(&state, &base, call_sid, &decision)))
     }
     .instrument(span)
@@ -691,6 +692,7 @@ pub async fn agent_status(
                 let lost = "agent leg status lost; the worker releases the agent at its deadline";
                 WebhookError::store(e, lost, twiml::empty())
             })?;
+        state.connect_waiting_soon();
         Ok(twiml_response(twiml::empty()))
     }
     .instrument(span)
@@ -718,6 +720,7 @@ pub async fn call_status(
                 WebhookError::store(e, lost, twiml::empty())
             })?;
         tracing::info!("call ended");
+        state.connect_waiting_soon();
         Ok(twiml_response(twiml::empty()))
     }
     .instrument(span)

@@ -15,6 +15,7 @@ use crate::store::{
     AttemptRequest, NextStep, Outcome, PlanEntry, RouteOutcome, RouteRequest, SettleCode, Settled,
     Store, StoreError,
 };
+use crate::twilio::rest::{RedirectOutcome, RestClient};
 
 /// An incoming call, as `POST /twilio/voice` describes it.
 #[derive(Debug, Clone)]
@@ -178,11 +179,63 @@ pub const FINAL_CALL_STATUSES: [&str; 5] = ["completed", "busy", "failed", "no-a
 pub struct Engine {
     store: Store,
     table: Arc<RoutingTable>,
+    /// Twilio's REST API and the public base URL, to connect a waiting caller
+    /// as soon as an agent is reserved for it.
+    connector: Option<Arc<(RestClient, String)>>,
 }
 
 impl Engine {
     pub fn new(store: Store, table: Arc<RoutingTable>) -> Engine {
-        Engine { store, table }
+        Engine {
+            store,
+            table,
+            connector: None,
+        }
+    }
+
+    /// Connects waiting callers through Twilio's REST API (the redirect's URL is
+    /// built on `public_url`, as Twilio must reach it).
+    pub fn with_rest(mut self, client: RestClient, public_url: String) -> Engine {
+        self.connector = Some(Arc::new((client, public_url)));
+        self
+    }
+
+    /// Whether a freed agent can be given to a waiting caller that this
+    /// replica then connects: some queue holds callers and REST is set up.
+    pub fn connects_waiting(&self) -> bool {
+        self.connector.is_some() && self.table.queues().iter().any(|q| q.hold.is_some())
+    }
+
+    /// Connects the waiting callers that were just given an agent: each is
+    /// redirected to its wait URL, which now answers its `<Dial>`. A call that
+    /// is over releases its agent at once without a miss; a redirect that
+    /// fails leaves the caller's next wait fetch to connect it. Without REST
+    /// the list is only emptied.
+    pub async fn connect_waiting(&self) -> Result<usize, StoreError> {
+        let mut connected = 0;
+        loop {
+            let batch = self.store.drain_connects(64).await?;
+            let Some(connector) = &self.connector else {
+                return Ok(0);
+            };
+            let (client, public_url) = connector.as_ref();
+            for (sid, queue) in &batch {
+                let url = format!("{public_url}/twilio/voice/wait?queue={queue}");
+                match client.redirect(sid, &url).await {
+                    RedirectOutcome::Redirected => connected += 1,
+                    RedirectOutcome::CallOver => {
+                        tracing::info!(call_sid = sid, "waiting caller was gone: agent released");
+                        self.store.end_call(sid).await?;
+                    }
+                    RedirectOutcome::Failed(e) => {
+                        tracing::warn!(call_sid = sid, error = %e, "REST redirect failed: the caller's next wait fetch connects it");
+                    }
+                }
+            }
+            if batch.len() < 64 {
+                return Ok(connected);
+            }
+        }
     }
 
     pub fn store(&self) -> &Store {

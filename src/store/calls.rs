@@ -273,6 +273,29 @@ impl Store {
             .collect())
     }
 
+    /// Up to `max` waiting callers just given an agent ('CallSid', queue), each
+    /// taken by one replica only, oldest first.
+    pub async fn drain_connects(&self, max: usize) -> Result<Vec<(String, String)>, StoreError> {
+        let key = self.keys().connects();
+        let raw: Option<Vec<String>> = self
+            .with_conn("connects", |mut conn| async move {
+                Ok(redis::cmd("RPOP")
+                    .arg(key)
+                    .arg(max)
+                    .query_async(&mut conn)
+                    .await?)
+            })
+            .await?;
+        Ok(raw
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|e| {
+                let (sid, queue) = e.split_once('|')?;
+                Some((sid.to_owned(), queue.to_owned()))
+            })
+            .collect())
+    }
+
     /// How many queues `hold_queues` holds (0 after Redis came back empty).
     pub async fn hold_queues_published(&self) -> Result<usize, StoreError> {
         let mut pipe = redis::pipe();

@@ -68,6 +68,12 @@ impl Keys {
         format!("{}wait_events", self.prefix)
     }
 
+    /// List: 'CallSid|queue' of waiting callers just given an agent, for a
+    /// replica to connect with Twilio's REST API.
+    pub fn connects(&self) -> String {
+        format!("{}connects", self.prefix)
+    }
+
     /// Hash: queue -> JSON of a queue that holds callers (lua/lib/line.lua).
     pub fn hold_queues(&self) -> String {
         format!("{}hold_queues", self.prefix)
