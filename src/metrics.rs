@@ -25,9 +25,11 @@ pub const WAIT_SECONDS: &str = "switchboard_wait_seconds";
 pub const WAIT_OUTCOMES: &str = "switchboard_wait_outcomes_total";
 pub const WITHIN_SERVICE_LEVEL: &str = "switchboard_answered_within_service_level_total";
 pub const TWILIO_REDIRECTS: &str = "switchboard_twilio_redirects_total";
+pub const LONGEST_WAIT: &str = "switchboard_longest_wait_seconds";
+pub const CONNECT_SECONDS: &str = "switchboard_connect_seconds";
 
 /// Every metric switchboard exports (deploy/ may name only these).
-pub const CATALOGUE: [&str; 15] = [
+pub const CATALOGUE: [&str; 17] = [
     CALLS,
     ROUTED,
     FALLBACKS,
@@ -43,6 +45,14 @@ pub const CATALOGUE: [&str; 15] = [
     WAIT_OUTCOMES,
     WITHIN_SERVICE_LEVEL,
     TWILIO_REDIRECTS,
+    LONGEST_WAIT,
+    CONNECT_SECONDS,
+];
+
+/// From an agent freed to the REST redirect sent: milliseconds when the
+/// replica that freed it connects, up to a sweep when the worker does.
+const CONNECT_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
 /// A wait in line lasts seconds to an hour.
@@ -73,6 +83,9 @@ pub fn install() -> PrometheusHandle {
                 })
                 .and_then(|b| {
                     b.set_buckets_for_metric(Matcher::Full(WAIT_SECONDS.into()), WAIT_BUCKETS)
+                })
+                .and_then(|b| {
+                    b.set_buckets_for_metric(Matcher::Full(CONNECT_SECONDS.into()), CONNECT_BUCKETS)
                 })
                 .expect("bucket lists are not empty");
             let recorder = builder.build_recorder();
@@ -135,6 +148,15 @@ fn describe() {
         WAIT_OUTCOMES,
         "Waits in line by how they ended: answered, abandoned, timeout, exit, full, closed, no_agents, removed."
     );
+    describe_gauge!(
+        LONGEST_WAIT,
+        "How long the head of each queue's line has waited (refreshed by the worker)."
+    );
+    describe_histogram!(
+        CONNECT_SECONDS,
+        Unit::Seconds,
+        "From an agent given to a waiting caller to the REST redirect that connects the caller."
+    );
     describe_counter!(
         WITHIN_SERVICE_LEVEL,
         "Waiting callers answered within their queue's service_level_secs."
@@ -164,6 +186,7 @@ pub fn register_series(queues: &[crate::config::Queue]) {
     }
     for queue in queues.iter().filter(|q| q.hold.is_some()) {
         gauge!(WAITING, "queue" => queue.name.clone()).set(0.0);
+        gauge!(LONGEST_WAIT, "queue" => queue.name.clone()).set(0.0);
         counter!(WITHIN_SERVICE_LEVEL, "queue" => queue.name.clone()).increment(0);
         for outcome in ["answered", "abandoned", "timeout"] {
             counter!(WAIT_OUTCOMES, "queue" => queue.name.clone(), "outcome" => outcome)
@@ -172,8 +195,13 @@ pub fn register_series(queues: &[crate::config::Queue]) {
     }
 }
 
-pub fn waiting(queue: &str, count: u64) {
+pub fn waiting(queue: &str, count: u64, longest: Duration) {
     gauge!(WAITING, "queue" => queue.to_owned()).set(count as f64);
+    gauge!(LONGEST_WAIT, "queue" => queue.to_owned()).set(longest.as_secs_f64());
+}
+
+pub fn connected(took: Duration) {
+    histogram!(CONNECT_SECONDS).record(took.as_secs_f64());
 }
 
 /// One ended wait; `within_service_level` for an answered one.

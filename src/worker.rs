@@ -150,8 +150,8 @@ pub async fn refresh_wait_metrics(engine: &Engine) -> Result<(), StoreError> {
     }
     let names: Vec<&str> = holding.iter().map(|q| q.name.as_str()).collect();
     let counts = engine.store().waiting_counts(&names).await?;
-    for (name, count) in names.iter().zip(counts) {
-        metrics::waiting(name, count);
+    for (name, (count, longest_ms)) in names.iter().zip(counts) {
+        metrics::waiting(name, count, std::time::Duration::from_millis(longest_ms));
     }
     loop {
         let events = engine.store().drain_wait_events(500).await?;

@@ -21,13 +21,29 @@ fallback = ["voicemail"]
 name = "held"
 numbers = ["+15005550009"]
 fallback = ["voicemail"]
+wrap_up_secs = 0
 [queues.hold]
 loop_secs = 5
+max_waiting = 1
 "#;
 
 #[tokio::test]
 async fn the_metrics_page_passes_promtool_and_has_the_whole_catalogue() {
-    let mut app = spawn_app(SHORT).await;
+    // REST through a local stand-in of Twilio's API, so a waiting caller is
+    // connected (switchboard_connect_seconds).
+    let stand_in = TwilioApiStandIn::start().await;
+    let redis = start_redis();
+    let port = switchboard::redis_server::free_port().expect("free port");
+    let mut s = settings(&redis.url(), SHORT);
+    s.listen = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    s.public_url = Some(format!("http://127.0.0.1:{port}"));
+    s.twilio_rest = Some(stand_in.auth_token_config());
+    let server = TestServer::start(s).await;
+    let mut app = TestApp {
+        redis,
+        server,
+        http: reqwest::Client::new(),
+    };
     app.add_available("a", &["default"]).await;
     // Traffic touching every series: a routed call that expires unanswered, a
     // fallback with a voicemail, and a failure while Redis is down.
@@ -35,10 +51,30 @@ async fn the_metrics_page_passes_promtool_and_has_the_whole_catalogue() {
     assert!(dialed(&dial).is_some());
     let vm = app.call(&call_sid(2), "+15005550006").await;
     assert!(vm.body.contains("<Record"));
-    // A queue that holds callers, with nobody signed in: the wait ends at once
-    // ("no_agents"), which the worker turns into the wait metrics.
-    let refused = app.call(&call_sid(4), "+15005550009").await;
-    assert!(refused.body.contains("<Record"), "{}", refused.body);
+    // A queue that holds callers: one talks to h, one waits, a third finds the
+    // line full (an ended wait, which the worker turns into the wait metrics);
+    // then h is free and the waiting caller is connected through REST.
+    app.add_available("h", &["held"]).await;
+    let talking = app.call(&call_sid(10), "+15005550009").await;
+    assert!(dialed(&talking).is_some(), "{}", talking.body);
+    let waiting = app.call(&call_sid(11), "+15005550009").await;
+    assert!(waiting.body.contains("<Redirect"), "{}", waiting.body);
+    stand_in.answer(&call_sid(11), CallAnswer::Succeed);
+    let full = app.call(&call_sid(12), "+15005550009").await;
+    assert!(full.body.contains("<Record"), "{}", full.body);
+    app.agent_leg(&call_sid(10), &talking, "answered").await;
+    app.dial_action(&call_sid(10), &talking, "completed").await;
+    for _ in 0..100 {
+        if !stand_in.requests_for(&call_sid(11)).is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        stand_in.requests_for(&call_sid(11)).len(),
+        1,
+        "connected by REST"
+    );
     let rec = format!("RE{:032x}", 1);
     post_signed(
         &app.http,

@@ -104,7 +104,7 @@ local function reserve_for(sid, agent, id, entry, token, now)
     deadline_member('reservation', sid, id, token))
   -- For the replica that connects the caller at once with Twilio's REST API
   -- (capped: with no REST credentials nobody needs more than the newest).
-  redis.call('LPUSH', K.connects, sid .. '|' .. entry.queue)
+  redis.call('LPUSH', K.connects, sid .. '|' .. entry.queue .. '|' .. now)
   redis.call('LTRIM', K.connects, 0, 9999)
 end
 

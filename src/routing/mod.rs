@@ -219,10 +219,18 @@ impl Engine {
                 return Ok(0);
             };
             let (client, public_url) = connector.as_ref();
-            for (sid, queue) in &batch {
+            for (sid, queue, matched_ms) in &batch {
                 let url = format!("{public_url}/twilio/voice/wait?queue={queue}");
                 match client.redirect(sid, &url).await {
-                    RedirectOutcome::Redirected => connected += 1,
+                    RedirectOutcome::Redirected => {
+                        connected += 1;
+                        // Redis's clock at the match, this replica's now: the
+                        // two agree to NTP's milliseconds.
+                        let took = unix_ms_now().saturating_sub(*matched_ms);
+                        metrics::connected(std::time::Duration::from_millis(
+                            u64::try_from(took).unwrap_or(0),
+                        ));
+                    }
                     RedirectOutcome::CallOver => {
                         tracing::info!(call_sid = sid, "waiting caller was gone: agent released");
                         self.store.end_call(sid).await?;

@@ -237,13 +237,33 @@ impl Store {
         Ok((now, waiters))
     }
 
-    /// How many callers wait in each of `queues`.
-    pub async fn waiting_counts(&self, queues: &[&str]) -> Result<Vec<u64>, StoreError> {
+    /// How many callers wait in each of `queues`, and for how long the head of
+    /// each line has waited (ms; 0 with nobody waiting).
+    pub async fn waiting_counts(&self, queues: &[&str]) -> Result<Vec<(u64, u64)>, StoreError> {
         let mut pipe = redis::pipe();
+        pipe.cmd("TIME");
         for queue in queues {
             pipe.zcard(self.keys().line(queue));
+            pipe.zrange_withscores(self.keys().line(queue), 0, 0);
         }
-        self.query("waiting_counts", pipe).await
+        let replies: Vec<redis::Value> = self.query("waiting_counts", pipe).await?;
+        let bad = |e: redis::ParsingError| StoreError::reply("waiting_counts", e.to_string());
+        let mut replies = replies.into_iter();
+        let (secs, micros): (i64, i64) = match replies.next() {
+            Some(v) => redis::from_redis_value(v).map_err(bad)?,
+            None => return Err(StoreError::reply("waiting_counts", "no TIME reply")),
+        };
+        let now = secs * 1000 + micros / 1000;
+        let mut out = Vec::with_capacity(queues.len());
+        while let (Some(count), Some(head)) = (replies.next(), replies.next()) {
+            let count: u64 = redis::from_redis_value(count).map_err(bad)?;
+            let head: Vec<(String, f64)> = redis::from_redis_value(head).map_err(bad)?;
+            let longest = head.first().map_or(0, |(_, since)| {
+                u64::try_from(now - *since as i64).unwrap_or(0)
+            });
+            out.push((count, longest));
+        }
+        Ok(out)
     }
 
     /// Up to `max` ended waits recorded by the scripts, oldest first; each is
@@ -273,9 +293,13 @@ impl Store {
             .collect())
     }
 
-    /// Up to `max` waiting callers just given an agent ('CallSid', queue), each
+    /// Up to `max` waiting callers just given an agent (CallSid, queue, and when
+    /// on the Redis clock), each
     /// taken by one replica only, oldest first.
-    pub async fn drain_connects(&self, max: usize) -> Result<Vec<(String, String)>, StoreError> {
+    pub async fn drain_connects(
+        &self,
+        max: usize,
+    ) -> Result<Vec<(String, String, i64)>, StoreError> {
         let key = self.keys().connects();
         let raw: Option<Vec<String>> = self
             .with_conn("connects", |mut conn| async move {
@@ -290,8 +314,10 @@ impl Store {
             .unwrap_or_default()
             .iter()
             .filter_map(|e| {
-                let (sid, queue) = e.split_once('|')?;
-                Some((sid.to_owned(), queue.to_owned()))
+                let mut parts = e.splitn(3, '|');
+                let (sid, queue) = (parts.next()?, parts.next()?);
+                let matched_ms = parts.next().and_then(|m| m.parse().ok()).unwrap_or(0);
+                Some((sid.to_owned(), queue.to_owned(), matched_ms))
             })
             .collect())
     }
