@@ -441,3 +441,54 @@ async fn a_rest_answer_that_the_call_is_over_frees_the_agent_without_a_miss() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simulate_plays_callers_who_wait_press_keys_and_hang_up_in_line() {
+    let routing = LINE
+        .replace("max_waiting = 3", "max_waiting = 100")
+        .replace(
+            "exit_digits = { \"1\" = \"voicemail\" }",
+            "exit_digits = { \"1\" = \"voicemail\" }\njoin_when_no_agents = true",
+        );
+    let app = spawn_app(&routing).await;
+    for id in ["a", "b", "c"] {
+        app.add_available(id, &["desk"]).await;
+    }
+    let mut args = switchboard::simulate::SimulateArgs::new(app.base(), AUTH_TOKEN);
+    args.calls = 60;
+    args.concurrency = 12;
+    args.to = vec![SUPPORT.into()];
+    args.answer = 1.0;
+    args.no_answer = 0.0;
+    args.busy = 0.0;
+    args.hangup = 0.0;
+    args.ring_ms = 5;
+    args.talk_ms = 30;
+    args.hold_ms = 10;
+    args.wait_hangup = 0.05;
+    args.wait_key = 0.05;
+    let report = switchboard::simulate::run(&args)
+        .await
+        .expect("simulate runs");
+    report.print(false);
+    assert_eq!(report.errors, 0, "{:?}", report.examples);
+    assert_eq!(report.violations, 0, "{:?}", report.examples);
+    assert!(report.waited > 10, "callers waited: {report:?}");
+    assert!(
+        report.outcomes.get("answered").copied().unwrap_or(0) > 20,
+        "{report:?}"
+    );
+    // Nobody is left in line, and no agent is held.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut conn = app.redis().await;
+    let left: u64 = redis::cmd("ZCARD")
+        .arg("sb:{default}:line:desk")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(left, 0);
+    for id in ["a", "b", "c"] {
+        let agent = app.agent(id).await;
+        assert!(agent["call_sid"].is_null(), "{agent}");
+    }
+}

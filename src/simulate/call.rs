@@ -11,8 +11,9 @@ use super::twiml::{self, Dial, Verb};
 use super::{Holders, SimulateArgs};
 use crate::twilio::signature;
 
-/// A call never follows more TwiML documents than this (a loop is a bug).
-const MAX_STEPS: usize = 32;
+/// A call never follows more TwiML documents than this (a loop is a bug);
+/// hold rounds count too, so a caller can wait this many rounds at most.
+const MAX_STEPS: usize = 10_000;
 
 /// What every simulated call shares.
 pub(crate) struct Shared {
@@ -37,6 +38,8 @@ pub enum CallOutcome {
     Voicemail,
     /// The caller hung up while an agent rang.
     CallerHungUp,
+    /// The caller hung up while waiting in line.
+    AbandonedWaiting,
     /// An agent's voicemail took the call (an agent on a real phone in a queue
     /// without `confirm`): the caller talked to a machine.
     AgentVoicemail,
@@ -55,6 +58,7 @@ impl CallOutcome {
             CallOutcome::Forwarded => "forwarded",
             CallOutcome::Voicemail => "voicemail",
             CallOutcome::CallerHungUp => "caller_hung_up",
+            CallOutcome::AbandonedWaiting => "abandoned_waiting",
             CallOutcome::AgentVoicemail => "agent_voicemail",
             CallOutcome::LostAction => "lost_action",
             CallOutcome::HungUp => "hung_up",
@@ -74,6 +78,8 @@ pub struct CallResult {
     pub missed: u32,
     /// Attempts whose phone was picked up by the agent's voicemail.
     pub voicemail_pickups: u32,
+    /// Hold rounds this call heard (0: it never waited).
+    pub hold_rounds: u32,
     pub latencies: Vec<Duration>,
     pub errors: Vec<String>,
     pub violations: Vec<String>,
@@ -124,6 +130,7 @@ pub(crate) async fn place(shared: &Shared, n: usize) -> CallResult {
             attempts: 0,
             missed: 0,
             voicemail_pickups: 0,
+            hold_rounds: 0,
             latencies: Vec::new(),
             errors: Vec::new(),
             violations: Vec::new(),
@@ -222,6 +229,10 @@ impl Call<'_> {
                     self.end_call().await;
                     return;
                 }
+                Ok(Verb::Redirect { url, gather }) => match self.hold_round(&url, gather).await {
+                    Some(next) => Some(next),
+                    None => return,
+                },
             };
         }
         self.error(format!("more than {MAX_STEPS} TwiML steps"));
@@ -441,6 +452,37 @@ impl Call<'_> {
         next
     }
 
+    /// One hold round: the music plays (`--hold-ms`), then the caller either
+    /// hangs up (`--wait-hangup`), presses a key (`--wait-key`, when the round
+    /// gathers keys) or stays, and Twilio fetches the next document.
+    async fn hold_round(&mut self, url: &str, gather: Option<String>) -> Option<String> {
+        self.result.hold_rounds += 1;
+        tokio::time::sleep(Duration::from_millis(self.shared.args.hold_ms)).await;
+        let args = &self.shared.args;
+        let (hangup, key) = (
+            args.wait_hangup.clamp(0.0, 1.0),
+            args.wait_key.clamp(0.0, 1.0),
+        );
+        if self.rng.random_bool(hangup) {
+            self.result.outcome = CallOutcome::AbandonedWaiting;
+            self.end_call().await;
+            return None;
+        }
+        let mut params = self.params(&[("CallStatus", "in-progress")]);
+        let (target, what) = match gather {
+            Some(action) if self.rng.random_bool(key) => {
+                params.push(("Digits".into(), "1".into()));
+                (action, "caller pressed 1")
+            }
+            _ => (url.to_owned(), "wait fetch"),
+        };
+        let next = self.post(&target, &params, what).await;
+        if next.is_none() {
+            self.end_call().await;
+        }
+        next
+    }
+
     fn draw(&mut self) -> Play {
         let a = &self.shared.args;
         let weights = [
@@ -572,6 +614,7 @@ fn summarize(body: &str) -> String {
         Ok(Verb::Dial(d)) => format!("<Dial> forward {} {}", d.noun, d.target),
         Ok(Verb::Record { .. }) => "<Say> + <Record> (voicemail)".into(),
         Ok(Verb::Hangup) => "<Hangup/>".into(),
+        Ok(Verb::Redirect { .. }) => "hold round (<Redirect> to the wait URL)".into(),
         Ok(Verb::Nothing) => "<Response/>".into(),
         Err(_) => body.chars().take(80).collect(),
     }

@@ -61,6 +61,16 @@ pub struct SimulateArgs {
     /// left unattended): a miss in a `confirm` queue, else the caller's call.
     #[arg(long, default_value_t = 0.0)]
     pub agent_voicemail: f64,
+    /// How long one hold round plays before the next wait fetch, in ms (Twilio
+    /// plays the queue's loop_secs; a simulation need not wait that long).
+    #[arg(long, default_value_t = 50)]
+    pub hold_ms: u64,
+    /// Chance that a waiting caller hangs up during a hold round.
+    #[arg(long, default_value_t = 0.0)]
+    pub wait_hangup: f64,
+    /// Chance that a waiting caller presses 1 during a round that gathers keys.
+    #[arg(long, default_value_t = 0.0)]
+    pub wait_key: f64,
     /// Chance that any one callback is lost (never sent).
     #[arg(long, default_value_t = 0.0)]
     pub lost: f64,

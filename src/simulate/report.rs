@@ -25,6 +25,9 @@ pub struct Report {
     /// Attempts picked up by an agent's voicemail (see `agent_voicemail` among
     /// the outcomes for those that took the call).
     pub voicemail_pickups: u64,
+    /// Calls that waited in line, and the hold rounds they heard.
+    pub waited: u64,
+    pub hold_rounds: u64,
     /// Calls that ended in a fallback step (forwarded or voicemail).
     pub fallbacks: u64,
     pub errors: u64,
@@ -84,6 +87,8 @@ impl Report {
         self.attempts += u64::from(call.attempts);
         self.missed_attempts += u64::from(call.missed);
         self.voicemail_pickups += u64::from(call.voicemail_pickups);
+        self.waited += u64::from(call.hold_rounds > 0);
+        self.hold_rounds += u64::from(call.hold_rounds);
         self.errors += call.errors.len() as u64;
         self.violations += call.violations.len() as u64;
         for line in call.violations.into_iter().chain(call.errors) {
@@ -104,6 +109,8 @@ impl Report {
         self.attempts += other.attempts;
         self.missed_attempts += other.missed_attempts;
         self.voicemail_pickups += other.voicemail_pickups;
+        self.waited += other.waited;
+        self.hold_rounds += other.hold_rounds;
         self.fallbacks += other.fallbacks;
         self.errors += other.errors;
         self.violations += other.violations;
@@ -168,6 +175,12 @@ impl Report {
                 self.fallbacks,
                 self.errors
             );
+            if self.waited > 0 {
+                println!(
+                    "waited in line: {} calls, {} hold rounds",
+                    self.waited, self.hold_rounds
+                );
+            }
             println!("invariant violations: {}", self.violations);
             for line in &self.examples {
                 println!("  {line}");

@@ -31,6 +31,12 @@ pub enum Verb {
         action: Option<String>,
     },
     Hangup,
+    /// A hold round: music or silence, then `<Redirect>` to `url`; keys go to
+    /// `gather` (a `<Gather>` around the round) when there is one.
+    Redirect {
+        url: String,
+        gather: Option<String>,
+    },
     /// A `<Response>` with none of the above: the call ends.
     Nothing,
 }
@@ -56,6 +62,8 @@ pub fn first_verb(xml: &str) -> Result<Verb, TwimlError> {
     let mut saw_response = false;
     let mut dial: Option<Dial> = None;
     let mut in_noun = false;
+    let mut gather: Option<String> = None;
+    let mut redirect: Option<String> = None;
     loop {
         match reader.read_event() {
             Err(e) => return Err(TwimlError(e.to_string())),
@@ -85,26 +93,37 @@ pub fn first_verb(xml: &str) -> Result<Verb, TwimlError> {
                         });
                     }
                     "Hangup" if dial.is_none() => return Ok(Verb::Hangup),
+                    "Gather" if dial.is_none() => gather = attr(&e, "action"),
+                    "Redirect" if dial.is_none() => redirect = Some(String::new()),
                     _ => {}
                 }
             }
-            Ok(Event::Text(t)) if in_noun => {
-                if let Some(d) = dial.as_mut() {
-                    d.target.push_str(&t.xml10_content());
-                }
+            Ok(Event::Text(t)) if in_noun || redirect.is_some() => {
+                let target = match dial.as_mut() {
+                    Some(d) if in_noun => &mut d.target,
+                    _ => redirect.get_or_insert_with(String::new),
+                };
+                target.push_str(&t.xml10_content());
             }
-            Ok(Event::GeneralRef(r)) if in_noun => {
-                if let Some(d) = dial.as_mut() {
-                    match r.resolve_char_ref() {
-                        Ok(Some(c)) => d.target.push(c),
-                        _ => d
-                            .target
-                            .push_str(resolve_predefined_entity(&r.xml10_content()).unwrap_or("")),
+            Ok(Event::GeneralRef(r)) if in_noun || redirect.is_some() => {
+                let target = match dial.as_mut() {
+                    Some(d) if in_noun => &mut d.target,
+                    _ => redirect.get_or_insert_with(String::new),
+                };
+                match r.resolve_char_ref() {
+                    Ok(Some(c)) => target.push(c),
+                    _ => {
+                        target.push_str(resolve_predefined_entity(&r.xml10_content()).unwrap_or(""))
                     }
                 }
             }
             Ok(Event::End(e)) => match e.name().as_ref() {
                 "Number" | "Client" | "Sip" => in_noun = false,
+                "Redirect" => {
+                    if let Some(url) = redirect.take() {
+                        return Ok(Verb::Redirect { url, gather });
+                    }
+                }
                 "Dial" => {
                     if let Some(d) = dial.take() {
                         return Ok(Verb::Dial(d));
@@ -170,6 +189,20 @@ mod tests {
             }
         );
         assert_eq!(first_verb(&twiml::hangup()).unwrap(), Verb::Hangup);
+        let round = twiml::hold(&twiml::HoldRound {
+            announcement: "You are number 1 in line.",
+            music_url: None,
+            loop_secs: 5,
+            wait_url: "http://h/twilio/voice/wait?queue=a&x=1",
+            gather: true,
+        });
+        assert_eq!(
+            first_verb(&round).unwrap(),
+            Verb::Redirect {
+                url: "http://h/twilio/voice/wait?queue=a&x=1".into(),
+                gather: Some("http://h/twilio/voice/wait?queue=a&x=1".into()),
+            }
+        );
         let Verb::Dial(f) = first_verb(&twiml::forward(
             &Contact::Number("+15005550010".into()),
             None,
