@@ -52,7 +52,7 @@ pub fn build_state(settings: Settings) -> Result<AppState, StoreError> {
 pub async fn warm_up(state: &AppState) {
     let loaded = state.engine.store().load_scripts().await;
     let loaded = match loaded {
-        Ok(()) => state.engine.publish_hold_queues().await,
+        Ok(()) => state.engine.publish_hold_queues(true).await,
         Err(e) => Err(e),
     };
     match loaded {

@@ -121,7 +121,7 @@ pub async fn sweep_once(engine: &Engine) -> Result<SweepReport, StoreError> {
 /// no-answer delay ran out) get those agents, within one sweep (invariant 7).
 pub async fn match_waiting(engine: &Engine) -> Result<usize, StoreError> {
     const BATCH: usize = 64;
-    engine.publish_hold_queues().await?;
+    engine.publish_hold_queues(false).await?;
     let mut matched = 0;
     loop {
         let n = engine.store().match_lines(BATCH).await?;

@@ -492,3 +492,28 @@ async fn simulate_plays_callers_who_wait_press_keys_and_hang_up_in_line() {
         assert!(agent["call_sid"].is_null(), "{agent}");
     }
 }
+
+#[tokio::test]
+async fn a_replica_starting_with_a_new_routing_file_replaces_the_published_hold_queues() {
+    let app = spawn_app(LINE).await;
+    let mut conn = app.redis().await;
+    let fields = |c: &mut redis::aio::MultiplexedConnection| {
+        let mut c = c.clone();
+        async move {
+            let names: Vec<String> = redis::cmd("HKEYS")
+                .arg("sb:{default}:hold_queues")
+                .query_async(&mut c)
+                .await
+                .unwrap();
+            names
+        }
+    };
+    assert_eq!(fields(&mut conn).await, ["desk"]);
+    let moved = LINE.replace("\"desk\"", "\"front\"");
+    let _second = TestServer::start(settings(&app.redis.url(), &moved)).await;
+    assert_eq!(
+        fields(&mut conn).await,
+        ["front"],
+        "the old queue's entry is gone"
+    );
+}

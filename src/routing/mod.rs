@@ -446,10 +446,11 @@ impl Engine {
         }
     }
 
-    /// Publishes the queues that hold callers (`hold_queues` in Redis), unless
-    /// Redis already has them all: once at start, then whenever Redis comes back
-    /// empty.
-    pub async fn publish_hold_queues(&self) -> Result<(), StoreError> {
+    /// Publishes the queues that hold callers (`hold_queues` in Redis): at start
+    /// (`replace`: this routing file's queues replace whatever was there, so a
+    /// changed priority or a removed queue takes effect), and from the worker
+    /// whenever Redis came back without them.
+    pub async fn publish_hold_queues(&self, replace: bool) -> Result<(), StoreError> {
         let entries: Vec<(String, HoldQueueEntry<'_>)> = self
             .table
             .queues()
@@ -466,10 +467,10 @@ impl Engine {
                 ))
             })
             .collect();
-        if self.store.hold_queues_published().await? >= entries.len() {
+        if !replace && self.store.hold_queues_published().await? >= entries.len() {
             return Ok(());
         }
-        self.store.publish_hold_queues(&entries).await
+        self.store.publish_hold_queues(&entries, replace).await
     }
 
     /// What a caller gets while Redis is unreachable: the `[emergency]` step,

@@ -158,16 +158,21 @@ impl Store {
     }
 
     /// Writes the queues that hold callers into `hold_queues`, for the scripts
-    /// that give freed agents to waiting callers. Every replica does it at start
-    /// and after Redis comes back empty; the same routing file writes the same.
+    /// that give freed agents to waiting callers (`replace`: drop the others
+    /// first, in the same transaction).
     pub async fn publish_hold_queues(
         &self,
         entries: &[(String, HoldQueueEntry<'_>)],
+        replace: bool,
     ) -> Result<(), StoreError> {
-        if entries.is_empty() {
+        if entries.is_empty() && !replace {
             return Ok(());
         }
         let mut pipe = redis::pipe();
+        pipe.atomic();
+        if replace {
+            pipe.del(self.keys().hold_queues()).ignore();
+        }
         for (name, entry) in entries {
             let json = serde_json::to_string(entry)
                 .map_err(|e| StoreError::reply("publish_hold_queues", e.to_string()))?;
