@@ -517,3 +517,60 @@ async fn a_replica_starting_with_a_new_routing_file_replaces_the_published_hold_
         "the old queue's entry is gone"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simulate_plays_twilios_rest_side_and_waiting_callers_connect_at_once() {
+    use switchboard::twilio::rest::{Credentials, RestConfig};
+    let rest_port = switchboard::redis_server::free_port().expect("free port");
+    let redis = start_redis();
+    let port = switchboard::redis_server::free_port().expect("free port");
+    let mut s = settings(
+        &redis.url(),
+        &LINE.replace("max_waiting = 3", "max_waiting = 100"),
+    );
+    s.listen = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    s.public_url = Some(format!("http://127.0.0.1:{port}"));
+    let account = "AC00000000000000000000000000000000";
+    s.twilio_rest = Some(RestConfig::new(
+        format!("http://127.0.0.1:{rest_port}"),
+        Credentials::AuthToken {
+            account_sid: account.into(),
+            token: AUTH_TOKEN.into(),
+        },
+    ));
+    let server = TestServer::start(s).await;
+    let app = TestApp {
+        redis,
+        server,
+        http: reqwest::Client::new(),
+    };
+    for id in ["a", "b"] {
+        app.add_available(id, &["desk"]).await;
+    }
+    let mut args = switchboard::simulate::SimulateArgs::new(app.base(), AUTH_TOKEN);
+    args.calls = 12;
+    args.concurrency = 6;
+    args.to = vec![SUPPORT.into()];
+    args.answer = 1.0;
+    args.no_answer = 0.0;
+    args.busy = 0.0;
+    args.hangup = 0.0;
+    args.ring_ms = 5;
+    args.talk_ms = 20;
+    // A long round: only a REST redirect connects a waiting caller quickly.
+    args.hold_ms = 5_000;
+    args.rest_listen = Some(std::net::SocketAddr::from(([127, 0, 0, 1], rest_port)));
+    args.account_sid = account.into();
+    let report = switchboard::simulate::run(&args)
+        .await
+        .expect("simulate runs");
+    report.print(false);
+    assert_eq!(report.errors, 0, "{:?}", report.examples);
+    assert_eq!(report.violations, 0, "{:?}", report.examples);
+    assert_eq!(report.outcomes.get("answered"), Some(&12), "{report:?}");
+    assert!(report.waited >= 4, "callers waited: {report:?}");
+    assert_eq!(
+        report.rest_redirects, report.waited,
+        "every waiting caller was connected by a REST redirect, none by a wait fetch: {report:?}"
+    );
+}

@@ -17,6 +17,8 @@ const MAX_STEPS: usize = 10_000;
 
 /// What every simulated call shares.
 pub(crate) struct Shared {
+    /// Redirects from the REST stand-in (`--rest-listen`), by CallSid.
+    pub redirects: std::sync::Arc<super::rest::Redirects>,
     pub http: reqwest::Client,
     pub args: SimulateArgs,
     pub holders: Holders,
@@ -80,6 +82,8 @@ pub struct CallResult {
     pub voicemail_pickups: u32,
     /// Hold rounds this call heard (0: it never waited).
     pub hold_rounds: u32,
+    /// Hold rounds cut short by a REST redirect.
+    pub rest_redirects: u32,
     pub latencies: Vec<Duration>,
     pub errors: Vec<String>,
     pub violations: Vec<String>,
@@ -107,6 +111,8 @@ struct Call<'a> {
     /// Callbacks to send again once the call is over: late duplicates.
     replays: Vec<(String, Vec<(String, String)>)>,
     legs: u32,
+    /// Redirects the REST stand-in received for this call.
+    redirected: Option<tokio::sync::mpsc::UnboundedReceiver<String>>,
 }
 
 pub(crate) async fn place(shared: &Shared, n: usize) -> CallResult {
@@ -131,14 +137,20 @@ pub(crate) async fn place(shared: &Shared, n: usize) -> CallResult {
             missed: 0,
             voicemail_pickups: 0,
             hold_rounds: 0,
+            rest_redirects: 0,
             latencies: Vec::new(),
             errors: Vec::new(),
             violations: Vec::new(),
         },
         replays: Vec::new(),
         legs: 0,
+        redirected: None,
     };
+    if shared.args.rest_listen.is_some() {
+        call.redirected = Some(shared.redirects.open(&call.sid));
+    }
     call.run().await;
+    shared.redirects.close(&call.sid);
     for (url, params) in std::mem::take(&mut call.replays) {
         call.post(&url, &params, "replay").await;
     }
@@ -457,7 +469,27 @@ impl Call<'_> {
     /// gathers keys) or stays, and Twilio fetches the next document.
     async fn hold_round(&mut self, url: &str, gather: Option<String>) -> Option<String> {
         self.result.hold_rounds += 1;
-        tokio::time::sleep(Duration::from_millis(self.shared.args.hold_ms)).await;
+        // A REST redirect interrupts the round: Twilio fetches the new URL now.
+        let hold = tokio::time::sleep(Duration::from_millis(self.shared.args.hold_ms));
+        let redirected = match self.redirected.as_mut() {
+            Some(rx) => tokio::select! {
+                () = hold => None,
+                url = rx.recv() => url,
+            },
+            None => {
+                hold.await;
+                None
+            }
+        };
+        if let Some(new_url) = redirected {
+            self.result.rest_redirects += 1;
+            let params = self.params(&[("CallStatus", "in-progress")]);
+            let next = self.post(&new_url, &params, "REST redirect").await;
+            if next.is_none() {
+                self.end_call().await;
+            }
+            return next;
+        }
         let args = &self.shared.args;
         let (hangup, key) = (
             args.wait_hangup.clamp(0.0, 1.0),

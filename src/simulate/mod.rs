@@ -7,6 +7,7 @@
 
 mod call;
 mod report;
+mod rest;
 pub mod twiml;
 
 use std::collections::HashMap;
@@ -65,6 +66,16 @@ pub struct SimulateArgs {
     /// plays the queue's loop_secs; a simulation need not wait that long).
     #[arg(long, default_value_t = 50)]
     pub hold_ms: u64,
+    /// Play Twilio's REST side too: serve a stand-in of the Calls update
+    /// endpoint here (e.g. 127.0.0.1:8090); start the server with
+    /// SWITCHBOARD_TWILIO_API_URL=http://<this address>, TWILIO_ACCOUNT_SID =
+    /// --account-sid and the same auth token, and a waiting caller the server
+    /// redirects fetches its new URL at once.
+    #[arg(long)]
+    pub rest_listen: Option<std::net::SocketAddr>,
+    /// The account SID the REST stand-in expects.
+    #[arg(long, default_value = "AC00000000000000000000000000000000")]
+    pub account_sid: String,
     /// Chance that a waiting caller hangs up during a hold round.
     #[arg(long, default_value_t = 0.0)]
     pub wait_hangup: f64,
@@ -165,7 +176,23 @@ pub async fn run(args: &SimulateArgs) -> anyhow::Result<Report> {
     if args.agents > 0 {
         create_agents(&http, args).await?;
     }
+    let redirects = Arc::new(rest::Redirects::default());
+    if let Some(addr) = args.rest_listen {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("the REST stand-in cannot listen on {addr}"))?;
+        if !args.json {
+            println!("Twilio REST stand-in on http://{}", listener.local_addr()?);
+        }
+        tokio::spawn(rest::serve(
+            listener,
+            redirects.clone(),
+            args.account_sid.clone(),
+            args.auth_token.clone(),
+        ));
+    }
     let shared = Arc::new(call::Shared {
+        redirects,
         http,
         args: args.clone(),
         holders: Holders::default(),

@@ -28,6 +28,8 @@ pub struct Report {
     /// Calls that waited in line, and the hold rounds they heard.
     pub waited: u64,
     pub hold_rounds: u64,
+    /// Waiting callers connected by a REST redirect (`--rest-listen`).
+    pub rest_redirects: u64,
     /// Calls that ended in a fallback step (forwarded or voicemail).
     pub fallbacks: u64,
     pub errors: u64,
@@ -89,6 +91,7 @@ impl Report {
         self.voicemail_pickups += u64::from(call.voicemail_pickups);
         self.waited += u64::from(call.hold_rounds > 0);
         self.hold_rounds += u64::from(call.hold_rounds);
+        self.rest_redirects += u64::from(call.rest_redirects);
         self.errors += call.errors.len() as u64;
         self.violations += call.violations.len() as u64;
         for line in call.violations.into_iter().chain(call.errors) {
@@ -111,6 +114,7 @@ impl Report {
         self.voicemail_pickups += other.voicemail_pickups;
         self.waited += other.waited;
         self.hold_rounds += other.hold_rounds;
+        self.rest_redirects += other.rest_redirects;
         self.fallbacks += other.fallbacks;
         self.errors += other.errors;
         self.violations += other.violations;
@@ -177,8 +181,8 @@ impl Report {
             );
             if self.waited > 0 {
                 println!(
-                    "waited in line: {} calls, {} hold rounds",
-                    self.waited, self.hold_rounds
+                    "waited in line: {} calls, {} hold rounds, {} connected by a REST redirect",
+                    self.waited, self.hold_rounds, self.rest_redirects
                 );
             }
             println!("invariant violations: {}", self.violations);
