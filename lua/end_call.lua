@@ -19,8 +19,9 @@ local status = c[1]
 if status == 'ended' then
   return {'ended', ''}
 end
-if status == 'waiting' then
-  -- The caller hung up while waiting in line.
+if status == 'waiting' or (status == 'retry' and redis.call('HEXISTS', call, 'since') == 1) then
+  -- The caller hung up while waiting in line (or between an unanswered agent
+  -- and its return to the line).
   leave_line(call, req.sid, 'abandoned')
 end
 if (status == 'ringing' or status == 'on_call') and c[2] and c[3] and c[3] ~= '' then

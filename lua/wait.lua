@@ -4,11 +4,20 @@ action of its <Gather> when it pressed a key). It is the caller's heartbeat.
 KEYS[1]  call hash  sb:{ns}:call:<CallSid>; its queue's `line:<queue>` and
          `deadlines` are built from the prefix
 ARGV[1]  JSON WaitRequest (src/store/requests.rs): {prefix, sid, max_wait_ms,
-         step (the chain's step for a wait that ran out), exit (a key the caller
-         pressed that leaves the line), tail_ms}
+         loop_ms, step (the chain's step for a wait that ran out), exit (a key
+         the caller pressed that leaves the line), connect (this fetch is the
+         REST redirect's), tail_ms, call_ttl_ms}
+
+A call given an agent (`connect` 'pending', or 'failed' after a REST redirect
+that did not go through) gets its <Dial> now ('dialed'); while a redirect is
+being sent ('sending') a plain fetch gets {'connecting'} (a short pause and
+another fetch), so the redirect never cuts off a <Dial> in progress; the
+redirect's own fetch (`connect`) gets the <Dial>. If the agent no longer holds
+the call (forced free), or the reservation expired before the caller was
+dialled ('retry'), the caller goes back to its place in line.
 
 Reply, like route's: {'waiting', position, since, 0, estimated wait ms or -1}
-(another hold round; the
+| {'connecting'} (another short round) (another hold round; the
 heartbeat is pushed back) | {'dial', ...} (an agent was reserved for this
 caller: its <Dial> now) | {'fallback', step, 1} (max_wait passed: the caller
 left the line, outcome 'timeout') | {'exit'} (the key pressed left the line,
@@ -19,22 +28,48 @@ local call = KEYS[1]
 if redis.call('EXISTS', call) == 0 then
   return {'unknown'}
 end
-local c = redis.call('HMGET', call, 'status', 'queue', 'since', 'loop_ms')
-if c[1] ~= 'waiting' then
+local c = redis.call('HMGET', call, 'status', 'queue', 'since', 'connect', 'agent', 'token')
+local status, queue, since = c[1], c[2], tonumber(c[3])
+local now = now_ms()
+-- A waiting call's hash lives as long as its wait may still go on.
+redis.call('PEXPIRE', call, req.call_ttl_ms)
+
+if status == 'ringing' and c[4] and c[4] ~= '' and c[4] ~= 'dialed' then
+  -- An agent was reserved for this caller and not yet dialled.
+  if redis.call('HGET', K.agent(c[5]), 'token') ~= c[6] then
+    -- The agent was forced free or taken meanwhile: back to its place.
+    redis.call('HSET', call, 'status', 'retry', 'token', '', 'connect', '')
+    redis.call('ZREM', K.deadlines, deadline_member('reservation', req.sid, c[5], c[6]))
+    status = 'retry'
+  elseif c[4] == 'sending' and not req.connect then
+    -- A REST redirect is on its way: dialling now would be cut off by it.
+    return {'connecting'}
+  else
+    redis.call('HSET', call, 'connect', 'dialed')
+    return decision(call, 0)
+  end
+end
+if status == 'retry' and since and queue then
+  -- It waited, was offered an agent, and that attempt ended (an expired
+  -- reservation, a forced agent): back in its place.
+  join_line(call, req.sid, queue, since, now, req.loop_ms)
+  status = 'waiting'
+end
+if status ~= 'waiting' then
   return decision(call, 0)
 end
-local now = now_ms()
 if req.exit then
   leave_line(call, req.sid, 'exit')
   redis.call('HSET', call, 'status', 'ended', 'settled_at', now)
   redis.call('PEXPIRE', call, req.tail_ms)
   return {'exit'}
 end
-local since = tonumber(c[3]) or now
+since = since or now
 if req.max_wait_ms > 0 and now - since >= req.max_wait_ms then
   leave_line(call, req.sid, 'timeout')
   redis.call('HSET', call, 'status', 'fallback', 'step', req.step)
   return {'fallback', req.step, 1}
 end
-redis.call('ZADD', K.deadlines, now + (tonumber(c[4]) or 0) + WAIT_SLACK_MS, wait_member(req.sid))
+redis.call('HSET', call, 'loop_ms', req.loop_ms)
+redis.call('ZADD', K.deadlines, now + req.loop_ms + WAIT_SLACK_MS, wait_member(req.sid))
 return decision(call, 0)

@@ -26,6 +26,7 @@ pub struct SweepReport {
 pub async fn run(engine: Engine, interval: Duration, shutdown: CancellationToken) {
     tracing::info!(interval_ms = interval.as_millis() as u64, "worker started");
     let mut ticker = tokio::time::interval(interval);
+    let connecting = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
@@ -45,8 +46,15 @@ pub async fn run(engine: Engine, interval: Duration, shutdown: CancellationToken
         if let Err(e) = match_waiting(&engine).await {
             tracing::warn!(error = %e, "cannot match waiting callers; retrying next interval");
         }
-        if let Err(e) = engine.connect_waiting().await {
-            tracing::warn!(error = %e, "cannot connect matched callers; their next wait fetch does");
+        // Off the sweep: a slow Twilio must not hold up releases and matches.
+        if !connecting.swap(true, std::sync::atomic::Ordering::AcqRel) {
+            let (engine, connecting) = (engine.clone(), connecting.clone());
+            tokio::spawn(async move {
+                if let Err(e) = engine.connect_waiting().await {
+                    tracing::warn!(error = %e, "cannot connect matched callers; their next wait fetch does");
+                }
+                connecting.store(false, std::sync::atomic::Ordering::Release);
+            });
         }
         let lease_ms = u64::try_from(interval.as_millis())
             .unwrap_or(u64::MAX)

@@ -407,11 +407,67 @@ async fn a_matched_caller_is_connected_at_once_through_twilios_rest_api() {
     assert_eq!(seen[0].method, "POST");
     assert_eq!(
         seen[0].url,
-        format!("{}/twilio/voice/wait?queue=desk", app.base())
+        format!("{}/twilio/voice/wait?queue=desk&connect=1", app.base())
     );
-    // Twilio then fetches that URL: the <Dial> to the agent.
-    let connect = wait_fetch(&app, &second, &round2).await;
-    assert_eq!(dialed(&connect).as_deref(), Some("a"));
+    // The caller's own hold round ending meanwhile does not dial: the
+    // redirect would cut that <Dial> off. It gets a second's pause.
+    let meanwhile = wait_fetch(&app, &second, &round2).await;
+    assert!(
+        meanwhile.body.contains("<Pause length=\"1\"/>"),
+        "{}",
+        meanwhile.body
+    );
+    assert_eq!(dialed(&meanwhile), None);
+    // Twilio fetches the redirect's URL: the <Dial> to the agent.
+    let connect = post_signed(
+        &app.http,
+        &seen[0].url,
+        &[("CallSid", second.as_str()), ("CallStatus", "in-progress")],
+    )
+    .await;
+    assert_eq!(dialed(&connect).as_deref(), Some("a"), "{}", connect.body);
+}
+
+#[tokio::test]
+async fn a_forced_agent_sends_its_not_yet_dialled_caller_back_to_its_place() {
+    // No REST: the caller's wait fetch is what would dial.
+    let app = spawn_app(LINE).await;
+    app.add_available("a", &["desk"]).await;
+    app.add_available("b", &["desk"]).await;
+    let first = call_sid(1);
+    let dial = app.call(&first, SUPPORT).await;
+    let b_dial = app.call(&call_sid(5), SUPPORT).await;
+    assert_eq!(dialed(&b_dial).as_deref(), Some("b"));
+    let second = call_sid(2);
+    let round2 = app.call(&second, SUPPORT).await;
+    let third = call_sid(3);
+    let round3 = app.call(&third, SUPPORT).await;
+    app.agent_leg(&first, &dial, "answered").await;
+    app.dial_action(&first, &dial, "completed").await;
+    assert_eq!(app.agent("a").await["call_sid"], second.as_str());
+    // An operator forces a free before the caller was dialled: its next fetch
+    // does not ring a phone that is no longer reserved for it.
+    let forced = app
+        .admin(
+            reqwest::Method::PUT,
+            "/agents/a/state",
+            Some(serde_json::json!({"state": "away", "force": true})),
+        )
+        .await;
+    assert_eq!(forced.status, 200);
+    let back = wait_fetch(&app, &second, &round2).await;
+    assert_eq!(dialed(&back), None, "{}", back.body);
+    assert!(
+        says(&back).contains("number 1 in line"),
+        "still first: {}",
+        back.body
+    );
+    let behind = wait_fetch(&app, &third, &round3).await;
+    assert!(
+        says(&behind).contains("number 2 in line"),
+        "{}",
+        behind.body
+    );
 }
 
 #[tokio::test]

@@ -98,6 +98,22 @@ local function route(r)
     redis.call('PEXPIRE', call, r.call_ttl_ms)
     return decision(call, 1)
   end
+  -- Why a new caller may not join the line: nil when it may.
+  local function refusal()
+    if redis.call('ZCARD', K.line(r.home)) >= hold.max_waiting then
+      return 'full'
+    end
+    if not hold.join_when_no_agents then
+      local n = 0
+      for _, state in ipairs({'available', 'reserved', 'on_call', 'wrap_up'}) do
+        n = n + (tonumber(redis.call('HGET', K.counts, r.home .. '|' .. state)) or 0)
+      end
+      if n == 0 then
+        return 'no_agents'
+      end
+    end
+    return nil
+  end
   if hold then
     local since = tonumber(redis.call('HGET', call, 'since'))
     if since then
@@ -105,8 +121,7 @@ local function route(r)
       return wait(since)
     end
     if redis.call('ZCARD', K.line(r.home)) > 0 then
-      local full = redis.call('ZCARD', K.line(r.home)) >= hold.max_waiting
-      return wait(now, full and 'full' or nil)
+      return wait(now, refusal())
     end
   end
 
@@ -147,19 +162,7 @@ local function route(r)
   end
 
   if hold then
-    local refused = nil
-    if redis.call('ZCARD', K.line(r.home)) >= hold.max_waiting then
-      refused = 'full'
-    elseif not hold.join_when_no_agents then
-      local n = 0
-      for _, state in ipairs({'available', 'reserved', 'on_call', 'wrap_up'}) do
-        n = n + (tonumber(redis.call('HGET', K.counts, r.home .. '|' .. state)) or 0)
-      end
-      if n == 0 then
-        refused = 'no_agents'
-      end
-    end
-    return wait(now, refused)
+    return wait(now, refusal())
   end
 
   redis.call('HSET', call, 'sid', r.sid, 'queue', r.home, 'caller', r.caller,
@@ -255,6 +258,9 @@ local function settle(s, tail_ms)
     -- The worker released this attempt as unanswered, but the agent did answer.
     local agent_state = nil
     remember_affinity()
+    if redis.call('HEXISTS', call, 'since') == 1 then
+      record_outcome(call, 'answered', now)
+    end
     if outcome == 'answered' then
       redis.call('HSET', call, 'status', 'on_call', 'token', token, 'answered_at', now,
         'last_token', '', 'last_agent', '')
@@ -341,6 +347,10 @@ local function settle(s, tail_ms)
     redis.call('HSET', call, 'status', 'retry', 'token', '', 'settled_at', now,
       'last_token', token, 'last_agent', id)
   else
+    if outcome == 'hangup' and status == 'ringing' and redis.call('HEXISTS', call, 'since') == 1 then
+      -- Given an agent from the line, the caller hung up before it answered.
+      record_outcome(call, 'abandoned', now)
+    end
     end_call({'token', ''})
   end
   return reply('applied', agent_state)

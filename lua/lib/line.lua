@@ -99,8 +99,8 @@ local function reserve_for(sid, agent, id, entry, token, now)
     'wrap_up_ms', e.wrap_up_ms, 'delay_ms', e.delay_ms, 'max_missed', e.max_missed,
     'lease_ms', e.lease_ms, 'affinity_ms', e.affinity_ms)
   -- Ringing starts only when the caller's next fetch (or the REST redirect)
-  -- answers the <Dial>: up to one hold round later.
-  redis.call('ZADD', K.deadlines, now + e.reservation_ms + e.loop_ms,
+  -- answers the <Dial>: up to one hold round (and its announcement) later.
+  redis.call('ZADD', K.deadlines, now + e.reservation_ms + e.loop_ms + WAIT_SLACK_MS,
     deadline_member('reservation', sid, id, token))
   -- For the replica that connects the caller at once with Twilio's REST API
   -- (capped: with no REST credentials nobody needs more than the newest).
@@ -108,16 +108,11 @@ local function reserve_for(sid, agent, id, entry, token, now)
   redis.call('LTRIM', K.connects, 0, 9999)
 end
 
--- The first caller of `queue`'s line who has not tried agent `id` (a caller
--- whose attempt this agent missed is not offered it again), among the first few.
-local function head_for(queue, id)
-  for _, sid in ipairs(redis.call('ZRANGE', K.line(queue), 0, 9)) do
-    local tried = ',' .. (redis.call('HGET', K.call(sid), 'tried') or '') .. ','
-    if not string.find(tried, ',' .. id .. ',', 1, true) then
-      return sid
-    end
-  end
-  return nil
+-- The head of `queue`'s line. Always the head, even for an agent that missed
+-- this caller before: skipping it would let later callers overtake, or leave
+-- the agent idle beside it; the agent's no-answer delay keeps it away a while.
+local function head_for(queue, _id)
+  return redis.call('ZRANGE', K.line(queue), 0, 0)[1]
 end
 
 -- Gives the agent, free right now, to the longest-waiting caller of the

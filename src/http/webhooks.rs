@@ -400,6 +400,13 @@ fn render(state: &AppState, base: &str, call_sid: &str, decision: &Decision) -> 
             position,
             estimated_wait_secs,
         } => hold_round(state, base, queue, *position, *estimated_wait_secs),
+        Decision::Connecting { queue } => twiml::hold(&twiml::HoldRound {
+            announcement: "",
+            music_url: None,
+            loop_secs: 1,
+            wait_url: &format!("{base}{}?queue={queue}", paths::WAIT),
+            gather: false,
+        }),
         Decision::Hangup => twiml::hangup(),
     }
 }
@@ -835,6 +842,9 @@ pub async fn wait(State(state): State<AppState>, hook: Webhook) -> Result<Respon
     #[derive(serde::Deserialize)]
     struct Query {
         queue: String,
+        /// `1` on the URL a REST redirect names (signed, like the rest).
+        #[serde(default)]
+        connect: Option<String>,
     }
     let Webhook { params, uri, base } = hook;
     let call_sid = params.call_sid()?;
@@ -851,17 +861,21 @@ pub async fn wait(State(state): State<AppState>, hook: Webhook) -> Result<Respon
     let digits = params.get("Digits");
     let span = tracing::info_span!("call", call_sid, queue = query.queue);
     async {
-        let decision = within_budget(&state, state.engine.wait(&call, &query.queue, digits))
-            .await
-            .map_err(|e| {
-                let lost = "wait fetch lost: the caller gets another hold round";
-                let keep_waiting = Decision::Wait {
-                    queue: query.queue.clone(),
-                    position: 0,
-                    estimated_wait_secs: None,
-                };
-                WebhookError::store(e, lost, render(&state, &base, call_sid, &keep_waiting))
-            })?;
+        let connect = query.connect.as_deref() == Some("1");
+        let decision = within_budget(
+            &state,
+            state.engine.wait(&call, &query.queue, digits, connect),
+        )
+        .await
+        .map_err(|e| {
+            let lost = "wait fetch lost: the caller gets another hold round";
+            let keep_waiting = Decision::Wait {
+                queue: query.queue.clone(),
+                position: 0,
+                estimated_wait_secs: None,
+            };
+            WebhookError::store(e, lost, render(&state, &base, call_sid, &keep_waiting))
+        })?;
         Ok(twiml_response(render(&state, &base, call_sid, &decision)))
     }
     .instrument(span)

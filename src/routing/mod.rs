@@ -8,6 +8,7 @@ use std::sync::Arc;
 use crate::agent::Contact;
 use crate::config::{FallbackStep, Queue, QueueSettings, RoutingTable};
 use crate::metrics;
+use crate::store::calls::WaitFetch;
 use crate::store::calls::new_token;
 use crate::store::requests::{CALL_TAIL_MS, CONFIRM_WINDOW_MS};
 use crate::store::requests::{HoldQueueEntry, HoldRequest};
@@ -69,6 +70,9 @@ pub enum Decision {
         /// Rounded up to whole minutes when announced; `None`: not enough data.
         estimated_wait_secs: Option<u64>,
     },
+    /// An agent was given to the caller and a REST redirect to its `<Dial>` is
+    /// on its way: a second of silence, then the wait URL again.
+    Connecting { queue: String },
     /// The call is over; answer with a hang-up.
     Hangup,
 }
@@ -215,33 +219,62 @@ impl Engine {
         let mut connected = 0;
         loop {
             let batch = self.store.drain_connects(64).await?;
-            let Some(connector) = &self.connector else {
+            if self.connector.is_none() {
                 return Ok(0);
-            };
-            let (client, public_url) = connector.as_ref();
-            for (sid, queue, matched_ms) in &batch {
-                let url = format!("{public_url}/twilio/voice/wait?queue={queue}");
-                match client.redirect(sid, &url).await {
-                    RedirectOutcome::Redirected => {
-                        connected += 1;
-                        // Redis's clock at the match, this replica's now: the
-                        // two agree to NTP's milliseconds.
-                        let took = unix_ms_now().saturating_sub(*matched_ms);
-                        metrics::connected(std::time::Duration::from_millis(
-                            u64::try_from(took).unwrap_or(0),
-                        ));
-                    }
-                    RedirectOutcome::CallOver => {
-                        tracing::info!(call_sid = sid, "waiting caller was gone: agent released");
-                        self.store.end_call(sid).await?;
-                    }
-                    RedirectOutcome::Failed(e) => {
-                        tracing::warn!(call_sid = sid, error = %e, "REST redirect failed: the caller's next wait fetch connects it");
-                    }
+            }
+            // Concurrently: one slow answer from Twilio must not hold the rest.
+            let mut redirects = tokio::task::JoinSet::new();
+            for (sid, queue, matched_ms) in batch.iter().cloned() {
+                let engine = self.clone();
+                redirects.spawn(async move { engine.connect_one(&sid, &queue, matched_ms).await });
+            }
+            while let Some(done) = redirects.join_next().await {
+                if let Ok(Ok(true)) = done {
+                    connected += 1;
                 }
             }
             if batch.len() < 64 {
                 return Ok(connected);
+            }
+        }
+    }
+
+    /// One matched caller: claimed (so at most one redirect, and none after its
+    /// own wait fetch already dialled), then redirected to its wait URL with
+    /// `connect=1`, which answers its `<Dial>`.
+    async fn connect_one(
+        &self,
+        sid: &str,
+        queue: &str,
+        matched_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let Some(connector) = &self.connector else {
+            return Ok(false);
+        };
+        if !self.store.claim_connect(sid, "claim").await? {
+            return Ok(false);
+        }
+        let (client, public_url) = connector.as_ref();
+        let url = format!("{public_url}/twilio/voice/wait?queue={queue}&connect=1");
+        match client.redirect(sid, &url).await {
+            RedirectOutcome::Redirected => {
+                // Redis's clock at the match, this replica's now: the two
+                // agree to NTP's milliseconds.
+                let took = unix_ms_now().saturating_sub(matched_ms);
+                metrics::connected(std::time::Duration::from_millis(
+                    u64::try_from(took).unwrap_or(0),
+                ));
+                Ok(true)
+            }
+            RedirectOutcome::CallOver => {
+                tracing::info!(call_sid = sid, "waiting caller was gone: agent released");
+                self.store.end_call(sid).await?;
+                Ok(false)
+            }
+            RedirectOutcome::Failed(e) => {
+                tracing::warn!(call_sid = sid, error = %e, "REST redirect failed: the caller's next wait fetch connects it");
+                self.store.claim_connect(sid, "failed").await?;
+                Ok(false)
             }
         }
     }
@@ -408,23 +441,32 @@ impl Engine {
         call: &IncomingCall<'_>,
         queue: &str,
         digits: Option<&str>,
+        connect: bool,
     ) -> Result<Decision, StoreError> {
-        let Some((home, hold)) = self
-            .table
-            .queue(queue)
-            .and_then(|q| q.hold.as_ref().map(|h| (q, h)))
-        else {
+        let Some(home) = self.table.queue(queue) else {
             return Ok(Decision::Hangup);
+        };
+        let Some(hold) = home.hold.as_ref() else {
+            // The queue stopped holding callers (a new routing file): the
+            // caller gets the queue's chain rather than a hang-up.
+            return Ok(Decision::Fallback {
+                queue: home.name.clone(),
+                step: self.table.plan(home).terminal,
+                next: None,
+            });
         };
         let exit = digits
             .and_then(|d| d.chars().next())
             .and_then(|d| hold.exit_digits.get(&d).map(|step| (d, step)));
-        let step = self.table.plan(home).terminal.to_string();
-        let max_wait_ms = u64::from(hold.max_wait_secs) * 1000;
-        let outcome = self
-            .store
-            .wait(call.call_sid, max_wait_ms, step, exit.is_some())
-            .await?;
+        let fetch = WaitFetch {
+            max_wait_ms: u64::from(hold.max_wait_secs) * 1000,
+            loop_ms: u64::from(hold.loop_secs) * 1000,
+            step: self.table.plan(home).terminal.to_string(),
+            exit: exit.is_some(),
+            connect,
+            call_ttl_ms: self.call_ttl_ms() + u64::from(hold.max_wait_secs) * 1000,
+        };
+        let outcome = self.store.wait(call.call_sid, fetch).await?;
         match outcome {
             RouteOutcome::Exit => {
                 let Some((digit, step)) = exit.map(|(d, s)| (d, s.clone())) else {
@@ -442,6 +484,9 @@ impl Engine {
                 })
             }
             RouteOutcome::Unknown => self.incoming(call).await,
+            RouteOutcome::Connecting => Ok(Decision::Connecting {
+                queue: home.name.clone(),
+            }),
             other => self.decide(&home.name, other, false),
         }
     }
@@ -613,9 +658,10 @@ impl Engine {
                     estimated_wait_secs: estimated_wait_ms.map(|ms| ms.div_ceil(1000)),
                 })
             }
-            RouteOutcome::Ended | RouteOutcome::Exit | RouteOutcome::Unknown => {
-                Ok(Decision::Hangup)
-            }
+            RouteOutcome::Ended
+            | RouteOutcome::Exit
+            | RouteOutcome::Unknown
+            | RouteOutcome::Connecting => Ok(Decision::Hangup),
         }
     }
 }

@@ -2,9 +2,23 @@
 //! fallback) in one script, and keeping voicemail messages.
 
 use super::requests::{
-    CALL_TAIL_MS, HoldQueueEntry, MatchRequest, RemoveWaitingRequest, RouteRequest,
-    VOICEMAILS_KEPT, VoicemailRequest, WaitRequest,
+    CALL_TAIL_MS, ClaimConnectRequest, HoldQueueEntry, MatchRequest, RemoveWaitingRequest,
+    RouteRequest, VOICEMAILS_KEPT, VoicemailRequest, WaitRequest,
 };
+
+/// What a wait fetch tells `wait.lua`.
+#[derive(Debug, Clone)]
+pub struct WaitFetch {
+    pub max_wait_ms: u64,
+    pub loop_ms: u64,
+    /// The chain's step for a wait that ran out.
+    pub step: String,
+    /// The caller pressed a key that leaves the line.
+    pub exit: bool,
+    /// The fetch a REST redirect asked for.
+    pub connect: bool,
+    pub call_ttl_ms: u64,
+}
 
 /// A caller in a queue's line, as the admin API shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,6 +67,8 @@ pub enum RouteOutcome {
     },
     /// No such call (a wait fetch for a call Redis does not know).
     Unknown,
+    /// A REST redirect to this caller's `<Dial>` is on its way: a short round.
+    Connecting,
     /// The caller pressed a key that leaves the line.
     Exit,
     /// The call is already over.
@@ -102,6 +118,7 @@ pub(super) fn decode_route(
                 .map(|e| u64::try_from(e).ok())?,
         }),
         [tag, ..] if tag == "unknown" => Ok(RouteOutcome::Unknown),
+        [tag, ..] if tag == "connecting" => Ok(RouteOutcome::Connecting),
         [tag, ..] if tag == "exit" => Ok(RouteOutcome::Exit),
         [tag, ..] if tag == "ended" => Ok(RouteOutcome::Ended),
         _ => Err(bad()),
@@ -119,23 +136,18 @@ impl Store {
     }
 
     /// A waiting caller's fetch of the wait URL: another hold round, its `<Dial>`
-    /// if an agent was reserved for it, or how its wait ended. `exit`: it
-    /// pressed a key that leaves the line; `step`: the step a wait that ran out
-    /// of `max_wait_ms` takes.
-    pub async fn wait(
-        &self,
-        call_sid: &str,
-        max_wait_ms: u64,
-        step: String,
-        exit: bool,
-    ) -> Result<RouteOutcome, StoreError> {
+    /// if an agent was reserved for it, or how its wait ended.
+    pub async fn wait(&self, call_sid: &str, wait: WaitFetch) -> Result<RouteOutcome, StoreError> {
         let name = scripts::WAIT.name;
         let request = WaitRequest {
             sid: call_sid,
-            max_wait_ms,
-            step,
-            exit,
+            max_wait_ms: wait.max_wait_ms,
+            loop_ms: wait.loop_ms,
+            step: wait.step,
+            exit: wait.exit,
+            connect: wait.connect,
             tail_ms: CALL_TAIL_MS,
+            call_ttl_ms: wait.call_ttl_ms,
         };
         let reply = self
             .invoke(&scripts::WAIT, self.keys().call(call_sid), &request)
@@ -179,6 +191,20 @@ impl Store {
             pipe.hset(self.keys().hold_queues(), name, json).ignore();
         }
         self.query::<()>("publish_hold_queues", pipe).await
+    }
+
+    /// Claims a matched caller for one REST redirect (`claim`: `true` when this
+    /// replica may send it), or reports that the redirect `failed` (the
+    /// caller's next wait fetch then dials).
+    pub async fn claim_connect(&self, call_sid: &str, step: &str) -> Result<bool, StoreError> {
+        let reply = self
+            .invoke(
+                &scripts::CLAIM_CONNECT,
+                self.keys().call(call_sid),
+                &ClaimConnectRequest { step },
+            )
+            .await?;
+        Ok(super::text(&reply).as_deref() == Some("1"))
     }
 
     /// Takes a caller out of `queue`'s line (its next fetch gets `step`);

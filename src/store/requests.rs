@@ -105,9 +105,19 @@ pub struct HoldQueueEntry<'a> {
 pub(super) struct WaitRequest<'a> {
     pub sid: &'a str,
     pub max_wait_ms: u64,
+    pub loop_ms: u64,
     pub step: String,
     pub exit: bool,
+    /// This fetch is the one a REST redirect asked for.
+    pub connect: bool,
     pub tail_ms: u64,
+    pub call_ttl_ms: u64,
+}
+
+/// `claim_connect.lua`: `claim`, `failed` or `sent`.
+#[derive(Debug, Serialize)]
+pub(super) struct ClaimConnectRequest<'a> {
+    pub step: &'a str,
 }
 
 /// `remove_waiting.lua`: the admin API takes a caller out of a line.

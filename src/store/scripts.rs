@@ -49,9 +49,10 @@ lua!(SETTLE_WRAP_UPS, "settle_wrap_ups");
 lua!(WAIT, "wait");
 lua!(MATCH_LINES, "match_lines");
 lua!(REMOVE_WAITING, "remove_waiting");
+lua!(CLAIM_CONNECT, "claim_connect");
 
 /// Every script, to load them all at start and check they are loaded for `/readyz`.
-pub fn all() -> [&'static Lua; 13] {
+pub fn all() -> [&'static Lua; 14] {
     [
         &UPSERT_AGENT,
         &SET_AGENT_STATE,
@@ -66,5 +67,6 @@ pub fn all() -> [&'static Lua; 13] {
         &WAIT,
         &MATCH_LINES,
         &REMOVE_WAITING,
+        &CLAIM_CONNECT,
     ]
 }

@@ -272,6 +272,12 @@ impl RestClient {
             Err(e) if e.is_builder() => {
                 return Try::Done(RedirectOutcome::Failed(RestError::Network(e)));
             }
+            // A request that timed out after it was sent may have reached
+            // Twilio: a second redirect would cut off the <Dial> the first one
+            // started, so it is not retried (the wait fetch connects instead).
+            Err(e) if e.is_timeout() && !e.is_connect() => {
+                return Try::Done(RedirectOutcome::Failed(RestError::Network(e)));
+            }
             Err(e) => {
                 return Try::Retry {
                     error: RestError::Network(e),
