@@ -630,3 +630,129 @@ async fn simulate_plays_twilios_rest_side_and_waiting_callers_connect_at_once() 
         "every waiting caller was connected by a REST redirect, none by a wait fetch: {report:?}"
     );
 }
+
+/// Five holding queues; agents in one to three of them.
+const MANY_LINES: &str = r#"
+[defaults]
+default_queue = "q0"
+ring_timeout_secs = 5
+reservation_grace_secs = 5
+wrap_up_secs = 0
+no_answer_delay_secs = 0
+max_missed_in_row = 1000
+
+[[queues]]
+name = "q0"
+numbers = ["+15005550100"]
+priority = 5
+[queues.hold]
+loop_secs = 5
+max_waiting = 1000
+exit_digits = { "1" = "voicemail" }
+join_when_no_agents = true
+
+[[queues]]
+name = "q1"
+numbers = ["+15005550101"]
+[queues.hold]
+loop_secs = 5
+max_waiting = 1000
+join_when_no_agents = true
+
+[[queues]]
+name = "q2"
+numbers = ["+15005550102"]
+priority = 10
+[queues.hold]
+loop_secs = 5
+max_waiting = 1000
+join_when_no_agents = true
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_random_mix_of_waiting_callers_through_three_replicas_settles_clean() {
+    let app = spawn_app(MANY_LINES).await;
+    let second = TestServer::start(settings(&app.redis.url(), MANY_LINES)).await;
+    let third = TestServer::start_with(settings(&app.redis.url(), MANY_LINES), false).await;
+    for i in 0..9 {
+        let queues: Vec<&str> = match i % 3 {
+            0 => vec!["q0", "q1", "q2"],
+            1 => vec!["q0", "q1"],
+            _ => vec!["q2"],
+        };
+        app.add_available(&format!("agent{i}"), &queues).await;
+    }
+    let mut args = switchboard::simulate::SimulateArgs::new(app.base(), AUTH_TOKEN);
+    args.urls.push(second.base.clone());
+    args.urls.push(third.base.clone());
+    args.calls = 300;
+    args.concurrency = 45;
+    args.to = vec![
+        "+15005550100".into(),
+        "+15005550101".into(),
+        "+15005550102".into(),
+    ];
+    args.answer = 0.7;
+    args.no_answer = 0.15;
+    args.busy = 0.05;
+    args.hangup = 0.1;
+    args.duplicate = 0.05;
+    args.ring_ms = 5;
+    args.talk_ms = 20;
+    args.hold_ms = 20;
+    args.wait_hangup = 0.03;
+    args.wait_key = 0.03;
+    args.seed = 20261126;
+    let report = switchboard::simulate::run(&args)
+        .await
+        .expect("simulate runs");
+    report.print(false);
+    assert_eq!(
+        report.violations, 0,
+        "an agent on two calls: {:?}",
+        report.examples
+    );
+    assert_eq!(report.errors, 0, "{:?}", report.examples);
+    assert!(report.waited > 50, "{report:?}");
+
+    // Settled: nobody in a line, nobody held, and the counts match the agents.
+    let mut conn = app.redis().await;
+    let started = std::time::Instant::now();
+    loop {
+        let mut waiting = 0u64;
+        for q in ["q0", "q1", "q2"] {
+            let n: u64 = redis::cmd("ZCARD")
+                .arg(format!("sb:{{default}}:line:{q}"))
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            waiting += n;
+        }
+        let deadlines: u64 = redis::cmd("ZCARD")
+            .arg("sb:{default}:deadlines")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        if waiting == 0 && deadlines == 0 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{waiting} still waiting, {deadlines} deadlines never swept"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let list = app
+        .admin(reqwest::Method::GET, "/agents", None)
+        .await
+        .json();
+    for agent in list["agents"].as_array().unwrap() {
+        assert!(agent["call_sid"].is_null(), "still held: {agent}");
+        assert!(
+            matches!(agent["state"].as_str(), Some("available" | "wrap_up")),
+            "{agent}"
+        );
+    }
+    second.shutdown().await;
+    third.shutdown().await;
+}
