@@ -297,12 +297,16 @@ impl Store {
         Ok(out)
     }
 
-    /// Up to `max` ended waits recorded by the scripts, oldest first; each is
-    /// taken by one worker only.
-    pub async fn drain_wait_events(&self, max: usize) -> Result<Vec<WaitEvent>, StoreError> {
-        let key = self.keys().wait_events();
-        let raw: Option<Vec<String>> = self
-            .with_conn("wait_events", |mut conn| async move {
+    /// Up to `max` entries of a list the scripts `LPUSH`, oldest first; an entry
+    /// popped here is taken by no other replica.
+    async fn pop_oldest(
+        &self,
+        name: &'static str,
+        key: String,
+        max: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        let popped: Option<Vec<String>> = self
+            .with_conn(name, |mut conn| async move {
                 Ok(redis::cmd("RPOP")
                     .arg(key)
                     .arg(max)
@@ -310,8 +314,16 @@ impl Store {
                     .await?)
             })
             .await?;
+        Ok(popped.unwrap_or_default())
+    }
+
+    /// Up to `max` ended waits recorded by the scripts, oldest first; each is
+    /// taken by one worker only.
+    pub async fn drain_wait_events(&self, max: usize) -> Result<Vec<WaitEvent>, StoreError> {
+        let raw = self
+            .pop_oldest("wait_events", self.keys().wait_events(), max)
+            .await?;
         Ok(raw
-            .unwrap_or_default()
             .iter()
             .filter_map(|e| {
                 let mut parts = e.splitn(3, '|');
@@ -325,24 +337,15 @@ impl Store {
     }
 
     /// Up to `max` waiting callers just given an agent (CallSid, queue, and when
-    /// on the Redis clock), each
-    /// taken by one replica only, oldest first.
+    /// on the Redis clock), each taken by one replica only, oldest first.
     pub async fn drain_connects(
         &self,
         max: usize,
     ) -> Result<Vec<(String, String, i64)>, StoreError> {
-        let key = self.keys().connects();
-        let raw: Option<Vec<String>> = self
-            .with_conn("connects", |mut conn| async move {
-                Ok(redis::cmd("RPOP")
-                    .arg(key)
-                    .arg(max)
-                    .query_async(&mut conn)
-                    .await?)
-            })
+        let raw = self
+            .pop_oldest("connects", self.keys().connects(), max)
             .await?;
         Ok(raw
-            .unwrap_or_default()
             .iter()
             .filter_map(|e| {
                 let mut parts = e.splitn(3, '|');
