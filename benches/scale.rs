@@ -307,10 +307,7 @@ async fn play(base: &str, concurrency: usize, calls: usize, rate: Option<f64>) -
     args.calls = calls;
     args.concurrency = concurrency;
     args.rate = rate;
-    args.answer = 1.0;
-    args.no_answer = 0.0;
-    args.busy = 0.0;
-    args.hangup = 0.0;
+    args.answer_every_attempt();
     args.ring_ms = 0;
     args.talk_ms = 0;
     args.trace = false;

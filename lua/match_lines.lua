@@ -26,36 +26,20 @@ table.sort(entries, function(a, b)
 end)
 local used = 0
 for _, entry in ipairs(entries) do
-  local offset = 0
+  local line, avail = K.line(entry.queue), K.avail(entry.queue)
   while used < #req.tokens do
-    local ids = redis.call('ZRANGEBYSCORE', K.avail(entry.queue), '-inf', now, 'LIMIT', offset, 16)
-    if #ids == 0 then
+    local head = redis.call('ZRANGE', line, 0, 0)[1]
+    local id = redis.call('ZRANGEBYSCORE', avail, '-inf', now, 'LIMIT', 0, 1)[1]
+    if not head or not id then
       break
     end
-    local matched_any = false
-    for _, id in ipairs(ids) do
-      local agent = K.agent(id)
-      if used >= #req.tokens then
-        break
-      end
-      if is_free(agent) then
-        local sid = head_for(entry.queue, id)
-        if sid then
-          used = used + 1
-          reserve_for(sid, agent, id, entry, req.tokens[used], now)
-          matched_any = true
-          if redis.call('ZCARD', K.line(entry.queue)) == 0 then
-            break
-          end
-        else
-          offset = offset + 1
-        end
-      else
-        redis.call('ZREM', K.avail(entry.queue), id)
-      end
-    end
-    if redis.call('ZCARD', K.line(entry.queue)) == 0 or not matched_any and #ids < 16 then
-      break
+    local agent = K.agent(id)
+    if is_free(agent) then
+      used = used + 1
+      reserve_for(head, agent, id, entry, req.tokens[used], now)
+    else
+      -- A member whose agent is gone or busy is a leftover: drop it.
+      redis.call('ZREM', avail, id)
     end
   end
 end

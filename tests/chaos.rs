@@ -207,10 +207,7 @@ async fn the_simulator_reports_an_agent_handed_two_calls() {
     args.calls = 2;
     args.concurrency = 2;
     args.to = vec![SUPPORT.into()];
-    args.answer = 1.0;
-    args.no_answer = 0.0;
-    args.busy = 0.0;
-    args.hangup = 0.0;
+    args.answer_every_attempt();
     args.talk_ms = 300;
     let report = simulate::run(&args).await.expect("simulate runs");
     assert_eq!(report.violations, 1, "{:?}", report.examples);

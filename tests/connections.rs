@@ -20,15 +20,7 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 async fn app(configure: impl FnOnce(&mut Settings)) -> TestApp {
-    let redis = start_redis();
-    let mut s = settings(&redis.url(), ROUTING);
-    configure(&mut s);
-    let server = TestServer::start(s).await;
-    TestApp {
-        redis,
-        server,
-        http: reqwest::Client::new(),
-    }
+    spawn_app_with(ROUTING, true, configure).await
 }
 
 async fn connect(app: &TestApp) -> TcpStream {

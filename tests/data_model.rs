@@ -34,14 +34,8 @@ async fn commands(redis: &mut redis::aio::MultiplexedConnection) -> BTreeMap<Str
 
 #[tokio::test]
 async fn a_full_call_cycle_is_one_script_call_per_webhook_and_no_ping() {
-    let redis = start_redis();
     // No worker: only the webhooks talk to Redis.
-    let server = TestServer::start_with(settings(&redis.url(), ROUTING), false).await;
-    let app = TestApp {
-        redis,
-        server,
-        http: reqwest::Client::new(),
-    };
+    let app = spawn_app_with(ROUTING, false, |_| {}).await;
     app.add_available("a", &["support"]).await;
     let mut conn = app.redis().await;
     let _: () = redis::cmd("CONFIG")

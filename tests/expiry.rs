@@ -127,13 +127,7 @@ async fn many_workers_sweeping_at_once_release_each_reservation_once() {
 /// `switchboard worker` alone sweeps for servers started with `--no-worker`.
 #[tokio::test]
 async fn a_separate_worker_process_releases_for_servers_without_workers() {
-    let redis = start_redis();
-    let server = TestServer::start_with(settings(&redis.url(), EXPIRY), false).await;
-    let app = TestApp {
-        redis,
-        server,
-        http: reqwest::Client::new(),
-    };
+    let app = spawn_app_with(EXPIRY, false, |_| {}).await;
     app.add_available("a", &["support"]).await;
     let sid = call_sid(1);
     let dial = app.call(&sid, SUPPORT).await;

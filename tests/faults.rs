@@ -22,15 +22,10 @@ fallback = "number:+15005550010"
 const ANSWER_BOUND: Duration = Duration::from_secs(5);
 
 async fn app() -> TestApp {
-    let redis = start_redis();
-    let mut s = settings(&redis.url(), ROUTING_WITH_EMERGENCY);
-    s.redis_timeout = Duration::from_millis(300);
-    let server = TestServer::start(s).await;
-    TestApp {
-        redis,
-        server,
-        http: reqwest::Client::new(),
-    }
+    spawn_app_with(ROUTING_WITH_EMERGENCY, true, |s| {
+        s.redis_timeout = Duration::from_millis(300)
+    })
+    .await
 }
 
 async fn ready(app: &TestApp) -> u16 {

@@ -364,18 +364,7 @@ async fn outside_its_hours_a_queue_answers_its_closed_step() {
 /// A server that connects waiting callers through a local stand-in of
 /// Twilio's REST API.
 async fn app_with_rest(stand_in: &TwilioApiStandIn) -> TestApp {
-    let redis = start_redis();
-    let port = switchboard::redis_server::free_port().expect("free port");
-    let mut s = settings(&redis.url(), LINE);
-    s.listen = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    s.public_url = Some(format!("http://127.0.0.1:{port}"));
-    s.twilio_rest = Some(stand_in.auth_token_config());
-    let server = TestServer::start(s).await;
-    TestApp {
-        redis,
-        server,
-        http: reqwest::Client::new(),
-    }
+    spawn_app_with(LINE, true, connect_through(stand_in.auth_token_config())).await
 }
 
 async fn redirected(stand_in: &TwilioApiStandIn, sid: &str) -> Vec<RedirectRequest> {
@@ -514,10 +503,7 @@ async fn simulate_plays_callers_who_wait_press_keys_and_hang_up_in_line() {
     args.calls = 60;
     args.concurrency = 12;
     args.to = vec![SUPPORT.into()];
-    args.answer = 1.0;
-    args.no_answer = 0.0;
-    args.busy = 0.0;
-    args.hangup = 0.0;
+    args.answer_every_attempt();
     args.ring_ms = 5;
     args.talk_ms = 30;
     args.hold_ms = 10;
@@ -578,28 +564,16 @@ async fn a_replica_starting_with_a_new_routing_file_replaces_the_published_hold_
 async fn simulate_plays_twilios_rest_side_and_waiting_callers_connect_at_once() {
     use switchboard::twilio::rest::{Credentials, RestConfig};
     let rest_port = switchboard::redis_server::free_port().expect("free port");
-    let redis = start_redis();
-    let port = switchboard::redis_server::free_port().expect("free port");
-    let mut s = settings(
-        &redis.url(),
-        &LINE.replace("max_waiting = 3", "max_waiting = 100"),
-    );
-    s.listen = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    s.public_url = Some(format!("http://127.0.0.1:{port}"));
     let account = "AC00000000000000000000000000000000";
-    s.twilio_rest = Some(RestConfig::new(
+    let rest = RestConfig::new(
         format!("http://127.0.0.1:{rest_port}"),
         Credentials::AuthToken {
             account_sid: account.into(),
             token: AUTH_TOKEN.into(),
         },
-    ));
-    let server = TestServer::start(s).await;
-    let app = TestApp {
-        redis,
-        server,
-        http: reqwest::Client::new(),
-    };
+    );
+    let routing = LINE.replace("max_waiting = 3", "max_waiting = 100");
+    let app = spawn_app_with(&routing, true, connect_through(rest)).await;
     for id in ["a", "b"] {
         app.add_available(id, &["desk"]).await;
     }
@@ -607,10 +581,7 @@ async fn simulate_plays_twilios_rest_side_and_waiting_callers_connect_at_once() 
     args.calls = 12;
     args.concurrency = 6;
     args.to = vec![SUPPORT.into()];
-    args.answer = 1.0;
-    args.no_answer = 0.0;
-    args.busy = 0.0;
-    args.hangup = 0.0;
+    args.answer_every_attempt();
     args.ring_ms = 5;
     args.talk_ms = 20;
     // A long round: only a REST redirect connects a waiting caller quickly.

@@ -32,18 +32,7 @@ async fn the_metrics_page_passes_promtool_and_has_the_whole_catalogue() {
     // REST through a local stand-in of Twilio's API, so a waiting caller is
     // connected (switchboard_connect_seconds).
     let stand_in = TwilioApiStandIn::start().await;
-    let redis = start_redis();
-    let port = switchboard::redis_server::free_port().expect("free port");
-    let mut s = settings(&redis.url(), SHORT);
-    s.listen = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    s.public_url = Some(format!("http://127.0.0.1:{port}"));
-    s.twilio_rest = Some(stand_in.auth_token_config());
-    let server = TestServer::start(s).await;
-    let mut app = TestApp {
-        redis,
-        server,
-        http: reqwest::Client::new(),
-    };
+    let mut app = spawn_app_with(SHORT, true, connect_through(stand_in.auth_token_config())).await;
     app.add_available("a", &["default"]).await;
     // Traffic touching every series: a routed call that expires unanswered, a
     // fallback with a voicemail, and a failure while Redis is down.

@@ -70,16 +70,11 @@ fn vectors() -> (String, Vec<Vector>) {
 }
 
 async fn app_with(token: &str, public_url: Option<&str>) -> TestApp {
-    let redis = start_redis();
-    let mut s: Settings = settings(&redis.url(), ROUTING);
-    s.twilio_auth_token = Some(token.into());
-    s.public_url = public_url.map(str::to_owned);
-    let server = TestServer::start(s).await;
-    TestApp {
-        redis,
-        server,
-        http: reqwest::Client::new(),
-    }
+    spawn_app_with(ROUTING, true, |s: &mut Settings| {
+        s.twilio_auth_token = Some(token.into());
+        s.public_url = public_url.map(str::to_owned);
+    })
+    .await
 }
 
 /// The first vector, signed for https://switchboard.example.com, sent with

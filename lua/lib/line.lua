@@ -94,7 +94,7 @@ local function reserve_for(sid, agent, id, entry, token, now)
     'contact', redis.call('HGET', agent, 'contact'), 'token', token,
     'agent_queue', entry.queue, 'via', 'line',
     'attempt', (tonumber(redis.call('HGET', call, 'attempt')) or 0) + 1,
-    'tried', tried, 'reserved_at', now, 'connect', 'pending', 'matched_at', now,
+    'tried', tried, 'reserved_at', now, 'connect', 'pending',
     'last_token', '', 'last_agent', '',
     'wrap_up_ms', e.wrap_up_ms, 'delay_ms', e.delay_ms, 'max_missed', e.max_missed,
     'lease_ms', e.lease_ms, 'affinity_ms', e.affinity_ms)
@@ -111,24 +111,18 @@ end
 -- The head of `queue`'s line. Always the head, even for an agent that missed
 -- this caller before: skipping it would let later callers overtake, or leave
 -- the agent idle beside it; the agent's no-answer delay keeps it away a while.
-local function head_for(queue, _id)
+local function head_of(queue)
   return redis.call('ZRANGE', K.line(queue), 0, 0)[1]
 end
 
 -- Gives the agent, free right now, to the longest-waiting caller of the
--- highest-priority queue it serves. Returns {sid, queue} or nil.
+-- highest-priority queue it serves (waiting_queues lists only queues whose
+-- line is not empty).
 local function offer(agent, id, token, now)
-  if not token or token == '' then
-    return nil
+  local entry = waiting_queues(queues_of(agent))[1]
+  if entry and token and token ~= '' then
+    reserve_for(head_of(entry.queue), agent, id, entry, token, now)
   end
-  for _, entry in ipairs(waiting_queues(queues_of(agent))) do
-    local sid = head_for(entry.queue, id)
-    if sid then
-      reserve_for(sid, agent, id, entry, token, now)
-      return {sid, entry.queue}
-    end
-  end
-  return nil
 end
 
 -- After a move that may have freed the agent: if it is free right now, offer it
@@ -137,9 +131,8 @@ local function offer_if_free(agent, id, now)
   local a = redis.call('HMGET', agent, 'state', 'free_at', 'deleted')
   local free = (a[1] == 'available' or a[1] == 'wrap_up') and a[3] ~= '1'
   if free and (tonumber(a[2]) or 0) <= now then
-    return offer(agent, id, req.spare_token, now)
+    offer(agent, id, req.spare_token, now)
   end
-  return nil
 end
 
 -- The mean of the queue's last (up to 20) answered waits, in ms; -1 while

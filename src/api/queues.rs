@@ -168,10 +168,7 @@ pub async fn remove_waiting(
     State(state): State<AppState>,
     Path((name, call_sid)): Path<(String, String)>,
 ) -> Result<axum::http::StatusCode, ApiError> {
-    let sid_ok = call_sid.len() == 34
-        && call_sid.starts_with("CA")
-        && call_sid[2..].bytes().all(|b| b.is_ascii_hexdigit());
-    if !sid_ok {
+    if !crate::twilio::params::is_sid(&call_sid, "CA") {
         return Err(ApiError::Invalid(format!(
             "{call_sid:?} is not a CallSid (CA and 32 hex digits)"
         )));

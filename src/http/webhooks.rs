@@ -17,7 +17,7 @@ use crate::config::{FallbackStep, Secret, Settings};
 use crate::metrics;
 use crate::routing::{self, AttemptKind, AttemptReport, Decision, IncomingCall};
 use crate::store::{Outcome, StoreError};
-use crate::twilio::params::{Params, ParamsError};
+use crate::twilio::params::{Params, ParamsError, is_sid};
 use crate::twilio::signature;
 use crate::twilio::twiml;
 
@@ -75,7 +75,8 @@ pub fn base_url(settings: &Settings, headers: &HeaderMap, uri: &Uri) -> String {
     format!("{proto}://{host}")
 }
 
-/// Why a webhook is refused before anything happens (403, 408 or 400).
+/// Why a webhook is refused before anything happens (403, 408, 400, or 503 while
+/// shutting down or overloaded): never after a change was made.
 #[derive(Debug)]
 pub enum Refusal {
     Signature(&'static str),
@@ -538,12 +539,9 @@ fn recording_id<'a>(params: &'a Params, recording_url: Option<&'a str>) -> Optio
     let last = path.trim_end_matches('/').rsplit('/').next()?;
     // `RE….mp3` and `RE….wav` name the same recording.
     let last = last.split('.').next().unwrap_or(last);
-    let is_sid = last.len() == 34
-        && last.starts_with("RE")
-        && last[2..].bytes().all(|b| b.is_ascii_hexdigit());
     // A URL without a recording id still names one message: keep it under the
     // URL itself, which is as unique as the recording.
-    Some(if is_sid { last } else { url })
+    Some(if is_sid(last, "RE") { last } else { url })
 }
 
 /// `?agent=<id>&token=<hex>[&confirm=1]` of the callback URLs switchboard
@@ -776,11 +774,7 @@ pub async fn confirm(
     let call_sid = attempt
         .call
         .as_deref()
-        .filter(|sid| {
-            sid.len() == 34
-                && sid.starts_with("CA")
-                && sid[2..].bytes().all(|b| b.is_ascii_hexdigit())
-        })
+        .filter(|sid| is_sid(sid, "CA"))
         .ok_or(Refusal::Params(ParamsError::Malformed("call")))?;
     let queue = attempt
         .queue

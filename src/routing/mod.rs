@@ -380,8 +380,9 @@ impl Engine {
         log_settled(report, &settled, "agent pressed 1");
         let agent_on_the_call = settled.agent_state.as_deref() == Some("on_call");
         Ok(match settled.code {
-            SettleCode::Applied | SettleCode::Duplicate => agent_on_the_call,
-            SettleCode::Recovered => agent_on_the_call,
+            SettleCode::Applied | SettleCode::Duplicate | SettleCode::Recovered => {
+                agent_on_the_call
+            }
             SettleCode::Stale | SettleCode::Unknown => false,
         })
     }

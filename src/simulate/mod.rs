@@ -120,6 +120,16 @@ pub struct SimulateArgs {
 }
 
 impl SimulateArgs {
+    /// Every agent attempt answered: no misses, no caller hanging up while
+    /// an agent rings, no voicemail picking up.
+    pub fn answer_every_attempt(&mut self) {
+        self.answer = 1.0;
+        self.no_answer = 0.0;
+        self.busy = 0.0;
+        self.hangup = 0.0;
+        self.agent_voicemail = 0.0;
+    }
+
     /// The command line's defaults, for embedding (tests): one call to `url`.
     pub fn new(url: impl Into<String>, auth_token: impl Into<String>) -> SimulateArgs {
         #[derive(clap::Parser)]

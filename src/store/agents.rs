@@ -204,24 +204,13 @@ impl Store {
         }
     }
 
-    /// Redis `TIME` in ms, the clock every script uses.
-    fn time_cmd(pipe: &mut redis::Pipeline) {
-        pipe.cmd("TIME");
-    }
-
-    fn now_from(time: &(String, String)) -> i64 {
-        let secs: i64 = time.0.parse().unwrap_or(0);
-        let micros: i64 = time.1.parse().unwrap_or(0);
-        secs * 1000 + micros / 1000
-    }
-
     pub async fn get_agent(&self, id: &str) -> Result<Option<AgentView>, StoreError> {
         let mut pipe = redis::pipe();
-        Self::time_cmd(&mut pipe);
+        pipe.cmd("TIME");
         pipe.hgetall(self.keys().agent(id));
-        let (time, fields): ((String, String), HashMap<String, String>) =
+        let (time, fields): ((i64, i64), HashMap<String, String>) =
             self.query("get_agent", pipe).await?;
-        let now = Self::now_from(&time);
+        let now = super::redis_ms(time);
         Ok(AgentRecord::from_fields(&fields).map(|r| r.view(now)))
     }
 
@@ -256,18 +245,18 @@ impl Store {
     /// The agents of `ids` that exist, in that order, in one round trip.
     async fn agents_by_id(&self, ids: &[String]) -> Result<Vec<AgentView>, StoreError> {
         let mut pipe = redis::pipe();
-        Self::time_cmd(&mut pipe);
+        pipe.cmd("TIME");
         for id in ids {
             pipe.hgetall(self.keys().agent(id));
         }
         let replies: Vec<Value> = self.query("list_agents", pipe).await?;
         let mut replies = replies.into_iter();
-        let time: (String, String) = match replies.next() {
+        let time: (i64, i64) = match replies.next() {
             Some(v) => redis::from_redis_value(v)
                 .map_err(|e| StoreError::reply("list_agents", e.to_string()))?,
             None => return Err(StoreError::reply("list_agents", "no TIME reply")),
         };
-        let now = Self::now_from(&time);
+        let now = super::redis_ms(time);
         let mut agents = Vec::with_capacity(ids.len());
         for reply in replies {
             let fields: HashMap<String, String> = redis::from_redis_value(reply)

@@ -243,9 +243,8 @@ impl Store {
         let mut pipe = redis::pipe();
         pipe.cmd("TIME");
         pipe.zrange_withscores(self.keys().line(queue), 0, limit.max(1) as isize - 1);
-        let ((secs, micros), line): ((i64, i64), Vec<(String, f64)>) =
-            self.query("line", pipe).await?;
-        let now = secs * 1000 + micros / 1000;
+        let (time, line): ((i64, i64), Vec<(String, f64)>) = self.query("line", pipe).await?;
+        let now = super::redis_ms(time);
         if line.is_empty() {
             return Ok((now, Vec::new()));
         }
@@ -280,11 +279,10 @@ impl Store {
         let replies: Vec<redis::Value> = self.query("waiting_counts", pipe).await?;
         let bad = |e: redis::ParsingError| StoreError::reply("waiting_counts", e.to_string());
         let mut replies = replies.into_iter();
-        let (secs, micros): (i64, i64) = match replies.next() {
-            Some(v) => redis::from_redis_value(v).map_err(bad)?,
+        let now = match replies.next() {
+            Some(v) => super::redis_ms(redis::from_redis_value(v).map_err(bad)?),
             None => return Err(StoreError::reply("waiting_counts", "no TIME reply")),
         };
-        let now = secs * 1000 + micros / 1000;
         let mut out = Vec::with_capacity(queues.len());
         while let (Some(count), Some(head)) = (replies.next(), replies.next()) {
             let count: u64 = redis::from_redis_value(count).map_err(bad)?;

@@ -55,18 +55,14 @@ impl SettleCode {
     }
 }
 
-/// The reply of `settle`.
+/// The reply of `settle`, as far as Rust acts on it (the call's queue, caller
+/// and status it also returns are for the script that routes the next step).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settled {
     pub code: SettleCode,
-    /// The call's own queue, and its caller (as routed).
-    pub queue: String,
-    pub caller: String,
     /// What the agent became (`on_call`, `wrap_up`, `available`, `away`,
     /// `reserved`, `deleted`), if it was touched.
     pub agent_state: Option<String>,
-    /// The call's status afterwards (`ringing`, `on_call`, `retry`, `ended`, …).
-    pub call_status: String,
 }
 
 impl Settled {
@@ -118,33 +114,22 @@ impl<'a> Deadline<'a> {
 }
 
 fn decode_settled(script: &'static str, items: &[String]) -> Result<Settled, StoreError> {
-    let [code, queue, caller, agent_state, call_status] = items.get(..5).unwrap_or(&[]) else {
+    let [code, _queue, _caller, agent_state, _call_status] = items.get(..5).unwrap_or(&[]) else {
         return Err(StoreError::reply(script, format!("{items:?}")));
     };
     let code = SettleCode::parse(code)
         .ok_or_else(|| StoreError::reply(script, format!("unknown code {code:?}")))?;
     Ok(Settled {
         code,
-        queue: queue.clone(),
-        caller: caller.clone(),
         agent_state: (!agent_state.is_empty()).then(|| agent_state.clone()),
-        call_status: call_status.clone(),
     })
 }
 
 impl Store {
     /// Applies one callback's report to its attempt.
     pub async fn settle_attempt(&self, attempt: AttemptRequest<'_>) -> Result<Settled, StoreError> {
-        let name = scripts::SETTLE_ATTEMPT.name;
-        let key = self.keys().call(attempt.sid);
-        let request = SettleRequest {
-            tail_ms: CALL_TAIL_MS,
-            spare_token: new_token(),
-            settle: attempt,
-            next: None,
-        };
-        let reply = self.invoke(&scripts::SETTLE_ATTEMPT, key, &request).await?;
-        decode_settled(name, &texts(name, &reply)?)
+        let items = self.invoke_settle(attempt, None).await?;
+        decode_settled(scripts::SETTLE_ATTEMPT.name, &items)
     }
 
     /// A Dial action: settles its attempt, then decides the call's next step
@@ -155,15 +140,7 @@ impl Store {
         next: RouteRequest<'_>,
     ) -> Result<(Settled, NextStep), StoreError> {
         let name = scripts::SETTLE_ATTEMPT.name;
-        let key = self.keys().call(attempt.sid);
-        let request = SettleRequest {
-            tail_ms: CALL_TAIL_MS,
-            spare_token: new_token(),
-            settle: attempt,
-            next: Some(next),
-        };
-        let reply = self.invoke(&scripts::SETTLE_ATTEMPT, key, &request).await?;
-        let items = texts(name, &reply)?;
+        let items = self.invoke_settle(attempt, Some(next)).await?;
         let settled = decode_settled(name, &items)?;
         let step = match items.get(5).map(String::as_str) {
             Some("hangup") => NextStep::Hangup,
@@ -171,6 +148,23 @@ impl Store {
             None => return Err(StoreError::reply(name, "no next step")),
         };
         Ok((settled, step))
+    }
+
+    /// `settle_attempt.lua`'s reply, as text.
+    async fn invoke_settle(
+        &self,
+        attempt: AttemptRequest<'_>,
+        next: Option<RouteRequest<'_>>,
+    ) -> Result<Vec<String>, StoreError> {
+        let key = self.keys().call(attempt.sid);
+        let request = SettleRequest {
+            tail_ms: CALL_TAIL_MS,
+            spare_token: new_token(),
+            settle: attempt,
+            next,
+        };
+        let reply = self.invoke(&scripts::SETTLE_ATTEMPT, key, &request).await?;
+        texts(scripts::SETTLE_ATTEMPT.name, &reply)
     }
 
     /// Ends a call: no new attempt, and the agent it holds (if any) is settled as

@@ -193,6 +193,11 @@ impl Store {
     }
 }
 
+/// Redis `TIME` (seconds, microseconds) in ms: the clock every script uses.
+fn redis_ms((secs, micros): (i64, i64)) -> i64 {
+    secs * 1000 + micros / 1000
+}
+
 /// A reply element as text: scripts answer bulk strings and integers.
 fn text(value: &Value) -> Option<String> {
     match value {

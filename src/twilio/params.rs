@@ -12,6 +12,13 @@ pub enum ParamsError {
     Malformed(&'static str),
 }
 
+/// Whether `value` is a Twilio id: `prefix` (`CA`, `RE`, …) and 32 hex digits.
+pub fn is_sid(value: &str, prefix: &str) -> bool {
+    value.len() == prefix.len() + 32
+        && value.starts_with(prefix)
+        && value[prefix.len()..].bytes().all(|b| b.is_ascii_hexdigit())
+}
+
 /// A decoded `application/x-www-form-urlencoded` body.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Params(pub Vec<(String, String)>);
@@ -43,10 +50,7 @@ impl Params {
     /// A `<prefix>` + 32 hex digits Twilio id.
     pub fn sid(&self, name: &'static str, prefix: &str) -> Result<&str, ParamsError> {
         let sid = self.get(name).ok_or(ParamsError::Missing(name))?;
-        let ok = sid.len() == prefix.len() + 32
-            && sid.starts_with(prefix)
-            && sid[prefix.len()..].bytes().all(|b| b.is_ascii_hexdigit());
-        if ok {
+        if is_sid(sid, prefix) {
             Ok(sid)
         } else {
             Err(ParamsError::Malformed(name))

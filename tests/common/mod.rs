@@ -131,12 +131,36 @@ pub const VIP: &str = "+15005550008";
 pub const NIGHT: &str = "+15005550009";
 
 pub async fn spawn_app(routing: &str) -> TestApp {
+    spawn_app_with(routing, true, |_| {}).await
+}
+
+/// A test's Redis and one server on it, with or without its worker, its
+/// settings changed by `configure` first.
+pub async fn spawn_app_with(
+    routing: &str,
+    worker: bool,
+    configure: impl FnOnce(&mut Settings),
+) -> TestApp {
     let redis = start_redis();
-    let server = TestServer::start(settings(&redis.url(), routing)).await;
+    let mut s = settings(&redis.url(), routing);
+    configure(&mut s);
+    let server = TestServer::start_with(s, worker).await;
     TestApp {
         redis,
         server,
         http: reqwest::Client::new(),
+    }
+}
+
+/// Settings that connect waiting callers through Twilio's REST API at `rest`:
+/// the server gets a port known in advance, so its public URL (what a redirect
+/// names) is its own address.
+pub fn connect_through(rest: switchboard::twilio::rest::RestConfig) -> impl FnOnce(&mut Settings) {
+    move |s: &mut Settings| {
+        let port = switchboard::redis_server::free_port().expect("free port");
+        s.listen = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        s.public_url = Some(format!("http://127.0.0.1:{port}"));
+        s.twilio_rest = Some(rest);
     }
 }
 
