@@ -7,7 +7,9 @@ ARGV[1]  JSON ClaimConnectRequest (src/store/requests.rs): {prefix, step:
          'claim' | 'failed' | 'sent'}
 
 Reply: 1 when `claim` may send the redirect (the call was 'pending', now
-'sending'); 0 otherwise (already dialled by a wait fetch, or over). `failed`
+'sending', with `connect_at` the claim's time: a replica that dies mid-redirect
+leaves a claim that wait.lua stops honouring once the REST budget is over); 0
+otherwise (already dialled by a wait fetch, or over). `failed`
 puts a 'sending' call back for its next wait fetch; `sent` changes nothing (the
 redirect's own fetch marks it 'dialed').
 ]]
@@ -15,7 +17,7 @@ local call = KEYS[1]
 local connect = redis.call('HGET', call, 'connect')
 if req.step == 'claim' then
   if redis.call('HGET', call, 'status') == 'ringing' and connect == 'pending' then
-    redis.call('HSET', call, 'connect', 'sending')
+    redis.call('HSET', call, 'connect', 'sending', 'connect_at', now_ms())
     return 1
   end
   return 0

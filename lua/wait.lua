@@ -6,13 +6,16 @@ KEYS[1]  call hash  sb:{ns}:call:<CallSid>; its queue's `line:<queue>` and
 ARGV[1]  JSON WaitRequest (src/store/requests.rs): {prefix, sid, max_wait_ms,
          loop_ms, step (the chain's step for a wait that ran out), exit (a key
          the caller pressed that leaves the line), connect (this fetch is the
-         REST redirect's), tail_ms, call_ttl_ms}
+         REST redirect's), redirect_ms (longest a REST redirect can take, its
+         whole budget), tail_ms, call_ttl_ms}
 
 A call given an agent (`connect` 'pending', or 'failed' after a REST redirect
 that did not go through) gets its <Dial> now ('dialed'); while a redirect is
 being sent ('sending') a plain fetch gets {'connecting'} (a short pause and
 another fetch), so the redirect never cuts off a <Dial> in progress; the
-redirect's own fetch (`connect`) gets the <Dial>. If the agent no longer holds
+redirect's own fetch (`connect`) gets the <Dial>. A claim older than
+`redirect_ms` was made by a replica that died or gave up without saying so: the
+fetch dials. If the agent no longer holds
 the call (forced free), or the reservation expired before the caller was
 dialled ('retry'), the caller goes back to its place in line.
 
@@ -28,7 +31,8 @@ local call = KEYS[1]
 if redis.call('EXISTS', call) == 0 then
   return {'unknown'}
 end
-local c = redis.call('HMGET', call, 'status', 'queue', 'since', 'connect', 'agent', 'token')
+local c = redis.call('HMGET', call, 'status', 'queue', 'since', 'connect', 'agent', 'token',
+  'connect_at')
 local status, queue, since = c[1], c[2], tonumber(c[3])
 local now = now_ms()
 -- A waiting call's hash lives as long as its wait may still go on.
@@ -41,7 +45,8 @@ if status == 'ringing' and c[4] and c[4] ~= '' and c[4] ~= 'dialed' then
     redis.call('HSET', call, 'status', 'retry', 'token', '', 'connect', '')
     redis.call('ZREM', K.deadlines, deadline_member('reservation', req.sid, c[5], c[6]))
     status = 'retry'
-  elseif c[4] == 'sending' and not req.connect then
+  elseif c[4] == 'sending' and not req.connect
+      and now - (tonumber(c[7]) or 0) < req.redirect_ms then
     -- A REST redirect is on its way: dialling now would be cut off by it.
     return {'connecting'}
   else

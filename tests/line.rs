@@ -460,6 +460,38 @@ async fn a_forced_agent_sends_its_not_yet_dialled_caller_back_to_its_place() {
 }
 
 #[tokio::test]
+async fn a_redirect_claimed_by_a_replica_that_died_is_taken_over_by_the_callers_fetch() {
+    // No REST here: the test claims the redirect itself, as a replica killed
+    // right after its claim would have left it.
+    let app = spawn_app(LINE).await;
+    app.add_available("a", &["desk"]).await;
+    let first = call_sid(1);
+    let dial = app.call(&first, SUPPORT).await;
+    let second = call_sid(2);
+    let round2 = app.call(&second, SUPPORT).await;
+    app.agent_leg(&first, &dial, "answered").await;
+    app.dial_action(&first, &dial, "completed").await;
+    assert_eq!(app.agent("a").await["call_sid"], second.as_str());
+    let store = app.server.state.engine.store();
+    assert!(store.claim_connect(&second, "claim").await.unwrap());
+    let claimed = std::time::Instant::now();
+
+    // Within the REST budget (3 s, and a second's slack) the redirect may
+    // still come: the fetch pauses rather than dial a call about to be cut off.
+    let meanwhile = wait_fetch(&app, &second, &round2).await;
+    assert_eq!(dialed(&meanwhile), None, "{}", meanwhile.body);
+    // Then nobody is sending it: the caller's own fetch dials.
+    tokio::time::sleep(Duration::from_millis(4100).saturating_sub(claimed.elapsed())).await;
+    let taken_over = wait_fetch(&app, &second, &round2).await;
+    assert_eq!(
+        dialed(&taken_over).as_deref(),
+        Some("a"),
+        "{}",
+        taken_over.body
+    );
+}
+
+#[tokio::test]
 async fn a_rest_answer_that_the_call_is_over_frees_the_agent_without_a_miss() {
     let stand_in = TwilioApiStandIn::start().await;
     let app = app_with_rest(&stand_in).await;

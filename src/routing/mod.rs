@@ -16,7 +16,7 @@ use crate::store::{
     AttemptRequest, NextStep, Outcome, PlanEntry, RouteOutcome, RouteRequest, SettleCode, Settled,
     Store, StoreError,
 };
-use crate::twilio::rest::{RedirectOutcome, RestClient};
+use crate::twilio::rest::{RedirectOutcome, RequestBudget, RestClient};
 
 /// An incoming call, as `POST /twilio/voice` describes it.
 #[derive(Debug, Clone)]
@@ -279,6 +279,17 @@ impl Engine {
         }
     }
 
+    /// How long a claimed REST redirect may still be on its way: the client's
+    /// whole budget and a second for the clocks (the default budget's for a
+    /// replica without REST, in case another one has it).
+    fn redirect_ms(&self) -> u64 {
+        let budget = match &self.connector {
+            Some(connector) => connector.0.config().budget,
+            None => RequestBudget::default(),
+        };
+        u64::try_from(budget.total.as_millis()).unwrap_or(u64::MAX) + 1000
+    }
+
     pub fn store(&self) -> &Store {
         &self.store
     }
@@ -465,6 +476,7 @@ impl Engine {
             step: self.table.plan(home).terminal.to_string(),
             exit: exit.is_some(),
             connect,
+            redirect_ms: self.redirect_ms(),
             call_ttl_ms: self.call_ttl_ms() + u64::from(hold.max_wait_secs) * 1000,
         };
         let outcome = self.store.wait(call.call_sid, fetch).await?;

@@ -17,6 +17,9 @@ pub struct WaitFetch {
     pub exit: bool,
     /// The fetch a REST redirect asked for.
     pub connect: bool,
+    /// The longest a REST redirect can take (its whole budget): a claim older
+    /// than this was left by a replica that died mid-redirect.
+    pub redirect_ms: u64,
     pub call_ttl_ms: u64,
 }
 
@@ -146,6 +149,7 @@ impl Store {
             step: wait.step,
             exit: wait.exit,
             connect: wait.connect,
+            redirect_ms: wait.redirect_ms,
             tail_ms: CALL_TAIL_MS,
             call_ttl_ms: wait.call_ttl_ms,
         };

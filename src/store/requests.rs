@@ -110,6 +110,8 @@ pub(super) struct WaitRequest<'a> {
     pub exit: bool,
     /// This fetch is the one a REST redirect asked for.
     pub connect: bool,
+    /// A redirect claimed longer ago than this will not come: the fetch dials.
+    pub redirect_ms: u64,
     pub tail_ms: u64,
     pub call_ttl_ms: u64,
 }
