@@ -127,7 +127,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Simulate(args) => {
             let report = switchboard::simulate::run(&args).await?;
             report.print(args.json);
-            if report.errors > 0 || report.violations > 0 {
+            if report.failed() {
                 std::process::exit(1);
             }
             Ok(())

@@ -5,94 +5,35 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
+use common::process::Process as Serve;
 use common::*;
 use switchboard::redis_server::{RedisServer, free_port};
 
 const TWILIO_TOKEN: &str = "tok-SECRET-twilio-123";
 const ADMIN: &str = "tok-SECRET-admin-456";
 
-struct Serve {
-    child: Child,
-    base: String,
-    log: std::path::PathBuf,
+/// `serve` with this file's tokens.
+async fn serve(redis: &RedisServer, name: &str) -> Serve {
+    serve_with(&redis.url(), name, &[]).await
 }
 
-impl Serve {
-    async fn start(redis: &RedisServer, name: &str) -> Serve {
-        Serve::start_with(&redis.url(), name, &[]).await
-    }
-
-    /// `serve` against `redis_url`, with `env` set on top of the usual tokens.
-    async fn start_with(redis_url: &str, name: &str, env: &[(&str, &str)]) -> Serve {
-        let port = free_port().unwrap();
-        let log = std::env::temp_dir().join(format!("sb-{name}-{}.log", std::process::id()));
-        let child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
-            .arg("serve")
-            .env("SWITCHBOARD_REDIS_URL", redis_url)
-            .env("SWITCHBOARD_LISTEN", format!("127.0.0.1:{port}"))
-            .env("TWILIO_AUTH_TOKEN", TWILIO_TOKEN)
-            .env("SWITCHBOARD_ADMIN_TOKEN", ADMIN)
-            .env("SWITCHBOARD_REDIS_TIMEOUT_MS", "1500")
-            .env_remove("SWITCHBOARD_LOG_FORMAT")
-            .env("RUST_LOG", "debug")
-            .envs(env.iter().copied())
-            .stdout(std::fs::File::create(&log).unwrap())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start switchboard serve");
-        let serve = Serve {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-            log,
-        };
-        let started = Instant::now();
-        while reqwest::get(format!("{}/healthz", serve.base))
-            .await
-            .is_err()
-        {
-            assert!(
-                started.elapsed() < Duration::from_secs(10),
-                "serve did not start"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        serve
-    }
-
-    fn sigterm(&self) {
-        // SAFETY: a signal to our own child.
-        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
-    }
-
-    /// Waits for the exit; its code.
-    fn wait(&mut self, limit: Duration) -> Option<i32> {
-        let started = Instant::now();
-        while started.elapsed() < limit {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return status.code();
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        None
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_file(&self.log);
-    }
+/// `serve` against `redis_url`, with `env` set on top of the usual tokens.
+async fn serve_with(redis_url: &str, name: &str, env: &[(&str, &str)]) -> Serve {
+    let mut all = vec![
+        ("TWILIO_AUTH_TOKEN", TWILIO_TOKEN),
+        ("SWITCHBOARD_ADMIN_TOKEN", ADMIN),
+    ];
+    all.extend_from_slice(env);
+    Serve::start(&["serve"], redis_url, name, &all).await
 }
 
 #[tokio::test]
 async fn logs_are_json_lines_with_the_call_sid_and_never_a_token() {
     let redis = start_redis();
-    let mut serve = Serve::start(&redis, "logs").await;
+    let mut serve = serve(&redis, "logs").await;
     let http = reqwest::Client::new();
     assert_eq!(
         put_agent(&http, &serve.base, ADMIN, "a", &["default"]).await,
@@ -181,7 +122,7 @@ async fn logs_are_json_lines_with_the_call_sid_and_never_a_token() {
 #[tokio::test]
 async fn sigterm_finishes_the_requests_in_flight_then_exits_0() {
     let redis = start_redis();
-    let mut serve = Serve::start(&redis, "sigterm").await;
+    let mut serve = serve(&redis, "sigterm").await;
     let http = reqwest::Client::new();
     // Paused, Redis holds the call's webhook for the whole 1.5 s budget.
     let pid = redis.pid().unwrap() as libc::pid_t;
@@ -278,7 +219,7 @@ async fn with_redis_down_readyz_and_the_api_answer_fixed_text_and_no_password_is
     // Nothing listens there: every connection attempt fails.
     let port = free_port().unwrap();
     let url = format!("redis://:{REDIS_PASSWORD}@127.0.0.1:{port}");
-    let mut serve = Serve::start_with(&url, "redis-down", &[]).await;
+    let mut serve = serve_with(&url, "redis-down", &[]).await;
     let http = reqwest::Client::new();
     let ready = http
         .get(format!("{}/readyz", serve.base))
@@ -316,7 +257,7 @@ async fn tokens_read_with_a_trailing_newline_are_trimmed_with_a_warning() {
     let redis = start_redis();
     let twilio = format!("{TWILIO_TOKEN}\n");
     let admin = format!(" {ADMIN}\r\n");
-    let mut serve = Serve::start_with(
+    let mut serve = serve_with(
         &redis.url(),
         "trimmed",
         &[
@@ -363,7 +304,7 @@ async fn tokens_read_with_a_trailing_newline_are_trimmed_with_a_warning() {
 #[tokio::test]
 async fn a_short_admin_token_gets_a_start_up_warning() {
     let redis = start_redis();
-    let mut serve = Serve::start_with(
+    let mut serve = serve_with(
         &redis.url(),
         "short",
         &[("SWITCHBOARD_ADMIN_TOKEN", "short-tok")],
@@ -384,7 +325,7 @@ async fn sigterm_closes_idle_and_half_sent_connections_at_once_and_exits_0() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let redis = start_redis();
     // A drain time far longer than the wait below: only closing at once passes.
-    let mut serve = Serve::start_with(
+    let mut serve = serve_with(
         &redis.url(),
         "half-sent",
         &[("SWITCHBOARD_REQUEST_TIMEOUT_MS", "30000")],

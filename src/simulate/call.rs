@@ -69,9 +69,28 @@ impl CallOutcome {
     }
 }
 
+/// What the caller saw of a line, with the times it saw it (since the run
+/// started): what the overtaking check (`line_check`) reasons from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LineMark {
+    /// A hold round announcing a position: at some instant between `sent` (the
+    /// fetch's first try) and `received`, the caller was in `queue`'s line and
+    /// not yet given an agent.
+    Waiting {
+        queue: String,
+        position: u32,
+        sent: Duration,
+        received: Duration,
+    },
+    /// An agent's `<Dial>`: the agent was reserved for the caller at or before
+    /// `received`, and the attempt was over at `ended`.
+    Offered { received: Duration, ended: Duration },
+}
+
 /// The result of one call.
 #[derive(Debug, Clone)]
 pub struct CallResult {
+    pub sid: String,
     pub outcome: CallOutcome,
     /// Agents offered the call.
     pub attempts: u32,
@@ -84,6 +103,12 @@ pub struct CallResult {
     pub hold_rounds: u32,
     /// Hold rounds cut short by a REST redirect.
     pub rest_redirects: u32,
+    /// Requests a server could not answer (killed, restarting) sent again to
+    /// the next, as a load balancer does.
+    pub retried: u32,
+    pub line: Vec<LineMark>,
+    /// When the caller's call was over (since the run started).
+    pub ended_at: Duration,
     pub latencies: Vec<Duration>,
     pub errors: Vec<String>,
     pub violations: Vec<String>,
@@ -113,16 +138,21 @@ struct Call<'a> {
     legs: u32,
     /// Redirects the REST stand-in received for this call.
     redirected: Option<tokio::sync::mpsc::UnboundedReceiver<String>>,
+    /// The last answered request: when its first try was sent, and when its
+    /// answer came (since the run started).
+    last_sent: Duration,
+    last_received: Duration,
 }
 
 pub(crate) async fn place(shared: &Shared, n: usize) -> CallResult {
     let args = &shared.args;
+    // Unique per run (CallSids of an earlier run are ended calls), while the
+    // outcomes still follow the seed.
+    let sid = format!("CA{:032x}", (u128::from(shared.run_id) << 64) | n as u128);
     let mut call = Call {
         shared,
         n,
-        // Unique per run (CallSids of an earlier run are ended calls), while the
-        // outcomes still follow the seed.
-        sid: format!("CA{:032x}", (u128::from(shared.run_id) << 64) | n as u128),
+        sid: sid.clone(),
         // Callers repeat, so affinity is exercised under load.
         from: format!("+1500555{:04}", n % 997),
         to: args.to[n % args.to.len()].clone(),
@@ -132,12 +162,16 @@ pub(crate) async fn place(shared: &Shared, n: usize) -> CallResult {
                 .wrapping_add(n as u64),
         ),
         result: CallResult {
+            sid,
             outcome: CallOutcome::HungUp,
             attempts: 0,
             missed: 0,
             voicemail_pickups: 0,
             hold_rounds: 0,
             rest_redirects: 0,
+            retried: 0,
+            line: Vec::new(),
+            ended_at: Duration::ZERO,
             latencies: Vec::new(),
             errors: Vec::new(),
             violations: Vec::new(),
@@ -145,11 +179,17 @@ pub(crate) async fn place(shared: &Shared, n: usize) -> CallResult {
         replays: Vec::new(),
         legs: 0,
         redirected: None,
+        last_sent: Duration::ZERO,
+        last_received: Duration::ZERO,
     };
     if shared.args.rest_listen.is_some() {
         call.redirected = Some(shared.redirects.open(&call.sid));
     }
     call.run().await;
+    if call.result.ended_at == Duration::ZERO {
+        // A call that stopped on an error: the caller is gone from here on.
+        call.result.ended_at = shared.started.elapsed();
+    }
     shared.redirects.close(&call.sid);
     for (url, params) in std::mem::take(&mut call.replays) {
         call.post(&url, &params, "replay").await;
@@ -203,7 +243,11 @@ impl Call<'_> {
                 }
                 // An agent's <Dial> reports its leg; a forward does not.
                 Ok(Verb::Dial(dial)) if dial.status_callback.is_some() => {
-                    match self.attempt(dial).await {
+                    let received = self.last_received;
+                    let next = self.attempt(dial).await;
+                    let ended = self.shared.started.elapsed();
+                    self.result.line.push(LineMark::Offered { received, ended });
+                    match next {
                         Some(next) => Some(next),
                         None => return,
                     }
@@ -241,13 +285,48 @@ impl Call<'_> {
                     self.end_call().await;
                     return;
                 }
-                Ok(Verb::Redirect { url, gather }) => match self.hold_round(&url, gather).await {
-                    Some(next) => Some(next),
-                    None => return,
-                },
+                Ok(Verb::Redirect { url, gather }) => {
+                    self.note_round(&url, &body);
+                    match self.hold_round(&url, gather).await {
+                        Some(next) => Some(next),
+                        None => return,
+                    }
+                }
             };
         }
         self.error(format!("more than {MAX_STEPS} TwiML steps"));
+    }
+
+    /// Notes a hold round that announced a position (one that did not is the
+    /// short pause of a redirect on its way), and checks that the position
+    /// did not go up.
+    fn note_round(&mut self, url: &str, body: &str) {
+        let Some(position) = twiml::announced_position(body) else {
+            return;
+        };
+        let queue = query_value(url, "queue").unwrap_or_default();
+        let before = self.result.line.iter().rev().find_map(|mark| match mark {
+            LineMark::Waiting {
+                queue: q,
+                position: p,
+                ..
+            } if *q == queue => Some(*p),
+            _ => None,
+        });
+        if let Some(before) = before
+            && position > before
+        {
+            self.result.violations.push(format!(
+                "{} went from number {before} to {position} in {queue}'s line",
+                self.sid
+            ));
+        }
+        self.result.line.push(LineMark::Waiting {
+            queue,
+            position,
+            sent: self.last_sent,
+            received: self.last_received,
+        });
     }
 
     /// One agent rings; returns the TwiML of the call's next step, or `None`
@@ -540,6 +619,7 @@ impl Call<'_> {
 
     /// The number's status callback: the caller's call is over.
     async fn end_call(&mut self) {
+        self.result.ended_at = self.shared.started.elapsed();
         let params = self.params(&[("CallStatus", "completed"), ("CallDuration", "1")]);
         self.callback("/twilio/voice/status", params, "call completed")
             .await;
@@ -569,38 +649,56 @@ impl Call<'_> {
     }
 
     /// Posts a signed webhook to the next server in rotation, as a load balancer
-    /// would; `None` (and an error) unless it answers 200.
+    /// would; `None` (and an error) unless it answers 200. A server that cannot
+    /// be reached, or drops the connection before answering (killed,
+    /// restarting), gets the request sent to the next one, once per server, as
+    /// a load balancer retries (and as Twilio does with connection overrides).
     async fn post(&mut self, url: &str, params: &[(String, String)], what: &str) -> Option<String> {
         let urls = &self.shared.args.urls;
-        let base = urls[self.shared.next_url.fetch_add(1, Ordering::Relaxed) % urls.len()]
-            .trim_end_matches('/');
-        let target = format!("{base}{}", path_of(url));
-        let sig = signature::compute(&self.shared.args.auth_token, &target, params);
+        let body = serde_urlencoded::to_string(params).unwrap_or_default();
+        let first_sent = self.shared.started.elapsed();
         let started = Instant::now();
-        let sent = self
-            .shared
-            .http
-            .post(&target)
-            .header("X-Twilio-Signature", sig)
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(serde_urlencoded::to_string(params).unwrap_or_default())
-            .send()
-            .await;
-        let result = match sent {
-            Ok(response) => {
-                let status = response.status();
-                let body = response.text().await.unwrap_or_default();
-                self.result.latencies.push(started.elapsed());
-                if status.is_success() {
-                    Ok(body)
-                } else {
-                    Err(format!("{what}: POST {target} answered {status}: {body}"))
+        let first = self.shared.next_url.fetch_add(1, Ordering::Relaxed);
+        let mut tries = 0;
+        let result = loop {
+            let base = urls[(first + tries) % urls.len()].trim_end_matches('/');
+            tries += 1;
+            let target = format!("{base}{}", path_of(url));
+            let sig = signature::compute(&self.shared.args.auth_token, &target, params);
+            let sent = self
+                .shared
+                .http
+                .post(&target)
+                .header("X-Twilio-Signature", sig)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(body.clone())
+                .send()
+                .await;
+            match sent {
+                Ok(response) => {
+                    let status = response.status();
+                    match response.text().await {
+                        Ok(text) if status.is_success() => break Ok(text),
+                        Ok(text) => {
+                            break Err(format!("{what}: POST {target} answered {status}: {text}"));
+                        }
+                        Err(e) if tries < urls.len() => {
+                            self.note_retry(what, &target, &e);
+                        }
+                        Err(e) => break Err(format!("{what}: POST {target}: {e}")),
+                    }
                 }
+                Err(e) if (e.is_connect() || e.is_request()) && tries < urls.len() => {
+                    self.note_retry(what, &target, &e);
+                }
+                Err(e) => break Err(format!("{what}: POST {target} failed: {e}")),
             }
-            Err(e) => Err(format!("{what}: POST {target} failed: {e}")),
         };
+        self.result.latencies.push(started.elapsed());
         match result {
             Ok(body) => {
+                self.last_sent = first_sent;
+                self.last_received = self.shared.started.elapsed();
                 self.trace(&format!(
                     "{what}: POST {} -> 200 {}",
                     path_of(url),
@@ -613,6 +711,13 @@ impl Call<'_> {
                 None
             }
         }
+    }
+
+    fn note_retry(&mut self, what: &str, target: &str, error: &reqwest::Error) {
+        self.result.retried += 1;
+        self.trace(&format!(
+            "{what}: POST {target} got no answer ({error}): sent to the next server"
+        ));
     }
 
     fn error(&mut self, message: String) {
@@ -635,6 +740,15 @@ fn path_of(url: &str) -> &str {
         Some((_, rest)) => rest.find('/').map_or("/", |i| &rest[i..]),
         None => url,
     }
+}
+
+/// The value of `name` in a URL's query, if it has one.
+fn query_value(url: &str, name: &str) -> Option<String> {
+    let query = url.split_once('?')?.1;
+    serde_urlencoded::from_str::<Vec<(String, String)>>(query)
+        .ok()?
+        .into_iter()
+        .find_map(|(k, v)| (k == name).then_some(v))
 }
 
 /// One line describing a TwiML answer, for traces.

@@ -6,9 +6,11 @@
 //! another still holds it). It is the demo's "place a call" and the load bench.
 
 mod call;
+mod line_check;
 mod report;
 mod rest;
 pub mod twiml;
+mod watch;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -109,6 +111,22 @@ pub struct SimulateArgs {
     /// Queues the created agents join.
     #[arg(long, default_value = "sales,support", value_delimiter = ',')]
     pub agent_queues: Vec<String>,
+    /// Each created agent joins this many of --agent-queues, drawn from the
+    /// seed (0: all of them).
+    #[arg(long, default_value_t = 0)]
+    pub agent_queues_each: usize,
+    /// Also check invariant 7 from outside: look at the lines in this Redis
+    /// (the servers' SWITCHBOARD_REDIS_URL) every 100 ms for agents idle beside
+    /// waiting callers and callers left in line after hanging up.
+    #[arg(long, hide_env_values = true)]
+    pub watch_redis: Option<String>,
+    /// The servers' namespace, for --watch-redis.
+    #[arg(long, default_value = "default")]
+    pub namespace: String,
+    /// The servers' sweep interval in ms (SWITCHBOARD_SWEEP_INTERVAL_MS), for
+    /// --watch-redis: an agent freed by time is matched within it.
+    #[arg(long, default_value_t = 1000)]
+    pub sweep_ms: u64,
     /// Admin token, for `--agents`.
     #[arg(
         long,
@@ -201,6 +219,20 @@ pub async fn run(args: &SimulateArgs) -> anyhow::Result<Report> {
             args.auth_token.clone(),
         ));
     }
+    let started = Instant::now();
+    let watching = match &args.watch_redis {
+        Some(url) => {
+            let watch = watch::Watch::new(
+                url,
+                &args.namespace,
+                Duration::from_millis(args.sweep_ms),
+                started,
+            )?;
+            let stop = tokio_util::sync::CancellationToken::new();
+            Some((tokio::spawn(watch.run(stop.clone())), stop))
+        }
+        None => None,
+    };
     let shared = Arc::new(call::Shared {
         redirects,
         http,
@@ -208,7 +240,7 @@ pub async fn run(args: &SimulateArgs) -> anyhow::Result<Report> {
         holders: Holders::default(),
         next_url: AtomicUsize::new(0),
         trace: args.trace || args.calls == 1,
-        started: Instant::now(),
+        started,
         run_id: rand::random(),
     });
     let next_call = Arc::new(AtomicUsize::new(0));
@@ -238,15 +270,28 @@ pub async fn run(args: &SimulateArgs) -> anyhow::Result<Report> {
     while let Some(done) = workers.join_next().await {
         report.merge(done.context("a simulated call panicked")?);
     }
-    report.finish(args, shared.started.elapsed());
+    let took = shared.started.elapsed();
+    if let Some((watching, stop)) = watching {
+        stop.cancel();
+        let watch = watching.await.context("the line watch panicked")?;
+        report.add_findings(watch.settle(&report.ended_calls()).await);
+    }
+    report.finish(args, took);
     Ok(report)
 }
 
 async fn create_agents(http: &reqwest::Client, args: &SimulateArgs) -> anyhow::Result<()> {
     let base = args.urls[0].trim_end_matches('/');
+    let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(args.seed);
     for i in 0..args.agents {
         let id = format!("sim-{i}");
-        let body = serde_json::json!({ "name": id, "contact": format!("client:{id}"), "queues": args.agent_queues });
+        let queues: Vec<&String> = match args.agent_queues_each {
+            0 => args.agent_queues.iter().collect(),
+            each => rand::seq::IndexedRandom::sample(args.agent_queues.as_slice(), &mut rng, each)
+                .collect(),
+        };
+        let body =
+            serde_json::json!({ "name": id, "contact": format!("client:{id}"), "queues": queues });
         for (path, body) in [
             (format!("{base}/v1/agents/{id}"), body),
             (

@@ -7,7 +7,8 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use super::SimulateArgs;
-use super::call::{CallOutcome, CallResult};
+use super::call::{CallOutcome, CallResult, LineMark};
+use super::watch::Findings;
 
 /// What a simulation run measured.
 #[derive(Debug, Default, Clone, Serialize)]
@@ -33,11 +34,28 @@ pub struct Report {
     /// Calls that ended in a fallback step (forwarded or voicemail).
     pub fallbacks: u64,
     pub errors: u64,
+    /// Requests a server did not answer (killed, restarting), sent to the next.
+    pub retried: u64,
+    /// An agent handed a call while another held it, or a position announced
+    /// higher than before, as the callers saw it.
     pub violations: u64,
+    /// Callers given an agent while one who was surely ahead of them in the
+    /// same line still waited (see `line_check`).
+    pub overtaken: u64,
+    /// With `--watch-redis`: how often the lines were looked at, agents found
+    /// idle beside waiting callers for longer than a sweep, and callers found
+    /// in line after the heartbeat should have removed them.
+    pub line_looks: u64,
+    pub idle_beside_waiters: u64,
+    pub left_in_line: u64,
     /// The first few errors and violations, for the reader.
     pub examples: Vec<String>,
     #[serde(skip)]
     latencies: Latencies,
+    /// Each call's CallSid, when it ended, and its line marks (for the
+    /// overtaking check and the watch).
+    #[serde(skip)]
+    journeys: Vec<(String, Duration, Vec<LineMark>)>,
 }
 
 /// Webhook latencies in µs, kept by an HDR histogram (3 significant digits): a
@@ -93,12 +111,12 @@ impl Report {
         self.hold_rounds += u64::from(call.hold_rounds);
         self.rest_redirects += u64::from(call.rest_redirects);
         self.errors += call.errors.len() as u64;
+        self.retried += u64::from(call.retried);
         self.violations += call.violations.len() as u64;
         for line in call.violations.into_iter().chain(call.errors) {
-            if self.examples.len() < EXAMPLES {
-                self.examples.push(line);
-            }
+            self.example(line);
         }
+        self.journeys.push((call.sid, call.ended_at, call.line));
         for took in call.latencies {
             self.latencies.record(took);
         }
@@ -117,17 +135,65 @@ impl Report {
         self.rest_redirects += other.rest_redirects;
         self.fallbacks += other.fallbacks;
         self.errors += other.errors;
+        self.retried += other.retried;
         self.violations += other.violations;
         for line in other.examples {
-            if self.examples.len() < EXAMPLES {
-                self.examples.push(line);
-            }
+            self.example(line);
         }
+        self.journeys.extend(other.journeys);
         // Both use the same precision and auto-resize: adding cannot fail.
         let _ = self.latencies.0.add(&other.latencies.0);
     }
 
+    fn example(&mut self, line: String) {
+        if self.examples.len() < EXAMPLES {
+            self.examples.push(line);
+        }
+    }
+
+    /// Every call's CallSid and when it ended.
+    pub(crate) fn ended_calls(&self) -> Vec<(String, Duration)> {
+        self.journeys
+            .iter()
+            .map(|(sid, ended, _)| (sid.clone(), *ended))
+            .collect()
+    }
+
+    pub(crate) fn add_findings(&mut self, findings: Findings) {
+        self.line_looks = findings.looks;
+        self.idle_beside_waiters = findings.idle_beside_waiters.len() as u64;
+        self.left_in_line = findings.left_in_line.len() as u64;
+        for line in findings
+            .idle_beside_waiters
+            .into_iter()
+            .chain(findings.left_in_line)
+        {
+            self.example(line);
+        }
+    }
+
+    /// Whether the run found anything wrong: an error or any broken invariant.
+    pub fn failed(&self) -> bool {
+        self.errors
+            + self.violations
+            + self.overtaken
+            + self.idle_beside_waiters
+            + self.left_in_line
+            > 0
+    }
+
     pub(crate) fn finish(&mut self, args: &SimulateArgs, took: Duration) {
+        let lines: Vec<(String, Vec<LineMark>)> = self
+            .journeys
+            .iter()
+            .filter(|(_, _, marks)| !marks.is_empty())
+            .map(|(sid, _, marks)| (sid.clone(), marks.clone()))
+            .collect();
+        let overtaken = super::line_check::overtakings(&lines);
+        self.overtaken = overtaken.len() as u64;
+        for line in overtaken {
+            self.example(line);
+        }
         self.concurrency = args.concurrency;
         self.servers = args.urls.len();
         self.seconds = took.as_secs_f64();
@@ -185,7 +251,22 @@ impl Report {
                     self.waited, self.hold_rounds, self.rest_redirects
                 );
             }
-            println!("invariant violations: {}", self.violations);
+            if self.retried > 0 {
+                println!(
+                    "requests sent to the next server after one did not answer: {}",
+                    self.retried
+                );
+            }
+            println!(
+                "invariant violations: {}  callers overtaken: {}",
+                self.violations, self.overtaken
+            );
+            if self.line_looks > 0 {
+                println!(
+                    "lines looked at {} times: agents idle beside waiting callers {}, callers left in line after hanging up {}",
+                    self.line_looks, self.idle_beside_waiters, self.left_in_line
+                );
+            }
             for line in &self.examples {
                 println!("  {line}");
             }

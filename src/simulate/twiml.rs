@@ -155,6 +155,28 @@ pub fn gather_action(xml: &str) -> Option<String> {
     }
 }
 
+/// The position a hold round announces ("You are number 3 in line."), if it
+/// says one: a round that does proves the caller was in line, not yet given an
+/// agent, when switchboard answered it.
+pub fn announced_position(xml: &str) -> Option<u32> {
+    let mut reader = Reader::from_str(xml);
+    let mut in_say = false;
+    loop {
+        match reader.read_event() {
+            Ok(Event::Start(e)) if e.name().as_ref() == "Say" => in_say = true,
+            Ok(Event::End(e)) if e.name().as_ref() == "Say" => in_say = false,
+            Ok(Event::Text(t)) if in_say => {
+                let text = t.xml10_content().into_owned();
+                let rest = text.split("You are number ").nth(1)?;
+                let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+                return digits.parse().ok();
+            }
+            Ok(Event::Eof) | Err(_) => return None,
+            Ok(_) => {}
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -196,6 +218,8 @@ mod tests {
             wait_url: "http://h/twilio/voice/wait?queue=a&x=1",
             gather: true,
         });
+        assert_eq!(announced_position(&round), Some(1));
+        assert_eq!(announced_position(&twiml::hangup()), None);
         assert_eq!(
             first_verb(&round).unwrap(),
             Verb::Redirect {

@@ -16,6 +16,7 @@ pub mod keys;
 pub mod lifecycle;
 pub mod requests;
 pub mod scripts;
+pub mod watch;
 
 use std::future::Future;
 use std::time::{Duration, Instant};

@@ -122,6 +122,12 @@ pub(super) struct ClaimConnectRequest<'a> {
     pub step: &'a str,
 }
 
+/// `watch_lines.lua`: a read-only look at the lines (simulate's checks).
+#[derive(Debug, Serialize)]
+pub(super) struct WatchRequest {
+    pub free_listed: usize,
+}
+
 /// `remove_waiting.lua`: the admin API takes a caller out of a line.
 #[derive(Debug, Serialize)]
 pub(super) struct RemoveWaitingRequest<'a> {

@@ -50,6 +50,9 @@ lua!(WAIT, "wait");
 lua!(MATCH_LINES, "match_lines");
 lua!(REMOVE_WAITING, "remove_waiting");
 lua!(CLAIM_CONNECT, "claim_connect");
+// Read-only and run by `simulate --watch-redis` only, so not in `all()`: a
+// replica neither loads nor needs it.
+lua!(WATCH_LINES, "watch_lines");
 
 /// Every script, to load them all at start and check they are loaded for `/readyz`.
 pub fn all() -> [&'static Lua; 14] {

@@ -1,0 +1,47 @@
+--[[ watch_lines: a read-only look at every line, so that `switchboard simulate
+--watch-redis` can check invariant 7 from outside the servers: who waits in each
+line, and which agents of that queue are free right now beside them. It changes
+nothing; no replica runs it.
+
+KEYS[1]  hold queues hash  sb:{ns}:hold_queues; the lines, free lists and agents
+         are built from the prefix
+ARGV[1]  JSON WatchRequest (src/store/requests.rs): {prefix, free_listed (most
+         free agents listed per queue)}
+
+Reply, flat: {now, queues, then per queue: name, loop_ms, n, the n CallSids in
+line (head first), m, the m free agents as 'id|state_since'}. Free: available
+or in a wrap-up that has ended, not deleted, listed in the queue's free list
+(`avail:<queue>`) with a score that is not in the future; listed only for a
+queue with somebody in line.
+]]
+local now = now_ms()
+local flat = redis.call('HGETALL', KEYS[1])
+local reply = {now, #flat / 2}
+for i = 1, #flat, 2 do
+  local queue = flat[i]
+  local conf = cjson.decode(flat[i + 1])
+  local line = redis.call('ZRANGE', K.line(queue), 0, -1)
+  reply[#reply + 1] = queue
+  reply[#reply + 1] = conf.loop_ms
+  reply[#reply + 1] = #line
+  for _, sid in ipairs(line) do
+    reply[#reply + 1] = sid
+  end
+  local free = {}
+  if #line > 0 then
+    local ids = redis.call('ZRANGEBYSCORE', K.avail(queue), '-inf', now, 'LIMIT', 0,
+      req.free_listed)
+    for _, id in ipairs(ids) do
+      local a = redis.call('HMGET', K.agent(id), 'state', 'deleted', 'free_at', 'state_since')
+      local freed = (a[1] == 'available' or a[1] == 'wrap_up') and a[2] ~= '1'
+      if freed and (tonumber(a[3]) or 0) <= now then
+        free[#free + 1] = id .. '|' .. (a[4] or '')
+      end
+    end
+  end
+  reply[#reply + 1] = #free
+  for _, entry in ipairs(free) do
+    reply[#reply + 1] = entry
+  end
+end
+return reply

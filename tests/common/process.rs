@@ -1,0 +1,100 @@
+//! switchboard as a real process of the built binary (`serve`, `worker`), on a
+//! free port, logging to a file, and stopped by its PID when dropped.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use switchboard::redis_server::free_port;
+
+pub struct Process {
+    child: Child,
+    /// `http://127.0.0.1:<port>`: the webhooks (serve), or /healthz and
+    /// /metrics (worker).
+    pub base: String,
+    pub log: std::path::PathBuf,
+}
+
+impl Process {
+    /// `switchboard <args>` against `redis_url`, with `env` on top of the
+    /// listen address and a 1.5 s Redis timeout; returns once /healthz answers.
+    pub async fn start(
+        args: &[&str],
+        redis_url: &str,
+        name: &str,
+        env: &[(&str, &str)],
+    ) -> Process {
+        Process::start_on(free_port().unwrap(), args, redis_url, name, env).await
+    }
+
+    /// As [`Process::start`], on a port the caller chose (to name it in `env`).
+    pub async fn start_on(
+        port: u16,
+        args: &[&str],
+        redis_url: &str,
+        name: &str,
+        env: &[(&str, &str)],
+    ) -> Process {
+        let log = std::env::temp_dir().join(format!("sb-{name}-{}.log", std::process::id()));
+        let child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+            .args(args)
+            .env("SWITCHBOARD_REDIS_URL", redis_url)
+            .env("SWITCHBOARD_LISTEN", format!("127.0.0.1:{port}"))
+            .env("SWITCHBOARD_REDIS_TIMEOUT_MS", "1500")
+            .env_remove("SWITCHBOARD_LOG_FORMAT")
+            .env("RUST_LOG", "debug")
+            .envs(env.iter().copied())
+            .stdout(std::fs::File::create(&log).unwrap())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start switchboard");
+        let process = Process {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            log,
+        };
+        let started = Instant::now();
+        while reqwest::get(format!("{}/healthz", process.base))
+            .await
+            .is_err()
+        {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "switchboard {args:?} did not start"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        process
+    }
+
+    pub fn sigterm(&self) {
+        // SAFETY: a signal to our own child.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+    }
+
+    /// SIGKILL, as a node dying or `kill -9`: nothing is finished or said.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Waits for the exit; its code.
+    pub fn wait(&mut self, limit: Duration) -> Option<i32> {
+        let started = Instant::now();
+        while started.elapsed() < limit {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        None
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.log);
+    }
+}
