@@ -759,3 +759,42 @@ async fn a_random_mix_of_waiting_callers_through_three_replicas_settles_clean() 
     second.shutdown().await;
     third.shutdown().await;
 }
+
+/// The line watch itself can fail: with no worker, an agent freed by time (its
+/// wrap-up over) is never matched, so it sits free beside callers in line; and
+/// callers whose hang-up was never reported stay in line with nobody to sweep
+/// their heartbeats. `simulate --watch-redis` reports both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_line_watch_reports_an_idle_agent_and_callers_left_in_line() {
+    let routing = LINE
+        .replace("wrap_up_secs = 0", "wrap_up_secs = 1")
+        .replace("max_waiting = 3", "max_waiting = 100")
+        .replace(
+            "exit_digits = { \"1\" = \"voicemail\" }",
+            "join_when_no_agents = true",
+        );
+    let app = spawn_app_with(&routing, false, |_| {}).await;
+    app.add_available("a", &["desk"]).await;
+    let mut args = switchboard::simulate::SimulateArgs::new(app.base(), AUTH_TOKEN);
+    args.calls = 6;
+    args.concurrency = 6;
+    args.to = vec![SUPPORT.into()];
+    args.answer_every_attempt();
+    args.ring_ms = 5;
+    args.talk_ms = 50;
+    args.hold_ms = 200;
+    // Waiting callers give up after a few rounds, and half the reports of
+    // it (and of everything else) are lost.
+    args.wait_hangup = 0.25;
+    args.lost = 0.5;
+    args.seed = 3;
+    args.watch_redis = Some(app.redis.url());
+    args.sweep_ms = 100;
+    let report = switchboard::simulate::run(&args)
+        .await
+        .expect("simulate runs");
+    report.print(false);
+    assert!(report.idle_beside_waiters > 0, "{report:?}");
+    assert!(report.left_in_line > 0, "{report:?}");
+    assert!(report.failed());
+}

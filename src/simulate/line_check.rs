@@ -80,15 +80,27 @@ fn stays<'a>(calls: &'a [(String, Vec<LineMark>)]) -> BTreeMap<&'a str, Vec<Stay
     by_queue
 }
 
-/// Every proven overtaking, described.
-pub(crate) fn overtakings(calls: &[(String, Vec<LineMark>)]) -> Vec<String> {
-    let mut found = Vec::new();
+/// What the check found.
+#[derive(Debug, Default)]
+pub(crate) struct Verdict {
+    /// Pairs of callers in one line whose order the times prove and where the
+    /// later one was given an agent: each could have shown an overtaking.
+    pub pairs_judged: u64,
+    /// Every proven overtaking, described.
+    pub overtakings: Vec<String>,
+}
+
+/// Judges every pair of callers who stood in the same line.
+pub(crate) fn check(calls: &[(String, Vec<LineMark>)]) -> Verdict {
+    let mut verdict = Verdict::default();
+    let found = &mut verdict.overtakings;
     for (queue, stays) in stays(calls) {
         for ahead in &stays {
             for behind in &stays {
-                if ahead.joined_received() >= behind.joined_sent() {
+                if ahead.joined_received() >= behind.joined_sent() || behind.offers.is_empty() {
                     continue;
                 }
+                verdict.pairs_judged += 1;
                 for &(earliest, _, dial_received) in &behind.offers {
                     let still_waiting = ahead.rounds.iter().any(|&(sent, _)| sent > dial_received);
                     // One of the ahead caller's own offers may have been
@@ -112,7 +124,7 @@ pub(crate) fn overtakings(calls: &[(String, Vec<LineMark>)]) -> Vec<String> {
             }
         }
     }
-    found
+    verdict
 }
 
 #[cfg(test)]
@@ -137,6 +149,10 @@ mod tests {
             received: ms(received),
             ended: ms(ended),
         }
+    }
+
+    fn overtakings(calls: &[(String, Vec<LineMark>)]) -> Vec<String> {
+        check(calls).overtakings
     }
 
     fn calls(a: Vec<LineMark>, b: Vec<LineMark>) -> Vec<(String, Vec<LineMark>)> {

@@ -42,6 +42,9 @@ pub struct Report {
     /// Callers given an agent while one who was surely ahead of them in the
     /// same line still waited (see `line_check`).
     pub overtaken: u64,
+    /// Pairs of callers whose order in a line the times prove, the later one
+    /// given an agent: each could have shown an overtaking.
+    pub line_pairs_judged: u64,
     /// With `--watch-redis`: how often the lines were looked at, agents found
     /// idle beside waiting callers for longer than a sweep, and callers found
     /// in line after the heartbeat should have removed them.
@@ -189,9 +192,10 @@ impl Report {
             .filter(|(_, _, marks)| !marks.is_empty())
             .map(|(sid, _, marks)| (sid.clone(), marks.clone()))
             .collect();
-        let overtaken = super::line_check::overtakings(&lines);
-        self.overtaken = overtaken.len() as u64;
-        for line in overtaken {
+        let verdict = super::line_check::check(&lines);
+        self.overtaken = verdict.overtakings.len() as u64;
+        self.line_pairs_judged = verdict.pairs_judged;
+        for line in verdict.overtakings {
             self.example(line);
         }
         self.concurrency = args.concurrency;
@@ -258,8 +262,8 @@ impl Report {
                 );
             }
             println!(
-                "invariant violations: {}  callers overtaken: {}",
-                self.violations, self.overtaken
+                "invariant violations: {}  callers overtaken: {} (of {} pairs whose order in line was proven)",
+                self.violations, self.overtaken, self.line_pairs_judged
             );
             if self.line_looks > 0 {
                 println!(
