@@ -1,6 +1,7 @@
 //! The waiting line under a randomized load with a replica killed (issue
-//! "Callers wait in line", its target run): 1,000 callers across 20 holding
-//! queues for 200 agents, through three `serve` processes and two `worker`
+//! "Callers wait in line", its target run; benches/line-chaos.sh runs the same
+//! with the release binary): about 1,000 callers waiting at once across 20
+//! holding queues for 200 agents, through three `serve` processes and two `worker`
 //! processes on one Redis, with Twilio's REST side played by `simulate`; one
 //! replica is killed with SIGKILL in the middle. Callers answer, miss, hang up
 //! while ringing and while waiting, press exit keys; some callbacks are lost or
@@ -21,7 +22,8 @@ use switchboard::simulate::{self, SimulateArgs};
 
 const QUEUES: usize = 20;
 const AGENTS: usize = 200;
-const CALLS: usize = 1000;
+/// 200 agents on calls and the rest in line: over 1,000 callers wait at once.
+const CALLS: usize = 1250;
 const SWEEP_MS: u64 = 250;
 const ACCOUNT_SID: &str = "AC0123456789abcdef0123456789abcdef";
 
@@ -88,7 +90,7 @@ async fn a_thousand_waiting_callers_with_a_replica_killed_are_served_in_order() 
     args.agent_queues_each = 2;
     args.calls = CALLS;
     args.concurrency = CALLS;
-    args.rate = Some(250.0);
+    args.rate = Some(625.0);
     args.to = (0..QUEUES).map(number).collect();
     args.answer = 0.7;
     args.no_answer = 0.12;
@@ -97,7 +99,7 @@ async fn a_thousand_waiting_callers_with_a_replica_killed_are_served_in_order() 
     args.lost = 0.02;
     args.duplicate = 0.05;
     args.ring_ms = 20;
-    args.talk_ms = 400;
+    args.talk_ms = 3000;
     args.hold_ms = 1000;
     args.wait_hangup = 0.03;
     args.wait_key = 0.03;
@@ -136,6 +138,7 @@ async fn a_thousand_waiting_callers_with_a_replica_killed_are_served_in_order() 
         "too few callers' order proven for the check to mean much: {report:?}"
     );
     assert!(report.line_looks > 50, "{report:?}");
+    assert!(report.most_waiting > 900, "not the crowd asked for: {report:?}");
     assert_eq!(report.idle_beside_waiters, 0, "{:?}", report.examples);
     assert_eq!(report.left_in_line, 0, "{:?}", report.examples);
     assert!(

@@ -49,6 +49,7 @@ pub struct Report {
     /// idle beside waiting callers for longer than a sweep, and callers found
     /// in line after the heartbeat should have removed them.
     pub line_looks: u64,
+    pub most_waiting: u64,
     pub idle_beside_waiters: u64,
     pub left_in_line: u64,
     /// The first few errors and violations, for the reader.
@@ -164,6 +165,7 @@ impl Report {
 
     pub(crate) fn add_findings(&mut self, findings: Findings) {
         self.line_looks = findings.looks;
+        self.most_waiting = findings.most_waiting;
         self.idle_beside_waiters = findings.idle_beside_waiters.len() as u64;
         self.left_in_line = findings.left_in_line.len() as u64;
         for line in findings
@@ -267,8 +269,8 @@ impl Report {
             );
             if self.line_looks > 0 {
                 println!(
-                    "lines looked at {} times: agents idle beside waiting callers {}, callers left in line after hanging up {}",
-                    self.line_looks, self.idle_beside_waiters, self.left_in_line
+                    "lines looked at {} times (at most {} callers in line at once): agents idle beside waiting callers {}, callers left in line after hanging up {}",
+                    self.line_looks, self.most_waiting, self.idle_beside_waiters, self.left_in_line
                 );
             }
             for line in &self.examples {

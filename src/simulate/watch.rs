@@ -30,6 +30,8 @@ const SLACK: Duration = Duration::from_secs(1);
 #[derive(Debug, Default)]
 pub(crate) struct Findings {
     pub looks: u64,
+    /// The most callers in line at one look, all lines together.
+    pub most_waiting: u64,
     pub idle_beside_waiters: Vec<String>,
     pub left_in_line: Vec<String>,
 }
@@ -87,12 +89,12 @@ impl Watch {
         let at = Instant::now();
         self.findings.looks += 1;
         let mut seen = HashSet::new();
-        let mut anyone = false;
+        let waiting: usize = view.lines.iter().map(|l| l.waiting.len()).sum();
+        self.findings.most_waiting = self.findings.most_waiting.max(waiting as u64);
         for line in view.lines {
             let round = Duration::from_millis(line.loop_ms);
             for sid in &line.waiting {
                 self.last_in_line.insert(sid.clone(), (at, round));
-                anyone = true;
             }
             for agent in line.free {
                 seen.insert((line.queue.clone(), agent));
@@ -111,7 +113,7 @@ impl Watch {
                 ));
             }
         }
-        anyone
+        waiting > 0
     }
 
     /// After the calls: looks until every line is empty or the last caller to

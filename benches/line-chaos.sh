@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# The waiting line's target run with the release binary, as an operator would
+# run it (the same scenario as tests/line_chaos.rs): a throwaway redis-server,
+# three `serve --no-worker` replicas and two `worker` processes, 200 agents in
+# two of 20 holding queues each (benches/line-routing.toml), and `simulate`
+# playing 1,000 callers (250 a second, all of them in flight) and Twilio's REST
+# side. One replica is killed with SIGKILL 4 s in. simulate checks, from
+# outside, that nobody is overtaken, no agent is on two calls, no agent idles
+# beside a waiting caller beyond a sweep and nobody is left in line after
+# hanging up; it exits 1 otherwise. Then the connect latency (agent given to a
+# waiting caller -> REST redirect answered) from the surviving processes.
+#
+#   benches/line-chaos.sh            # seed 20261126
+#   SEED=7 CALLS=2000 benches/line-chaos.sh
+#
+# Every process it starts is stopped by its PID on exit; it never touches
+# port 6379.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SEED=${SEED:-20261126}
+CALLS=${CALLS:-1250}
+SWEEP_MS=250
+command -v redis-server >/dev/null ||
+  { echo "needs redis-server: apt-get install redis-server" >&2; exit 1; }
+cargo build --release --quiet
+bin=$PWD/target/release/switchboard
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+# Sets $port to a port nobody listens on (and no earlier call gave), from a
+# random start above 20000. Not a $(…) subshell: `next` must move on.
+next=$((20000 + RANDOM % 20000))
+free_port() {
+  while (exec 3<>"/dev/tcp/127.0.0.1/$next") 2>/dev/null; do next=$((next + 1)); done
+  port=$next
+  next=$((next + 1))
+}
+
+free_port
+redis_port=$port
+redis-server --port "$redis_port" --save '' --appendonly no --dir "$work" \
+  >"$work/redis.log" 2>&1 &
+pids+=($!)
+redis_url="redis://127.0.0.1:$redis_port"
+until redis-cli -p "$redis_port" ping >/dev/null 2>&1; do sleep 0.1; done
+free_port
+rest_port=$port
+export SWITCHBOARD_REDIS_URL=$redis_url
+export SWITCHBOARD_ROUTING=$PWD/benches/line-routing.toml
+export SWITCHBOARD_SWEEP_INTERVAL_MS=$SWEEP_MS
+export TWILIO_AUTH_TOKEN=line-chaos-auth-token
+export SWITCHBOARD_ADMIN_TOKEN=line-chaos-admin-token
+export TWILIO_ACCOUNT_SID=AC0123456789abcdef0123456789abcdef
+export SWITCHBOARD_TWILIO_API_URL=http://127.0.0.1:$rest_port
+export RUST_LOG=warn
+
+wait_ready() {
+  for _ in $(seq 100); do
+    curl -sf "$1/readyz" >/dev/null && return 0
+    sleep 0.1
+  done
+  echo "$1 did not start" >&2
+  exit 1
+}
+
+# Each process's public URL is its own address, which simulate signs for.
+start() {
+  free_port
+  SWITCHBOARD_LISTEN=127.0.0.1:$port SWITCHBOARD_PUBLIC_URL=http://127.0.0.1:$port \
+    "$bin" "$@" >"$work/$port.log" 2>&1 &
+  pids+=($!)
+  started_pid=$!
+  disown "$started_pid" # killed on purpose: no "Killed" notice from bash
+  started_url=http://127.0.0.1:$port
+  wait_ready "$started_url"
+}
+
+replicas=()
+replica_pids=()
+for _ in 1 2 3; do
+  start serve --no-worker
+  replicas+=("$started_url")
+  replica_pids+=("$started_pid")
+done
+workers=()
+for _ in 1 2; do
+  start worker
+  workers+=("$started_url")
+done
+
+queues=$(seq -s, -f 'q%g' 0 19)
+numbers=$(for i in $(seq 0 19); do printf '+150055520%02d,' "$i"; done)
+url_flags=()
+for url in "${replicas[@]}"; do url_flags+=(--url "$url"); done
+
+(sleep 4 && kill -9 "${replica_pids[1]}" && echo "replica ${replicas[1]} killed (SIGKILL) at +4 s") &
+pids+=($!)
+
+status=0
+"$bin" simulate "${url_flags[@]}" \
+  --agents 200 --agent-queues "$queues" --agent-queues-each 2 \
+  --calls "$CALLS" --concurrency "$CALLS" --rate 625 --to "${numbers%,}" \
+  --answer 0.7 --no-answer 0.12 --busy 0.05 --hangup 0.08 --lost 0.02 --duplicate 0.05 \
+  --ring-ms 20 --talk-ms 3000 --hold-ms 1000 --wait-hangup 0.03 --wait-key 0.03 \
+  --rest-listen "127.0.0.1:$rest_port" --account-sid "$TWILIO_ACCOUNT_SID" \
+  --watch-redis "$redis_url" --sweep-ms "$SWEEP_MS" --seed "$SEED" || status=$?
+
+echo
+echo "switchboard_connect_seconds (agent given to a waiting caller -> REST redirect answered), all surviving processes:"
+for url in "${replicas[0]}" "${replicas[2]}" "${workers[@]}"; do
+  curl -sf "$url/metrics" | grep '^switchboard_connect_seconds_bucket' || true
+done | awk '{ split($1, a, "le=\""); le = a[2]; sub(/".*/, "", le); n[le] += $2 }
+  END { for (le in n) printf "  le=%s %d\n", le, n[le] }' | sort -t= -k2 -g
+echo "machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), $(redis-server --version | awk '{ print $3 }')"
+exit "$status"
