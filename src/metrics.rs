@@ -120,7 +120,7 @@ fn describe() {
     describe_counter!(VOICEMAILS, "Voicemail messages recorded.");
     describe_counter!(
         TWILIO_REDIRECTS,
-        "Live calls redirected through Twilio's REST API, by outcome (redirected, call_over, failed: the wait fetch connects instead)."
+        "Live calls redirected through Twilio's REST API, by outcome (redirected; call_over; unknown_call: Twilio answered 404, check TWILIO_ACCOUNT_SID; failed: the wait fetch connects instead)."
     );
     describe_gauge!(
         AGENTS,
@@ -181,7 +181,7 @@ pub fn register_series(queues: &[crate::config::Queue]) {
         counter!(ROUTING_FAILURES, "reason" => reason).increment(0);
     }
     counter!(VOICEMAILS).increment(0);
-    for outcome in ["redirected", "call_over", "failed"] {
+    for outcome in ["redirected", "call_over", "unknown_call", "failed"] {
         counter!(TWILIO_REDIRECTS, "outcome" => outcome).increment(0);
     }
     for queue in queues.iter().filter(|q| q.hold.is_some()) {

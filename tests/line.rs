@@ -473,7 +473,12 @@ async fn a_redirect_claimed_by_a_replica_that_died_is_taken_over_by_the_callers_
     app.dial_action(&first, &dial, "completed").await;
     assert_eq!(app.agent("a").await["call_sid"], second.as_str());
     let store = app.server.state.engine.store();
-    assert!(store.claim_connect(&second, "claim").await.unwrap());
+    assert!(
+        store
+            .claim_connect(&second, switchboard::store::requests::ConnectStep::Claim)
+            .await
+            .unwrap()
+    );
     let claimed = std::time::Instant::now();
 
     // Within the REST budget (3 s, and a second's slack) the redirect may
@@ -491,25 +496,33 @@ async fn a_redirect_claimed_by_a_replica_that_died_is_taken_over_by_the_callers_
     );
 }
 
-#[tokio::test]
-async fn a_rest_answer_that_the_call_is_over_frees_the_agent_without_a_miss() {
-    let stand_in = TwilioApiStandIn::start().await;
-    let app = app_with_rest(&stand_in).await;
+/// A waiting caller is given agent "a", and Twilio answers its REST redirect
+/// with `answer`; returns the app, the caller's CallSid and its last round.
+async fn redirect_answered(
+    stand_in: &TwilioApiStandIn,
+    answer: CallAnswer,
+) -> (TestApp, String, Answer) {
+    let app = app_with_rest(stand_in).await;
     app.add_available("a", &["desk"]).await;
     let first = call_sid(1);
     let dial = app.call(&first, SUPPORT).await;
     let second = call_sid(2);
-    app.call(&second, SUPPORT).await;
-    stand_in.answer(&second, CallAnswer::NotFound);
+    let round = app.call(&second, SUPPORT).await;
+    stand_in.answer(&second, answer);
     app.agent_leg(&first, &dial, "answered").await;
     app.dial_action(&first, &dial, "completed").await;
-    assert_eq!(redirected(&stand_in, &second).await.len(), 1);
+    assert_eq!(redirected(stand_in, &second).await.len(), 1);
+    (app, second, round)
+}
+
+/// Waits until agent "a" is available again, and checks it took no miss.
+async fn released_without_a_miss(app: &TestApp) {
     let started = std::time::Instant::now();
     loop {
         let a = app.agent("a").await;
         if a["state"] == "available" {
             assert_eq!(a["missed_in_row"], 0, "{a}");
-            break;
+            return;
         }
         assert!(
             started.elapsed() < Duration::from_secs(5),
@@ -517,6 +530,52 @@ async fn a_rest_answer_that_the_call_is_over_frees_the_agent_without_a_miss() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+#[tokio::test]
+async fn a_rest_answer_that_the_call_is_over_frees_the_agent_without_a_miss() {
+    let stand_in = TwilioApiStandIn::start().await;
+    let (app, second, round) = redirect_answered(&stand_in, CallAnswer::NotInProgress).await;
+    released_without_a_miss(&app).await;
+    // Twilio said the call has ended: a fetch for it (a replay) ends politely.
+    let after = wait_fetch(&app, &second, &round).await;
+    assert_eq!(dialed(&after), None, "{}", after.body);
+    assert!(after.body.contains("<Hangup/>"), "{}", after.body);
+}
+
+#[tokio::test]
+async fn a_rest_404_frees_the_agent_and_the_callers_own_fetch_connects_it() {
+    // 404: Twilio knows no such call in this account. The caller may well be
+    // on the line (TWILIO_ACCOUNT_SID names another account), so it is not
+    // taken for gone: it keeps its place, and its own fetches connect it.
+    let stand_in = TwilioApiStandIn::start().await;
+    let (app, second, round) = redirect_answered(&stand_in, CallAnswer::NotFound).await;
+    released_without_a_miss(&app).await;
+    let back = wait_fetch(&app, &second, &round).await;
+    assert!(says(&back).contains("number 1 in line"), "{}", back.body);
+    // The worker's next sweep gives it the free agent again; no second REST
+    // redirect is sent for it, and its next fetch rings the agent.
+    let started = std::time::Instant::now();
+    while app.agent("a").await["call_sid"] != second.as_str() {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "never matched again"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let connect = wait_fetch(&app, &second, &back).await;
+    assert_eq!(dialed(&connect).as_deref(), Some("a"), "{}", connect.body);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(stand_in.requests_for(&second).len(), 1, "redirected again");
+    let metrics = app.metrics().await;
+    assert_eq!(
+        metric(
+            &metrics,
+            "switchboard_twilio_redirects_total{outcome=\"unknown_call\"}"
+        ),
+        1.0,
+        "{metrics}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -760,19 +819,14 @@ async fn a_random_mix_of_waiting_callers_through_three_replicas_settles_clean() 
     third.shutdown().await;
 }
 
-/// The line watch itself can fail: with no worker, an agent freed by time (its
-/// wrap-up over) is never matched, so it sits free beside callers in line; and
-/// callers whose hang-up was never reported stay in line with nobody to sweep
-/// their heartbeats. `simulate --watch-redis` reports both.
+/// The line watch itself can fail (1): with no worker, an agent freed by time
+/// (its wrap-up over) is never matched, so it sits free beside the callers in
+/// line, and `simulate --watch-redis` says so.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_line_watch_reports_an_idle_agent_and_callers_left_in_line() {
+async fn the_line_watch_reports_an_agent_idle_beside_waiting_callers() {
     let routing = LINE
         .replace("wrap_up_secs = 0", "wrap_up_secs = 1")
-        .replace("max_waiting = 3", "max_waiting = 100")
-        .replace(
-            "exit_digits = { \"1\" = \"voicemail\" }",
-            "join_when_no_agents = true",
-        );
+        .replace("max_waiting = 3", "max_waiting = 100");
     let app = spawn_app_with(&routing, false, |_| {}).await;
     app.add_available("a", &["desk"]).await;
     let mut args = switchboard::simulate::SimulateArgs::new(app.base(), AUTH_TOKEN);
@@ -780,21 +834,44 @@ async fn the_line_watch_reports_an_idle_agent_and_callers_left_in_line() {
     args.concurrency = 6;
     args.to = vec![SUPPORT.into()];
     args.answer_every_attempt();
-    args.ring_ms = 5;
     args.talk_ms = 50;
     args.hold_ms = 200;
-    // Waiting callers give up after a few rounds, and half the reports of
-    // it (and of everything else) are lost.
-    args.wait_hangup = 0.25;
-    args.lost = 0.5;
-    args.seed = 3;
+    // Waiting callers give up after 5 s on average, long past the wrap-up.
+    args.wait_hangup = 0.04;
     args.watch_redis = Some(app.redis.url());
     args.sweep_ms = 100;
     let report = switchboard::simulate::run(&args)
         .await
         .expect("simulate runs");
     report.print(false);
-    assert!(report.idle_beside_waiters > 0, "{report:?}");
-    assert!(report.left_in_line > 0, "{report:?}");
+    assert_eq!(report.idle_beside_waiters, 1, "{report:?}");
+    assert!(report.examples[0].starts_with("a was free beside desk's waiting callers"));
+    assert!(report.failed());
+}
+
+/// The line watch itself can fail (2): with no worker, callers whose hang-up
+/// was never reported stay in line (nobody sweeps their heartbeats), and
+/// `simulate --watch-redis` says so once `loop_secs` + 15 s have passed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_line_watch_reports_callers_left_in_line_after_hanging_up() {
+    let routing = LINE.replace(
+        "exit_digits = { \"1\" = \"voicemail\" }",
+        "join_when_no_agents = true",
+    );
+    let app = spawn_app_with(&routing, false, |_| {}).await;
+    let mut args = switchboard::simulate::SimulateArgs::new(app.base(), AUTH_TOKEN);
+    args.calls = 3;
+    args.concurrency = 3;
+    args.to = vec![SUPPORT.into()];
+    args.hold_ms = 50;
+    args.wait_hangup = 0.5;
+    args.lost = 1.0;
+    args.watch_redis = Some(app.redis.url());
+    args.sweep_ms = 100;
+    let report = switchboard::simulate::run(&args)
+        .await
+        .expect("simulate runs");
+    report.print(false);
+    assert_eq!(report.left_in_line, 3, "{report:?}");
     assert!(report.failed());
 }

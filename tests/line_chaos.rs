@@ -109,6 +109,8 @@ async fn a_thousand_waiting_callers_with_a_replica_killed_are_served_in_order() 
     args.watch_redis = Some(redis.url());
     args.sweep_ms = SWEEP_MS;
     args.json = true;
+    // LINE_CHAOS_TRACE=1 prints every request of every call, to follow one.
+    args.trace = std::env::var_os("LINE_CHAOS_TRACE").is_some();
 
     // One replica dies without a word in the middle of it all.
     let victim = replicas.remove(1);
@@ -138,7 +140,10 @@ async fn a_thousand_waiting_callers_with_a_replica_killed_are_served_in_order() 
         "too few callers' order proven for the check to mean much: {report:?}"
     );
     assert!(report.line_looks > 50, "{report:?}");
-    assert!(report.most_waiting > 900, "not the crowd asked for: {report:?}");
+    assert!(
+        report.most_waiting > 900,
+        "not the crowd asked for: {report:?}"
+    );
     assert_eq!(report.idle_beside_waiters, 0, "{:?}", report.examples);
     assert_eq!(report.left_in_line, 0, "{:?}", report.examples);
     assert!(

@@ -72,14 +72,17 @@ async fn a_redirect_with_an_api_key_authenticates_as_the_key() {
 }
 
 #[tokio::test]
-async fn an_unknown_call_is_over_without_a_retry() {
+async fn an_unknown_call_is_told_apart_from_an_ended_one_without_a_retry() {
     let twilio = TwilioApiStandIn::start().await;
     let sid = call_sid(3);
     twilio.answer(&sid, CallAnswer::NotFound);
     let outcome = client(twilio.auth_token_config())
         .redirect(&sid, CONNECT_URL)
         .await;
-    assert!(matches!(outcome, RedirectOutcome::CallOver), "{outcome:?}");
+    assert!(
+        matches!(outcome, RedirectOutcome::UnknownCall),
+        "{outcome:?}"
+    );
     assert_eq!(twilio.requests_for(&sid).len(), 1);
 }
 

@@ -103,9 +103,12 @@ local function reserve_for(sid, agent, id, entry, token, now)
   redis.call('ZADD', K.deadlines, now + e.reservation_ms + e.loop_ms + WAIT_SLACK_MS,
     deadline_member('reservation', sid, id, token))
   -- For the replica that connects the caller at once with Twilio's REST API
-  -- (capped: with no REST credentials nobody needs more than the newest).
-  redis.call('LPUSH', K.connects, sid .. '|' .. entry.queue .. '|' .. now)
-  redis.call('LTRIM', K.connects, 0, 9999)
+  -- (capped: with no REST credentials nobody needs more than the newest);
+  -- not for a caller Twilio's REST API said it did not know.
+  if redis.call('HGET', call, 'rest') ~= 'off' then
+    redis.call('LPUSH', K.connects, sid .. '|' .. entry.queue .. '|' .. now)
+    redis.call('LTRIM', K.connects, 0, 9999)
+  end
 end
 
 -- The head of `queue`'s line. Always the head, even for an agent that missed

@@ -10,7 +10,7 @@ use crate::config::{FallbackStep, Queue, QueueSettings, RoutingTable};
 use crate::metrics;
 use crate::store::calls::WaitFetch;
 use crate::store::calls::new_token;
-use crate::store::requests::{CALL_TAIL_MS, CONFIRM_WINDOW_MS};
+use crate::store::requests::{CALL_TAIL_MS, CONFIRM_WINDOW_MS, ConnectStep};
 use crate::store::requests::{HoldQueueEntry, HoldRequest};
 use crate::store::{
     AttemptRequest, NextStep, Outcome, PlanEntry, RouteOutcome, RouteRequest, SettleCode, Settled,
@@ -251,7 +251,7 @@ impl Engine {
         let Some(connector) = &self.connector else {
             return Ok(false);
         };
-        if !self.store.claim_connect(sid, "claim").await? {
+        if !self.store.claim_connect(sid, ConnectStep::Claim).await? {
             return Ok(false);
         }
         let (client, public_url) = connector.as_ref();
@@ -271,9 +271,18 @@ impl Engine {
                 self.store.end_call(sid).await?;
                 Ok(false)
             }
+            RedirectOutcome::UnknownCall => {
+                tracing::error!(
+                    call_sid = sid,
+                    account_sid = client.config().credentials.account_sid(),
+                    "Twilio does not know this call in this account (404): agent released, the caller's own wait fetch connects it; check TWILIO_ACCOUNT_SID"
+                );
+                self.store.claim_connect(sid, ConnectStep::Unknown).await?;
+                Ok(false)
+            }
             RedirectOutcome::Failed(e) => {
                 tracing::warn!(call_sid = sid, error = %e, "REST redirect failed: the caller's next wait fetch connects it");
-                self.store.claim_connect(sid, "failed").await?;
+                self.store.claim_connect(sid, ConnectStep::Failed).await?;
                 Ok(false)
             }
         }

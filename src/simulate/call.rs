@@ -640,7 +640,10 @@ impl Call<'_> {
         let answer = self.post(url, &params, what).await;
         if self.rng.random_bool(args.duplicate.clamp(0.0, 1.0)) {
             if self.rng.random_bool(0.5) {
+                // The answer acted on is the first one: so are its times.
+                let timing = (self.last_sent, self.last_received);
                 self.post(url, &params, "duplicate").await;
+                (self.last_sent, self.last_received) = timing;
             } else {
                 self.replays.push((url.to_owned(), params));
             }

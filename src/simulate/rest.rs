@@ -16,26 +16,33 @@ use axum::routing::post;
 use base64::Engine as _;
 use tokio::sync::mpsc;
 
-/// The calls in progress, each with where to send a redirect's URL.
+/// The calls of the run, each with where to send a redirect's URL while it is
+/// in progress (`None` once it is over).
 #[derive(Default)]
 pub(crate) struct Redirects {
-    calls: Mutex<HashMap<String, mpsc::UnboundedSender<String>>>,
+    calls: Mutex<HashMap<String, Option<mpsc::UnboundedSender<String>>>>,
 }
 
 impl Redirects {
     /// Registers a call; its redirects arrive on the receiver.
     pub(crate) fn open(&self, call_sid: &str) -> mpsc::UnboundedReceiver<String> {
         let (tx, rx) = mpsc::unbounded_channel();
-        self.lock().insert(call_sid.to_owned(), tx);
+        self.lock().insert(call_sid.to_owned(), Some(tx));
         rx
     }
 
-    /// The call is over: a redirect for it now answers 404, as Twilio's does.
+    /// The call is over: a redirect for it now answers 400 with error 21220
+    /// ("Call is not in-progress"), as Twilio's does; a CallSid Twilio never
+    /// had answers 404.
     pub(crate) fn close(&self, call_sid: &str) {
-        self.lock().remove(call_sid);
+        if let Some(call) = self.lock().get_mut(call_sid) {
+            *call = None;
+        }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, mpsc::UnboundedSender<String>>> {
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<String, Option<mpsc::UnboundedSender<String>>>> {
         self.calls.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
@@ -111,15 +118,21 @@ async fn update(
         .redirects
         .lock()
         .get(call_sid)
-        .is_some_and(|tx| tx.send(url.clone()).is_ok());
-    if sent {
-        let body = serde_json::json!({ "sid": call_sid, "status": "in-progress" });
-        (StatusCode::OK, axum::Json(body)).into_response()
-    } else {
-        error(
+        .map(|call| call.as_ref().is_some_and(|tx| tx.send(url.clone()).is_ok()));
+    match sent {
+        Some(true) => {
+            let body = serde_json::json!({ "sid": call_sid, "status": "in-progress" });
+            (StatusCode::OK, axum::Json(body)).into_response()
+        }
+        Some(false) => error(
+            StatusCode::BAD_REQUEST,
+            crate::twilio::rest::INVALID_CALL_STATE,
+            "Call is not in-progress. Cannot redirect.",
+        ),
+        None => error(
             StatusCode::NOT_FOUND,
             20404,
             "The requested resource was not found",
-        )
+        ),
     }
 }

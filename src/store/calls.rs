@@ -2,8 +2,8 @@
 //! fallback) in one script, and keeping voicemail messages.
 
 use super::requests::{
-    CALL_TAIL_MS, ClaimConnectRequest, HoldQueueEntry, MatchRequest, RemoveWaitingRequest,
-    RouteRequest, VOICEMAILS_KEPT, VoicemailRequest, WaitRequest,
+    CALL_TAIL_MS, ClaimConnectRequest, ConnectStep, HoldQueueEntry, MatchRequest,
+    RemoveWaitingRequest, RouteRequest, VOICEMAILS_KEPT, VoicemailRequest, WaitRequest,
 };
 
 /// What a wait fetch tells `wait.lua`.
@@ -197,15 +197,24 @@ impl Store {
         self.query::<()>("publish_hold_queues", pipe).await
     }
 
-    /// Claims a matched caller for one REST redirect (`claim`: `true` when this
-    /// replica may send it), or reports that the redirect `failed` (the
-    /// caller's next wait fetch then dials).
-    pub async fn claim_connect(&self, call_sid: &str, step: &str) -> Result<bool, StoreError> {
+    /// Claims a matched caller for one REST redirect (`Claim`: `true` when
+    /// this replica may send it), or reports that the redirect `Failed` (the
+    /// caller's next wait fetch then dials) or that Twilio did not know the
+    /// call (`Unknown`: the agent is freed, the caller goes back to its place).
+    pub async fn claim_connect(
+        &self,
+        call_sid: &str,
+        step: ConnectStep,
+    ) -> Result<bool, StoreError> {
         let reply = self
             .invoke(
                 &scripts::CLAIM_CONNECT,
                 self.keys().call(call_sid),
-                &ClaimConnectRequest { step },
+                &ClaimConnectRequest {
+                    sid: call_sid,
+                    step,
+                    spare_token: new_token(),
+                },
             )
             .await?;
         Ok(super::text(&reply).as_deref() == Some("1"))

@@ -116,10 +116,24 @@ pub(super) struct WaitRequest<'a> {
     pub call_ttl_ms: u64,
 }
 
-/// `claim_connect.lua`: `claim`, `failed` or `sent`.
+/// `claim_connect.lua`: a step of one REST redirect.
 #[derive(Debug, Serialize)]
 pub(super) struct ClaimConnectRequest<'a> {
-    pub step: &'a str,
+    pub sid: &'a str,
+    pub step: ConnectStep,
+    pub spare_token: String,
+}
+
+/// What `claim_connect.lua` is told about a REST redirect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConnectStep {
+    /// About to send it: may this replica?
+    Claim,
+    /// It did not go through: the caller's next wait fetch connects.
+    Failed,
+    /// Twilio has no such call in this account (404).
+    Unknown,
 }
 
 /// `watch_lines.lua`: a read-only look at the lines (simulate's checks).

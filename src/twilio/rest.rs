@@ -145,9 +145,16 @@ pub enum RestError {
 pub enum RedirectOutcome {
     /// Twilio took the new URL: it fetches it at once.
     Redirected,
-    /// The call has ended (404, or error 21220 "invalid call state"): the
-    /// caller is gone, so whatever was held for them can be released.
+    /// The call has ended (error 21220, "invalid call state": Twilio keeps
+    /// ended calls, and refuses to redirect them): the caller is gone, so
+    /// whatever was held for them can be released.
     CallOver,
+    /// Twilio has no such call in this account (404). Either the CallSid never
+    /// was a call of this account (a forged webhook), or `TWILIO_ACCOUNT_SID`
+    /// names another account than the number's, and then every redirect will
+    /// answer this: so the agent is released, but the caller is not taken
+    /// for gone; its own wait fetch, if it comes, connects it.
+    UnknownCall,
     /// Not redirected; the caller's next wait fetch must connect them.
     Failed(RestError),
 }
@@ -209,6 +216,7 @@ impl RestClient {
         crate::metrics::twilio_redirect(match &outcome {
             RedirectOutcome::Redirected => "redirected",
             RedirectOutcome::CallOver => "call_over",
+            RedirectOutcome::UnknownCall => "unknown_call",
             RedirectOutcome::Failed(_) => "failed",
         });
         outcome
@@ -304,8 +312,10 @@ impl RestClient {
                 .and_then(|b| b.message)
                 .unwrap_or_else(|| status.canonical_reason().unwrap_or("").to_owned()),
         };
-        if status == StatusCode::NOT_FOUND || code == Some(INVALID_CALL_STATE) {
+        if code == Some(INVALID_CALL_STATE) {
             Try::Done(RedirectOutcome::CallOver)
+        } else if status == StatusCode::NOT_FOUND {
+            Try::Done(RedirectOutcome::UnknownCall)
         } else if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
             Try::Retry {
                 error,
