@@ -3,7 +3,8 @@
 # run it (the same scenario as tests/line_chaos.rs): a throwaway redis-server,
 # three `serve --no-worker` replicas and two `worker` processes, 200 agents in
 # two of 20 holding queues each (benches/line-routing.toml), and `simulate`
-# playing 1,000 callers (250 a second, all of them in flight) and Twilio's REST
+# playing 1,250 callers (625 a second, all of them in flight: over 1,000 wait at
+# once) and Twilio's REST
 # side. One replica is killed with SIGKILL 4 s in. simulate checks, from
 # outside, that nobody is overtaken, no agent is on two calls, no agent idles
 # beside a waiting caller beyond a sweep and nobody is left in line after
@@ -21,8 +22,10 @@ cd "$(dirname "$0")/.."
 SEED=${SEED:-20261126}
 CALLS=${CALLS:-1250}
 SWEEP_MS=250
-command -v redis-server >/dev/null ||
-  { echo "needs redis-server: apt-get install redis-server" >&2; exit 1; }
+for tool in redis-server redis-cli curl; do
+  command -v "$tool" >/dev/null ||
+    { echo "needs $tool: apt-get install redis-server redis-tools curl" >&2; exit 1; }
+done
 cargo build --release --quiet
 bin=$PWD/target/release/switchboard
 work=$(mktemp -d)
@@ -49,7 +52,12 @@ redis-server --port "$redis_port" --save '' --appendonly no --dir "$work" \
   >"$work/redis.log" 2>&1 &
 pids+=($!)
 redis_url="redis://127.0.0.1:$redis_port"
-until redis-cli -p "$redis_port" ping >/dev/null 2>&1; do sleep 0.1; done
+for _ in $(seq 100); do
+  redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break
+  sleep 0.1
+done
+redis-cli -p "$redis_port" ping >/dev/null ||
+  { echo "redis-server did not start: $(cat "$work/redis.log")" >&2; exit 1; }
 free_port
 rest_port=$port
 export SWITCHBOARD_REDIS_URL=$redis_url
@@ -100,8 +108,10 @@ numbers=$(for i in $(seq 0 19); do printf '+150055520%02d,' "$i"; done)
 url_flags=()
 for url in "${replicas[@]}"; do url_flags+=(--url "$url"); done
 
-(sleep 4 && kill -9 "${replica_pids[1]}" && echo "replica ${replicas[1]} killed (SIGKILL) at +4 s") &
-pids+=($!)
+victim=${replica_pids[1]}
+(sleep 4 && kill -9 "$victim" && echo "replica ${replicas[1]} killed (SIGKILL) at +4 s") &
+killer=$!
+pids+=("$killer")
 
 status=0
 "$bin" simulate "${url_flags[@]}" \
@@ -111,6 +121,13 @@ status=0
   --ring-ms 20 --talk-ms 3000 --hold-ms 1000 --wait-hangup 0.03 --wait-key 0.03 \
   --rest-listen "127.0.0.1:$rest_port" --account-sid "$TWILIO_ACCOUNT_SID" \
   --watch-redis "$redis_url" --sweep-ms "$SWEEP_MS" --seed "$SEED" || status=$?
+# Both are gone now, and their PIDs may be reused: never signal them again.
+wait "$killer" 2>/dev/null || true
+alive=()
+for pid in "${pids[@]}"; do
+  [[ $pid == "$victim" || $pid == "$killer" ]] || alive+=("$pid")
+done
+pids=("${alive[@]}")
 
 echo
 echo "switchboard_connect_seconds (agent given to a waiting caller -> REST redirect answered), all surviving processes:"

@@ -2,48 +2,61 @@
 an agent, with Twilio's REST API; or reports how that went. One redirect per
 match at most, and never after the caller's own wait fetch already dialled.
 
-KEYS[1]  call hash  sb:{ns}:call:<CallSid>; its agent and the keys freeing it
-         touches are built from the prefix
-ARGV[1]  JSON ClaimConnectRequest (src/store/requests.rs): {prefix, step:
-         'claim' | 'failed' | 'unknown', spare_token (for a waiting caller the
-         agent an 'unknown' frees may be given to)}
+KEYS[1]  call hash  sb:{ns}:call:<CallSid>; its line, its agent and the keys
+         freeing that agent touches are built from the prefix
+ARGV[1]  JSON ClaimConnectRequest (src/store/requests.rs): {prefix, sid, step:
+         'claim' | 'failed' | 'unknown', token (the reservation the claim was
+         for; for 'failed' and 'unknown'), spare_token (for 'unknown': a waiting
+         caller the freed agent may be given to)}
 
 Steps:
-- 'claim': the call was 'pending': it is now 'sending', with `connect_at` the
-  claim's time (a replica that dies mid-redirect leaves a claim that wait.lua
-  stops honouring once the REST budget is over). A call whose REST redirects
-  Twilio did not know ('rest' 'off') is never claimed.
-- 'failed': a 'sending' call goes back to 'failed', for its next wait fetch.
+- 'claim': a 'pending' call becomes 'sending', with `connect_at` the claim's time
+  (a replica that dies mid-redirect leaves a claim that wait.lua stops honouring
+  once the REST budget is over). A call whose REST redirects Twilio did not know
+  ('rest' 'off') is never claimed.
+- 'failed': the claimed call goes back to 'failed', for its next wait fetch.
 - 'unknown': Twilio has no such call in this account (404). The agent is freed
-  without a miss (token-fenced), the caller goes back to its place ('retry', as
-  after an expired reservation) and is connected only by its own wait fetches
-  from now on ('rest' 'off'): if it is gone, its heartbeat runs out; if
-  TWILIO_ACCOUNT_SID is wrong, it is still connected, a round later.
+  without a miss and the caller goes back to its place in line, with its
+  heartbeat, to be connected by its own wait fetches from now on ('rest' 'off'):
+  if it is gone, the heartbeat runs out; if TWILIO_ACCOUNT_SID names another
+  account, the freed agent, offered to the head of the line, is its again.
+'failed' and 'unknown' act only on the claim of the reservation `token` names:
+a report that comes after that claim was taken over and the caller matched
+again changes nothing.
 
-Reply: 1 when `claim` may send the redirect; 0 otherwise.
+Reply: {'claimed', token} for a 'claim' that may send the redirect;
+{'refused'} otherwise (and for the reports).
 ]]
 local call = KEYS[1]
 local c = redis.call('HMGET', call, 'status', 'connect', 'rest', 'agent', 'token')
-local status, connect = c[1], c[2]
+local status, connect, id, token = c[1], c[2], c[4], c[5]
 if req.step == 'claim' then
   if status == 'ringing' and connect == 'pending' and c[3] ~= 'off' then
     redis.call('HSET', call, 'connect', 'sending', 'connect_at', now_ms())
-    return 1
+    return {'claimed', token}
   end
-  return 0
+  return {'refused'}
 end
-if req.step == 'failed' and connect == 'sending' then
+if connect ~= 'sending' or status ~= 'ringing' or token ~= req.token then
+  return {'refused'}
+end
+if req.step == 'failed' then
   redis.call('HSET', call, 'connect', 'failed')
-elseif req.step == 'unknown' and status == 'ringing' and connect == 'sending' then
-  local id, token = c[4], c[5]
-  local agent = K.agent(id)
+elseif req.step == 'unknown' then
   local now = now_ms()
-  redis.call('HSET', call, 'status', 'retry', 'token', '', 'connect', '', 'rest', 'off')
+  local w = redis.call('HMGET', call, 'queue', 'since', 'loop_ms')
   redis.call('ZREM', K.deadlines, deadline_member('reservation', req.sid, id, token))
+  redis.call('HSET', call, 'rest', 'off')
+  if w[1] and tonumber(w[2]) then
+    join_line(call, req.sid, w[1], tonumber(w[2]), now, tonumber(w[3]) or 0)
+  else
+    redis.call('HSET', call, 'status', 'retry', 'token', '', 'connect', '')
+  end
+  local agent = K.agent(id)
   local a = redis.call('HMGET', agent, 'token', 'state')
   if a[1] == token and a[2] == 'reserved' then
     release_agent(agent, id, 'free', now, {})
     offer_if_free(agent, id, now)
   end
 end
-return 0
+return {'refused'}

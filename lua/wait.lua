@@ -15,9 +15,10 @@ being sent ('sending') a plain fetch gets {'connecting'} (a short pause and
 another fetch), so the redirect never cuts off a <Dial> in progress; the
 redirect's own fetch (`connect`) gets the <Dial>. A claim older than
 `redirect_ms` was made by a replica that died or gave up without saying so: the
-fetch dials. If the agent no longer holds
-the call (forced free), or the reservation expired before the caller was
-dialled ('retry'), the caller goes back to its place in line.
+fetch dials (a claim without `connect_at`, from a replica of an earlier version,
+is honoured until the reservation runs out). If the agent no longer holds the
+call (forced free), or the reservation expired before the caller was dialled
+('retry'), the caller goes back to its place in line.
 
 Reply, like route's: {'waiting', position, since, 0, estimated wait ms or -1}
 | {'connecting'} (another short round) (another hold round; the
@@ -46,7 +47,7 @@ if status == 'ringing' and c[4] and c[4] ~= '' and c[4] ~= 'dialed' then
     redis.call('ZREM', K.deadlines, deadline_member('reservation', req.sid, c[5], c[6]))
     status = 'retry'
   elseif c[4] == 'sending' and not req.connect
-      and now - (tonumber(c[7]) or 0) < req.redirect_ms then
+      and now - (tonumber(c[7]) or now) < req.redirect_ms then
     -- A REST redirect is on its way: dialling now would be cut off by it.
     return {'connecting'}
   else

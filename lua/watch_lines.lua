@@ -9,7 +9,7 @@ ARGV[1]  JSON WatchRequest (src/store/requests.rs): {prefix, free_listed (most
          free agents listed per queue)}
 
 Reply, flat: {now, queues, then per queue: name, loop_ms, n, the n CallSids in
-line (head first), m, the m free agents as 'id|state_since'}. Free: available
+line (head first), m, the m free agents as 'id|free since (ms)'}. Free: available
 or in a wrap-up that has ended, not deleted, listed in the queue's free list
 (`avail:<queue>`) with a score that is not in the future; listed only for a
 queue with somebody in line.
@@ -34,8 +34,12 @@ for i = 1, #flat, 2 do
     for _, id in ipairs(ids) do
       local a = redis.call('HMGET', K.agent(id), 'state', 'deleted', 'free_at', 'state_since')
       local freed = (a[1] == 'available' or a[1] == 'wrap_up') and a[2] ~= '1'
-      if freed and (tonumber(a[3]) or 0) <= now then
-        free[#free + 1] = id .. '|' .. (a[4] or '')
+      local free_at = tonumber(a[3]) or 0
+      if freed and free_at <= now then
+        -- Free since its state began or its wrap-up ended, whichever was
+        -- later (settling the wrap-up later moves `state_since` to `free_at`,
+        -- which does not end the stretch).
+        free[#free + 1] = id .. '|' .. math.max(free_at, tonumber(a[4]) or 0)
       end
     end
   end

@@ -473,12 +473,7 @@ async fn a_redirect_claimed_by_a_replica_that_died_is_taken_over_by_the_callers_
     app.dial_action(&first, &dial, "completed").await;
     assert_eq!(app.agent("a").await["call_sid"], second.as_str());
     let store = app.server.state.engine.store();
-    assert!(
-        store
-            .claim_connect(&second, switchboard::store::requests::ConnectStep::Claim)
-            .await
-            .unwrap()
-    );
+    assert!(store.claim_connect(&second).await.unwrap().is_some());
     let claimed = std::time::Instant::now();
 
     // Within the REST budget (3 s, and a second's slack) the redirect may
@@ -498,9 +493,11 @@ async fn a_redirect_claimed_by_a_replica_that_died_is_taken_over_by_the_callers_
 
 /// A waiting caller is given agent "a", and Twilio answers its REST redirect
 /// with `answer`; returns the app, the caller's CallSid and its last round.
+/// With `behind`, a third caller waits behind the second.
 async fn redirect_answered(
     stand_in: &TwilioApiStandIn,
     answer: CallAnswer,
+    behind: Option<&str>,
 ) -> (TestApp, String, Answer) {
     let app = app_with_rest(stand_in).await;
     app.add_available("a", &["desk"]).await;
@@ -508,6 +505,9 @@ async fn redirect_answered(
     let dial = app.call(&first, SUPPORT).await;
     let second = call_sid(2);
     let round = app.call(&second, SUPPORT).await;
+    if let Some(third) = behind {
+        app.call(third, SUPPORT).await;
+    }
     stand_in.answer(&second, answer);
     app.agent_leg(&first, &dial, "answered").await;
     app.dial_action(&first, &dial, "completed").await;
@@ -535,7 +535,7 @@ async fn released_without_a_miss(app: &TestApp) {
 #[tokio::test]
 async fn a_rest_answer_that_the_call_is_over_frees_the_agent_without_a_miss() {
     let stand_in = TwilioApiStandIn::start().await;
-    let (app, second, round) = redirect_answered(&stand_in, CallAnswer::NotInProgress).await;
+    let (app, second, round) = redirect_answered(&stand_in, CallAnswer::NotInProgress, None).await;
     released_without_a_miss(&app).await;
     // Twilio said the call has ended: a fetch for it (a replay) ends politely.
     let after = wait_fetch(&app, &second, &round).await;
@@ -544,38 +544,41 @@ async fn a_rest_answer_that_the_call_is_over_frees_the_agent_without_a_miss() {
 }
 
 #[tokio::test]
-async fn a_rest_404_frees_the_agent_and_the_callers_own_fetch_connects_it() {
+async fn a_rest_404_frees_the_agent_and_the_caller_keeps_its_place_and_is_connected() {
     // 404: Twilio knows no such call in this account. The caller may well be
     // on the line (TWILIO_ACCOUNT_SID names another account), so it is not
-    // taken for gone: it keeps its place, and its own fetches connect it.
+    // taken for gone: it goes back to its place, ahead of the caller behind
+    // it, and the agent freed without a miss is offered to the head of the
+    // line again, that is to it, without another REST redirect.
     let stand_in = TwilioApiStandIn::start().await;
-    let (app, second, round) = redirect_answered(&stand_in, CallAnswer::NotFound).await;
-    released_without_a_miss(&app).await;
-    let back = wait_fetch(&app, &second, &round).await;
-    assert!(says(&back).contains("number 1 in line"), "{}", back.body);
-    // The worker's next sweep gives it the free agent again; no second REST
-    // redirect is sent for it, and its next fetch rings the agent.
+    let third = call_sid(3);
+    let (app, second, round) =
+        redirect_answered(&stand_in, CallAnswer::NotFound, Some(&third)).await;
     let started = std::time::Instant::now();
-    while app.agent("a").await["call_sid"] != second.as_str() {
-        assert!(
-            started.elapsed() < Duration::from_secs(5),
-            "never matched again"
-        );
+    while metric(
+        &app.metrics().await,
+        "switchboard_twilio_redirects_total{outcome=\"unknown_call\"}",
+    ) < 1.0
+    {
+        assert!(started.elapsed() < Duration::from_secs(5), "no 404 seen");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let connect = wait_fetch(&app, &second, &back).await;
+    let a = app.agent("a").await;
+    assert_eq!(a["call_sid"], second.as_str(), "{a}");
+    assert_eq!(a["missed_in_row"], 0, "{a}");
+    let connect = wait_fetch(&app, &second, &round).await;
     assert_eq!(dialed(&connect).as_deref(), Some("a"), "{}", connect.body);
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(stand_in.requests_for(&second).len(), 1, "redirected again");
-    let metrics = app.metrics().await;
-    assert_eq!(
-        metric(
-            &metrics,
-            "switchboard_twilio_redirects_total{outcome=\"unknown_call\"}"
-        ),
-        1.0,
-        "{metrics}"
+    assert!(
+        stand_in.requests_for(&third).is_empty(),
+        "the third overtook"
     );
+    let doc = app
+        .admin(reqwest::Method::GET, "/queues/desk", None)
+        .await
+        .json();
+    assert_eq!(doc["waiting"][0]["call_sid"], third.as_str(), "{doc}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

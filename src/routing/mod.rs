@@ -8,9 +8,9 @@ use std::sync::Arc;
 use crate::agent::Contact;
 use crate::config::{FallbackStep, Queue, QueueSettings, RoutingTable};
 use crate::metrics;
-use crate::store::calls::WaitFetch;
 use crate::store::calls::new_token;
-use crate::store::requests::{CALL_TAIL_MS, CONFIRM_WINDOW_MS, ConnectStep};
+use crate::store::calls::{RedirectReport, WaitFetch};
+use crate::store::requests::{CALL_TAIL_MS, CONFIRM_WINDOW_MS};
 use crate::store::requests::{HoldQueueEntry, HoldRequest};
 use crate::store::{
     AttemptRequest, NextStep, Outcome, PlanEntry, RouteOutcome, RouteRequest, SettleCode, Settled,
@@ -251,9 +251,9 @@ impl Engine {
         let Some(connector) = &self.connector else {
             return Ok(false);
         };
-        if !self.store.claim_connect(sid, ConnectStep::Claim).await? {
+        let Some(token) = self.store.claim_connect(sid).await? else {
             return Ok(false);
-        }
+        };
         let (client, public_url) = connector.as_ref();
         let url = format!("{public_url}/twilio/voice/wait?queue={queue}&connect=1");
         match client.redirect(sid, &url).await {
@@ -277,19 +277,24 @@ impl Engine {
                     account_sid = client.config().credentials.account_sid(),
                     "Twilio does not know this call in this account (404): agent released, the caller's own wait fetch connects it; check TWILIO_ACCOUNT_SID"
                 );
-                self.store.claim_connect(sid, ConnectStep::Unknown).await?;
+                self.store
+                    .report_connect(sid, &token, RedirectReport::Unknown)
+                    .await?;
                 Ok(false)
             }
             RedirectOutcome::Failed(e) => {
                 tracing::warn!(call_sid = sid, error = %e, "REST redirect failed: the caller's next wait fetch connects it");
-                self.store.claim_connect(sid, ConnectStep::Failed).await?;
+                self.store
+                    .report_connect(sid, &token, RedirectReport::Failed)
+                    .await?;
                 Ok(false)
             }
         }
     }
 
     /// How long a claimed REST redirect may still be on its way: the client's
-    /// whole budget and a second for the clocks (the default budget's for a
+    /// whole budget, and a second for what happens between the claim (stamped
+    /// by Redis) and the client's first try (the default budget's for a
     /// replica without REST, in case another one has it).
     fn redirect_ms(&self) -> u64 {
         let budget = match &self.connector {

@@ -12,6 +12,11 @@
 //! arrived, A was still in line, not yet given an agent, when B was: B
 //! overtook A, unless one of A's own offers may have been under way then (A
 //! keeps its place while an agent rings for it).
+//!
+//! "Given an agent" is as the caller sees it: a `<Dial>` it received. A server
+//! that reserved an agent for A and dropped that reservation before A was
+//! dialled, leaving A out of line meanwhile, is judged by what A heard: if B
+//! was served in that gap, it counts as an overtaking, as a caller would.
 
 use std::collections::BTreeMap;
 use std::time::Duration;

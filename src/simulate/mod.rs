@@ -118,7 +118,7 @@ pub struct SimulateArgs {
     /// Also check invariant 7 from outside: look at the lines in this Redis
     /// (the servers' SWITCHBOARD_REDIS_URL) every 100 ms for agents idle beside
     /// waiting callers and callers left in line after hanging up.
-    #[arg(long, hide_env_values = true)]
+    #[arg(long)]
     pub watch_redis: Option<String>,
     /// The servers' namespace, for --watch-redis.
     #[arg(long, default_value = "default")]

@@ -2,7 +2,7 @@
 //! (`Store::watch_lines`, one instant of Redis each), checking invariant 7 from
 //! outside the servers:
 //! - nobody idle beside a waiting caller: an agent of a queue, free without a
-//!   break (the same `state_since`) in every look for longer than a sweep
+//!   break (the same `free_since`) in every look for longer than a sweep
 //!   interval and a second's slack, while that queue's line was never empty;
 //! - nobody left in line after hanging up: a caller still in a line `loop_secs`
 //!   + 15 s (the heartbeat's slack), a sweep and a second after its call ended.

@@ -2,8 +2,8 @@
 //! fallback) in one script, and keeping voicemail messages.
 
 use super::requests::{
-    CALL_TAIL_MS, ClaimConnectRequest, ConnectStep, HoldQueueEntry, MatchRequest,
-    RemoveWaitingRequest, RouteRequest, VOICEMAILS_KEPT, VoicemailRequest, WaitRequest,
+    CALL_TAIL_MS, ClaimConnectRequest, HoldQueueEntry, MatchRequest, RemoveWaitingRequest,
+    RouteRequest, VOICEMAILS_KEPT, VoicemailRequest, WaitRequest,
 };
 
 /// What a wait fetch tells `wait.lua`.
@@ -21,6 +21,17 @@ pub struct WaitFetch {
     /// than this was left by a replica that died mid-redirect.
     pub redirect_ms: u64,
     pub call_ttl_ms: u64,
+}
+
+/// How a claimed REST redirect ended, when it did not redirect the call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RedirectReport {
+    /// It did not go through: the caller's next wait fetch connects.
+    Failed,
+    /// Twilio has no such call in this account (404): the agent is freed
+    /// without a miss, and the caller goes back to its place in line, to be
+    /// connected by its own wait fetches from then on.
+    Unknown,
 }
 
 /// A caller in a queue's line, as the admin API shows it.
@@ -197,27 +208,54 @@ impl Store {
         self.query::<()>("publish_hold_queues", pipe).await
     }
 
-    /// Claims a matched caller for one REST redirect (`Claim`: `true` when
-    /// this replica may send it), or reports that the redirect `Failed` (the
-    /// caller's next wait fetch then dials) or that Twilio did not know the
-    /// call (`Unknown`: the agent is freed, the caller goes back to its place).
-    pub async fn claim_connect(
+    /// Claims a matched caller for one REST redirect: the reservation's token
+    /// when this replica may send it (`None`: already dialled by its own wait
+    /// fetch, claimed by another replica, or over).
+    pub async fn claim_connect(&self, call_sid: &str) -> Result<Option<String>, StoreError> {
+        let name = scripts::CLAIM_CONNECT.name;
+        let reply = self.connect_step(call_sid, "claim", None, None).await?;
+        match texts(name, &reply)?.as_slice() {
+            [tag, token] if tag == "claimed" => Ok(Some(token.clone())),
+            [tag] if tag == "refused" => Ok(None),
+            other => Err(StoreError::reply(name, format!("{other:?}"))),
+        }
+    }
+
+    /// Reports how the redirect claimed for reservation `token` went, when it
+    /// did not redirect the call.
+    pub async fn report_connect(
         &self,
         call_sid: &str,
-        step: ConnectStep,
-    ) -> Result<bool, StoreError> {
-        let reply = self
-            .invoke(
-                &scripts::CLAIM_CONNECT,
-                self.keys().call(call_sid),
-                &ClaimConnectRequest {
-                    sid: call_sid,
-                    step,
-                    spare_token: new_token(),
-                },
-            )
-            .await?;
-        Ok(super::text(&reply).as_deref() == Some("1"))
+        token: &str,
+        report: RedirectReport,
+    ) -> Result<(), StoreError> {
+        let (step, spare) = match report {
+            RedirectReport::Failed => ("failed", None),
+            RedirectReport::Unknown => ("unknown", Some(new_token())),
+        };
+        self.connect_step(call_sid, step, Some(token), spare)
+            .await
+            .map(|_| ())
+    }
+
+    async fn connect_step(
+        &self,
+        call_sid: &str,
+        step: &'static str,
+        token: Option<&str>,
+        spare_token: Option<String>,
+    ) -> Result<redis::Value, StoreError> {
+        self.invoke(
+            &scripts::CLAIM_CONNECT,
+            self.keys().call(call_sid),
+            &ClaimConnectRequest {
+                sid: call_sid,
+                step,
+                token,
+                spare_token,
+            },
+        )
+        .await
     }
 
     /// Takes a caller out of `queue`'s line (its next fetch gets `step`);

@@ -120,20 +120,12 @@ pub(super) struct WaitRequest<'a> {
 #[derive(Debug, Serialize)]
 pub(super) struct ClaimConnectRequest<'a> {
     pub sid: &'a str,
-    pub step: ConnectStep,
-    pub spare_token: String,
-}
-
-/// What `claim_connect.lua` is told about a REST redirect.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ConnectStep {
-    /// About to send it: may this replica?
-    Claim,
-    /// It did not go through: the caller's next wait fetch connects.
-    Failed,
-    /// Twilio has no such call in this account (404).
-    Unknown,
+    /// 'claim', 'failed' or 'unknown'.
+    pub step: &'static str,
+    /// The claimed reservation a report is about.
+    pub token: Option<&'a str>,
+    /// For 'unknown': the freed agent's next reservation, if a caller waits.
+    pub spare_token: Option<String>,
 }
 
 /// `watch_lines.lua`: a read-only look at the lines (simulate's checks).

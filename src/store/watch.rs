@@ -29,12 +29,12 @@ pub struct LineView {
     pub free: Vec<FreeAgent>,
 }
 
-/// An agent free right now, and the start of the state it is free in: the
-/// same `state_since` seen twice is one uninterrupted stretch of being free.
+/// An agent free right now, and since when (ms): the same `free_since` seen
+/// twice is one uninterrupted stretch of being free.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct FreeAgent {
     pub id: String,
-    pub state_since: String,
+    pub free_since: i64,
 }
 
 impl Store {
@@ -76,7 +76,7 @@ fn decode_lines(items: &[String]) -> Option<LinesView> {
                 let (id, since) = items.next()?.split_once('|')?;
                 Some(FreeAgent {
                     id: id.to_owned(),
-                    state_since: since.to_owned(),
+                    free_since: since.parse().ok()?,
                 })
             })
             .collect::<Option<Vec<_>>>()?;
@@ -119,5 +119,6 @@ mod tests {
         assert!(decode_lines(&strings(&["1700", "1", "a", "5000", "2", "CA1"])).is_none());
         assert!(decode_lines(&strings(&["1700", "0", "extra"])).is_none());
         assert!(decode_lines(&strings(&["1700", "1", "a", "5000", "0", "1", "no-bar"])).is_none());
+        assert!(decode_lines(&strings(&["1700", "1", "a", "5000", "0", "1", "x|soon"])).is_none());
     }
 }
