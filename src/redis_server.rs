@@ -25,16 +25,64 @@ pub enum RedisServerError {
 #[derive(Debug)]
 pub struct RedisServer {
     port: u16,
+    /// With TLS: the TLS port and the server's arguments for it.
+    tls: Option<(u16, Vec<String>)>,
     child: Option<Child>,
+}
+
+/// The files of a TLS `redis-server`: its certificate and key (PEM).
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub cert: std::path::PathBuf,
+    pub key: std::path::PathBuf,
 }
 
 impl RedisServer {
     /// Starts one on a free port and waits until it answers.
     pub fn start() -> Result<RedisServer, RedisServerError> {
         let port = free_port()?;
-        let mut server = RedisServer { port, child: None };
+        let mut server = RedisServer {
+            port,
+            tls: None,
+            child: None,
+        };
         server.restart()?;
         Ok(server)
+    }
+
+    /// Starts one that also serves TLS, on a second free port (see
+    /// [`RedisServer::tls_url`]); the plain port is for readiness only.
+    pub fn start_tls(files: &TlsFiles) -> Result<RedisServer, RedisServerError> {
+        let port = free_port()?;
+        let tls_port = free_port()?;
+        let path = |p: &std::path::Path| p.to_string_lossy().into_owned();
+        let args = vec![
+            "--tls-port".into(),
+            tls_port.to_string(),
+            "--tls-cert-file".into(),
+            path(&files.cert),
+            "--tls-key-file".into(),
+            path(&files.key),
+            // Clients are not asked for a certificate: managed Redis services
+            // authenticate with a password over TLS.
+            "--tls-auth-clients".into(),
+            "no".into(),
+        ];
+        let mut server = RedisServer {
+            port,
+            tls: Some((tls_port, args)),
+            child: None,
+        };
+        server.restart()?;
+        Ok(server)
+    }
+
+    /// `rediss://localhost:<tls port>` (the name its certificate must carry),
+    /// for a server started with [`RedisServer::start_tls`].
+    pub fn tls_url(&self) -> Option<String> {
+        self.tls
+            .as_ref()
+            .map(|(port, _)| format!("rediss://localhost:{port}"))
     }
 
     pub fn port(&self) -> u16 {
@@ -63,6 +111,7 @@ impl RedisServer {
         command
             .args(["--port", &self.port.to_string()])
             .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args(self.tls.iter().flat_map(|(_, args)| args))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());

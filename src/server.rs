@@ -21,8 +21,9 @@ use crate::worker;
 /// Builds the application state. Redis is not contacted: a server whose Redis is
 /// down still starts, reports not ready, and answers callers the emergency TwiML.
 pub fn build_state(settings: Settings) -> Result<AppState, StoreError> {
-    let store = Store::new(
+    let store = Store::with_ca(
         &settings.redis_url,
+        settings.redis_ca.as_deref(),
         &settings.namespace,
         settings.redis_timeout,
     )?;

@@ -33,6 +33,11 @@ pub struct SettingsArgs {
     )]
     pub redis_url: String,
 
+    /// PEM file of the CA that signed a `rediss://` server's certificate;
+    /// default: the system's roots.
+    #[arg(long, env = "SWITCHBOARD_REDIS_CA_FILE")]
+    pub redis_ca_file: Option<PathBuf>,
+
     /// Routing file (TOML); without it, one queue `default` with a voicemail fallback.
     #[arg(long, env = "SWITCHBOARD_ROUTING")]
     pub routing: Option<PathBuf>,
@@ -199,6 +204,12 @@ impl From<&str> for RedisUrl {
 pub enum SettingsError {
     #[error(transparent)]
     Routing(#[from] RoutingFileError),
+    #[error("SWITCHBOARD_REDIS_CA_FILE {path}: {error}")]
+    RedisCaFile { path: String, error: String },
+    #[error(
+        "SWITCHBOARD_REDIS_CA_FILE is set, but the Redis URL is not rediss://: the connection would not use TLS"
+    )]
+    RedisCaWithoutTls,
     #[error("SWITCHBOARD_NAMESPACE {0:?} must match [A-Za-z0-9._-]{{1,64}} and not be . or ..")]
     Namespace(String),
     #[error("SWITCHBOARD_PUBLIC_URL {0:?} must be an absolute http(s) URL")]
@@ -222,6 +233,22 @@ pub enum SettingsError {
     TwilioNoCredentials,
 }
 
+/// The CA file's PEM: readable, holding a certificate, for a `rediss://` URL.
+fn read_redis_ca(path: &std::path::Path, redis_url: &str) -> Result<Vec<u8>, SettingsError> {
+    if !redis_url.starts_with("rediss://") {
+        return Err(SettingsError::RedisCaWithoutTls);
+    }
+    let error = |error: String| SettingsError::RedisCaFile {
+        path: path.display().to_string(),
+        error,
+    };
+    let pem = std::fs::read(path).map_err(|e| error(e.to_string()))?;
+    if !String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----") {
+        return Err(error("no PEM certificate in it".into()));
+    }
+    Ok(pem)
+}
+
 /// An admin token shorter than this gets a start-up warning.
 pub const MIN_ADMIN_TOKEN_CHARS: usize = 16;
 
@@ -243,6 +270,9 @@ pub struct Settings {
     pub listen: SocketAddr,
     /// Holds the Redis password; `Debug` redacts it.
     pub redis_url: RedisUrl,
+    /// PEM of the CA a `rediss://` server's certificate must chain to;
+    /// `None`: the system's roots.
+    pub redis_ca: Option<Vec<u8>>,
     pub routing: RoutingTable,
     /// Without a trailing slash.
     pub public_url: Option<String>,
@@ -358,9 +388,14 @@ impl SettingsArgs {
         {
             warnings.push(SettingsWarning::ShortAdminToken);
         }
+        let redis_ca = match &self.redis_ca_file {
+            Some(path) => Some(read_redis_ca(path, &self.redis_url)?),
+            None => None,
+        };
         Ok(Settings {
             listen: self.listen,
             redis_url: self.redis_url.into(),
+            redis_ca,
             routing,
             public_url,
             twilio_auth_token,
@@ -468,6 +503,7 @@ impl Settings {
         Settings {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             redis_url: RedisUrl(redis_url.into()),
+            redis_ca: None,
             routing: RoutingTable::builtin(),
             public_url: None,
             twilio_auth_token: None,

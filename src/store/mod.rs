@@ -86,8 +86,28 @@ impl Store {
     /// Sets up the connection; it is made on the first command, so a server whose
     /// Redis is down still starts.
     pub fn new(redis_url: &str, namespace: &str, timeout: Duration) -> Result<Store, StoreError> {
-        let client = redis::Client::open(redis_url)
-            .map_err(|e| StoreError::Unavailable(format!("bad Redis URL: {e}")))?;
+        Store::with_ca(redis_url, None, namespace, timeout)
+    }
+
+    /// As [`Store::new`]; a `rediss://` server's certificate must chain to the
+    /// CA of `ca_pem` (default: the system's roots).
+    pub fn with_ca(
+        redis_url: &str,
+        ca_pem: Option<&[u8]>,
+        namespace: &str,
+        timeout: Duration,
+    ) -> Result<Store, StoreError> {
+        let client = match ca_pem {
+            Some(pem) => redis::Client::build_with_tls(
+                redis_url,
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(pem.to_vec()),
+                },
+            ),
+            None => redis::Client::open(redis_url),
+        }
+        .map_err(|e| StoreError::Unavailable(format!("bad Redis URL or CA: {e}")))?;
         // redis-rs has its own defaults (500 ms per response, 1 s to connect);
         // the Redis budget is the one limit, so both take it. A failed connect
         // is retried once, quickly: the next command tries again anyway, and a
