@@ -1,6 +1,7 @@
 //! Redis trouble never reaches the caller: with Redis stopped or paused, every
-//! webhook still answers 200 with valid TwiML (the `[emergency]` fallback for a
-//! call), `/readyz` reports it, and everything comes back by itself.
+//! webhook a caller waits on still answers 200 with valid TwiML (the
+//! `[emergency]` fallback for a call), a status callback answers 503 so Twilio
+//! sends it again, `/readyz` reports it, and everything comes back by itself.
 
 mod common;
 
@@ -45,7 +46,8 @@ fn is_emergency(a: &Answer) -> bool {
         && a.attribute("Dial", "action").is_none()
 }
 
-/// Every webhook, with Redis in trouble: 200 and TwiML, never a 5xx.
+/// Every webhook, with Redis in trouble: TwiML, and 200 unless it is a status
+/// callback (503: Twilio retries it).
 async fn every_webhook_answers(app: &TestApp, n: u64) {
     let sid = call_sid(n);
     let started = Instant::now();
@@ -96,7 +98,14 @@ async fn every_webhook_answers(app: &TestApp, n: u64) {
     ];
     for (url, params) in cases {
         let a = post_signed(&app.http, &url, &params).await;
-        assert_eq!(a.status, 200, "{url}: {a:?}");
+        // A status callback that could not be applied is 503, so Twilio
+        // sends it again; everything a caller waits on is 200 and TwiML.
+        let status_callback = url.contains("/voice/status") || url.contains("/voice/agent");
+        assert_eq!(
+            a.status,
+            if status_callback { 503 } else { 200 },
+            "{url}: {a:?}"
+        );
         assert!(a.body.starts_with("<?xml"), "{url}: {}", a.body);
     }
 }
@@ -210,4 +219,106 @@ async fn a_server_started_without_redis_serves_the_emergency_twiml_until_redis_a
         .unwrap()
         .status();
     assert_eq!(health, 200);
+}
+
+/// A status callback that arrives while Redis cannot apply it is not lost: it
+/// is answered 503, and the copy Twilio sends again (the agent leg's
+/// statusCallback URL asks for retries in its connection overrides) is applied.
+/// Redis is stopped and comes back with its data (as a failover to a replica
+/// that had it all), so nothing could have been applied meanwhile.
+#[tokio::test]
+async fn a_status_callback_refused_while_redis_is_down_is_applied_when_sent_again() {
+    let mut app = app().await;
+    app.add_available("a", &["default"]).await;
+    let sid = call_sid(7);
+    let dial = app.call(&sid, "+15005550006").await;
+    assert_eq!(dialed(&dial).as_deref(), Some("a"));
+    let url = dial.attribute("Client", "statusCallback").unwrap();
+    assert!(url.ends_with("#rc=5&rp=5xx,ct,rt"), "{url}");
+    assert_eq!(app.agent_leg(&sid, &dial, "in-progress").await.status, 200);
+    assert_eq!(app.agent("a").await["state"], "on_call");
+    let kept = snapshot(&mut app.redis().await).await;
+
+    app.redis.stop();
+    let refused = app.agent_leg(&sid, &dial, "completed").await;
+    let number = app.call_status(&sid, "completed").await;
+    assert_eq!(refused.status, 503, "{refused:?}");
+    assert_eq!(number.status, 503, "{number:?}");
+    app.redis.restart().unwrap();
+    let mut conn = app.redis().await;
+    for (key, dump) in &kept {
+        let _: () = redis::cmd("RESTORE")
+            .arg(key)
+            .arg(0)
+            .arg(dump)
+            .arg("REPLACE")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    }
+    assert_eq!(app.agent("a").await["state"], "on_call", "not applied");
+
+    // Twilio sends both again; now they are applied.
+    let started = Instant::now();
+    while app.agent_leg(&sid, &dial, "completed").await.status != 200 {
+        assert!(started.elapsed() < Duration::from_secs(5), "never applied");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(app.call_status(&sid, "completed").await.status, 200);
+    let a = app.agent("a").await;
+    assert!(a["call_sid"].is_null(), "{a}");
+    assert_eq!(a["state"], "wrap_up", "{a}");
+}
+
+/// With Redis paused, a status callback times out and is answered 503, though
+/// its script may still run once Redis resumes: the copy Twilio sends again
+/// then changes nothing more (every move is token-fenced).
+#[cfg(unix)]
+#[tokio::test]
+async fn a_status_callback_answered_503_and_applied_late_is_harmless_when_sent_again() {
+    let app = app().await;
+    app.add_available("a", &["default"]).await;
+    let sid = call_sid(9);
+    let dial = app.call(&sid, "+15005550006").await;
+    app.agent_leg(&sid, &dial, "in-progress").await;
+    let pid = app.redis.pid().expect("redis runs") as libc::pid_t;
+    // SAFETY: signals to our own child process.
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    let refused = app.agent_leg(&sid, &dial, "completed").await;
+    unsafe { libc::kill(pid, libc::SIGCONT) };
+    assert_eq!(refused.status, 503, "{refused:?}");
+    let started = Instant::now();
+    while app.agent_leg(&sid, &dial, "completed").await.status != 200 {
+        assert!(started.elapsed() < Duration::from_secs(5), "never answered");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let a = app.agent("a").await;
+    assert_eq!(a["state"], "wrap_up", "{a}");
+    assert_eq!(a["missed_in_row"], 0, "{a}");
+}
+
+/// Twilio's docs do not say whether it signs a URL's connection overrides (the
+/// `#…` fragment, which never reaches the server): a callback signed either way
+/// is accepted, and one signed with another fragment is not.
+#[tokio::test]
+async fn a_status_callback_is_accepted_signed_with_or_without_its_overrides() {
+    let app = app().await;
+    app.add_available("a", &["default"]).await;
+    let sid = call_sid(8);
+    let dial = app.call(&sid, "+15005550006").await;
+    let url = dial.attribute("Client", "statusCallback").unwrap();
+    let (bare, _) = url.split_once('#').unwrap();
+    let leg = format!("CA{:032x}", 88u64);
+    let params = [
+        ("CallSid", leg.as_str()),
+        ("ParentCallSid", sid.as_str()),
+        ("CallStatus", "ringing"),
+    ];
+    for signed in [url.as_str(), bare] {
+        let a = post_signed(&app.http, signed, &params).await;
+        assert_eq!(a.status, 200, "signed over {signed}: {a:?}");
+    }
+    let other = format!("{bare}#rc=1");
+    let a = post_signed(&app.http, &other, &params).await;
+    assert_eq!(a.status, 403, "signed over {other}: {a:?}");
 }

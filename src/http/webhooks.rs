@@ -186,6 +186,22 @@ impl WebhookError {
             span: tracing::Span::current(),
         }
     }
+
+    /// Redis failed on a status callback, which no caller waits on: 503, so
+    /// that Twilio sends it again (the connection overrides on the URL ask it
+    /// to), rather than a 200 that drops the change.
+    fn unapplied(error: StoreError, lost: &'static str) -> WebhookError {
+        WebhookError::Store {
+            error,
+            lost,
+            answer: (
+                StatusCode::SERVICE_UNAVAILABLE,
+                twiml_response(twiml::empty()),
+            )
+                .into_response(),
+            span: tracing::Span::current(),
+        }
+    }
 }
 
 impl From<Refusal> for WebhookError {
@@ -237,7 +253,13 @@ fn verify(
     };
     let path = uri.path_and_query().map_or("/", |pq| pq.as_str());
     let url = format!("{}{path}", base_url(settings, headers, uri));
-    if signature::is_valid(token, &url, params.pairs(), given) {
+    // Twilio's docs do not say whether a URL's connection overrides (its
+    // `#…` fragment, which never reaches us) are part of what it signs, and its
+    // libraries sign whatever URL they are given: both forms are accepted.
+    let with_overrides = || format!("{url}#{}", twiml::CONNECTION_OVERRIDES);
+    if signature::is_valid(token, &url, params.pairs(), given)
+        || signature::is_valid(token, &with_overrides(), params.pairs(), given)
+    {
         Ok(params)
     } else if headers.contains_key(signature::SETTINGS_HEADER) {
         // Tells the operator why a real Twilio request fails: a Webhook Rule
@@ -387,7 +409,11 @@ fn render(state: &AppState, base: &str, call_sid: &str, decision: &Decision) -> 
             twiml::dial_agent(&twiml::AgentDial {
                 contact,
                 action: &format!("{base}{}?{attempt}", paths::DIAL_ACTION),
-                status_callback: &format!("{base}{}?{attempt}", paths::AGENT_STATUS),
+                status_callback: &format!(
+                    "{base}{}?{attempt}#{}",
+                    paths::AGENT_STATUS,
+                    twiml::CONNECTION_OVERRIDES
+                ),
                 ring_timeout_secs: settings.ring_timeout_secs,
                 max_call_secs: settings.max_call_secs,
                 confirm_url: confirm_url.as_deref(),
@@ -694,8 +720,8 @@ pub async fn agent_status(
         within_budget(&state, state.engine.agent_status(&report))
             .await
             .map_err(|e| {
-                let lost = "agent leg status lost; the worker releases the agent at its deadline";
-                WebhookError::store(e, lost, twiml::empty())
+                let lost = "agent leg status not applied: answered 503 for Twilio to send it again";
+                WebhookError::unapplied(e, lost)
             })?;
         state.connect_waiting_soon();
         Ok(twiml_response(twiml::empty()))
@@ -721,8 +747,8 @@ pub async fn call_status(
         within_budget(&state, state.engine.call_ended(call_sid))
             .await
             .map_err(|e| {
-                let lost = "call end lost; the worker releases the agent at its deadline";
-                WebhookError::store(e, lost, twiml::empty())
+                let lost = "call end not applied: answered 503 for Twilio to send it again";
+                WebhookError::unapplied(e, lost)
             })?;
         tracing::info!("call ended");
         state.connect_waiting_soon();

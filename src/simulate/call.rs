@@ -663,6 +663,9 @@ impl Call<'_> {
         let started = Instant::now();
         let first = self.shared.next_url.fetch_add(1, Ordering::Relaxed);
         let mut tries = 0;
+        // Twilio's connection overrides on the URL: this many more tries when
+        // the answer is a 5xx.
+        let mut retries_on_5xx = retries_on_5xx(url);
         let result = loop {
             let base = urls[(first + tries) % urls.len()].trim_end_matches('/');
             tries += 1;
@@ -682,6 +685,14 @@ impl Call<'_> {
                     let status = response.status();
                     match response.text().await {
                         Ok(text) if status.is_success() => break Ok(text),
+                        Ok(_) if status.is_server_error() && retries_on_5xx > 0 => {
+                            retries_on_5xx -= 1;
+                            self.result.retried += 1;
+                            self.trace(&format!(
+                                "{what}: POST {target} answered {status}: sent again, as Twilio's connection overrides ask"
+                            ));
+                            tokio::time::sleep(Duration::from_millis(200)).await;
+                        }
                         Ok(text) => {
                             break Err(format!("{what}: POST {target} answered {status}: {text}"));
                         }
@@ -745,6 +756,25 @@ fn path_of(url: &str) -> &str {
     }
 }
 
+/// How many times Twilio sends a request again after a 5xx answer, by the
+/// URL's connection overrides (`#rc=5&rp=5xx,…`): none without them.
+fn retries_on_5xx(url: &str) -> u32 {
+    let Some((_, fragment)) = url.split_once('#') else {
+        return 0;
+    };
+    let overrides: Vec<(String, String)> = serde_urlencoded::from_str(fragment).unwrap_or_default();
+    let value = |name: &str| {
+        overrides
+            .iter()
+            .find_map(|(k, v)| (k == name).then_some(v.as_str()))
+    };
+    let on_5xx = value("rp").is_some_and(|rp| rp.split(',').any(|p| p == "5xx" || p == "all"));
+    match value("rc").and_then(|rc| rc.parse::<u32>().ok()) {
+        Some(rc) if on_5xx => rc.min(5),
+        _ => 0,
+    }
+}
+
 /// The value of `name` in a URL's query, if it has one.
 fn query_value(url: &str, name: &str) -> Option<String> {
     let query = url.split_once('?')?.1;
@@ -766,5 +796,18 @@ fn summarize(body: &str) -> String {
         Ok(Verb::Redirect { .. }) => "hold round (<Redirect> to the wait URL)".into(),
         Ok(Verb::Nothing) => "<Response/>".into(),
         Err(_) => body.chars().take(80).collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connection_overrides_say_how_often_a_5xx_is_sent_again() {
+        assert_eq!(retries_on_5xx("https://h/a?x=1#rc=5&rp=5xx,ct,rt"), 5);
+        assert_eq!(retries_on_5xx("https://h/a#rc=9&rp=all"), 5);
+        assert_eq!(retries_on_5xx("https://h/a#rc=3&rp=ct,rt"), 0);
+        assert_eq!(retries_on_5xx("https://h/a?x=1"), 0);
     }
 }

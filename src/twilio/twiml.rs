@@ -28,6 +28,13 @@ fn response(body: impl FnOnce(&mut Writer<Vec<u8>>) -> std::io::Result<()>) -> S
     String::from_utf8(writer.into_inner()).unwrap_or_default()
 }
 
+/// Twilio's webhook connection overrides, the URL fragment of every status
+/// callback switchboard writes: up to 5 retries when the answer is a 5xx, the
+/// connection fails or no answer comes in time. A status callback that could
+/// not be applied (Redis unreachable) is answered 503, so it comes again. The
+/// number's own status callback should carry the same fragment (README).
+pub const CONNECTION_OVERRIDES: &str = "rc=5&rp=5xx,ct,rt";
+
 /// The agent-leg callbacks and limits of one dial attempt.
 #[derive(Debug, Clone)]
 pub struct AgentDial<'a> {
