@@ -27,6 +27,10 @@ pub struct RedisServer {
     port: u16,
     /// With TLS: the TLS port and the server's arguments for it.
     tls: Option<(u16, Vec<String>)>,
+    /// Its own working directory: nothing is saved there unless a client
+    /// sends `SAVE`, and then a restart loads it (a Redis that comes back
+    /// with its data, as after a failover to an up-to-date replica).
+    data_dir: std::path::PathBuf,
     child: Option<Child>,
 }
 
@@ -44,6 +48,7 @@ impl RedisServer {
         let mut server = RedisServer {
             port,
             tls: None,
+            data_dir: data_dir(port)?,
             child: None,
         };
         server.restart()?;
@@ -71,6 +76,7 @@ impl RedisServer {
         let mut server = RedisServer {
             port,
             tls: Some((tls_port, args)),
+            data_dir: data_dir(port)?,
             child: None,
         };
         server.restart()?;
@@ -101,8 +107,8 @@ impl RedisServer {
         }
     }
 
-    /// Starts it again, empty, on the same port (after `stop`, a restart as in a
-    /// Redis outage; while running, a no-op).
+    /// Starts it again on the same port (after `stop`, a restart as in a Redis
+    /// outage; while running, a no-op): empty, unless a client sent `SAVE`.
     pub fn restart(&mut self) -> Result<(), RedisServerError> {
         if self.child.is_some() {
             return Ok(());
@@ -112,6 +118,8 @@ impl RedisServer {
             .args(["--port", &self.port.to_string()])
             .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
             .args(self.tls.iter().flat_map(|(_, args)| args))
+            .arg("--dir")
+            .arg(&self.data_dir)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
@@ -151,7 +159,15 @@ impl RedisServer {
 impl Drop for RedisServer {
     fn drop(&mut self) {
         self.stop();
+        let _ = std::fs::remove_dir_all(&self.data_dir);
     }
+}
+
+/// A fresh working directory for the server on `port`.
+fn data_dir(port: u16) -> std::io::Result<std::path::PathBuf> {
+    let dir = std::env::temp_dir().join(format!("switchboard-redis-{}-{port}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
 }
 
 fn ping(addr: SocketAddr) -> bool {

@@ -128,6 +128,11 @@ fn spawn_background(
         state.metrics.clone(),
         shutdown.clone(),
     ))];
+    let (engine, stop) = (state.engine.clone(), shutdown.clone());
+    tasks.push(tokio::spawn(async move {
+        let unapplied = engine.unapplied().clone();
+        unapplied.run(engine, stop).await;
+    }));
     if with_worker {
         tasks.push(tokio::spawn(worker::run(
             state.engine.clone(),

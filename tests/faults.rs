@@ -224,8 +224,8 @@ async fn a_server_started_without_redis_serves_the_emergency_twiml_until_redis_a
 /// A status callback that arrives while Redis cannot apply it is not lost: it
 /// is answered 503, and the copy Twilio sends again (the agent leg's
 /// statusCallback URL asks for retries in its connection overrides) is applied.
-/// Redis is stopped and comes back with its data (as a failover to a replica
-/// that had it all), so nothing could have been applied meanwhile.
+/// Redis is stopped and comes back with the data it had saved (as after a
+/// failover to a replica that had it all), so nothing was applied meanwhile.
 #[tokio::test]
 async fn a_status_callback_refused_while_redis_is_down_is_applied_when_sent_again() {
     let mut app = app().await;
@@ -237,7 +237,8 @@ async fn a_status_callback_refused_while_redis_is_down_is_applied_when_sent_agai
     assert!(url.ends_with("#rc=5&rp=5xx,ct,rt"), "{url}");
     assert_eq!(app.agent_leg(&sid, &dial, "in-progress").await.status, 200);
     assert_eq!(app.agent("a").await["state"], "on_call");
-    let kept = snapshot(&mut app.redis().await).await;
+    let mut conn = app.redis().await;
+    let _: () = redis::cmd("SAVE").query_async(&mut conn).await.unwrap();
 
     app.redis.stop();
     let refused = app.agent_leg(&sid, &dial, "completed").await;
@@ -245,17 +246,6 @@ async fn a_status_callback_refused_while_redis_is_down_is_applied_when_sent_agai
     assert_eq!(refused.status, 503, "{refused:?}");
     assert_eq!(number.status, 503, "{number:?}");
     app.redis.restart().unwrap();
-    let mut conn = app.redis().await;
-    for (key, dump) in &kept {
-        let _: () = redis::cmd("RESTORE")
-            .arg(key)
-            .arg(0)
-            .arg(dump)
-            .arg("REPLACE")
-            .query_async(&mut conn)
-            .await
-            .unwrap();
-    }
     assert_eq!(app.agent("a").await["state"], "on_call", "not applied");
 
     // Twilio sends both again; now they are applied.
@@ -321,4 +311,40 @@ async fn a_status_callback_is_accepted_signed_with_or_without_its_overrides() {
     let other = format!("{bare}#rc=1");
     let a = post_signed(&app.http, &other, &params).await;
     assert_eq!(a.status, 403, "signed over {other}: {a:?}");
+}
+
+/// A Dial action Redis cannot take still answers the caller (the emergency
+/// TwiML), and the replica applies the attempt's end itself once Redis answers
+/// again: the agent is not left reserved until the worker's deadline. Redis
+/// comes back with the data it had saved (`SAVE`).
+#[tokio::test]
+async fn a_dial_action_redis_could_not_take_is_applied_when_it_answers_again() {
+    let mut app = app().await;
+    app.add_available("a", &["default"]).await;
+    let sid = call_sid(11);
+    let dial = app.call(&sid, "+15005550006").await;
+    assert_eq!(dialed(&dial).as_deref(), Some("a"));
+    let mut conn = app.redis().await;
+    let _: () = redis::cmd("SAVE").query_async(&mut conn).await.unwrap();
+    app.redis.stop();
+    let answer = app.dial_action(&sid, &dial, "no-answer").await;
+    assert!(is_emergency(&answer), "{answer:?}");
+    assert_eq!(app.server.state.engine.unapplied().len(), 1);
+    app.redis.restart().unwrap();
+    // No callback comes again: the replica applies the miss it kept.
+    let started = Instant::now();
+    loop {
+        let a = app.agent("a").await;
+        if a["state"] != "reserved" {
+            assert_eq!(a["missed_in_row"], 1, "{a}");
+            assert!(a["call_sid"].is_null(), "{a}");
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "the kept dial action was never applied: {a}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(app.server.state.engine.unapplied().is_empty());
 }

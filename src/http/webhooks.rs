@@ -679,12 +679,16 @@ pub async fn dial_action(
         let decision = within_budget(&state, state.engine.dial_action(&report, &call, home))
             .await
             .map_err(|e| {
+                // The attempt's end is applied once Redis answers again.
+                if !state.engine.unapplied().keep(&report) {
+                    tracing::error!("too many dial actions wait for Redis: this one is left to the worker's deadline");
+                }
                 // A caller still waiting for an agent gets the emergency answer.
                 if matches!(outcome, Outcome::Miss | Outcome::Ended) {
-                    let lost = "dial action lost: the caller gets the emergency fallback; the worker frees the agent";
+                    let lost = "dial action not applied: the caller gets the emergency fallback; kept to apply when Redis answers";
                     WebhookError::store(e, lost, emergency(&state, &base))
                 } else {
-                    let lost = "dial action lost: the call is over; the worker frees the agent";
+                    let lost = "dial action not applied: the call is over; kept to apply when Redis answers";
                     WebhookError::store(e, lost, twiml::hangup())
                 }
             })?;

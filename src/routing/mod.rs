@@ -5,6 +5,8 @@
 
 use std::sync::Arc;
 
+pub mod unapplied;
+
 use crate::agent::Contact;
 use crate::config::{FallbackStep, Queue, QueueSettings, RoutingTable};
 use crate::metrics;
@@ -186,6 +188,8 @@ pub struct Engine {
     /// Twilio's REST API and the public base URL, to connect a waiting caller
     /// as soon as an agent is reserved for it.
     connector: Option<Arc<(RestClient, String)>>,
+    /// Dial actions Redis could not take, to apply when it answers again.
+    unapplied: Arc<unapplied::Unapplied>,
 }
 
 impl Engine {
@@ -194,7 +198,13 @@ impl Engine {
             store,
             table,
             connector: None,
+            unapplied: Arc::default(),
         }
+    }
+
+    /// The dial actions this replica keeps until Redis takes them.
+    pub fn unapplied(&self) -> &Arc<unapplied::Unapplied> {
+        &self.unapplied
     }
 
     /// Connects waiting callers through Twilio's REST API (the redirect's URL is
