@@ -27,7 +27,8 @@ pub fn build_state(settings: Settings) -> Result<AppState, StoreError> {
         &settings.namespace,
         settings.redis_timeout,
     )?;
-    let mut engine = Engine::new(store, Arc::new(settings.routing.clone()));
+    let mut engine = Engine::new(store, Arc::new(settings.routing.clone()))
+        .with_reconcile_after(settings.reconcile_after);
     match (&settings.twilio_rest, &settings.public_url) {
         (Some(rest), Some(public_url)) => match RestClient::new(rest.clone()) {
             Ok(client) => engine = engine.with_rest(client, public_url.clone()),

@@ -1,6 +1,7 @@
 //! The background worker: every sweep interval it releases reservations and
 //! leases whose deadline passed (invariant 2: nobody stays stuck), settles
-//! wrap-ups that ended, gives agents freed by time to waiting callers, and
+//! wrap-ups that ended, gives agents freed by time to waiting callers, asks
+//! Twilio about answered calls that went quiet (with REST credentials), and
 //! refreshes the `switchboard_agents` gauges.
 //! Any number may run at once: each release is one token-fenced script, the
 //! wrap-up settling runs under a lease one worker holds per interval, and the
@@ -26,7 +27,7 @@ pub struct SweepReport {
 pub async fn run(engine: Engine, interval: Duration, shutdown: CancellationToken) {
     tracing::info!(interval_ms = interval.as_millis() as u64, "worker started");
     let mut ticker = tokio::time::interval(interval);
-    let connecting = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let asking_twilio = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
@@ -46,14 +47,18 @@ pub async fn run(engine: Engine, interval: Duration, shutdown: CancellationToken
         if let Err(e) = match_waiting(&engine).await {
             tracing::warn!(error = %e, "cannot match waiting callers; retrying next interval");
         }
-        // Off the sweep: a slow Twilio must not hold up releases and matches.
-        if !connecting.swap(true, std::sync::atomic::Ordering::AcqRel) {
-            let (engine, connecting) = (engine.clone(), connecting.clone());
+        // Off the sweep: a slow Twilio must not hold up releases and matches
+        // (REST redirects for matched callers, and quiet answered calls).
+        if !asking_twilio.swap(true, std::sync::atomic::Ordering::AcqRel) {
+            let (engine, asking_twilio) = (engine.clone(), asking_twilio.clone());
             tokio::spawn(async move {
                 if let Err(e) = engine.connect_waiting().await {
                     tracing::warn!(error = %e, "cannot connect matched callers; their next wait fetch does");
                 }
-                connecting.store(false, std::sync::atomic::Ordering::Release);
+                if let Err(e) = engine.reconcile().await {
+                    tracing::warn!(error = %e, "cannot look up quiet calls; retrying next interval");
+                }
+                asking_twilio.store(false, std::sync::atomic::Ordering::Release);
             });
         }
         let lease_ms = u64::try_from(interval.as_millis())

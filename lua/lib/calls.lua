@@ -264,6 +264,10 @@ local function settle(s, tail_ms)
     if outcome == 'answered' then
       redis.call('HSET', call, 'status', 'on_call', 'token', token, 'answered_at', now,
         'last_token', '', 'last_agent', '')
+      if s.leg then
+        redis.call('HSET', call, 'leg_sid', s.leg)
+      end
+      redis.call('ZADD', K.reconcile, now, s.sid)
       redis.call('ZADD', K.deadlines, now + t.lease_ms, lease)
       if untouched then
         dequeue(id, queues_of(agent))
@@ -282,6 +286,9 @@ local function settle(s, tail_ms)
   end
   if not current then
     return reply('stale')
+  end
+  if s.leg then
+    redis.call('HSET', call, 'leg_sid', s.leg)
   end
 
   -- The agent may have been forced free meanwhile: then only the call is settled.
@@ -302,6 +309,9 @@ local function settle(s, tail_ms)
     end
     redis.call('ZREM', K.deadlines, reservation)
     redis.call('ZADD', K.deadlines, now + t.lease_ms, lease)
+    -- Answered calls are listed by their last report: one that goes quiet for
+    -- long is looked up at Twilio by the worker (due_reconciles).
+    redis.call('ZADD', K.reconcile, now, s.sid)
     remember_affinity()
     if agent_holds then
       set_state(agent, id, 'on_call', {'state_since', now, 'missed_in_row', 0})

@@ -31,6 +31,7 @@ local K = {
   waits = function(queue) return P .. 'waits:' .. queue end,
   wait_events = P .. 'wait_events',
   connects = P .. 'connects',
+  reconcile = P .. 'reconcile',
 }
 
 -- Milliseconds since the epoch from the Redis clock, shared by every replica.

@@ -71,6 +71,11 @@ pub struct SettingsArgs {
     #[arg(long, env = "SWITCHBOARD_SWEEP_INTERVAL_MS", default_value_t = 1000)]
     pub sweep_interval_ms: u64,
 
+    /// With Twilio REST credentials: the worker asks Twilio about an answered
+    /// call with no callback for this long, and ends it if Twilio says it is over.
+    #[arg(long, env = "SWITCHBOARD_RECONCILE_AFTER_SECS", default_value_t = 300)]
+    pub reconcile_after_secs: u64,
+
     /// The longest a webhook waits on Redis before answering the emergency TwiML, in ms.
     #[arg(long, env = "SWITCHBOARD_REDIS_TIMEOUT_MS", default_value_t = 2000)]
     pub redis_timeout_ms: u64,
@@ -293,6 +298,9 @@ pub struct Settings {
     /// `TWILIO_ACCOUNT_SID`, and then held callers are connected by their next
     /// wait fetch. `Debug` shows no secret.
     pub twilio_rest: Option<RestConfig>,
+    /// How long an answered call may go without a callback before the worker
+    /// asks Twilio about it (with `twilio_rest` only).
+    pub reconcile_after: Duration,
 }
 
 /// What one client connection may hold (SPEC 1, "Connections"). Only the cap is
@@ -364,6 +372,9 @@ impl SettingsArgs {
         if self.redis_timeout_ms == 0 {
             return Err(SettingsError::Zero("SWITCHBOARD_REDIS_TIMEOUT_MS"));
         }
+        if self.reconcile_after_secs == 0 {
+            return Err(SettingsError::Zero("SWITCHBOARD_RECONCILE_AFTER_SECS"));
+        }
         if self.max_connections == 0 {
             return Err(SettingsError::Zero("SWITCHBOARD_MAX_CONNECTIONS"));
         }
@@ -417,6 +428,7 @@ impl SettingsArgs {
                 ..ConnectionLimits::default()
             },
             twilio_rest,
+            reconcile_after: Duration::from_secs(self.reconcile_after_secs),
         })
     }
 }
@@ -517,6 +529,7 @@ impl Settings {
             request_timeout: Duration::from_millis(10000),
             connections: ConnectionLimits::default(),
             twilio_rest: None,
+            reconcile_after: Duration::from_secs(300),
         }
     }
 }

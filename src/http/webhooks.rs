@@ -666,6 +666,7 @@ pub async fn dial_action(
         agent: &attempt.agent,
         token: &attempt.token,
         outcome,
+        leg: params.sid("DialCallSid", "CA").ok(),
     };
     let agent = &attempt.agent;
     let call = IncomingCall {
@@ -717,6 +718,9 @@ pub async fn agent_status(
         agent: &attempt.agent,
         token: &attempt.token,
         outcome,
+        // The leg's own CallSid: what the worker asks Twilio about if the
+        // call's end is never reported.
+        leg: params.sid("CallSid", "CA").ok(),
     };
     let agent = &attempt.agent;
     let span = tracing::info_span!("call", call_sid, agent, agent_leg_status = status);
@@ -835,6 +839,7 @@ pub async fn confirm(
         agent: &attempt.agent,
         token: &attempt.token,
         outcome: Outcome::Answered,
+        leg: params.sid("CallSid", "CA").ok(),
     };
     async {
         // A person pressed 1 and the caller is waiting: with Redis unreachable

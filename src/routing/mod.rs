@@ -18,7 +18,7 @@ use crate::store::{
     AttemptRequest, NextStep, Outcome, PlanEntry, RouteOutcome, RouteRequest, SettleCode, Settled,
     Store, StoreError,
 };
-use crate::twilio::rest::{RedirectOutcome, RequestBudget, RestClient};
+use crate::twilio::rest::{CallState, RedirectOutcome, RequestBudget, RestClient};
 
 /// An incoming call, as `POST /twilio/voice` describes it.
 #[derive(Debug, Clone)]
@@ -36,6 +36,8 @@ pub struct AttemptReport<'a> {
     pub agent: &'a str,
     pub token: &'a str,
     pub outcome: Outcome,
+    /// The agent leg's CallSid (its status callback's `CallSid`).
+    pub leg: Option<&'a str>,
 }
 
 /// What a call gets.
@@ -190,6 +192,8 @@ pub struct Engine {
     connector: Option<Arc<(RestClient, String)>>,
     /// Dial actions Redis could not take, to apply when it answers again.
     unapplied: Arc<unapplied::Unapplied>,
+    /// An answered call quiet this long is looked up at Twilio (with REST).
+    reconcile_after: std::time::Duration,
 }
 
 impl Engine {
@@ -199,7 +203,58 @@ impl Engine {
             table,
             connector: None,
             unapplied: Arc::default(),
+            reconcile_after: std::time::Duration::from_secs(300),
         }
+    }
+
+    /// How long an answered call may go without a callback before the worker
+    /// asks Twilio about it.
+    pub fn with_reconcile_after(mut self, quiet: std::time::Duration) -> Engine {
+        self.reconcile_after = quiet;
+        self
+    }
+
+    /// The backstop for answered calls whose end was never reported: each one
+    /// quiet for `reconcile_after` is looked up at Twilio by its agent leg, and
+    /// settled as completed (the agent to wrap-up) if Twilio says it is over.
+    /// A no-op without REST credentials. How many were ended.
+    pub async fn reconcile(&self) -> Result<usize, StoreError> {
+        let Some(connector) = &self.connector else {
+            return Ok(0);
+        };
+        let (client, _) = connector.as_ref();
+        let mut ended = 0;
+        for quiet in self.store.due_reconciles(self.reconcile_after, 50).await? {
+            match client.call_state(&quiet.leg_sid).await {
+                Ok(CallState::Over) => {
+                    let settled = self
+                        .store
+                        .settle_attempt(AttemptRequest {
+                            sid: &quiet.call_sid,
+                            agent: &quiet.agent,
+                            token: &quiet.token,
+                            outcome: Outcome::Completed,
+                            confirm_ms: CONFIRM_WINDOW_MS,
+                            leg: None,
+                        })
+                        .await?;
+                    tracing::info!(
+                        call_sid = quiet.call_sid,
+                        agent = quiet.agent,
+                        code = ?settled.code,
+                        "Twilio says the agent's call is over though nobody reported it: agent to wrap-up"
+                    );
+                    ended += 1;
+                }
+                Ok(CallState::Live) => {}
+                Err(e) => tracing::warn!(
+                    call_sid = quiet.call_sid,
+                    error = %e,
+                    "cannot ask Twilio about a quiet call; asking again later"
+                ),
+            }
+        }
+        Ok(ended)
     }
 
     /// The dial actions this replica keeps until Redis takes them.
@@ -435,6 +490,7 @@ impl Engine {
             token: report.token,
             outcome: report.outcome,
             confirm_ms: CONFIRM_WINDOW_MS,
+            leg: report.leg,
         }
     }
 

@@ -79,6 +79,7 @@ impl Unapplied {
                 agent: &next.agent,
                 token: &next.token,
                 outcome: next.outcome,
+                leg: None,
             };
             if let Err(e) = engine.agent_status(&report).await {
                 tracing::debug!(error = %e, waiting = self.len(), "Redis still cannot take the kept reports");

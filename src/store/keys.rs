@@ -74,6 +74,12 @@ impl Keys {
         format!("{}connects", self.prefix)
     }
 
+    /// Sorted set: answered calls, scored by the ms of their last report
+    /// (lua/due_reconciles.lua).
+    pub fn reconcile(&self) -> String {
+        format!("{}reconcile", self.prefix)
+    }
+
     /// Hash: queue -> JSON of a queue that holds callers (lua/lib/line.lua).
     pub fn hold_queues(&self) -> String {
         format!("{}hold_queues", self.prefix)
@@ -109,6 +115,7 @@ mod tests {
             k.wrap_ups(),
             k.line("q"),
             k.hold_queues(),
+            k.reconcile(),
         ] {
             assert!(key.starts_with("sb:{acme}:"), "{key}");
         }

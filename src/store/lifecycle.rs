@@ -125,7 +125,47 @@ fn decode_settled(script: &'static str, items: &[String]) -> Result<Settled, Sto
     })
 }
 
+/// An answered call with no report for a while (`due_reconciles`): its agent
+/// leg, to ask Twilio about, and the attempt to settle if that leg is over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuietCall {
+    pub call_sid: String,
+    pub leg_sid: String,
+    pub agent: String,
+    pub token: String,
+}
+
 impl Store {
+    /// Answered calls without a report for `quiet`, at most `batch`; each is
+    /// claimed for another `quiet` (so one worker asks about it).
+    pub async fn due_reconciles(
+        &self,
+        quiet: std::time::Duration,
+        batch: usize,
+    ) -> Result<Vec<QuietCall>, StoreError> {
+        let name = scripts::DUE_RECONCILES.name;
+        let request = super::requests::ReconcileRequest {
+            quiet_ms: u64::try_from(quiet.as_millis()).unwrap_or(u64::MAX),
+            batch,
+        };
+        let reply = self
+            .invoke(&scripts::DUE_RECONCILES, self.keys().reconcile(), &request)
+            .await?;
+        let items = texts(name, &reply)?;
+        if items.len() % 4 != 0 {
+            return Err(StoreError::reply(name, format!("{items:?}")));
+        }
+        Ok(items
+            .chunks_exact(4)
+            .map(|c| QuietCall {
+                call_sid: c[0].clone(),
+                leg_sid: c[1].clone(),
+                agent: c[2].clone(),
+                token: c[3].clone(),
+            })
+            .collect())
+    }
+
     /// Applies one callback's report to its attempt.
     pub async fn settle_attempt(&self, attempt: AttemptRequest<'_>) -> Result<Settled, StoreError> {
         let items = self.invoke_settle(attempt, None).await?;

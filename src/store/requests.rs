@@ -128,6 +128,13 @@ pub(super) struct ClaimConnectRequest<'a> {
     pub spare_token: Option<String>,
 }
 
+/// `due_reconciles.lua`: answered calls quiet for `quiet_ms`.
+#[derive(Debug, Serialize)]
+pub(super) struct ReconcileRequest {
+    pub quiet_ms: u64,
+    pub batch: usize,
+}
+
 /// `watch_lines.lua`: a read-only look at the lines (simulate's checks).
 #[derive(Debug, Serialize)]
 pub(super) struct WatchRequest {
@@ -156,6 +163,10 @@ pub struct AttemptRequest<'a> {
     pub token: &'a str,
     pub outcome: Outcome,
     pub confirm_ms: u64,
+    /// The agent leg's own CallSid, when the report carries it: what the
+    /// worker asks Twilio about when an answered call goes quiet.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub leg: Option<&'a str>,
 }
 
 /// `settle_attempt.lua`: a report, and for a Dial action the call's next step.

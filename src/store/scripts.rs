@@ -50,12 +50,13 @@ lua!(WAIT, "wait");
 lua!(MATCH_LINES, "match_lines");
 lua!(REMOVE_WAITING, "remove_waiting");
 lua!(CLAIM_CONNECT, "claim_connect");
+lua!(DUE_RECONCILES, "due_reconciles");
 // Read-only and run by `simulate --watch-redis` only, so not in `all()`: a
 // replica neither loads nor needs it.
 lua!(WATCH_LINES, "watch_lines");
 
 /// Every script, to load them all at start and check they are loaded for `/readyz`.
-pub fn all() -> [&'static Lua; 14] {
+pub fn all() -> [&'static Lua; 15] {
     [
         &UPSERT_AGENT,
         &SET_AGENT_STATE,
@@ -71,5 +72,6 @@ pub fn all() -> [&'static Lua; 14] {
         &MATCH_LINES,
         &REMOVE_WAITING,
         &CLAIM_CONNECT,
+        &DUE_RECONCILES,
     ]
 }

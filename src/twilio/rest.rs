@@ -1,7 +1,10 @@
-//! The one REST call switchboard makes to Twilio: redirect a live call to a new
-//! TwiML URL (`POST /2010-04-01/Accounts/{AccountSid}/Calls/{CallSid}.json` with
+//! The two REST calls switchboard makes to Twilio. The first redirects a live
+//! call to a new TwiML URL (`POST /2010-04-01/Accounts/{AccountSid}/Calls/{CallSid}.json` with
 //! `Url` and `Method=POST`), which is how a caller waiting in a hold queue is
-//! connected the moment an agent is free (SPEC 1, "Callers wait in line").
+//! connected the moment an agent is free (SPEC 1, "Callers wait in line"). The
+//! second fetches a call (`GET …/Calls/{CallSid}.json`) for its status: the
+//! worker asks about an agent leg that was answered and then went quiet, so an
+//! agent whose call's end was never reported is not held for hours.
 //!
 //! There is no maintained Twilio SDK for Rust, so this is a small typed client on
 //! `reqwest`. Its shape follows from who is waiting on it: a caller on hold and
@@ -159,6 +162,15 @@ pub enum RedirectOutcome {
     Failed(RestError),
 }
 
+/// Where a call is, as far as switchboard needs to know.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallState {
+    /// queued, ringing or in-progress.
+    Live,
+    /// A final status: completed, busy, failed, no-answer or canceled.
+    Over,
+}
+
 /// Twilio's error body; every field may be missing on a proxy's answer.
 #[derive(Debug, Deserialize)]
 struct ErrorBody {
@@ -205,6 +217,54 @@ impl RestClient {
 
     pub fn config(&self) -> &RestConfig {
         &self.config
+    }
+
+    /// Asks Twilio where the call `call_sid` is (`GET
+    /// /2010-04-01/Accounts/{AccountSid}/Calls/{CallSid}.json`): the worker's
+    /// backstop for an answered call whose end was never reported. One try
+    /// within the per-try time: the worker asks again a while later.
+    pub async fn call_state(&self, call_sid: &str) -> Result<CallState, RestError> {
+        check_sid("CallSid", call_sid)?;
+        let credentials = &self.config.credentials;
+        let endpoint = format!(
+            "{}/2010-04-01/Accounts/{}/Calls/{}.json",
+            self.config.base_url,
+            credentials.account_sid(),
+            call_sid
+        );
+        let response = self
+            .http
+            .get(&endpoint)
+            .basic_auth(credentials.user(), Some(credentials.password().expose()))
+            .timeout(self.config.budget.per_try)
+            .send()
+            .await
+            .map_err(RestError::Network)?;
+        let status = response.status();
+        let bytes = response.bytes().await.map_err(RestError::Network)?;
+        if !status.is_success() {
+            let body: Option<ErrorBody> = serde_json::from_slice(&bytes).ok();
+            return Err(RestError::Twilio {
+                status: status.as_u16(),
+                code: body.as_ref().and_then(|b| b.code),
+                message: body
+                    .and_then(|b| b.message)
+                    .unwrap_or_else(|| status.canonical_reason().unwrap_or("").to_owned()),
+            });
+        }
+        #[derive(Deserialize)]
+        struct CallResource {
+            status: String,
+        }
+        let call: CallResource = serde_json::from_slice(&bytes).map_err(|e| RestError::Twilio {
+            status: status.as_u16(),
+            code: None,
+            message: format!("not a call resource: {e}"),
+        })?;
+        Ok(match call.status.as_str() {
+            "completed" | "busy" | "failed" | "no-answer" | "canceled" => CallState::Over,
+            _ => CallState::Live,
+        })
     }
 
     /// Tells Twilio to fetch `url` (POST) for the live call `call_sid` now.

@@ -519,6 +519,10 @@ struct StandInState {
     accepted: std::sync::Mutex<Vec<RedirectRequest>>,
     /// Requests answered 401 or 400 before reaching a call's answer.
     refused: std::sync::atomic::AtomicU32,
+    /// Call statuses a fetch (GET) answers, by CallSid; others are 404.
+    statuses: std::sync::Mutex<std::collections::HashMap<String, String>>,
+    /// CallSids fetched, in order.
+    fetched: std::sync::Mutex<Vec<String>>,
 }
 
 /// Twilio's REST API on 127.0.0.1:0, stopped when dropped.
@@ -535,7 +539,7 @@ impl TwilioApiStandIn {
         let app = axum::Router::new()
             .route(
                 "/2010-04-01/Accounts/{account}/Calls/{call_file}",
-                axum::routing::post(stand_in_update_call),
+                axum::routing::post(stand_in_update_call).get(stand_in_fetch_call),
             )
             .with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -555,6 +559,20 @@ impl TwilioApiStandIn {
             .lock()
             .expect("stand-in lock")
             .insert(call_sid.to_owned(), answer);
+    }
+
+    /// The status a fetch of `call_sid` answers (`in-progress`, `completed`, …).
+    pub fn call_status(&self, call_sid: &str, status: &str) {
+        self.state
+            .statuses
+            .lock()
+            .expect("stand-in lock")
+            .insert(call_sid.to_owned(), status.to_owned());
+    }
+
+    /// CallSids fetched (authenticated), in order.
+    pub fn fetched(&self) -> Vec<String> {
+        self.state.fetched.lock().expect("stand-in lock").clone()
     }
 
     /// Every accepted request, in arrival order.
@@ -632,6 +650,46 @@ fn stand_in_login(headers: &axum::http::HeaderMap, account: &str) -> Option<Stri
         && ((user == ACCOUNT_SID && password == AUTH_TOKEN)
             || (user == API_KEY_SID && password == API_KEY_SECRET));
     valid.then(|| user.to_owned())
+}
+
+/// `GET …/Calls/{CallSid}.json`: the call resource, with the status programmed
+/// by `call_status`.
+async fn stand_in_fetch_call(
+    axum::extract::State(state): axum::extract::State<std::sync::Arc<StandInState>>,
+    axum::extract::Path((account, call_file)): axum::extract::Path<(String, String)>,
+    headers: axum::http::HeaderMap,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let Some(call_sid) = call_file.strip_suffix(".json") else {
+        return twilio_error(404, 20404, "The requested resource was not found");
+    };
+    if stand_in_login(&headers, &account).is_none() {
+        state
+            .refused
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        return twilio_error(401, 20003, "Authenticate");
+    }
+    state
+        .fetched
+        .lock()
+        .expect("stand-in lock")
+        .push(call_sid.to_owned());
+    let status = state
+        .statuses
+        .lock()
+        .expect("stand-in lock")
+        .get(call_sid)
+        .cloned();
+    match status {
+        Some(status) => axum::Json(serde_json::json!({
+            "sid": call_sid,
+            "account_sid": ACCOUNT_SID,
+            "status": status,
+            "api_version": "2010-04-01",
+        }))
+        .into_response(),
+        None => twilio_error(404, 20404, "The requested resource was not found"),
+    }
 }
 
 async fn stand_in_update_call(
