@@ -25,8 +25,10 @@ pub enum RedisServerError {
 #[derive(Debug)]
 pub struct RedisServer {
     port: u16,
-    /// With TLS: the TLS port and the server's arguments for it.
-    tls: Option<(u16, Vec<String>)>,
+    /// With TLS: the TLS port.
+    tls_port: Option<u16>,
+    /// Arguments on top of the port and the throwaway settings.
+    extra: Vec<String>,
     /// Its own working directory: nothing is saved there unless a client
     /// sends `SAVE`, and then a restart loads it (a Redis that comes back
     /// with its data, as after a failover to an up-to-date replica).
@@ -45,9 +47,23 @@ impl RedisServer {
     /// Starts one on a free port and waits until it answers.
     pub fn start() -> Result<RedisServer, RedisServerError> {
         let port = free_port()?;
+        RedisServer::start_with(port, None, Vec::new())
+    }
+
+    /// Starts one on a free port with `extra` arguments (e.g. `--replicaof`).
+    pub fn start_with_args(extra: Vec<String>) -> Result<RedisServer, RedisServerError> {
+        RedisServer::start_with(free_port()?, None, extra)
+    }
+
+    fn start_with(
+        port: u16,
+        tls_port: Option<u16>,
+        extra: Vec<String>,
+    ) -> Result<RedisServer, RedisServerError> {
         let mut server = RedisServer {
             port,
-            tls: None,
+            tls_port,
+            extra,
             data_dir: data_dir(port)?,
             child: None,
         };
@@ -73,22 +89,14 @@ impl RedisServer {
             "--tls-auth-clients".into(),
             "no".into(),
         ];
-        let mut server = RedisServer {
-            port,
-            tls: Some((tls_port, args)),
-            data_dir: data_dir(port)?,
-            child: None,
-        };
-        server.restart()?;
-        Ok(server)
+        RedisServer::start_with(port, Some(tls_port), args)
     }
 
     /// `rediss://localhost:<tls port>` (the name its certificate must carry),
     /// for a server started with [`RedisServer::start_tls`].
     pub fn tls_url(&self) -> Option<String> {
-        self.tls
-            .as_ref()
-            .map(|(port, _)| format!("rediss://localhost:{port}"))
+        self.tls_port
+            .map(|port| format!("rediss://localhost:{port}"))
     }
 
     pub fn port(&self) -> u16 {
@@ -117,7 +125,7 @@ impl RedisServer {
         command
             .args(["--port", &self.port.to_string()])
             .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .args(self.tls.iter().flat_map(|(_, args)| args))
+            .args(&self.extra)
             .arg("--dir")
             .arg(&self.data_dir)
             .stdin(Stdio::null())

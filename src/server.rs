@@ -21,12 +21,21 @@ use crate::worker;
 /// Builds the application state. Redis is not contacted: a server whose Redis is
 /// down still starts, reports not ready, and answers callers the emergency TwiML.
 pub fn build_state(settings: Settings) -> Result<AppState, StoreError> {
-    let store = Store::with_ca(
-        &settings.redis_url,
-        settings.redis_ca.as_deref(),
-        &settings.namespace,
-        settings.redis_timeout,
-    )?;
+    let store = match &settings.redis_sentinels {
+        Some(sentinels) => Store::with_sentinels(
+            &sentinels.urls,
+            &sentinels.master,
+            &settings.redis_url,
+            &settings.namespace,
+            settings.redis_timeout,
+        )?,
+        None => Store::with_ca(
+            &settings.redis_url,
+            settings.redis_ca.as_deref(),
+            &settings.namespace,
+            settings.redis_timeout,
+        )?,
+    };
     let mut engine = Engine::new(store, Arc::new(settings.routing.clone()))
         .with_reconcile_after(settings.reconcile_after);
     match (&settings.twilio_rest, &settings.public_url) {

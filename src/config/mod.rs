@@ -33,6 +33,16 @@ pub struct SettingsArgs {
     )]
     pub redis_url: String,
 
+    /// Sentinel mode: the Sentinels' URLs, comma-separated (redis://host:port);
+    /// with SWITCHBOARD_REDIS_SENTINEL_MASTER. The master's password, user and
+    /// database then come from the Redis URL, its address from the Sentinels.
+    #[arg(long, env = "SWITCHBOARD_REDIS_SENTINELS", value_delimiter = ',')]
+    pub redis_sentinels: Vec<String>,
+
+    /// Sentinel mode: the name the Sentinels know the master by.
+    #[arg(long, env = "SWITCHBOARD_REDIS_SENTINEL_MASTER")]
+    pub redis_sentinel_master: Option<String>,
+
     /// PEM file of the CA that signed a `rediss://` server's certificate;
     /// default: the system's roots.
     #[arg(long, env = "SWITCHBOARD_REDIS_CA_FILE")]
@@ -209,6 +219,12 @@ impl From<&str> for RedisUrl {
 pub enum SettingsError {
     #[error(transparent)]
     Routing(#[from] RoutingFileError),
+    #[error(
+        "SWITCHBOARD_REDIS_SENTINELS and SWITCHBOARD_REDIS_SENTINEL_MASTER go together: set both, or neither"
+    )]
+    SentinelHalfSet,
+    #[error("SWITCHBOARD_REDIS_SENTINELS: {0:?} is not a redis://host:port URL")]
+    SentinelUrl(String),
     #[error("SWITCHBOARD_REDIS_CA_FILE {path}: {error}")]
     RedisCaFile { path: String, error: String },
     #[error(
@@ -236,6 +252,43 @@ pub enum SettingsError {
         "TWILIO_ACCOUNT_SID is set without credentials: set TWILIO_AUTH_TOKEN, or TWILIO_API_KEY and TWILIO_API_SECRET"
     )]
     TwilioNoCredentials,
+}
+
+/// Where Sentinel mode finds the master.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sentinels {
+    /// `redis://host:port` of each Sentinel.
+    pub urls: Vec<String>,
+    /// The name the Sentinels know the master by.
+    pub master: String,
+}
+
+/// Sentinel mode's two settings, checked: both or neither.
+fn sentinels(
+    urls: Vec<String>,
+    master: Option<String>,
+) -> Result<Option<Sentinels>, SettingsError> {
+    let urls: Vec<String> = urls
+        .into_iter()
+        .map(|u| u.trim().to_owned())
+        .filter(|u| !u.is_empty())
+        .collect();
+    let master = master
+        .map(|m| m.trim().to_owned())
+        .filter(|m| !m.is_empty());
+    match (urls.is_empty(), master) {
+        (true, None) => Ok(None),
+        (false, Some(master)) => {
+            if let Some(bad) = urls
+                .iter()
+                .find(|u| !u.starts_with("redis://") || reqwest::Url::parse(u).is_err())
+            {
+                return Err(SettingsError::SentinelUrl(bad.clone()));
+            }
+            Ok(Some(Sentinels { urls, master }))
+        }
+        _ => Err(SettingsError::SentinelHalfSet),
+    }
 }
 
 /// The CA file's PEM: readable, holding a certificate, for a `rediss://` URL.
@@ -278,6 +331,8 @@ pub struct Settings {
     /// PEM of the CA a `rediss://` server's certificate must chain to;
     /// `None`: the system's roots.
     pub redis_ca: Option<Vec<u8>>,
+    /// Sentinel mode: where the master is found, instead of the URL's host.
+    pub redis_sentinels: Option<Sentinels>,
     pub routing: RoutingTable,
     /// Without a trailing slash.
     pub public_url: Option<String>,
@@ -399,6 +454,7 @@ impl SettingsArgs {
         {
             warnings.push(SettingsWarning::ShortAdminToken);
         }
+        let redis_sentinels = sentinels(self.redis_sentinels, self.redis_sentinel_master)?;
         let redis_ca = match &self.redis_ca_file {
             Some(path) => Some(read_redis_ca(path, &self.redis_url)?),
             None => None,
@@ -407,6 +463,7 @@ impl SettingsArgs {
             listen: self.listen,
             redis_url: self.redis_url.into(),
             redis_ca,
+            redis_sentinels,
             routing,
             public_url,
             twilio_auth_token,
@@ -516,6 +573,7 @@ impl Settings {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             redis_url: RedisUrl(redis_url.into()),
             redis_ca: None,
+            redis_sentinels: None,
             routing: RoutingTable::builtin(),
             public_url: None,
             twilio_auth_token: None,

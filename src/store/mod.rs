@@ -14,6 +14,7 @@ pub mod agents;
 pub mod calls;
 pub mod keys;
 pub mod lifecycle;
+mod link;
 pub mod requests;
 pub mod scripts;
 pub mod watch;
@@ -77,7 +78,7 @@ impl StoreError {
 /// A handle on one namespace of one Redis, cheap to clone.
 #[derive(Clone)]
 pub struct Store {
-    conn: ConnectionManager,
+    conn: link::Link,
     keys: Keys,
     timeout: Duration,
 }
@@ -108,19 +109,26 @@ impl Store {
             None => redis::Client::open(redis_url),
         }
         .map_err(|e| StoreError::Unavailable(format!("bad Redis URL or CA: {e}")))?;
-        // redis-rs has its own defaults (500 ms per response, 1 s to connect);
-        // the Redis budget is the one limit, so both take it. A failed connect
-        // is retried once, quickly: the next command tries again anyway, and a
-        // webhook must answer the emergency TwiML fast while Redis is down.
-        let config = ConnectionManagerConfig::new()
-            .set_response_timeout(Some(timeout))
-            .set_connection_timeout(Some(timeout))
-            .set_number_of_retries(1)
-            .set_min_delay(Duration::from_millis(10))
-            .set_max_delay(Duration::from_millis(100));
-        let conn = ConnectionManager::new_lazy_with_config(client, config)?;
+        let conn = ConnectionManager::new_lazy_with_config(client, manager_config(timeout))?;
         Ok(Store {
-            conn,
+            conn: link::Link::Direct(conn),
+            keys: Keys::new(namespace),
+            timeout,
+        })
+    }
+
+    /// Through Sentinels: commands go to the master they name `master`, and
+    /// follow it when they fail over; `redis_url` gives the master's user,
+    /// password and database (not its address).
+    pub fn with_sentinels(
+        sentinel_urls: &[String],
+        master: &str,
+        redis_url: &str,
+        namespace: &str,
+        timeout: Duration,
+    ) -> Result<Store, StoreError> {
+        Ok(Store {
+            conn: link::Link::sentinel(sentinel_urls, master, redis_url, manager_config(timeout))?,
             keys: Keys::new(namespace),
             timeout,
         })
@@ -138,10 +146,17 @@ impl Store {
         Fut: Future<Output = Result<T, StoreError>>,
     {
         let started = Instant::now();
-        let result = match tokio::time::timeout(self.timeout, op(self.conn.clone())).await {
+        let run = async {
+            let conn = self.conn.conn().await?;
+            op(conn).await
+        };
+        let result = match tokio::time::timeout(self.timeout, run).await {
             Ok(result) => result,
             Err(_) => Err(StoreError::Timeout(self.timeout)),
         };
+        if let Err(e) = &result {
+            self.conn.failed(e);
+        }
         metrics::record_script(script, started.elapsed());
         result
     }
@@ -212,6 +227,20 @@ impl Store {
         })
         .await
     }
+}
+
+/// How the shared connection (re)connects. redis-rs has its own defaults (500
+/// ms per response, 1 s to connect); the Redis budget is the one limit, so both
+/// take it. A failed connect is retried once, quickly: the next command tries
+/// again anyway, and a webhook must answer the emergency TwiML fast while Redis
+/// is down.
+fn manager_config(timeout: Duration) -> ConnectionManagerConfig {
+    ConnectionManagerConfig::new()
+        .set_response_timeout(Some(timeout))
+        .set_connection_timeout(Some(timeout))
+        .set_number_of_retries(1)
+        .set_min_delay(Duration::from_millis(10))
+        .set_max_delay(Duration::from_millis(100))
 }
 
 /// Redis `TIME` (seconds, microseconds) in ms: the clock every script uses.
