@@ -4,8 +4,9 @@ any callback for SWITCHBOARD_RECONCILE_AFTER_SECS). Each one returned is pushed
 back by `quiet_ms`, which is its claim: another worker does not ask about it
 again before then.
 
-KEYS[1]  reconcile zset  sb:{ns}:reconcile (CallSid scored by its last report,
-         ms); the call hashes are built from the prefix
+KEYS[1]  reconcile zset  sb:{ns}:reconcile (CallSid of an answered call,
+         scored by its answer or this script's last claim, ms; the scripts that
+         end a call remove it); the call hashes are built from the prefix
 ARGV[1]  JSON ReconcileRequest (src/store/requests.rs): {prefix, quiet_ms,
          batch}
 

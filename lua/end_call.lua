@@ -31,4 +31,5 @@ if (status == 'ringing' or status == 'on_call') and c[2] and c[3] and c[3] ~= ''
 end
 redis.call('HSET', call, 'status', 'ended', 'token', '', 'settled_at', now_ms())
 redis.call('PEXPIRE', call, req.tail_ms)
+redis.call('ZREM', K.reconcile, req.sid)
 return {status or 'none', ''}

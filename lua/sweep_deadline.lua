@@ -75,6 +75,7 @@ else
   if call_holds and c[2] == 'on_call' then
     redis.call('HSET', call, 'status', 'ended', 'token', '', 'settled_at', now)
     redis.call('PEXPIRE', call, req.tail_ms)
+    redis.call('ZREM', K.reconcile, req.sid)
   end
   if agent_holds and a[2] == 'on_call' then
     release_agent(agent, id, 'wrap_up', now, t)

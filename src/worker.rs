@@ -27,7 +27,8 @@ pub struct SweepReport {
 pub async fn run(engine: Engine, interval: Duration, shutdown: CancellationToken) {
     tracing::info!(interval_ms = interval.as_millis() as u64, "worker started");
     let mut ticker = tokio::time::interval(interval);
-    let asking_twilio = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let connecting = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reconciling = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
@@ -47,18 +48,24 @@ pub async fn run(engine: Engine, interval: Duration, shutdown: CancellationToken
         if let Err(e) = match_waiting(&engine).await {
             tracing::warn!(error = %e, "cannot match waiting callers; retrying next interval");
         }
-        // Off the sweep: a slow Twilio must not hold up releases and matches
-        // (REST redirects for matched callers, and quiet answered calls).
-        if !asking_twilio.swap(true, std::sync::atomic::Ordering::AcqRel) {
-            let (engine, asking_twilio) = (engine.clone(), asking_twilio.clone());
+        // Off the sweep, each in its own task: a slow Twilio must not hold up
+        // releases and matches, nor redirects behind quiet-call lookups.
+        if !connecting.swap(true, std::sync::atomic::Ordering::AcqRel) {
+            let (engine, connecting) = (engine.clone(), connecting.clone());
             tokio::spawn(async move {
                 if let Err(e) = engine.connect_waiting().await {
                     tracing::warn!(error = %e, "cannot connect matched callers; their next wait fetch does");
                 }
+                connecting.store(false, std::sync::atomic::Ordering::Release);
+            });
+        }
+        if !reconciling.swap(true, std::sync::atomic::Ordering::AcqRel) {
+            let (engine, reconciling) = (engine.clone(), reconciling.clone());
+            tokio::spawn(async move {
                 if let Err(e) = engine.reconcile().await {
                     tracing::warn!(error = %e, "cannot look up quiet calls; retrying next interval");
                 }
-                asking_twilio.store(false, std::sync::atomic::Ordering::Release);
+                reconciling.store(false, std::sync::atomic::Ordering::Release);
             });
         }
         let lease_ms = u64::try_from(interval.as_millis())

@@ -70,9 +70,10 @@ async fn a_quiet_call_still_in_progress_is_left_and_asked_about_again_later() {
     tokio::time::sleep(Duration::from_millis(2600)).await;
     assert_eq!(app.agent("ana").await["state"], "on_call");
     let fetched = stand_in.fetched();
+    // Asked once per quiet second (a slow machine may fit in one fewer).
     assert!(
-        (2..=3).contains(&fetched.len()),
-        "asked once per quiet second: {fetched:?}"
+        (1..=3).contains(&fetched.len()) && fetched.iter().all(|f| *f == leg()),
+        "{fetched:?}"
     );
 }
 
@@ -82,6 +83,14 @@ async fn a_call_whose_end_was_reported_is_never_asked_about() {
     let app = app(Some(&stand_in)).await;
     let sid = answered_then_quiet(&app).await;
     assert_eq!(app.call_status(&sid, "completed").await.status, 200);
+    // The list of answered calls forgets it at once (it would otherwise grow
+    // with every call when nobody reconciles).
+    let listed: u64 = redis::cmd("ZCARD")
+        .arg("sb:{default}:reconcile")
+        .query_async(&mut app.redis().await)
+        .await
+        .unwrap();
+    assert_eq!(listed, 0);
     tokio::time::sleep(Duration::from_millis(1600)).await;
     assert!(stand_in.fetched().is_empty(), "{:?}", stand_in.fetched());
 }

@@ -29,9 +29,8 @@ fn is_emergency(a: &Answer) -> bool {
     a.status == 200 && a.element_text("Number").as_deref() == Some("+15005550010")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_killed_master_is_followed_to_the_promoted_replica() {
-    let mut set = SentinelSet::start();
+/// A server that finds its Redis through `set`'s Sentinels, with four agents.
+async fn app_through(set: &SentinelSet) -> TestApp {
     // Only the master's credentials come from the URL (none here).
     let mut s = settings("redis://127.0.0.1", WITH_EMERGENCY);
     s.redis_sentinels = Some(Sentinels {
@@ -49,6 +48,33 @@ async fn a_killed_master_is_followed_to_the_promoted_replica() {
     for id in ["a", "b", "c", "d"] {
         app.add_available(id, &["sales"]).await;
     }
+    app
+}
+
+/// Places calls from `n` on until one is routed to an agent again; every
+/// other answer meanwhile must be the emergency one. How long it took, the
+/// agent, and how many got the emergency answer.
+async fn calls_until_routed(app: &TestApp, mut n: u64, limit: Duration) -> (Duration, String, u32) {
+    let started = Instant::now();
+    let mut emergencies = 0;
+    loop {
+        let answer = app.call(&call_sid(n), SALES).await;
+        n += 1;
+        assert_eq!(answer.status, 200, "{answer:?}");
+        if let Some(agent) = dialed(&answer) {
+            return (started.elapsed(), agent, emergencies);
+        }
+        assert!(is_emergency(&answer), "{}", answer.body);
+        emergencies += 1;
+        assert!(started.elapsed() < limit, "routing never resumed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_master_is_followed_to_the_promoted_replica() {
+    let mut set = SentinelSet::start();
+    let app = app_through(&set).await;
     let first = app.call(&call_sid(1), SALES).await;
     let held = dialed(&first).expect("routed through the master the Sentinels name");
     let old_master = set.master.port();
@@ -57,35 +83,15 @@ async fn a_killed_master_is_followed_to_the_promoted_replica() {
     tokio::time::sleep(Duration::from_millis(200)).await;
 
     set.master.stop();
-    let killed = Instant::now();
-    let mut n = 2;
-    let mut emergencies = 0;
-    let resumed = loop {
-        let answer = app.call(&call_sid(n), SALES).await;
-        n += 1;
-        assert_eq!(answer.status, 200, "{answer:?}");
-        if let Some(agent) = dialed(&answer) {
-            break (killed.elapsed(), agent);
-        }
-        assert!(is_emergency(&answer), "{}", answer.body);
-        emergencies += 1;
-        assert!(
-            killed.elapsed() < Duration::from_secs(30),
-            "routing never resumed after the failover"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let (took, agent, emergencies) = calls_until_routed(&app, 2, Duration::from_secs(30)).await;
     eprintln!(
-        "routing resumed {:?} after the master was killed ({emergencies} calls got the emergency answer meanwhile)",
-        resumed.0
+        "routing resumed {took:?} after the master was killed ({emergencies} calls got the emergency answer meanwhile)"
     );
-    assert_ne!(set.master_port(), Some(old_master), "no failover happened");
-    assert_eq!(set.master_port(), Some(set.replica.port()));
-    assert_ne!(resumed.1, held, "{held} was handed a second call");
+    assert_eq!(set.master_port(), Some(set.replica.port()), "no failover");
+    assert_ne!(agent, held, "{held} was handed a second call");
     assert!(
-        resumed.0 < Duration::from_secs(15),
-        "routing resumed only after {:?}",
-        resumed.0
+        took < Duration::from_secs(15),
+        "routing resumed only after {took:?}"
     );
     // Afterwards every agent holds one call at most.
     let mut holders = std::collections::HashMap::new();
@@ -99,4 +105,58 @@ async fn a_killed_master_is_followed_to_the_promoted_replica() {
         }
     }
     assert_eq!(holders.len(), 2, "{holders:?}");
+}
+
+/// A manual failover demotes a master that stays up: its writes are refused
+/// (READONLY), and switchboard leaves it for the master the Sentinels name now.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_master_demoted_while_it_stays_up_is_left_for_the_new_one() {
+    let set = SentinelSet::start();
+    let app = app_through(&set).await;
+    assert!(dialed(&app.call(&call_sid(1), SALES).await).is_some());
+    let client = redis::Client::open(set.urls[0].as_str()).unwrap();
+    let mut sentinel = client.get_multiplexed_async_connection().await.unwrap();
+    let _: () = redis::cmd("SENTINEL")
+        .arg("FAILOVER")
+        .arg(MASTER_NAME)
+        .query_async(&mut sentinel)
+        .await
+        .unwrap();
+    let started = Instant::now();
+    while set.master_port() != Some(set.replica.port()) {
+        assert!(started.elapsed() < Duration::from_secs(20), "no failover");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (took, _, _) = calls_until_routed(&app, 2, Duration::from_secs(20)).await;
+    eprintln!("routing resumed {took:?} after the Sentinels named the new master");
+    // And it keeps working there, writes included.
+    assert!(dialed(&app.call(&call_sid(100), SALES).await).is_some());
+}
+
+#[test]
+fn sentinel_mode_refuses_a_tls_url_rather_than_connect_in_plain_text() {
+    use clap::Parser;
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        settings: switchboard::config::SettingsArgs,
+    }
+    let error = Cli::try_parse_from([
+        "switchboard",
+        "--redis-url",
+        "rediss://:secret@ignored:6380",
+        "--redis-sentinels",
+        "redis://127.0.0.1:26379",
+        "--redis-sentinel-master",
+        "m",
+    ])
+    .unwrap()
+    .settings
+    .into_settings()
+    .map(|_| ())
+    .unwrap_err();
+    assert!(
+        error.to_string().contains("does not support TLS"),
+        "{error}"
+    );
 }

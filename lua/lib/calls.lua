@@ -72,7 +72,7 @@ local function route(r)
     redis.call('HSET', call, 'sid', r.sid, 'queue', r.home, 'caller', r.caller,
       'status', 'ringing', 'agent', id, 'contact', redis.call('HGET', agent, 'contact'),
       'token', r.token, 'agent_queue', e.queue, 'via', via, 'attempt', attempt,
-      'tried', tried_csv, 'reserved_at', now, 'last_token', '', 'last_agent', '',
+      'tried', tried_csv, 'reserved_at', now, 'last_token', '', 'last_agent', '', 'leg_sid', '',
       'wrap_up_ms', e.wrap_up_ms, 'delay_ms', e.delay_ms, 'max_missed', e.max_missed,
       'lease_ms', e.lease_ms, 'affinity_ms', e.affinity_ms)
     redis.call('PEXPIRE', call, r.call_ttl_ms)
@@ -225,6 +225,7 @@ local function settle(s, tail_ms)
   local function end_call(fields)
     redis.call('HSET', call, 'status', 'ended', 'settled_at', now, unpack(fields))
     redis.call('PEXPIRE', call, tail_ms)
+    redis.call('ZREM', K.reconcile, s.sid)
   end
   local function remember_affinity()
     if affinity_ms > 0 and caller ~= '' then

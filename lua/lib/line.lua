@@ -95,7 +95,7 @@ local function reserve_for(sid, agent, id, entry, token, now)
     'agent_queue', entry.queue, 'via', 'line',
     'attempt', (tonumber(redis.call('HGET', call, 'attempt')) or 0) + 1,
     'tried', tried, 'reserved_at', now, 'connect', 'pending',
-    'last_token', '', 'last_agent', '',
+    'last_token', '', 'last_agent', '', 'leg_sid', '',
     'wrap_up_ms', e.wrap_up_ms, 'delay_ms', e.delay_ms, 'max_missed', e.max_missed,
     'lease_ms', e.lease_ms, 'affinity_ms', e.affinity_ms)
   -- Ringing starts only when the caller's next fetch (or the REST redirect)

@@ -225,6 +225,10 @@ pub enum SettingsError {
     SentinelHalfSet,
     #[error("SWITCHBOARD_REDIS_SENTINELS: {0:?} is not a redis://host:port URL")]
     SentinelUrl(String),
+    #[error(
+        "Sentinel mode does not support TLS yet: with SWITCHBOARD_REDIS_SENTINELS, SWITCHBOARD_REDIS_URL must be redis:// and SWITCHBOARD_REDIS_CA_FILE unset"
+    )]
+    SentinelTls,
     #[error("SWITCHBOARD_REDIS_CA_FILE {path}: {error}")]
     RedisCaFile { path: String, error: String },
     #[error(
@@ -455,6 +459,13 @@ impl SettingsArgs {
             warnings.push(SettingsWarning::ShortAdminToken);
         }
         let redis_sentinels = sentinels(self.redis_sentinels, self.redis_sentinel_master)?;
+        // Sentinel mode would connect to the master in plain text: refused
+        // rather than silently dropping the TLS the URL asks for.
+        if redis_sentinels.is_some()
+            && (self.redis_url.starts_with("rediss://") || self.redis_ca_file.is_some())
+        {
+            return Err(SettingsError::SentinelTls);
+        }
         let redis_ca = match &self.redis_ca_file {
             Some(path) => Some(read_redis_ca(path, &self.redis_url)?),
             None => None,

@@ -222,10 +222,17 @@ impl Engine {
         let Some(connector) = &self.connector else {
             return Ok(0);
         };
-        let (client, _) = connector.as_ref();
-        let mut ended = 0;
+        let mut lookups = tokio::task::JoinSet::new();
         for quiet in self.store.due_reconciles(self.reconcile_after, 50).await? {
-            match client.call_state(&quiet.leg_sid).await {
+            let connector = connector.clone();
+            lookups.spawn(async move {
+                let state = connector.0.call_state(&quiet.leg_sid).await;
+                (quiet, state)
+            });
+        }
+        let mut ended = 0;
+        while let Some(Ok((quiet, state))) = lookups.join_next().await {
+            match state {
                 Ok(CallState::Over) => {
                     let settled = self
                         .store
@@ -238,13 +245,14 @@ impl Engine {
                             leg: None,
                         })
                         .await?;
-                    tracing::info!(
-                        call_sid = quiet.call_sid,
-                        agent = quiet.agent,
-                        code = ?settled.code,
-                        "Twilio says the agent's call is over though nobody reported it: agent to wrap-up"
-                    );
-                    ended += 1;
+                    if settled.code == SettleCode::Applied {
+                        tracing::info!(
+                            call_sid = quiet.call_sid,
+                            agent = quiet.agent,
+                            "Twilio says the agent's call is over though nobody reported it: agent to wrap-up"
+                        );
+                        ended += 1;
+                    }
                 }
                 Ok(CallState::Live) => {}
                 Err(e) => tracing::warn!(

@@ -67,8 +67,9 @@ impl Unapplied {
     }
 
     /// Applies the kept reports in order, each removed once Redis took it;
-    /// stops at the first Redis failure. How many were applied.
-    pub async fn apply(&self, engine: &Engine) -> usize {
+    /// stops at the first Redis failure. How many were applied. Only `run`
+    /// calls it: one caller, so the front it applied is the front it pops.
+    async fn apply(&self, engine: &Engine) -> usize {
         let mut applied = 0;
         loop {
             let Some(next) = self.lock().front().cloned() else {
@@ -81,9 +82,20 @@ impl Unapplied {
                 outcome: next.outcome,
                 leg: None,
             };
-            if let Err(e) = engine.agent_status(&report).await {
-                tracing::debug!(error = %e, waiting = self.len(), "Redis still cannot take the kept reports");
-                return applied;
+            match engine.agent_status(&report).await {
+                Ok(()) => {}
+                // Redis cannot be reached yet: try again later.
+                Err(e) if matches!(e.reason(), "redis_timeout" | "redis_unavailable") => {
+                    tracing::debug!(error = %e, waiting = self.len(), "Redis still cannot take the kept reports");
+                    return applied;
+                }
+                // Redis answered, and refused it: trying again would refuse
+                // it again and hold every report behind it.
+                Err(e) => {
+                    tracing::warn!(call_sid = next.call_sid, error = %e, "a kept dial action cannot be applied: dropped");
+                    self.lock().pop_front();
+                    continue;
+                }
             }
             // Only this task removes: the front is still `next`.
             self.lock().pop_front();

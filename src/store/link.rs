@@ -20,11 +20,25 @@ pub(super) enum Link {
 }
 
 pub(super) struct SentinelLink {
-    /// Asked one at a time: a failover seen by many requests asks once.
+    /// Asked one at a time; a request that waited uses what the one before
+    /// it found.
     sentinels: tokio::sync::Mutex<SentinelClient>,
-    master: Mutex<Option<ConnectionManager>>,
+    master: Mutex<Master>,
     config: ConnectionManagerConfig,
 }
+
+/// The master's connection, numbered: a failure on an older connection does
+/// not drop a newer one. After the Sentinels could not name a master, requests
+/// fail at once for a moment instead of each asking again.
+#[derive(Default)]
+struct Master {
+    conn: Option<ConnectionManager>,
+    generation: u64,
+    unanswered_until: Option<std::time::Instant>,
+}
+
+/// How long a failed question to the Sentinels is not asked again.
+const ASK_AGAIN_AFTER: std::time::Duration = std::time::Duration::from_millis(200);
 
 impl Link {
     /// Through the Sentinels at `sentinel_urls`, to the master they name
@@ -50,50 +64,75 @@ impl Link {
         .map_err(bad)?;
         Ok(Link::Sentinel(Arc::new(SentinelLink {
             sentinels: tokio::sync::Mutex::new(client),
-            master: Mutex::new(None),
+            master: Mutex::new(Master::default()),
             config,
         })))
     }
 
-    pub(super) async fn conn(&self) -> Result<ConnectionManager, StoreError> {
+    /// The connection, and its generation (for `failed`).
+    pub(super) async fn conn(&self) -> Result<(ConnectionManager, u64), StoreError> {
         match self {
-            Link::Direct(conn) => Ok(conn.clone()),
+            Link::Direct(conn) => Ok((conn.clone(), 0)),
             Link::Sentinel(link) => link.master().await,
         }
     }
 
-    /// After a command failed with `error`: a Sentinel link forgets a master
-    /// that is gone or no longer master, so the next command asks again.
-    pub(super) fn failed(&self, error: &StoreError) {
+    /// After a command on connection `generation` failed with `error`: a
+    /// Sentinel link forgets that master if it is gone or no longer master, so
+    /// the next command asks again.
+    pub(super) fn failed(&self, error: &StoreError, generation: u64) {
         if let Link::Sentinel(link) = self
             && master_may_have_moved(error)
         {
-            *link.lock() = None;
+            let mut master = link.lock();
+            if master.generation == generation {
+                master.conn = None;
+            }
         }
     }
 }
 
 impl SentinelLink {
-    async fn master(&self) -> Result<ConnectionManager, StoreError> {
-        if let Some(conn) = self.lock().clone() {
-            return Ok(conn);
+    async fn master(&self) -> Result<(ConnectionManager, u64), StoreError> {
+        let known = || -> Result<Option<(ConnectionManager, u64)>, StoreError> {
+            let master = self.lock();
+            if let Some(conn) = &master.conn {
+                return Ok(Some((conn.clone(), master.generation)));
+            }
+            match master.unanswered_until {
+                Some(until) if std::time::Instant::now() < until => Err(StoreError::Unavailable(
+                    "the Sentinels named no master a moment ago".into(),
+                )),
+                _ => Ok(None),
+            }
+        };
+        if let Some(found) = known()? {
+            return Ok(found);
         }
         let mut sentinels = self.sentinels.lock().await;
         // Another request may have asked while this one waited.
-        if let Some(conn) = self.lock().clone() {
-            return Ok(conn);
+        if let Some(found) = known()? {
+            return Ok(found);
         }
-        let client = sentinels
-            .async_get_client()
-            .await
-            .map_err(|e| StoreError::Unavailable(format!("no master from the Sentinels: {e}")))?;
+        let client = match sentinels.async_get_client().await {
+            Ok(client) => client,
+            Err(e) => {
+                self.lock().unanswered_until = Some(std::time::Instant::now() + ASK_AGAIN_AFTER);
+                return Err(StoreError::Unavailable(format!(
+                    "no master from the Sentinels: {e}"
+                )));
+            }
+        };
         let conn = ConnectionManager::new_lazy_with_config(client, self.config.clone())?;
         tracing::info!("Redis master found through the Sentinels");
-        *self.lock() = Some(conn.clone());
-        Ok(conn)
+        let mut master = self.lock();
+        master.generation += 1;
+        master.conn = Some(conn.clone());
+        master.unanswered_until = None;
+        Ok((conn, master.generation))
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Option<ConnectionManager>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Master> {
         self.master.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
@@ -108,8 +147,30 @@ fn master_may_have_moved(error: &StoreError) -> bool {
                 || e.is_connection_dropped()
                 || e.is_connection_refusal()
                 || e.is_timeout()
-                || e.to_string().contains("READONLY")
+                || e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::ReadOnly)
         }
         StoreError::Reply { .. } => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_read_only_refusal_means_the_master_moved_and_a_script_error_does_not() {
+        let read_only = redis::RedisError::from((
+            redis::ErrorKind::Server(redis::ServerErrorKind::ReadOnly),
+            "You can't write against a read only replica.",
+        ));
+        assert!(master_may_have_moved(&StoreError::Redis(read_only)));
+        let script = redis::RedisError::from((
+            redis::ErrorKind::Server(redis::ServerErrorKind::ResponseError),
+            "ERR user_script:1: bad",
+        ));
+        assert!(!master_may_have_moved(&StoreError::Redis(script)));
+        assert!(master_may_have_moved(&StoreError::Timeout(
+            std::time::Duration::from_secs(1)
+        )));
     }
 }

@@ -146,8 +146,10 @@ impl Store {
         Fut: Future<Output = Result<T, StoreError>>,
     {
         let started = Instant::now();
+        let generation = std::sync::atomic::AtomicU64::new(u64::MAX);
         let run = async {
-            let conn = self.conn.conn().await?;
+            let (conn, current) = self.conn.conn().await?;
+            generation.store(current, std::sync::atomic::Ordering::Relaxed);
             op(conn).await
         };
         let result = match tokio::time::timeout(self.timeout, run).await {
@@ -155,7 +157,8 @@ impl Store {
             Err(_) => Err(StoreError::Timeout(self.timeout)),
         };
         if let Err(e) = &result {
-            self.conn.failed(e);
+            self.conn
+                .failed(e, generation.load(std::sync::atomic::Ordering::Relaxed));
         }
         metrics::record_script(script, started.elapsed());
         result
