@@ -427,7 +427,27 @@ impl Engine {
         }
         let request = self.route_request(call.call_sid, affinity_caller(call.from), home);
         let outcome = self.store.route_call(&request).await?;
-        self.decide(&home.name, outcome, true)
+        let decision = self.decide(&home.name, outcome, true)?;
+        Ok(self.replicated(decision).await)
+    }
+
+    /// In Sentinel mode a reservation is copied to a replica (`WAIT`) before
+    /// its agent is dialled: Redis replicates asynchronously, and a failover
+    /// that lost the reservation would offer that ringing agent to another
+    /// call. A replica that does not confirm in time delays the call by the
+    /// store's replica wait at most, and the agent is dialled anyway (the
+    /// caller matters more than the rare failover at that very moment).
+    async fn replicated(&self, decision: Decision) -> Decision {
+        if matches!(decision, Decision::Dial { .. }) && self.store.waits_for_replicas() {
+            match self.store.wait_for_replica().await {
+                Ok(0) => {
+                    tracing::warn!("no replica confirmed the reservation in time: dialled anyway")
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "cannot wait for a replica: dialled anyway"),
+            }
+        }
+        decision
     }
 
     /// The Dial action: settles the attempt and decides the call's next step in
@@ -457,7 +477,8 @@ impl Engine {
             NextStep::Route(outcome) => {
                 // A call Redis had lost is new to the metrics.
                 let first = settled.code == SettleCode::Unknown;
-                self.decide(&home.name, outcome, first)
+                let decision = self.decide(&home.name, outcome, first)?;
+                Ok(self.replicated(decision).await)
             }
         }
     }
@@ -588,7 +609,10 @@ impl Engine {
             RouteOutcome::Connecting => Ok(Decision::Connecting {
                 queue: home.name.clone(),
             }),
-            other => self.decide(&home.name, other, false),
+            other => {
+                let decision = self.decide(&home.name, other, false)?;
+                Ok(self.replicated(decision).await)
+            }
         }
     }
 

@@ -77,6 +77,10 @@ impl Link {
         }
     }
 
+    pub(super) fn is_sentinel(&self) -> bool {
+        matches!(self, Link::Sentinel(_))
+    }
+
     /// After a command on connection `generation` failed with `error`: a
     /// Sentinel link forgets that master if it is gone or no longer master, so
     /// the next command asks again.

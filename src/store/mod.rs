@@ -75,6 +75,9 @@ impl StoreError {
     }
 }
 
+/// The longest a reservation waits for a replica to confirm it (Sentinel mode).
+pub const REPLICA_WAIT: Duration = Duration::from_millis(50);
+
 /// A handle on one namespace of one Redis, cheap to clone.
 #[derive(Clone)]
 pub struct Store {
@@ -181,6 +184,26 @@ impl Store {
         invocation.arg(json);
         self.with_conn(lua.name, |mut conn| async move {
             Ok(invocation.invoke_async(&mut conn).await?)
+        })
+        .await
+    }
+
+    /// Whether writes are confirmed by a replica before a reservation is
+    /// dialled: in Sentinel mode, where a failover promotes a replica.
+    pub fn waits_for_replicas(&self) -> bool {
+        self.conn.is_sentinel()
+    }
+
+    /// `WAIT 1 <ms>`: how many replicas have every write made on this
+    /// connection so far, waiting up to `REPLICA_WAIT` for one.
+    pub async fn wait_for_replica(&self) -> Result<u64, StoreError> {
+        let ms = u64::try_from(REPLICA_WAIT.as_millis()).unwrap_or(u64::MAX);
+        self.with_conn("wait_replica", |mut conn| async move {
+            Ok(redis::cmd("WAIT")
+                .arg(1)
+                .arg(ms)
+                .query_async(&mut conn)
+                .await?)
         })
         .await
     }
