@@ -177,7 +177,7 @@ async fn reservations_wait_for_a_replica_and_its_cost_is_measured() {
         http: reqwest::Client::new(),
     };
     let calls = 200u64;
-    let mut latency = |app: &'static str| (app, Vec::new());
+    let latency = |app: &'static str| (app, Vec::new());
     let mut measured = [
         latency("through Sentinels (WAIT 1)"),
         latency("direct (no WAIT)"),
