@@ -621,8 +621,13 @@ impl Call<'_> {
     async fn end_call(&mut self) {
         self.result.ended_at = self.shared.started.elapsed();
         let params = self.params(&[("CallStatus", "completed"), ("CallDuration", "1")]);
-        self.callback("/twilio/voice/status", params, "call completed")
-            .await;
+        // With the connection overrides README asks the number's status
+        // callback to carry, so a 503 is sent again.
+        let url = format!(
+            "/twilio/voice/status#{}",
+            crate::twilio::twiml::CONNECTION_OVERRIDES
+        );
+        self.callback(&url, params, "call completed").await;
     }
 
     /// A callback Twilio might lose or send twice.
@@ -666,6 +671,7 @@ impl Call<'_> {
         // Twilio's connection overrides on the URL: this many more tries when
         // the answer is a 5xx.
         let mut retries_on_5xx = retries_on_5xx(url);
+        let mut backoff = Duration::from_millis(250);
         let result = loop {
             let base = urls[(first + tries) % urls.len()].trim_end_matches('/');
             tries += 1;
@@ -691,7 +697,10 @@ impl Call<'_> {
                             self.trace(&format!(
                                 "{what}: POST {target} answered {status}: sent again, as Twilio's connection overrides ask"
                             ));
-                            tokio::time::sleep(Duration::from_millis(200)).await;
+                            // Twilio's spacing is not documented: doubling
+                            // from 250 ms spreads 5 tries over about 8 s.
+                            tokio::time::sleep(backoff).await;
+                            backoff *= 2;
                         }
                         Ok(text) => {
                             break Err(format!("{what}: POST {target} answered {status}: {text}"));
