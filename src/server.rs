@@ -21,15 +21,19 @@ use crate::worker;
 /// Builds the application state. Redis is not contacted: a server whose Redis is
 /// down still starts, reports not ready, and answers callers the emergency TwiML.
 pub fn build_state(settings: Settings) -> Result<AppState, StoreError> {
-    let store = match &settings.redis_sentinels {
-        Some(sentinels) => Store::with_sentinels(
+    let store = match (&settings.redis_cluster, &settings.redis_sentinels) {
+        (Some(seeds), _) => {
+            let seeds: Vec<String> = seeds.iter().map(|s| s.expose().to_owned()).collect();
+            Store::with_cluster(&seeds, &settings.namespace, settings.redis_timeout)?
+        }
+        (None, Some(sentinels)) => Store::with_sentinels(
             &sentinels.urls,
             &sentinels.master,
             &settings.redis_url,
             &settings.namespace,
             settings.redis_timeout,
         )?,
-        None => Store::with_ca(
+        (None, None) => Store::with_ca(
             &settings.redis_url,
             settings.redis_ca.as_deref(),
             &settings.namespace,

@@ -33,6 +33,16 @@ pub struct SettingsArgs {
     )]
     pub redis_url: String,
 
+    /// Cluster mode: seed nodes' URLs, comma-separated (redis://host:port),
+    /// instead of the Redis URL.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_REDIS_CLUSTER",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub redis_cluster: Vec<String>,
+
     /// Sentinel mode: the Sentinels' URLs, comma-separated (redis://host:port);
     /// with SWITCHBOARD_REDIS_SENTINEL_MASTER. The master's password, user and
     /// database then come from the Redis URL, its address from the Sentinels.
@@ -223,6 +233,12 @@ pub enum SettingsError {
         "SWITCHBOARD_REDIS_SENTINELS and SWITCHBOARD_REDIS_SENTINEL_MASTER go together: set both, or neither"
     )]
     SentinelHalfSet,
+    #[error("SWITCHBOARD_REDIS_CLUSTER and SWITCHBOARD_REDIS_SENTINELS are two modes: set one")]
+    ClusterAndSentinels,
+    #[error(
+        "SWITCHBOARD_REDIS_CLUSTER: a seed node URL does not parse (redis:// or rediss://host:port)"
+    )]
+    ClusterUrl,
     #[error("SWITCHBOARD_REDIS_SENTINELS: {0:?} is not a redis://host:port URL")]
     SentinelUrl(String),
     #[error(
@@ -265,6 +281,25 @@ pub struct Sentinels {
     pub urls: Vec<String>,
     /// The name the Sentinels know the master by.
     pub master: String,
+}
+
+/// Cluster mode's seed nodes, checked: each a redis:// or rediss:// URL.
+fn cluster_seeds(urls: Vec<String>) -> Result<Option<Vec<RedisUrl>>, SettingsError> {
+    let urls: Vec<String> = urls
+        .into_iter()
+        .map(|u| u.trim().to_owned())
+        .filter(|u| !u.is_empty())
+        .collect();
+    if urls.is_empty() {
+        return Ok(None);
+    }
+    for url in &urls {
+        if redis::IntoConnectionInfo::into_connection_info(url.as_str()).is_err() {
+            // Not echoed: a seed URL may carry the password.
+            return Err(SettingsError::ClusterUrl);
+        }
+    }
+    Ok(Some(urls.into_iter().map(RedisUrl).collect()))
 }
 
 /// Sentinel mode's two settings, checked: both or neither.
@@ -337,6 +372,8 @@ pub struct Settings {
     pub redis_ca: Option<Vec<u8>>,
     /// Sentinel mode: where the master is found, instead of the URL's host.
     pub redis_sentinels: Option<Sentinels>,
+    /// Cluster mode: seed nodes (may carry a password; `Debug` redacts them).
+    pub redis_cluster: Option<Vec<RedisUrl>>,
     pub routing: RoutingTable,
     /// Without a trailing slash.
     pub public_url: Option<String>,
@@ -459,6 +496,10 @@ impl SettingsArgs {
             warnings.push(SettingsWarning::ShortAdminToken);
         }
         let redis_sentinels = sentinels(self.redis_sentinels, self.redis_sentinel_master)?;
+        let redis_cluster = cluster_seeds(self.redis_cluster)?;
+        if redis_cluster.is_some() && redis_sentinels.is_some() {
+            return Err(SettingsError::ClusterAndSentinels);
+        }
         // Sentinel mode would connect to the master in plain text: refused
         // rather than silently dropping the TLS the URL asks for.
         if redis_sentinels.is_some()
@@ -475,6 +516,7 @@ impl SettingsArgs {
             redis_url: self.redis_url.into(),
             redis_ca,
             redis_sentinels,
+            redis_cluster,
             routing,
             public_url,
             twilio_auth_token,
@@ -585,6 +627,7 @@ impl Settings {
             redis_url: RedisUrl(redis_url.into()),
             redis_ca: None,
             redis_sentinels: None,
+            redis_cluster: None,
             routing: RoutingTable::builtin(),
             public_url: None,
             twilio_auth_token: None,

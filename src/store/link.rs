@@ -4,11 +4,16 @@
 //! (`SWITCHBOARD_REDIS_SENTINELS` + `SWITCHBOARD_REDIS_SENTINEL_MASTER`). After
 //! a failover the old master is unreachable, or back as a read-only replica, so
 //! a failure of either kind forgets it and the next command asks the Sentinels
-//! again: a failover is followed without a restart.
+//! again: a failover is followed without a restart. Or to a Redis Cluster
+//! (`SWITCHBOARD_REDIS_CLUSTER`): redis's cluster client sends each script to
+//! the master of its key's slot (a namespace is one slot), loads scripts on
+//! every node, and follows slot moves and failovers itself.
 
 use std::sync::{Arc, Mutex};
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::{ClusterClient, ClusterClientBuilder};
+use redis::cluster_async::ClusterConnection;
 use redis::sentinel::{SentinelClient, SentinelNodeConnectionInfo, SentinelServerType};
 
 use super::StoreError;
@@ -17,6 +22,52 @@ use super::StoreError;
 pub(super) enum Link {
     Direct(ConnectionManager),
     Sentinel(Arc<SentinelLink>),
+    Cluster(Arc<ClusterLink>),
+}
+
+/// One connection of either kind, as commands see it.
+#[derive(Clone)]
+pub(super) enum Conn {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl redis::aio::ConnectionLike for Conn {
+    fn req_packed_command<'a>(
+        &'a mut self,
+        cmd: &'a redis::Cmd,
+    ) -> redis::RedisFuture<'a, redis::Value> {
+        match self {
+            Conn::Single(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
+        match self {
+            Conn::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            Conn::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::Single(c) => c.get_db(),
+            Conn::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+/// A Cluster: connected on first use (a server whose Redis is down still
+/// starts), then kept; the cluster client reconnects to nodes by itself.
+pub(super) struct ClusterLink {
+    client: ClusterClient,
+    conn: tokio::sync::Mutex<Option<ClusterConnection>>,
 }
 
 pub(super) struct SentinelLink {
@@ -69,11 +120,36 @@ impl Link {
         })))
     }
 
+    /// To a Cluster, from its seed nodes' URLs.
+    pub(super) fn cluster(
+        seeds: &[String],
+        timeout: std::time::Duration,
+    ) -> Result<Link, StoreError> {
+        let client = ClusterClientBuilder::new(seeds.to_vec())
+            .connection_timeout(timeout)
+            .response_timeout(timeout)
+            .build()
+            .map_err(|e| StoreError::Unavailable(format!("Cluster settings: {e}")))?;
+        Ok(Link::Cluster(Arc::new(ClusterLink {
+            client,
+            conn: tokio::sync::Mutex::new(None),
+        })))
+    }
+
     /// The connection, and its generation (for `failed`).
-    pub(super) async fn conn(&self) -> Result<(ConnectionManager, u64), StoreError> {
+    pub(super) async fn conn(&self) -> Result<(Conn, u64), StoreError> {
         match self {
-            Link::Direct(conn) => Ok((conn.clone(), 0)),
-            Link::Sentinel(link) => link.master().await,
+            Link::Direct(conn) => Ok((Conn::Single(conn.clone()), 0)),
+            Link::Sentinel(link) => link.master().await.map(|(c, g)| (Conn::Single(c), g)),
+            Link::Cluster(link) => {
+                let mut conn = link.conn.lock().await;
+                if let Some(conn) = conn.as_ref() {
+                    return Ok((Conn::Cluster(conn.clone()), 0));
+                }
+                let connected = link.client.get_async_connection().await?;
+                *conn = Some(connected.clone());
+                Ok((Conn::Cluster(connected), 0))
+            }
         }
     }
 

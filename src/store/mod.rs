@@ -120,6 +120,20 @@ impl Store {
         })
     }
 
+    /// To a Redis Cluster through its `seeds`: the namespace's keys share one
+    /// slot, so each script goes to that slot's master.
+    pub fn with_cluster(
+        seeds: &[String],
+        namespace: &str,
+        timeout: Duration,
+    ) -> Result<Store, StoreError> {
+        Ok(Store {
+            conn: link::Link::cluster(seeds, timeout)?,
+            keys: Keys::new(namespace),
+            timeout,
+        })
+    }
+
     /// Through Sentinels: commands go to the master they name `master`, and
     /// follow it when they fail over; `redis_url` gives the master's user,
     /// password and database (not its address).
@@ -145,7 +159,7 @@ impl Store {
     /// as `script`.
     async fn with_conn<T, F, Fut>(&self, script: &'static str, op: F) -> Result<T, StoreError>
     where
-        F: FnOnce(ConnectionManager) -> Fut,
+        F: FnOnce(link::Conn) -> Fut,
         Fut: Future<Output = Result<T, StoreError>>,
     {
         let started = Instant::now();

@@ -1,0 +1,109 @@
+//! A Redis Cluster of three masters and three replicas on free loopback ports
+//! (`redis-cli --cluster create`), started by the test; every node is stopped
+//! by its PID when dropped.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use switchboard::redis_server::RedisServer;
+
+pub struct Cluster {
+    pub nodes: Vec<RedisServer>,
+}
+
+impl Cluster {
+    pub fn start() -> Cluster {
+        let nodes: Vec<RedisServer> = (0..6)
+            .map(|_| {
+                RedisServer::start_with_args(
+                    [
+                        "--cluster-enabled",
+                        "yes",
+                        "--cluster-config-file",
+                        "nodes.conf",
+                        "--cluster-node-timeout",
+                        "1000",
+                        "--repl-diskless-sync-delay",
+                        "0",
+                    ]
+                    .map(String::from)
+                    .to_vec(),
+                )
+                .unwrap_or_else(|e| panic!("these tests need a real Redis: {e}"))
+            })
+            .collect();
+        let addrs: Vec<String> = nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port()))
+            .collect();
+        let out = Command::new("redis-cli")
+            .arg("--cluster")
+            .arg("create")
+            .args(&addrs)
+            .args(["--cluster-replicas", "1", "--cluster-yes"])
+            .output()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "redis-cli is needed ({e}): install it with `sudo apt-get install redis-tools`"
+                )
+            });
+        assert!(
+            out.status.success(),
+            "redis-cli --cluster create: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        let cluster = Cluster { nodes };
+        cluster.wait_until_ok();
+        cluster
+    }
+
+    /// `redis://127.0.0.1:<port>` of every node, the seeds.
+    pub fn urls(&self) -> Vec<String> {
+        self.nodes.iter().map(RedisServer::url).collect()
+    }
+
+    /// The node that serves `key`'s slot as master now.
+    pub fn master_of(&self, key: &str) -> Option<usize> {
+        self.nodes.iter().position(|node| {
+            let Ok(client) = redis::Client::open(node.url()) else {
+                return false;
+            };
+            let Ok(mut conn) = client.get_connection_with_timeout(Duration::from_millis(300))
+            else {
+                return false;
+            };
+            let role: redis::RedisResult<Vec<redis::Value>> = redis::cmd("ROLE").query(&mut conn);
+            let is_master =
+                matches!(role.as_deref(), Ok([redis::Value::BulkString(r), ..]) if r == b"master");
+            // A master answers a key of its own slots (nil or a value), and
+            // MOVED for the others.
+            let here: redis::RedisResult<Option<String>> =
+                redis::cmd("TYPE").arg(key).query(&mut conn);
+            is_master && here.is_ok()
+        })
+    }
+
+    /// Every node still running agrees the cluster is ok.
+    pub fn wait_until_ok(&self) {
+        let started = Instant::now();
+        loop {
+            let ok = self.nodes.iter().filter(|n| n.pid().is_some()).all(|node| {
+                let info = || -> redis::RedisResult<String> {
+                    let client = redis::Client::open(node.url())?;
+                    let mut conn =
+                        client.get_connection_with_timeout(Duration::from_millis(300))?;
+                    redis::cmd("CLUSTER").arg("INFO").query(&mut conn)
+                };
+                info().is_ok_and(|i| i.contains("cluster_state:ok"))
+            });
+            if ok {
+                return;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "the cluster never came to cluster_state:ok"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}

@@ -1,0 +1,149 @@
+//! Cluster mode: against a real 3-master, 3-replica Redis Cluster, servers of
+//! several namespaces (tenants) route and settle calls, each namespace in its
+//! one slot; then the master of one namespace's slot is killed and its replica
+//! promoted: routing of that namespace resumes, nobody is booked twice.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::cluster::Cluster;
+use common::*;
+
+const WITH_EMERGENCY: &str = r#"
+[defaults]
+wrap_up_secs = 0
+
+[[queues]]
+name = "sales"
+numbers = ["+15005550006"]
+fallback = ["voicemail"]
+
+[emergency]
+fallback = "number:+15005550010"
+"#;
+
+async fn tenant(cluster: &Cluster, namespace: &str) -> TestApp {
+    let mut s = settings("redis://127.0.0.1", WITH_EMERGENCY);
+    s.redis_cluster = Some(cluster.urls().into_iter().map(Into::into).collect());
+    s.namespace = namespace.into();
+    s.redis_timeout = Duration::from_millis(500);
+    TestApp {
+        // Not used: everything goes to the Cluster.
+        redis: start_redis(),
+        server: TestServer::start(s).await,
+        http: reqwest::Client::new(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tenants_route_on_a_cluster_and_one_survives_its_masters_failover() {
+    let mut cluster = Cluster::start();
+    let namespaces = ["acme", "globex", "initech", "umbrella"];
+    let mut tenants = Vec::new();
+    for ns in namespaces {
+        let app = tenant(&cluster, ns).await;
+        for id in ["a", "b", "c"] {
+            app.add_available(id, &["sales"]).await;
+        }
+        tenants.push(app);
+    }
+    // Each tenant's lifecycle: ring, answer, end, wrap-up (0 s): free again.
+    for (app, ns) in tenants.iter().zip(namespaces) {
+        let sid = call_sid(1);
+        let dial = app.call(&sid, SALES).await;
+        let agent = dialed(&dial).unwrap_or_else(|| panic!("{ns}: {}", dial.body));
+        app.agent_leg(&sid, &dial, "in-progress").await;
+        assert_eq!(app.agent(&agent).await["state"], "on_call", "{ns}");
+        app.agent_leg(&sid, &dial, "completed").await;
+        app.dial_action(&sid, &dial, "completed").await;
+        assert!(app.agent(&agent).await["call_sid"].is_null(), "{ns}");
+    }
+    let masters: Vec<Option<usize>> = namespaces
+        .iter()
+        .map(|ns| cluster.master_of(&format!("sb:{{{ns}}}:agents")))
+        .collect();
+    eprintln!("the namespaces' slots are served by nodes {masters:?}");
+    assert!(masters.iter().all(Option::is_some));
+
+    // The master of acme's slot dies; its replica takes over.
+    let acme = &tenants[0];
+    let held = dialed(&acme.call(&call_sid(2), SALES).await).expect("routed");
+    let master = masters[0].unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    cluster.nodes[master].stop();
+    let killed = Instant::now();
+    let mut n = 3;
+    let (took, agent) = loop {
+        let answer = acme.call(&call_sid(n), SALES).await;
+        n += 1;
+        assert_eq!(answer.status, 200, "{answer:?}");
+        if let Some(agent) = dialed(&answer) {
+            break (killed.elapsed(), agent);
+        }
+        assert_eq!(
+            answer.element_text("Number").as_deref(),
+            Some("+15005550010"),
+            "{}",
+            answer.body
+        );
+        assert!(killed.elapsed() < Duration::from_secs(30), "never resumed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    eprintln!("acme's routing resumed {took:?} after its master was killed");
+    assert_ne!(agent, held, "{held} was handed a second call");
+    cluster.wait_until_ok();
+    assert_ne!(
+        cluster.master_of("sb:{acme}:agents"),
+        Some(master),
+        "no failover"
+    );
+    // Ready again (every slot it needs is served), and the other tenants
+    // route as before.
+    let started = Instant::now();
+    loop {
+        let ready = acme
+            .http
+            .get(format!("{}/readyz", acme.base()))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        if ready == 200 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "/readyz stays {ready}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    for app in &tenants[1..] {
+        assert!(dialed(&app.call(&call_sid(50), SALES).await).is_some());
+    }
+}
+
+#[test]
+fn cluster_and_sentinel_modes_are_not_set_together() {
+    use clap::Parser;
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        settings: switchboard::config::SettingsArgs,
+    }
+    let error = Cli::try_parse_from([
+        "switchboard",
+        "--redis-cluster",
+        "redis://127.0.0.1:7000,redis://127.0.0.1:7001",
+        "--redis-sentinels",
+        "redis://127.0.0.1:26379",
+        "--redis-sentinel-master",
+        "m",
+    ])
+    .unwrap()
+    .settings
+    .into_settings()
+    .map(|_| ())
+    .unwrap_err();
+    assert!(error.to_string().contains("two modes"), "{error}");
+}
