@@ -67,7 +67,8 @@ impl redis::aio::ConnectionLike for Conn {
 /// starts), then kept; the cluster client reconnects to nodes by itself.
 pub(super) struct ClusterLink {
     client: ClusterClient,
-    conn: tokio::sync::Mutex<Option<ClusterConnection>>,
+    /// Set once; a failed first connect is tried again by the next command.
+    conn: tokio::sync::OnceCell<ClusterConnection>,
 }
 
 pub(super) struct SentinelLink {
@@ -132,7 +133,7 @@ impl Link {
             .map_err(|e| StoreError::Unavailable(format!("Cluster settings: {e}")))?;
         Ok(Link::Cluster(Arc::new(ClusterLink {
             client,
-            conn: tokio::sync::Mutex::new(None),
+            conn: tokio::sync::OnceCell::new(),
         })))
     }
 
@@ -142,13 +143,11 @@ impl Link {
             Link::Direct(conn) => Ok((Conn::Single(conn.clone()), 0)),
             Link::Sentinel(link) => link.master().await.map(|(c, g)| (Conn::Single(c), g)),
             Link::Cluster(link) => {
-                let mut conn = link.conn.lock().await;
-                if let Some(conn) = conn.as_ref() {
-                    return Ok((Conn::Cluster(conn.clone()), 0));
-                }
-                let connected = link.client.get_async_connection().await?;
-                *conn = Some(connected.clone());
-                Ok((Conn::Cluster(connected), 0))
+                let conn = link
+                    .conn
+                    .get_or_try_init(|| link.client.get_async_connection())
+                    .await?;
+                Ok((Conn::Cluster(conn.clone()), 0))
             }
         }
     }
