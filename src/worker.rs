@@ -23,12 +23,30 @@ pub struct SweepReport {
     pub expired_leases: u64,
 }
 
+/// A background job the worker starts each round unless its last run is still
+/// going: a slow Twilio makes rounds skip it, never pile it up.
+#[derive(Default)]
+struct OneAtATime(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+impl OneAtATime {
+    fn spawn(&self, job: impl std::future::Future<Output = ()> + Send + 'static) {
+        use std::sync::atomic::Ordering;
+        if self.0.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let running = self.0.clone();
+        tokio::spawn(async move {
+            job.await;
+            running.store(false, Ordering::Release);
+        });
+    }
+}
+
 /// Runs rounds every `interval` until `shutdown` is cancelled.
 pub async fn run(engine: Engine, interval: Duration, shutdown: CancellationToken) {
     tracing::info!(interval_ms = interval.as_millis() as u64, "worker started");
     let mut ticker = tokio::time::interval(interval);
-    let connecting = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let reconciling = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (connecting, reconciling) = (OneAtATime::default(), OneAtATime::default());
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
@@ -50,24 +68,18 @@ pub async fn run(engine: Engine, interval: Duration, shutdown: CancellationToken
         }
         // Off the sweep, each in its own task: a slow Twilio must not hold up
         // releases and matches, nor redirects behind quiet-call lookups.
-        if !connecting.swap(true, std::sync::atomic::Ordering::AcqRel) {
-            let (engine, connecting) = (engine.clone(), connecting.clone());
-            tokio::spawn(async move {
-                if let Err(e) = engine.connect_waiting().await {
-                    tracing::warn!(error = %e, "cannot connect matched callers; their next wait fetch does");
-                }
-                connecting.store(false, std::sync::atomic::Ordering::Release);
-            });
-        }
-        if !reconciling.swap(true, std::sync::atomic::Ordering::AcqRel) {
-            let (engine, reconciling) = (engine.clone(), reconciling.clone());
-            tokio::spawn(async move {
-                if let Err(e) = engine.reconcile().await {
-                    tracing::warn!(error = %e, "cannot look up quiet calls; retrying next interval");
-                }
-                reconciling.store(false, std::sync::atomic::Ordering::Release);
-            });
-        }
+        let engine_now = engine.clone();
+        connecting.spawn(async move {
+            if let Err(e) = engine_now.connect_waiting().await {
+                tracing::warn!(error = %e, "cannot connect matched callers; their next wait fetch does");
+            }
+        });
+        let engine_now = engine.clone();
+        reconciling.spawn(async move {
+            if let Err(e) = engine_now.reconcile().await {
+                tracing::warn!(error = %e, "cannot look up quiet calls; retrying next interval");
+            }
+        });
         let lease_ms = u64::try_from(interval.as_millis())
             .unwrap_or(u64::MAX)
             .max(1);

@@ -29,23 +29,6 @@ async fn app() -> TestApp {
     .await
 }
 
-async fn ready(app: &TestApp) -> u16 {
-    app.http
-        .get(format!("{}/readyz", app.base()))
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
-}
-
-fn is_emergency(a: &Answer) -> bool {
-    a.status == 200
-        && a.content_type.starts_with("text/xml")
-        && a.element_text("Number").as_deref() == Some("+15005550010")
-        && a.attribute("Dial", "action").is_none()
-}
-
 /// Every webhook, with Redis in trouble: TwiML, and 200 unless it is a status
 /// callback (503: Twilio retries it).
 async fn every_webhook_answers(app: &TestApp, n: u64) {
@@ -114,11 +97,11 @@ async fn every_webhook_answers(app: &TestApp, n: u64) {
 async fn with_redis_stopped_calls_get_the_emergency_twiml_and_readiness_comes_back() {
     let mut app = app().await;
     app.add_available("a", &["default"]).await;
-    assert_eq!(ready(&app).await, 200);
+    assert_eq!(app.readyz().await, 200);
 
     app.redis.stop();
     every_webhook_answers(&app, 1).await;
-    assert_eq!(ready(&app).await, 503);
+    assert_eq!(app.readyz().await, 503);
     let page = app.metrics().await;
     assert!(
         metric(
@@ -133,7 +116,7 @@ async fn with_redis_stopped_calls_get_the_emergency_twiml_and_readiness_comes_ba
 
     app.redis.restart().unwrap();
     let started = Instant::now();
-    while ready(&app).await != 200 {
+    while app.readyz().await != 200 {
         assert!(
             started.elapsed() < Duration::from_secs(10),
             "/readyz never came back"
@@ -159,7 +142,7 @@ async fn with_redis_paused_calls_are_answered_at_the_deadline() {
     let started = Instant::now();
     every_webhook_answers(&app, 1).await;
     let all = started.elapsed();
-    let readiness = ready(&app).await;
+    let readiness = app.readyz().await;
     unsafe { libc::kill(pid, libc::SIGCONT) };
     assert_eq!(readiness, 503);
     assert!(
@@ -176,7 +159,7 @@ async fn with_redis_paused_calls_are_answered_at_the_deadline() {
     );
 
     let started = Instant::now();
-    while ready(&app).await != 200 {
+    while app.readyz().await != 200 {
         assert!(
             started.elapsed() < Duration::from_secs(10),
             "/readyz never came back"

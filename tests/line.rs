@@ -47,6 +47,13 @@ fn says(answer: &Answer) -> String {
     answer.element_text("Say").unwrap_or_default()
 }
 
+/// The agent `dial` rang answers, and the call ends: the agent is free again
+/// (and goes to the head of the line at once).
+async fn answered_then_ended(app: &TestApp, sid: &str, dial: &Answer) {
+    app.agent_leg(sid, dial, "answered").await;
+    app.dial_action(sid, dial, "completed").await;
+}
+
 #[tokio::test]
 async fn the_longest_waiting_caller_gets_the_agent_freed_by_a_webhook_and_nobody_overtakes() {
     let app = spawn_app(LINE).await;
@@ -77,8 +84,7 @@ async fn the_longest_waiting_caller_gets_the_agent_freed_by_a_webhook_and_nobody
 
     // The first call ends: a is free at once (no wrap-up) and, in that same
     // webhook, reserved for the caller who waited longest.
-    app.agent_leg(&first, &dial, "answered").await;
-    app.dial_action(&first, &dial, "completed").await;
+    answered_then_ended(&app, &first, &dial).await;
     let a = app.agent("a").await;
     assert_eq!(a["state"], "reserved", "{a}");
     assert_eq!(a["call_sid"], second.as_str());
@@ -109,8 +115,7 @@ async fn a_caller_whose_agent_does_not_answer_keeps_its_place_at_the_head() {
     let round2 = app.call(&second, SUPPORT).await;
     let third = call_sid(3);
     app.call(&third, SUPPORT).await;
-    app.agent_leg(&first, &dial, "answered").await;
-    app.dial_action(&first, &dial, "completed").await;
+    answered_then_ended(&app, &first, &dial).await;
     let connect = wait_fetch(&app, &second, &round2).await;
     assert_eq!(dialed(&connect).as_deref(), Some("a"));
 
@@ -135,8 +140,7 @@ async fn an_agent_freed_by_time_is_matched_within_a_sweep() {
     let dial = app.call(&first, SUPPORT).await;
     let second = call_sid(2);
     let round2 = app.call(&second, SUPPORT).await;
-    app.agent_leg(&first, &dial, "answered").await;
-    app.dial_action(&first, &dial, "completed").await;
+    answered_then_ended(&app, &first, &dial).await;
     assert_eq!(app.agent("a").await["state"], "wrap_up");
     // Wrap-up (1 s) ends by time; the worker (100 ms sweeps) matches.
     tokio::time::sleep(Duration::from_millis(1400)).await;
@@ -279,8 +283,7 @@ async fn every_ended_wait_is_counted_once_with_its_outcome() {
     let dial = app.call(&first, SUPPORT).await;
     let round2 = app.call(&call_sid(2), SUPPORT).await;
     app.call(&call_sid(3), SUPPORT).await;
-    app.agent_leg(&first, &dial, "answered").await;
-    app.dial_action(&first, &dial, "completed").await;
+    answered_then_ended(&app, &first, &dial).await;
     let connect = wait_fetch(&app, &call_sid(2), &round2).await;
     app.agent_leg(&call_sid(2), &connect, "answered").await;
     app.call_status(&call_sid(3), "completed").await;
@@ -388,8 +391,7 @@ async fn a_matched_caller_is_connected_at_once_through_twilios_rest_api() {
     let second = call_sid(2);
     let round2 = app.call(&second, SUPPORT).await;
     stand_in.answer(&second, CallAnswer::Succeed);
-    app.agent_leg(&first, &dial, "answered").await;
-    app.dial_action(&first, &dial, "completed").await;
+    answered_then_ended(&app, &first, &dial).await;
 
     let seen = redirected(&stand_in, &second).await;
     assert_eq!(seen.len(), 1, "one redirect: {seen:?}");
@@ -431,8 +433,7 @@ async fn a_forced_agent_sends_its_not_yet_dialled_caller_back_to_its_place() {
     let round2 = app.call(&second, SUPPORT).await;
     let third = call_sid(3);
     let round3 = app.call(&third, SUPPORT).await;
-    app.agent_leg(&first, &dial, "answered").await;
-    app.dial_action(&first, &dial, "completed").await;
+    answered_then_ended(&app, &first, &dial).await;
     assert_eq!(app.agent("a").await["call_sid"], second.as_str());
     // An operator forces a free before the caller was dialled: its next fetch
     // does not ring a phone that is no longer reserved for it.
@@ -469,8 +470,7 @@ async fn a_redirect_claimed_by_a_replica_that_died_is_taken_over_by_the_callers_
     let dial = app.call(&first, SUPPORT).await;
     let second = call_sid(2);
     let round2 = app.call(&second, SUPPORT).await;
-    app.agent_leg(&first, &dial, "answered").await;
-    app.dial_action(&first, &dial, "completed").await;
+    answered_then_ended(&app, &first, &dial).await;
     assert_eq!(app.agent("a").await["call_sid"], second.as_str());
     let store = app.server.state.engine.store();
     assert!(store.claim_connect(&second).await.unwrap().is_some());
@@ -509,8 +509,7 @@ async fn redirect_answered(
         app.call(third, SUPPORT).await;
     }
     stand_in.answer(&second, answer);
-    app.agent_leg(&first, &dial, "answered").await;
-    app.dial_action(&first, &dial, "completed").await;
+    answered_then_ended(&app, &first, &dial).await;
     assert_eq!(redirected(stand_in, &second).await.len(), 1);
     (app, second, round)
 }

@@ -193,19 +193,11 @@ async fn a_thousand_waiting_callers_with_a_replica_killed_are_served_in_order() 
     let mut cursor: Option<String> = None;
     let mut seen = 0;
     loop {
-        let mut url = format!("{}/v1/agents?limit=1000", replicas[0].base);
+        let mut path = "/agents?limit=1000".to_owned();
         if let Some(c) = &cursor {
-            url.push_str(&format!("&cursor={c}"));
+            path.push_str(&format!("&cursor={c}"));
         }
-        let page: serde_json::Value = http
-            .get(url)
-            .bearer_auth(ADMIN_TOKEN)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let page = get_admin(&http, &replicas[0].base, &path).await;
         for agent in page["agents"].as_array().unwrap() {
             seen += 1;
             assert!(agent["call_sid"].is_null(), "still held: {agent}");

@@ -10,19 +10,6 @@ use std::time::{Duration, Instant};
 use common::cluster::Cluster;
 use common::*;
 
-const WITH_EMERGENCY: &str = r#"
-[defaults]
-wrap_up_secs = 0
-
-[[queues]]
-name = "sales"
-numbers = ["+15005550006"]
-fallback = ["voicemail"]
-
-[emergency]
-fallback = "number:+15005550010"
-"#;
-
 async fn tenant(cluster: &Cluster, namespace: &str) -> TestApp {
     let mut s = settings("redis://127.0.0.1", WITH_EMERGENCY);
     s.redis_cluster = Some(cluster.urls().into_iter().map(Into::into).collect());
@@ -81,12 +68,7 @@ async fn tenants_route_on_a_cluster_and_one_survives_its_masters_failover() {
         if let Some(agent) = dialed(&answer) {
             break (killed.elapsed(), agent);
         }
-        assert_eq!(
-            answer.element_text("Number").as_deref(),
-            Some("+15005550010"),
-            "{}",
-            answer.body
-        );
+        assert!(is_emergency(&answer), "{}", answer.body);
         assert!(killed.elapsed() < Duration::from_secs(30), "never resumed");
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
@@ -102,13 +84,7 @@ async fn tenants_route_on_a_cluster_and_one_survives_its_masters_failover() {
     // route as before.
     let started = Instant::now();
     loop {
-        let ready = acme
-            .http
-            .get(format!("{}/readyz", acme.base()))
-            .send()
-            .await
-            .unwrap()
-            .status();
+        let ready = acme.readyz().await;
         if ready == 200 {
             break;
         }

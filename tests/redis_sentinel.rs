@@ -12,23 +12,6 @@ use common::sentinel::{MASTER_NAME, SentinelSet};
 use common::*;
 use switchboard::config::Sentinels;
 
-const WITH_EMERGENCY: &str = r#"
-[defaults]
-wrap_up_secs = 0
-
-[[queues]]
-name = "sales"
-numbers = ["+15005550006"]
-fallback = ["voicemail"]
-
-[emergency]
-fallback = "number:+15005550010"
-"#;
-
-fn is_emergency(a: &Answer) -> bool {
-    a.status == 200 && a.element_text("Number").as_deref() == Some("+15005550010")
-}
-
 /// A server that finds its Redis through `set`'s Sentinels, with four agents.
 async fn app_through(set: &SentinelSet) -> TestApp {
     // Only the master's credentials come from the URL (none here).
@@ -227,27 +210,15 @@ async fn reservations_wait_for_a_replica_and_its_cost_is_measured() {
 /// everything settles no agent is stuck.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_failover_in_the_middle_of_a_random_mix_books_nobody_twice_and_settles_clean() {
-    const ROUTING: &str = r#"
-[defaults]
-ring_timeout_secs = 5
-reservation_grace_secs = 5
-max_call_secs = 3
-wrap_up_secs = 0
-no_answer_delay_secs = 0
-max_missed_in_row = 1000
-
-[[queues]]
-name = "sales"
-numbers = ["+15005550006"]
-fallback = ["voicemail"]
-
-[emergency]
-fallback = "number:+15005550010"
-"#;
+    // Short deadlines, so lost callbacks settle within the test.
+    let routing = WITH_EMERGENCY.replace(
+        "wrap_up_secs = 0",
+        "wrap_up_secs = 0\nring_timeout_secs = 5\nreservation_grace_secs = 5\nmax_call_secs = 3\nno_answer_delay_secs = 0\nmax_missed_in_row = 1000",
+    );
     let mut set = SentinelSet::start();
     let mut replicas = Vec::new();
     for _ in 0..3 {
-        let mut s = settings("redis://127.0.0.1", ROUTING);
+        let mut s = settings("redis://127.0.0.1", &routing);
         s.redis_sentinels = Some(Sentinels {
             urls: set.urls.clone(),
             master: MASTER_NAME.into(),
@@ -306,15 +277,7 @@ fallback = "number:+15005550010"
     loop {
         let mut held = Vec::new();
         for i in 0..agents {
-            let agent: serde_json::Value = http
-                .get(format!("{}/v1/agents/agent{i}", replicas[1].base))
-                .bearer_auth(ADMIN_TOKEN)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let agent = get_admin(&http, &replicas[1].base, &format!("/agents/agent{i}")).await;
             if !agent["call_sid"].is_null() || agent["state"] != "available" {
                 held.push(agent);
             }

@@ -119,21 +119,11 @@ async fn app_on_tls(redis: RedisServer, ca: Option<Vec<u8>>) -> TestApp {
     }
 }
 
-async fn readyz(app: &TestApp) -> u16 {
-    app.http
-        .get(format!("{}/readyz", app.base()))
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
-}
-
 #[tokio::test]
 async fn over_tls_with_the_servers_ca_calls_are_routed() {
     let (redis, ca, _dir) = start_tls_redis("routed");
     let app = app_on_tls(redis, Some(std::fs::read(&ca).unwrap())).await;
-    assert_eq!(readyz(&app).await, 200);
+    assert_eq!(app.readyz().await, 200);
     app.add_available("ana", &["sales"]).await;
     let dial = app.call(&call_sid(1), SALES).await;
     assert_eq!(dialed(&dial).as_deref(), Some("ana"), "{}", dial.body);
@@ -154,7 +144,7 @@ async fn a_certificate_that_does_not_chain_to_a_trusted_ca_is_refused() {
     // ready, and a caller gets the emergency answer, not an error.
     let (redis, _ca, _dir) = start_tls_redis("untrusted");
     let app = app_on_tls(redis, None).await;
-    assert_eq!(readyz(&app).await, 503);
+    assert_eq!(app.readyz().await, 503);
     let answer = app.call(&call_sid(2), SALES).await;
     assert_eq!(answer.status, 200);
     assert_eq!(dialed(&answer), None, "{}", answer.body);

@@ -31,14 +31,21 @@ fn client(config: RestConfig) -> RestClient {
     RestClient::new(quick(config)).expect("client")
 }
 
-#[tokio::test]
-async fn a_redirect_with_the_auth_token_posts_url_and_method_as_the_account() {
+/// One redirect of `call_sid(n)` through a stand-in that answers it with
+/// `answer`: the stand-in (to count the tries), the CallSid and the outcome.
+async fn redirect_once(n: u64, answer: CallAnswer) -> (TwilioApiStandIn, String, RedirectOutcome) {
     let twilio = TwilioApiStandIn::start().await;
-    let sid = call_sid(1);
-    twilio.answer(&sid, CallAnswer::Succeed);
+    let sid = call_sid(n);
+    twilio.answer(&sid, answer);
     let outcome = client(twilio.auth_token_config())
         .redirect(&sid, CONNECT_URL)
         .await;
+    (twilio, sid, outcome)
+}
+
+#[tokio::test]
+async fn a_redirect_with_the_auth_token_posts_url_and_method_as_the_account() {
+    let (twilio, sid, outcome) = redirect_once(1, CallAnswer::Succeed).await;
     assert!(
         matches!(outcome, RedirectOutcome::Redirected),
         "{outcome:?}"
@@ -73,12 +80,7 @@ async fn a_redirect_with_an_api_key_authenticates_as_the_key() {
 
 #[tokio::test]
 async fn an_unknown_call_is_told_apart_from_an_ended_one_without_a_retry() {
-    let twilio = TwilioApiStandIn::start().await;
-    let sid = call_sid(3);
-    twilio.answer(&sid, CallAnswer::NotFound);
-    let outcome = client(twilio.auth_token_config())
-        .redirect(&sid, CONNECT_URL)
-        .await;
+    let (twilio, sid, outcome) = redirect_once(3, CallAnswer::NotFound).await;
     assert!(
         matches!(outcome, RedirectOutcome::UnknownCall),
         "{outcome:?}"
@@ -88,30 +90,21 @@ async fn an_unknown_call_is_told_apart_from_an_ended_one_without_a_retry() {
 
 #[tokio::test]
 async fn a_call_no_longer_in_progress_error_21220_is_over_without_a_retry() {
-    let twilio = TwilioApiStandIn::start().await;
-    let sid = call_sid(4);
-    twilio.answer(&sid, CallAnswer::NotInProgress);
-    let outcome = client(twilio.auth_token_config())
-        .redirect(&sid, CONNECT_URL)
-        .await;
+    let (twilio, sid, outcome) = redirect_once(4, CallAnswer::NotInProgress).await;
     assert!(matches!(outcome, RedirectOutcome::CallOver), "{outcome:?}");
     assert_eq!(twilio.requests_for(&sid).len(), 1);
 }
 
 #[tokio::test]
 async fn a_429_is_retried_and_the_second_try_redirects() {
-    let twilio = TwilioApiStandIn::start().await;
-    let sid = call_sid(5);
-    twilio.answer(
-        &sid,
+    let (twilio, sid, outcome) = redirect_once(
+        5,
         CallAnswer::RateLimitedThenSucceed {
             times: 1,
             retry_after_secs: None,
         },
-    );
-    let outcome = client(twilio.auth_token_config())
-        .redirect(&sid, CONNECT_URL)
-        .await;
+    )
+    .await;
     assert!(
         matches!(outcome, RedirectOutcome::Redirected),
         "{outcome:?}"
@@ -146,12 +139,7 @@ async fn a_retry_after_beyond_the_budget_is_capped_not_obeyed() {
 
 #[tokio::test]
 async fn a_500_forever_fails_after_max_tries() {
-    let twilio = TwilioApiStandIn::start().await;
-    let sid = call_sid(7);
-    twilio.answer(&sid, CallAnswer::ServerErrorForever);
-    let outcome = client(twilio.auth_token_config())
-        .redirect(&sid, CONNECT_URL)
-        .await;
+    let (twilio, sid, outcome) = redirect_once(7, CallAnswer::ServerErrorForever).await;
     let RedirectOutcome::Failed(RestError::GaveUp { tries, last }) = outcome else {
         panic!("expected GaveUp, got {outcome:?}");
     };

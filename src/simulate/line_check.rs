@@ -44,7 +44,9 @@ impl Stay<'_> {
 }
 
 /// The stays of every caller in each queue's line.
-fn stays<'a>(calls: &'a [(String, Vec<LineMark>)]) -> BTreeMap<&'a str, Vec<Stay<'a>>> {
+fn stays<'a>(
+    calls: impl IntoIterator<Item = (&'a str, &'a [LineMark])>,
+) -> BTreeMap<&'a str, Vec<Stay<'a>>> {
     let mut by_queue: BTreeMap<&str, Vec<Stay<'_>>> = BTreeMap::new();
     for (sid, marks) in calls {
         let mut mine: BTreeMap<&str, Stay<'_>> = BTreeMap::new();
@@ -95,8 +97,9 @@ pub(crate) struct Verdict {
     pub overtakings: Vec<String>,
 }
 
-/// Judges every pair of callers who stood in the same line.
-pub(crate) fn check(calls: &[(String, Vec<LineMark>)]) -> Verdict {
+/// Judges every pair of callers who stood in the same line; `calls` are each
+/// call's CallSid and what it saw of the lines.
+pub(crate) fn check<'a>(calls: impl IntoIterator<Item = (&'a str, &'a [LineMark])>) -> Verdict {
     let mut verdict = Verdict::default();
     let found = &mut verdict.overtakings;
     for (queue, stays) in stays(calls) {
@@ -157,7 +160,12 @@ mod tests {
     }
 
     fn overtakings(calls: &[(String, Vec<LineMark>)]) -> Vec<String> {
-        check(calls).overtakings
+        check(
+            calls
+                .iter()
+                .map(|(sid, marks)| (sid.as_str(), marks.as_slice())),
+        )
+        .overtakings
     }
 
     fn calls(a: Vec<LineMark>, b: Vec<LineMark>) -> Vec<(String, Vec<LineMark>)> {

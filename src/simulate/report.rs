@@ -188,13 +188,11 @@ impl Report {
     }
 
     pub(crate) fn finish(&mut self, args: &SimulateArgs, took: Duration) {
-        let lines: Vec<(String, Vec<LineMark>)> = self
-            .journeys
-            .iter()
-            .filter(|(_, _, marks)| !marks.is_empty())
-            .map(|(sid, _, marks)| (sid.clone(), marks.clone()))
-            .collect();
-        let verdict = super::line_check::check(&lines);
+        let verdict = super::line_check::check(
+            self.journeys
+                .iter()
+                .map(|(sid, _, marks)| (sid.as_str(), marks.as_slice())),
+        );
         self.overtaken = verdict.overtakings.len() as u64;
         self.line_pairs_judged = verdict.pairs_judged;
         for line in verdict.overtakings {

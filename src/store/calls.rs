@@ -1,13 +1,15 @@
 //! Calls in Redis: reserving an agent for an incoming call (or settling on its
 //! fallback) in one script, and keeping voicemail messages.
 
+use serde::Serialize;
+
 use super::requests::{
     CALL_TAIL_MS, ClaimConnectRequest, HoldQueueEntry, MatchRequest, RemoveWaitingRequest,
     RouteRequest, VOICEMAILS_KEPT, VoicemailRequest, WaitRequest,
 };
 
-/// What a wait fetch tells `wait.lua`.
-#[derive(Debug, Clone)]
+/// What a wait fetch tells `wait.lua` (inside its `WaitRequest`).
+#[derive(Debug, Clone, Serialize)]
 pub struct WaitFetch {
     pub max_wait_ms: u64,
     pub loop_ms: u64,
@@ -155,14 +157,8 @@ impl Store {
         let name = scripts::WAIT.name;
         let request = WaitRequest {
             sid: call_sid,
-            max_wait_ms: wait.max_wait_ms,
-            loop_ms: wait.loop_ms,
-            step: wait.step,
-            exit: wait.exit,
-            connect: wait.connect,
-            redirect_ms: wait.redirect_ms,
+            fetch: &wait,
             tail_ms: CALL_TAIL_MS,
-            call_ttl_ms: wait.call_ttl_ms,
         };
         let reply = self
             .invoke(&scripts::WAIT, self.keys().call(call_sid), &request)

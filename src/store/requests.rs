@@ -104,16 +104,9 @@ pub struct HoldQueueEntry<'a> {
 #[derive(Debug, Serialize)]
 pub(super) struct WaitRequest<'a> {
     pub sid: &'a str,
-    pub max_wait_ms: u64,
-    pub loop_ms: u64,
-    pub step: String,
-    pub exit: bool,
-    /// This fetch is the one a REST redirect asked for.
-    pub connect: bool,
-    /// A redirect claimed longer ago than this will not come: the fetch dials.
-    pub redirect_ms: u64,
+    #[serde(flatten)]
+    pub fetch: &'a super::calls::WaitFetch,
     pub tail_ms: u64,
-    pub call_ttl_ms: u64,
 }
 
 /// `claim_connect.lua`: a step of one REST redirect.

@@ -168,6 +168,44 @@ pub fn connect_through(rest: switchboard::twilio::rest::RestConfig) -> impl FnOn
     }
 }
 
+/// Where the `[emergency]` answer of `WITH_EMERGENCY` forwards callers.
+pub const EMERGENCY_NUMBER: &str = "+15005550010";
+
+/// One queue (sales) and an emergency forward: for tests where Redis fails.
+pub const WITH_EMERGENCY: &str = r#"
+[defaults]
+wrap_up_secs = 0
+
+[[queues]]
+name = "sales"
+numbers = ["+15005550006"]
+fallback = ["voicemail"]
+
+[emergency]
+fallback = "number:+15005550010"
+"#;
+
+/// The `[emergency]` answer: 200, TwiML, a plain forward to `EMERGENCY_NUMBER`
+/// (no Dial action: switchboard has nothing to settle).
+pub fn is_emergency(a: &Answer) -> bool {
+    a.status == 200
+        && a.content_type.starts_with("text/xml")
+        && a.element_text("Number").as_deref() == Some(EMERGENCY_NUMBER)
+        && a.attribute("Dial", "action").is_none()
+}
+
+/// `GET /v1<path>` on the server at `base` with the admin token, as JSON.
+pub async fn get_admin(http: &reqwest::Client, base: &str, path: &str) -> serde_json::Value {
+    http.get(format!("{base}/v1{path}"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GET {path}: {e}"))
+        .json()
+        .await
+        .unwrap_or_else(|e| panic!("GET {path}: {e}"))
+}
+
 /// A Twilio-style CallSid from a number, so tests read well.
 pub fn call_sid(n: u64) -> String {
     format!("CA{n:032x}")
@@ -311,6 +349,17 @@ impl TestApp {
             .await;
         assert_eq!(a.status, 200, "GET agent {id}: {a:?}");
         a.json()
+    }
+
+    /// The status `/readyz` answers.
+    pub async fn readyz(&self) -> u16 {
+        self.http
+            .get(format!("{}/readyz", self.base()))
+            .send()
+            .await
+            .expect("GET /readyz")
+            .status()
+            .as_u16()
     }
 
     /// The `/metrics` page.
