@@ -71,8 +71,7 @@ async fn an_available_agent_who_changes_queues_keeps_its_place_in_line() {
 #[tokio::test]
 async fn bad_values_are_422_and_change_nothing() {
     let app = spawn_app(ROUTING).await;
-    let mut conn = app.redis().await;
-    let before = snapshot(&mut conn).await;
+    let before = app.snapshot().await;
     let cases = [
         (
             "/agents/bad%20id",
@@ -119,7 +118,7 @@ async fn bad_values_are_422_and_change_nothing() {
         404
     );
     app.add_agent("a", &["sales"]).await;
-    let before_state = snapshot(&mut conn).await;
+    let before_state = app.snapshot().await;
     let a = app
         .admin(
             Method::PUT,
@@ -128,9 +127,9 @@ async fn bad_values_are_422_and_change_nothing() {
         )
         .await;
     assert_eq!(a.status, 422);
-    assert_eq!(snapshot(&mut conn).await, before_state);
+    assert_eq!(app.snapshot().await, before_state);
     app.admin(Method::DELETE, "/agents/a", None).await;
-    assert_eq!(snapshot(&mut conn).await, before);
+    assert_eq!(app.snapshot().await, before);
 }
 
 #[tokio::test]
@@ -379,8 +378,7 @@ async fn the_openapi_document_describes_every_route_and_the_real_documents() {
 async fn dot_and_dot_dot_are_refused_as_agent_ids() {
     use tower::ServiceExt;
     let app = spawn_app(ROUTING).await;
-    let mut conn = app.redis().await;
-    let before = snapshot(&mut conn).await;
+    let before = app.snapshot().await;
     // HTTP clients resolve `.` and `..` segments away, so the request is built
     // by hand and sent straight to the router.
     for id in [".", ".."] {
@@ -396,7 +394,7 @@ async fn dot_and_dot_dot_are_refused_as_agent_ids() {
             .unwrap();
         assert_eq!(response.status(), 422, "PUT /v1/agents/{id}");
     }
-    assert_eq!(snapshot(&mut conn).await, before);
+    assert_eq!(app.snapshot().await, before);
     // Dots inside an id are fine.
     app.add_agent("...", &["sales"]).await;
     app.add_agent("a.b", &["sales"]).await;

@@ -18,8 +18,7 @@ name = "default"
 #[tokio::test]
 async fn contacts_outside_the_allow_list_are_refused_with_422_and_nothing_changes() {
     let app = spawn_app(ALLOW).await;
-    let mut redis = app.redis().await;
-    let before = snapshot(&mut redis).await;
+    let before = app.snapshot().await;
     for contact in ["+900123456", "sip:ana@pbx.example.com"] {
         let refused = app
             .admin(
@@ -37,7 +36,7 @@ async fn contacts_outside_the_allow_list_are_refused_with_422_and_nothing_change
             "{refused:?}"
         );
     }
-    assert_eq!(snapshot(&mut redis).await, before, "nothing changed");
+    assert_eq!(app.snapshot().await, before, "nothing changed");
 
     for (id, contact) in [("ana", "+15551230001"), ("bo", "client:bo")] {
         let ok = app

@@ -11,7 +11,7 @@ use common::*;
 use redis::AsyncCommands;
 
 /// `cmdstat_<name>:calls=N` of `INFO commandstats`, without INFO and CONFIG.
-async fn commands(redis: &mut redis::aio::MultiplexedConnection) -> BTreeMap<String, u64> {
+async fn commands(redis: &mut switchboard::store::Conn) -> BTreeMap<String, u64> {
     let info: String = redis::cmd("INFO")
         .arg("commandstats")
         .query_async(redis)

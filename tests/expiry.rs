@@ -86,10 +86,9 @@ async fn a_lease_whose_end_is_never_reported_ends_at_max_call_secs() {
         "lease ended early: {took:?}"
     );
     // The completed callback that finally arrives changes nothing.
-    let mut redis = app.redis().await;
-    let before = snapshot(&mut redis).await;
+    let before = app.snapshot().await;
     app.dial_action(&sid, &dial, "completed").await;
-    assert_eq!(snapshot(&mut redis).await, before);
+    assert_eq!(app.snapshot().await, before);
 }
 
 #[tokio::test]

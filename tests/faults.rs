@@ -331,3 +331,43 @@ async fn a_dial_action_redis_could_not_take_is_applied_when_it_answers_again() {
     }
     assert!(app.server.state.engine.unapplied().is_empty());
 }
+
+#[tokio::test]
+async fn a_restarted_redis_is_routed_again_without_restarting_switchboard() {
+    let mut app = spawn_app(ROUTING).await;
+    app.add_available("a", &["support"]).await;
+    assert_eq!(
+        dialed(&app.call(&call_sid(1), SUPPORT).await).as_deref(),
+        Some("a")
+    );
+
+    // Redis restarts empty: its script cache is gone (NOSCRIPT), the roster too.
+    app.redis.stop();
+    app.redis.restart().expect("redis restarts");
+    let mut routed = None;
+    for _ in 0..50 {
+        let a = app.call(&call_sid(2), SUPPORT).await;
+        assert_eq!(a.status, 200, "callers never get an error: {a:?}");
+        if a.element_text("Number").as_deref() == Some("+15005550010")
+            && a.attribute("Dial", "action").is_none()
+        {
+            routed = Some(a);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(routed.is_some(), "no routing after the restart");
+    // The roster is added again through the API and calls reach agents again.
+    app.add_available("b", &["support"]).await;
+    assert_eq!(
+        dialed(&app.call(&call_sid(3), SUPPORT).await).as_deref(),
+        Some("b")
+    );
+    let ready = app
+        .http
+        .get(format!("{}/readyz", app.base()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200);
+}

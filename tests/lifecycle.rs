@@ -221,8 +221,7 @@ async fn replayed_callbacks_after_the_agent_moved_on_change_nothing() {
     let second = app.dial_action(&sid, &first, "no-answer").await;
     assert_eq!(dialed(&second).as_deref(), Some("b"));
 
-    let mut redis = app.redis().await;
-    let before = snapshot(&mut redis).await;
+    let before = app.snapshot().await;
     // The first attempt's callbacks, again and out of order.
     let replay = app.dial_action(&sid, &first, "no-answer").await;
     assert_eq!(
@@ -233,7 +232,7 @@ async fn replayed_callbacks_after_the_agent_moved_on_change_nothing() {
     app.agent_leg(&sid, &first, "completed").await;
     app.dial_action(&sid, &first, "completed").await;
     assert_eq!(
-        snapshot(&mut redis).await,
+        app.snapshot().await,
         before,
         "a stale callback changed Redis"
     );
@@ -242,7 +241,7 @@ async fn replayed_callbacks_after_the_agent_moved_on_change_nothing() {
     app.agent_leg(&sid, &second, "answered").await;
     let end = app.dial_action(&sid, &second, "completed").await;
     assert!(end.body.contains("<Hangup/>"));
-    let before = snapshot(&mut redis).await;
+    let before = app.snapshot().await;
     app.agent_leg(&sid, &second, "answered").await;
     assert_eq!(
         app.dial_action(&sid, &second, "completed").await.body,
@@ -250,7 +249,7 @@ async fn replayed_callbacks_after_the_agent_moved_on_change_nothing() {
     );
     app.dial_action(&sid, &second, "no-answer").await;
     app.call_status(&sid, "completed").await;
-    assert_eq!(snapshot(&mut redis).await, before);
+    assert_eq!(app.snapshot().await, before);
     assert_eq!(app.agent("b").await["state"], "wrap_up");
 }
 
@@ -287,7 +286,7 @@ async fn an_agent_deleted_during_a_call_is_gone_when_it_ends() {
     app.dial_action(&sid, &dial, "completed").await;
     let mut redis = app.redis().await;
     let exists: bool = redis::cmd("EXISTS")
-        .arg("sb:{default}:agent:a")
+        .arg(&app.key("agent:a"))
         .query_async(&mut redis)
         .await
         .unwrap();
@@ -384,7 +383,7 @@ async fn withheld_caller_ids_share_no_affinity() {
     }
     let mut redis = app.redis().await;
     let remembered: Vec<String> = redis::cmd("KEYS")
-        .arg("sb:{default}:affinity:*")
+        .arg(&app.key("affinity:*"))
         .query_async(&mut redis)
         .await
         .unwrap();

@@ -301,7 +301,7 @@ async fn every_ended_wait_is_counted_once_with_its_outcome() {
 }
 
 /// The recorded outcome of calls 2 and 3, sorted.
-async fn futures_outcomes(conn: &mut redis::aio::MultiplexedConnection) -> Vec<String> {
+async fn futures_outcomes(conn: &mut switchboard::store::Conn) -> Vec<String> {
     let mut out = Vec::new();
     for n in [2, 3] {
         let o: Option<String> = redis::cmd("HGET")
@@ -632,7 +632,7 @@ async fn simulate_plays_callers_who_wait_press_keys_and_hang_up_in_line() {
 async fn a_replica_starting_with_a_new_routing_file_replaces_the_published_hold_queues() {
     let app = spawn_app(LINE).await;
     let mut conn = app.redis().await;
-    let fields = |c: &mut redis::aio::MultiplexedConnection| {
+    let fields = |c: &mut switchboard::store::Conn| {
         let mut c = c.clone();
         async move {
             let names: Vec<String> = redis::cmd("HKEYS")

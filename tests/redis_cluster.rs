@@ -1,7 +1,9 @@
 //! Cluster mode: against a real 3-master, 3-replica Redis Cluster, servers of
 //! several namespaces (tenants) route and settle calls, each namespace in its
 //! one slot; then the master of one namespace's slot is killed and its replica
-//! promoted: routing of that namespace resumes, nobody is booked twice.
+//! promoted: routing of that namespace resumes, nobody is booked twice, and
+//! only that namespace is unready meanwhile. (`routing_on_cluster` and
+//! `lifecycle_on_cluster` run the routing and lifecycle suites on a Cluster.)
 
 mod common;
 
@@ -16,8 +18,7 @@ async fn tenant(cluster: &Cluster, namespace: &str) -> TestApp {
     s.namespace = namespace.into();
     s.redis_timeout = Duration::from_millis(500);
     TestApp {
-        // Not used: everything goes to the Cluster.
-        redis: start_redis(),
+        redis: TestRedis::Elsewhere,
         server: TestServer::start(s).await,
         http: reqwest::Client::new(),
     }
@@ -46,6 +47,13 @@ async fn tenants_route_on_a_cluster_and_one_survives_its_masters_failover() {
         app.dial_action(&sid, &dial, "completed").await;
         assert!(app.agent(&agent).await["call_sid"].is_null(), "{ns}");
     }
+    // Each reservation was confirmed by its master's replica (WAIT 1), as in
+    // Sentinel mode: a Cluster failover promotes a replica too.
+    let waits = metric(
+        &tenants[0].metrics().await,
+        "switchboard_redis_script_duration_seconds_count{script=\"wait_replica\"}",
+    );
+    assert!(waits >= namespaces.len() as f64, "{waits} WAITs");
     let masters: Vec<Option<usize>> = namespaces
         .iter()
         .map(|ns| cluster.master_of(&format!("sb:{{{ns}}}:agents")))
@@ -60,6 +68,17 @@ async fn tenants_route_on_a_cluster_and_one_survives_its_masters_failover() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     cluster.nodes[master].stop();
     let killed = Instant::now();
+    // Readiness is per namespace: tenants whose slot another master serves
+    // stay ready and route while acme's is not (the cluster runs with
+    // cluster-require-full-coverage no, as README advises).
+    let elsewhere: Vec<&TestApp> = tenants
+        .iter()
+        .zip(&masters)
+        .filter(|(_, m)| **m != Some(master))
+        .map(|(app, _)| app)
+        .collect();
+    assert!(!elsewhere.is_empty(), "every namespace on one master");
+    let mut acme_unready = false;
     let mut n = 3;
     let (took, agent) = loop {
         let answer = acme.call(&call_sid(n), SALES).await;
@@ -69,10 +88,27 @@ async fn tenants_route_on_a_cluster_and_one_survives_its_masters_failover() {
             break (killed.elapsed(), agent);
         }
         assert!(is_emergency(&answer), "{}", answer.body);
+        acme_unready |= acme.readyz().await == 503;
+        for app in &elsewhere {
+            assert_eq!(app.readyz().await, 200, "a tenant on a live master");
+            let sid = call_sid(100 + n);
+            assert!(dialed(&app.call(&sid, SALES).await).is_some());
+            app.call_status(&sid, "completed").await;
+        }
         assert!(killed.elapsed() < Duration::from_secs(30), "never resumed");
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     eprintln!("acme's routing resumed {took:?} after its master was killed");
+    assert!(
+        acme_unready,
+        "acme was never unready while its slot had no master"
+    );
+    for app in &elsewhere {
+        assert!(
+            app.metrics().await.contains("switchboard_redis_up 1"),
+            "switchboard_redis_up of a tenant on a live master"
+        );
+    }
     assert_ne!(agent, held, "{held} was handed a second call");
     cluster.wait_until_ok();
     assert_ne!(

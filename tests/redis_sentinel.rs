@@ -23,8 +23,7 @@ async fn app_through(set: &SentinelSet) -> TestApp {
     s.redis_timeout = Duration::from_millis(500);
     let server = TestServer::start(s).await;
     let app = TestApp {
-        // The app's own Redis is not used: everything goes through Sentinels.
-        redis: start_redis(),
+        redis: TestRedis::Elsewhere,
         server,
         http: reqwest::Client::new(),
     };
@@ -146,8 +145,8 @@ fn sentinel_mode_refuses_a_tls_url_rather_than_connect_in_plain_text() {
 
 /// In Sentinel mode each reservation is confirmed by a replica (`WAIT 1`)
 /// before its agent is dialled. Prints what that costs, against the same master
-/// reached directly; a replica that is down delays a call by the replica wait
-/// (50 ms) at most, and it is dialled anyway.
+/// reached directly; a replica that is down delays one call by the replica wait
+/// (50 ms) at most, which is dialled anyway, and the calls after it not at all.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reservations_wait_for_a_replica_and_its_cost_is_measured() {
     let mut set = SentinelSet::start();
@@ -155,7 +154,7 @@ async fn reservations_wait_for_a_replica_and_its_cost_is_measured() {
     let mut direct_settings = settings(&set.master.url(), WITH_EMERGENCY);
     direct_settings.redis_timeout = Duration::from_millis(500);
     let direct = TestApp {
-        redis: start_redis(),
+        redis: TestRedis::Elsewhere,
         server: TestServer::start(direct_settings).await,
         http: reqwest::Client::new(),
     };
@@ -193,13 +192,29 @@ async fn reservations_wait_for_a_replica_and_its_cost_is_measured() {
         "{page}"
     );
 
-    // No replica: the call is still dialled, after the replica wait at most.
+    // No replica: the call is still dialled, after the replica wait at most,
+    // and the calls after it do not wait (for NO_REPLICA_BACKOFF, far longer
+    // than these ten calls take).
     set.replica.stop();
-    let started = std::time::Instant::now();
-    let answer = through_sentinels.call(&call_sid(9999), SALES).await;
-    let took = started.elapsed();
-    assert!(dialed(&answer).is_some(), "{}", answer.body);
-    eprintln!("with the replica down, a call was dialled after {took:?}");
+    let waits = |page: &str| {
+        metric(
+            page,
+            "switchboard_redis_script_duration_seconds_count{script=\"wait_replica\"}",
+        )
+    };
+    let waited_before = waits(&through_sentinels.metrics().await);
+    for n in 0..10 {
+        let started = std::time::Instant::now();
+        let answer = through_sentinels.call(&call_sid(9000 + n), SALES).await;
+        let took = started.elapsed();
+        assert!(dialed(&answer).is_some(), "{}", answer.body);
+        through_sentinels
+            .call_status(&call_sid(9000 + n), "completed")
+            .await;
+        eprintln!("with the replica down, call {n} was dialled after {took:?}");
+    }
+    let waited = waits(&through_sentinels.metrics().await) - waited_before;
+    assert_eq!(waited, 1.0, "only the first call waited for the replica");
 }
 
 /// The chaos run of issue "Every Redis a user runs": three replicas through the

@@ -113,7 +113,7 @@ async fn app_on_tls(redis: RedisServer, ca: Option<Vec<u8>>) -> TestApp {
     let mut s = settings(&redis.tls_url().expect("a TLS server"), ROUTING);
     s.redis_ca = ca;
     TestApp {
-        redis,
+        redis: TestRedis::Own(redis),
         server: TestServer::start(s).await,
         http: reqwest::Client::new(),
     }

@@ -65,12 +65,9 @@ async fn an_agent_in_two_queues_is_taken_out_of_both() {
     let a = app.call(&call_sid(1), SALES).await;
     assert_eq!(dialed(&a).as_deref(), Some("both"));
     let mut redis = app.redis().await;
-    let sales: Vec<String> = redis
-        .zrange("sb:{default}:avail:sales", 0, -1)
-        .await
-        .unwrap();
+    let sales: Vec<String> = redis.zrange(&app.key("avail:sales"), 0, -1).await.unwrap();
     let support: Vec<String> = redis
-        .zrange("sb:{default}:avail:support", 0, -1)
+        .zrange(&app.key("avail:support"), 0, -1)
         .await
         .unwrap();
     assert!(sales.is_empty(), "{sales:?}");
@@ -100,12 +97,12 @@ async fn agents_whose_score_is_in_the_future_are_skipped_until_then() {
     let t: (i64, i64) = redis::cmd("TIME").query_async(&mut redis).await.unwrap();
     let until = t.0 * 1000 + t.1 / 1000 + 300;
     let _: () = redis
-        .zadd("sb:{default}:avail:support", "early", until)
+        .zadd(&app.key("avail:support"), "early", until)
         .await
         .unwrap();
     let _: () = redis
         .hset_multiple(
-            "sb:{default}:agent:early",
+            &app.key("agent:early"),
             &[("state", "wrap_up"), ("free_at", &until.to_string())],
         )
         .await
@@ -146,12 +143,11 @@ async fn the_same_call_sid_gets_the_same_agent_and_reserves_nobody_new() {
     tick().await;
     app.add_available("b", &["support"]).await;
     let first = app.call(&call_sid(7), SUPPORT).await;
-    let mut redis = app.redis().await;
-    let before = snapshot(&mut redis).await;
+    let before = app.snapshot().await;
     let again = app.call(&call_sid(7), SUPPORT).await;
     assert_eq!(first.body, again.body);
     assert_eq!(
-        snapshot(&mut redis).await,
+        app.snapshot().await,
         before,
         "a retried webhook changed Redis"
     );
@@ -209,44 +205,4 @@ async fn the_dial_carries_the_contract_attributes_and_callbacks() {
         a.element_text("Sip").as_deref(),
         Some("sip:desk@pbx.example.com")
     );
-}
-
-#[tokio::test]
-async fn a_restarted_redis_is_routed_again_without_restarting_switchboard() {
-    let mut app = spawn_app(ROUTING).await;
-    app.add_available("a", &["support"]).await;
-    assert_eq!(
-        dialed(&app.call(&call_sid(1), SUPPORT).await).as_deref(),
-        Some("a")
-    );
-
-    // Redis restarts empty: its script cache is gone (NOSCRIPT), the roster too.
-    app.redis.stop();
-    app.redis.restart().expect("redis restarts");
-    let mut routed = None;
-    for _ in 0..50 {
-        let a = app.call(&call_sid(2), SUPPORT).await;
-        assert_eq!(a.status, 200, "callers never get an error: {a:?}");
-        if a.element_text("Number").as_deref() == Some("+15005550010")
-            && a.attribute("Dial", "action").is_none()
-        {
-            routed = Some(a);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(routed.is_some(), "no routing after the restart");
-    // The roster is added again through the API and calls reach agents again.
-    app.add_available("b", &["support"]).await;
-    assert_eq!(
-        dialed(&app.call(&call_sid(3), SUPPORT).await).as_deref(),
-        Some("b")
-    );
-    let ready = app
-        .http
-        .get(format!("{}/readyz", app.base()))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(ready.status(), 200);
 }

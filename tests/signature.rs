@@ -194,8 +194,7 @@ async fn tampered_wrong_url_or_missing_signatures_are_refused_and_change_nothing
         put_state(http, base, ADMIN_TOKEN, "a", "available").await,
         200
     );
-    let mut conn = app.redis().await;
-    let before = snapshot(&mut conn).await;
+    let before = app.snapshot().await;
 
     let v = &vectors[0];
     let mut tampered = v.params.clone();
@@ -257,7 +256,7 @@ async fn tampered_wrong_url_or_missing_signatures_are_refused_and_change_nothing
         assert_eq!(a.status, 403, "{name}: {a:?}");
     }
     assert_eq!(
-        snapshot(&mut conn).await,
+        app.snapshot().await,
         before,
         "a refused webhook changed Redis"
     );
@@ -280,8 +279,7 @@ fn vectors_first(vectors: &[Vector]) -> Vector {
 async fn bad_bodies_get_4xx_and_change_nothing() {
     let app = spawn_app(ROUTING).await;
     app.add_available("a", &["sales"]).await;
-    let mut conn = app.redis().await;
-    let before = snapshot(&mut conn).await;
+    let before = app.snapshot().await;
     let url = format!("{}/twilio/voice", app.base());
     let missing_sid = post_signed(&app.http, &url, &[("To", SALES)]).await;
     assert_eq!(missing_sid.status, 400, "{missing_sid:?}");
@@ -302,7 +300,7 @@ async fn bad_bodies_get_4xx_and_change_nothing() {
     )
     .await;
     assert_eq!(too_big.status, 413);
-    assert_eq!(snapshot(&mut conn).await, before);
+    assert_eq!(app.snapshot().await, before);
 }
 
 /// 64 KiB bodies built to make the check expensive (many distinct names, one name

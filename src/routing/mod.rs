@@ -15,8 +15,8 @@ use crate::store::calls::{RedirectReport, WaitFetch};
 use crate::store::requests::{CALL_TAIL_MS, CONFIRM_WINDOW_MS};
 use crate::store::requests::{HoldQueueEntry, HoldRequest};
 use crate::store::{
-    AttemptRequest, NextStep, Outcome, PlanEntry, RouteOutcome, RouteRequest, SettleCode, Settled,
-    Store, StoreError,
+    AttemptRequest, NO_REPLICA_BACKOFF, NextStep, Outcome, PlanEntry, Replicated, RouteOutcome,
+    RouteRequest, SettleCode, Settled, Store, StoreError,
 };
 use crate::twilio::rest::{CallState, RedirectOutcome, RequestBudget, RestClient};
 
@@ -440,10 +440,10 @@ impl Engine {
     async fn replicated(&self, decision: Decision) -> Decision {
         if matches!(decision, Decision::Dial { .. }) && self.store.waits_for_replicas() {
             match self.store.wait_for_replica().await {
-                Ok(0) => {
-                    tracing::warn!("no replica confirmed the reservation in time: dialled anyway")
-                }
-                Ok(_) => {}
+                Ok(Replicated::NotConfirmed) => tracing::warn!(
+                    "no replica confirmed the reservation in time: dialled anyway, and reservations do not wait for one for {NO_REPLICA_BACKOFF:?}"
+                ),
+                Ok(Replicated::Confirmed | Replicated::NotAsked) => {}
                 Err(e) => tracing::warn!(error = %e, "cannot wait for a replica: dialled anyway"),
             }
         }

@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::{ClusterClient, ClusterClientBuilder};
 use redis::cluster_async::ClusterConnection;
+use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
 use redis::sentinel::{SentinelClient, SentinelNodeConnectionInfo, SentinelServerType};
 
 use super::StoreError;
@@ -27,7 +28,7 @@ pub(super) enum Link {
 
 /// One connection of either kind, as commands see it.
 #[derive(Clone)]
-pub(super) enum Conn {
+pub enum Conn {
     Single(ConnectionManager),
     Cluster(ClusterConnection),
 }
@@ -59,6 +60,32 @@ impl redis::aio::ConnectionLike for Conn {
         match self {
             Conn::Single(c) => c.get_db(),
             Conn::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+impl Conn {
+    /// Runs `cmd` on the node that holds `key`: the one Redis, or the master
+    /// of `key`'s slot. The cluster client would send SCRIPT and WAIT to every
+    /// master, so one master down elsewhere would fail a namespace whose own
+    /// slot is served.
+    pub(super) async fn on_node_of<T: redis::FromRedisValue>(
+        &mut self,
+        cmd: redis::Cmd,
+        key: &str,
+    ) -> redis::RedisResult<T> {
+        match self {
+            Conn::Single(c) => cmd.query_async(c).await,
+            Conn::Cluster(c) => {
+                let node = Route::with_key(key, SlotAddr::Master);
+                let reply = c
+                    .route_command(
+                        cmd,
+                        RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(node)),
+                    )
+                    .await?;
+                Ok(T::from_redis_value(reply)?)
+            }
         }
     }
 }
@@ -152,8 +179,9 @@ impl Link {
         }
     }
 
-    pub(super) fn is_sentinel(&self) -> bool {
-        matches!(self, Link::Sentinel(_))
+    /// Whether a failover can promote a replica: Sentinel and Cluster.
+    pub(super) fn has_failover(&self) -> bool {
+        matches!(self, Link::Sentinel(_) | Link::Cluster(_))
     }
 
     /// After a command on connection `generation` failed with `error`: a

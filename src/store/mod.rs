@@ -20,6 +20,7 @@ pub mod scripts;
 pub mod watch;
 
 use std::future::Future;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use redis::Value;
@@ -30,6 +31,7 @@ pub use agents::{AgentRecord, AgentView, SetStateOutcome};
 pub use calls::RouteOutcome;
 pub use keys::Keys;
 pub use lifecycle::{NextStep, Outcome, SettleCode, Settled, SweepResult};
+pub use link::Conn;
 pub use requests::{AttemptRequest, PlanEntry, RouteRequest};
 
 use crate::metrics;
@@ -75,8 +77,25 @@ impl StoreError {
     }
 }
 
-/// The longest a reservation waits for a replica to confirm it (Sentinel mode).
+/// The longest a reservation waits for a replica to confirm it (Sentinel and
+/// Cluster mode).
 pub const REPLICA_WAIT: Duration = Duration::from_millis(50);
+
+/// After no replica confirmed a write in time, how long reservations do not
+/// wait for one: a master without a replica (a Cluster without replicas, a
+/// replica down) would otherwise cost every call `REPLICA_WAIT`.
+pub const NO_REPLICA_BACKOFF: Duration = Duration::from_secs(5);
+
+/// What a replica said of the writes made so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Replicated {
+    /// A replica has them.
+    Confirmed,
+    /// None confirmed them within `REPLICA_WAIT`.
+    NotConfirmed,
+    /// Not asked: none confirmed within `NO_REPLICA_BACKOFF`.
+    NotAsked,
+}
 
 /// A handle on one namespace of one Redis, cheap to clone.
 #[derive(Clone)]
@@ -84,6 +103,8 @@ pub struct Store {
     conn: link::Link,
     keys: Keys,
     timeout: Duration,
+    /// Until when reservations do not wait for a replica.
+    no_replica_until: Arc<Mutex<Option<Instant>>>,
 }
 
 impl Store {
@@ -117,6 +138,7 @@ impl Store {
             conn: link::Link::Direct(conn),
             keys: Keys::new(namespace),
             timeout,
+            no_replica_until: Arc::default(),
         })
     }
 
@@ -131,6 +153,7 @@ impl Store {
             conn: link::Link::cluster(seeds, timeout)?,
             keys: Keys::new(namespace),
             timeout,
+            no_replica_until: Arc::default(),
         })
     }
 
@@ -148,6 +171,7 @@ impl Store {
             conn: link::Link::sentinel(sentinel_urls, master, redis_url, manager_config(timeout))?,
             keys: Keys::new(namespace),
             timeout,
+            no_replica_until: Arc::default(),
         })
     }
 
@@ -202,51 +226,91 @@ impl Store {
         .await
     }
 
+    /// The connection itself, for tests and tools that read keys directly
+    /// (every change goes through a script).
+    pub async fn connection(&self) -> Result<Conn, StoreError> {
+        Ok(self.conn.conn().await?.0)
+    }
+
     /// Whether writes are confirmed by a replica before a reservation is
-    /// dialled: in Sentinel mode, where a failover promotes a replica.
+    /// dialled: in Sentinel and Cluster mode, where a failover promotes a
+    /// replica.
     pub fn waits_for_replicas(&self) -> bool {
-        self.conn.is_sentinel()
+        self.conn.has_failover()
     }
 
-    /// `WAIT 1 <ms>`: how many replicas have every write made on this
-    /// connection so far, waiting up to `REPLICA_WAIT` for one.
-    pub async fn wait_for_replica(&self) -> Result<u64, StoreError> {
+    /// `WAIT 1 <ms>` on the namespace's master: whether a replica has every
+    /// write made on this connection so far, waiting up to `REPLICA_WAIT` for
+    /// one — unless none did a moment ago.
+    pub async fn wait_for_replica(&self) -> Result<Replicated, StoreError> {
+        let backoff = || {
+            self.no_replica_until
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+        };
+        if backoff().is_some_and(|until| Instant::now() < until) {
+            return Ok(Replicated::NotAsked);
+        }
         let ms = u64::try_from(REPLICA_WAIT.as_millis()).unwrap_or(u64::MAX);
-        self.with_conn("wait_replica", |mut conn| async move {
-            Ok(redis::cmd("WAIT")
-                .arg(1)
-                .arg(ms)
-                .query_async(&mut conn)
-                .await?)
-        })
-        .await
+        let mut wait = redis::cmd("WAIT");
+        wait.arg(1).arg(ms);
+        let node = self.keys.agents();
+        let confirmed: u64 = self
+            .with_conn("wait_replica", |mut conn| async move {
+                Ok(conn.on_node_of(wait, &node).await?)
+            })
+            .await?;
+        if confirmed > 0 {
+            *backoff() = None;
+            Ok(Replicated::Confirmed)
+        } else {
+            *backoff() = Some(Instant::now() + NO_REPLICA_BACKOFF);
+            Ok(Replicated::NotConfirmed)
+        }
     }
 
-    /// Loads every script, so the first call after start does not pay for it.
+    /// Loads every script on the namespace's node, so the first call after
+    /// start does not pay for it.
     pub async fn load_scripts(&self) -> Result<(), StoreError> {
+        let node = self.keys.agents();
         self.with_conn("load_scripts", |mut conn| async move {
             for lua in scripts::all() {
-                lua.script.prepare_invoke().load_async(&mut conn).await?;
+                let mut load = redis::cmd("SCRIPT");
+                load.arg("LOAD").arg(lua.source.as_str());
+                let _hash: String = conn.on_node_of(load, &node).await?;
+                // In a Cluster, every node too (SCRIPT LOAD is not
+                // replicated), so a promoted replica has them; a node down
+                // elsewhere does not stop this namespace.
+                if let Conn::Cluster(every_node) = &mut conn {
+                    let _ = lua.script.prepare_invoke().load_async(every_node).await;
+                }
             }
             Ok(())
         })
         .await
     }
 
-    /// Redis answers and has every script loaded; loads them if it has not
-    /// (Redis restarted empty), so readiness comes back by itself.
+    /// The namespace's node (in a Cluster: its slot's master) answers a read
+    /// of its keys and has every script loaded; loads them if it has not (Redis restarted empty),
+    /// so readiness comes back by itself.
     pub async fn check_ready(&self) -> Result<(), StoreError> {
-        let hashes: Vec<String> = scripts::all()
-            .iter()
-            .map(|lua| lua.script.get_hash().to_owned())
-            .collect();
+        let mut exists = redis::cmd("SCRIPT");
+        exists.arg("EXISTS");
+        for lua in scripts::all() {
+            exists.arg(lua.script.get_hash());
+        }
+        let node = self.keys.agents();
         let loaded: Vec<bool> = self
             .with_conn("script_exists", |mut conn| async move {
-                Ok(redis::cmd("SCRIPT")
-                    .arg("EXISTS")
-                    .arg(&hashes)
+                // A command on a key of the namespace: only the master of its
+                // slot answers it (another node redirects there), where the
+                // cluster client may send a command for a node elsewhere when
+                // that node is down.
+                let _: bool = redis::cmd("EXISTS")
+                    .arg(&node)
                     .query_async(&mut conn)
-                    .await?)
+                    .await?;
+                Ok(conn.on_node_of(exists, &node).await?)
             })
             .await?;
         if loaded.iter().all(|l| *l) {

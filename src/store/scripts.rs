@@ -18,6 +18,8 @@ const LIB: [&str; 4] = [
 /// One script: its name (the `script` metric label) and the loaded code.
 pub struct Lua {
     pub name: &'static str,
+    /// `lua/lib/` and the script's own file, as Redis runs it.
+    pub source: LazyLock<String>,
     pub script: LazyLock<Script>,
 }
 
@@ -25,13 +27,14 @@ macro_rules! lua {
     ($static:ident, $file:literal) => {
         pub static $static: Lua = Lua {
             name: $file,
-            script: LazyLock::new(|| {
-                Script::new(&format!(
+            source: LazyLock::new(|| {
+                format!(
                     "{}\n{}",
                     LIB.join("\n"),
                     include_str!(concat!("../../lua/", $file, ".lua"))
-                ))
+                )
             }),
+            script: LazyLock::new(|| Script::new(&$static.source)),
         };
     };
 }

@@ -25,6 +25,9 @@ impl Cluster {
                         "1000",
                         "--repl-diskless-sync-delay",
                         "0",
+                        // A slot without a master stops only its own keys.
+                        "--cluster-require-full-coverage",
+                        "no",
                     ]
                     .map(String::from)
                     .to_vec(),

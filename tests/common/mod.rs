@@ -99,9 +99,85 @@ pub fn settings(redis_url: &str, routing: &str) -> Settings {
 
 /// A test's Redis, one server on it, and an HTTP client.
 pub struct TestApp {
-    pub redis: RedisServer,
+    pub redis: TestRedis,
     pub server: TestServer,
     pub http: reqwest::Client,
+}
+
+/// Test binaries named `*_on_cluster` (`tests/routing_on_cluster.rs`) run a
+/// suite again with every server on one Redis Cluster the binary shares, each
+/// `spawn_app` in a namespace of its own: many namespaces, spread over the
+/// Cluster's masters.
+pub fn on_cluster() -> bool {
+    env!("CARGO_CRATE_NAME").ends_with("_on_cluster")
+}
+
+/// Where a test's server keeps its state: a Redis of the test's own, or
+/// Redis processes it reaches otherwise (through Sentinels, on a Cluster).
+pub enum TestRedis {
+    Own(RedisServer),
+    Elsewhere,
+}
+
+impl std::ops::Deref for TestRedis {
+    type Target = RedisServer;
+
+    fn deref(&self) -> &RedisServer {
+        match self {
+            TestRedis::Own(redis) => redis,
+            TestRedis::Elsewhere => panic!(
+                "this test stops or inspects its own redis-server: it cannot run through Sentinels or on a Cluster"
+            ),
+        }
+    }
+}
+
+impl std::ops::DerefMut for TestRedis {
+    fn deref_mut(&mut self) -> &mut RedisServer {
+        match self {
+            TestRedis::Own(redis) => redis,
+            TestRedis::Elsewhere => panic!(
+                "this test stops or inspects its own redis-server: it cannot run through Sentinels or on a Cluster"
+            ),
+        }
+    }
+}
+
+/// The seed URLs of the Cluster this test binary shares, started on first use.
+/// Its nodes are started from a thread that lives as long as the binary, so
+/// they get SIGKILL (PR_SET_PDEATHSIG) when the binary exits, and are stopped
+/// by PID at a normal exit.
+fn shared_cluster() -> &'static [String] {
+    static SEEDS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    static NODES: std::sync::Mutex<Option<cluster::Cluster>> = std::sync::Mutex::new(None);
+    extern "C" fn stop_nodes() {
+        let nodes = NODES.lock().map(|mut n| n.take()).unwrap_or(None);
+        drop(nodes);
+    }
+    SEEDS.get_or_init(|| {
+        let (started, seeds) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let cluster = cluster::Cluster::start();
+            let urls = cluster.urls();
+            *NODES.lock().expect("first and only start") = Some(cluster);
+            // SAFETY: registers a plain function with no arguments.
+            unsafe { libc::atexit(stop_nodes) };
+            let _ = started.send(urls);
+            loop {
+                std::thread::park();
+            }
+        });
+        seeds
+            .recv()
+            .expect("the shared Cluster did not start (its panic is above)")
+    })
+}
+
+/// A namespace no other test of this binary uses.
+fn fresh_namespace() -> String {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("t{n}")
 }
 
 /// The routing file most tests use: sales overflows to support, then voicemail.
@@ -145,8 +221,16 @@ pub async fn spawn_app_with(
     worker: bool,
     configure: impl FnOnce(&mut Settings),
 ) -> TestApp {
-    let redis = start_redis();
-    let mut s = settings(&redis.url(), routing);
+    let (redis, mut s) = if on_cluster() {
+        let mut s = settings("redis://127.0.0.1", routing);
+        s.redis_cluster = Some(shared_cluster().iter().cloned().map(Into::into).collect());
+        s.namespace = fresh_namespace();
+        (TestRedis::Elsewhere, s)
+    } else {
+        let redis = start_redis();
+        let s = settings(&redis.url(), routing);
+        (TestRedis::Own(redis), s)
+    };
     configure(&mut s);
     let server = TestServer::start_with(s, worker).await;
     TestApp {
@@ -373,8 +457,44 @@ impl TestApp {
         response.text().await.expect("metrics body")
     }
 
-    pub async fn redis(&self) -> redis::aio::MultiplexedConnection {
-        redis_conn(&self.redis.url()).await
+    /// The server's own connection to its Redis (or Cluster), to read keys.
+    pub async fn redis(&self) -> switchboard::store::Conn {
+        self.server
+            .state
+            .engine
+            .store()
+            .connection()
+            .await
+            .expect("redis connection")
+    }
+
+    /// The full name of the key `suffix` in the server's namespace.
+    pub fn key(&self, suffix: &str) -> String {
+        format!(
+            "{}{suffix}",
+            self.server.state.engine.store().keys().prefix()
+        )
+    }
+
+    /// Every key of the server's namespace with its serialized value: equal
+    /// snapshots mean nothing changed.
+    pub async fn snapshot(&self) -> BTreeMap<String, Vec<u8>> {
+        let mut conn = self.redis().await;
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(self.key("*"))
+            .query_async(&mut conn)
+            .await
+            .expect("KEYS");
+        let mut out = BTreeMap::new();
+        for key in keys {
+            let dump: Vec<u8> = redis::cmd("DUMP")
+                .arg(&key)
+                .query_async(&mut conn)
+                .await
+                .expect("DUMP");
+            out.insert(key, dump);
+        }
+        out
     }
 }
 
@@ -384,25 +504,6 @@ pub async fn redis_conn(url: &str) -> redis::aio::MultiplexedConnection {
         .get_multiplexed_async_connection()
         .await
         .expect("redis connection")
-}
-
-/// Every key with its serialized value: equal snapshots mean nothing changed.
-pub async fn snapshot(conn: &mut redis::aio::MultiplexedConnection) -> BTreeMap<String, Vec<u8>> {
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg("*")
-        .query_async(conn)
-        .await
-        .expect("KEYS");
-    let mut out = BTreeMap::new();
-    for key in keys {
-        let dump: Vec<u8> = redis::cmd("DUMP")
-            .arg(&key)
-            .query_async(conn)
-            .await
-            .expect("DUMP");
-        out.insert(key, dump);
-    }
-    out
 }
 
 /// Which agent a `<Dial>` answer rings (`add_agent` gives each `client:<id>`).
