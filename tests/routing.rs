@@ -65,11 +65,8 @@ async fn an_agent_in_two_queues_is_taken_out_of_both() {
     let a = app.call(&call_sid(1), SALES).await;
     assert_eq!(dialed(&a).as_deref(), Some("both"));
     let mut redis = app.redis().await;
-    let sales: Vec<String> = redis.zrange(&app.key("avail:sales"), 0, -1).await.unwrap();
-    let support: Vec<String> = redis
-        .zrange(&app.key("avail:support"), 0, -1)
-        .await
-        .unwrap();
+    let sales: Vec<String> = redis.zrange(app.key("avail:sales"), 0, -1).await.unwrap();
+    let support: Vec<String> = redis.zrange(app.key("avail:support"), 0, -1).await.unwrap();
     assert!(sales.is_empty(), "{sales:?}");
     assert_eq!(support, ["sup"]);
     // The support call must not get the agent already ringing for sales.
@@ -97,12 +94,12 @@ async fn agents_whose_score_is_in_the_future_are_skipped_until_then() {
     let t: (i64, i64) = redis::cmd("TIME").query_async(&mut redis).await.unwrap();
     let until = t.0 * 1000 + t.1 / 1000 + 300;
     let _: () = redis
-        .zadd(&app.key("avail:support"), "early", until)
+        .zadd(app.key("avail:support"), "early", until)
         .await
         .unwrap();
     let _: () = redis
         .hset_multiple(
-            &app.key("agent:early"),
+            app.key("agent:early"),
             &[("state", "wrap_up"), ("free_at", &until.to_string())],
         )
         .await
