@@ -286,7 +286,7 @@ async fn an_agent_deleted_during_a_call_is_gone_when_it_ends() {
     app.dial_action(&sid, &dial, "completed").await;
     let mut redis = app.redis().await;
     let exists: bool = redis::cmd("EXISTS")
-        .arg(&app.key("agent:a"))
+        .arg(app.key("agent:a"))
         .query_async(&mut redis)
         .await
         .unwrap();
@@ -383,7 +383,7 @@ async fn withheld_caller_ids_share_no_affinity() {
     }
     let mut redis = app.redis().await;
     let remembered: Vec<String> = redis::cmd("KEYS")
-        .arg(&app.key("affinity:*"))
+        .arg(app.key("affinity:*"))
         .query_async(&mut redis)
         .await
         .unwrap();
