@@ -217,7 +217,8 @@ pub struct ListQuery {
 /// Every agent, a page at a time (`next_cursor` is null on the last page); each
 /// page sorted by id. Paging walks Redis's set with SSCAN: an agent added or
 /// removed meanwhile may be missed or seen twice, and a page may hold a few more
-/// or fewer than `limit`.
+/// or fewer than `limit` (Redis 7.2+ and Valkey give a roster of up to 128
+/// agents, kept as one compact list, in one page).
 #[utoipa::path(get, path = "/v1/agents", operation_id = "list_agents", tag = "agents", params(ListQuery),
     responses(
         (status = 200, description = "a page of agents", body = AgentList),
