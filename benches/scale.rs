@@ -7,11 +7,14 @@
 //! at 50 and 200 calls in flight. It prints cycles/s, webhook p50/p99, Redis
 //! requests per webhook (from `INFO commandstats`), PINGs, the idle CPU of
 //! switchboard and Redis, `GET /v1/queues/{name}`, the server's RSS and binary
-//! size, and `redis-benchmark`'s EVALSHA ceiling on the same host.
+//! size, and `redis-benchmark`'s EVALSHA ceiling on the same host. Then the
+//! same small roster on a Redis Cluster: one namespace, and two on two masters
+//! at once.
 //!
 //! It asserts nothing about time: machines are shared and noisy, so read the
 //! ratios within one run. `BENCH_SECS` (default 10) sets each load phase,
-//! `BENCH_ROSTERS` (e.g. `small`) picks rosters: small, agents100k, queues500.
+//! `BENCH_ROSTERS` (e.g. `small,cluster`) picks rosters: small, agents100k,
+//! queues500, cluster.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -19,6 +22,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use switchboard::redis_server::{RedisServer, free_port};
+
+/// The tests' Cluster: three masters, three replicas, on free loopback ports.
+#[path = "../tests/common/cluster.rs"]
+mod cluster;
 use switchboard::simulate::{self, SimulateArgs};
 
 const AUTH: &str = "bench-auth-token";
@@ -66,6 +73,9 @@ async fn main() {
         .filter(|r| wanted.is_empty() || wanted.split(',').any(|w| w == r.name))
     {
         summary.push(measure(roster, secs).await);
+    }
+    if wanted.is_empty() || wanted.split(',').any(|w| w == "cluster") {
+        measure_cluster(secs).await;
     }
     println!("\n== summary ==");
     println!(
@@ -219,6 +229,71 @@ async fn measure(roster: &Roster, secs: f64) -> String {
     println!("switchboard's best: {scripts_per_sec:.0} scripts/s, {ratio}\n");
     drop(server);
     line
+}
+
+/// One namespace on a 3-master, 3-replica Cluster (100 agents, 50 calls in
+/// flight), then two namespaces on two different masters at once, each with
+/// its own server: what one namespace does on a Cluster, and whether a second
+/// one on another master adds to it (on this machine the CPU is shared by
+/// everything, so it cannot double).
+async fn measure_cluster(secs: f64) {
+    println!("== cluster: 100 agents per namespace, 3 masters + 3 replicas ==");
+    let cluster = cluster::Cluster::start();
+    let seeds = cluster.urls();
+    let routing = routing_file(1);
+    let http = reqwest::Client::new();
+    let roster = Roster {
+        name: "cluster",
+        agents: 100,
+        queues: 1,
+    };
+    // Two namespaces whose slots are on different masters.
+    let mut namespaces: Vec<String> = Vec::new();
+    let mut masters = Vec::new();
+    for n in 0.. {
+        let ns = format!("tenant{n}");
+        let master = cluster.master_of(&format!("sb:{{{ns}}}:agents"));
+        if !masters.contains(&master) {
+            masters.push(master);
+            namespaces.push(ns);
+        }
+        if namespaces.len() == 2 {
+            break;
+        }
+    }
+    let servers: Vec<Server> = namespaces
+        .iter()
+        .map(|ns| Server::start_on_cluster(&seeds, ns, &routing))
+        .collect();
+    for server in &servers {
+        create_agents(&http, &server.base, &roster).await;
+    }
+    let warm = play(&servers[0].base, 50, 500, None).await;
+    let calls = ((warm.calls_per_sec * secs) as usize).clamp(1000, 400_000);
+    let one = play(&servers[0].base, 50, calls, None).await;
+    println!(
+        "one namespace ({}): {:.0} cycles/s, webhook p50 {:.2} ms p99 {:.2} ms, {} errors, {} violations",
+        namespaces[0],
+        one.calls_per_sec,
+        one.latency_ms.p50,
+        one.latency_ms.p99,
+        one.errors,
+        one.violations
+    );
+    let (a, b) = tokio::join!(
+        play(&servers[0].base, 50, calls / 2, None),
+        play(&servers[1].base, 50, calls / 2, None)
+    );
+    println!(
+        "two namespaces on two masters at once: {:.0} + {:.0} = {:.0} cycles/s, p99 {:.2} / {:.2} ms, {} errors, {} violations",
+        a.calls_per_sec,
+        b.calls_per_sec,
+        a.calls_per_sec + b.calls_per_sec,
+        a.latency_ms.p99,
+        b.latency_ms.p99,
+        a.errors + b.errors,
+        a.violations + b.violations
+    );
 }
 
 /// `[[queues]]` q0…q{n-1}; calls go to q0's number.
@@ -439,10 +514,25 @@ struct Server {
 
 impl Server {
     fn start(redis: &RedisServer, routing: &std::path::Path) -> Server {
+        Server::start_with(&[("SWITCHBOARD_REDIS_URL", redis.url())], routing)
+    }
+
+    /// On a Redis Cluster through `seeds`, in `namespace`.
+    fn start_on_cluster(seeds: &[String], namespace: &str, routing: &std::path::Path) -> Server {
+        Server::start_with(
+            &[
+                ("SWITCHBOARD_REDIS_CLUSTER", seeds.join(",")),
+                ("SWITCHBOARD_NAMESPACE", namespace.to_owned()),
+            ],
+            routing,
+        )
+    }
+
+    fn start_with(redis: &[(&str, String)], routing: &std::path::Path) -> Server {
         let port = free_port().expect("free port");
         let child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
             .arg("serve")
-            .env("SWITCHBOARD_REDIS_URL", redis.url())
+            .envs(redis.iter().map(|(k, v)| (k, v)))
             .env("SWITCHBOARD_LISTEN", format!("127.0.0.1:{port}"))
             .env("SWITCHBOARD_ROUTING", routing)
             .env("TWILIO_AUTH_TOKEN", AUTH)
