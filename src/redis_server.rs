@@ -74,10 +74,19 @@ impl RedisServer {
     /// Starts one that also serves TLS, on a second free port (see
     /// [`RedisServer::tls_url`]); the plain port is for readiness only.
     pub fn start_tls(files: &TlsFiles) -> Result<RedisServer, RedisServerError> {
+        RedisServer::start_tls_with_args(files, Vec::new())
+    }
+
+    /// As [`RedisServer::start_tls`], with `extra` arguments (e.g. a Cluster
+    /// node's).
+    pub fn start_tls_with_args(
+        files: &TlsFiles,
+        extra: Vec<String>,
+    ) -> Result<RedisServer, RedisServerError> {
         let port = free_port()?;
         let tls_port = free_port()?;
         let path = |p: &std::path::Path| p.to_string_lossy().into_owned();
-        let args = vec![
+        let args: Vec<String> = [
             "--tls-port".into(),
             tls_port.to_string(),
             "--tls-cert-file".into(),
@@ -88,7 +97,10 @@ impl RedisServer {
             // authenticate with a password over TLS.
             "--tls-auth-clients".into(),
             "no".into(),
-        ];
+        ]
+        .into_iter()
+        .chain(extra)
+        .collect();
         RedisServer::start_with(port, Some(tls_port), args)
     }
 
@@ -101,6 +113,11 @@ impl RedisServer {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The TLS port, for a server started with [`RedisServer::start_tls`].
+    pub fn tls_port(&self) -> Option<u16> {
+        self.tls_port
     }
 
     pub fn url(&self) -> String {

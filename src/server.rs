@@ -24,7 +24,12 @@ pub fn build_state(settings: Settings) -> Result<AppState, StoreError> {
     let store = match (&settings.redis_cluster, &settings.redis_sentinels) {
         (Some(seeds), _) => {
             let seeds: Vec<String> = seeds.iter().map(|s| s.expose().to_owned()).collect();
-            Store::with_cluster(&seeds, &settings.namespace, settings.redis_timeout)?
+            Store::with_cluster(
+                &seeds,
+                settings.redis_ca.as_deref(),
+                &settings.namespace,
+                settings.redis_timeout,
+            )?
         }
         (None, Some(sentinels)) => Store::with_sentinels(
             &sentinels.urls,

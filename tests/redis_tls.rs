@@ -185,4 +185,71 @@ fn the_ca_file_is_checked_at_start() {
     ])
     .unwrap_err();
     assert!(plain.contains("not rediss://"), "{plain}");
+    // In Cluster mode the seeds say whether TLS is used, all the same way.
+    let plain_seeds = parse(&[
+        "--redis-url",
+        "rediss://ignored:6380",
+        "--redis-cluster",
+        "redis://10.0.0.1:6379,redis://10.0.0.2:6379",
+        "--redis-ca-file",
+        "/nonexistent/ca.pem",
+    ])
+    .unwrap_err();
+    assert!(plain_seeds.contains("not rediss://"), "{plain_seeds}");
+    let mixed = parse(&[
+        "--redis-cluster",
+        "rediss://10.0.0.1:6380,redis://10.0.0.2:6379",
+    ])
+    .unwrap_err();
+    assert!(mixed.contains("some seed nodes are rediss://"), "{mixed}");
+}
+
+/// A Cluster whose nodes talk TLS to clients, to each other and to their
+/// replicas, reached through `rediss://` seeds and the test CA: calls route and
+/// settle. (The Cluster's failover is tested in tests/redis_cluster.rs.)
+#[tokio::test]
+async fn a_cluster_over_tls_routes_with_the_ca() {
+    let dir = std::env::temp_dir().join(format!("sb-tls-cluster-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let _dir = TempDir(dir.clone());
+    let (ca, files) = make_certificates(&dir);
+    let cluster = common::cluster::Cluster::start_tls(&files, &ca);
+    let on_cluster = |ca: Option<Vec<u8>>| {
+        let mut s = settings("redis://127.0.0.1", ROUTING);
+        s.redis_cluster = Some(cluster.tls_urls().into_iter().map(Into::into).collect());
+        s.redis_ca = ca;
+        s.namespace = "tls-tenant".into();
+        TestServer::start(s)
+    };
+    // Without the CA (the system's roots) the nodes are not trusted.
+    let untrusting = on_cluster(None).await;
+    let not_ready = reqwest::get(format!("{}/readyz", untrusting.base))
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(not_ready, 503);
+    // Stopped, so its reconnecting does not crowd the handshakes below.
+    untrusting.shutdown().await;
+    let app = TestApp {
+        redis: TestRedis::Elsewhere,
+        server: on_cluster(Some(std::fs::read(&ca).unwrap())).await,
+        http: reqwest::Client::new(),
+    };
+    // Six TLS handshakes on a busy machine may outlast the first check.
+    let started = std::time::Instant::now();
+    while app.readyz().await != 200 {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "never ready over TLS with the CA"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    app.add_available("ana", &["sales"]).await;
+    let sid = call_sid(1);
+    let dial = app.call(&sid, SALES).await;
+    assert_eq!(dialed(&dial).as_deref(), Some("ana"), "{}", dial.body);
+    app.agent_leg(&sid, &dial, "in-progress").await;
+    assert_eq!(app.agent("ana").await["state"], "on_call");
+    app.call_status(&sid, "completed").await;
+    assert!(app.agent("ana").await["call_sid"].is_null());
 }

@@ -239,6 +239,10 @@ pub enum SettingsError {
         "SWITCHBOARD_REDIS_CLUSTER: a seed node URL does not parse (redis:// or rediss://host:port)"
     )]
     ClusterUrl,
+    #[error(
+        "SWITCHBOARD_REDIS_CLUSTER: some seed nodes are rediss:// and some redis://; a Cluster is reached one way"
+    )]
+    ClusterMixedTls,
     #[error("SWITCHBOARD_REDIS_SENTINELS: {0:?} is not a redis://host:port URL")]
     SentinelUrl(String),
     #[error(
@@ -248,7 +252,7 @@ pub enum SettingsError {
     #[error("SWITCHBOARD_REDIS_CA_FILE {path}: {error}")]
     RedisCaFile { path: String, error: String },
     #[error(
-        "SWITCHBOARD_REDIS_CA_FILE is set, but the Redis URL is not rediss://: the connection would not use TLS"
+        "SWITCHBOARD_REDIS_CA_FILE is set, but the Redis URL (in Cluster mode: the seed nodes) is not rediss://: the connection would not use TLS"
     )]
     RedisCaWithoutTls,
     #[error("SWITCHBOARD_NAMESPACE {0:?} must match [A-Za-z0-9._-]{{1,64}} and not be . or ..")]
@@ -298,6 +302,11 @@ fn cluster_seeds(urls: Vec<String>) -> Result<Option<Vec<RedisUrl>>, SettingsErr
             // Not echoed: a seed URL may carry the password.
             return Err(SettingsError::ClusterUrl);
         }
+    }
+    // The cluster client takes TLS or not for every node from the seeds.
+    let tls = |u: &String| u.starts_with("rediss://");
+    if urls.iter().any(tls) && !urls.iter().all(tls) {
+        return Err(SettingsError::ClusterMixedTls);
     }
     Ok(Some(urls.into_iter().map(RedisUrl).collect()))
 }
@@ -507,8 +516,13 @@ impl SettingsArgs {
         {
             return Err(SettingsError::SentinelTls);
         }
+        // The URL that says whether Redis is reached over TLS.
+        let tls_decided_by = match &redis_cluster {
+            Some(seeds) => seeds[0].expose(),
+            None => self.redis_url.as_str(),
+        };
         let redis_ca = match &self.redis_ca_file {
-            Some(path) => Some(read_redis_ca(path, &self.redis_url)?),
+            Some(path) => Some(read_redis_ca(path, tls_decided_by)?),
             None => None,
         };
         Ok(Settings {

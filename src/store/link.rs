@@ -148,14 +148,20 @@ impl Link {
         })))
     }
 
-    /// To a Cluster, from its seed nodes' URLs.
+    /// To a Cluster, from its seed nodes' URLs (`rediss://`: over TLS,
+    /// trusting `certificates`' CA or the system's roots).
     pub(super) fn cluster(
         seeds: &[String],
+        certificates: Option<redis::TlsCertificates>,
         timeout: std::time::Duration,
     ) -> Result<Link, StoreError> {
-        let client = ClusterClientBuilder::new(seeds.to_vec())
+        let mut builder = ClusterClientBuilder::new(seeds.to_vec())
             .connection_timeout(timeout)
-            .response_timeout(timeout)
+            .response_timeout(timeout);
+        if let Some(certificates) = certificates {
+            builder = builder.certs(certificates);
+        }
+        let client = builder
             .build()
             .map_err(|e| StoreError::Unavailable(format!("Cluster settings: {e}")))?;
         Ok(Link::Cluster(Arc::new(ClusterLink {

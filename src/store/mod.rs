@@ -77,6 +77,15 @@ impl StoreError {
     }
 }
 
+/// Server certificates must chain to the CA of `ca_pem`; no client certificate
+/// (managed Redis services authenticate with a password over TLS).
+fn trusting(ca_pem: &[u8]) -> redis::TlsCertificates {
+    redis::TlsCertificates {
+        client_tls: None,
+        root_cert: Some(ca_pem.to_vec()),
+    }
+}
+
 /// The longest a reservation waits for a replica to confirm it (Sentinel and
 /// Cluster mode).
 pub const REPLICA_WAIT: Duration = Duration::from_millis(50);
@@ -123,13 +132,7 @@ impl Store {
         timeout: Duration,
     ) -> Result<Store, StoreError> {
         let client = match ca_pem {
-            Some(pem) => redis::Client::build_with_tls(
-                redis_url,
-                redis::TlsCertificates {
-                    client_tls: None,
-                    root_cert: Some(pem.to_vec()),
-                },
-            ),
+            Some(pem) => redis::Client::build_with_tls(redis_url, trusting(pem)),
             None => redis::Client::open(redis_url),
         }
         .map_err(|e| StoreError::Unavailable(format!("bad Redis URL or CA: {e}")))?;
@@ -143,14 +146,16 @@ impl Store {
     }
 
     /// To a Redis Cluster through its `seeds`: the namespace's keys share one
-    /// slot, so each script goes to that slot's master.
+    /// slot, so each script goes to that slot's master. `rediss://` seeds'
+    /// certificates must chain to `ca_pem` (default: the system's roots).
     pub fn with_cluster(
         seeds: &[String],
+        ca_pem: Option<&[u8]>,
         namespace: &str,
         timeout: Duration,
     ) -> Result<Store, StoreError> {
         Ok(Store {
-            conn: link::Link::cluster(seeds, timeout)?,
+            conn: link::Link::cluster(seeds, ca_pem.map(trusting), timeout)?,
             keys: Keys::new(namespace),
             timeout,
             no_replica_until: Arc::default(),

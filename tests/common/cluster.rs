@@ -5,7 +5,7 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use switchboard::redis_server::RedisServer;
+use switchboard::redis_server::{RedisServer, TlsFiles};
 
 pub struct Cluster {
     pub nodes: Vec<RedisServer>,
@@ -13,27 +13,52 @@ pub struct Cluster {
 
 impl Cluster {
     pub fn start() -> Cluster {
+        Cluster::start_with(None)
+    }
+
+    /// Nodes that also serve TLS (clients, the cluster bus and replication)
+    /// with `tls`'s certificate, trusting each other's through the CA at
+    /// `ca`; clients on the TLS ports are told the nodes' TLS ports (see
+    /// [`Cluster::tls_urls`]).
+    pub fn start_tls(tls: &TlsFiles, ca: &std::path::Path) -> Cluster {
+        Cluster::start_with(Some((tls, ca)))
+    }
+
+    fn start_with(tls: Option<(&TlsFiles, &std::path::Path)>) -> Cluster {
+        let node = [
+            "--cluster-enabled",
+            "yes",
+            "--cluster-config-file",
+            "nodes.conf",
+            "--cluster-node-timeout",
+            "1000",
+            "--repl-diskless-sync-delay",
+            "0",
+            // A slot without a master stops only its own keys.
+            "--cluster-require-full-coverage",
+            "no",
+        ]
+        .map(String::from)
+        .to_vec();
         let nodes: Vec<RedisServer> = (0..6)
-            .map(|_| {
-                RedisServer::start_with_args(
+            .map(|_| match tls {
+                None => RedisServer::start_with_args(node.clone()),
+                Some((files, ca)) => RedisServer::start_tls_with_args(
+                    files,
                     [
-                        "--cluster-enabled",
-                        "yes",
-                        "--cluster-config-file",
-                        "nodes.conf",
-                        "--cluster-node-timeout",
-                        "1000",
-                        "--repl-diskless-sync-delay",
-                        "0",
-                        // A slot without a master stops only its own keys.
-                        "--cluster-require-full-coverage",
-                        "no",
+                        node.clone(),
+                        ["--tls-cluster", "yes", "--tls-replication", "yes"]
+                            .map(String::from)
+                            .to_vec(),
+                        vec![
+                            "--tls-ca-cert-file".into(),
+                            ca.to_string_lossy().into_owned(),
+                        ],
                     ]
-                    .map(String::from)
-                    .to_vec(),
-                )
-                .unwrap_or_else(|e| panic!("these tests need a real Redis: {e}"))
+                    .concat(),
+                ),
             })
+            .map(|started| started.unwrap_or_else(|e| panic!("these tests need a real Redis: {e}")))
             .collect();
         let addrs: Vec<String> = nodes
             .iter()
@@ -63,6 +88,14 @@ impl Cluster {
     /// `redis://127.0.0.1:<port>` of every node, the seeds.
     pub fn urls(&self) -> Vec<String> {
         self.nodes.iter().map(RedisServer::url).collect()
+    }
+
+    /// `rediss://127.0.0.1:<tls port>` of every node, for a TLS cluster.
+    pub fn tls_urls(&self) -> Vec<String> {
+        self.nodes
+            .iter()
+            .filter_map(|n| n.tls_port().map(|p| format!("rediss://127.0.0.1:{p}")))
+            .collect()
     }
 
     /// The node that serves `key`'s slot as master now.
