@@ -25,6 +25,7 @@ use switchboard::redis_server::{RedisServer, free_port};
 
 /// The tests' Cluster: three masters, three replicas, on free loopback ports.
 #[path = "../tests/common/cluster.rs"]
+#[allow(dead_code)] // the bench needs no TLS cluster
 mod cluster;
 use switchboard::simulate::{self, SimulateArgs};
 
