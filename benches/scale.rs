@@ -254,7 +254,7 @@ async fn measure_cluster(secs: f64) {
     for n in 0.. {
         let ns = format!("tenant{n}");
         let master = cluster.master_of(&format!("sb:{{{ns}}}:agents"));
-        if !masters.contains(&master) {
+        if master.is_some() && !masters.contains(&master) {
             masters.push(master);
             namespaces.push(ns);
         }

@@ -37,11 +37,11 @@ async fn main() {
     for i in 0..calls {
         let id = format!("agent{i}");
         store
-            .upsert_agent(&id, &id, &format!("client:{id}"), &["default".into()])
+            .upsert_agent(&id, &id, &format!("client:{id}"), &["default".into()], 0)
             .await
             .unwrap();
         store
-            .set_agent_state(&id, SettableState::Available, false)
+            .set_agent_state(&id, SettableState::Available, false, false)
             .await
             .unwrap();
     }

@@ -1,10 +1,11 @@
 --[[ delete_agent: remove an agent; a call it holds ends normally.
 
-KEYS[1]  agent hash  sb:{ns}:agent:<id>; `agents`, `counts`, `wrap_ups` and its
+KEYS[1]  agent hash  sb:{ns}:agent:<id>; `agents`, `counts`, `wrap_ups`,
+         `presence`, its tokens (`tokens:<id>`, `token:<token id>`) and its
          queues' `avail:<queue>` lines are built from the prefix
 ARGV[1]  JSON DeleteAgentRequest (src/store/requests.rs): {prefix, id}
 
-Reply: 1 deleted, 0 no such agent.
+Reply: 1 deleted, 0 no such agent. Its tokens stop working at once.
 An agent holding a call keeps its hash, flagged `deleted` (and counted nowhere),
 until that call is over, so the call's callbacks still find it; it is in no
 queue meanwhile.
@@ -18,7 +19,9 @@ local queues = queues_of(agent)
 dequeue(id, queues)
 uncount(agent, queues)
 redis.call('ZREM', K.wrap_ups, id)
+redis.call('ZREM', K.presence, id)
 redis.call('SREM', K.agents, id)
+revoke_tokens(id)
 local state = redis.call('HGET', agent, 'state')
 if state == 'reserved' or state == 'on_call' then
   redis.call('HSET', agent, 'deleted', '1')

@@ -4,11 +4,13 @@ KEYS[1]  agent hash  sb:{ns}:agent:<id>; `counts`, `wrap_ups` and its queues'
          `avail:<queue>` lines are built from the prefix
 ARGV[1]  JSON SetStateRequest (src/store/requests.rs): {prefix, state:
          'available' | 'away' | 'offline', force: bool (move an agent that holds
-         a call), spare_token (an agent set available is given at once to a
+         a call), seen: bool (the agent itself asked: it counts as a
+         heartbeat), spare_token (an agent set available is given at once to a
          waiting caller of its queues)}
 
 Reply: {'not_found'} | {'conflict', state} | agent_reply('ok').
-`available` resets missed_in_row. An agent already free keeps its place in line;
+`available` resets missed_in_row, and an agent with heartbeats on gets a
+presence deadline (`presence`, built from the prefix) if none runs. An agent already free keeps its place in line;
 one in wrap-up or no-answer delay becomes eligible now. Forcing an agent off a
 call clears its token, so that call's late callbacks no longer touch it.
 ]]
@@ -24,6 +26,9 @@ end
 
 local now = now_ms()
 local id = redis.call('HGET', agent, 'id')
+if req.seen then
+  seen(agent, id, now)
+end
 local queues = queues_of(agent)
 dequeue(id, queues)
 local since = state ~= target and now or redis.call('HGET', agent, 'state_since')
@@ -36,6 +41,7 @@ if target == 'available' then
   set_state(agent, id, 'available', {'state_since', since, 'free_at', free_at,
     'missed_in_row', 0, 'call_sid', '', 'token', '', 'released_token', ''})
   enqueue(id, queues, free_at)
+  expect_heartbeat(agent, id, now)
   offer_if_free(agent, id, now)
 else
   set_state(agent, id, target, {'state_since', since, 'free_at', '', 'call_sid', '',

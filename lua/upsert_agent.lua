@@ -1,10 +1,12 @@
 --[[ upsert_agent: create an agent, or change its name, contact and queues.
 
-KEYS[1]  agent hash  sb:{ns}:agent:<id>; `agents`, `counts` and the `avail:<queue>`
-         lines of its old and new queues are built from the prefix
+KEYS[1]  agent hash  sb:{ns}:agent:<id>; `agents`, `counts`, `presence` and the
+         `avail:<queue>` lines of its old and new queues are built from the
+         prefix
 ARGV[1]  JSON UpsertAgentRequest (src/store/requests.rs): {prefix, id, name,
-         contact, queues: [names], spare_token} (already validated); a free agent
-         joining a queue where callers wait is given to one at once
+         contact, queues: [names], heartbeat_ms (0: no heartbeats expected),
+         spare_token} (already validated); a free agent joining a queue where
+         callers wait is given to one at once
 
 Reply: agent_reply(code) with code 'created' or 'updated'.
 A new agent starts offline. An agent who is free keeps its place in line: it is
@@ -18,7 +20,8 @@ local now = now_ms()
 redis.call('SADD', K.agents, id)
 if redis.call('EXISTS', agent) == 0 then
   redis.call('HSET', agent, 'id', id, 'name', req.name, 'contact', req.contact,
-    'queues', member_of, 'free_at', '', 'call_sid', '', 'token', '', 'missed_in_row', 0)
+    'queues', member_of, 'free_at', '', 'call_sid', '', 'token', '', 'missed_in_row', 0,
+    'heartbeat_ms', req.heartbeat_ms)
   set_state(agent, id, 'offline', {'state_since', now})
   return agent_reply('created', agent, now)
 end
@@ -27,12 +30,14 @@ end
 local old_queues = queues_of(agent)
 dequeue(id, old_queues)
 uncount(agent, old_queues)
-redis.call('HSET', agent, 'name', req.name, 'contact', req.contact, 'queues', member_of)
+redis.call('HSET', agent, 'name', req.name, 'contact', req.contact, 'queues', member_of,
+  'heartbeat_ms', req.heartbeat_ms)
 redis.call('HDEL', agent, 'deleted')
 local state = redis.call('HGET', agent, 'state')
 count(req.queues, state, 1)
 if state == 'available' or state == 'wrap_up' then
   enqueue(id, req.queues, tonumber(redis.call('HGET', agent, 'free_at')) or now)
+  expect_heartbeat(agent, id, now)
   offer_if_free(agent, id, now)
 end
 return agent_reply('updated', agent, now)

@@ -113,10 +113,18 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         let contact = Contact::parse(&agent.contact)
             .with_context(|| format!("agent {}: bad contact {:?}", agent.id, agent.contact))?;
         store
-            .upsert_agent(&agent.id, &agent.name, &contact.to_string(), &agent.queues)
+            .upsert_agent(
+                &agent.id,
+                &agent.name,
+                &contact.to_string(),
+                &agent.queues,
+                0,
+            )
             .await?;
         if let Some(target) = SettableState::parse(&agent.state) {
-            store.set_agent_state(&agent.id, target, true).await?;
+            store
+                .set_agent_state(&agent.id, target, true, false)
+                .await?;
         }
     }
 

@@ -27,9 +27,11 @@ pub const WITHIN_SERVICE_LEVEL: &str = "switchboard_answered_within_service_leve
 pub const TWILIO_REDIRECTS: &str = "switchboard_twilio_redirects_total";
 pub const LONGEST_WAIT: &str = "switchboard_longest_wait_seconds";
 pub const CONNECT_SECONDS: &str = "switchboard_connect_seconds";
+pub const REPLICA_WAITS: &str = "switchboard_replica_waits_total";
+pub const PRESENCE_OFFLINE: &str = "switchboard_presence_offline_total";
 
 /// Every metric switchboard exports (deploy/ may name only these).
-pub const CATALOGUE: [&str; 17] = [
+pub const CATALOGUE: [&str; 19] = [
     CALLS,
     ROUTED,
     FALLBACKS,
@@ -47,6 +49,8 @@ pub const CATALOGUE: [&str; 17] = [
     TWILIO_REDIRECTS,
     LONGEST_WAIT,
     CONNECT_SECONDS,
+    REPLICA_WAITS,
+    PRESENCE_OFFLINE,
 ];
 
 /// From an agent freed to the REST redirect sent: milliseconds when the
@@ -100,6 +104,18 @@ pub fn install() -> PrometheusHandle {
 }
 
 fn describe() {
+    describe_counter!(
+        REPLICA_WAITS,
+        "Reservations and whether a replica confirmed them before the dial (Sentinel and Cluster mode): confirmed, not_confirmed (none within 50 ms), not_asked (none had, a moment before), failed."
+    );
+    for outcome in ["confirmed", "not_confirmed", "not_asked", "failed"] {
+        counter!(REPLICA_WAITS, "outcome" => outcome).increment(0);
+    }
+    describe_counter!(
+        PRESENCE_OFFLINE,
+        "Agents set offline because their heartbeats stopped."
+    );
+    counter!(PRESENCE_OFFLINE).increment(0);
     describe_counter!(CALLS, "Incoming calls, by the queue their number lands in.");
     describe_counter!(
         ROUTED,
@@ -241,6 +257,15 @@ pub fn agents(queue: &str, state: &'static str, count: u64) {
 
 pub fn redis_up(up: bool) {
     gauge!(REDIS_UP).set(if up { 1.0 } else { 0.0 });
+}
+
+/// What a reservation's replica wait came to.
+pub fn replica_wait(outcome: &'static str) {
+    counter!(REPLICA_WAITS, "outcome" => outcome).increment(1);
+}
+
+pub fn presence_offline(agents: u64) {
+    counter!(PRESENCE_OFFLINE).increment(agents);
 }
 
 pub fn voicemail_recorded() {

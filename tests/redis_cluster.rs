@@ -11,17 +11,12 @@ use std::time::{Duration, Instant};
 
 use common::cluster::Cluster;
 use common::*;
+use switchboard::store::Replicated;
 
 async fn tenant(cluster: &Cluster, namespace: &str) -> TestApp {
-    let mut s = settings("redis://127.0.0.1", WITH_EMERGENCY);
-    s.redis_cluster = Some(cluster.urls().into_iter().map(Into::into).collect());
-    s.namespace = namespace.into();
+    let mut s = cluster_settings(&cluster.urls(), namespace, WITH_EMERGENCY);
     s.redis_timeout = Duration::from_millis(500);
-    TestApp {
-        redis: TestRedis::Elsewhere,
-        server: TestServer::start(s).await,
-        http: reqwest::Client::new(),
-    }
+    TestApp::elsewhere(TestServer::start(s).await)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -47,13 +42,15 @@ async fn tenants_route_on_a_cluster_and_one_survives_its_masters_failover() {
         app.dial_action(&sid, &dial, "completed").await;
         assert!(app.agent(&agent).await["call_sid"].is_null(), "{ns}");
     }
-    // Each reservation was confirmed by its master's replica (WAIT 1), as in
+    // Reservations are confirmed by the master's replica (WAIT 1), as in
     // Sentinel mode: a Cluster failover promotes a replica too.
-    let waits = metric(
-        &tenants[0].metrics().await,
-        "switchboard_redis_script_duration_seconds_count{script=\"wait_replica\"}",
-    );
-    assert!(waits >= namespaces.len() as f64, "{waits} WAITs");
+    for app in &tenants {
+        let confirmed = app.server.state.engine.store().wait_for_replica().await;
+        assert!(
+            matches!(confirmed, Ok(Replicated::Confirmed)),
+            "{confirmed:?}"
+        );
+    }
     let masters: Vec<Option<usize>> = namespaces
         .iter()
         .map(|ns| cluster.master_of(&format!("sb:{{{ns}}}:agents")))

@@ -126,3 +126,35 @@ local function release_agent(agent, id, how, now, t)
   enqueue(id, queues, now)
   return 'available'
 end
+
+-- Drops every token of agent `id`; returns how many there were.
+local function revoke_tokens(id)
+  local set = K.tokens(id)
+  local ids = redis.call('SMEMBERS', set)
+  for _, token_id in ipairs(ids) do
+    redis.call('DEL', K.token(token_id))
+  end
+  redis.call('DEL', set)
+  return #ids
+end
+
+-- The agent was heard from at `now`: with heartbeats on (`heartbeat_ms` > 0),
+-- its presence deadline moves to now + 2 × heartbeat_ms.
+local function seen(agent, id, now)
+  redis.call('HSET', agent, 'seen_at', now)
+  local every = tonumber(redis.call('HGET', agent, 'heartbeat_ms')) or 0
+  if every > 0 then
+    redis.call('ZADD', K.presence, now + 2 * every, id)
+  end
+end
+
+-- A free agent with heartbeats on must be heard from within 2 × heartbeat_ms
+-- of `now`, unless a deadline already runs; without heartbeats it has none.
+local function expect_heartbeat(agent, id, now)
+  local every = tonumber(redis.call('HGET', agent, 'heartbeat_ms')) or 0
+  if every > 0 then
+    redis.call('ZADD', K.presence, 'NX', now + 2 * every, id)
+  else
+    redis.call('ZREM', K.presence, id)
+  end
+end

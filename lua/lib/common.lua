@@ -32,6 +32,9 @@ local K = {
   wait_events = P .. 'wait_events',
   connects = P .. 'connects',
   reconcile = P .. 'reconcile',
+  token = function(hash) return P .. 'token:' .. hash end,
+  tokens = function(id) return P .. 'tokens:' .. id end,
+  presence = P .. 'presence',
 }
 
 -- Milliseconds since the epoch from the Redis clock, shared by every replica.

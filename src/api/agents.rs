@@ -27,6 +27,11 @@ pub struct AgentDoc {
     pub available_at: Option<String>,
     pub call_sid: Option<String>,
     pub missed_in_row: u32,
+    /// Heartbeats the agent's console or softphone sends every so many
+    /// seconds (`POST /v1/me/heartbeat`); null: none expected.
+    pub heartbeat_secs: Option<u32>,
+    /// The last heartbeat, or change of state the agent made itself.
+    pub last_heartbeat: Option<String>,
 }
 
 /// RFC 3339 (UTC, milliseconds) of a Redis-clock instant.
@@ -50,6 +55,8 @@ impl From<AgentView> for AgentDoc {
             available_at: view.available_at_ms.map(rfc3339),
             call_sid: r.call_sid,
             missed_in_row: r.missed_in_row,
+            heartbeat_secs: (r.heartbeat_secs > 0).then_some(r.heartbeat_secs),
+            last_heartbeat: r.seen_at_ms.map(rfc3339),
         }
     }
 }
@@ -90,7 +97,15 @@ pub struct AgentBody {
     contact: String,
     /// Queue names from the routing file (the served document lists them).
     queues: Vec<String>,
+    /// Seconds between the heartbeats the agent's console or softphone sends;
+    /// an agent not heard from for twice that while free is set offline.
+    /// Absent or 0: no heartbeats expected.
+    #[schema(minimum = 0, maximum = 86400)]
+    heartbeat_secs: Option<u32>,
 }
+
+/// Longest heartbeat interval: a day.
+const MAX_HEARTBEAT_SECS: u32 = 86_400;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AgentList {
@@ -131,7 +146,7 @@ fn not_found(id: &str) -> ApiError {
         (status = 400, description = "the body is not the expected JSON object", body = ErrorBody),
         (status = 401, description = "no or a wrong bearer token", body = ErrorBody),
         (status = 413, description = "the body is larger than 64 KiB", body = ErrorBody),
-        (status = 422, description = "a value breaks its rule: id, name or contact pattern, or a queue not in the routing file", body = ErrorBody),
+        (status = 422, description = "a value breaks its rule: id, name or contact pattern, a queue not in the routing file, or heartbeat_secs out of range", body = ErrorBody),
         (status = 503, description = "no admin token configured, or Redis unavailable", body = ErrorBody),
     ))]
 pub async fn upsert(
@@ -170,10 +185,16 @@ pub async fn upsert(
             queues.push(queue);
         }
     }
+    let heartbeat_secs = body.heartbeat_secs.unwrap_or(0);
+    if heartbeat_secs > MAX_HEARTBEAT_SECS {
+        return Err(ApiError::Invalid(format!(
+            "heartbeat_secs must be 0 to {MAX_HEARTBEAT_SECS}"
+        )));
+    }
     let (created, view) = state
         .engine
         .store()
-        .upsert_agent(&id, name, &contact.to_string(), &queues)
+        .upsert_agent(&id, name, &contact.to_string(), &queues, heartbeat_secs)
         .await?;
     tracing::info!(agent = id, created, "agent saved");
     let status = if created {
@@ -314,7 +335,7 @@ pub async fn set_state(
     match state
         .engine
         .store()
-        .set_agent_state(&id, target, body.force)
+        .set_agent_state(&id, target, body.force, false)
         .await?
     {
         SetStateOutcome::Done(view) => {

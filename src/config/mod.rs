@@ -287,6 +287,13 @@ pub struct Sentinels {
     pub master: String,
 }
 
+/// Whether the client reaches the Redis of `url` over TLS (`rediss://`,
+/// `valkeys://`), as redis's own parser reads it.
+fn uses_tls(url: &str) -> bool {
+    redis::IntoConnectionInfo::into_connection_info(url)
+        .is_ok_and(|info| matches!(info.addr(), redis::ConnectionAddr::TcpTls { .. }))
+}
+
 /// Cluster mode's seed nodes, checked: each a redis:// or rediss:// URL.
 fn cluster_seeds(urls: Vec<String>) -> Result<Option<Vec<RedisUrl>>, SettingsError> {
     let urls: Vec<String> = urls
@@ -304,8 +311,7 @@ fn cluster_seeds(urls: Vec<String>) -> Result<Option<Vec<RedisUrl>>, SettingsErr
         }
     }
     // The cluster client takes TLS or not for every node from the seeds.
-    let tls = |u: &String| u.starts_with("rediss://");
-    if urls.iter().any(tls) && !urls.iter().all(tls) {
+    if urls.iter().any(|u| uses_tls(u)) && !urls.iter().all(|u| uses_tls(u)) {
         return Err(SettingsError::ClusterMixedTls);
     }
     Ok(Some(urls.into_iter().map(RedisUrl).collect()))
@@ -341,7 +347,7 @@ fn sentinels(
 
 /// The CA file's PEM: readable, holding a certificate, for a `rediss://` URL.
 fn read_redis_ca(path: &std::path::Path, redis_url: &str) -> Result<Vec<u8>, SettingsError> {
-    if !redis_url.starts_with("rediss://") {
+    if !uses_tls(redis_url) {
         return Err(SettingsError::RedisCaWithoutTls);
     }
     let error = |error: String| SettingsError::RedisCaFile {
@@ -511,8 +517,7 @@ impl SettingsArgs {
         }
         // Sentinel mode would connect to the master in plain text: refused
         // rather than silently dropping the TLS the URL asks for.
-        if redis_sentinels.is_some()
-            && (self.redis_url.starts_with("rediss://") || self.redis_ca_file.is_some())
+        if redis_sentinels.is_some() && (uses_tls(&self.redis_url) || self.redis_ca_file.is_some())
         {
             return Err(SettingsError::SentinelTls);
         }

@@ -440,11 +440,18 @@ impl Engine {
     async fn replicated(&self, decision: Decision) -> Decision {
         if matches!(decision, Decision::Dial { .. }) && self.store.waits_for_replicas() {
             match self.store.wait_for_replica().await {
-                Ok(Replicated::NotConfirmed) => tracing::warn!(
-                    "no replica confirmed the reservation in time: dialled anyway, and reservations do not wait for one for {NO_REPLICA_BACKOFF:?}"
-                ),
-                Ok(Replicated::Confirmed | Replicated::NotAsked) => {}
-                Err(e) => tracing::warn!(error = %e, "cannot wait for a replica: dialled anyway"),
+                Ok(Replicated::NotConfirmed) => {
+                    metrics::replica_wait("not_confirmed");
+                    tracing::warn!(
+                        "no replica confirmed the reservation in time: dialled anyway, and reservations do not wait for one for {NO_REPLICA_BACKOFF:?}"
+                    )
+                }
+                Ok(Replicated::Confirmed) => metrics::replica_wait("confirmed"),
+                Ok(Replicated::NotAsked) => metrics::replica_wait("not_asked"),
+                Err(e) => {
+                    metrics::replica_wait("failed");
+                    tracing::warn!(error = %e, "cannot wait for a replica: dialled anyway")
+                }
             }
         }
         decision

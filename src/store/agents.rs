@@ -27,6 +27,10 @@ pub struct AgentRecord {
     pub free_at_ms: Option<i64>,
     pub call_sid: Option<String>,
     pub missed_in_row: u32,
+    /// Heartbeats expected every so many seconds; 0: none.
+    pub heartbeat_secs: u32,
+    /// When the agent last sent a heartbeat or changed its own state.
+    pub seen_at_ms: Option<i64>,
 }
 
 /// An agent as the admin API shows it at one instant.
@@ -65,6 +69,10 @@ impl AgentRecord {
             free_at_ms: number("free_at"),
             call_sid: fields.get("call_sid").filter(|s| !s.is_empty()).cloned(),
             missed_in_row: number("missed_in_row").unwrap_or(0).try_into().unwrap_or(0),
+            heartbeat_secs: (number("heartbeat_ms").unwrap_or(0) / 1000)
+                .try_into()
+                .unwrap_or(0),
+            seen_at_ms: number("seen_at"),
         })
     }
 
@@ -133,19 +141,23 @@ pub struct AgentPage {
 }
 
 impl Store {
-    /// Creates or updates an agent; `true` when it was created.
+    /// Creates or updates an agent; `true` when it was created. An agent with
+    /// `heartbeat_secs` > 0 that is not heard from for twice that while free
+    /// is set offline (lua/expire_presence.lua).
     pub async fn upsert_agent(
         &self,
         id: &str,
         name: &str,
         contact: &str,
         queues: &[String],
+        heartbeat_secs: u32,
     ) -> Result<(bool, AgentView), StoreError> {
         let request = UpsertAgentRequest {
             id,
             name,
             contact,
             queues,
+            heartbeat_ms: u64::from(heartbeat_secs) * 1000,
             spare_token: super::calls::new_token(),
         };
         let reply = self
@@ -159,15 +171,19 @@ impl Store {
         }
     }
 
+    /// Moves an agent to `state`; `by_agent`: the agent asked itself (with
+    /// its token), which also counts as a heartbeat.
     pub async fn set_agent_state(
         &self,
         id: &str,
         state: SettableState,
         force: bool,
+        by_agent: bool,
     ) -> Result<SetStateOutcome, StoreError> {
         let request = SetStateRequest {
             state: state.as_str(),
             force,
+            seen: by_agent,
             spare_token: super::calls::new_token(),
         };
         let reply = self
@@ -327,6 +343,8 @@ mod tests {
             free_at_ms: free_at,
             call_sid: None,
             missed_in_row: 0,
+            heartbeat_secs: 0,
+            seen_at_ms: None,
         }
     }
 

@@ -94,6 +94,18 @@ impl Keys {
     pub fn voicemails(&self) -> String {
         format!("{}voicemails", self.prefix)
     }
+
+    /// Hash with a TTL (its expiry): one agent token, by its id: {agent,
+    /// expires_at, hash (SHA-256 of its secret)}.
+    pub fn token(&self, token_id: &str) -> String {
+        format!("{}token:{token_id}", self.prefix)
+    }
+
+    /// Sorted set: agents with heartbeats on, scored by the ms their presence
+    /// deadline passes (lua/expire_presence.lua).
+    pub fn presence(&self) -> String {
+        format!("{}presence", self.prefix)
+    }
 }
 
 #[cfg(test)]
@@ -116,6 +128,8 @@ mod tests {
             k.line("q"),
             k.hold_queues(),
             k.reconcile(),
+            k.token("ab"),
+            k.presence(),
         ] {
             assert!(key.starts_with("sb:{acme}:"), "{key}");
         }

@@ -6,8 +6,9 @@
 //! a failure of either kind forgets it and the next command asks the Sentinels
 //! again: a failover is followed without a restart. Or to a Redis Cluster
 //! (`SWITCHBOARD_REDIS_CLUSTER`): redis's cluster client sends each script to
-//! the master of its key's slot (a namespace is one slot), loads scripts on
-//! every node, and follows slot moves and failovers itself.
+//! the master of its key's slot (a namespace is one slot) and follows slot
+//! moves and failovers itself; what is not about a key (SCRIPT, WAIT) is sent
+//! to that master too (`Conn::on_node_of`).
 
 use std::sync::{Arc, Mutex};
 
@@ -26,7 +27,9 @@ pub(super) enum Link {
     Cluster(Arc<ClusterLink>),
 }
 
-/// One connection of either kind, as commands see it.
+/// One connection of either kind, as commands see it (public for tests that
+/// read keys directly).
+#[doc(hidden)]
 #[derive(Clone)]
 pub enum Conn {
     Single(ConnectionManager),
@@ -66,9 +69,10 @@ impl redis::aio::ConnectionLike for Conn {
 
 impl Conn {
     /// Runs `cmd` on the node that holds `key`: the one Redis, or the master
-    /// of `key`'s slot. The cluster client would send SCRIPT and WAIT to every
-    /// master, so one master down elsewhere would fail a namespace whose own
-    /// slot is served.
+    /// of `key`'s slot (while the cluster client reconnects to that master, it
+    /// may send it to another node). The cluster client would send SCRIPT and
+    /// WAIT to every master, so one master down elsewhere would fail a
+    /// namespace whose own slot is served.
     pub(super) async fn on_node_of<T: redis::FromRedisValue>(
         &mut self,
         cmd: redis::Cmd,

@@ -15,8 +15,10 @@ pub mod calls;
 pub mod keys;
 pub mod lifecycle;
 mod link;
+pub mod presence;
 pub mod requests;
 pub mod scripts;
+pub mod tokens;
 pub mod watch;
 
 use std::future::Future;
@@ -231,8 +233,9 @@ impl Store {
         .await
     }
 
-    /// The connection itself, for tests and tools that read keys directly
-    /// (every change goes through a script).
+    /// The connection itself, for tests that read keys directly (every
+    /// change goes through a script).
+    #[doc(hidden)]
     pub async fn connection(&self) -> Result<Conn, StoreError> {
         Ok(self.conn.conn().await?.0)
     }
@@ -246,7 +249,9 @@ impl Store {
 
     /// `WAIT 1 <ms>` on the namespace's master: whether a replica has every
     /// write made on this connection so far, waiting up to `REPLICA_WAIT` for
-    /// one — unless none did a moment ago.
+    /// one — unless none did, or WAIT failed, a moment ago. (While the cluster
+    /// client reconnects to that master it may send the WAIT to another node,
+    /// which then confirms nothing of ours: a rare false "confirmed".)
     pub async fn wait_for_replica(&self) -> Result<Replicated, StoreError> {
         let backoff = || {
             self.no_replica_until
@@ -260,11 +265,16 @@ impl Store {
         let mut wait = redis::cmd("WAIT");
         wait.arg(1).arg(ms);
         let node = self.keys.agents();
-        let confirmed: u64 = self
+        let confirmed: Result<u64, StoreError> = self
             .with_conn("wait_replica", |mut conn| async move {
                 Ok(conn.on_node_of(wait, &node).await?)
             })
-            .await?;
+            .await;
+        // A Redis that refuses WAIT (some managed services do) or cannot
+        // answer it is not asked again for every call either.
+        let confirmed = confirmed.inspect_err(|_| {
+            *backoff() = Some(Instant::now() + NO_REPLICA_BACKOFF);
+        })?;
         if confirmed > 0 {
             *backoff() = None;
             Ok(Replicated::Confirmed)
@@ -278,26 +288,40 @@ impl Store {
     /// start does not pay for it.
     pub async fn load_scripts(&self) -> Result<(), StoreError> {
         let node = self.keys.agents();
-        self.with_conn("load_scripts", |mut conn| async move {
-            for lua in scripts::all() {
-                let mut load = redis::cmd("SCRIPT");
-                load.arg("LOAD").arg(lua.source.as_str());
-                let _hash: String = conn.on_node_of(load, &node).await?;
-                // In a Cluster, every node too (SCRIPT LOAD is not
-                // replicated), so a promoted replica has them; a node down
-                // elsewhere does not stop this namespace.
-                if let Conn::Cluster(every_node) = &mut conn {
-                    let _ = lua.script.prepare_invoke().load_async(every_node).await;
+        let every_node = self
+            .with_conn("load_scripts", |mut conn| async move {
+                for lua in scripts::all() {
+                    let mut load = redis::cmd("SCRIPT");
+                    load.arg("LOAD").arg(lua.source.as_str());
+                    let _hash: String = conn.on_node_of(load, &node).await?;
                 }
-            }
-            Ok(())
-        })
-        .await
+                Ok(conn)
+            })
+            .await?;
+        // In a Cluster, on every node too (SCRIPT LOAD is not replicated), so
+        // a promoted replica has them: apart, and bounded, so a node hanging
+        // elsewhere does not hold up this namespace.
+        if let Conn::Cluster(mut every_node) = every_node {
+            let timeout = self.timeout;
+            tokio::spawn(async move {
+                let _ = tokio::time::timeout(timeout, async {
+                    for lua in scripts::all() {
+                        let _ = lua
+                            .script
+                            .prepare_invoke()
+                            .load_async(&mut every_node)
+                            .await;
+                    }
+                })
+                .await;
+            });
+        }
+        Ok(())
     }
 
     /// The namespace's node (in a Cluster: its slot's master) answers a read
-    /// of its keys and has every script loaded; loads them if it has not (Redis restarted empty),
-    /// so readiness comes back by itself.
+    /// of its keys and has every script loaded; loads them if it has not
+    /// (Redis restarted empty), so readiness comes back by itself.
     pub async fn check_ready(&self) -> Result<(), StoreError> {
         let mut exists = redis::cmd("SCRIPT");
         exists.arg("EXISTS");

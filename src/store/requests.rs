@@ -215,6 +215,8 @@ pub(super) struct UpsertAgentRequest<'a> {
     pub name: &'a str,
     pub contact: &'a str,
     pub queues: &'a [String],
+    /// 0: the agent is not expected to send heartbeats.
+    pub heartbeat_ms: u64,
     pub spare_token: String,
 }
 
@@ -222,7 +224,40 @@ pub(super) struct UpsertAgentRequest<'a> {
 pub(super) struct SetStateRequest<'a> {
     pub state: &'a str,
     pub force: bool,
+    /// The agent asked itself (an agent token): it counts as a heartbeat.
+    pub seen: bool,
     pub spare_token: String,
+}
+
+/// Most live tokens one agent keeps; issuing more drops the ones expiring first.
+pub const MAX_LIVE_TOKENS: usize = 20;
+
+#[derive(Debug, Serialize)]
+pub(super) struct IssueTokenRequest<'a> {
+    pub id: &'a str,
+    /// The token's own id, the key it is found by.
+    pub token_id: &'a str,
+    /// Hex SHA-256 of the secret: the secret itself never reaches Redis.
+    pub hash: &'a str,
+    pub ttl_ms: u64,
+    pub max_live: usize,
+}
+
+#[derive(Debug, Serialize)]
+pub(super) struct RevokeTokensRequest<'a> {
+    pub id: &'a str,
+}
+
+#[derive(Debug, Serialize)]
+pub(super) struct HeartbeatRequest {}
+
+/// Most silent agents one `expire_presence` sets offline; the worker loops
+/// while rounds are full.
+pub const PRESENCE_BATCH: usize = 500;
+
+#[derive(Debug, Serialize)]
+pub(super) struct PresenceRequest {
+    pub limit: usize,
 }
 
 #[derive(Debug, Serialize)]

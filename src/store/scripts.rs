@@ -54,12 +54,16 @@ lua!(MATCH_LINES, "match_lines");
 lua!(REMOVE_WAITING, "remove_waiting");
 lua!(CLAIM_CONNECT, "claim_connect");
 lua!(DUE_RECONCILES, "due_reconciles");
+lua!(ISSUE_TOKEN, "issue_token");
+lua!(REVOKE_TOKENS, "revoke_tokens");
+lua!(HEARTBEAT, "heartbeat");
+lua!(EXPIRE_PRESENCE, "expire_presence");
 // Read-only and run by `simulate --watch-redis` only, so not in `all()`: a
 // replica neither loads nor needs it.
 lua!(WATCH_LINES, "watch_lines");
 
 /// Every script, to load them all at start and check they are loaded for `/readyz`.
-pub fn all() -> [&'static Lua; 15] {
+pub fn all() -> [&'static Lua; 19] {
     [
         &UPSERT_AGENT,
         &SET_AGENT_STATE,
@@ -76,5 +80,9 @@ pub fn all() -> [&'static Lua; 15] {
         &REMOVE_WAITING,
         &CLAIM_CONNECT,
         &DUE_RECONCILES,
+        &ISSUE_TOKEN,
+        &REVOKE_TOKENS,
+        &HEARTBEAT,
+        &EXPIRE_PRESENCE,
     ]
 }

@@ -119,15 +119,15 @@ pub enum TestRedis {
     Elsewhere,
 }
 
+const NOT_OWN: &str = "this test stops or inspects its own redis-server: it cannot run through Sentinels or on a Cluster";
+
 impl std::ops::Deref for TestRedis {
     type Target = RedisServer;
 
     fn deref(&self) -> &RedisServer {
         match self {
             TestRedis::Own(redis) => redis,
-            TestRedis::Elsewhere => panic!(
-                "this test stops or inspects its own redis-server: it cannot run through Sentinels or on a Cluster"
-            ),
+            TestRedis::Elsewhere => panic!("{NOT_OWN}"),
         }
     }
 }
@@ -136,11 +136,28 @@ impl std::ops::DerefMut for TestRedis {
     fn deref_mut(&mut self) -> &mut RedisServer {
         match self {
             TestRedis::Own(redis) => redis,
-            TestRedis::Elsewhere => panic!(
-                "this test stops or inspects its own redis-server: it cannot run through Sentinels or on a Cluster"
-            ),
+            TestRedis::Elsewhere => panic!("{NOT_OWN}"),
         }
     }
+}
+
+impl TestApp {
+    /// A server whose Redis the test reaches otherwise (Sentinels, a Cluster).
+    pub fn elsewhere(server: TestServer) -> TestApp {
+        TestApp {
+            redis: TestRedis::Elsewhere,
+            server,
+            http: reqwest::Client::new(),
+        }
+    }
+}
+
+/// Settings for a server in `namespace` on the Cluster of `seeds`.
+pub fn cluster_settings(seeds: &[String], namespace: &str, routing: &str) -> Settings {
+    let mut s = settings("redis://127.0.0.1", routing);
+    s.redis_cluster = Some(seeds.iter().cloned().map(Into::into).collect());
+    s.namespace = namespace.into();
+    s
 }
 
 /// The seed URLs of the Cluster this test binary shares, started on first use.
@@ -222,9 +239,7 @@ pub async fn spawn_app_with(
     configure: impl FnOnce(&mut Settings),
 ) -> TestApp {
     let (redis, mut s) = if on_cluster() {
-        let mut s = settings("redis://127.0.0.1", routing);
-        s.redis_cluster = Some(shared_cluster().iter().cloned().map(Into::into).collect());
-        s.namespace = fresh_namespace();
+        let s = cluster_settings(shared_cluster(), &fresh_namespace(), routing);
         (TestRedis::Elsewhere, s)
     } else {
         let redis = start_redis();
