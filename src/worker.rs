@@ -63,6 +63,15 @@ pub async fn run(engine: Engine, interval: Duration, shutdown: CancellationToken
         if let Err(e) = sweep_once(&engine).await {
             tracing::warn!(error = %e, "sweep failed; retrying next interval");
         }
+        match engine.store().expire_presence().await {
+            Ok(silent) => {
+                for agent in &silent {
+                    tracing::info!(agent, "no heartbeat: agent set offline");
+                }
+                metrics::presence_offline(silent.len() as u64);
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot check heartbeats; retrying next interval"),
+        }
         if let Err(e) = match_waiting(&engine).await {
             tracing::warn!(error = %e, "cannot match waiting callers; retrying next interval");
         }

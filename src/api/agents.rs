@@ -115,7 +115,7 @@ pub struct AgentList {
     next_cursor: Option<String>,
 }
 
-fn valid_id(id: &str) -> Result<(), ApiError> {
+pub(super) fn valid_id(id: &str) -> Result<(), ApiError> {
     if is_valid_id(id) {
         Ok(())
     } else {
@@ -125,7 +125,7 @@ fn valid_id(id: &str) -> Result<(), ApiError> {
     }
 }
 
-fn not_found(id: &str) -> ApiError {
+pub(super) fn not_found(id: &str) -> ApiError {
     ApiError::NotFound(format!("no agent {id:?}"))
 }
 
@@ -326,16 +326,35 @@ pub async fn set_state(
 ) -> Result<Json<AgentDoc>, ApiError> {
     let Json(body) = body?;
     valid_id(&id)?;
-    let target = SettableState::parse(&body.state).ok_or_else(|| {
+    let target = settable(&body.state)?;
+    apply_state(&state, &id, target, body.force, false)
+        .await
+        .map(Json)
+}
+
+/// `state` as a state an agent can be set to, or 422.
+pub(super) fn settable(state: &str) -> Result<SettableState, ApiError> {
+    SettableState::parse(state).ok_or_else(|| {
         ApiError::Invalid(format!(
-            "state {:?} must be one of available, away, offline",
-            body.state
+            "state {state:?} must be one of available, away, offline"
         ))
-    })?;
+    })
+}
+
+/// Moves agent `id` to `target` (`by_agent`: with its own token, which also
+/// counts as a heartbeat): the agent document, 404, or 409 for one holding a
+/// call unless `force`.
+pub(super) async fn apply_state(
+    state: &AppState,
+    id: &str,
+    target: SettableState,
+    force: bool,
+    by_agent: bool,
+) -> Result<AgentDoc, ApiError> {
     match state
         .engine
         .store()
-        .set_agent_state(&id, target, body.force, false)
+        .set_agent_state(id, target, force, by_agent)
         .await?
     {
         SetStateOutcome::Done(view) => {
@@ -343,12 +362,16 @@ pub async fn set_state(
             tracing::info!(
                 agent = id,
                 state = target.as_str(),
-                force = body.force,
+                force,
+                by_agent,
                 "agent state set"
             );
-            Ok(Json(view.into()))
+            Ok(view.into())
         }
-        SetStateOutcome::NotFound => Err(not_found(&id)),
+        SetStateOutcome::NotFound => Err(not_found(id)),
+        SetStateOutcome::Conflict(held) if by_agent => Err(ApiError::Conflict(format!(
+            "you are {held}: your state changes when the call ends"
+        ))),
         SetStateOutcome::Conflict(held) => Err(ApiError::Conflict(format!(
             "agent {id:?} is {held}; set \"force\": true to override"
         ))),

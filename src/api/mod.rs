@@ -2,8 +2,10 @@
 //! Errors are `{"error": "..."}` with the status codes of SPEC 1 ("Admin API").
 
 mod agents;
+mod me;
 mod openapi;
 mod queues;
+mod tokens;
 
 pub use openapi::{ApiDoc, document};
 
@@ -12,7 +14,7 @@ use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, put};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -29,6 +31,10 @@ pub fn router(state: AppState) -> Router<AppState> {
             put(agents::upsert).get(agents::get).delete(agents::delete),
         )
         .route("/agents/{id}/state", put(agents::set_state))
+        .route(
+            "/agents/{id}/tokens",
+            post(tokens::issue).delete(tokens::revoke),
+        )
         .route("/queues", get(queues::list))
         .route("/queues/{name}", get(queues::get))
         .route(
@@ -37,6 +43,10 @@ pub fn router(state: AppState) -> Router<AppState> {
         )
         .route("/voicemails", get(queues::voicemails))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token))
+        // An agent's own routes: its token, checked by `me::AgentCaller`.
+        .route("/me", get(me::get))
+        .route("/me/state", put(me::set_state))
+        .route("/me/heartbeat", post(me::heartbeat))
         // The description of the API needs no token: without one it holds no
         // data (the queue names are added only for a request with the token).
         .route("/openapi.json", get(openapi::serve))
@@ -90,6 +100,8 @@ pub enum ApiError {
     TooLarge,
     #[error("missing or wrong bearer token")]
     Unauthorized,
+    #[error("a token goes in the Authorization header, never in the URL")]
+    TokenInUrl,
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
@@ -119,7 +131,7 @@ impl IntoResponse for ApiError {
         let status = match &self {
             ApiError::BadJson(_) => StatusCode::BAD_REQUEST,
             ApiError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Unauthorized | ApiError::TokenInUrl => StatusCode::UNAUTHORIZED,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -166,18 +178,23 @@ async fn require_token(State(state): State<AppState>, request: Request, next: Ne
     }
 }
 
-/// Whether `headers` carry the configured admin token (false when none is set).
-fn has_admin_token(state: &AppState, headers: &axum::http::HeaderMap) -> bool {
-    let Some(expected) = state.settings.admin_token.as_ref().map(Secret::expose) else {
-        return false;
-    };
-    let given = headers
+/// The token of `Authorization: Bearer <token>`; empty without one.
+fn bearer_token(headers: &axum::http::HeaderMap) -> &str {
+    headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split_once(' '))
         // The scheme name is case-insensitive (RFC 9110, section 11.1).
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map_or("", |(_, token)| token.trim());
+        .map_or("", |(_, token)| token.trim())
+}
+
+/// Whether `headers` carry the configured admin token (false when none is set).
+fn has_admin_token(state: &AppState, headers: &axum::http::HeaderMap) -> bool {
+    let Some(expected) = state.settings.admin_token.as_ref().map(Secret::expose) else {
+        return false;
+    };
+    let given = bearer_token(headers);
     let matches = Sha256::digest(given.as_bytes()).ct_eq(&Sha256::digest(expected.as_bytes()));
     bool::from(matches) && !given.is_empty()
 }

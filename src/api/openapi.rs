@@ -18,7 +18,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
-use super::{ErrorBody, agents, queues};
+use super::{ErrorBody, agents, me, queues, tokens};
 use crate::agent::{AgentState, SettableState, StateCounts};
 use crate::app::AppState;
 use crate::config::RoutingTable;
@@ -28,7 +28,9 @@ use crate::config::RoutingTable;
     info(
         title = "switchboard admin API",
         description = "Agents and queues of switchboard, the inbound-call router for Twilio. \
-                       Every path needs `Authorization: Bearer $SWITCHBOARD_ADMIN_TOKEN`."
+                       Every path needs `Authorization: Bearer $SWITCHBOARD_ADMIN_TOKEN`, \
+                       except `/v1/me…`, which need an agent's own token (`sbat_…`, \
+                       from `POST /v1/agents/{id}/tokens`), never in the URL."
     ),
     paths(
         agents::list,
@@ -36,6 +38,11 @@ use crate::config::RoutingTable;
         agents::upsert,
         agents::delete,
         agents::set_state,
+        tokens::issue,
+        tokens::revoke,
+        me::get,
+        me::set_state,
+        me::heartbeat,
         queues::list,
         queues::get,
         queues::remove_waiting,
@@ -47,6 +54,11 @@ use crate::config::RoutingTable;
         agents::AgentBody,
         agents::AgentList,
         agents::StateBody,
+        tokens::TokenRequest,
+        tokens::TokenDoc,
+        me::MeDoc,
+        me::CallDoc,
+        me::MeStateBody,
         queues::QueueDoc,
         queues::QueueList,
         queues::WaitingDoc,
@@ -59,14 +71,16 @@ use crate::config::RoutingTable;
     modifiers(&BearerToken, &RequestTimeout),
     security(("bearer" = [])),
     tags(
-        (name = "agents", description = "Agents and their states"),
+        (name = "agents", description = "Agents, their states and tokens"),
+        (name = "me", description = "An agent's own view and state, with its agent token"),
         (name = "queues", description = "Queues, their agents by state and offer order"),
         (name = "voicemails", description = "Recorded voicemail messages"),
     )
 )]
 pub struct ApiDoc;
 
-/// The `bearer` security scheme every path requires.
+/// The `bearer` security scheme (the admin token) every path requires but
+/// `/v1/me…`, and `agent_token`, which those require.
 struct BearerToken;
 
 impl Modify for BearerToken {
@@ -75,6 +89,15 @@ impl Modify for BearerToken {
         components.add_security_scheme(
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        components.add_security_scheme(
+            "agent_token",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("an agent token (sbat_…)"))
+                    .build(),
+            ),
         );
     }
 }
@@ -323,6 +346,17 @@ mod tests {
             ("get_queue", &["401", "404", "408", "503"]),
             ("remove_waiting", &["401", "404", "408", "422", "503"]),
             ("list_voicemails", &["400", "401", "408", "422", "503"]),
+            (
+                "issue_agent_token",
+                &["400", "401", "404", "408", "413", "422", "503"],
+            ),
+            ("revoke_agent_tokens", &["401", "404", "408", "422", "503"]),
+            ("get_me", &["401", "404", "408", "503"]),
+            (
+                "set_my_state",
+                &["400", "401", "404", "408", "409", "413", "422", "503"],
+            ),
+            ("heartbeat", &["401", "404", "408", "503"]),
         ];
         let doc = doc(&RoutingTable::builtin());
         let mut seen = Vec::new();

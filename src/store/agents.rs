@@ -124,6 +124,18 @@ fn pairs(flat: &[String]) -> HashMap<String, String> {
         .collect()
 }
 
+/// The call an agent holds, as its console shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeldCall {
+    pub call_sid: String,
+    /// The caller's number; `None` when withheld.
+    pub from: Option<String>,
+    /// The queue the agent was taken from.
+    pub queue: String,
+    /// When it was answered, or else when the agent was reserved for it.
+    pub since_ms: i64,
+}
+
 /// What `PUT /v1/agents/{id}/state` did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SetStateOutcome {
@@ -228,6 +240,33 @@ impl Store {
             self.query("get_agent", pipe).await?;
         let now = super::redis_ms(time);
         Ok(AgentRecord::from_fields(&fields).map(|r| r.view(now)))
+    }
+
+    /// Call `call_sid`, as the agent holding it sees it; `None` once its
+    /// record is gone.
+    pub async fn held_call(&self, call_sid: &str) -> Result<Option<HeldCall>, StoreError> {
+        let mut pipe = redis::pipe();
+        pipe.cmd("HMGET").arg(self.keys().call(call_sid)).arg(&[
+            "caller",
+            "agent_queue",
+            "status",
+            "reserved_at",
+            "answered_at",
+        ]);
+        let (fields,): (Vec<Option<String>>,) = self.query("held_call", pipe).await?;
+        let field = |i: usize| fields.get(i).cloned().flatten().filter(|v| !v.is_empty());
+        let ms = |i: usize| field(i).and_then(|v| v.parse::<i64>().ok());
+        let since_ms = if field(2).as_deref() == Some("on_call") {
+            ms(4)
+        } else {
+            ms(3)
+        };
+        Ok(field(1).map(|queue| HeldCall {
+            call_sid: call_sid.to_owned(),
+            from: field(0),
+            queue,
+            since_ms: since_ms.unwrap_or(0),
+        }))
     }
 
     /// A page of agents from `cursor` (0: the first), about `limit` of them

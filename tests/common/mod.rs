@@ -625,6 +625,39 @@ pub async fn put_state(
     put_json(http, &format!("{base}/v1/agents/{id}/state"), token, body).await
 }
 
+impl TestApp {
+    /// `POST /v1/agents/{id}/tokens` with the admin token: the new token.
+    pub async fn issue_token(&self, id: &str) -> String {
+        let issued = self
+            .admin(
+                reqwest::Method::POST,
+                &format!("/agents/{id}/tokens"),
+                Some(serde_json::json!({})),
+            )
+            .await;
+        assert_eq!(issued.status, 201, "{issued:?}");
+        issued.json()["token"].as_str().expect("a token").to_owned()
+    }
+
+    /// A request to `/v1<path>` with `token` as the bearer token.
+    pub async fn with_token(
+        &self,
+        token: &str,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> Answer {
+        let mut request = self
+            .http
+            .request(method, format!("{}/v1{path}", self.base()))
+            .bearer_auth(token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        answer(request.send().await.expect("request")).await
+    }
+}
+
 async fn put_json(http: &reqwest::Client, url: &str, token: &str, body: serde_json::Value) -> u16 {
     let response = http
         .put(url)
