@@ -26,6 +26,8 @@ again changes nothing.
 
 Reply: {'claimed', token} for a 'claim' that may send the redirect;
 {'refused'} otherwise (and for the reports).
+Each change is also appended as an event to `events` and, for a call, to
+`call_events:<sid>` (both built from the prefix; `emit` in lib/common.lua).
 ]]
 local call = KEYS[1]
 local c = redis.call('HMGET', call, 'status', 'connect', 'rest', 'agent', 'token')

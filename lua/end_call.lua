@@ -12,6 +12,8 @@ A caller waiting in line leaves it (wait outcome 'abandoned').
 
 Reply: {previous status, settle code}: the status the call had ('none' when it
 was never routed here), and what settling its agent did ('' when it held none).
+Each change is also appended as an event to `events` and, for a call, to
+`call_events:<sid>` (both built from the prefix; `emit` in lib/common.lua).
 ]]
 local call = KEYS[1]
 local c = redis.call('HMGET', call, 'status', 'agent', 'token')
@@ -32,4 +34,7 @@ end
 redis.call('HSET', call, 'status', 'ended', 'token', '', 'settled_at', now_ms())
 redis.call('PEXPIRE', call, req.tail_ms)
 redis.call('ZREM', K.reconcile, req.sid)
+if status then
+  emit_call('call_ended', req.sid, {reason = 'hangup'})
+end
 return {status or 'none', ''}

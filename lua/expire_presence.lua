@@ -12,6 +12,8 @@ A silent agent that is `available` or in wrap-up goes offline. One that holds a
 call (`reserved`, `on_call`) is never touched: it is looked at again after its
 heartbeat interval. One already offline or away, deleted, or without
 heartbeats leaves the set.
+Each change is also appended as an event to `events` and, for a call, to
+`call_events:<sid>` (both built from the prefix; `emit` in lib/common.lua).
 ]]
 local now = now_ms()
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, req.limit)

@@ -11,6 +11,8 @@ ARGV[1]  JSON MatchRequest (src/store/requests.rs): {prefix, tokens: [fresh
 
 Reply: the number of callers matched (at most #tokens: the worker calls again
 when it used them all).
+Each change is also appended as an event to `events` and, for a call, to
+`call_events:<sid>` (both built from the prefix; `emit` in lib/common.lua).
 ]]
 local now = now_ms()
 local entries = {}

@@ -7,6 +7,8 @@ ARGV[1]  JSON RemoveWaitingRequest (src/store/requests.rs): {prefix, sid, queue,
          step (the chain's step the caller gets)}
 
 Reply: 1 removed, 0 that call is not waiting in that queue.
+Each change is also appended as an event to `events` and, for a call, to
+`call_events:<sid>` (both built from the prefix; `emit` in lib/common.lua).
 ]]
 local call = KEYS[1]
 if redis.call('ZSCORE', K.line(req.queue), req.sid) == false
@@ -15,4 +17,5 @@ if redis.call('ZSCORE', K.line(req.queue), req.sid) == false
 end
 leave_line(call, req.sid, 'removed')
 redis.call('HSET', call, 'status', 'fallback', 'step', req.step)
+emit_call('fallback', req.sid, {step = req.step, reason = 'removed'})
 return 1

@@ -10,5 +10,7 @@ ARGV[1]  JSON RouteRequest (src/store/requests.rs): {prefix, sid, token, caller,
 
 Reply: {'dial', agent, contact, token, queue, via, attempt, fresh}
      | {'fallback', step, fresh} | {'ended'}
+Each change is also appended as an event to `events` and, for a call, to
+`call_events:<sid>` (both built from the prefix; `emit` in lib/common.lua).
 ]]
 return route(req)

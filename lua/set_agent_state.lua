@@ -13,6 +13,8 @@ Reply: {'not_found'} | {'conflict', state} | agent_reply('ok').
 presence deadline (`presence`, built from the prefix) if none runs. An agent already free keeps its place in line;
 one in wrap-up or no-answer delay becomes eligible now. Forcing an agent off a
 call clears its token, so that call's late callbacks no longer touch it.
+Each change is also appended as an event to `events` and, for a call, to
+`call_events:<sid>` (both built from the prefix; `emit` in lib/common.lua).
 ]]
 local agent, target = KEYS[1], req.state
 

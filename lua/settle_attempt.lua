@@ -17,6 +17,8 @@ for its next attempt, or a duplicate) gets `route`'s answer.
 
 Reply: {code, queue, caller, agent_state, call_status} (see `settle`), followed
 with `next` by route's reply or {'hangup'}.
+Each change is also appended as an event to `events` and, for a call, to
+`call_events:<sid>` (both built from the prefix; `emit` in lib/common.lua).
 ]]
 local s = req.settle
 local settled = settle(s, req.tail_ms)

@@ -12,6 +12,8 @@ Reply: how many agents were settled, or -1 when another worker holds the lease
 (taken only when some wrap-up is due, so an idle namespace writes nothing).
 A full batch (`limit`) gives the lease back, so the same worker goes on at once.
 An agent keeps its place in line and its `free_at`; only its state changes.
+Each change is also appended as an event to `events` and, for a call, to
+`call_events:<sid>` (both built from the prefix; `emit` in lib/common.lua).
 ]]
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now_ms(), 'LIMIT', 0, req.limit)
 if #due == 0 then

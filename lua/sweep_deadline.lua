@@ -21,6 +21,8 @@ Reply: {code, queue}
   'stale'                the attempt had been settled; the member is dropped
   'not_due' | 'gone'     nothing to do (another worker was first, or not yet)
 `queue` is the queue the agent was taken from ('' if unknown).
+Each change is also appended as an event to `events` and, for a call, to
+`call_events:<sid>` (both built from the prefix; `emit` in lib/common.lua).
 ]]
 local deadlines = KEYS[1]
 local call, agent, id, token = K.call(req.sid), K.agent(req.agent), req.agent, req.token
@@ -43,6 +45,7 @@ if req.kind == 'wait' then
     leave_line(call, req.sid, 'abandoned')
     redis.call('HSET', call, 'status', 'ended', 'settled_at', now)
     redis.call('PEXPIRE', call, req.tail_ms)
+    emit_call('call_ended', req.sid, {reason = 'abandoned'})
     return {'abandoned', queue}
   end
   return {'stale', ''}
@@ -76,6 +79,7 @@ else
     redis.call('HSET', call, 'status', 'ended', 'token', '', 'settled_at', now)
     redis.call('PEXPIRE', call, req.tail_ms)
     redis.call('ZREM', K.reconcile, req.sid)
+    emit_call('call_ended', req.sid, {reason = 'max_call'})
   end
   if agent_holds and a[2] == 'on_call' then
     release_agent(agent, id, 'wrap_up', now, t)

@@ -12,6 +12,8 @@ Reply: agent_reply(code) with code 'created' or 'updated'.
 A new agent starts offline. An agent who is free keeps its place in line: it is
 re-offered in its new queues at the score it already had. An agent that was
 deleted while on a call and is put back keeps its call.
+Each change is also appended as an event to `events` and, for a call, to
+`call_events:<sid>` (both built from the prefix; `emit` in lib/common.lua).
 ]]
 local agent, id = KEYS[1], req.id
 local member_of = table.concat(req.queues, ',')

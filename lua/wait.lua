@@ -27,6 +27,8 @@ caller: its <Dial> now) | {'fallback', step, 1} (max_wait passed: the caller
 left the line, outcome 'timeout') | {'exit'} (the key pressed left the line,
 outcome 'exit') | {'fallback', step, 0} | {'ended'} (not waiting: over) |
 {'unknown'} (no such call: Redis lost it, or a forged fetch).
+Each change is also appended as an event to `events` and, for a call, to
+`call_events:<sid>` (both built from the prefix; `emit` in lib/common.lua).
 ]]
 local call = KEYS[1]
 if redis.call('EXISTS', call) == 0 then
@@ -68,12 +70,14 @@ if req.exit then
   leave_line(call, req.sid, 'exit')
   redis.call('HSET', call, 'status', 'ended', 'settled_at', now)
   redis.call('PEXPIRE', call, req.tail_ms)
+  emit_call('call_ended', req.sid, {reason = 'exit'})
   return {'exit'}
 end
 since = since or now
 if req.max_wait_ms > 0 and now - since >= req.max_wait_ms then
   leave_line(call, req.sid, 'timeout')
   redis.call('HSET', call, 'status', 'fallback', 'step', req.step)
+  emit_call('fallback', req.sid, {step = req.step, reason = 'max_wait'})
   return {'fallback', req.step, 1}
 end
 redis.call('HSET', call, 'loop_ms', req.loop_ms)

@@ -1,5 +1,5 @@
-//! What every request handler can reach: the routing engine, the settings and
-//! the metrics handle. Its own module, so the HTTP layer (`http`) and the admin
+//! What every request handler can reach: the routing engine, the settings, the
+//! metrics handle and the live event feed. Its own module, so the HTTP layer (`http`) and the admin
 //! API (`api`) both depend on it and not on each other.
 
 use std::sync::Arc;
@@ -7,6 +7,7 @@ use std::sync::Arc;
 use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::config::Settings;
+use crate::events::EventHub;
 use crate::routing::Engine;
 
 #[derive(Clone)]
@@ -14,6 +15,8 @@ pub struct AppState {
     pub engine: Engine,
     pub settings: Arc<Settings>,
     pub metrics: PrometheusHandle,
+    /// The live feed of `GET /v1/events`.
+    pub events: EventHub,
 }
 
 impl AppState {

@@ -10,7 +10,8 @@
 //! - `store`        Redis: key names, the scripts of `lua/`, typed replies
 //! - `routing`      the engine: a webhook becomes a decision through the store
 //! - `http`         the router, layers, Twilio webhooks; errors become answers here
-//! - `api`          the admin API under `/v1`
+//! - `api`          the admin API under `/v1`, agents' `/v1/me`, `/v1/events`
+//! - `events`       the live event feed one process hands its event streams
 //! - `metrics`      the metrics catalogue and the Prometheus recorder
 //! - `telemetry`    logging setup
 //! - `worker`       the sweep of expired reservations and leases, and the gauges
@@ -24,6 +25,7 @@ pub mod api;
 pub mod app;
 pub mod config;
 pub mod demo;
+pub mod events;
 pub mod http;
 pub mod metrics;
 pub mod redis_server;

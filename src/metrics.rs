@@ -29,9 +29,11 @@ pub const LONGEST_WAIT: &str = "switchboard_longest_wait_seconds";
 pub const CONNECT_SECONDS: &str = "switchboard_connect_seconds";
 pub const REPLICA_WAITS: &str = "switchboard_replica_waits_total";
 pub const PRESENCE_OFFLINE: &str = "switchboard_presence_offline_total";
+pub const EVENT_STREAMS: &str = "switchboard_event_streams";
+pub const EVENT_STREAMS_DROPPED: &str = "switchboard_event_streams_dropped_total";
 
 /// Every metric switchboard exports (deploy/ may name only these).
-pub const CATALOGUE: [&str; 19] = [
+pub const CATALOGUE: [&str; 21] = [
     CALLS,
     ROUTED,
     FALLBACKS,
@@ -51,6 +53,8 @@ pub const CATALOGUE: [&str; 19] = [
     CONNECT_SECONDS,
     REPLICA_WAITS,
     PRESENCE_OFFLINE,
+    EVENT_STREAMS,
+    EVENT_STREAMS_DROPPED,
 ];
 
 /// From an agent freed to the REST redirect sent: milliseconds when the
@@ -116,6 +120,16 @@ fn describe() {
         "Agents set offline because their heartbeats stopped."
     );
     counter!(PRESENCE_OFFLINE).increment(0);
+    describe_gauge!(
+        EVENT_STREAMS,
+        "GET /v1/events streams open on this process."
+    );
+    gauge!(EVENT_STREAMS).set(0.0);
+    describe_counter!(
+        EVENT_STREAMS_DROPPED,
+        "Event streams closed because their client fell too far behind (lagged)."
+    );
+    counter!(EVENT_STREAMS_DROPPED, "reason" => "lagged").increment(0);
     describe_counter!(CALLS, "Incoming calls, by the queue their number lands in.");
     describe_counter!(
         ROUTED,
@@ -262,6 +276,15 @@ pub fn redis_up(up: bool) {
 /// What a reservation's replica wait came to.
 pub fn replica_wait(outcome: &'static str) {
     counter!(REPLICA_WAITS, "outcome" => outcome).increment(1);
+}
+
+/// An event stream opened (+1) or closed (-1).
+pub fn event_streams(delta: f64) {
+    gauge!(EVENT_STREAMS).increment(delta);
+}
+
+pub fn event_stream_dropped(reason: &'static str) {
+    counter!(EVENT_STREAMS_DROPPED, "reason" => reason).increment(1);
 }
 
 pub fn presence_offline(agents: u64) {

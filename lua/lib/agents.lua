@@ -39,6 +39,11 @@ local function set_state(agent, id, state, fields)
     redis.call('ZREM', K.wrap_ups, id)
   end
   redis.call('HSET', agent, 'state', state, unpack(fields or {}))
+  if old ~= state then
+    local call_sid = redis.call('HGET', agent, 'call_sid')
+    emit('agent_state', {agent = id, state = state, previous = old or '',
+      call_sid = (call_sid ~= '' and call_sid) or nil})
+  end
 end
 
 -- Takes a whole agent out of the counts (deleted, or leaving queues).

@@ -78,6 +78,7 @@ local function route(r)
     redis.call('PEXPIRE', call, r.call_ttl_ms)
     redis.call('ZADD', K.deadlines, now + e.reservation_ms,
       deadline_member('reservation', r.sid, id, r.token))
+    emit_call('call_routed', r.sid, {via = via, attempt = attempt})
     return decision(call, 1)
   end
 
@@ -91,6 +92,7 @@ local function route(r)
         'status', 'fallback', 'step', r.step, 'agent', '', 'token', '')
       record_outcome(call, outcome_if_refused, now)
       redis.call('PEXPIRE', call, r.call_ttl_ms)
+      emit_call('fallback', r.sid, {step = r.step, reason = outcome_if_refused})
       return decision(call, 1)
     end
     redis.call('HSET', call, 'sid', r.sid, 'queue', r.home, 'caller', r.caller)
@@ -168,6 +170,7 @@ local function route(r)
   redis.call('HSET', call, 'sid', r.sid, 'queue', r.home, 'caller', r.caller,
     'status', 'fallback', 'step', r.step, 'agent', '', 'token', '')
   redis.call('PEXPIRE', call, r.call_ttl_ms)
+  emit_call('fallback', r.sid, {step = r.step, reason = 'no_agent'})
   return decision(call, 1)
 end
 
@@ -226,6 +229,7 @@ local function settle(s, tail_ms)
     redis.call('HSET', call, 'status', 'ended', 'settled_at', now, unpack(fields))
     redis.call('PEXPIRE', call, tail_ms)
     redis.call('ZREM', K.reconcile, s.sid)
+    emit_call('call_ended', s.sid, {reason = outcome})
   end
   local function remember_affinity()
     if affinity_ms > 0 and caller ~= '' then
@@ -265,6 +269,7 @@ local function settle(s, tail_ms)
     if outcome == 'answered' then
       redis.call('HSET', call, 'status', 'on_call', 'token', token, 'answered_at', now,
         'last_token', '', 'last_agent', '')
+      emit_call('call_connected', s.sid)
       if s.leg then
         redis.call('HSET', call, 'leg_sid', s.leg)
       end
@@ -301,6 +306,7 @@ local function settle(s, tail_ms)
       return reply('duplicate', agent_holds and 'on_call' or nil)
     end
     redis.call('HSET', call, 'status', 'on_call', 'answered_at', now)
+    emit_call('call_connected', s.sid)
     local since = tonumber(redis.call('HGET', call, 'since'))
     if since then
       record_outcome(call, 'answered', now)

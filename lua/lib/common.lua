@@ -4,7 +4,8 @@ the way BullMQ's "@include" works, so no helper is copied between scripts.
 Arguments: every script takes ONE structured argument, ARGV[1], a JSON object
 (decoded below as `req`) built from one Rust struct per script in
 src/store/requests.rs, so no argument is a position counted in two languages.
-It always holds `prefix`, the namespace's key prefix `sb:{ns}:`.
+It always holds `prefix`, the namespace's key prefix `sb:{ns}:`, and
+`events_kept`, the cap of the events stream.
 
 Keys: KEYS[1] is one key of the namespace (each script's header says which), so
 Redis Cluster sends the script to the namespace's slot. Every other key is built
@@ -35,6 +36,8 @@ local K = {
   token = function(hash) return P .. 'token:' .. hash end,
   tokens = function(id) return P .. 'tokens:' .. id end,
   presence = P .. 'presence',
+  events = P .. 'events',
+  call_events = function(sid) return P .. 'call_events:' .. sid end,
 }
 
 -- Milliseconds since the epoch from the Redis clock, shared by every replica.
@@ -53,6 +56,42 @@ local function split(csv)
     out[#out + 1] = item
   end
   return out
+end
+
+--[[ Events: each change an operator watches is appended, by the script that
+makes it, to the namespace's stream `events` (capped near `req.events_kept`;
+what GET /v1/events serves) with its kind and a JSON `data`, so no event is lost
+or invented by a process dying between two commands. A call's events also go to
+its own list `call_events:<sid>` (GET /v1/calls/{sid}), which lives as long as
+the call's hash, and at least an hour. ]]
+local function emit(kind, data)
+  data.at = now_ms()
+  local json = cjson.encode(data)
+  local id = redis.call('XADD', K.events, 'MAXLEN', '~', req.events_kept, '*',
+    'event', kind, 'data', json)
+  if data.call_sid then
+    local list = K.call_events(data.call_sid)
+    redis.call('RPUSH', list, cjson.encode({id = id, event = kind, data = data}))
+    redis.call('LTRIM', list, -100, -1)
+    redis.call('PEXPIRE', list, math.max(redis.call('PTTL', K.call(data.call_sid)), 3600000))
+  end
+end
+
+-- A call's event, with what its hash says of it: its queue, caller and agent
+-- (if any), and the `extra` fields.
+local function emit_call(kind, sid, extra)
+  local c = redis.call('HMGET', K.call(sid), 'queue', 'caller', 'agent', 'agent_queue')
+  local data = extra or {}
+  data.call_sid = sid
+  data.queue = c[1] or ''
+  if c[2] and c[2] ~= '' then
+    data.from = c[2]
+  end
+  if c[3] and c[3] ~= '' and kind ~= 'call_waiting' then
+    data.agent = c[3]
+    data.agent_queue = c[4]
+  end
+  emit(kind, data)
 end
 
 -- The deadlines zset member of a reservation or lease.

@@ -52,6 +52,7 @@ local function join_line(call, sid, queue, arrival, now, loop_ms)
   redis.call('HSET', call, 'status', 'waiting', 'since', arrival, 'token', '', 'agent', '',
     'connect', '', 'loop_ms', loop_ms)
   redis.call('ZADD', K.deadlines, now + loop_ms + WAIT_SLACK_MS, wait_member(sid))
+  emit_call('call_waiting', sid, {since = arrival})
 end
 
 -- Records how a call's wait ended, once: in its hash, and as an event
@@ -102,6 +103,8 @@ local function reserve_for(sid, agent, id, entry, token, now)
   -- answers the <Dial>: up to one hold round (and its announcement) later.
   redis.call('ZADD', K.deadlines, now + e.reservation_ms + e.loop_ms + WAIT_SLACK_MS,
     deadline_member('reservation', sid, id, token))
+  emit_call('call_routed', sid, {via = 'line',
+    attempt = tonumber(redis.call('HGET', call, 'attempt'))})
   -- For the replica that connects the caller at once with Twilio's REST API
   -- (capped: with no REST credentials nobody needs more than the newest);
   -- not for a caller Twilio's REST API said it did not know.

@@ -2,6 +2,7 @@
 //! Errors are `{"error": "..."}` with the status codes of SPEC 1 ("Admin API").
 
 mod agents;
+mod events;
 mod me;
 mod openapi;
 mod queues;
@@ -42,11 +43,14 @@ pub fn router(state: AppState) -> Router<AppState> {
             axum::routing::delete(queues::remove_waiting),
         )
         .route("/voicemails", get(queues::voicemails))
+        .route("/calls/{call_sid}", get(events::call))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token))
         // An agent's own routes: its token, checked by `me::AgentCaller`.
         .route("/me", get(me::get))
         .route("/me/state", put(me::set_state))
         .route("/me/heartbeat", post(me::heartbeat))
+        // Admin or agent token: `events::Viewer` tells which.
+        .route("/events", get(events::stream))
         // The description of the API needs no token: without one it holds no
         // data (the queue names are added only for a request with the token).
         .route("/openapi.json", get(openapi::serve))
@@ -190,7 +194,7 @@ fn bearer_token(headers: &axum::http::HeaderMap) -> &str {
 }
 
 /// Whether `headers` carry the configured admin token (false when none is set).
-fn has_admin_token(state: &AppState, headers: &axum::http::HeaderMap) -> bool {
+pub(super) fn has_admin_token(state: &AppState, headers: &axum::http::HeaderMap) -> bool {
     let Some(expected) = state.settings.admin_token.as_ref().map(Secret::expose) else {
         return false;
     };

@@ -18,7 +18,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
-use super::{ErrorBody, agents, me, queues, tokens};
+use super::{ErrorBody, agents, events, me, queues, tokens};
 use crate::agent::{AgentState, SettableState, StateCounts};
 use crate::app::AppState;
 use crate::config::RoutingTable;
@@ -43,6 +43,8 @@ use crate::config::RoutingTable;
         me::get,
         me::set_state,
         me::heartbeat,
+        events::stream,
+        events::call,
         queues::list,
         queues::get,
         queues::remove_waiting,
@@ -59,6 +61,8 @@ use crate::config::RoutingTable;
         me::MeDoc,
         me::CallDoc,
         me::MeStateBody,
+        events::CallEvent,
+        events::CallHistory,
         queues::QueueDoc,
         queues::QueueList,
         queues::WaitingDoc,
@@ -73,6 +77,7 @@ use crate::config::RoutingTable;
     tags(
         (name = "agents", description = "Agents, their states and tokens"),
         (name = "me", description = "An agent's own view and state, with its agent token"),
+        (name = "events", description = "Live events (Server-Sent Events) and a call's history"),
         (name = "queues", description = "Queues, their agents by state and offer order"),
         (name = "voicemails", description = "Recorded voicemail messages"),
     )
@@ -357,6 +362,8 @@ mod tests {
                 &["400", "401", "404", "408", "409", "413", "422", "503"],
             ),
             ("heartbeat", &["401", "404", "408", "503"]),
+            ("stream_events", &["401", "408", "422", "503"]),
+            ("get_call", &["401", "404", "408", "422", "503"]),
         ];
         let doc = doc(&RoutingTable::builtin());
         let mut seen = Vec::new();

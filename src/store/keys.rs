@@ -101,6 +101,16 @@ impl Keys {
         format!("{}token:{token_id}", self.prefix)
     }
 
+    /// Stream: the namespace's events, capped (lua/lib/common.lua `emit`).
+    pub fn events(&self) -> String {
+        format!("{}events", self.prefix)
+    }
+
+    /// List with a TTL: one call's events, oldest first.
+    pub fn call_events(&self, call_sid: &str) -> String {
+        format!("{}call_events:{call_sid}", self.prefix)
+    }
+
     /// Sorted set: agents with heartbeats on, scored by the ms their presence
     /// deadline passes (lua/expire_presence.lua).
     pub fn presence(&self) -> String {
@@ -130,6 +140,8 @@ mod tests {
             k.reconcile(),
             k.token("ab"),
             k.presence(),
+            k.events(),
+            k.call_events("CA1"),
         ] {
             assert!(key.starts_with("sb:{acme}:"), "{key}");
         }

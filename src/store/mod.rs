@@ -12,6 +12,7 @@
 
 pub mod agents;
 pub mod calls;
+pub mod events;
 pub mod keys;
 pub mod lifecycle;
 mod link;
@@ -222,6 +223,7 @@ impl Store {
     ) -> Result<Value, StoreError> {
         let json = serde_json::to_string(&requests::Envelope {
             prefix: self.keys.prefix(),
+            events_kept: requests::EVENTS_KEPT,
             body: request,
         })
         .map_err(|e| StoreError::reply(lua.name, format!("cannot encode the request: {e}")))?;

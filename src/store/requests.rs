@@ -24,11 +24,16 @@ pub const VOICEMAILS_KEPT: usize = 1000;
 /// and press 1: the prompt, `<Gather timeout="5">`, and slack for the callbacks.
 pub const CONFIRM_WINDOW_MS: u64 = 30_000;
 
-/// What every request carries: the namespace's key prefix, then the script's own
-/// fields.
+/// About how many events the namespace's stream keeps (`XADD MAXLEN ~`): the
+/// last hours of a busy call center, for `GET /v1/events` to resume from.
+pub const EVENTS_KEPT: usize = 10_000;
+
+/// What every request carries: the namespace's key prefix and the events cap,
+/// then the script's own fields.
 #[derive(Debug, Serialize)]
 pub(super) struct Envelope<'a, T: Serialize> {
     pub prefix: &'a str,
+    pub events_kept: usize,
     #[serde(flatten)]
     pub body: &'a T,
 }

@@ -658,6 +658,97 @@ impl TestApp {
     }
 }
 
+/// One Server-Sent Event as a client reads it.
+#[derive(Debug, Clone)]
+pub struct SseEvent {
+    pub id: String,
+    pub event: String,
+    pub data: serde_json::Value,
+}
+
+/// A client of `GET /v1/events`, reading the stream as it comes.
+pub struct SseClient {
+    response: reqwest::Response,
+    buffer: String,
+}
+
+impl SseClient {
+    /// Opens `/v1/events` with `token` (and `Last-Event-ID` if given); panics
+    /// unless it answers 200 `text/event-stream`.
+    pub async fn open(app: &TestApp, token: &str, last_event_id: Option<&str>) -> SseClient {
+        let mut request = app
+            .http
+            .get(format!("{}/v1/events", app.base()))
+            .bearer_auth(token);
+        if let Some(id) = last_event_id {
+            request = request.header("last-event-id", id);
+        }
+        let response = request.send().await.expect("GET /v1/events");
+        assert_eq!(response.status(), 200);
+        assert!(
+            response.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/event-stream")
+        );
+        SseClient {
+            response,
+            buffer: String::new(),
+        }
+    }
+
+    /// The next event, or `None` if none comes within `wait`.
+    pub async fn next(&mut self, wait: std::time::Duration) -> Option<SseEvent> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            while let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                let (mut id, mut event, mut data) = (None, None, None);
+                for line in block.lines() {
+                    if let Some(v) = line.strip_prefix("id:") {
+                        id = Some(v.trim().to_owned());
+                    } else if let Some(v) = line.strip_prefix("event:") {
+                        event = Some(v.trim().to_owned());
+                    } else if let Some(v) = line.strip_prefix("data:") {
+                        data = Some(serde_json::from_str(v.trim()).expect("JSON data"));
+                    }
+                }
+                // A comment (keep-alive) has none of them.
+                if let (Some(id), Some(event), Some(data)) = (id, event, data) {
+                    return Some(SseEvent { id, event, data });
+                }
+            }
+            let chunk = tokio::time::timeout_at(deadline, self.response.chunk()).await;
+            match chunk {
+                Ok(Ok(Some(bytes))) => self.buffer.push_str(&String::from_utf8_lossy(&bytes)),
+                Ok(Ok(None)) | Ok(Err(_)) | Err(_) => return None,
+            }
+        }
+    }
+
+    /// Events until one of kind `event` matches `pred` (panics after `wait`).
+    pub async fn until(
+        &mut self,
+        event: &str,
+        wait: std::time::Duration,
+        pred: impl Fn(&SseEvent) -> bool,
+    ) -> Vec<SseEvent> {
+        let mut seen = Vec::new();
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let Some(next) = self.next(left).await else {
+                panic!("no {event} came within {wait:?}; saw {seen:#?}");
+            };
+            let done = next.event == event && pred(&next);
+            seen.push(next);
+            if done {
+                return seen;
+            }
+        }
+    }
+}
+
 async fn put_json(http: &reqwest::Client, url: &str, token: &str, body: serde_json::Value) -> u16 {
     let response = http
         .put(url)

@@ -1,0 +1,244 @@
+//! `GET /v1/events`: the namespace's events as Server-Sent Events, live, from
+//! where `Last-Event-ID` says the client stopped (admin token: every event;
+//! agent token: that agent's). `GET /v1/calls/{CallSid}`: one call's events,
+//! oldest first. Both read what the scripts appended (lua/lib/common.lua).
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::HeaderMap;
+use axum::http::request::Parts;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use futures_util::Stream;
+use serde::Serialize;
+use tokio::sync::broadcast;
+use utoipa::ToSchema;
+
+use super::me::AgentCaller;
+use super::{ApiError, ErrorBody, has_admin_token};
+use crate::app::AppState;
+use crate::metrics;
+use crate::store::Store;
+use crate::store::events::{StoredEvent, parse_id};
+
+/// Events read at a time while a resuming client catches up.
+const CATCH_UP_PAGE: usize = 200;
+
+/// Who watches: an admin sees every event, an agent its own.
+pub enum Viewer {
+    Admin,
+    Agent(String),
+}
+
+impl FromRequestParts<AppState> for Viewer {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        if has_admin_token(state, &parts.headers) {
+            return Ok(Viewer::Admin);
+        }
+        let AgentCaller(id) = AgentCaller::from_request_parts(parts, state).await?;
+        Ok(Viewer::Agent(id))
+    }
+}
+
+impl Viewer {
+    fn sees(&self, event: &StoredEvent) -> bool {
+        match self {
+            Viewer::Admin => true,
+            Viewer::Agent(id) => event.agent.as_deref() == Some(id.as_str()),
+        }
+    }
+}
+
+/// `Last-Event-ID`: a stream id (`<ms>-<seq>`), if the client sent one.
+fn last_event_id(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get("last-event-id") else {
+        return Ok(None);
+    };
+    match value.to_str().ok().map(str::trim) {
+        Some(id) if parse_id(id).is_some() => Ok(Some(id.to_owned())),
+        _ => Err(ApiError::Invalid(
+            "Last-Event-ID must be an event id given by this stream (<ms>-<seq>)".into(),
+        )),
+    }
+}
+
+/// Live events as Server-Sent Events (`event:` its kind, `data:` its JSON,
+/// `id:` to resume from with `Last-Event-ID`).
+#[utoipa::path(get, path = "/v1/events", operation_id = "stream_events", tag = "events",
+    security(("bearer" = []), ("agent_token" = [])),
+    params(("Last-Event-ID" = Option<String>, Header, description = "resume after this event id", pattern = r"^[0-9]{1,20}-[0-9]{1,20}$")),
+    responses(
+        (status = 200, description = "Server-Sent Events: each `event:` one of agent_state, call_routed, call_waiting, call_connected, call_ended, fallback, with a JSON `data:` line and an `id:`", content_type = "text/event-stream", body = String),
+        (status = 401, description = "no admin or agent token, or one that is unknown, expired or revoked (or a token in the URL)", body = ErrorBody),
+        (status = 422, description = "a Last-Event-ID this stream never gave", body = ErrorBody),
+        (status = 503, description = "no admin token configured, or Redis unavailable", body = ErrorBody),
+    ))]
+pub async fn stream(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    headers: HeaderMap,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let resume = last_event_id(&headers)?;
+    let store = state.engine.store().clone();
+    let live = state.events.subscribe().await?;
+    // Without Last-Event-ID the stream starts now.
+    let (cursor, catching_up) = match resume {
+        Some(id) => (id, true),
+        None => (store.last_event_id().await?, false),
+    };
+    let feed = Feed {
+        store,
+        viewer,
+        live,
+        cursor,
+        catching_up,
+        pending: VecDeque::new(),
+        _open: OpenStream::new(),
+    };
+    let events = futures_util::stream::unfold(feed, |mut feed| async move {
+        let event = feed.next().await?;
+        let sse = Event::default()
+            .id(event.id.clone())
+            .event(event.kind.clone())
+            .data(event.data.clone());
+        Some((Ok(sse), feed))
+    });
+    Ok(Sse::new(events).keep_alive(KeepAlive::default()))
+}
+
+/// One client's events: first those after its `Last-Event-ID` read from the
+/// stream in pages, then the live feed past the last one sent. Polled only
+/// as the client reads; the stream ends when the client fell too far behind.
+struct Feed {
+    store: Store,
+    viewer: Viewer,
+    live: broadcast::Receiver<Arc<StoredEvent>>,
+    /// The id of the last event handled (sent or filtered out).
+    cursor: String,
+    catching_up: bool,
+    pending: VecDeque<StoredEvent>,
+    _open: OpenStream,
+}
+
+impl Feed {
+    async fn next(&mut self) -> Option<StoredEvent> {
+        loop {
+            if let Some(event) = self.pending.pop_front() {
+                if self.viewer.sees(&event) {
+                    return Some(event);
+                }
+                continue;
+            }
+            if self.catching_up {
+                let page = match self.store.events_after(&self.cursor, CATCH_UP_PAGE).await {
+                    Ok(page) => page,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot read past events; ending the stream");
+                        return None;
+                    }
+                };
+                self.catching_up = page.len() >= CATCH_UP_PAGE;
+                if let Some(last) = page.last() {
+                    self.cursor.clone_from(&last.id);
+                }
+                self.pending.extend(page);
+                continue;
+            }
+            match self.live.recv().await {
+                Ok(event) => {
+                    if parse_id(&event.id) > parse_id(&self.cursor) {
+                        self.cursor.clone_from(&event.id);
+                        self.pending.push_back(event.as_ref().clone());
+                    }
+                }
+                Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    metrics::event_stream_dropped("lagged");
+                    tracing::info!(
+                        missed,
+                        "an event stream fell behind: closed (its client resumes with Last-Event-ID)"
+                    );
+                    return None;
+                }
+                Err(broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    }
+}
+
+/// Counts an open event stream in `switchboard_event_streams` while it lives.
+struct OpenStream;
+
+impl OpenStream {
+    fn new() -> OpenStream {
+        metrics::event_streams(1.0);
+        OpenStream
+    }
+}
+
+impl Drop for OpenStream {
+    fn drop(&mut self) {
+        metrics::event_streams(-1.0);
+    }
+}
+
+/// One event of a call's history, as `emit` (lua/lib/common.lua) stores it.
+#[derive(Debug, Serialize, serde::Deserialize, ToSchema)]
+pub struct CallEvent {
+    /// The event's id in the stream.
+    pub id: String,
+    /// agent_state, call_routed, call_waiting, call_connected, call_ended or fallback.
+    pub event: String,
+    /// What happened: call_sid, queue, agent, from, at (ms), and the kind's own fields.
+    #[schema(value_type = Object)]
+    pub data: serde_json::Value,
+}
+
+/// A call's history.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CallHistory {
+    pub call_sid: String,
+    /// Oldest first.
+    pub events: Vec<CallEvent>,
+}
+
+/// One call's events, oldest first (kept as long as the call's record, at
+/// least an hour after it ended).
+#[utoipa::path(get, path = "/v1/calls/{call_sid}", operation_id = "get_call", tag = "events",
+    params(("call_sid" = String, Path, description = "the call's CallSid", pattern = r"^CA[0-9a-fA-F]{32}$")),
+    responses(
+        (status = 200, description = "the call's events", body = CallHistory),
+        (status = 401, description = "no or a wrong bearer token", body = ErrorBody),
+        (status = 404, description = "no events of that call (unknown, or long over)", body = ErrorBody),
+        (status = 422, description = "the CallSid breaks its pattern", body = ErrorBody),
+        (status = 503, description = "no admin token configured, or Redis unavailable", body = ErrorBody),
+    ))]
+pub async fn call(
+    State(state): State<AppState>,
+    Path(call_sid): Path<String>,
+) -> Result<Json<CallHistory>, ApiError> {
+    if !crate::twilio::params::is_sid(&call_sid, "CA") {
+        return Err(ApiError::Invalid(format!(
+            "{call_sid:?} is not a CallSid (CA and 32 hex digits)"
+        )));
+    }
+    let stored = state.engine.store().call_events(&call_sid).await?;
+    if stored.is_empty() {
+        return Err(ApiError::NotFound(format!("no events of call {call_sid}")));
+    }
+    let mut events = Vec::with_capacity(stored.len());
+    for json in stored {
+        match serde_json::from_str::<CallEvent>(&json) {
+            Ok(event) => events.push(event),
+            Err(e) => tracing::error!(call_sid, error = %e, "an unreadable call event: left out"),
+        }
+    }
+    Ok(Json(CallHistory { call_sid, events }))
+}

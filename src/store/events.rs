@@ -1,0 +1,136 @@
+//! Reading the events the scripts append (`emit` in lua/lib/common.lua): the
+//! namespace's stream `events`, and a call's own list `call_events:<sid>`.
+//! Reads only; no event is written from Rust.
+
+use redis::Value;
+
+use super::{Store, StoreError};
+
+/// One event: its stream id (`<ms>-<seq>`), kind and JSON data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredEvent {
+    pub id: String,
+    pub kind: String,
+    pub data: String,
+    /// The agent the event is about, from its data, if any.
+    pub agent: Option<String>,
+}
+
+impl StoredEvent {
+    fn new(id: String, kind: String, data: String) -> StoredEvent {
+        let agent = serde_json::from_str::<serde_json::Value>(&data)
+            .ok()
+            .and_then(|v| v.get("agent").and_then(|a| a.as_str()).map(str::to_owned));
+        StoredEvent {
+            id,
+            kind,
+            data,
+            agent,
+        }
+    }
+}
+
+/// A stream id, `<ms>-<seq>`, as two numbers (ordered as Redis orders them).
+pub fn parse_id(id: &str) -> Option<(u64, u64)> {
+    let (ms, seq) = id.split_once('-')?;
+    Some((ms.parse().ok()?, seq.parse().ok()?))
+}
+
+/// Entries of an XRANGE / XREAD reply: `[[id, [field, value, ...]], ...]`.
+fn entries(value: Value) -> Result<Vec<StoredEvent>, StoreError> {
+    let bad = |what: &str| StoreError::reply("read_events", what.to_owned());
+    let Value::Array(items) = value else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::with_capacity(items.len());
+    for item in items {
+        let (id, fields): (String, Vec<String>) =
+            redis::from_redis_value(item).map_err(|e| bad(&e.to_string()))?;
+        let field = |name: &str| {
+            fields
+                .chunks_exact(2)
+                .find(|kv| kv[0] == name)
+                .map(|kv| kv[1].clone())
+        };
+        let (Some(kind), Some(data)) = (field("event"), field("data")) else {
+            return Err(bad("an event without its kind or data"));
+        };
+        out.push(StoredEvent::new(id, kind, data));
+    }
+    Ok(out)
+}
+
+impl Store {
+    /// The id of the newest event, `0-0` when there is none.
+    pub async fn last_event_id(&self) -> Result<String, StoreError> {
+        let mut pipe = redis::pipe();
+        pipe.cmd("XREVRANGE")
+            .arg(self.keys().events())
+            .arg("+")
+            .arg("-")
+            .arg("COUNT")
+            .arg(1);
+        let (newest,): (Value,) = self.query("read_events", pipe).await?;
+        Ok(entries(newest)?
+            .pop()
+            .map_or_else(|| "0-0".to_owned(), |e| e.id))
+    }
+
+    /// Up to `count` events after `after` (exclusive), oldest first.
+    pub async fn events_after(
+        &self,
+        after: &str,
+        count: usize,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let mut pipe = redis::pipe();
+        pipe.cmd("XRANGE")
+            .arg(self.keys().events())
+            .arg(format!("({after}"))
+            .arg("+")
+            .arg("COUNT")
+            .arg(count);
+        let (found,): (Value,) = self.query("read_events", pipe).await?;
+        entries(found)
+    }
+
+    /// Call `call_sid`'s events, oldest first (each `{id, event, data}` as
+    /// JSON); empty once its record is gone.
+    pub async fn call_events(&self, call_sid: &str) -> Result<Vec<String>, StoreError> {
+        let mut pipe = redis::pipe();
+        pipe.cmd("LRANGE")
+            .arg(self.keys().call_events(call_sid))
+            .arg(0)
+            .arg(-1);
+        let (events,): (Vec<String>,) = self.query("read_events", pipe).await?;
+        Ok(events)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stream_ids_order_as_numbers() {
+        assert!(parse_id("1700000000000-2") < parse_id("1700000000000-10"));
+        assert!(parse_id("999-0") < parse_id("1000-0"));
+        assert_eq!(parse_id("12"), None);
+        assert_eq!(parse_id("a-1"), None);
+    }
+
+    #[test]
+    fn an_events_agent_is_read_from_its_data() {
+        let e = StoredEvent::new(
+            "1-0".into(),
+            "agent_state".into(),
+            r#"{"agent":"ana"}"#.into(),
+        );
+        assert_eq!(e.agent.as_deref(), Some("ana"));
+        let e = StoredEvent::new(
+            "1-0".into(),
+            "call_waiting".into(),
+            r#"{"queue":"q"}"#.into(),
+        );
+        assert_eq!(e.agent, None);
+    }
+}

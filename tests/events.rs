@@ -1,0 +1,203 @@
+//! Events: the scripts append every change to the namespace's stream;
+//! `GET /v1/events` serves them live as Server-Sent Events (all for the admin,
+//! its own for an agent), resumes after `Last-Event-ID`, and
+//! `GET /v1/calls/{CallSid}` gives one call's events, oldest first.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use reqwest::Method;
+
+const WAIT: Duration = Duration::from_secs(5);
+
+/// Small timings: no wrap-up.
+const QUICK: &str = r#"
+[defaults]
+default_queue = "support"
+wrap_up_secs = 0
+
+[[queues]]
+name = "support"
+numbers = ["+15005550007"]
+fallback = ["voicemail"]
+"#;
+
+#[tokio::test]
+async fn a_calls_life_streams_live_to_the_admin_in_order() {
+    let app = spawn_app(QUICK).await;
+    let mut events = SseClient::open(&app, ADMIN_TOKEN, None).await;
+    app.add_available("ana", &["support"]).await;
+    let seen = events
+        .until("agent_state", WAIT, |e| {
+            e.data["agent"] == "ana" && e.data["state"] == "available"
+        })
+        .await;
+    assert_eq!(seen[0].event, "agent_state", "{seen:#?}");
+    assert_eq!(seen[0].data["state"], "offline", "created offline first");
+
+    let sid = call_sid(1);
+    let dial = app.call_from(&sid, "+15005550123", SUPPORT).await;
+    let routed = events.until("call_routed", WAIT, |_| true).await;
+    let routed = routed.last().unwrap();
+    assert_eq!(routed.data["call_sid"], sid);
+    assert_eq!(routed.data["agent"], "ana");
+    assert_eq!(routed.data["queue"], "support");
+    assert_eq!(routed.data["from"], "+15005550123");
+    assert!(routed.data["at"].is_number());
+    app.agent_leg(&sid, &dial, "in-progress").await;
+    events
+        .until("call_connected", WAIT, |e| e.data["call_sid"] == sid)
+        .await;
+    app.agent_leg(&sid, &dial, "completed").await;
+    app.dial_action(&sid, &dial, "completed").await;
+    let tail = events
+        .until("call_ended", WAIT, |e| e.data["call_sid"] == sid)
+        .await;
+    // Ids only grow.
+    let ids: Vec<(u64, u64)> = tail
+        .iter()
+        .map(|e| {
+            let (ms, seq) = e.id.split_once('-').unwrap();
+            (ms.parse().unwrap(), seq.parse().unwrap())
+        })
+        .collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+
+    // No agent: the fallback is an event too.
+    app.set_state("ana", "away").await;
+    app.call(&call_sid(2), SUPPORT).await;
+    let fallback = events.until("fallback", WAIT, |_| true).await;
+    assert_eq!(fallback.last().unwrap().data["step"], "voicemail");
+}
+
+#[tokio::test]
+async fn a_client_resumes_after_its_last_event_id() {
+    let app = spawn_app(QUICK).await;
+    app.add_agent("ana", &["support"]).await;
+    let mut first = SseClient::open(&app, ADMIN_TOKEN, None).await;
+    app.set_state("ana", "available").await;
+    let seen = first
+        .until("agent_state", WAIT, |e| e.data["state"] == "available")
+        .await;
+    let resume_from = seen.last().unwrap().id.clone();
+    drop(first);
+    // While the client is away: away, then available again.
+    app.set_state("ana", "away").await;
+    app.set_state("ana", "available").await;
+    let mut again = SseClient::open(&app, ADMIN_TOKEN, Some(&resume_from)).await;
+    let missed = again.next(WAIT).await.expect("the first missed event");
+    assert_eq!(missed.data["state"], "away", "{missed:?}");
+    let next = again.next(WAIT).await.expect("the second missed event");
+    assert_eq!(next.data["state"], "available", "{next:?}");
+    // Then live, with nothing repeated.
+    app.set_state("ana", "offline").await;
+    let live = again.next(WAIT).await.expect("a live event");
+    assert_eq!(live.data["state"], "offline", "{live:?}");
+    assert_eq!(
+        again.next(Duration::from_millis(300)).await.map(|e| e.id),
+        None
+    );
+}
+
+#[tokio::test]
+async fn an_agent_streams_its_own_events_only() {
+    let app = spawn_app(QUICK).await;
+    app.add_agent("ana", &["support"]).await;
+    app.add_agent("bob", &["support"]).await;
+    let token = app.issue_token("ana").await;
+    let mut mine = SseClient::open(&app, &token, None).await;
+    app.set_state("bob", "available").await;
+    app.set_state("ana", "available").await;
+    let sid = call_sid(1);
+    let dial = app.call(&sid, SUPPORT).await;
+    assert_eq!(dialed(&dial).as_deref(), Some("bob"), "free the longest");
+    let sid2 = call_sid(2);
+    app.call(&sid2, SUPPORT).await;
+    let seen = mine
+        .until("call_routed", WAIT, |e| e.data["call_sid"] == sid2)
+        .await;
+    assert!(
+        seen.iter().all(|e| e.data["agent"] == "ana"),
+        "another agent's event reached ana: {seen:#?}"
+    );
+    // Refused: a token in the URL, a bad Last-Event-ID, no token.
+    let in_url = app
+        .http
+        .get(format!("{}/v1/events?token={token}", app.base()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(in_url.status(), 401);
+    let bad_id = app
+        .http
+        .get(format!("{}/v1/events", app.base()))
+        .bearer_auth(&token)
+        .header("last-event-id", "yesterday")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad_id.status(), 422);
+    let none = app
+        .http
+        .get(format!("{}/v1/events", app.base()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(none.status(), 401);
+}
+
+#[tokio::test]
+async fn a_calls_history_lists_its_events_oldest_first() {
+    let app = spawn_app(QUICK).await;
+    app.add_available("ana", &["support"]).await;
+    app.add_available("bob", &["support"]).await;
+    let sid = call_sid(7);
+    let first = app.call(&sid, SUPPORT).await;
+    let second = app.dial_action(&sid, &first, "no-answer").await;
+    app.agent_leg(&sid, &second, "in-progress").await;
+    app.call_status(&sid, "completed").await;
+
+    let history = app.admin(Method::GET, &format!("/calls/{sid}"), None).await;
+    assert_eq!(history.status, 200, "{history:?}");
+    let history = history.json();
+    assert_eq!(history["call_sid"], sid);
+    let kinds: Vec<(String, String)> = history["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["event"] != "agent_state")
+        .map(|e| {
+            (
+                e["event"].as_str().unwrap().to_owned(),
+                e["data"]["agent"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("call_routed".to_owned(), "ana".to_owned()),
+            ("call_routed".to_owned(), "bob".to_owned()),
+            ("call_connected".to_owned(), "bob".to_owned()),
+            ("call_ended".to_owned(), "bob".to_owned()),
+        ],
+        "{history:#}"
+    );
+    assert_eq!(
+        app.admin(Method::GET, &format!("/calls/{}", call_sid(99)), None)
+            .await
+            .status,
+        404
+    );
+    assert_eq!(
+        app.admin(Method::GET, "/calls/CA123", None).await.status,
+        422
+    );
+    let token = app.issue_token("ana").await;
+    let agent = app
+        .with_token(&token, Method::GET, &format!("/calls/{sid}"), None)
+        .await;
+    assert_eq!(agent.status, 401, "history is for admins");
+}
