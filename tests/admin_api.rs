@@ -283,7 +283,8 @@ async fn queues_list_counts_by_state_in_offer_order() {
             "agents": {"offline": 1, "available": 2, "reserved": 0, "on_call": 0, "wrap_up": 0, "away": 0},
             "available": ["x", "y"],
             "waiting": [],
-            "longest_wait_secs": 0
+            "longest_wait_secs": 0,
+            "service_level": null
         })
     );
     let all = app.admin(Method::GET, "/queues", None).await.json();

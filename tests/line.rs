@@ -103,6 +103,18 @@ async fn the_longest_waiting_caller_gets_the_agent_freed_by_a_webhook_and_nobody
         "{}",
         round4.body
     );
+
+    // The second caller's wait, answered at once, is within the service level.
+    answered_then_ended(&app, &second, &connect).await;
+    let doc = app
+        .admin(reqwest::Method::GET, "/queues/desk", None)
+        .await
+        .json();
+    assert_eq!(
+        doc["service_level"],
+        serde_json::json!({"target_secs": 20, "answered": 1, "within": 1}),
+        "{doc}"
+    );
 }
 
 #[tokio::test]

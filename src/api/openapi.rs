@@ -66,6 +66,7 @@ use crate::config::RoutingTable;
         queues::QueueDoc,
         queues::QueueList,
         queues::WaitingDoc,
+        queues::ServiceLevelDoc,
         queues::VoicemailList,
         AgentState,
         SettableState,

@@ -26,6 +26,21 @@ pub struct QueueDoc {
     waiting: Vec<WaitingDoc>,
     /// How long the head of the line has waited; 0 with nobody waiting.
     longest_wait_secs: u64,
+    /// How many of the last (up to 20) answered waits were answered within the
+    /// queue's `service_level_secs`; null for a queue that does not hold
+    /// callers.
+    service_level: Option<ServiceLevelDoc>,
+}
+
+/// Recent answered waits against the queue's service level.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ServiceLevelDoc {
+    /// The queue's `service_level_secs`.
+    target_secs: u32,
+    /// Answered waits looked at (the last 20 at most).
+    answered: u32,
+    /// Of those, answered within `target_secs`.
+    within: u32,
 }
 
 /// A caller waiting in line.
@@ -63,6 +78,20 @@ async fn queue_doc(state: &AppState, name: &str) -> Result<QueueDoc, ApiError> {
     let longest_wait_secs = line.first().map_or(0, |head| {
         u64::try_from((now - head.since_ms) / 1000).unwrap_or(0)
     });
+    let hold = state.engine.table().queue(name).and_then(|q| q.hold.clone());
+    let service_level = match hold {
+        Some(hold) => {
+            let waits = store.recent_waits(name).await?;
+            let target_ms = u64::from(hold.service_level_secs) * 1000;
+            Some(ServiceLevelDoc {
+                target_secs: hold.service_level_secs,
+                answered: u32::try_from(waits.len()).unwrap_or(u32::MAX),
+                within: u32::try_from(waits.iter().filter(|w| **w <= target_ms).count())
+                    .unwrap_or(u32::MAX),
+            })
+        }
+        None => None,
+    };
     Ok(QueueDoc {
         name: name.to_owned(),
         agents,
@@ -77,6 +106,7 @@ async fn queue_doc(state: &AppState, name: &str) -> Result<QueueDoc, ApiError> {
             })
             .collect(),
         longest_wait_secs,
+        service_level,
     })
 }
 

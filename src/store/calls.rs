@@ -314,6 +314,14 @@ impl Store {
         Ok((now, waiters))
     }
 
+    /// The last (up to 20) answered waits of `queue`, in ms, newest first.
+    pub async fn recent_waits(&self, queue: &str) -> Result<Vec<u64>, StoreError> {
+        let mut pipe = redis::pipe();
+        pipe.lrange(self.keys().waits(queue), 0, -1);
+        let (waits,): (Vec<u64>,) = self.query("recent_waits", pipe).await?;
+        Ok(waits)
+    }
+
     /// How many callers wait in each of `queues`, and for how long the head of
     /// each line has waited (ms; 0 with nobody waiting).
     pub async fn waiting_counts(&self, queues: &[&str]) -> Result<Vec<(u64, u64)>, StoreError> {

@@ -101,6 +101,11 @@ impl Keys {
         format!("{}token:{token_id}", self.prefix)
     }
 
+    /// List: a queue's last (up to 20) answered waits in ms, newest first.
+    pub fn waits(&self, queue: &str) -> String {
+        format!("{}waits:{queue}", self.prefix)
+    }
+
     /// Stream: the namespace's events, capped (lua/lib/common.lua `emit`).
     pub fn events(&self) -> String {
         format!("{}events", self.prefix)
@@ -141,6 +146,7 @@ mod tests {
             k.token("ab"),
             k.presence(),
             k.events(),
+            k.waits("q"),
             k.call_events("CA1"),
         ] {
             assert!(key.starts_with("sb:{acme}:"), "{key}");
