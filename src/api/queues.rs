@@ -78,7 +78,11 @@ async fn queue_doc(state: &AppState, name: &str) -> Result<QueueDoc, ApiError> {
     let longest_wait_secs = line.first().map_or(0, |head| {
         u64::try_from((now - head.since_ms) / 1000).unwrap_or(0)
     });
-    let hold = state.engine.table().queue(name).and_then(|q| q.hold.clone());
+    let hold = state
+        .engine
+        .table()
+        .queue(name)
+        .and_then(|q| q.hold.clone());
     let service_level = match hold {
         Some(hold) => {
             let waits = store.recent_waits(name).await?;

@@ -1,7 +1,9 @@
-//! The HTTP surface: one `Router` holding the Twilio webhooks, the admin API, and
-//! the operations endpoints, with the layers every request passes through. This
+//! The HTTP surface: one `Router` holding the Twilio webhooks, the admin API, the
+//! operations endpoints and the console's files, with the layers every request
+//! passes through. This
 //! is the only place where errors become status codes or fallback TwiML.
 
+mod console;
 pub mod listener;
 pub mod webhooks;
 
@@ -57,6 +59,7 @@ pub fn router(state: AppState) -> Router {
         .merge(guard_webhooks(twilio, &state).layer(RequestBodyLimitLayer::new(BODY_LIMIT)))
         .merge(admin)
         .merge(ops)
+        .merge(console::routes())
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
             // The path only: no query (callback tokens) and no headers (signatures).

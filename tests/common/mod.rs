@@ -2,6 +2,7 @@
 //! servers on port 0 against it, and helpers that sign requests like Twilio.
 #![allow(dead_code)] // each test binary uses its own subset
 
+pub mod browser;
 pub mod cluster;
 pub mod process;
 pub mod sentinel;

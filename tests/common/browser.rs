@@ -1,0 +1,123 @@
+//! A real browser for the console tests: Debian's `chromium`, driven through
+//! `chromedriver` (WebDriver) by fantoccini. chromedriver is started by the
+//! test on a free port and stopped by its PID; a missing binary fails the test
+//! with the install command.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+
+const INSTALL: &str = "sudo apt-get install chromium chromium-driver";
+
+pub struct Chromedriver {
+    child: Child,
+    url: String,
+}
+
+impl Chromedriver {
+    pub fn start() -> Chromedriver {
+        let port = switchboard::redis_server::free_port().expect("free port");
+        let child = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("chromedriver is needed ({e}): {INSTALL}"));
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "chromedriver did not listen"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Chromedriver {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        }
+    }
+
+    /// A headless chromium window of `width` × `height` CSS pixels.
+    pub async fn browser(&self, width: u32, height: u32) -> Client {
+        let binary = ["chromium", "chromium-browser", "google-chrome"]
+            .iter()
+            .find_map(|name| which(name))
+            .unwrap_or_else(|| panic!("chromium is needed: {INSTALL}"));
+        let capabilities = serde_json::json!({
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": binary,
+                "args": [
+                    "--headless=new",
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--disable-dev-shm-usage",
+                    "--hide-scrollbars",
+                    format!("--window-size={width},{height}"),
+                ],
+            },
+        });
+        let serde_json::Value::Object(capabilities) = capabilities else {
+            unreachable!("an object")
+        };
+        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        ClientBuilder::new(connector)
+            .capabilities(capabilities)
+            .connect(&self.url)
+            .await
+            .unwrap_or_else(|e| panic!("no browser session ({e}): {INSTALL}"))
+    }
+}
+
+impl Drop for Chromedriver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn which(name: &str) -> Option<String> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(name))
+            .find(|path| path.is_file())
+            .map(|path| path.to_string_lossy().into_owned())
+    })
+}
+
+/// Waits up to `within` for the element at `css` to read `text` (trimmed).
+pub async fn wait_for_text(browser: &Client, css: &str, text: &str, within: Duration) {
+    let started = Instant::now();
+    let mut last = String::new();
+    while started.elapsed() < within {
+        if let Ok(element) = browser.find(Locator::Css(css)).await
+            && let Ok(found) = element.text().await
+        {
+            if found.trim() == text {
+                return;
+            }
+            last = found;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{css} reads {last:?}, not {text:?}, after {within:?}");
+}
+
+/// Waits up to `within` for an element at `css` to exist (and be shown).
+pub async fn wait_for(
+    browser: &Client,
+    css: &str,
+    within: Duration,
+) -> fantoccini::elements::Element {
+    let started = Instant::now();
+    while started.elapsed() < within {
+        if let Ok(element) = browser.find(Locator::Css(css)).await
+            && element.is_displayed().await.unwrap_or(false)
+        {
+            return element;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("no {css} shown after {within:?}");
+}

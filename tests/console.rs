@@ -1,0 +1,199 @@
+//! The console in a real browser (Debian's chromium through chromedriver): an
+//! agent signs in with its token and goes available; a caller waiting in line
+//! reaches it and the agent's page shows the caller; the supervisor's page
+//! shows that caller waiting, then ringing, then talking; both pages say when
+//! the connection is lost and when it is back. Screenshots of both views at a
+//! phone and a desktop width go to target/console-screenshots/ (README's are
+//! copies).
+
+mod common;
+
+use std::time::Duration;
+
+use common::browser::{Chromedriver, wait_for, wait_for_text};
+use common::*;
+use fantoccini::{Client, Locator};
+use reqwest::Method;
+use serde_json::json;
+
+const DESK: &str = r#"
+[defaults]
+default_queue = "desk"
+wrap_up_secs = 0
+
+[[queues]]
+name = "desk"
+numbers = ["+15005550007"]
+fallback = ["voicemail"]
+[queues.hold]
+loop_secs = 20
+join_when_no_agents = true
+
+[[queues]]
+name = "sales"
+numbers = ["+15005550006"]
+fallback = ["voicemail"]
+"#;
+
+const WAIT: Duration = Duration::from_secs(10);
+const CALLER: &str = "+15005550123";
+
+async fn sign_in(browser: &Client, base: &str, token: &str) {
+    browser.goto(&format!("{base}/console/")).await.unwrap();
+    let field = wait_for(browser, "#token", WAIT).await;
+    field.send_keys(token).await.unwrap();
+    // The keyboard alone: Enter submits the form.
+    field.send_keys("\u{E007}").await.unwrap();
+}
+
+async fn screenshot(browser: &Client, name: &str, width: u32, height: u32) {
+    browser.set_window_size(width, height).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let png = browser.screenshot().await.unwrap();
+    assert!(png.starts_with(b"\x89PNG"), "a PNG");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/console-screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_and_a_supervisor_follow_a_call_in_a_browser() {
+    let port = switchboard::redis_server::free_port().unwrap();
+    let listen = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let mut app = spawn_app_with(DESK, true, |s| s.listen = listen).await;
+    let put = app
+        .admin(
+            Method::PUT,
+            "/agents/ana",
+            Some(json!({"name": "Ana Lima", "contact": "client:ana", "queues": ["desk", "sales"], "heartbeat_secs": 30})),
+        )
+        .await;
+    assert_eq!(put.status, 201);
+    for id in ["bo", "cy"] {
+        app.add_agent(id, &["sales"]).await;
+    }
+    app.set_state("bo", "away").await;
+    let token = app.issue_token("ana").await;
+
+    let driver = Chromedriver::start();
+    let agent = driver.browser(390, 844).await;
+    let supervisor = driver.browser(1280, 800).await;
+
+    // A wrong token is refused, and said so.
+    sign_in(&agent, app.base(), "sbat_0000000000000000_nope").await;
+    wait_for_text(&agent, "#sign-in-error", "That token was refused.", WAIT).await;
+    agent.refresh().await.unwrap();
+    sign_in(&agent, app.base(), &token).await;
+    wait_for_text(&agent, "#agent-state", "offline", WAIT).await;
+    wait_for_text(&agent, "#agent-name", "Ana Lima (ana)", WAIT).await;
+    sign_in(&supervisor, app.base(), ADMIN_TOKEN).await;
+    wait_for(&supervisor, "#queues tr[data-queue=desk]", WAIT).await;
+    wait_for_text(&supervisor, "#connection", "Live", WAIT).await;
+
+    // A caller calls while nobody is available: it waits in line.
+    let sid = call_sid(1);
+    let round = app.call_from(&sid, CALLER, SUPPORT).await;
+    assert!(round.body.contains("<Redirect"), "{}", round.body);
+    let row = format!("#calls tr[data-call-sid={sid}]");
+    wait_for_text(&supervisor, &format!("{row} td.from"), CALLER, WAIT).await;
+    wait_for(&supervisor, &format!("{row}[data-status=waiting]"), WAIT).await;
+    wait_for_text(
+        &supervisor,
+        "#queues tr[data-queue=desk] td.waiting",
+        "1",
+        WAIT,
+    )
+    .await;
+    screenshot(&supervisor, "supervisor-desktop", 1280, 800).await;
+
+    // The agent goes available (keyboard: focus the button, press Enter):
+    // the waiting caller is offered to it at once, and its page shows who.
+    let available = agent.find(Locator::Id("go-available")).await.unwrap();
+    available.send_keys("\u{E007}").await.unwrap();
+    wait_for_text(&agent, "#agent-state", "ringing", WAIT).await;
+    wait_for_text(&agent, "#call-from", CALLER, WAIT).await;
+    wait_for_text(&agent, "#call-queue", "desk", WAIT).await;
+    wait_for(&supervisor, &format!("{row}[data-status=ringing]"), WAIT).await;
+    wait_for_text(&supervisor, &format!("{row} td.agent"), "ana", WAIT).await;
+
+    // The caller's next wait fetch dials ana; ana answers.
+    let url = round
+        .element_text("Redirect")
+        .unwrap()
+        .replace("&amp;", "&");
+    let dial = post_signed(
+        &app.http,
+        &url,
+        &[("CallSid", sid.as_str()), ("CallStatus", "in-progress")],
+    )
+    .await;
+    assert_eq!(dialed(&dial).as_deref(), Some("ana"), "{}", dial.body);
+    app.agent_leg(&sid, &dial, "in-progress").await;
+    wait_for_text(&agent, "#agent-state", "on a call", WAIT).await;
+    wait_for_text(&agent, "#call-since-label", "Talking for", WAIT).await;
+    wait_for(&supervisor, &format!("{row}[data-status=talking]"), WAIT).await;
+    wait_for_text(
+        &supervisor,
+        "#agents tr[data-agent=ana] .state",
+        "on a call",
+        WAIT,
+    )
+    .await;
+    screenshot(&agent, "agent-phone", 390, 844).await;
+    screenshot(&agent, "agent-desktop", 1280, 800).await;
+    screenshot(&supervisor, "supervisor-phone", 390, 844).await;
+    // Holding a call, the agent's buttons are off.
+    let away = agent.find(Locator::Id("go-away")).await.unwrap();
+    assert_eq!(
+        away.attr("disabled").await.unwrap().as_deref(),
+        Some("true")
+    );
+
+    // The server goes away: both pages say so; it comes back on the same
+    // address: both say so, and show the present again.
+    let redis_url = app.redis.url();
+    app.server.shutdown().await;
+    wait_for_text(
+        &agent,
+        "#connection",
+        "Connection lost — reconnecting…",
+        WAIT,
+    )
+    .await;
+    wait_for_text(
+        &supervisor,
+        "#connection",
+        "Connection lost — reconnecting…",
+        WAIT,
+    )
+    .await;
+    let mut again = settings(&redis_url, DESK);
+    again.listen = listen;
+    app.server = TestServer::start(again).await;
+    app.call_status(&sid, "completed").await;
+    for page in [&agent, &supervisor] {
+        let started = std::time::Instant::now();
+        loop {
+            let text = page
+                .find(Locator::Id("connection"))
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            if text == "Connected again" || text == "Live" {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "still {text:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    wait_for_text(&agent, "#agent-state", "available", WAIT).await;
+    wait_for(&supervisor, &format!("{row}[data-status=ended]"), WAIT).await;
+
+    agent.close().await.unwrap();
+    supervisor.close().await.unwrap();
+}
