@@ -1,17 +1,23 @@
 //! The live feed of one process, for `GET /v1/events`: one reader follows the
 //! namespace's event stream (a non-blocking XRANGE every 20 ms on the shared
 //! connection, so it works alike on one Redis, through Sentinels and on a
-//! Cluster, and holds no connection of its own) and hands each event to every
-//! open event stream of this process through a bounded broadcast channel. It
-//! starts with the first subscriber and then runs for the life of the process.
-//! A subscriber that falls more than `BUFFERED` events behind is dropped (its
-//! client resumes with `Last-Event-ID`), so a slow client costs no memory.
+//! Cluster, and holds no connection of its own) and hands each event to the
+//! open event streams of this process that may see it: every admin stream,
+//! and the streams of the agent the event is about. An agent's console is
+//! woken only by its own events, so a thousand open consoles cost nothing per
+//! event they do not show. Each stream has a bounded queue (`BUFFERED`): one
+//! that falls that far behind is closed (its client resumes with
+//! `Last-Event-ID`), so a slow client holds no more memory than that. The
+//! reader starts with the first subscriber and runs for the life of the
+//! process.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use tokio::sync::{OnceCell, broadcast};
+use tokio::sync::{OnceCell, mpsc};
 
+use crate::metrics;
 use crate::store::events::StoredEvent;
 use crate::store::{Store, StoreError};
 
@@ -20,8 +26,8 @@ use crate::store::{Store, StoreError};
 const POLL: Duration = Duration::from_millis(20);
 /// Events read at most per look; a full page is followed by another at once.
 const PAGE: usize = 500;
-/// Events a subscriber may be behind before it is dropped.
-pub const BUFFERED: usize = 4096;
+/// Events a stream may have waiting before it is closed.
+pub const BUFFERED: usize = 512;
 
 #[derive(Clone)]
 pub struct EventHub {
@@ -30,8 +36,77 @@ pub struct EventHub {
 
 struct Inner {
     store: Store,
-    sender: broadcast::Sender<Arc<StoredEvent>>,
+    subscribers: Mutex<Subscribers>,
     started: OnceCell<()>,
+}
+
+/// Open streams by what they see: `None` every event (admins), `Some(id)`
+/// agent `id`'s.
+#[derive(Default)]
+struct Subscribers {
+    next: u64,
+    by_viewer: HashMap<Option<String>, HashMap<u64, mpsc::Sender<Arc<StoredEvent>>>>,
+}
+
+/// One open stream's feed; leaves the hub when dropped.
+pub struct Subscription {
+    pub events: mpsc::Receiver<Arc<StoredEvent>>,
+    inner: Arc<Inner>,
+    viewer: Option<String>,
+    id: u64,
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.inner.lock().remove(&self.viewer, self.id);
+    }
+}
+
+impl Subscribers {
+    fn remove(&mut self, viewer: &Option<String>, id: u64) {
+        if let Some(streams) = self.by_viewer.get_mut(viewer) {
+            streams.remove(&id);
+            if streams.is_empty() {
+                self.by_viewer.remove(viewer);
+            }
+        }
+    }
+
+    /// Hands `event` to every stream that may see it; closes those whose
+    /// queue is full.
+    fn dispatch(&mut self, event: &Arc<StoredEvent>) {
+        let mut closed = Vec::new();
+        let viewers = [None, event.agent.clone()];
+        let viewers = if event.agent.is_some() {
+            &viewers[..]
+        } else {
+            &viewers[..1]
+        };
+        for viewer in viewers {
+            let Some(streams) = self.by_viewer.get(viewer) else {
+                continue;
+            };
+            for (id, sender) in streams {
+                if let Err(e) = sender.try_send(event.clone()) {
+                    if matches!(e, mpsc::error::TrySendError::Full(_)) {
+                        metrics::event_stream_dropped("lagged");
+                    }
+                    closed.push((viewer.clone(), *id));
+                }
+            }
+        }
+        for (viewer, id) in closed {
+            self.remove(&viewer, id);
+        }
+    }
+}
+
+impl Inner {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Subscribers> {
+        self.subscribers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 impl EventHub {
@@ -39,17 +114,35 @@ impl EventHub {
         EventHub {
             inner: Arc::new(Inner {
                 store,
-                sender: broadcast::channel(BUFFERED).0,
+                subscribers: Mutex::new(Subscribers::default()),
                 started: OnceCell::new(),
             }),
         }
     }
 
-    /// Every event appended from now on. The reader's first position is read
-    /// before any subscriber goes on, so a subscriber that then reads the
-    /// stream up to its end and follows this feed misses nothing between.
-    pub async fn subscribe(&self) -> Result<broadcast::Receiver<Arc<StoredEvent>>, StoreError> {
-        let receiver = self.inner.sender.subscribe();
+    /// Every event appended from now on that `agent` may see (`None`: all).
+    /// The reader's first position is read before any subscriber goes on, so
+    /// a subscriber that then reads the stream up to its end and follows this
+    /// feed misses nothing between.
+    pub async fn subscribe(&self, agent: Option<String>) -> Result<Subscription, StoreError> {
+        let (sender, events) = mpsc::channel(BUFFERED);
+        let id = {
+            let mut subscribers = self.inner.lock();
+            subscribers.next += 1;
+            let id = subscribers.next;
+            subscribers
+                .by_viewer
+                .entry(agent.clone())
+                .or_default()
+                .insert(id, sender);
+            id
+        };
+        let subscription = Subscription {
+            events,
+            inner: self.inner.clone(),
+            viewer: agent,
+            id,
+        };
         self.inner
             .started
             .get_or_try_init(|| async {
@@ -58,7 +151,7 @@ impl EventHub {
                 Ok::<(), StoreError>(())
             })
             .await?;
-        Ok(receiver)
+        Ok(subscription)
     }
 }
 
@@ -73,12 +166,16 @@ async fn read(inner: Arc<Inner>, mut last: String) {
                     failing = false;
                 }
                 let full = events.len() >= PAGE;
-                for event in events {
-                    last.clone_from(&event.id);
-                    // No subscriber right now is fine: they read the stream
-                    // themselves up to where they join.
-                    let _ = inner.sender.send(Arc::new(event));
+                if let Some(newest) = events.last() {
+                    last.clone_from(&newest.id);
                 }
+                // Streams opened later read the stream themselves up to where
+                // they join: an event nobody follows right now is not lost.
+                let mut subscribers = inner.lock();
+                for event in events {
+                    subscribers.dispatch(&Arc::new(event));
+                }
+                drop(subscribers);
                 if full {
                     continue;
                 }
@@ -91,5 +188,54 @@ async fn read(inner: Arc<Inner>, mut last: String) {
             }
         }
         tokio::time::sleep(POLL).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(id: &str, agent: Option<&str>) -> Arc<StoredEvent> {
+        let data = match agent {
+            Some(a) => format!(r#"{{"agent":"{a}"}}"#),
+            None => "{}".into(),
+        };
+        Arc::new(StoredEvent::new(id.into(), "agent_state".into(), data))
+    }
+
+    #[test]
+    fn events_go_to_admins_and_to_their_agent_only_and_a_full_queue_is_closed() {
+        let mut subscribers = Subscribers::default();
+        let mut add = |viewer: Option<&str>, capacity: usize| {
+            let (sender, receiver) = mpsc::channel(capacity);
+            subscribers.next += 1;
+            let id = subscribers.next;
+            subscribers
+                .by_viewer
+                .entry(viewer.map(str::to_owned))
+                .or_default()
+                .insert(id, sender);
+            receiver
+        };
+        let mut admin = add(None, 10);
+        let mut ana = add(Some("ana"), 10);
+        let mut bob = add(Some("bob"), 1);
+        subscribers.dispatch(&event("1-0", Some("ana")));
+        subscribers.dispatch(&event("2-0", None));
+        subscribers.dispatch(&event("3-0", Some("bob")));
+        subscribers.dispatch(&event("4-0", Some("bob")));
+        let ids = |r: &mut mpsc::Receiver<Arc<StoredEvent>>| {
+            let mut out = Vec::new();
+            while let Ok(e) = r.try_recv() {
+                out.push(e.id.clone());
+            }
+            out
+        };
+        assert_eq!(ids(&mut admin), ["1-0", "2-0", "3-0", "4-0"]);
+        assert_eq!(ids(&mut ana), ["1-0"]);
+        // bob's queue held one: the second closed it.
+        assert_eq!(ids(&mut bob), ["3-0"]);
+        assert!(bob.try_recv().is_err());
+        assert!(!subscribers.by_viewer.contains_key(&Some("bob".to_owned())));
     }
 }

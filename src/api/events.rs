@@ -5,7 +5,6 @@
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
-use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{FromRequestParts, Path, State};
@@ -14,12 +13,12 @@ use axum::http::request::Parts;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::Stream;
 use serde::Serialize;
-use tokio::sync::broadcast;
 use utoipa::ToSchema;
 
 use super::me::AgentCaller;
 use super::{ApiError, ErrorBody, has_admin_token};
 use crate::app::AppState;
+use crate::events::Subscription;
 use crate::metrics;
 use crate::store::Store;
 use crate::store::events::{StoredEvent, parse_id};
@@ -49,6 +48,14 @@ impl FromRequestParts<AppState> for Viewer {
 }
 
 impl Viewer {
+    /// The agent whose events this viewer may see; `None`: every event.
+    fn agent(&self) -> Option<String> {
+        match self {
+            Viewer::Admin => None,
+            Viewer::Agent(id) => Some(id.clone()),
+        }
+    }
+
     fn sees(&self, event: &StoredEvent) -> bool {
         match self {
             Viewer::Admin => true,
@@ -88,7 +95,7 @@ pub async fn stream(
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let resume = last_event_id(&headers)?;
     let store = state.engine.store().clone();
-    let live = state.events.subscribe().await?;
+    let live = state.events.subscribe(viewer.agent()).await?;
     // Without Last-Event-ID the stream starts now.
     let (cursor, catching_up) = match resume {
         Some(id) => (id, true),
@@ -116,11 +123,12 @@ pub async fn stream(
 
 /// One client's events: first those after its `Last-Event-ID` read from the
 /// stream in pages, then the live feed past the last one sent. Polled only
-/// as the client reads; the stream ends when the client fell too far behind.
+/// as the client reads; the stream ends when the client fell too far behind
+/// (the hub closed its queue).
 struct Feed {
     store: Store,
     viewer: Viewer,
-    live: broadcast::Receiver<Arc<StoredEvent>>,
+    live: Subscription,
     /// The id of the last event handled (sent or filtered out).
     cursor: String,
     catching_up: bool,
@@ -152,22 +160,19 @@ impl Feed {
                 self.pending.extend(page);
                 continue;
             }
-            match self.live.recv().await {
-                Ok(event) => {
+            match self.live.events.recv().await {
+                Some(event) => {
                     if parse_id(&event.id) > parse_id(&self.cursor) {
                         self.cursor.clone_from(&event.id);
                         self.pending.push_back(event.as_ref().clone());
                     }
                 }
-                Err(broadcast::error::RecvError::Lagged(missed)) => {
-                    metrics::event_stream_dropped("lagged");
+                None => {
                     tracing::info!(
-                        missed,
                         "an event stream fell behind: closed (its client resumes with Last-Event-ID)"
                     );
                     return None;
                 }
-                Err(broadcast::error::RecvError::Closed) => return None,
             }
         }
     }

@@ -17,7 +17,7 @@ pub struct StoredEvent {
 }
 
 impl StoredEvent {
-    fn new(id: String, kind: String, data: String) -> StoredEvent {
+    pub(crate) fn new(id: String, kind: String, data: String) -> StoredEvent {
         let agent = serde_json::from_str::<serde_json::Value>(&data)
             .ok()
             .and_then(|v| v.get("agent").and_then(|a| a.as_str()).map(str::to_owned));

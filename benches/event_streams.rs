@@ -1,0 +1,279 @@
+//! `cargo bench --bench event_streams`: the targets of README "Agents and
+//! supervisors", on this machine. A release `switchboard serve` process and a
+//! fresh `redis-server`; 1,000 agents, each with its own token. First a steady
+//! load (about 1,000 webhooks a second, played by `simulate`) with no event
+//! stream open; then 1,000 streams open (each agent's console: its own
+//! events), idle, then under the same load; `BENCH_ROUNDS` (default 3) times,
+//! alternating, so the machine's drift is not taken for the streams' cost. It
+//! prints the server's RSS with
+//! and without the streams, webhook p50/p99 in both runs, and how long events
+//! took from the script that made them (`at`, Redis's clock) to a client
+//! (this machine's clock, the same one).
+//!
+//! It asserts nothing about time: machines are shared and noisy, so read the
+//! ratios within one run. `BENCH_SECS` (default 10) sets each load phase,
+//! `BENCH_STREAMS` (default 1000) the streams.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use hdrhistogram::Histogram;
+use switchboard::redis_server::RedisServer;
+use switchboard::simulate::{self, SimulateArgs};
+
+#[path = "support/mod.rs"]
+#[allow(dead_code)] // the Cluster start and CPU reading are the scale bench's
+mod support;
+
+use support::{ADMIN, AUTH, Server, machine};
+
+#[tokio::main]
+async fn main() {
+    let secs: f64 = env_or("BENCH_SECS", 10.0);
+    let streams: usize = env_or("BENCH_STREAMS", 1000);
+    let rounds: usize = env_or("BENCH_ROUNDS", 3);
+    println!("{}", machine());
+    let redis = RedisServer::start().expect("redis-server (apt-get install redis-server)");
+    let routing = std::env::temp_dir().join(format!("sb-bench-events-{}.toml", std::process::id()));
+    std::fs::write(
+        &routing,
+        "[defaults]\nwrap_up_secs = 0\nno_answer_delay_secs = 0\nmax_missed_in_row = 1000\ndefault_queue = \"q0\"\n\n[[queues]]\nname = \"q0\"\nnumbers = [\"+15005550006\"]\n",
+    )
+    .expect("routing file");
+    let server = Server::start(&redis, &routing);
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(2 * streams)
+        .build()
+        .expect("http client");
+    let tokens = agents_with_tokens(&http, &server.base, streams).await;
+    println!("{streams} agents available, each with a token");
+
+    let rss_before = server.rss_mb();
+    println!("no streams: server RSS {rss_before:.1} MB");
+    let latencies = Arc::new(Mutex::new(
+        Histogram::<u64>::new_with_bounds(1, 60_000, 3).expect("histogram"),
+    ));
+    // Runs without and with the streams, alternating, so a drift of the
+    // machine over time does not pass for the streams' cost.
+    let mut p99 = [Vec::new(), Vec::new()];
+    for round in 0..rounds {
+        let without = steady(&server.base, secs).await;
+        report(&format!("round {}, no streams", round + 1), &without);
+        p99[0].push(without.latency_ms.p99);
+
+        let (streams, opened) = open_streams(&server.base, &tokens, &latencies).await;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let rss_open = server.rss_mb();
+        println!(
+            "{opened} streams open, idle: server RSS {rss_open:.1} MB ({:+.1} MB)",
+            rss_open - rss_before
+        );
+        let with = steady(&server.base, secs).await;
+        report(
+            &format!("round {}, {opened} streams open", round + 1),
+            &with,
+        );
+        p99[1].push(with.latency_ms.p99);
+        let rss_loaded = server.rss_mb();
+        println!(
+            "server RSS after the load with the streams: {rss_loaded:.1} MB ({:+.1} MB)",
+            rss_loaded - rss_before
+        );
+        streams.close();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (without, with) = (median(&mut p99[0]), median(&mut p99[1]));
+    println!(
+        "webhook p99, median of {rounds} rounds: {without:.2} ms without streams, {with:.2} ms with ({:+.0} %)",
+        (with / without.max(1e-9) - 1.0) * 100.0
+    );
+    let events = latencies.lock().expect("histogram").clone();
+    println!(
+        "events delivered: {}; from script to client p50 {} ms, p99 {} ms, max {} ms",
+        events.len(),
+        events.value_at_quantile(0.50),
+        events.value_at_quantile(0.99),
+        events.max()
+    );
+    drop(server);
+}
+
+fn report(name: &str, r: &simulate::Report) {
+    println!(
+        "{name}: steady {:.0} webhooks/s: p50 {:.2} ms, p99 {:.2} ms, {} errors",
+        r.webhooks as f64 / r.seconds.max(1e-9),
+        r.latency_ms.p50,
+        r.latency_ms.p99,
+        r.errors
+    );
+}
+
+/// The open streams: their own thread and runtime, so their reading does not
+/// queue behind (or ahead of) the load generator's requests in one runtime.
+struct Streams {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Streams {
+    fn close(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// One stream per token, each followed by its own task on a thread of their
+/// own; waits until all answered.
+async fn open_streams(
+    base: &str,
+    tokens: &[String],
+    latencies: &Arc<Mutex<Histogram<u64>>>,
+) -> (Streams, usize) {
+    let opened = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let (base, tokens_owned, latencies_owned, opened_owned) = (
+        base.to_owned(),
+        tokens.to_vec(),
+        latencies.clone(),
+        opened.clone(),
+    );
+    let thread = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async move {
+            let http = reqwest::Client::builder()
+                .pool_max_idle_per_host(2 * tokens_owned.len())
+                .build()
+                .expect("http client");
+            let mut clients = tokio::task::JoinSet::new();
+            for token in tokens_owned {
+                clients.spawn(follow(
+                    http.clone(),
+                    base.clone(),
+                    token,
+                    latencies_owned.clone(),
+                    opened_owned.clone(),
+                ));
+            }
+            let _ = stopped.await;
+            clients.shutdown().await;
+        });
+    });
+    let started = Instant::now();
+    while opened.load(std::sync::atomic::Ordering::Relaxed) < tokens.len() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "only {} streams opened",
+            opened.load(std::sync::atomic::Ordering::Relaxed)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    (
+        Streams {
+            stop: Some(stop),
+            thread: Some(thread),
+        },
+        tokens.len(),
+    )
+}
+
+/// `n` agents in q0, available, and a token each.
+async fn agents_with_tokens(http: &reqwest::Client, base: &str, n: usize) -> Vec<String> {
+    let mut tokens = Vec::with_capacity(n);
+    for i in 0..n {
+        let id = format!("a{i}");
+        let admin = |r: reqwest::RequestBuilder| r.bearer_auth(ADMIN);
+        let put = admin(http.put(format!("{base}/v1/agents/{id}")))
+            .json(&serde_json::json!({"name": id, "contact": format!("client:{id}"), "queues": ["q0"]}))
+            .send()
+            .await
+            .expect("PUT agent");
+        assert!(put.status().is_success(), "PUT agent: {}", put.status());
+        let state = admin(http.put(format!("{base}/v1/agents/{id}/state")))
+            .json(&serde_json::json!({"state": "available"}))
+            .send()
+            .await
+            .expect("PUT state");
+        assert!(state.status().is_success());
+        let issued: serde_json::Value = admin(http.post(format!("{base}/v1/agents/{id}/tokens")))
+            .send()
+            .await
+            .expect("POST token")
+            .json()
+            .await
+            .expect("token JSON");
+        tokens.push(issued["token"].as_str().expect("a token").to_owned());
+    }
+    tokens
+}
+
+/// One console: reads its stream and records each event's delay.
+async fn follow(
+    http: reqwest::Client,
+    base: String,
+    token: String,
+    latencies: Arc<Mutex<Histogram<u64>>>,
+    opened: Arc<std::sync::atomic::AtomicUsize>,
+) {
+    let Ok(mut response) = http
+        .get(format!("{base}/v1/events"))
+        .bearer_auth(&token)
+        .send()
+        .await
+    else {
+        return;
+    };
+    opened.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut buffer = String::new();
+    while let Ok(Some(chunk)) = response.chunk().await {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        buffer.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = buffer.find("\n\n") {
+            let block: String = buffer.drain(..end + 2).collect();
+            let Some(data) = block.lines().find_map(|l| l.strip_prefix("data:")) else {
+                continue;
+            };
+            if let Some(at) = serde_json::from_str::<serde_json::Value>(data.trim())
+                .ok()
+                .and_then(|v| v["at"].as_u64())
+            {
+                let _ = latencies
+                    .lock()
+                    .expect("histogram")
+                    .record(now.saturating_sub(at).max(1));
+            }
+        }
+    }
+}
+
+/// About 1,000 webhooks a second for `secs`: every attempt answered.
+async fn steady(base: &str, secs: f64) -> simulate::Report {
+    let mut args = SimulateArgs::new(base, AUTH);
+    args.calls = (143.0 * secs) as usize;
+    args.concurrency = 50;
+    args.rate = Some(143.0);
+    args.answer_every_attempt();
+    args.ring_ms = 0;
+    args.talk_ms = 0;
+    args.trace = false;
+    simulate::run(&args).await.expect("simulate")
+}
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
