@@ -43,7 +43,7 @@
   const label = (state) => ({
     available: 'available', reserved: 'ringing', on_call: 'on a call', wrap_up: 'in wrap-up',
     away: 'away', offline: 'offline', waiting: 'waiting', ringing: 'ringing', talking: 'talking',
-    ended: 'ended',
+    ended: 'ended', routing: 'finding an agent',
   })[state] || state;
   function cell(row, text, className) {
     const td = document.createElement('td');
@@ -83,11 +83,17 @@
       try {
         const headers = { Authorization: 'Bearer ' + token };
         if (lastId) headers['Last-Event-ID'] = lastId;
-        aborter = new AbortController();
-        const response = await fetch('/v1/events', { headers, cache: 'no-store', signal: aborter.signal });
+        const ctl = new AbortController();
+        aborter = ctl;
+        const response = await fetch('/v1/events', { headers, cache: 'no-store', signal: ctl.signal });
         if (response.status === 401) { signOut('Your token was refused (expired or revoked?): sign in again.'); return; }
         if (!response.ok) throw new Error('events: ' + response.status);
-        await onOpen();
+        try {
+          await onOpen();
+        } catch (e) {
+          ctl.abort();
+          throw e;
+        }
         connection('live', lost ? 'Connected again' : 'Live');
         lost = false;
         delay = 1000;
@@ -96,9 +102,14 @@
         let buffer = '';
         for (;;) {
           // The server writes at least every 15 s; 40 s of silence is a lost link.
-          const silence = setTimeout(() => aborter.abort(), 40000);
-          const { value, done } = await reader.read();
-          clearTimeout(silence);
+          const silence = setTimeout(() => ctl.abort(), 40000);
+          let chunk;
+          try {
+            chunk = await reader.read();
+          } finally {
+            clearTimeout(silence);
+          }
+          const { value, done } = chunk;
           if (done || mine !== session) break;
           buffer += decoder.decode(value, { stream: true });
           let end;
@@ -210,7 +221,7 @@
       // What a supervisor looks for first comes first: on a phone the
       // table scrolls sideways.
       cell(row, String(q.waiting.length), 'num waiting');
-      cell(row, q.waiting.length ? ago(Date.now() - q.longest_wait_secs * 1000) : '–', 'longest');
+      cell(row, q.waiting.length ? ago(Date.parse(q.waiting[0].since)) : '–', 'longest');
       const sl = q.service_level;
       cell(row, sl && sl.answered ? Math.round((100 * sl.within) / sl.answered) + ' % in ' + sl.target_secs + ' s' : '–', 'service-level');
       for (const s of ['available', 'reserved', 'on_call', 'wrap_up', 'away', 'offline']) {
@@ -304,7 +315,17 @@
       if (d.state === 'deleted') agents.delete(d.agent);
       else {
         const a = agents.get(d.agent);
-        if (a) { a.state = d.state; a.state_since = new Date(d.at).toISOString(); } else { reloadAgents(); }
+        // Unknown, or its name or queues changed (same state): read it again.
+        if (!a || d.state === d.previous) reloadAgents();
+        if (a && d.state !== d.previous) { a.state = d.state; a.state_since = new Date(d.at).toISOString(); }
+      }
+      // An agent that stopped ringing for a call (no answer, busy): the call
+      // looks for its next agent.
+      if (d.state !== 'reserved') {
+        for (const c of calls.values()) {
+          if (c.agent === d.agent && c.status === 'ringing') { c.status = 'routing'; c.agent = null; }
+        }
+        renderCalls();
       }
       renderAgents();
     } else if (d.call_sid) {

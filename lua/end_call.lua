@@ -35,6 +35,7 @@ redis.call('HSET', call, 'status', 'ended', 'token', '', 'settled_at', now_ms())
 redis.call('PEXPIRE', call, req.tail_ms)
 redis.call('ZREM', K.reconcile, req.sid)
 if status then
-  emit_call('call_ended', req.sid, {reason = 'hangup'})
+  -- Waiting, between two agents, or in a fallback: it held no agent.
+  emit_call('call_ended', req.sid, {reason = 'hangup', agent = false})
 end
 return {status or 'none', ''}

@@ -28,7 +28,8 @@ for _, token_id in ipairs(redis.call('SMEMBERS', set)) do
     redis.call('SREM', set, token_id)
   end
 end
-table.sort(live, function(a, b) return a[2] < b[2] end)
+-- Expiring first goes first; same ms: the smaller id (a fixed order).
+table.sort(live, function(a, b) return a[2] < b[2] or (a[2] == b[2] and a[1] < b[1]) end)
 for i = 1, #live - req.max_live + 1 do
   redis.call('DEL', K.token(live[i][1]))
   redis.call('SREM', set, live[i][1])

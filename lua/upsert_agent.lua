@@ -42,4 +42,7 @@ if state == 'available' or state == 'wrap_up' then
   expect_heartbeat(agent, id, now)
   offer_if_free(agent, id, now)
 end
+-- Its name, contact or queues changed: the same state, for those who show it.
+local after = redis.call('HGET', agent, 'state')
+emit('agent_state', {agent = id, state = after, previous = after})
 return agent_reply('updated', agent, now)

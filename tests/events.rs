@@ -126,6 +126,7 @@ async fn an_agent_streams_its_own_events_only() {
     let in_url = app
         .http
         .get(format!("{}/v1/events?token={token}", app.base()))
+        .bearer_auth(&token)
         .send()
         .await
         .unwrap();
@@ -200,4 +201,41 @@ async fn a_calls_history_lists_its_events_oldest_first() {
         .with_token(&token, Method::GET, &format!("/calls/{sid}"), None)
         .await;
     assert_eq!(agent.status, 401, "history is for admins");
+}
+
+#[tokio::test]
+async fn an_agents_stream_ends_when_its_token_stops_working() {
+    let app = spawn_app(QUICK).await;
+    app.add_agent("ana", &["support"]).await;
+    app.add_agent("bob", &["support"]).await;
+    // Deleted: the deletion is the last event its stream sends.
+    let bobs = app.issue_token("bob").await;
+    let mut bob = SseClient::open(&app, &bobs, None).await;
+    assert_eq!(
+        app.admin(Method::DELETE, "/agents/bob", None).await.status,
+        204
+    );
+    let last = bob.next(WAIT).await.expect("the deletion");
+    assert_eq!(last.data["state"], "deleted", "{last:?}");
+    assert!(bob.next(WAIT).await.is_none(), "the stream went on");
+
+    // Revoked: the stream ends at its next check (every 15 s), and an open
+    // stream counted as a heartbeat until then.
+    let anas = app.issue_token("ana").await;
+    let mut ana = SseClient::open(&app, &anas, None).await;
+    assert_eq!(
+        app.admin(Method::DELETE, "/agents/ana/tokens", None)
+            .await
+            .status,
+        204
+    );
+    let started = std::time::Instant::now();
+    app.set_state("ana", "available").await;
+    assert!(ana.next(WAIT).await.is_some(), "its own event");
+    assert!(
+        ana.next(Duration::from_secs(20)).await.is_none(),
+        "the stream outlived its token"
+    );
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(20), "{took:?}");
 }

@@ -154,11 +154,12 @@ local function seen(agent, id, now)
 end
 
 -- A free agent with heartbeats on must be heard from within 2 × heartbeat_ms
--- of `now`, unless a deadline already runs; without heartbeats it has none.
+-- of `now`, or sooner if a deadline already runs (LT: a shorter interval set
+-- since takes effect); without heartbeats it has none.
 local function expect_heartbeat(agent, id, now)
   local every = tonumber(redis.call('HGET', agent, 'heartbeat_ms')) or 0
   if every > 0 then
-    redis.call('ZADD', K.presence, 'NX', now + 2 * every, id)
+    redis.call('ZADD', K.presence, 'LT', now + 2 * every, id)
   else
     redis.call('ZREM', K.presence, id)
   end

@@ -78,7 +78,8 @@ local function emit(kind, data)
 end
 
 -- A call's event, with what its hash says of it: its queue, caller and agent
--- (if any), and the `extra` fields.
+-- (if any, unless `extra.agent` is false: the call holds none now), and the
+-- `extra` fields.
 local function emit_call(kind, sid, extra)
   local c = redis.call('HMGET', K.call(sid), 'queue', 'caller', 'agent', 'agent_queue')
   local data = extra or {}
@@ -87,7 +88,9 @@ local function emit_call(kind, sid, extra)
   if c[2] and c[2] ~= '' then
     data.from = c[2]
   end
-  if c[3] and c[3] ~= '' and kind ~= 'call_waiting' then
+  if data.agent == false then
+    data.agent = nil
+  elseif c[3] and c[3] ~= '' and kind ~= 'call_waiting' then
     data.agent = c[3]
     data.agent_queue = c[4]
   end

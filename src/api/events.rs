@@ -25,6 +25,9 @@ use crate::store::events::{StoredEvent, parse_id};
 
 /// Events read at a time while a resuming client catches up.
 const CATCH_UP_PAGE: usize = 200;
+/// How often an agent's open stream checks its token again (revoked,
+/// expired, agent deleted: the stream ends) and counts as a heartbeat.
+const RECHECK: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// Who watches: an admin sees every event, an agent its own.
 pub enum Viewer {
@@ -101,9 +104,18 @@ pub async fn stream(
         Some(id) => (id, true),
         None => (store.last_event_id().await?, false),
     };
+    let token = match viewer {
+        Viewer::Agent(_) => Some(super::bearer_token(&headers).to_owned()),
+        Viewer::Admin => None,
+    };
+    let mut recheck = tokio::time::interval_at(tokio::time::Instant::now() + RECHECK, RECHECK);
+    recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let feed = Feed {
         store,
         viewer,
+        token,
+        ended: false,
+        recheck,
         live,
         cursor,
         catching_up,
@@ -128,6 +140,11 @@ pub async fn stream(
 struct Feed {
     store: Store,
     viewer: Viewer,
+    /// An agent's token, checked again every `RECHECK`.
+    token: Option<String>,
+    /// The last event was sent (its agent was deleted).
+    ended: bool,
+    recheck: tokio::time::Interval,
     live: Subscription,
     /// The id of the last event handled (sent or filtered out).
     cursor: String,
@@ -139,11 +156,19 @@ struct Feed {
 impl Feed {
     async fn next(&mut self) -> Option<StoredEvent> {
         loop {
+            if self.ended {
+                return None;
+            }
             if let Some(event) = self.pending.pop_front() {
-                if self.viewer.sees(&event) {
-                    return Some(event);
+                if !self.viewer.sees(&event) {
+                    continue;
                 }
-                continue;
+                // An agent's own deletion is the last event its stream
+                // sends: its tokens went with it.
+                self.ended = self.token.is_some()
+                    && event.kind == "agent_state"
+                    && event.data.contains(r#""state":"deleted""#);
+                return Some(event);
             }
             if self.catching_up {
                 let page = match self.store.events_after(&self.cursor, CATCH_UP_PAGE).await {
@@ -160,7 +185,16 @@ impl Feed {
                 self.pending.extend(page);
                 continue;
             }
-            match self.live.events.recv().await {
+            let next = tokio::select! {
+                next = self.live.events.recv() => next,
+                _ = self.recheck.tick() => {
+                    if !self.still_allowed().await {
+                        return None;
+                    }
+                    continue;
+                }
+            };
+            match next {
                 Some(event) => {
                     if parse_id(&event.id) > parse_id(&self.cursor) {
                         self.cursor.clone_from(&event.id);
@@ -174,6 +208,34 @@ impl Feed {
                     return None;
                 }
             }
+        }
+    }
+}
+
+impl Feed {
+    /// An agent's token still works (not revoked, expired, nor its agent
+    /// deleted); its open stream then counts as a heartbeat, since a console
+    /// in a background tab may send its own late. Admin streams always are.
+    async fn still_allowed(&self) -> bool {
+        let (Some(token), Viewer::Agent(id)) = (&self.token, &self.viewer) else {
+            return true;
+        };
+        match self.store.agent_of_token(token).await {
+            Ok(Some(agent)) if &agent == id => {
+                if let Err(e) = self.store.heartbeat(id).await {
+                    tracing::debug!(error = %e, "cannot record an open stream's heartbeat");
+                }
+                true
+            }
+            Ok(_) => {
+                tracing::info!(
+                    agent = id,
+                    "an agent's token stopped working: its event stream ends"
+                );
+                false
+            }
+            // Redis away: the stream stays; the next check decides.
+            Err(_) => true,
         }
     }
 }

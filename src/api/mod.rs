@@ -183,7 +183,7 @@ async fn require_token(State(state): State<AppState>, request: Request, next: Ne
 }
 
 /// The token of `Authorization: Bearer <token>`; empty without one.
-fn bearer_token(headers: &axum::http::HeaderMap) -> &str {
+pub(super) fn bearer_token(headers: &axum::http::HeaderMap) -> &str {
     headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
