@@ -343,6 +343,9 @@ async fn redis_keeps_no_secret_and_an_agent_only_its_newest_tokens() {
 async fn token_requests_out_of_range_are_refused() {
     let app = app_with_ana().await;
     for (path, body, status) in [
+        // A whole number written with a fraction is a whole number.
+        ("/agents/ana/tokens", json!({"ttl_secs": 3600.0}), 201),
+        ("/agents/ana/tokens", json!({"ttl_secs": 3600.5}), 400),
         ("/agents/nobody/tokens", json!({}), 404),
         ("/agents/ana/tokens", json!({"ttl_secs": 59}), 422),
         ("/agents/ana/tokens", json!({"ttl_secs": 31_622_401}), 422),

@@ -101,6 +101,7 @@ pub struct AgentBody {
     /// an agent not heard from for twice that while free is set offline.
     /// Absent or 0: no heartbeats expected.
     #[schema(minimum = 0, maximum = 86400)]
+    #[serde(default, deserialize_with = "super::whole_number")]
     heartbeat_secs: Option<u32>,
 }
 

@@ -182,6 +182,30 @@ async fn require_token(State(state): State<AppState>, request: Request, next: Ne
     }
 }
 
+/// An optional whole number in a JSON body: JSON Schema's `integer` (and
+/// clients that write `60.0`) allow a number with a zero fraction, which
+/// serde's integer types refuse; anything else is the usual 400.
+pub(super) fn whole_number<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: TryFrom<u64>,
+{
+    use serde::Deserialize as _;
+    let Some(number) = Option::<serde_json::Number>::deserialize(deserializer)? else {
+        return Ok(None);
+    };
+    let whole = number.as_u64().or_else(|| {
+        number
+            .as_f64()
+            .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f <= u64::MAX as f64)
+            .map(|f| f as u64)
+    });
+    whole
+        .and_then(|n| T::try_from(n).ok())
+        .map(Some)
+        .ok_or_else(|| serde::de::Error::custom(format!("{number} is not a whole number in range")))
+}
+
 /// The token of `Authorization: Bearer <token>`; empty without one.
 pub(super) fn bearer_token(headers: &axum::http::HeaderMap) -> &str {
     headers

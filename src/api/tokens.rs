@@ -25,6 +25,7 @@ const MAX_TTL_SECS: u64 = 366 * 86_400;
 pub struct TokenRequest {
     /// How long the token works (default 30 days).
     #[schema(minimum = 60, maximum = 31622400)]
+    #[serde(default, deserialize_with = "super::whole_number")]
     ttl_secs: Option<u64>,
 }
 
