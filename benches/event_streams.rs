@@ -12,7 +12,8 @@
 //!
 //! It asserts nothing about time: machines are shared and noisy, so read the
 //! ratios within one run. `BENCH_SECS` (default 10) sets each load phase,
-//! `BENCH_STREAMS` (default 1000) the streams.
+//! `BENCH_STREAMS` (default 1000) the streams; `BENCH_IDLE=1` opens them for
+//! agents in no queue (nothing to deliver).
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -45,8 +46,14 @@ async fn main() {
         .pool_max_idle_per_host(2 * streams)
         .build()
         .expect("http client");
-    let tokens = agents_with_tokens(&http, &server.base, streams).await;
+    let mut tokens = agents_with_tokens(&http, &server.base, "a", &["q0"], streams).await;
     println!("{streams} agents available, each with a token");
+    // BENCH_IDLE=1: the streams belong to agents in no queue, who get no
+    // events: what open streams cost without anything to deliver.
+    if env_or("BENCH_IDLE", 0) == 1 {
+        tokens = agents_with_tokens(&http, &server.base, "idle", &[], streams).await;
+        println!("the streams are of {streams} other agents, in no queue: no events for them");
+    }
 
     let rss_before = server.rss_mb();
     println!("no streams: server RSS {rss_before:.1} MB");
@@ -187,14 +194,20 @@ async fn open_streams(
     )
 }
 
-/// `n` agents in q0, available, and a token each.
-async fn agents_with_tokens(http: &reqwest::Client, base: &str, n: usize) -> Vec<String> {
+/// `n` agents `<prefix><i>` in `queues`, available, and a token each.
+async fn agents_with_tokens(
+    http: &reqwest::Client,
+    base: &str,
+    prefix: &str,
+    queues: &[&str],
+    n: usize,
+) -> Vec<String> {
     let mut tokens = Vec::with_capacity(n);
     for i in 0..n {
-        let id = format!("a{i}");
+        let id = format!("{prefix}{i}");
         let admin = |r: reqwest::RequestBuilder| r.bearer_auth(ADMIN);
         let put = admin(http.put(format!("{base}/v1/agents/{id}")))
-            .json(&serde_json::json!({"name": id, "contact": format!("client:{id}"), "queues": ["q0"]}))
+            .json(&serde_json::json!({"name": id, "contact": format!("client:{id}"), "queues": queues}))
             .send()
             .await
             .expect("PUT agent");

@@ -28,6 +28,9 @@ const CATCH_UP_PAGE: usize = 200;
 /// How often an agent's open stream checks its token again (revoked,
 /// expired, agent deleted: the stream ends) and counts as a heartbeat.
 const RECHECK: std::time::Duration = std::time::Duration::from_secs(15);
+/// About how often an idle stream gets a comment line, so proxies keep it
+/// open (12 to 18 s, a stream's own).
+const KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// Who watches: an admin sees every event, an agent its own.
 pub enum Viewer {
@@ -108,7 +111,12 @@ pub async fn stream(
         Viewer::Agent(_) => Some(super::bearer_token(&headers).to_owned()),
         Viewer::Admin => None,
     };
-    let mut recheck = tokio::time::interval_at(tokio::time::Instant::now() + RECHECK, RECHECK);
+    // Streams opened together (a shift starting, consoles reconnecting after
+    // a deploy) would otherwise check and write together, every time: a burst
+    // of Redis reads and writes the webhooks queue behind. Each stream gets
+    // its own phase.
+    let phase = RECHECK.mul_f64(rand::random::<f64>());
+    let mut recheck = tokio::time::interval_at(tokio::time::Instant::now() + phase, RECHECK);
     recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let feed = Feed {
         store,
@@ -130,7 +138,8 @@ pub async fn stream(
             .data(event.data.clone());
         Some((Ok(sse), feed))
     });
-    Ok(Sse::new(events).keep_alive(KeepAlive::default()))
+    let keep_alive = KEEP_ALIVE.mul_f64(0.8 + 0.4 * rand::random::<f64>());
+    Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(keep_alive)))
 }
 
 /// One client's events: first those after its `Last-Event-ID` read from the
