@@ -164,6 +164,9 @@ fn print_instructions(base: &str, args: &DemoArgs, numbers: &[String]) {
          \n  cargo run --release -- simulate --url {base} --auth-token {token} --calls 30 --concurrency 15 --to +15005550006 --hold-ms 1000\n\
          \nSee the queues and agents:\n\
          \n  curl -s -H 'Authorization: Bearer {admin}' {base}/v1/queues\n  curl -s -H 'Authorization: Bearer {admin}' {base}/v1/agents\n\
+         \nWatch it live in the console, {base}/console/ : sign in with {admin} (the\
+         \nsupervisor view), or with an agent's own token (the agent view) from:\n\
+         \n  curl -s -X POST -H 'Authorization: Bearer {admin}' {base}/v1/agents/ana/tokens\n\
          \nCtrl-C stops the demo and its Redis.\n",
         admin = args.admin_token,
         token = args.twilio_auth_token,
