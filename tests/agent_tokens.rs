@@ -54,14 +54,7 @@ async fn an_agent_token_reads_and_sets_its_own_agent() {
     assert_eq!(me.json()["id"], "ana");
     assert_eq!(me.json()["state"], "offline");
     assert!(me.json()["call"].is_null());
-    let set = app
-        .with_token(
-            &token,
-            Method::PUT,
-            "/me/state",
-            Some(json!({"state": "available"})),
-        )
-        .await;
+    let set = app.set_my_state(&token, "available").await;
     assert_eq!(set.status, 200, "{set:?}");
     assert_eq!(app.agent("ana").await["state"], "available");
     let beat = app
@@ -89,13 +82,7 @@ async fn an_agent_token_reads_and_sets_its_own_agent() {
 async fn the_console_sees_the_call_its_agent_holds() {
     let app = app_with_ana().await;
     let token = app.issue_token("ana").await;
-    app.with_token(
-        &token,
-        Method::PUT,
-        "/me/state",
-        Some(json!({"state": "available"})),
-    )
-    .await;
+    app.set_my_state(&token, "available").await;
     let sid = call_sid(1);
     let dial = app.call_from(&sid, "+15005550123", SUPPORT).await;
     assert_eq!(dialed(&dial).as_deref(), Some("ana"));
@@ -109,14 +96,7 @@ async fn the_console_sees_the_call_its_agent_holds() {
     assert_eq!(me["call"]["queue"], "support");
     assert!(me["call"]["since"].is_string());
     // Holding a call, the agent cannot set itself away (as admins without force).
-    let away = app
-        .with_token(
-            &token,
-            Method::PUT,
-            "/me/state",
-            Some(json!({"state": "away"})),
-        )
-        .await;
+    let away = app.set_my_state(&token, "away").await;
     assert_eq!(away.status, 409, "{away:?}");
     assert_eq!(app.agent("ana").await["state"], "reserved");
 }
@@ -180,14 +160,7 @@ async fn bad_tokens_are_refused_and_change_nothing() {
     ];
     let before = app.snapshot().await;
     for bad in &malformed {
-        let refused = app
-            .with_token(
-                bad,
-                Method::PUT,
-                "/me/state",
-                Some(json!({"state": "available"})),
-            )
-            .await;
+        let refused = app.set_my_state(bad, "available").await;
         assert_eq!(refused.status, 401, "{bad:.40}: {refused:?}");
         assert_eq!(
             app.with_token(bad, Method::POST, "/me/heartbeat", None)

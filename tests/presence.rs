@@ -31,14 +31,7 @@ async fn agent_with_heartbeats(app: &TestApp, id: &str, secs: u32) -> String {
     assert_eq!(put.status, 201, "{put:?}");
     assert_eq!(put.json()["heartbeat_secs"], secs);
     let token = app.issue_token(id).await;
-    let set = app
-        .with_token(
-            &token,
-            Method::PUT,
-            "/me/state",
-            Some(json!({"state": "available"})),
-        )
-        .await;
+    let set = app.set_my_state(&token, "available").await;
     assert_eq!(set.status, 200, "{set:?}");
     token
 }

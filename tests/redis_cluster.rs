@@ -134,14 +134,7 @@ async fn tenants_route_on_a_cluster_and_one_survives_its_masters_failover() {
 
 #[test]
 fn cluster_and_sentinel_modes_are_not_set_together() {
-    use clap::Parser;
-    #[derive(Parser)]
-    struct Cli {
-        #[command(flatten)]
-        settings: switchboard::config::SettingsArgs,
-    }
-    let error = Cli::try_parse_from([
-        "switchboard",
+    let error = settings_from_args(&[
         "--redis-cluster",
         "redis://127.0.0.1:7000,redis://127.0.0.1:7001",
         "--redis-sentinels",
@@ -149,9 +142,6 @@ fn cluster_and_sentinel_modes_are_not_set_together() {
         "--redis-sentinel-master",
         "m",
     ])
-    .unwrap()
-    .settings
-    .into_settings()
     .map(|_| ())
     .unwrap_err();
     assert!(error.to_string().contains("two modes"), "{error}");

@@ -114,14 +114,7 @@ async fn a_master_demoted_while_it_stays_up_is_left_for_the_new_one() {
 
 #[test]
 fn sentinel_mode_refuses_a_tls_url_rather_than_connect_in_plain_text() {
-    use clap::Parser;
-    #[derive(Parser)]
-    struct Cli {
-        #[command(flatten)]
-        settings: switchboard::config::SettingsArgs,
-    }
-    let error = Cli::try_parse_from([
-        "switchboard",
+    let error = settings_from_args(&[
         "--redis-url",
         "rediss://:secret@ignored:6380",
         "--redis-sentinels",
@@ -129,9 +122,6 @@ fn sentinel_mode_refuses_a_tls_url_rather_than_connect_in_plain_text() {
         "--redis-sentinel-master",
         "m",
     ])
-    .unwrap()
-    .settings
-    .into_settings()
     .map(|_| ())
     .unwrap_err();
     assert!(

@@ -152,20 +152,7 @@ async fn a_certificate_that_does_not_chain_to_a_trusted_ca_is_refused() {
 
 #[test]
 fn the_ca_file_is_checked_at_start() {
-    use clap::Parser;
-    #[derive(Parser)]
-    struct Cli {
-        #[command(flatten)]
-        settings: switchboard::config::SettingsArgs,
-    }
-    let parse = |args: &[&str]| {
-        Cli::try_parse_from(std::iter::once("switchboard").chain(args.iter().copied()))
-            .unwrap()
-            .settings
-            .into_settings()
-            .map(|_| ())
-            .map_err(|e| e.to_string())
-    };
+    let parse = |args: &[&str]| settings_from_args(args).map(|_| ());
     let missing = parse(&[
         "--redis-url",
         "rediss://redis.example.com:6380",

@@ -32,10 +32,11 @@ const RECHECK: std::time::Duration = std::time::Duration::from_secs(15);
 /// open (12 to 18 s, a stream's own).
 const KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(15);
 
-/// Who watches: an admin sees every event, an agent its own.
+/// Who watches: an admin sees every event, an agent its own (with the token
+/// it came with, checked again while its stream is open).
 pub enum Viewer {
     Admin,
-    Agent(String),
+    Agent { id: String, token: String },
 }
 
 impl FromRequestParts<AppState> for Viewer {
@@ -49,7 +50,8 @@ impl FromRequestParts<AppState> for Viewer {
             return Ok(Viewer::Admin);
         }
         let AgentCaller(id) = AgentCaller::from_request_parts(parts, state).await?;
-        Ok(Viewer::Agent(id))
+        let token = super::bearer_token(&parts.headers).to_owned();
+        Ok(Viewer::Agent { id, token })
     }
 }
 
@@ -58,14 +60,14 @@ impl Viewer {
     fn agent(&self) -> Option<String> {
         match self {
             Viewer::Admin => None,
-            Viewer::Agent(id) => Some(id.clone()),
+            Viewer::Agent { id, .. } => Some(id.clone()),
         }
     }
 
     fn sees(&self, event: &StoredEvent) -> bool {
         match self {
             Viewer::Admin => true,
-            Viewer::Agent(id) => event.agent.as_deref() == Some(id.as_str()),
+            Viewer::Agent { id, .. } => event.agent.as_deref() == Some(id.as_str()),
         }
     }
 }
@@ -107,10 +109,6 @@ pub async fn stream(
         Some(id) => (id, true),
         None => (store.last_event_id().await?, false),
     };
-    let token = match viewer {
-        Viewer::Agent(_) => Some(super::bearer_token(&headers).to_owned()),
-        Viewer::Admin => None,
-    };
     // Streams opened together (a shift starting, consoles reconnecting after
     // a deploy) would otherwise check and write together, every time: a burst
     // of Redis reads and writes the webhooks queue behind. Each stream gets
@@ -121,7 +119,6 @@ pub async fn stream(
     let feed = Feed {
         store,
         viewer,
-        token,
         ended: false,
         recheck,
         live,
@@ -149,8 +146,6 @@ pub async fn stream(
 struct Feed {
     store: Store,
     viewer: Viewer,
-    /// An agent's token, checked again every `RECHECK`.
-    token: Option<String>,
     /// The last event was sent (its agent was deleted).
     ended: bool,
     recheck: tokio::time::Interval,
@@ -174,7 +169,7 @@ impl Feed {
                 }
                 // An agent's own deletion is the last event its stream
                 // sends: its tokens went with it.
-                self.ended = self.token.is_some()
+                self.ended = matches!(self.viewer, Viewer::Agent { .. })
                     && event.kind == "agent_state"
                     && event.data.contains(r#""state":"deleted""#);
                 return Some(event);
@@ -226,7 +221,7 @@ impl Feed {
     /// deleted); its open stream then counts as a heartbeat, since a console
     /// in a background tab may send its own late. Admin streams always are.
     async fn still_allowed(&self) -> bool {
-        let (Some(token), Viewer::Agent(id)) = (&self.token, &self.viewer) else {
+        let Viewer::Agent { id, token } = &self.viewer else {
             return true;
         };
         match self.store.agent_of_token(token).await {

@@ -40,7 +40,7 @@ pub fn parse_id(id: &str) -> Option<(u64, u64)> {
 fn entries(value: Value) -> Result<Vec<StoredEvent>, StoreError> {
     let bad = |what: &str| StoreError::reply("read_events", what.to_owned());
     let Value::Array(items) = value else {
-        return Ok(Vec::new());
+        return Err(bad(&format!("not a list of entries: {value:?}")));
     };
     let mut out = Vec::with_capacity(items.len());
     for item in items {

@@ -417,14 +417,7 @@ impl TestApp {
         path: &str,
         body: Option<serde_json::Value>,
     ) -> Answer {
-        let mut request = self
-            .http
-            .request(method, format!("{}/v1{path}", self.base()))
-            .bearer_auth(ADMIN_TOKEN);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        answer(request.send().await.expect("request")).await
+        self.with_token(ADMIN_TOKEN, method, path, body).await
     }
 
     /// Creates an agent (contact `client:<id>`, so a `<Dial>` names it) and sets it available.
@@ -640,6 +633,17 @@ impl TestApp {
         issued.json()["token"].as_str().expect("a token").to_owned()
     }
 
+    /// `PUT /v1/me/state` with an agent's `token`.
+    pub async fn set_my_state(&self, token: &str, state: &str) -> Answer {
+        self.with_token(
+            token,
+            reqwest::Method::PUT,
+            "/me/state",
+            Some(serde_json::json!({ "state": state })),
+        )
+        .await
+    }
+
     /// A request to `/v1<path>` with `token` as the bearer token.
     pub async fn with_token(
         &self,
@@ -657,6 +661,22 @@ impl TestApp {
         }
         answer(request.send().await.expect("request")).await
     }
+}
+
+/// The settings `switchboard` would start with, given `args` (flags only; the
+/// environment as it is), or the error it would stop with.
+pub fn settings_from_args(args: &[&str]) -> Result<Settings, String> {
+    use clap::Parser;
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        settings: switchboard::config::SettingsArgs,
+    }
+    Cli::try_parse_from(std::iter::once("switchboard").chain(args.iter().copied()))
+        .map_err(|e| e.to_string())?
+        .settings
+        .into_settings()
+        .map_err(|e| e.to_string())
 }
 
 /// One Server-Sent Event as a client reads it.
