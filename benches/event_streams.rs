@@ -4,11 +4,13 @@
 //! load (about 1,000 webhooks a second, played by `simulate`) with no event
 //! stream open; then 1,000 streams open (each agent's console: its own
 //! events), idle, then under the same load; `BENCH_ROUNDS` (default 3) times,
-//! alternating, so the machine's drift is not taken for the streams' cost. It
-//! prints the server's RSS with
-//! and without the streams, webhook p50/p99 in both runs, and how long events
-//! took from the script that made them (`at`, Redis's clock) to a client
-//! (this machine's clock, the same one).
+//! alternating, so the machine's drift is not taken for the streams' cost.
+//! It prints the server's RSS with and without the streams, webhook p50/p99
+//! and the CPU the server, Redis and this process spent per webhook in both
+//! runs (steadier than p99 here: it is what showed glibc's malloc slowing
+//! down around the streams' buffers), and how long events took from the
+//! script that made them (`at`, Redis's clock) to a client (this machine's
+//! clock, the same one).
 //!
 //! It asserts nothing about time: machines are shared and noisy, so read the
 //! ratios within one run. `BENCH_SECS` (default 10) sets each load phase,
@@ -23,10 +25,10 @@ use switchboard::redis_server::RedisServer;
 use switchboard::simulate::{self, SimulateArgs};
 
 #[path = "support/mod.rs"]
-#[allow(dead_code)] // the Cluster start and CPU reading are the scale bench's
+#[allow(dead_code)] // the Cluster start is the scale bench's
 mod support;
 
-use support::{ADMIN, AUTH, Server, machine};
+use support::{ADMIN, AUTH, Server, cpu_secs_of, machine};
 
 #[tokio::main]
 async fn main() {
@@ -64,9 +66,9 @@ async fn main() {
     // machine over time does not pass for the streams' cost.
     let mut p99 = [Vec::new(), Vec::new()];
     for round in 0..rounds {
-        let without = steady(&server.base, secs).await;
+        let without = measured(&server, &redis, secs).await;
         report(&format!("round {}, no streams", round + 1), &without);
-        p99[0].push(without.latency_ms.p99);
+        p99[0].push(without.load.latency_ms.p99);
 
         let (streams, opened) = open_streams(&server.base, &tokens, &latencies).await;
         tokio::time::sleep(Duration::from_secs(2)).await;
@@ -75,12 +77,12 @@ async fn main() {
             "{opened} streams open, idle: server RSS {rss_open:.1} MB ({:+.1} MB)",
             rss_open - rss_before
         );
-        let with = steady(&server.base, secs).await;
+        let with = measured(&server, &redis, secs).await;
         report(
             &format!("round {}, {opened} streams open", round + 1),
             &with,
         );
-        p99[1].push(with.latency_ms.p99);
+        p99[1].push(with.load.latency_ms.p99);
         let rss_loaded = server.rss_mb();
         println!(
             "server RSS after the load with the streams: {rss_loaded:.1} MB ({:+.1} MB)",
@@ -109,13 +111,44 @@ async fn main() {
     drop(server);
 }
 
-fn report(name: &str, r: &simulate::Report) {
+/// A load phase and the CPU each process spent on it.
+struct Measured {
+    load: simulate::Report,
+    /// CPU milliseconds per webhook: the server, Redis, this process (the
+    /// load generator and the stream clients).
+    cpu_ms: [f64; 3],
+}
+
+async fn measured(server: &Server, redis: &RedisServer, secs: f64) -> Measured {
+    let redis_pid = redis.pid().map(|p| p.to_string()).unwrap_or_default();
+    let cpu = || {
+        [
+            server.cpu_secs(),
+            cpu_secs_of(&redis_pid),
+            cpu_secs_of("self"),
+        ]
+    };
+    let before = cpu();
+    // Boxed: the load generator's future is deep enough to overflow the
+    // layout query's depth limit inside this one.
+    let load = Box::pin(steady(&server.base, secs)).await;
+    let after = cpu();
+    let webhooks = load.webhooks.max(1) as f64;
+    let cpu_ms = [0, 1, 2].map(|i| (after[i] - before[i]) * 1000.0 / webhooks);
+    Measured { load, cpu_ms }
+}
+
+fn report(name: &str, m: &Measured) {
+    let r = &m.load;
     println!(
-        "{name}: steady {:.0} webhooks/s: p50 {:.2} ms, p99 {:.2} ms, {} errors",
+        "{name}: steady {:.0} webhooks/s: p50 {:.2} ms, p99 {:.2} ms, {} errors; CPU ms a webhook: server {:.3}, Redis {:.3}, clients {:.3}",
         r.webhooks as f64 / r.seconds.max(1e-9),
         r.latency_ms.p50,
         r.latency_ms.p99,
-        r.errors
+        r.errors,
+        m.cpu_ms[0],
+        m.cpu_ms[1],
+        m.cpu_ms[2],
     );
 }
 
