@@ -8,14 +8,14 @@
 //! event they do not show. Each stream has a bounded queue (`BUFFERED`): one
 //! that falls that far behind is closed (its client resumes with
 //! `Last-Event-ID`), so a slow client holds no more memory than that. The
-//! reader starts with the first subscriber and runs for the life of the
-//! process.
+//! reader runs while any stream is open: it starts with the first and stops
+//! after the last has gone, so a replica nobody watches reads nothing.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use tokio::sync::{OnceCell, mpsc};
+use tokio::sync::mpsc;
 
 use crate::metrics;
 use crate::store::events::StoredEvent;
@@ -37,7 +37,10 @@ pub struct EventHub {
 struct Inner {
     store: Store,
     subscribers: Mutex<Subscribers>,
-    started: OnceCell<()>,
+    /// Whether a reader runs. Held across the read of its first position, so
+    /// no subscriber goes on before the reader it relies on has one; the
+    /// reader takes it too before it stops (see `read`).
+    reading: tokio::sync::Mutex<bool>,
 }
 
 /// Open streams by what they see: `None` every event (admins), `Some(id)`
@@ -115,7 +118,7 @@ impl EventHub {
             inner: Arc::new(Inner {
                 store,
                 subscribers: Mutex::new(Subscribers::default()),
-                started: OnceCell::new(),
+                reading: tokio::sync::Mutex::new(false),
             }),
         }
     }
@@ -143,22 +146,29 @@ impl EventHub {
             viewer: agent,
             id,
         };
-        self.inner
-            .started
-            .get_or_try_init(|| async {
-                let start = self.inner.store.last_event_id().await?;
-                tokio::spawn(read(self.inner.clone(), start));
-                Ok::<(), StoreError>(())
-            })
-            .await?;
+        // After the insert above: a reader that finds no subscriber and stops
+        // does so holding this lock, so this subscriber then starts another.
+        let mut reading = self.inner.reading.lock().await;
+        if !*reading {
+            let start = self.inner.store.last_event_id().await?;
+            tokio::spawn(read(self.inner.clone(), start));
+            *reading = true;
+        }
         Ok(subscription)
     }
 }
 
-/// Follows the stream from `last` for the life of the process.
+/// Follows the stream from `last` until no stream is open.
 async fn read(inner: Arc<Inner>, mut last: String) {
     let mut failing = false;
     loop {
+        {
+            let mut reading = inner.reading.lock().await;
+            if inner.lock().by_viewer.is_empty() {
+                *reading = false;
+                return;
+            }
+        }
         match inner.store.events_after(&last, PAGE).await {
             Ok(events) => {
                 if failing {

@@ -4,33 +4,10 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use common::*;
 use redis::AsyncCommands;
-
-/// `cmdstat_<name>:calls=N` of `INFO commandstats`, without INFO and CONFIG.
-async fn commands(redis: &mut switchboard::store::Conn) -> BTreeMap<String, u64> {
-    let info: String = redis::cmd("INFO")
-        .arg("commandstats")
-        .query_async(redis)
-        .await
-        .unwrap();
-    info.lines()
-        .filter_map(|l| {
-            let (name, rest) = l.strip_prefix("cmdstat_")?.split_once(':')?;
-            let calls = rest
-                .strip_prefix("calls=")?
-                .split(',')
-                .next()?
-                .parse()
-                .ok()?;
-            Some((name.to_owned(), calls))
-        })
-        .filter(|(name, _)| !name.starts_with("info") && !name.starts_with("config"))
-        .collect()
-}
 
 #[tokio::test]
 async fn a_full_call_cycle_is_one_script_call_per_webhook_and_no_ping() {
@@ -55,7 +32,7 @@ async fn a_full_call_cycle_is_one_script_call_per_webhook_and_no_ping() {
     assert!(end.body.contains("<Hangup/>"), "{}", end.body);
     app.call_status(&sid, "completed").await;
 
-    let sent = commands(&mut conn).await;
+    let sent = command_counts(&mut conn).await;
     // voice, answered, completed (leg), Dial action, number status: five
     // scripts; initiated and ringing change nothing and touch no Redis.
     // (commandstats also counts what the scripts run inside Redis, so the

@@ -239,3 +239,67 @@ async fn an_agents_stream_ends_when_its_token_stops_working() {
     let took = started.elapsed();
     assert!(took < Duration::from_secs(20), "{took:?}");
 }
+
+/// XRANGE calls Redis has run: the reader's looks (and catch-up pages).
+async fn xranges(app: &TestApp) -> u64 {
+    let mut conn = app.redis().await;
+    command_counts(&mut conn)
+        .await
+        .get("xrange")
+        .copied()
+        .unwrap_or(0)
+}
+
+/// Waits until no XRANGE ran for 300 ms (the reader looks every 20 ms);
+/// false if that never happened within `wait`.
+async fn reader_stopped(app: &TestApp, wait: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut before = xranges(app).await;
+    while tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let now = xranges(app).await;
+        if now == before {
+            return true;
+        }
+        before = now;
+    }
+    false
+}
+
+#[tokio::test]
+async fn the_reader_runs_only_while_a_stream_is_open() {
+    let app = spawn_app(QUICK).await;
+    app.add_agent("ana", &["support"]).await;
+    assert!(reader_stopped(&app, WAIT).await, "no stream yet: no reader");
+
+    let mut first = SseClient::open(&app, ADMIN_TOKEN, None).await;
+    app.set_state("ana", "available").await;
+    first
+        .until("agent_state", WAIT, |e| e.data["state"] == "available")
+        .await;
+    let reading = xranges(&app).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        xranges(&app).await > reading,
+        "a stream is open: the reader looks"
+    );
+
+    // The server learns the client left when a write fails: give it events.
+    drop(first);
+    for state in ["away", "available", "away", "available"] {
+        app.set_state("ana", state).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        reader_stopped(&app, WAIT).await,
+        "the last stream closed, yet the reader still looks"
+    );
+
+    // The next stream starts a reader again, and misses nothing live.
+    let mut second = SseClient::open(&app, ADMIN_TOKEN, None).await;
+    app.set_state("ana", "offline").await;
+    let seen = second
+        .until("agent_state", WAIT, |e| e.data["state"] == "offline")
+        .await;
+    assert_eq!(seen.len(), 1, "{seen:#?}");
+}
