@@ -15,7 +15,8 @@
 //! It asserts nothing about time: machines are shared and noisy, so read the
 //! ratios within one run. `BENCH_SECS` (default 10) sets each load phase,
 //! `BENCH_STREAMS` (default 1000) the streams; `BENCH_IDLE=1` opens them for
-//! agents in no queue (nothing to deliver).
+//! agents in no queue (nothing to deliver), and `BENCH_NICE_CLIENTS=1` runs
+//! the stream clients at the lowest priority, as if they were elsewhere.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -186,6 +187,16 @@ async fn open_streams(
         opened.clone(),
     );
     let thread = std::thread::spawn(move || {
+        // BENCH_NICE_CLIENTS=1: the stream clients stand in for browsers on
+        // other machines; at the lowest priority they take less of the cores
+        // the server and the load generator share with them.
+        if env_or("BENCH_NICE_CLIENTS", 0) == 1 {
+            // SAFETY: gettid and setpriority have no preconditions; on Linux
+            // PRIO_PROCESS with a thread id sets that thread's nice value.
+            unsafe {
+                libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, 19);
+            }
+        }
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
