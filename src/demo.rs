@@ -158,9 +158,11 @@ fn print_instructions(base: &str, args: &DemoArgs, numbers: &[String]) {
         "\nswitchboard demo is serving on {base}\n\
          \nPlace a signed test call (Twilio's webhook for a call to {to}):\n\
          \n  curl -s -X POST {url} \\\n    -H 'X-Twilio-Signature: {sig}'{form}\n\
-         \nOr let switchboard play Twilio: one call with its trace, then 200 calls at once:\n\
-         \n  cargo run --release -- simulate --url {base} --auth-token {token}\n  cargo run --release -- simulate --url {base} --auth-token {token} --calls 200 --concurrency 20 --to +15005550006,+15005550007\n\
-         \nCallers to sales (+15005550006) wait in line when every agent is busy; watch one line form:\n\
+         \nOr let switchboard play Twilio: one call with its trace, then 200 calls at once (three\
+         \nagents take a few; waiting callers press 1 for voicemail, the others are forwarded):\n\
+         \n  cargo run --release -- simulate --url {base} --auth-token {token}\n  cargo run --release -- simulate --url {base} --auth-token {token} --calls 200 --concurrency 20 --to +15005550006,+15005550007 --wait-key 1\n\
+         \nCallers to sales (+15005550006) wait in line when every agent is busy; watch one line form\
+         \nand drain over about three minutes (the agents' wrap-up paces it):\n\
          \n  cargo run --release -- simulate --url {base} --auth-token {token} --calls 30 --concurrency 15 --to +15005550006 --hold-ms 1000\n\
          \nSee the queues and agents:\n\
          \n  curl -s -H 'Authorization: Bearer {admin}' {base}/v1/queues\n  curl -s -H 'Authorization: Bearer {admin}' {base}/v1/agents\n\
