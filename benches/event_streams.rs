@@ -29,7 +29,7 @@ use switchboard::simulate::{self, SimulateArgs};
 #[allow(dead_code)] // the Cluster start is the scale bench's
 mod support;
 
-use support::{ADMIN, AUTH, Server, cpu_secs_of, machine};
+use support::{ADMIN, AUTH, Server, cpu_secs_of, env_or, machine};
 
 #[tokio::main]
 async fn main() {
@@ -116,12 +116,15 @@ async fn main() {
 struct Measured {
     load: simulate::Report,
     /// CPU milliseconds per webhook: the server, Redis, this process (the
-    /// load generator and the stream clients).
+    /// load generator and the stream clients together).
     cpu_ms: [f64; 3],
 }
 
 async fn measured(server: &Server, redis: &RedisServer, secs: f64) -> Measured {
-    let redis_pid = redis.pid().map(|p| p.to_string()).unwrap_or_default();
+    let redis_pid = redis
+        .pid()
+        .expect("the bench's own redis-server")
+        .to_string();
     let cpu = || {
         [
             server.cpu_secs(),
@@ -142,7 +145,7 @@ async fn measured(server: &Server, redis: &RedisServer, secs: f64) -> Measured {
 fn report(name: &str, m: &Measured) {
     let r = &m.load;
     println!(
-        "{name}: steady {:.0} webhooks/s: p50 {:.2} ms, p99 {:.2} ms, {} errors; CPU ms a webhook: server {:.3}, Redis {:.3}, clients {:.3}",
+        "{name}: steady {:.0} webhooks/s: p50 {:.2} ms, p99 {:.2} ms, {} errors; CPU ms a webhook: server {:.3}, Redis {:.3}, bench (load + clients) {:.3}",
         r.webhooks as f64 / r.seconds.max(1e-9),
         r.latency_ms.p50,
         r.latency_ms.p99,
@@ -193,8 +196,13 @@ async fn open_streams(
         if env_or("BENCH_NICE_CLIENTS", 0) == 1 {
             // SAFETY: gettid and setpriority have no preconditions; on Linux
             // PRIO_PROCESS with a thread id sets that thread's nice value.
-            unsafe {
-                libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, 19);
+            let niced =
+                unsafe { libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, 19) };
+            if niced != 0 {
+                println!(
+                    "could not lower the stream clients' priority: {}",
+                    std::io::Error::last_os_error()
+                );
             }
         }
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -326,11 +334,4 @@ async fn steady(base: &str, secs: f64) -> simulate::Report {
     args.talk_ms = 0;
     args.trace = false;
     simulate::run(&args).await.expect("simulate")
-}
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
 }

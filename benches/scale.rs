@@ -33,7 +33,7 @@ mod support;
 mod cluster;
 use switchboard::simulate::{self, SimulateArgs};
 
-use support::{ADMIN, AUTH, Server, machine};
+use support::{ADMIN, AUTH, Server, env_or, machine};
 
 /// One roster to measure.
 struct Roster {
@@ -508,11 +508,4 @@ fn evalsha_ceiling(port: u16) -> String {
             .unwrap_or_else(|| "unknown".into()),
         Err(_) => "unknown (redis-benchmark missing: apt-get install redis-tools)".into(),
     }
-}
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
 }

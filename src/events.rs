@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 
 use crate::metrics;
 use crate::store::events::StoredEvent;
@@ -37,10 +38,10 @@ pub struct EventHub {
 struct Inner {
     store: Store,
     subscribers: Mutex<Subscribers>,
-    /// Whether a reader runs. Held across the read of its first position, so
-    /// no subscriber goes on before the reader it relies on has one; the
-    /// reader takes it too before it stops (see `read`).
-    reading: tokio::sync::Mutex<bool>,
+    /// The running reader, if any. Held across the read of its first
+    /// position, so no subscriber goes on before the reader it relies on has
+    /// one; the reader takes it too before it stops (see `read`).
+    reader: tokio::sync::Mutex<Option<JoinHandle<()>>>,
 }
 
 /// Open streams by what they see: `None` every event (admins), `Some(id)`
@@ -118,7 +119,7 @@ impl EventHub {
             inner: Arc::new(Inner {
                 store,
                 subscribers: Mutex::new(Subscribers::default()),
-                reading: tokio::sync::Mutex::new(false),
+                reader: tokio::sync::Mutex::new(None),
             }),
         }
     }
@@ -148,11 +149,12 @@ impl EventHub {
         };
         // After the insert above: a reader that finds no subscriber and stops
         // does so holding this lock, so this subscriber then starts another.
-        let mut reading = self.inner.reading.lock().await;
-        if !*reading {
+        // A reader that panicked is finished without having said so: it is
+        // replaced too, or every later stream would get keep-alives only.
+        let mut reader = self.inner.reader.lock().await;
+        if reader.as_ref().is_none_or(JoinHandle::is_finished) {
             let start = self.inner.store.last_event_id().await?;
-            tokio::spawn(read(self.inner.clone(), start));
-            *reading = true;
+            *reader = Some(tokio::spawn(read(self.inner.clone(), start)));
         }
         Ok(subscription)
     }
@@ -162,10 +164,12 @@ impl EventHub {
 async fn read(inner: Arc<Inner>, mut last: String) {
     let mut failing = false;
     loop {
+        // Under `reader`: a subscriber that joined before this look is seen
+        // here; one that joins after it finds no reader and starts one.
         {
-            let mut reading = inner.reading.lock().await;
+            let mut reader = inner.reader.lock().await;
             if inner.lock().by_viewer.is_empty() {
-                *reading = false;
+                *reader = None;
                 return;
             }
         }

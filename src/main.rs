@@ -8,9 +8,12 @@ use switchboard::{server, telemetry};
 
 // With glibc's malloc, a thousand open event streams made every webhook
 // spend about 30 % more CPU, most of it in malloc itself (`_int_malloc`,
-// `malloc_consolidate`, around the connections' long-lived buffers). jemalloc
-// kept that under 10 % and returns freed pages (RSS 20 MB against 33 MB after
-// the same load); `cargo bench --bench event_streams` measures it.
+// `malloc_consolidate`, around the connections' long-lived buffers); with
+// jemalloc what is left (about a seventh) is delivering the events
+// (`cargo bench --bench event_streams`). It also gives freed pages back: the
+// scale bench ends at 20 MB RSS against 33 MB. Not on MSVC targets, which
+// tikv-jemallocator does not build for.
+#[cfg(not(target_env = "msvc"))]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 

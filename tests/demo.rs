@@ -6,28 +6,39 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use switchboard::redis_server::free_port;
-
-/// The demo process; killed (its Redis dies with it) when dropped.
+/// The demo process, stopped when dropped: SIGTERM first, so it stops its
+/// Redis itself (only Linux also kills that child with its parent).
 struct Demo(Child);
 
 impl Drop for Demo {
     fn drop(&mut self) {
+        // SAFETY: kill(2) on our own child's pid has no memory preconditions.
+        unsafe {
+            libc::kill(self.0.id() as libc::pid_t, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
 }
 
-/// Starts `demo` on a free port and returns it with what it printed up to
-/// its last line ("Ctrl-C stops the demo and its Redis.").
+/// Starts `demo` on a port the kernel picks (it prints the one it bound) and
+/// returns it with what it printed up to its last line ("Ctrl-C stops the
+/// demo and its Redis.").
 fn start_demo() -> (Demo, String) {
-    let port = free_port().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
         .arg("demo")
-        .env("SWITCHBOARD_LISTEN", format!("127.0.0.1:{port}"))
+        .env("SWITCHBOARD_LISTEN", "127.0.0.1:0")
         .env_remove("SWITCHBOARD_REDIS_URL")
         .env_remove("SWITCHBOARD_ROUTING")
         .env_remove("SWITCHBOARD_ADMIN_TOKEN")
@@ -40,11 +51,11 @@ fn start_demo() -> (Demo, String) {
     let stdout = child.stdout.take().unwrap();
     let demo = Demo(child);
     let (lines, printed) = mpsc::channel();
+    // Reads to the end, after this test stops listening too: a closed pipe
+    // would make the demo's next write to stdout fail.
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if lines.send(line).is_err() {
-                break;
-            }
+            let _ = lines.send(line);
         }
     });
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -73,11 +84,18 @@ fn simulate_commands(printed: &str) -> Vec<Vec<String>> {
 }
 
 /// Runs `switchboard <args>`; its report (the last stdout line, JSON), or a
-/// panic if it fails or takes longer than `limit`.
+/// panic if it fails or takes longer than `limit`. Its output goes to a file:
+/// a trace longer than a pipe holds would stall it.
 fn run_simulate(args: &[String], limit: Duration) -> serde_json::Value {
+    static RUNS: AtomicUsize = AtomicUsize::new(0);
+    let out_path = std::env::temp_dir().join(format!(
+        "sb-demo-simulate-{}-{}.out",
+        std::process::id(),
+        RUNS.fetch_add(1, Ordering::Relaxed)
+    ));
     let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
         .args(args)
-        .stdout(Stdio::piped())
+        .stdout(std::fs::File::create(&out_path).unwrap())
         .stderr(Stdio::null())
         .spawn()
         .expect("start switchboard simulate");
@@ -90,9 +108,10 @@ fn run_simulate(args: &[String], limit: Duration) -> serde_json::Value {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{args:?}: {out:?}");
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let status = child.wait().unwrap();
+    let stdout = std::fs::read_to_string(&out_path).unwrap();
+    let _ = std::fs::remove_file(&out_path);
+    assert!(status.success(), "{args:?}: {status}\n{stdout}");
     let report = stdout.lines().last().unwrap_or_default();
     serde_json::from_str(report).unwrap_or_else(|e| panic!("{e}: {stdout}"))
 }

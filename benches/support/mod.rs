@@ -83,6 +83,14 @@ impl Drop for Server {
     }
 }
 
+/// The benchmarks' knobs: `name` from the environment, else `default`.
+pub fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 /// User + system CPU seconds of process `pid` (`self`: this one), from /proc.
 pub fn cpu_secs_of(pid: &str) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
