@@ -31,9 +31,11 @@ pub const REPLICA_WAITS: &str = "switchboard_replica_waits_total";
 pub const PRESENCE_OFFLINE: &str = "switchboard_presence_offline_total";
 pub const EVENT_STREAMS: &str = "switchboard_event_streams";
 pub const EVENT_STREAMS_DROPPED: &str = "switchboard_event_streams_dropped_total";
+pub const REDIS_USED_MEMORY: &str = "switchboard_redis_used_memory_bytes";
+pub const REDIS_MAXMEMORY: &str = "switchboard_redis_maxmemory_bytes";
 
 /// Every metric switchboard exports (deploy/ may name only these).
-pub const CATALOGUE: [&str; 21] = [
+pub const CATALOGUE: [&str; 23] = [
     CALLS,
     ROUTED,
     FALLBACKS,
@@ -55,6 +57,8 @@ pub const CATALOGUE: [&str; 21] = [
     PRESENCE_OFFLINE,
     EVENT_STREAMS,
     EVENT_STREAMS_DROPPED,
+    REDIS_USED_MEMORY,
+    REDIS_MAXMEMORY,
 ];
 
 /// From an agent freed to the REST redirect sent: milliseconds when the
@@ -130,6 +134,17 @@ fn describe() {
         "Event streams closed because their client fell too far behind (lagged)."
     );
     counter!(EVENT_STREAMS_DROPPED, "reason" => "lagged").increment(0);
+    // Not set until the worker has read them: a 0 would be a false "no limit".
+    describe_gauge!(
+        REDIS_USED_MEMORY,
+        Unit::Bytes,
+        "Memory the namespace's Redis uses (INFO used_memory, read by the worker)."
+    );
+    describe_gauge!(
+        REDIS_MAXMEMORY,
+        Unit::Bytes,
+        "The namespace's Redis maxmemory (0: no limit), read by the worker. A full Redis refuses writes."
+    );
     describe_counter!(CALLS, "Incoming calls, by the queue their number lands in.");
     describe_counter!(
         ROUTED,
@@ -279,6 +294,11 @@ pub fn replica_wait(outcome: &'static str) {
 }
 
 /// An event stream opened (+1) or closed (-1).
+pub fn redis_memory(used: u64, max: u64) {
+    gauge!(REDIS_USED_MEMORY).set(used as f64);
+    gauge!(REDIS_MAXMEMORY).set(max as f64);
+}
+
 pub fn event_streams(delta: f64) {
     gauge!(EVENT_STREAMS).increment(delta);
 }

@@ -101,6 +101,11 @@ pub async fn run(engine: Engine, interval: Duration, shutdown: CancellationToken
         if let Err(e) = refresh_gauges(&engine).await {
             tracing::warn!(error = %e, "cannot count agents for the gauges");
         }
+        // Debug only: a managed Redis that refuses INFO would otherwise log
+        // this every interval; the gauges then stay absent.
+        if let Err(e) = refresh_redis_memory(&engine).await {
+            tracing::debug!(error = %e, "cannot read Redis's memory for its gauges");
+        }
     }
     tracing::info!("worker stopped");
 }
@@ -223,5 +228,13 @@ pub async fn refresh_gauges(engine: &Engine) -> Result<(), StoreError> {
             metrics::agents(&queue.name, state.as_str(), count as u64);
         }
     }
+    Ok(())
+}
+
+/// Sets the Redis memory gauges, so a Redis filling up is seen before it
+/// refuses writes.
+pub async fn refresh_redis_memory(engine: &Engine) -> Result<(), StoreError> {
+    let memory = engine.store().memory().await?;
+    metrics::redis_memory(memory.used, memory.max);
     Ok(())
 }

@@ -109,6 +109,30 @@ pub enum Replicated {
     NotAsked,
 }
 
+/// What `INFO memory` says of a Redis's memory, in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RedisMemory {
+    pub used: u64,
+    /// 0: no limit.
+    pub max: u64,
+}
+
+impl RedisMemory {
+    /// `used_memory:` and `maxmemory:` of an `INFO memory` reply; `None`
+    /// without both.
+    fn parse(info: &str) -> Option<RedisMemory> {
+        let field = |name: &str| {
+            info.lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+                .and_then(|v| v.trim().parse().ok())
+        };
+        Some(RedisMemory {
+            used: field("used_memory")?,
+            max: field("maxmemory")?,
+        })
+    }
+}
+
 /// A handle on one namespace of one Redis, cheap to clone.
 #[derive(Clone)]
 pub struct Store {
@@ -286,6 +310,22 @@ impl Store {
         }
     }
 
+    /// The namespace's node's memory in use and its `maxmemory` (0: no
+    /// limit), from `INFO memory`: a full Redis refuses every write, so
+    /// operators are warned before (deploy/prometheus/alerts.yml).
+    pub async fn memory(&self) -> Result<RedisMemory, StoreError> {
+        let mut info = redis::cmd("INFO");
+        info.arg("memory");
+        let node = self.keys.agents();
+        let text: String = self
+            .with_conn("info_memory", |mut conn| async move {
+                Ok(conn.on_node_of(info, &node).await?)
+            })
+            .await?;
+        RedisMemory::parse(&text)
+            .ok_or_else(|| StoreError::reply("info_memory", "no used_memory or maxmemory"))
+    }
+
     /// Loads every script on the namespace's node, so the first call after
     /// start does not pay for it.
     pub async fn load_scripts(&self) -> Result<(), StoreError> {
@@ -401,5 +441,26 @@ fn texts(script: &'static str, value: &Value) -> Result<Vec<String>, StoreError>
             .map(|v| text(v).ok_or_else(|| StoreError::reply(script, format!("{v:?}"))))
             .collect(),
         other => Err(StoreError::reply(script, format!("{other:?}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_is_read_from_its_own_fields_only() {
+        let info = "# Memory\r\nused_memory:1049408\r\nused_memory_human:1.00M\r\nused_memory_rss:7340032\r\nmaxmemory:419430400\r\nmaxmemory_human:400.00M\r\nmaxmemory_policy:noeviction\r\n";
+        assert_eq!(
+            RedisMemory::parse(info),
+            Some(RedisMemory {
+                used: 1_049_408,
+                max: 419_430_400
+            })
+        );
+        assert_eq!(
+            RedisMemory::parse("used_memory_rss:5\r\nmaxmemory:0\r\n"),
+            None
+        );
     }
 }
