@@ -293,12 +293,13 @@ pub fn replica_wait(outcome: &'static str) {
     counter!(REPLICA_WAITS, "outcome" => outcome).increment(1);
 }
 
-/// An event stream opened (+1) or closed (-1).
+/// The namespace's Redis's memory in use and its maxmemory (0: no limit).
 pub fn redis_memory(used: u64, max: u64) {
     gauge!(REDIS_USED_MEMORY).set(used as f64);
     gauge!(REDIS_MAXMEMORY).set(max as f64);
 }
 
+/// An event stream opened (+1) or closed (-1).
 pub fn event_streams(delta: f64) {
     gauge!(EVENT_STREAMS).increment(delta);
 }
