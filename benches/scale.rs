@@ -31,6 +31,9 @@ mod support;
 #[path = "../tests/common/cluster.rs"]
 #[allow(dead_code)] // the bench needs no TLS cluster
 mod cluster;
+/// The tests' reading of `INFO commandstats`.
+#[path = "../tests/common/commandstats.rs"]
+mod commandstats;
 use switchboard::simulate::{self, SimulateArgs};
 
 use support::{ADMIN, AUTH, Server, env_or, machine};
@@ -419,18 +422,7 @@ async fn commandstats(conn: &mut redis::aio::MultiplexedConnection) -> BTreeMap<
         .query_async(conn)
         .await
         .expect("INFO commandstats");
-    info.lines()
-        .filter_map(|l| {
-            let (name, rest) = l.strip_prefix("cmdstat_")?.split_once(':')?;
-            let calls = rest
-                .strip_prefix("calls=")?
-                .split(',')
-                .next()?
-                .parse()
-                .ok()?;
-            Some((name.to_owned(), calls))
-        })
-        .collect()
+    commandstats::calls(&info)
 }
 
 /// Commands sent between two snapshots, without the bench's own INFO.
@@ -454,29 +446,25 @@ fn top(delta: &BTreeMap<String, u64>) -> String {
         .join(", ")
 }
 
-async fn redis_cpu(conn: &mut redis::aio::MultiplexedConnection) -> f64 {
-    let info: String = redis::cmd("INFO")
-        .arg("cpu")
+/// One `INFO` section (empty if Redis cannot say).
+async fn info(conn: &mut redis::aio::MultiplexedConnection, section: &str) -> redis::InfoDict {
+    redis::cmd("INFO")
+        .arg(section)
         .query_async(conn)
         .await
-        .unwrap_or_default();
-    info.lines()
-        .filter_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            matches!(k, "used_cpu_sys" | "used_cpu_user").then(|| v.trim().parse::<f64>().ok())?
-        })
+        .unwrap_or_else(|_| redis::InfoDict::new(""))
+}
+
+async fn redis_cpu(conn: &mut redis::aio::MultiplexedConnection) -> f64 {
+    let cpu = info(conn, "cpu").await;
+    ["used_cpu_sys", "used_cpu_user"]
+        .iter()
+        .filter_map(|k| cpu.get::<f64>(k))
         .sum()
 }
 
 async fn used_memory(conn: &mut redis::aio::MultiplexedConnection) -> u64 {
-    let info: String = redis::cmd("INFO")
-        .arg("memory")
-        .query_async(conn)
-        .await
-        .unwrap_or_default();
-    info.lines()
-        .find_map(|l| l.strip_prefix("used_memory:")?.trim().parse().ok())
-        .unwrap_or(0)
+    info(conn, "memory").await.get("used_memory").unwrap_or(0)
 }
 
 /// Requests/s of a small script doing what a reservation does to a sorted set

@@ -211,6 +211,19 @@ pub fn free_port() -> std::io::Result<u16> {
     Ok(TcpListener::bind(("127.0.0.1", 0))?.local_addr()?.port())
 }
 
+/// Waits until something accepts connections on loopback `port` (a child
+/// just started); false if nothing did within `within`.
+pub fn wait_listening(port: u16, within: Duration) -> bool {
+    let started = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if started.elapsed() > within {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    true
+}
+
 /// On Linux the child gets SIGKILL when its parent dies, however it dies, so a
 /// killed `demo` or test run leaves no Redis behind.
 #[cfg(target_os = "linux")]

@@ -4,11 +4,15 @@
 //! accounted for, and the console's token command issues a token.
 #![cfg(unix)]
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
+
+use common::process::{sigterm, wait_exit};
 
 /// The demo process, stopped when dropped: SIGTERM first, so it stops its
 /// Redis itself (only Linux also kills that child with its parent).
@@ -16,19 +20,9 @@ struct Demo(Child);
 
 impl Drop for Demo {
     fn drop(&mut self) {
-        // SAFETY: kill(2) on our own child's pid has no memory preconditions.
-        unsafe {
-            libc::kill(self.0.id() as libc::pid_t, libc::SIGTERM);
-        }
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.0.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        sigterm(&self.0);
+        // Killed if it has not stopped by then.
+        let _ = wait_exit(&mut self.0, Duration::from_secs(10));
     }
 }
 
@@ -99,16 +93,8 @@ fn run_simulate(args: &[String], limit: Duration) -> serde_json::Value {
         .stderr(Stdio::null())
         .spawn()
         .expect("start switchboard simulate");
-    let started = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if started.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{args:?} took longer than {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let status = child.wait().unwrap();
+    let status = wait_exit(&mut child, limit)
+        .unwrap_or_else(|| panic!("{args:?} took longer than {limit:?}"));
     let stdout = std::fs::read_to_string(&out_path).unwrap();
     let _ = std::fs::remove_file(&out_path);
     assert!(status.success(), "{args:?}: {status}\n{stdout}");

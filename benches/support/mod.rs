@@ -2,9 +2,9 @@
 //! machine the figures were measured on.
 
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use switchboard::redis_server::{RedisServer, free_port};
+use switchboard::redis_server::{RedisServer, free_port, wait_listening};
 
 pub const AUTH: &str = "bench-auth-token";
 pub const ADMIN: &str = "bench-admin-token-0123456789";
@@ -50,14 +50,10 @@ impl Server {
             .spawn()
             .expect("start switchboard serve");
         let base = format!("http://127.0.0.1:{port}");
-        let started = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(10),
-                "serve did not start"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        assert!(
+            wait_listening(port, Duration::from_secs(10)),
+            "serve did not start"
+        );
         Server { child, base }
     }
 

@@ -214,9 +214,7 @@ impl Feed {
             }
         }
     }
-}
 
-impl Feed {
     /// An agent's token still works (not revoked, expired, nor its agent
     /// deleted); its open stream then counts as a heartbeat, since a console
     /// in a background tab may send its own late. Admin streams always are.

@@ -1,7 +1,7 @@
 //! The HTTP surface: one `Router` holding the Twilio webhooks, the admin API, the
 //! operations endpoints and the console's files, with the layers every request
-//! passes through. This
-//! is the only place where errors become status codes or fallback TwiML.
+//! passes through. This is the only place where errors become status codes or
+//! fallback TwiML.
 
 mod console;
 pub mod listener;

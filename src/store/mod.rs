@@ -118,17 +118,12 @@ pub struct RedisMemory {
 }
 
 impl RedisMemory {
-    /// `used_memory:` and `maxmemory:` of an `INFO memory` reply; `None`
+    /// `used_memory` and `maxmemory` of an `INFO memory` reply; `None`
     /// without both.
-    fn parse(info: &str) -> Option<RedisMemory> {
-        let field = |name: &str| {
-            info.lines()
-                .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
-                .and_then(|v| v.trim().parse().ok())
-        };
+    fn from_info(info: &redis::InfoDict) -> Option<RedisMemory> {
         Some(RedisMemory {
-            used: field("used_memory")?,
-            max: field("maxmemory")?,
+            used: info.get("used_memory")?,
+            max: info.get("maxmemory")?,
         })
     }
 }
@@ -317,12 +312,12 @@ impl Store {
         let mut info = redis::cmd("INFO");
         info.arg("memory");
         let node = self.keys.agents();
-        let text: String = self
+        let info: redis::InfoDict = self
             .with_conn("info_memory", |mut conn| async move {
                 Ok(conn.on_node_of(info, &node).await?)
             })
             .await?;
-        RedisMemory::parse(&text)
+        RedisMemory::from_info(&info)
             .ok_or_else(|| StoreError::reply("info_memory", "no used_memory or maxmemory"))
     }
 
@@ -452,14 +447,16 @@ mod tests {
     fn memory_is_read_from_its_own_fields_only() {
         let info = "# Memory\r\nused_memory:1049408\r\nused_memory_human:1.00M\r\nused_memory_rss:7340032\r\nmaxmemory:419430400\r\nmaxmemory_human:400.00M\r\nmaxmemory_policy:noeviction\r\n";
         assert_eq!(
-            RedisMemory::parse(info),
+            RedisMemory::from_info(&redis::InfoDict::new(info)),
             Some(RedisMemory {
                 used: 1_049_408,
                 max: 419_430_400
             })
         );
         assert_eq!(
-            RedisMemory::parse("used_memory_rss:5\r\nmaxmemory:0\r\n"),
+            RedisMemory::from_info(&redis::InfoDict::new(
+                "used_memory_rss:5\r\nmaxmemory:0\r\n"
+            )),
             None
         );
     }

@@ -24,14 +24,10 @@ impl Chromedriver {
             .stderr(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| panic!("chromedriver is needed ({e}): {INSTALL}"));
-        let started = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(10),
-                "chromedriver did not listen"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        assert!(
+            switchboard::redis_server::wait_listening(port, Duration::from_secs(10)),
+            "chromedriver did not listen"
+        );
         Chromedriver {
             child,
             url: format!("http://127.0.0.1:{port}"),

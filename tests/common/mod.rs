@@ -4,6 +4,7 @@
 
 pub mod browser;
 pub mod cluster;
+pub mod commandstats;
 pub mod process;
 pub mod sentinel;
 
@@ -514,17 +515,8 @@ pub async fn command_counts(redis: &mut switchboard::store::Conn) -> BTreeMap<St
         .query_async(redis)
         .await
         .unwrap();
-    info.lines()
-        .filter_map(|l| {
-            let (name, rest) = l.strip_prefix("cmdstat_")?.split_once(':')?;
-            let calls = rest
-                .strip_prefix("calls=")?
-                .split(',')
-                .next()?
-                .parse()
-                .ok()?;
-            Some((name.to_owned(), calls))
-        })
+    commandstats::calls(&info)
+        .into_iter()
         .filter(|(name, _)| !name.starts_with("info") && !name.starts_with("config"))
         .collect()
 }

@@ -1,7 +1,7 @@
 //! switchboard as a real process of the built binary (`serve`, `worker`), on a
 //! free port, logging to a file, and stopped by its PID when dropped.
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use switchboard::redis_server::free_port;
@@ -67,8 +67,7 @@ impl Process {
     }
 
     pub fn sigterm(&self) {
-        // SAFETY: a signal to our own child.
-        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        sigterm(&self.child);
     }
 
     /// SIGKILL, as a node dying or `kill -9`: nothing is finished or said.
@@ -79,16 +78,29 @@ impl Process {
 
     /// Waits for the exit; its code.
     pub fn wait(&mut self, limit: Duration) -> Option<i32> {
-        let started = Instant::now();
-        while started.elapsed() < limit {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return status.code();
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        None
+        wait_exit(&mut self.child, limit).and_then(|status| status.code())
     }
+}
+
+/// SIGTERM to a child of ours: the graceful stop.
+pub fn sigterm(child: &Child) {
+    // SAFETY: a signal to our own child.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+}
+
+/// Waits up to `limit` for `child` to exit: its status, or `None` once
+/// the limit passed and it was killed.
+pub fn wait_exit(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
+    let started = Instant::now();
+    while started.elapsed() < limit {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
 }
 
 impl Drop for Process {
