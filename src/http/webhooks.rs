@@ -15,6 +15,7 @@ use crate::app::AppState;
 use crate::config::hold::Announce;
 use crate::config::{FallbackStep, Secret, Settings};
 use crate::metrics;
+use crate::routing::unapplied::Source;
 use crate::routing::{self, AttemptKind, AttemptReport, Decision, IncomingCall};
 use crate::store::{Outcome, StoreError};
 use crate::twilio::params::{Params, ParamsError, is_sid};
@@ -681,8 +682,8 @@ pub async fn dial_action(
             .await
             .map_err(|e| {
                 // The attempt's end is applied once Redis answers again.
-                if !state.engine.unapplied().keep(&report) {
-                    tracing::error!("too many dial actions wait for Redis: this one is left to the worker's deadline");
+                if !state.engine.unapplied().keep(Source::DialAction, &report) {
+                    tracing::error!("too many reports wait for Redis: this dial action is left to the worker's deadline");
                 }
                 // A caller still waiting for an agent gets the emergency answer.
                 if matches!(outcome, Outcome::Miss | Outcome::Ended) {
@@ -728,7 +729,12 @@ pub async fn agent_status(
         within_budget(&state, state.engine.agent_status(&report))
             .await
             .map_err(|e| {
-                let lost = "agent leg status not applied: answered 503 for Twilio to send it again";
+                // Twilio's retries last 15 s at most: the replica keeps the
+                // report too, and applies it once Redis answers.
+                if !state.engine.unapplied().keep(Source::AgentLeg, &report) {
+                    tracing::error!("too many reports wait for Redis: this agent leg status is left to the worker's deadline and the reconcile backstop");
+                }
+                let lost = "agent leg status not applied: answered 503 for Twilio to send it again; kept to apply when Redis answers";
                 WebhookError::unapplied(e, lost)
             })?;
         state.connect_waiting_soon();
@@ -755,7 +761,10 @@ pub async fn call_status(
         within_budget(&state, state.engine.call_ended(call_sid))
             .await
             .map_err(|e| {
-                let lost = "call end not applied: answered 503 for Twilio to send it again";
+                if !state.engine.unapplied().keep_call_end(call_sid) {
+                    tracing::error!("too many reports wait for Redis: this call's end is left to the Dial action and the worker's deadlines");
+                }
+                let lost = "call end not applied: answered 503 for Twilio to send it again; kept to apply when Redis answers";
                 WebhookError::unapplied(e, lost)
             })?;
         tracing::info!("call ended");
