@@ -488,12 +488,15 @@ async fn a_redirect_claimed_by_a_replica_that_died_is_taken_over_by_the_callers_
     assert!(store.claim_connect(&second).await.unwrap().is_some());
     let claimed = std::time::Instant::now();
 
-    // Within the REST budget (3 s, and a second's slack) the redirect may
-    // still come: the fetch pauses rather than dial a call about to be cut off.
+    // Within the REST budget (the client's total, and a second's slack) the
+    // redirect may still come: the fetch pauses rather than dial a call about
+    // to be cut off.
     let meanwhile = wait_fetch(&app, &second, &round2).await;
     assert_eq!(dialed(&meanwhile), None, "{}", meanwhile.body);
     // Then nobody is sending it: the caller's own fetch dials.
-    tokio::time::sleep(Duration::from_millis(4100).saturating_sub(claimed.elapsed())).await;
+    let claim_lasts = switchboard::twilio::rest::RequestBudget::default().total
+        + Duration::from_millis(1100);
+    tokio::time::sleep(claim_lasts.saturating_sub(claimed.elapsed())).await;
     let taken_over = wait_fetch(&app, &second, &round2).await;
     assert_eq!(
         dialed(&taken_over).as_deref(),

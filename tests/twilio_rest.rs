@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::*;
 use switchboard::twilio::rest::{
@@ -19,6 +19,7 @@ const CONNECT_URL: &str = "https://switchboard.example/twilio/voice/connect?call
 fn quick(mut config: RestConfig) -> RestConfig {
     config.budget = RequestBudget {
         total: Duration::from_secs(5),
+        connect: Duration::from_secs(1),
         per_try: Duration::from_secs(2),
         max_tries: 3,
         base_backoff: Duration::from_millis(10),
@@ -317,4 +318,47 @@ async fn the_stand_in_refuses_what_twilio_would_refuse() {
     assert_eq!(no_url.json()["code"], 21205);
     assert_eq!(no_url.json()["status"], 400);
     assert!(twilio.requests().is_empty());
+}
+
+/// Twilio on a bad day answers in a second and a half: the default budget (4 s
+/// a try) waits for it, where the old one (1 s a try) gave up and left the
+/// caller to their next hold round. The stand-in accepts the connection at
+/// once and answers late.
+#[tokio::test]
+async fn a_redirect_answered_after_a_second_and_a_half_succeeds_with_the_default_budget() {
+    let twilio = TwilioApiStandIn::start().await;
+    let sid = call_sid(14);
+    twilio.answer(&sid, CallAnswer::Slow(Duration::from_millis(1500)));
+    let client = RestClient::new(twilio.auth_token_config()).expect("client");
+    assert_eq!(client.config().budget, RequestBudget::default());
+    let outcome = client.redirect(&sid, CONNECT_URL).await;
+    assert!(
+        matches!(outcome, RedirectOutcome::Redirected),
+        "{outcome:?}"
+    );
+    assert_eq!(twilio.requests_for(&sid).len(), 1);
+}
+
+/// Slow failures are retried only inside the total budget: the redirect gives
+/// up by then, however many tries were allowed and however long each may be.
+#[tokio::test]
+async fn slow_server_errors_are_retried_only_within_the_total_budget() {
+    let twilio = TwilioApiStandIn::start().await;
+    let sid = call_sid(15);
+    twilio.answer(&sid, CallAnswer::SlowServerError(Duration::from_millis(1200)));
+    let mut config = twilio.auth_token_config();
+    config.budget.total = Duration::from_secs(3);
+    config.budget.max_tries = 100;
+    let client = RestClient::new(config).expect("client");
+    let started = Instant::now();
+    let outcome = client.redirect(&sid, CONNECT_URL).await;
+    let took = started.elapsed();
+    assert!(
+        matches!(outcome, RedirectOutcome::Failed(_)),
+        "{outcome:?}"
+    );
+    let tries = twilio.requests_for(&sid).len();
+    assert!((2..100).contains(&tries), "{tries} tries");
+    // A correctness bound (the budget and scheduling slack), not a speed goal.
+    assert!(took < Duration::from_secs(4), "took {took:?}");
 }

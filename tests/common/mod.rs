@@ -827,6 +827,8 @@ pub enum CallAnswer {
     ServerErrorForever,
     /// 200, after this long.
     Slow(Duration),
+    /// 500, code 20500, after this long, every time.
+    SlowServerError(Duration),
 }
 
 /// A well-formed, authenticated request the stand-in took.
@@ -1127,6 +1129,10 @@ async fn stand_in_update_call(
         CallAnswer::Slow(delay) => {
             tokio::time::sleep(delay).await;
             redirected()
+        }
+        CallAnswer::SlowServerError(delay) => {
+            tokio::time::sleep(delay).await;
+            twilio_error(500, 20500, "Internal Server Error")
         }
     }
 }
