@@ -245,14 +245,18 @@ impl RestClient {
     /// backstop for an answered call whose end was never reported. One try
     /// within the per-try time: the worker asks again a while later.
     pub async fn call_state(&self, call_sid: &str) -> Result<CallState, RestError> {
-        check_sid("CallSid", call_sid)?;
+        self.call_state_in("", call_sid).await
+    }
+
+    /// `call_state` of a call of account `account` (a sub-account of the
+    /// credentials' account, or `""` for the credentials' own).
+    pub async fn call_state_in(
+        &self,
+        account: &str,
+        call_sid: &str,
+    ) -> Result<CallState, RestError> {
         let credentials = &self.config.credentials;
-        let endpoint = format!(
-            "{}/2010-04-01/Accounts/{}/Calls/{}.json",
-            self.config.base_url,
-            credentials.account_sid(),
-            call_sid
-        );
+        let endpoint = self.call_endpoint(account, call_sid)?;
         let response = self
             .http
             .get(&endpoint)
@@ -293,7 +297,14 @@ impl RestClient {
     /// Retrying a redirect is safe: redirecting twice to the same connect URL
     /// makes Twilio fetch it twice, and that URL answers the same TwiML again.
     pub async fn redirect(&self, call_sid: &str, url: &str) -> RedirectOutcome {
-        let outcome = self.redirect_within_budget(call_sid, url).await;
+        self.redirect_in("", call_sid, url).await
+    }
+
+    /// `redirect` of a call of account `account` (a sub-account of the
+    /// credentials' account, or `""` for the credentials' own). Twilio lets an
+    /// account's credentials act on its sub-accounts' calls, in their path.
+    pub async fn redirect_in(&self, account: &str, call_sid: &str, url: &str) -> RedirectOutcome {
+        let outcome = self.redirect_within_budget(account, call_sid, url).await;
         crate::metrics::twilio_redirect(match &outcome {
             RedirectOutcome::Redirected => "redirected",
             RedirectOutcome::CallOver => "call_over",
@@ -303,17 +314,32 @@ impl RestClient {
         outcome
     }
 
-    async fn redirect_within_budget(&self, call_sid: &str, url: &str) -> RedirectOutcome {
-        if let Err(e) = check_sid("CallSid", call_sid) {
-            return RedirectOutcome::Failed(e);
-        }
+    /// `…/Accounts/{account}/Calls/{call_sid}.json`, the credentials' own
+    /// account when `account` is empty; either SID is checked first.
+    fn call_endpoint(&self, account: &str, call_sid: &str) -> Result<String, RestError> {
+        let account = match account {
+            "" => self.config.credentials.account_sid(),
+            sub => sub,
+        };
+        check_sid("AccountSid", account)?;
+        check_sid("CallSid", call_sid)?;
+        Ok(format!(
+            "{}/2010-04-01/Accounts/{account}/Calls/{call_sid}.json",
+            self.config.base_url
+        ))
+    }
+
+    async fn redirect_within_budget(
+        &self,
+        account: &str,
+        call_sid: &str,
+        url: &str,
+    ) -> RedirectOutcome {
+        let endpoint = match self.call_endpoint(account, call_sid) {
+            Ok(endpoint) => endpoint,
+            Err(e) => return RedirectOutcome::Failed(e),
+        };
         let budget = self.config.budget;
-        let endpoint = format!(
-            "{}/2010-04-01/Accounts/{}/Calls/{}.json",
-            self.config.base_url,
-            self.config.credentials.account_sid(),
-            call_sid
-        );
         let deadline = Instant::now() + budget.total;
         let mut tries = 0;
         loop {
