@@ -24,18 +24,19 @@ Steps:
 a report that comes after that claim was taken over and the caller matched
 again changes nothing.
 
-Reply: {'claimed', token} for a 'claim' that may send the redirect;
+Reply: {'claimed', token, account} for a 'claim' that may send the redirect
+(account: the call's AccountSid, '' when its webhook had none);
 {'refused'} otherwise (and for the reports).
 Each change is also appended as an event to `events` and, for a call, to
 `call_events:<sid>` (both built from the prefix; `emit` in lib/common.lua).
 ]]
 local call = KEYS[1]
-local c = redis.call('HMGET', call, 'status', 'connect', 'rest', 'agent', 'token')
+local c = redis.call('HMGET', call, 'status', 'connect', 'rest', 'agent', 'token', 'account')
 local status, connect, id, token = c[1], c[2], c[4], c[5]
 if req.step == 'claim' then
   if status == 'ringing' and connect == 'pending' and c[3] ~= 'off' then
     redis.call('HSET', call, 'connect', 'sending', 'connect_at', now_ms())
-    return {'claimed', token}
+    return {'claimed', token, c[6] or ''}
   end
   return {'refused'}
 end

@@ -14,13 +14,14 @@ A member whose call is no longer on a call is dropped; one whose agent leg's
 CallSid was never reported is pushed back (nothing to ask Twilio about; the
 lease still ends it at max_call_secs).
 
-Reply: flat {CallSid, agent leg CallSid, agent, token, ...}.
+Reply: flat {CallSid, agent leg CallSid, agent, token, account, ...} (account:
+the call's AccountSid, '' when its webhook had none).
 ]]
 local now = now_ms()
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - req.quiet_ms, 'LIMIT', 0, req.batch)
 local reply = {}
 for _, sid in ipairs(due) do
-  local c = redis.call('HMGET', K.call(sid), 'status', 'leg_sid', 'agent', 'token')
+  local c = redis.call('HMGET', K.call(sid), 'status', 'leg_sid', 'agent', 'token', 'account')
   if c[1] ~= 'on_call' then
     redis.call('ZREM', KEYS[1], sid)
   else
@@ -30,6 +31,7 @@ for _, sid in ipairs(due) do
       reply[#reply + 1] = c[2]
       reply[#reply + 1] = c[3] or ''
       reply[#reply + 1] = c[4] or ''
+      reply[#reply + 1] = c[5] or ''
     end
   end
 end

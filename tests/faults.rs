@@ -93,6 +93,15 @@ async fn every_webhook_answers(app: &TestApp, n: u64) {
     }
 }
 
+/// Redis writes its data to disk (`SAVE`), to come back with it after a stop.
+/// On a plain connection: the server's own has the short Redis budget of these
+/// tests, which a disk busy with other work can outlast.
+fn save(app: &TestApp) {
+    let client = redis::Client::open(app.redis.url()).expect("redis URL");
+    let mut conn = client.get_connection().expect("redis connection");
+    let _: () = redis::cmd("SAVE").query(&mut conn).expect("SAVE");
+}
+
 #[tokio::test]
 async fn with_redis_stopped_calls_get_the_emergency_twiml_and_readiness_comes_back() {
     let mut app = app().await;
@@ -220,8 +229,7 @@ async fn a_status_callback_refused_while_redis_is_down_is_applied_when_sent_agai
     assert!(url.ends_with("#rc=5&rp=5xx,ct,rt"), "{url}");
     assert_eq!(app.agent_leg(&sid, &dial, "in-progress").await.status, 200);
     assert_eq!(app.agent("a").await["state"], "on_call");
-    let mut conn = app.redis().await;
-    let _: () = redis::cmd("SAVE").query_async(&mut conn).await.unwrap();
+    save(&app);
 
     app.redis.stop();
     let refused = app.agent_leg(&sid, &dial, "completed").await;
@@ -229,9 +237,10 @@ async fn a_status_callback_refused_while_redis_is_down_is_applied_when_sent_agai
     assert_eq!(refused.status, 503, "{refused:?}");
     assert_eq!(number.status, 503, "{number:?}");
     app.redis.restart().unwrap();
-    assert_eq!(app.agent("a").await["state"], "on_call", "not applied");
 
-    // Twilio sends both again; now they are applied.
+    // Twilio sends both again; they are applied, by the retry or by the
+    // replica that kept them (whichever comes first), and the other changes
+    // nothing.
     let started = Instant::now();
     while app.agent_leg(&sid, &dial, "completed").await.status != 200 {
         assert!(started.elapsed() < Duration::from_secs(5), "never applied");
@@ -241,6 +250,89 @@ async fn a_status_callback_refused_while_redis_is_down_is_applied_when_sent_agai
     let a = app.agent("a").await;
     assert!(a["call_sid"].is_null(), "{a}");
     assert_eq!(a["state"], "wrap_up", "{a}");
+    assert_eq!(a["missed_in_row"], 0, "{a}");
+    assert!(app.server.state.engine.unapplied().is_empty());
+}
+
+/// Waits (bounded) until agent `id` satisfies `done`; its last view.
+async fn agent_until(
+    app: &TestApp,
+    id: &str,
+    what: &str,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let started = Instant::now();
+    loop {
+        let a = app.agent(id).await;
+        if done(&a) {
+            return a;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{what} never happened: {a}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Twilio retries a status callback answered 503 at most `rc=5` times within
+/// its total timeout (`tt`, 15 s at most): an outage longer than that outlasts
+/// every retry. The replica that answered 503 keeps the report and applies it
+/// once Redis is back, with no callback sent again: the agent whose call ended
+/// goes to wrap-up. Redis comes back with the data it had saved (`SAVE`).
+#[tokio::test]
+async fn a_final_agent_leg_status_sent_only_during_the_outage_is_applied_when_redis_returns() {
+    let mut app = app().await;
+    app.add_available("a", &["default"]).await;
+    let sid = call_sid(12);
+    let dial = app.call(&sid, "+15005550006").await;
+    assert_eq!(dialed(&dial).as_deref(), Some("a"));
+    assert_eq!(app.agent_leg(&sid, &dial, "in-progress").await.status, 200);
+    save(&app);
+    app.redis.stop();
+    // The first try and Twilio's five retries all find Redis away.
+    for _ in 0..6 {
+        let refused = app.agent_leg(&sid, &dial, "completed").await;
+        assert_eq!(refused.status, 503, "{refused:?}");
+    }
+    assert_eq!(app.server.state.engine.unapplied().len(), 1, "kept once");
+    app.redis.restart().unwrap();
+    let a = agent_until(&app, "a", "the kept agent leg status", |a| {
+        a["state"] != "on_call"
+    })
+    .await;
+    assert_eq!(a["state"], "wrap_up", "{a}");
+    assert!(a["call_sid"].is_null(), "{a}");
+    assert_eq!(a["missed_in_row"], 0, "{a}");
+    assert!(app.server.state.engine.unapplied().is_empty());
+}
+
+/// The number's status callback with a final status, refused during an outage
+/// and never sent again, still ends the call once Redis is back: the agent it
+/// had reserved (still ringing) is free at once, without a miss, instead of
+/// at the reservation's deadline.
+#[tokio::test]
+async fn a_final_call_status_sent_only_during_the_outage_is_applied_when_redis_returns() {
+    let mut app = app().await;
+    app.add_available("a", &["default"]).await;
+    let sid = call_sid(13);
+    let dial = app.call(&sid, "+15005550006").await;
+    assert_eq!(dialed(&dial).as_deref(), Some("a"));
+    assert_eq!(app.agent("a").await["state"], "reserved");
+    save(&app);
+    app.redis.stop();
+    for _ in 0..6 {
+        let refused = app.call_status(&sid, "canceled").await;
+        assert_eq!(refused.status, 503, "{refused:?}");
+    }
+    app.redis.restart().unwrap();
+    let a = agent_until(&app, "a", "the kept call end", |a| a["state"] != "reserved").await;
+    assert!(a["call_sid"].is_null(), "{a}");
+    assert_eq!(a["missed_in_row"], 0, "{a}");
+    assert!(app.server.state.engine.unapplied().is_empty());
+    // The call is over: a Dial action that comes late rings nobody new.
+    let late = app.dial_action(&sid, &dial, "no-answer").await;
+    assert_eq!(dialed(&late), None, "{late:?}");
 }
 
 /// With Redis paused, a status callback times out and is answered 503, though
@@ -307,8 +399,7 @@ async fn a_dial_action_redis_could_not_take_is_applied_when_it_answers_again() {
     let sid = call_sid(11);
     let dial = app.call(&sid, "+15005550006").await;
     assert_eq!(dialed(&dial).as_deref(), Some("a"));
-    let mut conn = app.redis().await;
-    let _: () = redis::cmd("SAVE").query_async(&mut conn).await.unwrap();
+    save(&app);
     app.redis.stop();
     let answer = app.dial_action(&sid, &dial, "no-answer").await;
     assert!(is_emergency(&answer), "{answer:?}");

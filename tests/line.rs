@@ -488,12 +488,15 @@ async fn a_redirect_claimed_by_a_replica_that_died_is_taken_over_by_the_callers_
     assert!(store.claim_connect(&second).await.unwrap().is_some());
     let claimed = std::time::Instant::now();
 
-    // Within the REST budget (3 s, and a second's slack) the redirect may
-    // still come: the fetch pauses rather than dial a call about to be cut off.
+    // Within the REST budget (the client's total, and a second's slack) the
+    // redirect may still come: the fetch pauses rather than dial a call about
+    // to be cut off.
     let meanwhile = wait_fetch(&app, &second, &round2).await;
     assert_eq!(dialed(&meanwhile), None, "{}", meanwhile.body);
     // Then nobody is sending it: the caller's own fetch dials.
-    tokio::time::sleep(Duration::from_millis(4100).saturating_sub(claimed.elapsed())).await;
+    let claim_lasts =
+        switchboard::twilio::rest::RequestBudget::default().total + Duration::from_millis(1100);
+    tokio::time::sleep(claim_lasts.saturating_sub(claimed.elapsed())).await;
     let taken_over = wait_fetch(&app, &second, &round2).await;
     assert_eq!(
         dialed(&taken_over).as_deref(),
@@ -541,6 +544,39 @@ async fn released_without_a_miss(app: &TestApp) {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// A number of a Twilio sub-account: its webhook's `AccountSid` is kept with
+/// the call, and the redirect that connects the caller names that account in
+/// its path (with the parent's credentials), not TWILIO_ACCOUNT_SID's.
+#[tokio::test]
+async fn a_waiting_caller_of_a_subaccount_is_redirected_in_that_subaccount() {
+    let stand_in = TwilioApiStandIn::start().await;
+    let app = app_with_rest(&stand_in).await;
+    app.add_available("a", &["desk"]).await;
+    let first = call_sid(1);
+    let dial = app.call(&first, SUPPORT).await;
+    let second = call_sid(2);
+    let voice = format!("{}/twilio/voice", app.base());
+    let round = post_signed(
+        &app.http,
+        &voice,
+        &[
+            ("CallSid", second.as_str()),
+            ("AccountSid", SUBACCOUNT_SID),
+            ("From", "+15005550002"),
+            ("To", SUPPORT),
+            ("CallStatus", "ringing"),
+        ],
+    )
+    .await;
+    assert_eq!(dialed(&round), None, "{}", round.body);
+    stand_in.answer(&second, CallAnswer::Succeed);
+    answered_then_ended(&app, &first, &dial).await;
+    let sent = redirected(&stand_in, &second).await;
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0].account, SUBACCOUNT_SID, "{sent:?}");
+    assert_eq!(sent[0].user, ACCOUNT_SID, "the parent's credentials");
 }
 
 #[tokio::test]

@@ -102,3 +102,42 @@ async fn without_rest_credentials_nothing_is_asked_and_the_lease_stays_the_backs
     tokio::time::sleep(Duration::from_millis(1600)).await;
     assert_eq!(app.agent("ana").await["state"], "on_call");
 }
+
+/// A call of a sub-account (its webhook's `AccountSid`) is looked up in that
+/// sub-account's path, with the parent's credentials.
+#[tokio::test]
+async fn a_quiet_call_of_a_subaccount_is_asked_about_in_that_subaccount() {
+    let stand_in = TwilioApiStandIn::start().await;
+    stand_in.call_status(&leg(), "completed");
+    let app = app(Some(&stand_in)).await;
+    app.add_available("ana", &["sales"]).await;
+    let sid = call_sid(2);
+    let voice = format!("{}/twilio/voice", app.base());
+    let dial = post_signed(
+        &app.http,
+        &voice,
+        &[
+            ("CallSid", sid.as_str()),
+            ("AccountSid", SUBACCOUNT_SID),
+            ("From", "+15005550002"),
+            ("To", SALES),
+            ("CallStatus", "ringing"),
+        ],
+    )
+    .await;
+    assert_eq!(dialed(&dial).as_deref(), Some("ana"), "{}", dial.body);
+    assert_eq!(app.agent_leg(&sid, &dial, "in-progress").await.status, 200);
+    let started = Instant::now();
+    while app.agent("ana").await["state"] != "wrap_up" {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "never reconciled; fetched {:?}",
+            stand_in.fetched_in()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        stand_in.fetched_in(),
+        vec![(SUBACCOUNT_SID.to_owned(), leg())]
+    );
+}

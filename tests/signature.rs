@@ -348,3 +348,57 @@ async fn worst_case_64_kib_bodies_get_the_right_verdict() {
         assert_eq!(right.status(), 200, "{name}");
     }
 }
+
+/// The number's status callback carries the operator's connection overrides
+/// (`SWITCHBOARD_STATUS_CALLBACK_OVERRIDES`, here with `tt`); its fragment
+/// never reaches the server, so a signature over the URL with it, with
+/// switchboard's own fragment, or with none passes, and one over a fragment
+/// nobody configured does not.
+#[tokio::test]
+async fn a_status_callback_signed_with_the_configured_overrides_passes() {
+    let app = spawn_app_with(ROUTING, true, |s: &mut Settings| {
+        s.status_callback_overrides = Some("#rc=3&rp=5xx,ct&tt=12000".parse().unwrap());
+    })
+    .await;
+    let url = format!("{}/twilio/voice/status", app.base());
+    let sid = call_sid(41);
+    let params = [("CallSid", sid.as_str()), ("CallStatus", "ringing")];
+    for fragment in ["", "#rc=3&rp=5xx,ct&tt=12000", "#rc=5&rp=5xx,ct,rt"] {
+        let signed = format!("{url}{fragment}");
+        let a = post_signed(&app.http, &signed, &params).await;
+        assert_eq!(a.status, 200, "signed over {signed}: {a:?}");
+    }
+    for fragment in ["#rc=3&tt=12000&rp=5xx,ct", "#rc=4"] {
+        let signed = format!("{url}{fragment}");
+        let a = post_signed(&app.http, &signed, &params).await;
+        assert_eq!(a.status, 403, "signed over {signed}: {a:?}");
+    }
+}
+
+/// Rotating the auth token without downtime: with Twilio's secondary auth
+/// token set as `TWILIO_AUTH_TOKEN_SECONDARY`, a request signed with it passes
+/// (Twilio signs with it once it is promoted), as does one signed with the
+/// primary; one signed with neither is refused, and without the setting the
+/// secondary token's signature is refused too.
+#[tokio::test]
+async fn a_request_signed_with_the_secondary_auth_token_passes_and_with_neither_fails() {
+    const SECONDARY: &str = "secondary-auth-token-0123456789ab";
+    let app = spawn_app_with(ROUTING, true, |s: &mut Settings| {
+        s.twilio_auth_token_secondary = Some(SECONDARY.into());
+    })
+    .await;
+    let url = format!("{}/twilio/voice/status", app.base());
+    let sid = call_sid(42);
+    let params = [("CallSid", sid.as_str()), ("CallStatus", "ringing")];
+    for token in [AUTH_TOKEN, SECONDARY] {
+        let a = post_signed_with(&app.http, token, &url, &params).await;
+        assert_eq!(a.status, 200, "signed with {token}: {a:?}");
+    }
+    let a = post_signed_with(&app.http, "neither-token", &url, &params).await;
+    assert_eq!(a.status, 403, "{a:?}");
+
+    let without = spawn_app(ROUTING).await;
+    let url = format!("{}/twilio/voice/status", without.base());
+    let a = post_signed_with(&without.http, SECONDARY, &url, &params).await;
+    assert_eq!(a.status, 403, "{a:?}");
+}

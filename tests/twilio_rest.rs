@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::*;
 use switchboard::twilio::rest::{
@@ -19,6 +19,7 @@ const CONNECT_URL: &str = "https://switchboard.example/twilio/voice/connect?call
 fn quick(mut config: RestConfig) -> RestConfig {
     config.budget = RequestBudget {
         total: Duration::from_secs(5),
+        connect: Duration::from_secs(1),
         per_try: Duration::from_secs(2),
         max_tries: 3,
         base_backoff: Duration::from_millis(10),
@@ -53,6 +54,7 @@ async fn a_redirect_with_the_auth_token_posts_url_and_method_as_the_account() {
     assert_eq!(
         twilio.requests(),
         [RedirectRequest {
+            account: ACCOUNT_SID.into(),
             call_sid: sid,
             user: ACCOUNT_SID.into(),
             url: CONNECT_URL.into(),
@@ -317,4 +319,76 @@ async fn the_stand_in_refuses_what_twilio_would_refuse() {
     assert_eq!(no_url.json()["code"], 21205);
     assert_eq!(no_url.json()["status"], 400);
     assert!(twilio.requests().is_empty());
+}
+
+/// Twilio on a bad day answers in a second and a half: the default budget (4 s
+/// a try) waits for it, where the old one (1 s a try) gave up and left the
+/// caller to their next hold round. The stand-in accepts the connection at
+/// once and answers late.
+#[tokio::test]
+async fn a_redirect_answered_after_a_second_and_a_half_succeeds_with_the_default_budget() {
+    let twilio = TwilioApiStandIn::start().await;
+    let sid = call_sid(14);
+    twilio.answer(&sid, CallAnswer::Slow(Duration::from_millis(1500)));
+    let client = RestClient::new(twilio.auth_token_config()).expect("client");
+    assert_eq!(client.config().budget, RequestBudget::default());
+    let outcome = client.redirect(&sid, CONNECT_URL).await;
+    assert!(
+        matches!(outcome, RedirectOutcome::Redirected),
+        "{outcome:?}"
+    );
+    assert_eq!(twilio.requests_for(&sid).len(), 1);
+}
+
+/// Slow failures are retried only inside the total budget: the redirect gives
+/// up by then, however many tries were allowed and however long each may be.
+#[tokio::test]
+async fn slow_server_errors_are_retried_only_within_the_total_budget() {
+    let twilio = TwilioApiStandIn::start().await;
+    let sid = call_sid(15);
+    twilio.answer(
+        &sid,
+        CallAnswer::SlowServerError(Duration::from_millis(1200)),
+    );
+    let mut config = twilio.auth_token_config();
+    config.budget.total = Duration::from_secs(3);
+    config.budget.max_tries = 100;
+    let client = RestClient::new(config).expect("client");
+    let started = Instant::now();
+    let outcome = client.redirect(&sid, CONNECT_URL).await;
+    let took = started.elapsed();
+    assert!(matches!(outcome, RedirectOutcome::Failed(_)), "{outcome:?}");
+    let tries = twilio.requests_for(&sid).len();
+    assert!((2..100).contains(&tries), "{tries} tries");
+    // A correctness bound (the budget and scheduling slack), not a speed goal.
+    assert!(took < Duration::from_secs(4), "took {took:?}");
+}
+
+/// A call of a sub-account is redirected in that sub-account's path, with the
+/// parent's credentials (Twilio lets them act on sub-accounts' calls).
+#[tokio::test]
+async fn a_redirect_in_a_subaccount_names_it_in_the_path() {
+    let twilio = TwilioApiStandIn::start().await;
+    let sid = call_sid(16);
+    twilio.answer(&sid, CallAnswer::Succeed);
+    let outcome = client(twilio.auth_token_config())
+        .redirect_in(SUBACCOUNT_SID, &sid, CONNECT_URL)
+        .await;
+    assert!(
+        matches!(outcome, RedirectOutcome::Redirected),
+        "{outcome:?}"
+    );
+    let requests = twilio.requests_for(&sid);
+    assert_eq!(requests.len(), 1);
+    assert_eq!(requests[0].account, SUBACCOUNT_SID);
+    assert_eq!(requests[0].user, ACCOUNT_SID);
+    // An AccountSid that would change the path is refused before sending.
+    let outcome = client(twilio.auth_token_config())
+        .redirect_in("AC1/../x", &sid, CONNECT_URL)
+        .await;
+    assert!(
+        matches!(outcome, RedirectOutcome::Failed(RestError::Sid { .. })),
+        "{outcome:?}"
+    );
+    assert_eq!(twilio.requests_for(&sid).len(), 1);
 }

@@ -55,6 +55,12 @@ local function route(r)
   if status and status ~= 'retry' then
     return decision(call, 0)
   end
+  -- The Twilio account (sub-account) the call belongs to, its webhook's
+  -- AccountSid: the REST requests about it name that account. A request
+  -- without one (a Dial action's, an older version's) keeps what the call had.
+  if r.account and r.account ~= cjson.null and r.account ~= '' then
+    redis.call('HSET', call, 'account', r.account)
+  end
   local attempt = tonumber(redis.call('HGET', call, 'attempt')) or 0
   local tried_csv = redis.call('HGET', call, 'tried') or ''
   local tried = {}

@@ -14,6 +14,7 @@ use clap::Args;
 
 pub use routing::{FallbackStep, Queue, QueueSettings, RoutingFileError, RoutingTable};
 
+use crate::twilio::overrides::{ConnectionOverrides, OverridesError as ConnectionOverridesError};
 use crate::twilio::rest::{Credentials, RestConfig};
 
 /// The flags and environment variables `serve`, `worker` and `demo` share.
@@ -70,6 +71,17 @@ pub struct SettingsArgs {
     /// Twilio auth token, the key of X-Twilio-Signature.
     #[arg(long, env = "TWILIO_AUTH_TOKEN", hide_env_values = true)]
     pub twilio_auth_token: Option<String>,
+
+    /// Twilio's secondary auth token, also accepted for X-Twilio-Signature while
+    /// the auth token is rotated (set it before promoting it at Twilio).
+    #[arg(long, env = "TWILIO_AUTH_TOKEN_SECONDARY", hide_env_values = true)]
+    pub twilio_auth_token_secondary: Option<String>,
+
+    /// The connection overrides on the number's status callback URL (its `#…`
+    /// fragment, e.g. `rc=5&rp=5xx,ct,rt&tt=15000`) when they are not
+    /// switchboard's own: signatures over the URL with them are accepted too.
+    #[arg(long, env = "SWITCHBOARD_STATUS_CALLBACK_OVERRIDES")]
+    pub status_callback_overrides: Option<String>,
 
     /// Development only: accept webhooks without a valid signature.
     #[arg(long, env = "SWITCHBOARD_SKIP_SIGNATURE", value_parser = clap::builder::BoolishValueParser::new(), default_value = "false")]
@@ -267,6 +279,10 @@ pub enum SettingsError {
     TwilioApiUrl(String),
     #[error("TWILIO_ACCOUNT_SID {0:?} must be letters and digits (AC…)")]
     TwilioAccountSid(String),
+    #[error(
+        "SWITCHBOARD_STATUS_CALLBACK_OVERRIDES {0:?} is not a Twilio connection override fragment (like rc=5&rp=5xx,ct,rt): {1}"
+    )]
+    StatusCallbackOverrides(String, #[source] ConnectionOverridesError),
     #[error("{set} is set without {missing}: set both, or neither")]
     TwilioHalfSet {
         set: &'static str,
@@ -393,6 +409,12 @@ pub struct Settings {
     /// Without a trailing slash.
     pub public_url: Option<String>,
     pub twilio_auth_token: Option<Secret>,
+    /// `TWILIO_AUTH_TOKEN_SECONDARY`: a second key of `X-Twilio-Signature`,
+    /// for rotating the auth token without downtime.
+    pub twilio_auth_token_secondary: Option<Secret>,
+    /// The fragment operators put on the number's status callback URL, when it
+    /// is not switchboard's own; parsed (checked) at start.
+    pub status_callback_overrides: Option<ConnectionOverrides>,
     pub skip_signature: bool,
     pub admin_token: Option<Secret>,
     /// To log once logging is up; never holds a secret.
@@ -494,6 +516,24 @@ impl SettingsArgs {
         }
         let mut warnings = Vec::new();
         let twilio_auth_token = token(self.twilio_auth_token, "TWILIO_AUTH_TOKEN", &mut warnings);
+        let twilio_auth_token_secondary = token(
+            self.twilio_auth_token_secondary,
+            "TWILIO_AUTH_TOKEN_SECONDARY",
+            &mut warnings,
+        );
+        if twilio_auth_token_secondary.is_some() && twilio_auth_token.is_none() {
+            return Err(SettingsError::TwilioHalfSet {
+                set: "TWILIO_AUTH_TOKEN_SECONDARY",
+                missing: "TWILIO_AUTH_TOKEN",
+            });
+        }
+        let status_callback_overrides = match self.status_callback_overrides.as_deref() {
+            Some(raw) if !raw.trim().is_empty() => Some(
+                raw.parse::<ConnectionOverrides>()
+                    .map_err(|e| SettingsError::StatusCallbackOverrides(raw.to_owned(), e))?,
+            ),
+            _ => None,
+        };
         let admin_token = token(self.admin_token, "SWITCHBOARD_ADMIN_TOKEN", &mut warnings);
         let twilio_rest = twilio_rest(
             TwilioRestArgs {
@@ -539,6 +579,8 @@ impl SettingsArgs {
             routing,
             public_url,
             twilio_auth_token,
+            twilio_auth_token_secondary,
+            status_callback_overrides,
             skip_signature: self.skip_signature,
             admin_token,
             warnings,
@@ -650,6 +692,8 @@ impl Settings {
             routing: RoutingTable::builtin(),
             public_url: None,
             twilio_auth_token: None,
+            twilio_auth_token_secondary: None,
+            status_callback_overrides: None,
             skip_signature: false,
             admin_token: None,
             warnings: Vec::new(),
@@ -761,6 +805,44 @@ mod tests {
             Ok(_) => panic!("{args:?} should be refused"),
             Err(e) => e,
         }
+    }
+
+    #[test]
+    fn status_callback_overrides_are_parsed_at_start() {
+        let s = settings(&["--status-callback-overrides", "#rc=5&rp=5xx,ct,rt&tt=15000"]);
+        let own = s.status_callback_overrides.expect("set");
+        assert_eq!(own.as_str(), "rc=5&rp=5xx,ct,rt&tt=15000");
+        let bad = Cli::try_parse_from(["test", "--status-callback-overrides", "rc=9"])
+            .expect("clap parses")
+            .settings
+            .into_settings();
+        let Err(e) = bad else {
+            panic!("rc=9 accepted");
+        };
+        assert!(e.to_string().contains("rc=\"9\""), "{e}");
+    }
+
+    #[test]
+    fn a_secondary_auth_token_needs_the_primary() {
+        let s = settings(&[
+            "--twilio-auth-token",
+            "primary",
+            "--twilio-auth-token-secondary",
+            "secondary\n",
+        ]);
+        assert_eq!(
+            s.twilio_auth_token_secondary.as_ref().map(Secret::expose),
+            Some("secondary")
+        );
+        assert!(!format!("{s:?}").contains("secondary\""), "{s:?}");
+        let alone = Cli::try_parse_from(["test", "--twilio-auth-token-secondary", "secondary"])
+            .expect("clap parses")
+            .settings
+            .into_settings();
+        assert!(
+            matches!(alone, Err(SettingsError::TwilioHalfSet { .. })),
+            "{alone:?}"
+        );
     }
 
     #[test]

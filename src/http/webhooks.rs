@@ -15,6 +15,7 @@ use crate::app::AppState;
 use crate::config::hold::Announce;
 use crate::config::{FallbackStep, Secret, Settings};
 use crate::metrics;
+use crate::routing::unapplied::Source;
 use crate::routing::{self, AttemptKind, AttemptReport, Decision, IncomingCall};
 use crate::store::{Outcome, StoreError};
 use crate::twilio::params::{Params, ParamsError, is_sid};
@@ -80,6 +81,14 @@ pub fn base_url(settings: &Settings, headers: &HeaderMap, uri: &Uri) -> String {
 #[derive(Debug)]
 pub enum Refusal {
     Signature(&'static str),
+    /// No URL checked matched the signature under any token: the URLs (with
+    /// any userinfo hidden), how many tokens were tried, and whether the
+    /// request named a SharedKey signature (which switchboard cannot check).
+    Mismatch {
+        checked: Vec<String>,
+        tokens: usize,
+        shared_key: bool,
+    },
     /// The body did not arrive within the body read timeout.
     SlowBody(std::time::Duration),
     /// The server began shutting down while the body was still arriving.
@@ -102,6 +111,30 @@ impl IntoResponse for Refusal {
         match self {
             Refusal::Signature(why) => {
                 tracing::warn!(why, "webhook refused: bad signature");
+                (StatusCode::FORBIDDEN, "invalid X-Twilio-Signature\n").into_response()
+            }
+            Refusal::Mismatch {
+                checked,
+                tokens,
+                shared_key,
+            } => {
+                // What was hashed, so an operator can compare it with the URL
+                // in Twilio's console (each is also tried with its port
+                // removed, or the scheme's default port added).
+                let checked = checked.join(" ");
+                if shared_key {
+                    tracing::warn!(
+                        checked,
+                        tokens,
+                        "webhook refused: signature does not match any URL checked (X-Twilio-Webhooks-Signature-Settings: SharedKey signatures are not supported)"
+                    );
+                } else {
+                    tracing::warn!(
+                        checked,
+                        tokens,
+                        "webhook refused: signature does not match any URL checked"
+                    );
+                }
                 (StatusCode::FORBIDDEN, "invalid X-Twilio-Signature\n").into_response()
             }
             Refusal::SlowBody(limit) => {
@@ -138,12 +171,13 @@ impl IntoResponse for Refusal {
     }
 }
 
-/// The auth token and the request's `X-Twilio-Signature`, or the refusal that
-/// needs no body; `None` when signatures are skipped (development only).
+/// The auth tokens (the secondary one too while it is set) and the request's
+/// `X-Twilio-Signature`, or the refusal that needs no body; `None` when
+/// signatures are skipped (development only).
 fn credentials<'a>(
     settings: &'a Settings,
     headers: &'a HeaderMap,
-) -> Result<Option<(&'a str, &'a str)>, Refusal> {
+) -> Result<Option<(Vec<&'a str>, &'a str)>, Refusal> {
     if settings.skip_signature {
         return Ok(None);
     }
@@ -156,7 +190,14 @@ fn credentials<'a>(
         .get(signature::HEADER)
         .and_then(|v| v.to_str().ok())
         .ok_or(Refusal::Signature("no X-Twilio-Signature header"))?;
-    Ok(Some((token, given)))
+    let mut tokens = vec![token];
+    tokens.extend(
+        settings
+            .twilio_auth_token_secondary
+            .as_ref()
+            .map(Secret::expose),
+    );
+    Ok(Some((tokens, given)))
 }
 
 /// Everything a webhook can answer other than its TwiML: a refusal before
@@ -245,7 +286,7 @@ fn verify(
 ) -> Result<Params, Refusal> {
     let params = Params::parse(body)?;
     let settings = &state.settings;
-    let Some((token, given)) = credentials(settings, headers)? else {
+    let Some((tokens, given)) = credentials(settings, headers)? else {
         tracing::warn!(
             "SWITCHBOARD_SKIP_SIGNATURE is on: webhook accepted without a signature check"
         );
@@ -253,22 +294,50 @@ fn verify(
     };
     let path = uri.path_and_query().map_or("/", |pq| pq.as_str());
     let url = format!("{}{path}", base_url(settings, headers, uri));
-    // Twilio's docs do not say whether a URL's connection overrides (its
-    // `#…` fragment, which never reaches us) are part of what it signs, and its
-    // libraries sign whatever URL they are given: both forms are accepted.
-    let with_overrides = || format!("{url}#{}", twiml::CONNECTION_OVERRIDES);
-    if signature::is_valid(token, &url, params.pairs(), given)
-        || signature::is_valid(token, &with_overrides(), params.pairs(), given)
-    {
+    let urls = signed_urls(settings, url);
+    let candidates: Vec<&str> = urls.iter().map(String::as_str).collect();
+    if signature::is_valid_for_any(&tokens, &candidates, params.pairs(), given) {
         Ok(params)
-    } else if headers.contains_key(signature::SETTINGS_HEADER) {
-        // Tells the operator why a real Twilio request fails: a Webhook Rule
-        // signs this URL with a SharedKey, which switchboard cannot check.
-        Err(Refusal::Signature(
-            "signature does not match (X-Twilio-Webhooks-Signature-Settings: SharedKey signatures are not supported)",
-        ))
     } else {
-        Err(Refusal::Signature("signature does not match"))
+        Err(Refusal::Mismatch {
+            checked: urls.iter().map(|u| without_userinfo(u)).collect(),
+            tokens: tokens.len(),
+            // Tells the operator why a real Twilio request fails: a Webhook
+            // Rule signs this URL with a SharedKey.
+            shared_key: headers.contains_key(signature::SETTINGS_HEADER),
+        })
+    }
+}
+
+/// The URLs a webhook may have been signed over. A URL's connection overrides
+/// (its `#…` fragment) never reach the server, and Twilio's docs say only that
+/// it signs "the webhook URL set in Twilio"; its libraries sign whatever URL
+/// they are given. So the URL is tried as received, and with each fragment it
+/// may carry: switchboard's own (the agent legs' status callbacks) and the
+/// operator's `SWITCHBOARD_STATUS_CALLBACK_OVERRIDES` (the number's status
+/// callback). Only these: a signature over any other fragment does not pass.
+fn signed_urls(settings: &Settings, url: String) -> Vec<String> {
+    let mut urls = vec![format!("{url}#{}", twiml::CONNECTION_OVERRIDES)];
+    if let Some(own) = &settings.status_callback_overrides
+        && own.as_str() != twiml::CONNECTION_OVERRIDES
+    {
+        urls.push(format!("{url}#{}", own.as_str()));
+    }
+    urls.insert(0, url);
+    urls
+}
+
+/// `url` without a `user:password@` (a public URL may carry basic-auth
+/// credentials for Twilio), fit for a log line.
+fn without_userinfo(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    match authority.rsplit_once('@') {
+        Some((_, host)) => format!("{scheme}://***@{host}{tail}"),
+        None => url.to_owned(),
     }
 }
 
@@ -360,6 +429,9 @@ pub async fn voice(State(state): State<AppState>, hook: Webhook) -> Result<Respo
         call_sid: params.call_sid()?,
         from: params.optional_text("From").unwrap_or(""),
         to: params.text("To")?,
+        // The number's (sub-)account: the REST requests about this call
+        // name it. Twilio sends it on every webhook.
+        account: params.sid("AccountSid", "AC").unwrap_or(""),
     };
     let (call_sid, to) = (call.call_sid, call.to);
     let span = tracing::info_span!("call", call_sid, to, from = call.from);
@@ -673,6 +745,7 @@ pub async fn dial_action(
         call_sid,
         from: params.optional_text("From").unwrap_or(""),
         to: params.optional_text("To").unwrap_or(""),
+        account: params.sid("AccountSid", "AC").unwrap_or(""),
     };
     let span = tracing::info_span!("call", call_sid, agent, dial_status);
     async {
@@ -681,8 +754,8 @@ pub async fn dial_action(
             .await
             .map_err(|e| {
                 // The attempt's end is applied once Redis answers again.
-                if !state.engine.unapplied().keep(&report) {
-                    tracing::error!("too many dial actions wait for Redis: this one is left to the worker's deadline");
+                if !state.engine.unapplied().keep(Source::DialAction, &report) {
+                    tracing::error!("too many reports wait for Redis: this dial action is left to the worker's deadline");
                 }
                 // A caller still waiting for an agent gets the emergency answer.
                 if matches!(outcome, Outcome::Miss | Outcome::Ended) {
@@ -728,7 +801,12 @@ pub async fn agent_status(
         within_budget(&state, state.engine.agent_status(&report))
             .await
             .map_err(|e| {
-                let lost = "agent leg status not applied: answered 503 for Twilio to send it again";
+                // Twilio's retries last 15 s at most: the replica keeps the
+                // report too, and applies it once Redis answers.
+                if !state.engine.unapplied().keep(Source::AgentLeg, &report) {
+                    tracing::error!("too many reports wait for Redis: this agent leg status is left to the worker's deadline and the reconcile backstop");
+                }
+                let lost = "agent leg status not applied: answered 503 for Twilio to send it again; kept to apply when Redis answers";
                 WebhookError::unapplied(e, lost)
             })?;
         state.connect_waiting_soon();
@@ -755,7 +833,10 @@ pub async fn call_status(
         within_budget(&state, state.engine.call_ended(call_sid))
             .await
             .map_err(|e| {
-                let lost = "call end not applied: answered 503 for Twilio to send it again";
+                if !state.engine.unapplied().keep_call_end(call_sid) {
+                    tracing::error!("too many reports wait for Redis: this call's end is left to the Dial action and the worker's deadlines");
+                }
+                let lost = "call end not applied: answered 503 for Twilio to send it again; kept to apply when Redis answers";
                 WebhookError::unapplied(e, lost)
             })?;
         tracing::info!("call ended");
@@ -886,6 +967,7 @@ pub async fn wait(State(state): State<AppState>, hook: Webhook) -> Result<Respon
         call_sid,
         from: params.optional_text("From").unwrap_or(""),
         to: params.optional_text("To").unwrap_or(""),
+        account: params.sid("AccountSid", "AC").unwrap_or(""),
     };
     let digits = params.get("Digits");
     let span = tracing::info_span!("call", call_sid, queue = query.queue);
@@ -924,5 +1006,43 @@ fn spoken_caller(from: &str) -> String {
             .collect::<Vec<_>>()
             .join(" "),
         _ => from.trim_start_matches("client:").to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_urls_checked_are_the_bare_one_and_each_configured_fragment_once() {
+        let mut settings = Settings::new("redis://127.0.0.1:1");
+        let url = "https://h.example/twilio/voice/status".to_owned();
+        assert_eq!(
+            signed_urls(&settings, url.clone()),
+            [url.clone(), format!("{url}#rc=5&rp=5xx,ct,rt")]
+        );
+        settings.status_callback_overrides = Some("rc=5&rp=5xx,ct,rt".parse().unwrap());
+        assert_eq!(signed_urls(&settings, url.clone()).len(), 2, "no copy");
+        settings.status_callback_overrides = Some("#tt=15000&rc=5".parse().unwrap());
+        assert_eq!(
+            signed_urls(&settings, url.clone()),
+            [
+                url.clone(),
+                format!("{url}#rc=5&rp=5xx,ct,rt"),
+                format!("{url}#tt=15000&rc=5"),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_logged_url_shows_no_credentials() {
+        assert_eq!(
+            without_userinfo("https://twilio:pw@h.example/twilio/voice?x=1#rc=5"),
+            "https://***@h.example/twilio/voice?x=1#rc=5"
+        );
+        assert_eq!(
+            without_userinfo("https://h.example/a@b"),
+            "https://h.example/a@b"
+        );
     }
 }

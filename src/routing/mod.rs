@@ -26,6 +26,8 @@ pub struct IncomingCall<'a> {
     pub call_sid: &'a str,
     pub from: &'a str,
     pub to: &'a str,
+    /// `AccountSid`: the (sub-)account of the number; '' when not sent.
+    pub account: &'a str,
 }
 
 /// One dial attempt's callback: which call, which agent and token (from the
@@ -226,7 +228,10 @@ impl Engine {
         for quiet in self.store.due_reconciles(self.reconcile_after, 50).await? {
             let connector = connector.clone();
             lookups.spawn(async move {
-                let state = connector.0.call_state(&quiet.leg_sid).await;
+                let state = connector
+                    .0
+                    .call_state_in(&quiet.account, &quiet.leg_sid)
+                    .await;
                 (quiet, state)
             });
         }
@@ -324,12 +329,13 @@ impl Engine {
         let Some(connector) = &self.connector else {
             return Ok(false);
         };
-        let Some(token) = self.store.claim_connect(sid).await? else {
+        let Some(claimed) = self.store.claim_connect(sid).await? else {
             return Ok(false);
         };
+        let token = claimed.token;
         let (client, public_url) = connector.as_ref();
         let url = format!("{public_url}/twilio/voice/wait?queue={queue}&connect=1");
-        match client.redirect(sid, &url).await {
+        match client.redirect_in(&claimed.account, sid, &url).await {
             RedirectOutcome::Redirected => {
                 // Redis's clock at the match, this replica's now: the two
                 // agree to NTP's milliseconds.
@@ -347,8 +353,12 @@ impl Engine {
             RedirectOutcome::UnknownCall => {
                 tracing::error!(
                     call_sid = sid,
-                    account_sid = client.config().credentials.account_sid(),
-                    "Twilio does not know this call in this account (404): agent released, the caller's own wait fetch connects it; check TWILIO_ACCOUNT_SID"
+                    account_sid = if claimed.account.is_empty() {
+                        client.config().credentials.account_sid()
+                    } else {
+                        claimed.account.as_str()
+                    },
+                    "Twilio does not know this call in this account (404): agent released, the caller's own wait fetch connects it; check TWILIO_ACCOUNT_SID and the API URL's region"
                 );
                 self.store
                     .report_connect(sid, &token, RedirectReport::Unknown)
@@ -425,7 +435,7 @@ impl Engine {
                 next: None,
             });
         }
-        let request = self.route_request(call.call_sid, affinity_caller(call.from), home);
+        let request = self.route_request(call, home);
         let outcome = self.store.route_call(&request).await?;
         let decision = self.decide(&home.name, outcome, true)?;
         Ok(self.replicated(decision).await)
@@ -473,7 +483,7 @@ impl Engine {
         let home = home
             .and_then(|name| self.table.queue(name))
             .unwrap_or_else(|| self.table.queue_for_number(call.to));
-        let next = self.route_request(call.call_sid, affinity_caller(call.from), home);
+        let next = self.route_request(call, home);
         let (settled, step) = self
             .store
             .settle_and_route(self.attempt(report), next)
@@ -532,17 +542,13 @@ impl Engine {
 
     /// Everything the route script needs for a call to `home`: its plan (own
     /// queue, then overflow queues) and the step after them.
-    fn route_request<'a>(
-        &'a self,
-        call_sid: &'a str,
-        caller: &'a str,
-        home: &'a Queue,
-    ) -> RouteRequest<'a> {
+    fn route_request<'a>(&'a self, call: &IncomingCall<'a>, home: &'a Queue) -> RouteRequest<'a> {
         let plan = self.table.plan(home);
         RouteRequest {
-            sid: call_sid,
+            sid: call.call_sid,
             token: new_token(),
-            caller,
+            caller: affinity_caller(call.from),
+            account: call.account,
             home: &home.name,
             call_ttl_ms: self.call_ttl_ms(),
             max_attempts: home.settings.max_attempts,

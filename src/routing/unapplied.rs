@@ -1,12 +1,17 @@
-//! Dial actions Redis could not take (SPEC 1, "cannot be applied"). The caller
-//! was on the line, so the webhook already answered the emergency TwiML; what is
-//! left is the attempt's end (a miss, an answered call over, …), which would
-//! otherwise wait for the worker's deadline or be lost. The replica that
-//! answered keeps each such report, in arrival order, and applies them once
-//! Redis answers again. Every report is token-fenced like any other, so one
-//! applied after a newer change of the same call or agent changes nothing.
-//! Kept in memory: a replica that dies loses its list, and the worker's
-//! deadlines still release the agents.
+//! Reports Redis could not take (SPEC 1, "cannot be applied"): Dial actions,
+//! agent-leg status callbacks and the number's final status callback. Each
+//! one is the end (or the answer) of an attempt or of a call, which would
+//! otherwise wait for the worker's deadlines or be lost: Twilio retries a
+//! status callback answered 503 at most `rc=5` times within its total timeout
+//! (`tt`, at most 15 s), so a longer Redis outage outlasts every retry. The
+//! replica that received the report keeps it, in arrival order, and applies
+//! them once Redis answers again; the status callbacks are still answered 503,
+//! so a retry that reaches Redis first applies it too. Applying a report twice
+//! changes nothing: an attempt's report is token-fenced (the same report again
+//! is a duplicate, one after a newer change of the call or agent is stale),
+//! and a call that has ended ends once. Kept in memory: a replica that dies
+//! loses its list, and the worker's deadlines and the reconcile backstop
+//! still release the agents.
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -24,13 +29,49 @@ pub const CAPACITY: usize = 10_000;
 /// Between two tries while Redis does not answer.
 const RETRY_EVERY: Duration = Duration::from_millis(500);
 
+/// Where a kept attempt report came from (only the log line differs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    DialAction,
+    AgentLeg,
+}
+
 /// One report, owned.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Kept {
-    call_sid: String,
-    agent: String,
-    token: String,
-    outcome: Outcome,
+enum Kept {
+    /// A Dial action's or an agent leg's report, fenced by its token.
+    Attempt {
+        source: Source,
+        call_sid: String,
+        agent: String,
+        token: String,
+        outcome: Outcome,
+        leg: Option<String>,
+    },
+    /// The number's status callback with a final `CallStatus`.
+    CallEnded { call_sid: String },
+}
+
+impl Kept {
+    fn call_sid(&self) -> &str {
+        match self {
+            Kept::Attempt { call_sid, .. } | Kept::CallEnded { call_sid } => call_sid,
+        }
+    }
+
+    fn what(&self) -> &'static str {
+        match self {
+            Kept::Attempt {
+                source: Source::DialAction,
+                ..
+            } => "dial action",
+            Kept::Attempt {
+                source: Source::AgentLeg,
+                ..
+            } => "agent leg status callback",
+            Kept::CallEnded { .. } => "call status callback",
+        }
+    }
 }
 
 /// The reports of this replica waiting for Redis, oldest first.
@@ -41,18 +82,37 @@ pub struct Unapplied {
 }
 
 impl Unapplied {
-    /// Keeps `report` to apply later; `false` (and nothing kept) when full.
-    pub fn keep(&self, report: &AttemptReport<'_>) -> bool {
-        let mut reports = self.lock();
-        if reports.len() >= CAPACITY {
-            return false;
-        }
-        reports.push_back(Kept {
+    /// Keeps an attempt's report to apply later; `false` (and nothing kept)
+    /// when full.
+    pub fn keep(&self, source: Source, report: &AttemptReport<'_>) -> bool {
+        self.push(Kept::Attempt {
+            source,
             call_sid: report.call_sid.to_owned(),
             agent: report.agent.to_owned(),
             token: report.token.to_owned(),
             outcome: report.outcome,
-        });
+            leg: report.leg.map(str::to_owned),
+        })
+    }
+
+    /// Keeps the end of call `call_sid` to apply later; `false` when full.
+    pub fn keep_call_end(&self, call_sid: &str) -> bool {
+        self.push(Kept::CallEnded {
+            call_sid: call_sid.to_owned(),
+        })
+    }
+
+    fn push(&self, kept: Kept) -> bool {
+        let mut reports = self.lock();
+        // Twilio's retries of a refused status callback bring the same report
+        // again while Redis is still away: one copy is enough.
+        if reports.contains(&kept) {
+            return true;
+        }
+        if reports.len() >= CAPACITY {
+            return false;
+        }
+        reports.push_back(kept);
         drop(reports);
         self.wake.notify_one();
         true
@@ -75,14 +135,27 @@ impl Unapplied {
             let Some(next) = self.lock().front().cloned() else {
                 return applied;
             };
-            let report = AttemptReport {
-                call_sid: &next.call_sid,
-                agent: &next.agent,
-                token: &next.token,
-                outcome: next.outcome,
-                leg: None,
+            let done = match &next {
+                Kept::Attempt {
+                    call_sid,
+                    agent,
+                    token,
+                    outcome,
+                    leg,
+                    ..
+                } => {
+                    let report = AttemptReport {
+                        call_sid,
+                        agent,
+                        token,
+                        outcome: *outcome,
+                        leg: leg.as_deref(),
+                    };
+                    engine.agent_status(&report).await
+                }
+                Kept::CallEnded { call_sid } => engine.call_ended(call_sid).await,
             };
-            match engine.agent_status(&report).await {
+            match done {
                 Ok(()) => {}
                 // Redis cannot be reached yet: try again later.
                 Err(e) if matches!(e.reason(), "redis_timeout" | "redis_unavailable") => {
@@ -92,7 +165,7 @@ impl Unapplied {
                 // Redis answered, and refused it: trying again would refuse
                 // it again and hold every report behind it.
                 Err(e) => {
-                    tracing::warn!(call_sid = next.call_sid, error = %e, "a kept dial action cannot be applied: dropped");
+                    tracing::warn!(call_sid = next.call_sid(), what = next.what(), error = %e, "a kept report cannot be applied: dropped");
                     self.lock().pop_front();
                     continue;
                 }
@@ -101,9 +174,9 @@ impl Unapplied {
             self.lock().pop_front();
             applied += 1;
             tracing::info!(
-                call_sid = next.call_sid,
-                agent = next.agent,
-                "a dial action Redis could not take is applied now"
+                call_sid = next.call_sid(),
+                what = next.what(),
+                "a report Redis could not take is applied now"
             );
         }
     }
@@ -112,7 +185,15 @@ impl Unapplied {
     /// then tries once more.
     pub async fn run(&self, engine: Engine, stop: CancellationToken) {
         loop {
-            self.apply(&engine).await;
+            if self.apply(&engine).await > 0 {
+                // An agent freed by a kept report may be given to a caller
+                // waiting in line: connect them as any webhook would.
+                if engine.connects_waiting()
+                    && let Err(e) = engine.connect_waiting().await
+                {
+                    tracing::warn!(error = %e, "cannot connect a matched caller now; the worker or its next wait fetch will");
+                }
+            }
             // Nothing kept: sleep until a report comes (`wake`).
             let pause = if self.is_empty() {
                 Duration::from_secs(3600)
@@ -129,7 +210,7 @@ impl Unapplied {
         if !self.is_empty() {
             tracing::warn!(
                 left = self.len(),
-                "stopping with dial actions Redis never took; the worker releases their agents at their deadlines"
+                "stopping with reports Redis never took; the worker releases their agents at their deadlines"
             );
         }
     }

@@ -9,6 +9,7 @@ use rand::{RngExt, SeedableRng};
 
 use super::twiml::{self, Dial, Verb};
 use super::{Holders, SimulateArgs};
+use crate::twilio::overrides::ConnectionOverrides;
 use crate::twilio::signature;
 
 /// A call never follows more TwiML documents than this (a loop is a bug);
@@ -766,22 +767,12 @@ fn path_of(url: &str) -> &str {
 }
 
 /// How many times Twilio sends a request again after a 5xx answer, by the
-/// URL's connection overrides (`#rc=5&rp=5xx,…`): none without them.
+/// URL's connection overrides (`#rc=5&rp=5xx,…`): none without them, or with
+/// overrides Twilio does not document.
 fn retries_on_5xx(url: &str) -> u32 {
-    let Some((_, fragment)) = url.split_once('#') else {
-        return 0;
-    };
-    let overrides: Vec<(String, String)> = serde_urlencoded::from_str(fragment).unwrap_or_default();
-    let value = |name: &str| {
-        overrides
-            .iter()
-            .find_map(|(k, v)| (k == name).then_some(v.as_str()))
-    };
-    let on_5xx = value("rp").is_some_and(|rp| rp.split(',').any(|p| p == "5xx" || p == "all"));
-    match value("rc").and_then(|rc| rc.parse::<u32>().ok()) {
-        Some(rc) if on_5xx => rc.min(5),
-        _ => 0,
-    }
+    url.split_once('#')
+        .and_then(|(_, fragment)| fragment.parse::<ConnectionOverrides>().ok())
+        .map_or(0, |o| o.retries_on_5xx())
 }
 
 /// The value of `name` in a URL's query, if it has one.
@@ -815,7 +806,12 @@ mod tests {
     #[test]
     fn connection_overrides_say_how_often_a_5xx_is_sent_again() {
         assert_eq!(retries_on_5xx("https://h/a?x=1#rc=5&rp=5xx,ct,rt"), 5);
-        assert_eq!(retries_on_5xx("https://h/a#rc=9&rp=all"), 5);
+        assert_eq!(retries_on_5xx("https://h/a#rc=4&rp=all"), 4);
+        assert_eq!(
+            retries_on_5xx("https://h/a#rc=9&rp=all"),
+            0,
+            "not an override"
+        );
         assert_eq!(retries_on_5xx("https://h/a#rc=3&rp=ct,rt"), 0);
         assert_eq!(retries_on_5xx("https://h/a?x=1"), 0);
     }

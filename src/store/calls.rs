@@ -25,6 +25,15 @@ pub struct WaitFetch {
     pub call_ttl_ms: u64,
 }
 
+/// A REST redirect this replica may send (`claim_connect`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claimed {
+    /// The reservation's token, which the report of a failure names.
+    pub token: String,
+    /// The call's Twilio account ('' when its webhook had none).
+    pub account: String,
+}
+
 /// How a claimed REST redirect ended, when it did not redirect the call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RedirectReport {
@@ -205,13 +214,17 @@ impl Store {
     }
 
     /// Claims a matched caller for one REST redirect: the reservation's token
-    /// when this replica may send it (`None`: already dialled by its own wait
-    /// fetch, claimed by another replica, or over).
-    pub async fn claim_connect(&self, call_sid: &str) -> Result<Option<String>, StoreError> {
+    /// and the call's Twilio account ('' when unknown) when this replica may
+    /// send it (`None`: already dialled by its own wait fetch, claimed by
+    /// another replica, or over).
+    pub async fn claim_connect(&self, call_sid: &str) -> Result<Option<Claimed>, StoreError> {
         let name = scripts::CLAIM_CONNECT.name;
         let reply = self.connect_step(call_sid, "claim", None, None).await?;
         match texts(name, &reply)?.as_slice() {
-            [tag, token] if tag == "claimed" => Ok(Some(token.clone())),
+            [tag, token, account] if tag == "claimed" => Ok(Some(Claimed {
+                token: token.clone(),
+                account: account.clone(),
+            })),
             [tag] if tag == "refused" => Ok(None),
             other => Err(StoreError::reply(name, format!("{other:?}"))),
         }

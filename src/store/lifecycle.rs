@@ -133,6 +133,8 @@ pub struct QuietCall {
     pub leg_sid: String,
     pub agent: String,
     pub token: String,
+    /// The Twilio account the call belongs to ('' when its webhook had none).
+    pub account: String,
 }
 
 impl Store {
@@ -152,16 +154,17 @@ impl Store {
             .invoke(&scripts::DUE_RECONCILES, self.keys().reconcile(), &request)
             .await?;
         let items = texts(name, &reply)?;
-        if items.len() % 4 != 0 {
+        if items.len() % 5 != 0 {
             return Err(StoreError::reply(name, format!("{items:?}")));
         }
         Ok(items
-            .chunks_exact(4)
+            .chunks_exact(5)
             .map(|c| QuietCall {
                 call_sid: c[0].clone(),
                 leg_sid: c[1].clone(),
                 agent: c[2].clone(),
                 token: c[3].clone(),
+                account: c[4].clone(),
             })
             .collect())
     }

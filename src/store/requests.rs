@@ -76,6 +76,9 @@ pub struct RouteRequest<'a> {
     pub token: String,
     /// The caller affinity is kept under: '' for none.
     pub caller: &'a str,
+    /// The webhook's `AccountSid` (a sub-account's for its numbers), kept with
+    /// the call for the REST requests about it; '' keeps what the call had.
+    pub account: &'a str,
     /// The call's own queue.
     pub home: &'a str,
     pub call_ttl_ms: u64,

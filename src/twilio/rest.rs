@@ -25,6 +25,9 @@ use crate::config::Secret;
 /// Where Twilio's REST API lives unless `SWITCHBOARD_TWILIO_API_URL` says otherwise.
 pub const DEFAULT_API_URL: &str = "https://api.twilio.com";
 
+/// How long an idle connection to the API is kept for the next request.
+const POOL_IDLE: Duration = Duration::from_secs(300);
+
 /// Twilio's error code for a realtime operation (redirect, record) on a call
 /// that is not in progress: the call has ended.
 pub const INVALID_CALL_STATE: u32 = 21220;
@@ -69,14 +72,26 @@ impl Credentials {
 }
 
 /// How long one redirect may keep a caller and an agent waiting.
+///
+/// The caller is never blocked on it: the redirect is sent off any webhook's
+/// answer, the caller hears its hold music meanwhile, and a wait fetch that
+/// comes while it is on its way gets one-second rounds until it lands or the
+/// claim (the total budget and a second) runs out, never a whole hold round.
+/// So the budget can afford what a healthy Twilio needs on a bad day: a new
+/// TLS connection (most redirects reuse a pooled one) plus an answer that is
+/// slow but coming, instead of giving up after a second and leaving the caller
+/// to their next hold round.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RequestBudget {
-    /// The whole redirect, retries and backoff included. A caller on hold hears
-    /// music meanwhile and their next wait fetch is the fallback, so seconds,
-    /// not tens of seconds.
+    /// The whole redirect, retries and backoff included: two full tries and
+    /// their backoff fit, and the caller's one-second rounds stop after it.
     pub total: Duration,
-    /// One HTTP request, connection included; Twilio answers a Calls update in
-    /// well under a second when it is healthy.
+    /// Opening a connection, TCP and TLS handshake together. Twilio's edge
+    /// answers a handshake in well under a second; one that takes two is a
+    /// path worth a fresh try (twilio-java once used one second and saw
+    /// spurious connection failures, twilio/twilio-java#16).
+    pub connect: Duration,
+    /// One HTTP request, connection included.
     pub per_try: Duration,
     /// Requests sent at most, the first one included.
     pub max_tries: u32,
@@ -89,8 +104,9 @@ pub struct RequestBudget {
 impl Default for RequestBudget {
     fn default() -> Self {
         RequestBudget {
-            total: Duration::from_secs(3),
-            per_try: Duration::from_secs(1),
+            total: Duration::from_secs(10),
+            connect: Duration::from_secs(2),
+            per_try: Duration::from_secs(4),
             max_tries: 4,
             base_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(1),
@@ -206,7 +222,12 @@ impl RestClient {
         check_sid("account SID", config.credentials.account_sid())?;
         let http = reqwest::Client::builder()
             .user_agent(concat!("switchboard/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(config.budget.per_try)
+            .connect_timeout(config.budget.connect.min(config.budget.per_try))
+            // Connections stay open between redirects, so most of them skip
+            // the TCP and TLS handshakes; keepalive probes find a dead one
+            // before a redirect needs it.
+            .pool_idle_timeout(POOL_IDLE)
+            .tcp_keepalive(Duration::from_secs(30))
             // Twilio's API does not redirect; following one would send the
             // credentials' request somewhere unplanned.
             .redirect(reqwest::redirect::Policy::none())
@@ -224,14 +245,18 @@ impl RestClient {
     /// backstop for an answered call whose end was never reported. One try
     /// within the per-try time: the worker asks again a while later.
     pub async fn call_state(&self, call_sid: &str) -> Result<CallState, RestError> {
-        check_sid("CallSid", call_sid)?;
+        self.call_state_in("", call_sid).await
+    }
+
+    /// `call_state` of a call of account `account` (a sub-account of the
+    /// credentials' account, or `""` for the credentials' own).
+    pub async fn call_state_in(
+        &self,
+        account: &str,
+        call_sid: &str,
+    ) -> Result<CallState, RestError> {
         let credentials = &self.config.credentials;
-        let endpoint = format!(
-            "{}/2010-04-01/Accounts/{}/Calls/{}.json",
-            self.config.base_url,
-            credentials.account_sid(),
-            call_sid
-        );
+        let endpoint = self.call_endpoint(account, call_sid)?;
         let response = self
             .http
             .get(&endpoint)
@@ -272,7 +297,14 @@ impl RestClient {
     /// Retrying a redirect is safe: redirecting twice to the same connect URL
     /// makes Twilio fetch it twice, and that URL answers the same TwiML again.
     pub async fn redirect(&self, call_sid: &str, url: &str) -> RedirectOutcome {
-        let outcome = self.redirect_within_budget(call_sid, url).await;
+        self.redirect_in("", call_sid, url).await
+    }
+
+    /// `redirect` of a call of account `account` (a sub-account of the
+    /// credentials' account, or `""` for the credentials' own). Twilio lets an
+    /// account's credentials act on its sub-accounts' calls, in their path.
+    pub async fn redirect_in(&self, account: &str, call_sid: &str, url: &str) -> RedirectOutcome {
+        let outcome = self.redirect_within_budget(account, call_sid, url).await;
         crate::metrics::twilio_redirect(match &outcome {
             RedirectOutcome::Redirected => "redirected",
             RedirectOutcome::CallOver => "call_over",
@@ -282,17 +314,32 @@ impl RestClient {
         outcome
     }
 
-    async fn redirect_within_budget(&self, call_sid: &str, url: &str) -> RedirectOutcome {
-        if let Err(e) = check_sid("CallSid", call_sid) {
-            return RedirectOutcome::Failed(e);
-        }
+    /// `…/Accounts/{account}/Calls/{call_sid}.json`, the credentials' own
+    /// account when `account` is empty; either SID is checked first.
+    fn call_endpoint(&self, account: &str, call_sid: &str) -> Result<String, RestError> {
+        let account = match account {
+            "" => self.config.credentials.account_sid(),
+            sub => sub,
+        };
+        check_sid("AccountSid", account)?;
+        check_sid("CallSid", call_sid)?;
+        Ok(format!(
+            "{}/2010-04-01/Accounts/{account}/Calls/{call_sid}.json",
+            self.config.base_url
+        ))
+    }
+
+    async fn redirect_within_budget(
+        &self,
+        account: &str,
+        call_sid: &str,
+        url: &str,
+    ) -> RedirectOutcome {
+        let endpoint = match self.call_endpoint(account, call_sid) {
+            Ok(endpoint) => endpoint,
+            Err(e) => return RedirectOutcome::Failed(e),
+        };
         let budget = self.config.budget;
-        let endpoint = format!(
-            "{}/2010-04-01/Accounts/{}/Calls/{}.json",
-            self.config.base_url,
-            self.config.credentials.account_sid(),
-            call_sid
-        );
         let deadline = Instant::now() + budget.total;
         let mut tries = 0;
         loop {

@@ -18,7 +18,8 @@
 //!
 //! The cost is O(n log n) in the number of parameters and linear in the body:
 //! the pairs are sorted once and the parameter payload is built once, then only
-//! the two URL forms are hashed in front of it. An unauthenticated sender can make
+//! the URL forms (two per URL tried, for each auth token) are hashed in front of
+//! it. An unauthenticated sender can make
 //! no body up to 64 KiB cost more than that (benches/signature_cost.rs).
 
 use base64::Engine as _;
@@ -43,19 +44,38 @@ pub fn compute(token: &str, url: &str, params: &[(String, String)]) -> String {
 /// forms twilio-python tries. Compared in constant time; both forms are always
 /// computed, so timing does not tell which one matched.
 pub fn is_valid(token: &str, url: &str, params: &[(String, String)], signature: &str) -> bool {
-    // twilio-python raises on a URL whose port is not a number, so nothing matches.
-    let Some([without_port, with_port]) = url_forms(url) else {
-        return false;
-    };
-    let key = keyed(token);
+    is_valid_for_any(&[token], &[url], params, signature)
+}
+
+/// Whether `signature` is Twilio's for this request under any of `tokens` (the
+/// auth token and, while it is rotated, the secondary one) and any of `urls`
+/// (the URL with and without its connection overrides), each in both forms.
+/// The parameters are sorted and joined once, and every candidate is always
+/// computed, so the cost is one HMAC of the body per token and URL form, and
+/// timing does not tell which one matched.
+pub fn is_valid_for_any(
+    tokens: &[&str],
+    urls: &[&str],
+    params: &[(String, String)],
+    signature: &str,
+) -> bool {
     let payload = payload(params);
-    let matches = |candidate: &str| {
-        let expected = sign(&key, candidate, &payload);
-        bool::from(expected.as_bytes().ct_eq(signature.as_bytes()))
-    };
-    let without = matches(&without_port);
-    let with = matches(&with_port);
-    without | with
+    let mut valid = false;
+    for token in tokens {
+        let key = keyed(token);
+        for url in urls {
+            // twilio-python raises on a URL whose port is not a number, so
+            // nothing matches it.
+            let Some(forms) = url_forms(url) else {
+                continue;
+            };
+            for form in forms {
+                let expected = sign(&key, &form, &payload);
+                valid |= bool::from(expected.as_bytes().ct_eq(signature.as_bytes()));
+            }
+        }
+    }
+    valid
 }
 
 fn keyed(token: &str) -> HmacSha1 {

@@ -805,6 +805,9 @@ async fn put_json(http: &reqwest::Client, url: &str, token: &str, body: serde_js
 // ---------------------------------------------------------------------------
 
 pub const ACCOUNT_SID: &str = "AC00000000000000000000000000000001";
+/// A sub-account of `ACCOUNT_SID`: its calls are reached with the parent's
+/// credentials, in its own path, as at Twilio.
+pub const SUBACCOUNT_SID: &str = "AC00000000000000000000000000000002";
 pub const API_KEY_SID: &str = "SK00000000000000000000000000000001";
 pub const API_KEY_SECRET: &str = "test-api-key-secret";
 
@@ -827,11 +830,15 @@ pub enum CallAnswer {
     ServerErrorForever,
     /// 200, after this long.
     Slow(Duration),
+    /// 500, code 20500, after this long, every time.
+    SlowServerError(Duration),
 }
 
 /// A well-formed, authenticated request the stand-in took.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RedirectRequest {
+    /// The `{AccountSid}` of the path.
+    pub account: String,
     pub call_sid: String,
     /// The basic-auth user: the account SID or the API key SID.
     pub user: String,
@@ -847,8 +854,8 @@ struct StandInState {
     refused: std::sync::atomic::AtomicU32,
     /// Call statuses a fetch (GET) answers, by CallSid; others are 404.
     statuses: std::sync::Mutex<std::collections::HashMap<String, String>>,
-    /// CallSids fetched, in order.
-    fetched: std::sync::Mutex<Vec<String>>,
+    /// (AccountSid of the path, CallSid) fetched, in order.
+    fetched: std::sync::Mutex<Vec<(String, String)>>,
 }
 
 /// Twilio's REST API on 127.0.0.1:0, stopped when dropped.
@@ -898,6 +905,11 @@ impl TwilioApiStandIn {
 
     /// CallSids fetched (authenticated), in order.
     pub fn fetched(&self) -> Vec<String> {
+        self.fetched_in().into_iter().map(|(_, sid)| sid).collect()
+    }
+
+    /// (AccountSid of the path, CallSid) of each authenticated fetch, in order.
+    pub fn fetched_in(&self) -> Vec<(String, String)> {
         self.state.fetched.lock().expect("stand-in lock").clone()
     }
 
@@ -972,7 +984,7 @@ fn stand_in_login(headers: &axum::http::HeaderMap, account: &str) -> Option<Stri
         .ok()?;
     let decoded = String::from_utf8(decoded).ok()?;
     let (user, password) = decoded.split_once(':')?;
-    let valid = account == ACCOUNT_SID
+    let valid = (account == ACCOUNT_SID || account == SUBACCOUNT_SID)
         && ((user == ACCOUNT_SID && password == AUTH_TOKEN)
             || (user == API_KEY_SID && password == API_KEY_SECRET));
     valid.then(|| user.to_owned())
@@ -999,7 +1011,7 @@ async fn stand_in_fetch_call(
         .fetched
         .lock()
         .expect("stand-in lock")
-        .push(call_sid.to_owned());
+        .push((account.clone(), call_sid.to_owned()));
     let status = state
         .statuses
         .lock()
@@ -1075,6 +1087,7 @@ async fn stand_in_update_call(
         let mut accepted = state.accepted.lock().expect("stand-in lock");
         let before = accepted.iter().filter(|r| r.call_sid == call_sid).count();
         accepted.push(RedirectRequest {
+            account: account.clone(),
             call_sid: call_sid.to_owned(),
             user,
             url,
@@ -1127,6 +1140,10 @@ async fn stand_in_update_call(
         CallAnswer::Slow(delay) => {
             tokio::time::sleep(delay).await;
             redirected()
+        }
+        CallAnswer::SlowServerError(delay) => {
+            tokio::time::sleep(delay).await;
+            twilio_error(500, 20500, "Internal Server Error")
         }
     }
 }
