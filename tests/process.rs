@@ -315,7 +315,7 @@ fn a_malformed_redis_url_names_the_expected_form_before_serving() {
     let port = free_port().unwrap();
     let listen = format!("127.0.0.1:{port}");
     for url in [
-        format!("127.0.0.1:6379"),
+        "127.0.0.1:6379".to_owned(),
         format!("redis://:{REDIS_PASSWORD}@127.0.0.1:port"),
         format!("http://127.0.0.1:{port}"),
     ] {

@@ -312,7 +312,7 @@ mod tests {
     fn a_token_is_found_in_any_name_or_value_whatever_the_encoding() {
         let hidden = [
             format!("token={AGENT}"),
-            format!("{AGENT}"),
+            AGENT.to_owned(),
             format!("a=1&access_token={AGENT}"),
             format!("t=1&t={AGENT}"),
             "t=%73bat_0123".to_owned(),
@@ -326,7 +326,7 @@ mod tests {
             "key=%61dmin-token-0123456789".to_owned(),
             "key=Bearer+admin-token-0123456789".to_owned(),
             "key=bearer%20admin%2Dtoken-0123456789+".to_owned(),
-            format!("{ADMIN}"),
+            ADMIN.to_owned(),
         ];
         for query in &hidden {
             assert!(query_carries_token(query, Some(ADMIN)), "{query}");
