@@ -409,6 +409,8 @@
     e.preventDefault();
     signIn($('token').value);
   });
+  // Disabled in the page, so that without this script the form cannot submit.
+  $('sign-in-button').disabled = false;
   $('sign-out').addEventListener('click', () => signOut(''));
   $('go-available').addEventListener('click', () => setMyState('available'));
   $('go-away').addEventListener('click', () => setMyState('away'));

@@ -57,6 +57,25 @@ enum Command {
     },
 }
 
+const LISTEN: &str = "SWITCHBOARD_LISTEN / --listen";
+const OPS_LISTEN: &str = "SWITCHBOARD_OPS_LISTEN / --ops-listen";
+
+/// Binds `addr`; a failure names the address and the setting that chose it
+/// (a port in use is the usual one: another switchboard still running).
+async fn bind(
+    addr: std::net::SocketAddr,
+    setting: &str,
+) -> anyhow::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+        let hint = if e.kind() == std::io::ErrorKind::AddrInUse {
+            ": another process listens there; stop it or choose another address"
+        } else {
+            ""
+        };
+        anyhow::anyhow!("cannot listen on {addr} ({setting}): {e}{hint}")
+    })
+}
+
 /// What `into_settings` found odd, now that logging is up.
 fn log_warnings(settings: &Settings) {
     for warning in &settings.warnings {
@@ -72,17 +91,26 @@ fn main() -> std::process::ExitCode {
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => {
-            eprintln!("switchboard: cannot start the async runtime: {e}");
+            say(format_args!(
+                "switchboard: cannot start the async runtime: {e}"
+            ));
             return std::process::ExitCode::FAILURE;
         }
     };
     match runtime.block_on(run(cli)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("switchboard: {e:#}");
+            say(format_args!("switchboard: {e:#}"));
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// A line on stderr, if stderr takes it: `eprintln!` panics on a closed
+/// stderr, which would turn exit code 1 into 101.
+fn say(line: std::fmt::Arguments<'_>) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr(), "{line}");
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -92,7 +120,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             no_worker,
         } => {
             let settings = settings.into_settings()?;
-            telemetry::init(settings.log_format);
+            let _log = telemetry::init(settings.log_format);
             log_warnings(&settings);
             if settings.twilio_auth_token.is_none() && !settings.skip_signature {
                 anyhow::bail!("TWILIO_AUTH_TOKEN is not set: serve refuses to start without it");
@@ -105,18 +133,38 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             if settings.admin_token.is_none() {
                 tracing::warn!("SWITCHBOARD_ADMIN_TOKEN is not set: the admin API /v1 answers 503");
             }
-            let listener = tokio::net::TcpListener::bind(settings.listen).await?;
-            tracing::info!(listen = %listener.local_addr()?, worker = !no_worker, "serving");
+            let listener = bind(settings.listen, LISTEN).await?;
+            let ops = match settings.ops_listen {
+                Some(addr) => Some(bind(addr, OPS_LISTEN).await?),
+                None => None,
+            };
+            match &ops {
+                Some(ops) => tracing::info!(
+                    listen = %listener.local_addr()?,
+                    ops_listen = %ops.local_addr()?,
+                    worker = !no_worker,
+                    "serving (/metrics on the ops listen address only)"
+                ),
+                None => {
+                    tracing::info!(listen = %listener.local_addr()?, worker = !no_worker, "serving")
+                }
+            }
             let state = server::build_state(settings)?;
             server::warm_up(&state).await;
-            server::run(listener, state, !no_worker, server::shutdown_on_signal()).await?;
+            let stop = server::shutdown_on_signal();
+            server::run_with_ops(listener, ops, state, !no_worker, stop).await?;
             Ok(())
         }
         Command::Worker { settings } => {
             let settings = settings.into_settings()?;
-            telemetry::init(settings.log_format);
+            let _log = telemetry::init(settings.log_format);
             log_warnings(&settings);
-            let listener = tokio::net::TcpListener::bind(settings.listen).await?;
+            // The worker serves only operations endpoints: on the ops
+            // address when one is set, so one setting fits serve and worker.
+            let listener = match settings.ops_listen {
+                Some(addr) => bind(addr, OPS_LISTEN).await?,
+                None => bind(settings.listen, LISTEN).await?,
+            };
             tracing::info!(listen = %listener.local_addr()?, "worker serving /healthz, /readyz, /metrics");
             let state = server::build_state(settings)?;
             server::warm_up(&state).await;
@@ -124,7 +172,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Demo(args) => {
-            telemetry::init(switchboard::config::LogFormat::Pretty);
+            let _log = telemetry::init(switchboard::config::LogFormat::Pretty);
             switchboard::demo::run(args).await
         }
         Command::Openapi { routing } => {

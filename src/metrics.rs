@@ -33,9 +33,10 @@ pub const EVENT_STREAMS: &str = "switchboard_event_streams";
 pub const EVENT_STREAMS_DROPPED: &str = "switchboard_event_streams_dropped_total";
 pub const REDIS_USED_MEMORY: &str = "switchboard_redis_used_memory_bytes";
 pub const REDIS_MAXMEMORY: &str = "switchboard_redis_maxmemory_bytes";
+pub const LOG_LINES_DROPPED: &str = "switchboard_log_lines_dropped_total";
 
 /// Every metric switchboard exports (deploy/ may name only these).
-pub const CATALOGUE: [&str; 23] = [
+pub const CATALOGUE: [&str; 24] = [
     CALLS,
     ROUTED,
     FALLBACKS,
@@ -59,6 +60,7 @@ pub const CATALOGUE: [&str; 23] = [
     EVENT_STREAMS_DROPPED,
     REDIS_USED_MEMORY,
     REDIS_MAXMEMORY,
+    LOG_LINES_DROPPED,
 ];
 
 /// From an agent freed to the REST redirect sent: milliseconds when the
@@ -112,6 +114,13 @@ pub fn install() -> PrometheusHandle {
 }
 
 fn describe() {
+    describe_counter!(
+        LOG_LINES_DROPPED,
+        "Log lines dropped rather than let logging hold up requests: write_failed (stdout closed or failing), queue_full (stdout not read fast enough)."
+    );
+    for reason in ["write_failed", "queue_full"] {
+        counter!(LOG_LINES_DROPPED, "reason" => reason).increment(0);
+    }
     describe_counter!(
         REPLICA_WAITS,
         "Reservations and whether a replica confirmed them before the dial (Sentinel and Cluster mode): confirmed, not_confirmed (none within 50 ms), not_asked (none had, a moment before), failed."
@@ -291,6 +300,16 @@ pub fn redis_up(up: bool) {
 /// What a reservation's replica wait came to.
 pub fn replica_wait(outcome: &'static str) {
     counter!(REPLICA_WAITS, "outcome" => outcome).increment(1);
+}
+
+/// A log line the log thread could not write (see `telemetry`).
+pub fn log_line_write_failed() {
+    counter!(LOG_LINES_DROPPED, "reason" => "write_failed").increment(1);
+}
+
+/// Log lines dropped at a full queue so far (tracing-appender's own count).
+pub fn log_lines_dropped_queue_full(total: u64) {
+    counter!(LOG_LINES_DROPPED, "reason" => "queue_full").absolute(total);
 }
 
 /// The namespace's Redis's memory in use and its maxmemory (0: no limit).

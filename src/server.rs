@@ -78,9 +78,11 @@ pub async fn warm_up(state: &AppState) {
     };
     match loaded {
         Ok(()) => tracing::info!("Redis scripts loaded"),
-        Err(e) => {
-            tracing::warn!(error = %e, "Redis is not reachable yet; /readyz answers 503 until it is")
-        }
+        Err(e) => tracing::warn!(
+            redis = %state.engine.store().target(),
+            error = %e,
+            "Redis is not reachable yet; /readyz answers 503 until it is"
+        ),
     }
 }
 
@@ -111,8 +113,52 @@ pub async fn run(
     with_worker: bool,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
+    run_with_ops(listener, None, state, with_worker, shutdown).await
+}
+
+/// As [`run`]; with an `ops` listener, `/metrics` (and `/healthz`, `/readyz`)
+/// are served there and `/metrics` no longer on `listener`.
+pub async fn run_with_ops(
+    listener: TcpListener,
+    ops: Option<TcpListener>,
+    state: AppState,
+    with_worker: bool,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
     let background = spawn_background(&state, with_worker, &shutdown);
-    let result = serve(listener, state, shutdown.clone().cancelled_owned()).await;
+    let (limits, drain) = (state.settings.connections.clone(), drain_time(&state));
+    let public = http::public_router(state.clone(), ops.is_none());
+    let public = listener::serve(
+        listener,
+        public,
+        limits.clone(),
+        drain,
+        shutdown.clone().cancelled_owned(),
+    );
+    let result = match ops {
+        None => public.await,
+        Some(ops) => {
+            let router = http::ops_router(state);
+            let stop = shutdown.clone().cancelled_owned();
+            let ops = listener::serve(ops, router, limits, drain, stop);
+            // Either ending (an accept error) ends the process: a server
+            // nobody can scrape or probe is as wrong as one nobody can call.
+            let stopping = shutdown.clone();
+            let (public, ops) = tokio::join!(
+                async {
+                    let r = public.await;
+                    stopping.cancel();
+                    r
+                },
+                async {
+                    let r = ops.await;
+                    shutdown.cancel();
+                    r
+                }
+            );
+            public.and(ops)
+        }
+    };
     shutdown.cancel();
     for task in background {
         let _ = task.await;

@@ -1,16 +1,55 @@
 //! Logging: JSON lines by default (one object a line, the call's span fields such
 //! as CallSid on every line logged inside it), or human-readable with `pretty`.
 //! `RUST_LOG` filters; the default is `info`.
+//!
+//! Logging must never block or kill request handling. Lines go through
+//! tracing-appender's non-blocking writer: a bounded queue that one thread
+//! writes to stdout. A full queue (stdout not read) drops the line, and so does
+//! a failed write (stdout closed: `serve | head`); both are counted in
+//! `switchboard_log_lines_dropped_total`. Before this, a closed stdout made
+//! tracing-subscriber report the failed write with `eprintln!`, which panics
+//! when stderr is closed too: every task that logged died, the SIGTERM handler
+//! among them.
 
+use std::io::Write;
+use std::sync::OnceLock;
+
+use tracing_appender::non_blocking::{ErrorCounter, NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::EnvFilter;
 
 use crate::config::LogFormat;
+use crate::metrics;
+
+/// Lines the queue may hold while stdout is slow: about 5 MB of JSON lines,
+/// where tracing-appender's default (128,000) would let a stalled log reader
+/// pin some 40 MB.
+const QUEUED_LINES: usize = 16_384;
+
+/// Lines dropped because the queue was full (tracing-appender counts them).
+static QUEUE_FULL: OnceLock<ErrorCounter> = OnceLock::new();
+
+/// Keep it until the process ends: dropping it flushes the queued lines.
+#[must_use = "dropping the guard stops logging"]
+pub struct LogGuard {
+    _worker: Option<WorkerGuard>,
+}
 
 /// Installs the global subscriber; a second call (tests) is a no-op.
-pub fn init(format: LogFormat) {
+pub fn init(format: LogFormat) -> LogGuard {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    let _ = match format {
+    let (writer, guard) = NonBlockingBuilder::default()
+        .lossy(true)
+        .buffered_lines_limit(QUEUED_LINES)
+        .thread_name("switchboard-log")
+        .finish(Stdout);
+    let dropped = writer.error_counter();
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer)
+        // Its report of a failed write is an `eprintln!`, which panics on a
+        // closed stderr. Our writer never fails anyway; this is the belt.
+        .log_internal_errors(false);
+    let installed = match format {
         LogFormat::Json => builder
             .json()
             .with_current_span(true)
@@ -18,4 +57,42 @@ pub fn init(format: LogFormat) {
             .try_init(),
         LogFormat::Pretty => builder.try_init(),
     };
+    if installed.is_err() {
+        return LogGuard { _worker: None };
+    }
+    let _ = QUEUE_FULL.set(dropped);
+    LogGuard {
+        _worker: Some(guard),
+    }
+}
+
+/// Copies tracing-appender's count of lines dropped at a full queue into the
+/// metric (it keeps its own counter; called before `/metrics` renders).
+pub fn publish_dropped() {
+    if let Some(counter) = QUEUE_FULL.get() {
+        metrics::log_lines_dropped_queue_full(counter.dropped_lines() as u64);
+    }
+}
+
+/// Stdout for the log thread: a line that cannot be written is dropped and
+/// counted, never retried or reported on stderr (which may be the same pipe).
+struct Stdout;
+
+impl Write for Stdout {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.write_all(buf).map(|()| buf.len())
+    }
+
+    /// tracing-appender writes one line per call.
+    fn write_all(&mut self, line: &[u8]) -> std::io::Result<()> {
+        if std::io::stdout().lock().write_all(line).is_err() {
+            metrics::log_line_write_failed();
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let _ = std::io::stdout().lock().flush();
+        Ok(())
+    }
 }

@@ -54,10 +54,8 @@ pub async fn run(engine: Engine, interval: Duration, shutdown: CancellationToken
             _ = ticker.tick() => {}
         }
         // Also reloads the scripts after a Redis restart, before the sweep needs them.
-        let ready = engine.store().check_ready().await;
-        metrics::redis_up(ready.is_ok());
-        if let Err(e) = ready {
-            tracing::warn!(error = %e, "Redis is not ready; the worker retries next interval");
+        // Logged by `ready` itself, with back-off: not once a round.
+        if engine.store().ready().await.is_err() {
             continue;
         }
         if let Err(e) = sweep_once(&engine).await {

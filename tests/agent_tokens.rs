@@ -210,6 +210,68 @@ async fn bad_tokens_are_refused_and_change_nothing() {
     );
 }
 
+/// A token in any query parameter, under any name and in any encoding, is
+/// refused on every `/v1` route, even with a good `Authorization` header,
+/// and changes nothing; queries without one still work.
+#[tokio::test]
+async fn a_token_in_any_query_parameter_and_encoding_is_refused_everywhere_under_v1() {
+    let app = app_with_ana().await;
+    let token = app.issue_token("ana").await;
+    let escaped = token.replacen("sbat_", "%73bat%5F", 1);
+    let queries = [
+        format!("?t={token}"),
+        format!("?limit=10&t=1&t={token}"),
+        format!("?{token}"),
+        format!("?t={escaped}"),
+        format!("?t={}", escaped.replace('%', "%25")),
+        format!("?t={}", token.to_uppercase()),
+        format!("?auth=Bearer+{token}"),
+        format!("?key={ADMIN_TOKEN}"),
+        format!(
+            "?key=%{:02X}{}",
+            ADMIN_TOKEN.as_bytes()[0],
+            &ADMIN_TOKEN[1..]
+        ),
+        format!("?key=bearer%20{ADMIN_TOKEN}"),
+    ];
+    let before = app.snapshot().await;
+    for query in &queries {
+        for (token, method, path) in [
+            (ADMIN_TOKEN, Method::GET, "/agents"),
+            (ADMIN_TOKEN, Method::PUT, "/agents/bob/state"),
+            (token.as_str(), Method::GET, "/me"),
+            (token.as_str(), Method::POST, "/me/heartbeat"),
+            (token.as_str(), Method::PUT, "/me/state"),
+        ] {
+            let body = matches!(method, Method::PUT).then(|| json!({"state": "available"}));
+            let refused = app
+                .with_token(token, method, &format!("{path}{query}"), body)
+                .await;
+            assert_eq!(refused.status, 401, "{path}{query:.30}: {refused:?}");
+            assert_eq!(
+                refused.json()["error"],
+                "a token goes in the Authorization header, never in the URL"
+            );
+        }
+    }
+    assert_eq!(
+        app.snapshot().await,
+        before,
+        "a refused request changed Redis"
+    );
+    // Queries without a token still work.
+    let page = app
+        .with_token(ADMIN_TOKEN, Method::GET, "/agents?limit=10&cursor=0", None)
+        .await;
+    assert_eq!(page.status, 200, "{page:?}");
+    assert_eq!(
+        app.with_token(&token, Method::GET, "/me?x=1", None)
+            .await
+            .status,
+        200
+    );
+}
+
 #[tokio::test]
 async fn revoked_expired_and_foreign_tokens_are_refused() {
     let app = app_with_ana().await;

@@ -56,6 +56,44 @@ async fn screenshot(browser: &Client, name: &str, width: u32, height: u32) {
     std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
 }
 
+/// Without JavaScript, Enter in the token field (or a click on the button)
+/// must not submit the form: a GET would put `?token=…` in the URL, which
+/// lands in history and access logs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_javascript_the_sign_in_form_never_puts_the_token_in_the_url() {
+    let app = spawn_app(DESK).await;
+    let page = format!("{}/console/", app.base());
+    let driver = Chromedriver::start();
+    let browser = driver.browser_without_javascript(390, 844).await;
+    browser.goto(&page).await.unwrap();
+    let field = wait_for(&browser, "#token", WAIT).await;
+    field.send_keys(ADMIN_TOKEN).await.unwrap();
+    field.send_keys("\u{E007}").await.unwrap();
+    let _ = browser
+        .find(Locator::Css("#sign-in-form button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await;
+    // Give a navigation the time to happen, if one was started.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let url = browser.current_url().await.unwrap();
+    assert_eq!(url.as_str(), page, "the form was submitted");
+    let form = browser.find(Locator::Id("sign-in-form")).await.unwrap();
+    assert_eq!(
+        form.attr("method").await.unwrap().as_deref(),
+        Some("post"),
+        "a GET is the default"
+    );
+    let field = browser.find(Locator::Id("token")).await.unwrap();
+    assert_eq!(
+        field.attr("name").await.unwrap(),
+        None,
+        "a named field would be submitted"
+    );
+    browser.close().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agent_and_a_supervisor_follow_a_call_in_a_browser() {
     let port = switchboard::redis_server::free_port().unwrap();

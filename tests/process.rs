@@ -30,6 +30,16 @@ async fn serve_with(redis_url: &str, name: &str, env: &[(&str, &str)]) -> Serve 
     Serve::start(&["serve"], redis_url, name, &all).await
 }
 
+/// A signed call from +15005550001 to +15005550006 at `base`.
+async fn call(http: &reqwest::Client, base: &str, sid: &str) -> Answer {
+    let params = [
+        ("CallSid", sid),
+        ("From", "+15005550001"),
+        ("To", "+15005550006"),
+    ];
+    post_signed_with(http, TWILIO_TOKEN, &format!("{base}/twilio/voice"), &params).await
+}
+
 #[tokio::test]
 async fn logs_are_json_lines_with_the_call_sid_and_never_a_token() {
     let redis = start_redis();
@@ -52,18 +62,7 @@ async fn logs_are_json_lines_with_the_call_sid_and_never_a_token() {
     let routed = call_sid(1);
     let fallback = call_sid(2);
     for sid in [&routed, &fallback] {
-        let r = post_signed_with(
-            &http,
-            TWILIO_TOKEN,
-            &url,
-            &[
-                ("CallSid", sid),
-                ("From", "+15005550001"),
-                ("To", "+15005550006"),
-            ],
-        )
-        .await;
-        assert_eq!(r.status, 200);
+        assert_eq!(call(&http, &serve.base, sid).await.status, 200);
     }
     let forged = http
         .post(&url)
@@ -164,6 +163,232 @@ async fn sigterm_finishes_the_requests_in_flight_then_exits_0() {
             .await
             .is_err(),
         "still accepting after exit"
+    );
+}
+
+/// With `SWITCHBOARD_OPS_LISTEN`, `/metrics` (which names the queues) is
+/// served only there, beside `/healthz` and `/readyz`; the public listener
+/// keeps the webhooks, the API, and the probes, and answers `/metrics` 404.
+#[tokio::test]
+async fn with_an_ops_listen_address_metrics_leave_the_public_listener() {
+    let redis = start_redis();
+    let ops_port = free_port().unwrap();
+    let ops = format!("http://127.0.0.1:{ops_port}");
+    let ops_listen = format!("127.0.0.1:{ops_port}");
+    let serve = serve_with(
+        &redis.url(),
+        "ops-listen",
+        &[("SWITCHBOARD_OPS_LISTEN", ops_listen.as_str())],
+    )
+    .await;
+    let status = |url: String| async move { reqwest::get(url).await.unwrap().status().as_u16() };
+    assert_eq!(status(format!("{}/metrics", serve.base)).await, 404);
+    let page = reqwest::get(format!("{ops}/metrics")).await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(
+        page.text()
+            .await
+            .unwrap()
+            .contains("switchboard_calls_total{queue=\"default\"}")
+    );
+    for base in [&serve.base, &ops] {
+        assert_eq!(status(format!("{base}/healthz")).await, 200, "{base}");
+        assert_eq!(status(format!("{base}/readyz")).await, 200, "{base}");
+    }
+    // The ops listener serves nothing else.
+    assert_eq!(status(format!("{ops}/v1/openapi.json")).await, 404);
+    assert_eq!(status(format!("{ops}/console/")).await, 404);
+    assert_eq!(status(format!("{}/v1/openapi.json", serve.base)).await, 200);
+    let http = reqwest::Client::new();
+    assert_eq!(call(&http, &ops, &call_sid(1)).await.status, 404);
+}
+
+/// `serve 2>&1 | head -4`: once `head` has its lines, every log write fails.
+/// The server still routes calls, counts the lines it lost, and stops on
+/// SIGTERM (it used to die task by task: tracing reported the failed write
+/// with `eprintln!`, which panics on the closed stderr).
+#[tokio::test]
+async fn with_its_log_pipe_closed_serve_still_routes_counts_lost_lines_and_exits_on_sigterm() {
+    let redis = start_redis();
+    let tokens = [
+        ("TWILIO_AUTH_TOKEN", TWILIO_TOKEN),
+        ("SWITCHBOARD_ADMIN_TOKEN", ADMIN),
+    ];
+    let mut serve = Serve::start_with_closed_output(&["serve"], &redis.url(), &tokens).await;
+    let http = reqwest::Client::new();
+    assert_eq!(
+        put_agent(&http, &serve.base, ADMIN, "a", &["default"]).await,
+        201
+    );
+    assert_eq!(
+        put_state(&http, &serve.base, ADMIN, "a", "available").await,
+        200
+    );
+    let routed = call(&http, &serve.base, &call_sid(1)).await;
+    assert_eq!(routed.status, 200);
+    assert!(
+        routed.body.contains(">a</Client>"),
+        "the call is offered to the agent, not the emergency answer: {}",
+        routed.body
+    );
+    // The log thread writes (and fails) on its own time: wait for its count.
+    let lost = "switchboard_log_lines_dropped_total{reason=\"write_failed\"}";
+    let started = std::time::Instant::now();
+    loop {
+        let page = http
+            .get(format!("{}/metrics", serve.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if metric(&page, lost) > 0.0 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "no lost line counted:\n{page}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    serve.sigterm();
+    let code = tokio::task::spawn_blocking(move || serve.wait(Duration::from_secs(10)))
+        .await
+        .unwrap();
+    assert_eq!(code, Some(0), "SIGTERM ends it, with exit code 0");
+}
+
+/// `switchboard serve` with `env` (on top of this file's tokens) run until it
+/// exits (10 s at most): its exit code, stdout (the log) and stderr.
+fn serve_to_exit(env: &[(&str, &str)]) -> (Option<i32>, String, String) {
+    use std::io::Read as _;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .arg("serve")
+        .env_remove("SWITCHBOARD_LOG_FORMAT")
+        .env("TWILIO_AUTH_TOKEN", TWILIO_TOKEN)
+        .env("SWITCHBOARD_ADMIN_TOKEN", ADMIN)
+        .envs(env.iter().copied())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start switchboard");
+    let status = common::process::wait_exit(&mut child, Duration::from_secs(10));
+    let (mut stdout, mut stderr) = (String::new(), String::new());
+    let _ = child.stdout.take().unwrap().read_to_string(&mut stdout);
+    let _ = child.stderr.take().unwrap().read_to_string(&mut stderr);
+    (status.and_then(|s| s.code()), stdout, stderr)
+}
+
+/// A port in use: the error names the address and the setting to change.
+#[test]
+fn a_port_in_use_is_named_with_its_setting() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let (code, _, stderr) = serve_to_exit(&[("SWITCHBOARD_LISTEN", addr.as_str())]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("cannot listen on {addr}"))
+            && stderr.contains("SWITCHBOARD_LISTEN / --listen")
+            && stderr.contains("another process listens there"),
+        "{stderr}"
+    );
+    let ops = free_port().unwrap();
+    let ops = format!("127.0.0.1:{ops}");
+    let (code, _, stderr) = serve_to_exit(&[
+        ("SWITCHBOARD_LISTEN", ops.as_str()),
+        ("SWITCHBOARD_OPS_LISTEN", addr.as_str()),
+    ]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "cannot listen on {addr} (SWITCHBOARD_OPS_LISTEN / --ops-listen)"
+        )),
+        "{stderr}"
+    );
+}
+
+/// A Redis URL that does not parse stops the start, before anything listens,
+/// saying the form expected (and never the password in it).
+#[test]
+fn a_malformed_redis_url_names_the_expected_form_before_serving() {
+    let port = free_port().unwrap();
+    let listen = format!("127.0.0.1:{port}");
+    for url in [
+        "127.0.0.1:6379".to_owned(),
+        format!("redis://:{REDIS_PASSWORD}@127.0.0.1:port"),
+        format!("http://127.0.0.1:{port}"),
+    ] {
+        let (code, stdout, stderr) = serve_to_exit(&[
+            ("SWITCHBOARD_REDIS_URL", url.as_str()),
+            ("SWITCHBOARD_LISTEN", listen.as_str()),
+        ]);
+        assert_eq!(code, Some(1), "{url}: {stderr}");
+        assert!(
+            stderr.contains("SWITCHBOARD_REDIS_URL")
+                && stderr.contains("expected redis://host:port"),
+            "{url}: {stderr}"
+        );
+        assert!(!stderr.contains(REDIS_PASSWORD), "{stderr}");
+        assert!(!stdout.contains("serving"), "it listened first: {stdout}");
+    }
+}
+
+/// A routing file that is not there is "not found", with its path; no `:0:`.
+#[test]
+fn a_missing_routing_file_is_not_found_with_its_path() {
+    let path = std::env::temp_dir().join(format!("sb-no-such-routing-{}.toml", std::process::id()));
+    let shown = path.display().to_string();
+    let (code, _, stderr) = serve_to_exit(&[("SWITCHBOARD_ROUTING", shown.as_str())]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "{shown}: routing file not found (SWITCHBOARD_ROUTING"
+        )),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(":0:"), "{stderr}");
+}
+
+/// Redis down: the worker (every 100 ms here) and `/readyz` find it so on every
+/// check, but "Redis unreachable" is logged once, naming the URL without its
+/// password, then again only after its back-off (5 s), not every check.
+#[tokio::test]
+async fn redis_unreachable_is_logged_with_the_redacted_url_and_back_off() {
+    let port = free_port().unwrap();
+    let url = format!("redis://:{REDIS_PASSWORD}@127.0.0.1:{port}");
+    let mut serve = serve_with(
+        &url,
+        "redis-backoff",
+        &[("SWITCHBOARD_SWEEP_INTERVAL_MS", "100")],
+    )
+    .await;
+    let http = reqwest::Client::new();
+    for _ in 0..5 {
+        let ready = http
+            .get(format!("{}/readyz", serve.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(ready.status(), 503);
+    }
+    // About 20 worker rounds, each finding Redis down.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let log = log_of(&mut serve);
+    assert!(!log.contains(REDIS_PASSWORD), "{log}");
+    let reported: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("Redis unreachable"))
+        .collect();
+    assert_eq!(reported.len(), 1, "{log}");
+    assert!(
+        reported[0].contains(&format!("redis://:***@127.0.0.1:{port}")),
+        "{}",
+        reported[0]
+    );
+    assert!(
+        !log.contains("retries next interval") && !log.contains("\"not ready\""),
+        "a line a check:\n{log}"
     );
 }
 

@@ -55,7 +55,11 @@ pub fn router(state: AppState) -> Router<AppState> {
         // data (the queue names are added only for a request with the token).
         .route("/openapi.json", get(openapi::serve))
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
-        .layer(middleware::from_fn_with_state(state, require_enabled))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            require_enabled,
+        ))
+        .layer(middleware::from_fn_with_state(state, refuse_token_in_url))
 }
 
 /// Every error under `/v1` as `{"error": …}`, also those answered by axum and
@@ -169,6 +173,78 @@ async fn require_enabled(State(state): State<AppState>, request: Request, next: 
     next.run(request).await
 }
 
+/// Any request whose URL carries a token is refused (401) before anything
+/// else, even with a good header: a URL ends up in access logs, proxies and
+/// browser history, so the token must be treated as leaked, and the client
+/// told at once rather than have it work.
+async fn refuse_token_in_url(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let admin = state.settings.admin_token.as_ref().map(Secret::expose);
+    if request
+        .uri()
+        .query()
+        .is_some_and(|query| query_carries_token(query, admin))
+    {
+        return ApiError::TokenInUrl.into_response();
+    }
+    next.run(request).await
+}
+
+/// How many layers of percent-encoding a query is decoded through
+/// (`%2573bat_` is `%73bat_` is `sbat_`).
+const DECODE_LAYERS: usize = 3;
+
+/// Whether any name or value of `query`, decoded as a form (`+` and percent
+/// escapes, repeated names each seen, nested encodings up to
+/// `DECODE_LAYERS`), holds an agent token (`sbat_`, in any case) or is the
+/// admin token (alone or after `Bearer `). Decoded the way servers and
+/// proxies decode a query, not matched in its raw text, which an encoding
+/// hides.
+fn query_carries_token(query: &str, admin: Option<&str>) -> bool {
+    fn carries(text: &[u8], admin: Option<&str>, layers: usize) -> bool {
+        form_urlencoded::parse(text).any(|(name, value)| {
+            [name, value].iter().any(|part| {
+                is_token(part, admin)
+                    || (layers > 0
+                        && part.contains('%')
+                        && carries(part.as_bytes(), admin, layers - 1))
+            })
+        })
+    }
+    carries(query.as_bytes(), admin, DECODE_LAYERS)
+}
+
+/// `text` holds an agent token, or is the admin token.
+fn is_token(text: &str, admin: Option<&str>) -> bool {
+    let prefix = crate::store::tokens::TOKEN_PREFIX;
+    if text
+        .as_bytes()
+        .windows(prefix.len())
+        .any(|w| w.eq_ignore_ascii_case(prefix.as_bytes()))
+    {
+        return true;
+    }
+    let Some(admin) = admin else {
+        return false;
+    };
+    let text = text.trim();
+    let given = match text.split_once(' ') {
+        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("bearer") => rest.trim(),
+        _ => text,
+    };
+    is_admin_token(given, admin)
+}
+
+/// `given` is the admin token `expected`. Both sides are hashed first, so the
+/// comparison takes the same time whatever the length or content given.
+fn is_admin_token(given: &str, expected: &str) -> bool {
+    let matches = Sha256::digest(given.as_bytes()).ct_eq(&Sha256::digest(expected.as_bytes()));
+    bool::from(matches) && !given.is_empty()
+}
+
 /// `Authorization: Bearer <SWITCHBOARD_ADMIN_TOKEN>`. Both sides are hashed first,
 /// so the comparison takes the same time whatever the length or content given.
 async fn require_token(State(state): State<AppState>, request: Request, next: Next) -> Response {
@@ -222,7 +298,49 @@ pub(super) fn has_admin_token(state: &AppState, headers: &axum::http::HeaderMap)
     let Some(expected) = state.settings.admin_token.as_ref().map(Secret::expose) else {
         return false;
     };
-    let given = bearer_token(headers);
-    let matches = Sha256::digest(given.as_bytes()).ct_eq(&Sha256::digest(expected.as_bytes()));
-    bool::from(matches) && !given.is_empty()
+    is_admin_token(bearer_token(headers), expected)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::query_carries_token;
+
+    const AGENT: &str = "sbat_0123456789abcdef_0123456789012345678901234567890123456789012";
+    const ADMIN: &str = "admin-token-0123456789";
+
+    #[test]
+    fn a_token_is_found_in_any_name_or_value_whatever_the_encoding() {
+        let hidden = [
+            format!("token={AGENT}"),
+            AGENT.to_owned(),
+            format!("a=1&access_token={AGENT}"),
+            format!("t=1&t={AGENT}"),
+            "t=%73bat_0123".to_owned(),
+            "t=%2573bat_0123".to_owned(),
+            "t=%252573bat_0123".to_owned(),
+            "t=SBAT_0123".to_owned(),
+            "t=sBaT%5f0123".to_owned(),
+            "auth=Bearer+sbat_0123".to_owned(),
+            "%74oken=x&sb%61t_0123=".to_owned(),
+            format!("key={ADMIN}"),
+            "key=%61dmin-token-0123456789".to_owned(),
+            "key=Bearer+admin-token-0123456789".to_owned(),
+            "key=bearer%20admin%2Dtoken-0123456789+".to_owned(),
+            ADMIN.to_owned(),
+        ];
+        for query in &hidden {
+            assert!(query_carries_token(query, Some(ADMIN)), "{query}");
+        }
+        for query in [
+            "limit=10&cursor=0",
+            "cursor=123&limit=1",
+            "x=admin-token",
+            "x=%25",
+            "sbat=1",
+            "",
+        ] {
+            assert!(!query_carries_token(query, Some(ADMIN)), "{query}");
+        }
+        assert!(!query_carries_token(&format!("key={ADMIN}"), None));
+    }
 }

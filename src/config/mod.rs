@@ -24,6 +24,11 @@ pub struct SettingsArgs {
     #[arg(long, env = "SWITCHBOARD_LISTEN", default_value = "0.0.0.0:8080")]
     pub listen: SocketAddr,
 
+    /// Operations listen address: when set, /metrics is served here and no
+    /// longer on the listen address (/healthz and /readyz on both).
+    #[arg(long, env = "SWITCHBOARD_OPS_LISTEN")]
+    pub ops_listen: Option<SocketAddr>,
+
     /// Redis URL.
     // The URL carries the Redis password: clap would print it in `--help`.
     #[arg(
@@ -255,6 +260,10 @@ pub enum SettingsError {
         "SWITCHBOARD_REDIS_CLUSTER: some seed nodes are rediss:// and some redis://; a Cluster is reached one way"
     )]
     ClusterMixedTls,
+    #[error(
+        "SWITCHBOARD_REDIS_URL {0} is not a Redis URL: expected redis://host:port (rediss:// for TLS; a password and database as redis://:password@host:port/0; redis+unix:///path/to/socket)"
+    )]
+    RedisUrl(String),
     #[error("SWITCHBOARD_REDIS_SENTINELS: {0:?} is not a redis://host:port URL")]
     SentinelUrl(String),
     #[error(
@@ -396,6 +405,10 @@ pub enum SettingsWarning {
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub listen: SocketAddr,
+    /// Where `/metrics` (and `/healthz`, `/readyz`) are served apart from the
+    /// webhooks, so what `/metrics` tells (queue names, volumes) stays off
+    /// the public listener; `None`: on `listen`, beside the webhooks.
+    pub ops_listen: Option<SocketAddr>,
     /// Holds the Redis password; `Debug` redacts it.
     pub redis_url: RedisUrl,
     /// PEM of the CA a `rediss://` server's certificate must chain to;
@@ -555,6 +568,20 @@ impl SettingsArgs {
         if redis_cluster.is_some() && redis_sentinels.is_some() {
             return Err(SettingsError::ClusterAndSentinels);
         }
+        // Checked now, not at the first connection: a mistake stops the start
+        // with the form expected, before anything listens. (Cluster mode does
+        // not use the URL.)
+        if redis_cluster.is_none()
+            && redis::IntoConnectionInfo::into_connection_info(self.redis_url.as_str()).is_err()
+        {
+            // Not echoed without a scheme: it may be a bare password.
+            let shown = if self.redis_url.contains("://") {
+                format!("{:?}", RedisUrl::from(self.redis_url.as_str()).redacted())
+            } else {
+                "(not shown: it has no scheme://)".to_owned()
+            };
+            return Err(SettingsError::RedisUrl(shown));
+        }
         // Sentinel mode would connect to the master in plain text: refused
         // rather than silently dropping the TLS the URL asks for.
         if redis_sentinels.is_some() && (uses_tls(&self.redis_url) || self.redis_ca_file.is_some())
@@ -572,6 +599,7 @@ impl SettingsArgs {
         };
         Ok(Settings {
             listen: self.listen,
+            ops_listen: self.ops_listen,
             redis_url: self.redis_url.into(),
             redis_ca,
             redis_sentinels,
@@ -685,6 +713,7 @@ impl Settings {
     pub fn new(redis_url: impl Into<String>) -> Settings {
         Settings {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            ops_listen: None,
             redis_url: RedisUrl(redis_url.into()),
             redis_ca: None,
             redis_sentinels: None,

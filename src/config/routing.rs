@@ -18,13 +18,23 @@ use crate::agent::{is_client_identity, is_e164, is_valid_id};
 /// A routing file that cannot be used: where (file, line, the line's text) and
 /// what is wrong, the message naming the setting.
 #[derive(Debug, thiserror::Error)]
-#[error("{path}:{line}: {message}{}", excerpt(*.line, .text))]
+#[error("{path}{}: {message}{}", at_line(*.line), excerpt(*.line, .text))]
 pub struct RoutingFileError {
     pub path: String,
+    /// 0: about the whole file (it cannot be read), no line.
     pub line: usize,
     pub message: String,
     /// The offending line as written (empty when there is none to show).
     pub text: String,
+}
+
+/// `:3` after the path; nothing for the whole file.
+fn at_line(line: usize) -> String {
+    if line == 0 {
+        String::new()
+    } else {
+        format!(":{line}")
+    }
 }
 
 /// `\n  3 | max_attempts = "three"` under the message, as compilers show it.
@@ -406,7 +416,12 @@ impl RoutingTable {
         let source = std::fs::read_to_string(path).map_err(|e| RoutingFileError {
             path: shown.clone(),
             line: 0,
-            message: format!("cannot read the routing file: {e}"),
+            message: match e.kind() {
+                std::io::ErrorKind::NotFound => {
+                    "routing file not found (SWITCHBOARD_ROUTING / --routing)".to_owned()
+                }
+                _ => format!("cannot read the routing file: {e}"),
+            },
             text: String::new(),
         })?;
         RoutingTable::parse(&source, &shown)

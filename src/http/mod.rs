@@ -31,6 +31,12 @@ pub const BODY_LIMIT: usize = 64 * 1024;
 
 /// The whole application, without a socket (tests drive it with `oneshot`).
 pub fn router(state: AppState) -> Router {
+    public_router(state, true)
+}
+
+/// The application a public listener serves: everything, and `/metrics` only
+/// if `with_metrics` (false when `SWITCHBOARD_OPS_LISTEN` serves it apart).
+pub fn public_router(state: AppState, with_metrics: bool) -> Router {
     let twilio = Router::new()
         .route("/twilio/voice", post(webhooks::voice))
         .route("/twilio/voice/status", post(webhooks::call_status))
@@ -49,7 +55,7 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(CatchPanicLayer::new())
         .layer(middleware::map_response(api::json_errors));
-    let ops = ops_routes()
+    let ops = ops_routes(with_metrics)
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             timeout,
@@ -138,16 +144,28 @@ pub fn guard_webhooks(routes: Router<AppState>, state: &AppState) -> Router<AppS
         ))
 }
 
-/// Only `/healthz`, `/readyz` and `/metrics`: what a `worker` process serves.
+/// Only `/healthz`, `/readyz` and `/metrics`: what a `worker` process serves,
+/// and what `SWITCHBOARD_OPS_LISTEN` does.
 pub fn ops_router(state: AppState) -> Router {
-    ops_routes().with_state(state)
+    let timeout = state.settings.request_timeout;
+    ops_routes(true)
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            timeout,
+        ))
+        .layer(CatchPanicLayer::new())
+        .with_state(state)
 }
 
-fn ops_routes() -> Router<AppState> {
-    Router::new()
+fn ops_routes(with_metrics: bool) -> Router<AppState> {
+    let routes = Router::new()
         .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(render_metrics))
+        .route("/readyz", get(readyz));
+    if with_metrics {
+        routes.route("/metrics", get(render_metrics))
+    } else {
+        routes
+    }
 }
 
 /// `switchboard_webhook_duration_seconds{route}`, labelled by route, not URL.
@@ -163,20 +181,16 @@ async fn healthz() -> &'static str {
 }
 
 async fn readyz(State(state): State<AppState>) -> Response {
-    let ready = state.engine.store().check_ready().await;
-    metrics::redis_up(ready.is_ok());
-    match ready {
+    // Anyone may ask /readyz: the detail (addresses, server messages) goes to
+    // the log, with back-off (`Store::ready`), and the answer is fixed text.
+    match state.engine.store().ready().await {
         Ok(()) => (StatusCode::OK, "ready\n").into_response(),
-        Err(e) => {
-            // Anyone may ask /readyz: the detail (addresses, server messages) goes
-            // to the log, the answer is fixed text.
-            tracing::warn!(error = %e, "not ready");
-            (StatusCode::SERVICE_UNAVAILABLE, "redis unavailable\n").into_response()
-        }
+        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "redis unavailable\n").into_response(),
     }
 }
 
 async fn render_metrics(State(state): State<AppState>) -> Response {
+    crate::telemetry::publish_dropped();
     (
         [("content-type", "text/plain; version=0.0.4; charset=utf-8")],
         state.metrics.render(),

@@ -16,6 +16,7 @@ pub mod events;
 pub mod keys;
 pub mod lifecycle;
 mod link;
+mod outage;
 pub mod presence;
 pub mod requests;
 pub mod scripts;
@@ -128,6 +129,18 @@ impl RedisMemory {
     }
 }
 
+fn outage_log(target: String) -> Arc<outage::OutageLog> {
+    Arc::new(outage::OutageLog::new(target))
+}
+
+/// `urls` without their passwords, comma-separated.
+fn redacted(urls: &[String]) -> String {
+    urls.iter()
+        .map(|u| crate::config::RedisUrl::from(u.as_str()).redacted())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// A handle on one namespace of one Redis, cheap to clone.
 #[derive(Clone)]
 pub struct Store {
@@ -136,6 +149,8 @@ pub struct Store {
     timeout: Duration,
     /// Until when reservations do not wait for a replica.
     no_replica_until: Arc<Mutex<Option<Instant>>>,
+    /// Says when Redis stops answering readiness checks, and when it is back.
+    outage: Arc<outage::OutageLog>,
 }
 
 impl Store {
@@ -164,6 +179,7 @@ impl Store {
             keys: Keys::new(namespace),
             timeout,
             no_replica_until: Arc::default(),
+            outage: outage_log(crate::config::RedisUrl::from(redis_url).redacted()),
         })
     }
 
@@ -181,6 +197,7 @@ impl Store {
             keys: Keys::new(namespace),
             timeout,
             no_replica_until: Arc::default(),
+            outage: outage_log(format!("Cluster seeds {}", redacted(seeds))),
         })
     }
 
@@ -199,11 +216,31 @@ impl Store {
             keys: Keys::new(namespace),
             timeout,
             no_replica_until: Arc::default(),
+            outage: outage_log(format!(
+                "master {master} of Sentinels {}",
+                redacted(sentinel_urls)
+            )),
         })
     }
 
     pub fn keys(&self) -> &Keys {
         &self.keys
+    }
+
+    /// Which Redis this store uses, fit for logs: its URL (or Sentinels, or
+    /// Cluster seeds) with any password replaced by `***`.
+    pub fn target(&self) -> &str {
+        self.outage.target()
+    }
+
+    /// [`Store::check_ready`], as the worker and `/readyz` ask it: the result
+    /// also sets `switchboard_redis_up`, and an outage is logged when it
+    /// starts, with back-off while it lasts, and when it ends.
+    pub async fn ready(&self) -> Result<(), StoreError> {
+        let ready = self.check_ready().await;
+        metrics::redis_up(ready.is_ok());
+        self.outage.note(&ready);
+        ready
     }
 
     /// Runs `op` on the shared connection within the Redis deadline, timing it

@@ -36,6 +36,17 @@ impl Chromedriver {
 
     /// A headless chromium window of `width` × `height` CSS pixels.
     pub async fn browser(&self, width: u32, height: u32) -> Client {
+        self.session(width, height, serde_json::json!({})).await
+    }
+
+    /// As [`Chromedriver::browser`], with JavaScript off for every page (as
+    /// a user may have it); WebDriver's own commands still work.
+    pub async fn browser_without_javascript(&self, width: u32, height: u32) -> Client {
+        let prefs = serde_json::json!({ "profile.managed_default_content_settings.javascript": 2 });
+        self.session(width, height, prefs).await
+    }
+
+    async fn session(&self, width: u32, height: u32, prefs: serde_json::Value) -> Client {
         let binary = ["chromium", "chromium-browser", "google-chrome"]
             .iter()
             .find_map(|name| which(name))
@@ -52,6 +63,7 @@ impl Chromedriver {
                     "--hide-scrollbars",
                     format!("--window-size={width},{height}"),
                 ],
+                "prefs": prefs,
             },
         });
         let serde_json::Value::Object(capabilities) = capabilities else {

@@ -33,7 +33,10 @@ pub fn start_redis() -> RedisServer {
 /// Logs to stderr when TEST_LOG is set.
 fn init_logs() {
     if std::env::var_os("TEST_LOG").is_some() {
-        switchboard::telemetry::init(switchboard::config::LogFormat::Pretty);
+        // Kept for the whole test binary: dropping it would end logging.
+        std::mem::forget(switchboard::telemetry::init(
+            switchboard::config::LogFormat::Pretty,
+        ));
     }
 }
 

@@ -35,18 +35,38 @@ impl Process {
         env: &[(&str, &str)],
     ) -> Process {
         let log = std::env::temp_dir().join(format!("sb-{name}-{}.log", std::process::id()));
-        let child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
-            .args(args)
-            .env("SWITCHBOARD_REDIS_URL", redis_url)
-            .env("SWITCHBOARD_LISTEN", format!("127.0.0.1:{port}"))
-            .env("SWITCHBOARD_REDIS_TIMEOUT_MS", "1500")
-            .env_remove("SWITCHBOARD_LOG_FORMAT")
-            .env("RUST_LOG", "debug")
-            .envs(env.iter().copied())
+        let mut command = command(port, args, redis_url, env);
+        command
             .stdout(std::fs::File::create(&log).unwrap())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start switchboard");
+            .stderr(Stdio::inherit());
+        Process::launch(command, port, args, log).await
+    }
+
+    /// As [`Process::start`], with stdout and stderr on a pipe whose reading
+    /// end is closed once the process runs, as `switchboard serve | head`
+    /// leaves it: every log line it writes after that fails.
+    pub async fn start_with_closed_output(
+        args: &[&str],
+        redis_url: &str,
+        env: &[(&str, &str)],
+    ) -> Process {
+        let port = free_port().unwrap();
+        let mut command = command(port, args, redis_url, env);
+        command.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut process = Process::launch(command, port, args, std::path::PathBuf::new()).await;
+        drop(process.child.stdout.take());
+        drop(process.child.stderr.take());
+        process
+    }
+
+    /// Spawns `command` and returns once /healthz answers on `port`.
+    async fn launch(
+        mut command: Command,
+        port: u16,
+        args: &[&str],
+        log: std::path::PathBuf,
+    ) -> Process {
+        let child = command.spawn().expect("start switchboard");
         let process = Process {
             child,
             base: format!("http://127.0.0.1:{port}"),
@@ -101,6 +121,21 @@ pub fn wait_exit(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
     let _ = child.kill();
     let _ = child.wait();
     None
+}
+
+/// `switchboard <args>` on `127.0.0.1:<port>` against `redis_url`, with `env`
+/// on top of a 1.5 s Redis timeout and debug logs.
+fn command(port: u16, args: &[&str], redis_url: &str, env: &[(&str, &str)]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_switchboard"));
+    command
+        .args(args)
+        .env("SWITCHBOARD_REDIS_URL", redis_url)
+        .env("SWITCHBOARD_LISTEN", format!("127.0.0.1:{port}"))
+        .env("SWITCHBOARD_REDIS_TIMEOUT_MS", "1500")
+        .env_remove("SWITCHBOARD_LOG_FORMAT")
+        .env("RUST_LOG", "debug")
+        .envs(env.iter().copied());
+    command
 }
 
 impl Drop for Process {
