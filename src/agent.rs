@@ -99,6 +99,143 @@ fn is_sip_address(address: &str) -> bool {
         && host.bytes().all(allowed)
 }
 
+/// Longest heartbeat interval an agent may be given: a day.
+pub const MAX_HEARTBEAT_SECS: u32 = 86_400;
+
+/// What an agent is configured as (not its live state), checked: what
+/// `PUT /v1/agents/{id}` and `switchboard agents import` store, through the
+/// same `AgentSpec::check`, so both take and refuse exactly the same agents.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentSpec {
+    pub id: String,
+    /// Without the whitespace around it.
+    pub name: String,
+    /// As stored: `Contact`'s `Display`.
+    pub contact: String,
+    /// Each once, in the order first given.
+    pub queues: Vec<String>,
+    /// 0: no heartbeats expected.
+    pub heartbeat_secs: u32,
+}
+
+/// An agent's setting that breaks its rule, naming the setting.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SpecError {
+    #[error("agent id {0:?} must match [A-Za-z0-9._-]{{1,64}} and not be . or ..")]
+    Id(String),
+    #[error("name must be 1 to 128 characters, no control characters, not only whitespace")]
+    Name,
+    #[error(
+        "contact {0:?} must be an E.164 number (+15551230001), client:IDENTITY or sip:user@host"
+    )]
+    Contact(String),
+    #[error(
+        "contact {contact:?} is not allowed by the routing file's [contacts] allow {patterns:?}"
+    )]
+    ContactNotAllowed {
+        contact: String,
+        patterns: Vec<String>,
+    },
+    #[error("unknown queue {0:?}")]
+    UnknownQueue(String),
+    #[error("heartbeat_secs must be 0 to {MAX_HEARTBEAT_SECS}")]
+    HeartbeatSecs,
+}
+
+/// Every problem of one agent, the first (in the order of the fields) apart:
+/// the API answers that one, an agents file lists them all.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpecErrors {
+    pub first: SpecError,
+    pub more: Vec<SpecError>,
+}
+
+impl SpecErrors {
+    pub fn all(self) -> impl Iterator<Item = SpecError> {
+        std::iter::once(self.first).chain(self.more)
+    }
+}
+
+impl SpecError {
+    /// The setting it is about, as the API body and the agents file name it.
+    pub fn field(&self) -> &'static str {
+        match self {
+            SpecError::Id(_) => "id",
+            SpecError::Name => "name",
+            SpecError::Contact(_) | SpecError::ContactNotAllowed { .. } => "contact",
+            SpecError::UnknownQueue(_) => "queues",
+            SpecError::HeartbeatSecs => "heartbeat_secs",
+        }
+    }
+}
+
+impl AgentSpec {
+    /// Checks an agent as given against `table` (its queues, its `[contacts]`
+    /// allow list): the agent as stored, or every problem.
+    pub fn check(
+        table: &crate::config::RoutingTable,
+        id: &str,
+        name: &str,
+        contact: &str,
+        queues: &[String],
+        heartbeat_secs: Option<i64>,
+    ) -> Result<AgentSpec, SpecErrors> {
+        let mut errors = Vec::new();
+        if !is_valid_id(id) {
+            errors.push(SpecError::Id(id.to_owned()));
+        }
+        if !is_valid_name(name) {
+            errors.push(SpecError::Name);
+        }
+        let stored_contact = match Contact::parse(contact) {
+            Some(parsed) => {
+                let stored = parsed.to_string();
+                if !table.contacts.allows(&stored) {
+                    errors.push(SpecError::ContactNotAllowed {
+                        contact: contact.to_owned(),
+                        patterns: table.contacts.patterns().to_vec(),
+                    });
+                }
+                stored
+            }
+            None => {
+                errors.push(SpecError::Contact(contact.to_owned()));
+                String::new()
+            }
+        };
+        let mut unique: Vec<String> = Vec::new();
+        for queue in queues {
+            if table.queue(queue).is_none() {
+                errors.push(SpecError::UnknownQueue(queue.clone()));
+            } else if !unique.contains(queue) {
+                unique.push(queue.clone());
+            }
+        }
+        let heartbeat_secs = match heartbeat_secs.map(u32::try_from) {
+            None => 0,
+            Some(Ok(secs)) if secs <= MAX_HEARTBEAT_SECS => secs,
+            Some(_) => {
+                errors.push(SpecError::HeartbeatSecs);
+                0
+            }
+        };
+        let mut errors = errors.into_iter();
+        if let Some(first) = errors.next() {
+            return Err(SpecErrors {
+                first,
+                more: errors.collect(),
+            });
+        }
+        Ok(AgentSpec {
+            id: id.to_owned(),
+            name: name.trim().to_owned(),
+            contact: stored_contact,
+            queues: unique,
+            heartbeat_secs,
+        })
+    }
+}
+
 /// The states of SPEC section 2, as the admin API shows them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]

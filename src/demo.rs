@@ -5,14 +5,12 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use anyhow::Context;
-use serde::Deserialize;
-
-use crate::agent::{Contact, SettableState};
 use crate::config::{LogFormat, RoutingTable, Settings};
 use crate::redis_server::RedisServer;
+use crate::roster::Roster;
 use crate::server;
 use crate::twilio::signature;
+use anyhow::Context;
 
 const EXAMPLE_ROUTING: &str = include_str!("../examples/routing.toml");
 const EXAMPLE_AGENTS: &str = include_str!("../examples/agents.toml");
@@ -53,22 +51,6 @@ pub struct DemoArgs {
     pub admin_token: String,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct AgentsFile {
-    agents: Vec<DemoAgent>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct DemoAgent {
-    id: String,
-    name: String,
-    contact: String,
-    queues: Vec<String>,
-    state: String,
-}
-
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     // Started from the main thread on purpose: the child is tied to the thread
     // that spawned it (PR_SET_PDEATHSIG), and this one lives as long as the demo.
@@ -84,12 +66,11 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         Some(path) => RoutingTable::load(path)?,
         None => RoutingTable::parse(EXAMPLE_ROUTING, "examples/routing.toml")?,
     };
-    let agents_source = match &args.agents {
-        Some(path) => std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read {}", path.display()))?,
-        None => EXAMPLE_AGENTS.to_owned(),
+    // Checked as `agents import` checks a file, before anything starts.
+    let roster = match &args.agents {
+        Some(path) => Roster::load(path, &routing)?,
+        None => Roster::parse(EXAMPLE_AGENTS, "examples/agents.toml", &routing)?,
     };
-    let agents: AgentsFile = toml::from_str(&agents_source).context("bad agents file")?;
 
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -108,25 +89,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let state = server::build_state(settings)?;
     server::warm_up(&state).await;
 
+    // As `switchboard agents import` applies it: agents already in a Redis
+    // given with --redis-url keep their state.
     let store = state.engine.store();
-    for agent in &agents.agents {
-        let contact = Contact::parse(&agent.contact)
-            .with_context(|| format!("agent {}: bad contact {:?}", agent.id, agent.contact))?;
-        store
-            .upsert_agent(
-                &agent.id,
-                &agent.name,
-                &contact.to_string(),
-                &agent.queues,
-                0,
-            )
-            .await?;
-        if let Some(target) = SettableState::parse(&agent.state) {
-            store
-                .set_agent_state(&agent.id, target, true, false)
-                .await?;
-        }
-    }
+    roster.plan(store, false).await?.apply(store).await?;
 
     print_instructions(
         &public_url,

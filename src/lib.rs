@@ -17,6 +17,7 @@
 //! - `worker`       the sweep of expired reservations and leases, and the gauges
 //! - `server`       wiring a process together and shutting it down
 //! - `redis_server` a throwaway `redis-server` for `demo` and the tests
+//! - `roster`       agents files: checked, compared with Redis, applied (`agents import`, the demo)
 //! - `demo`         the zero-setup `switchboard demo`
 //! - `simulate`     a Twilio stand-in: places calls, follows TwiML, reports
 
@@ -29,6 +30,7 @@ pub mod events;
 pub mod http;
 pub mod metrics;
 pub mod redis_server;
+pub mod roster;
 pub mod routing;
 pub mod server;
 pub mod simulate;

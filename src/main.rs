@@ -44,6 +44,11 @@ enum Command {
         #[command(flatten)]
         settings: SettingsArgs,
     },
+    /// The roster: apply an agents file to Redis.
+    Agents {
+        #[command(subcommand)]
+        command: AgentsCommand,
+    },
     /// A throwaway Redis, example agents, a server, and a call you can place.
     Demo(DemoArgs),
     /// A Twilio stand-in: places signed calls, follows the TwiML, reports.
@@ -74,6 +79,14 @@ async fn bind(
         };
         anyhow::anyhow!("cannot listen on {addr} ({setting}): {e}{hint}")
     })
+}
+
+#[derive(Debug, Subcommand)]
+enum AgentsCommand {
+    /// Create, update (never the live state) and, with --prune, delete agents
+    /// so that Redis holds the file's roster; prints what changed. Safe to run
+    /// again: an unchanged file writes nothing.
+    Import(switchboard::roster::ImportArgs),
 }
 
 /// What `into_settings` found odd, now that logging is up.
@@ -169,6 +182,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let state = server::build_state(settings)?;
             server::warm_up(&state).await;
             server::run_worker(listener, state, server::shutdown_on_signal()).await?;
+            Ok(())
+        }
+        Command::Agents {
+            command: AgentsCommand::Import(args),
+        } => {
+            let report = switchboard::roster::import(args).await?;
+            print!("{report}");
             Ok(())
         }
         Command::Demo(args) => {

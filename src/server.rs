@@ -10,7 +10,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::app::AppState;
-use crate::config::Settings;
+use crate::config::{RedisSettings, Settings};
 use crate::http::{self, listener};
 use crate::metrics;
 use crate::routing::Engine;
@@ -18,33 +18,39 @@ use crate::store::{Store, StoreError};
 use crate::twilio::rest::RestClient;
 use crate::worker;
 
-/// Builds the application state. Redis is not contacted: a server whose Redis is
-/// down still starts, reports not ready, and answers callers the emergency TwiML.
-pub fn build_state(settings: Settings) -> Result<AppState, StoreError> {
-    let store = match (&settings.redis_cluster, &settings.redis_sentinels) {
+/// Opens the store the settings name (one Redis, a Sentinel-found master, or a
+/// Cluster). Redis is not contacted yet: the first command connects.
+pub fn build_store(redis: &RedisSettings) -> Result<Store, StoreError> {
+    match (&redis.redis_cluster, &redis.redis_sentinels) {
         (Some(seeds), _) => {
             let seeds: Vec<String> = seeds.iter().map(|s| s.expose().to_owned()).collect();
             Store::with_cluster(
                 &seeds,
-                settings.redis_ca.as_deref(),
-                &settings.namespace,
-                settings.redis_timeout,
-            )?
+                redis.redis_ca.as_deref(),
+                &redis.namespace,
+                redis.redis_timeout,
+            )
         }
         (None, Some(sentinels)) => Store::with_sentinels(
             &sentinels.urls,
             &sentinels.master,
-            &settings.redis_url,
-            &settings.namespace,
-            settings.redis_timeout,
-        )?,
+            &redis.redis_url,
+            &redis.namespace,
+            redis.redis_timeout,
+        ),
         (None, None) => Store::with_ca(
-            &settings.redis_url,
-            settings.redis_ca.as_deref(),
-            &settings.namespace,
-            settings.redis_timeout,
-        )?,
-    };
+            &redis.redis_url,
+            redis.redis_ca.as_deref(),
+            &redis.namespace,
+            redis.redis_timeout,
+        ),
+    }
+}
+
+/// Builds the application state. Redis is not contacted: a server whose Redis is
+/// down still starts, reports not ready, and answers callers the emergency TwiML.
+pub fn build_state(settings: Settings) -> Result<AppState, StoreError> {
+    let store = build_store(&settings.redis())?;
     let mut engine = Engine::new(store, Arc::new(settings.routing.clone()))
         .with_reconcile_after(settings.reconcile_after);
     match (&settings.twilio_rest, &settings.public_url) {

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::{ApiError, ErrorBody};
-use crate::agent::{AgentState, Contact, SettableState, is_valid_id, is_valid_name};
+use crate::agent::{AgentSpec, AgentState, SettableState, is_valid_id};
 use crate::app::AppState;
 use crate::store::agents::MAX_PAGE;
 use crate::store::{AgentView, SetStateOutcome};
@@ -105,9 +105,6 @@ pub struct AgentBody {
     heartbeat_secs: Option<u32>,
 }
 
-/// Longest heartbeat interval: a day.
-const MAX_HEARTBEAT_SECS: u32 = 86_400;
-
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AgentList {
     agents: Vec<AgentDoc>,
@@ -156,47 +153,16 @@ pub async fn upsert(
     body: Result<Json<AgentBody>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let Json(body) = body?;
-    valid_id(&id)?;
-    if !is_valid_name(&body.name) {
-        return Err(ApiError::Invalid(
-            "name must be 1 to 128 characters, no control characters, not only whitespace".into(),
-        ));
-    }
-    let name = body.name.trim();
-    let contact = Contact::parse(&body.contact).ok_or_else(|| {
-        ApiError::Invalid(format!(
-            "contact {:?} must be an E.164 number (+15551230001), client:IDENTITY or sip:user@host",
-            body.contact
-        ))
-    })?;
-    let table = state.engine.table();
-    if !table.contacts.allows(&contact.to_string()) {
-        return Err(ApiError::Invalid(format!(
-            "contact {:?} is not allowed by the routing file's [contacts] allow {:?}",
-            body.contact,
-            table.contacts.patterns()
-        )));
-    }
-    let mut queues: Vec<String> = Vec::new();
-    for queue in body.queues {
-        if table.queue(&queue).is_none() {
-            return Err(ApiError::Invalid(format!("unknown queue {queue:?}")));
-        }
-        if !queues.contains(&queue) {
-            queues.push(queue);
-        }
-    }
-    let heartbeat_secs = body.heartbeat_secs.unwrap_or(0);
-    if heartbeat_secs > MAX_HEARTBEAT_SECS {
-        return Err(ApiError::Invalid(format!(
-            "heartbeat_secs must be 0 to {MAX_HEARTBEAT_SECS}"
-        )));
-    }
-    let (created, view) = state
-        .engine
-        .store()
-        .upsert_agent(&id, name, &contact.to_string(), &queues, heartbeat_secs)
-        .await?;
+    let spec = AgentSpec::check(
+        state.engine.table(),
+        &id,
+        &body.name,
+        &body.contact,
+        &body.queues,
+        body.heartbeat_secs.map(i64::from),
+    )
+    .map_err(|errors| ApiError::Invalid(errors.first.to_string()))?;
+    let (created, view) = state.engine.store().put_agent(&spec).await?;
     tracing::info!(agent = id, created, "agent saved");
     let status = if created {
         StatusCode::CREATED

@@ -29,6 +29,87 @@ pub struct SettingsArgs {
     #[arg(long, env = "SWITCHBOARD_OPS_LISTEN")]
     pub ops_listen: Option<SocketAddr>,
 
+    #[command(flatten)]
+    pub redis: RedisArgs,
+
+    /// Routing file (TOML); without it, one queue `default` with a voicemail fallback.
+    #[arg(long, env = "SWITCHBOARD_ROUTING")]
+    pub routing: Option<PathBuf>,
+
+    /// Base URL as Twilio sees it; default: derived from Host / X-Forwarded-Proto.
+    // Twilio accepts basic-auth credentials in webhook URLs, so this may carry one.
+    #[arg(long, env = "SWITCHBOARD_PUBLIC_URL", hide_env_values = true)]
+    pub public_url: Option<String>,
+
+    /// Twilio auth token, the key of X-Twilio-Signature.
+    #[arg(long, env = "TWILIO_AUTH_TOKEN", hide_env_values = true)]
+    pub twilio_auth_token: Option<String>,
+
+    /// Twilio's secondary auth token, also accepted for X-Twilio-Signature while
+    /// the auth token is rotated (set it before promoting it at Twilio).
+    #[arg(long, env = "TWILIO_AUTH_TOKEN_SECONDARY", hide_env_values = true)]
+    pub twilio_auth_token_secondary: Option<String>,
+
+    /// The connection overrides on the number's status callback URL (its `#…`
+    /// fragment, e.g. `rc=5&rp=5xx,ct,rt&tt=15000`) when they are not
+    /// switchboard's own: signatures over the URL with them are accepted too.
+    #[arg(long, env = "SWITCHBOARD_STATUS_CALLBACK_OVERRIDES")]
+    pub status_callback_overrides: Option<String>,
+
+    /// Development only: accept webhooks without a valid signature.
+    #[arg(long, env = "SWITCHBOARD_SKIP_SIGNATURE", value_parser = clap::builder::BoolishValueParser::new(), default_value = "false")]
+    pub skip_signature: bool,
+
+    /// Bearer token of the admin API; without it /v1 answers 503.
+    #[arg(long, env = "SWITCHBOARD_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+
+    /// Log format: json or pretty (RUST_LOG filters).
+    #[arg(long, env = "SWITCHBOARD_LOG_FORMAT", default_value = "json")]
+    pub log_format: LogFormat,
+
+    /// How often the worker sweeps expired reservations and leases, in ms.
+    #[arg(long, env = "SWITCHBOARD_SWEEP_INTERVAL_MS", default_value_t = 1000)]
+    pub sweep_interval_ms: u64,
+
+    /// With Twilio REST credentials: the worker asks Twilio about an answered
+    /// call with no callback for this long, and ends it if Twilio says it is over.
+    #[arg(long, env = "SWITCHBOARD_RECONCILE_AFTER_SECS", default_value_t = 300)]
+    pub reconcile_after_secs: u64,
+
+    /// The longest any HTTP request may take, in ms (a webhook then answers the
+    /// emergency TwiML; other requests 408).
+    #[arg(long, env = "SWITCHBOARD_REQUEST_TIMEOUT_MS", default_value_t = 10000)]
+    pub request_timeout_ms: u64,
+
+    /// Open connections past which new ones wait to be accepted.
+    #[arg(long, env = "SWITCHBOARD_MAX_CONNECTIONS", default_value_t = 10000)]
+    pub max_connections: usize,
+
+    /// Twilio account of the REST API requests (redirecting held callers); with
+    /// TWILIO_AUTH_TOKEN, or with TWILIO_API_KEY + TWILIO_API_SECRET.
+    // Hidden like the secrets: `--help` output ends up in tickets and logs.
+    #[arg(long, env = "TWILIO_ACCOUNT_SID", hide_env_values = true)]
+    pub twilio_account_sid: Option<String>,
+
+    /// Twilio API key SID (SK…) for the REST API, instead of the auth token.
+    #[arg(long, env = "TWILIO_API_KEY", hide_env_values = true)]
+    pub twilio_api_key: Option<String>,
+
+    /// The secret of TWILIO_API_KEY.
+    #[arg(long, env = "TWILIO_API_SECRET", hide_env_values = true)]
+    pub twilio_api_secret: Option<String>,
+
+    /// Base URL of Twilio's REST API (tests point it at a stand-in).
+    #[arg(long, env = "SWITCHBOARD_TWILIO_API_URL", default_value = crate::twilio::rest::DEFAULT_API_URL)]
+    pub twilio_api_url: String,
+}
+
+/// Which Redis and namespace: the flags and environment variables of every
+/// command that opens the store (`serve`, `worker`, `agents import`), so a Job
+/// importing agents reads the same settings as the Deployment it feeds.
+#[derive(Debug, Clone, Args)]
+pub struct RedisArgs {
     /// Redis URL.
     // The URL carries the Redis password: clap would print it in `--help`.
     #[arg(
@@ -64,85 +145,14 @@ pub struct SettingsArgs {
     #[arg(long, env = "SWITCHBOARD_REDIS_CA_FILE")]
     pub redis_ca_file: Option<PathBuf>,
 
-    /// Routing file (TOML); without it, one queue `default` with a voicemail fallback.
-    #[arg(long, env = "SWITCHBOARD_ROUTING")]
-    pub routing: Option<PathBuf>,
-
-    /// Base URL as Twilio sees it; default: derived from Host / X-Forwarded-Proto.
-    // Twilio accepts basic-auth credentials in webhook URLs, so this may carry one.
-    #[arg(long, env = "SWITCHBOARD_PUBLIC_URL", hide_env_values = true)]
-    pub public_url: Option<String>,
-
-    /// Twilio auth token, the key of X-Twilio-Signature.
-    #[arg(long, env = "TWILIO_AUTH_TOKEN", hide_env_values = true)]
-    pub twilio_auth_token: Option<String>,
-
-    /// Twilio's secondary auth token, also accepted for X-Twilio-Signature while
-    /// the auth token is rotated (set it before promoting it at Twilio).
-    #[arg(long, env = "TWILIO_AUTH_TOKEN_SECONDARY", hide_env_values = true)]
-    pub twilio_auth_token_secondary: Option<String>,
-
-    /// The connection overrides on the number's status callback URL (its `#…`
-    /// fragment, e.g. `rc=5&rp=5xx,ct,rt&tt=15000`) when they are not
-    /// switchboard's own: signatures over the URL with them are accepted too.
-    #[arg(long, env = "SWITCHBOARD_STATUS_CALLBACK_OVERRIDES")]
-    pub status_callback_overrides: Option<String>,
-
-    /// Development only: accept webhooks without a valid signature.
-    #[arg(long, env = "SWITCHBOARD_SKIP_SIGNATURE", value_parser = clap::builder::BoolishValueParser::new(), default_value = "false")]
-    pub skip_signature: bool,
-
-    /// Bearer token of the admin API; without it /v1 answers 503.
-    #[arg(long, env = "SWITCHBOARD_ADMIN_TOKEN", hide_env_values = true)]
-    pub admin_token: Option<String>,
-
     /// Redis key namespace; all keys of one namespace share one Cluster hash slot.
     #[arg(long, env = "SWITCHBOARD_NAMESPACE", default_value = "default")]
     pub namespace: String,
 
-    /// Log format: json or pretty (RUST_LOG filters).
-    #[arg(long, env = "SWITCHBOARD_LOG_FORMAT", default_value = "json")]
-    pub log_format: LogFormat,
-
-    /// How often the worker sweeps expired reservations and leases, in ms.
-    #[arg(long, env = "SWITCHBOARD_SWEEP_INTERVAL_MS", default_value_t = 1000)]
-    pub sweep_interval_ms: u64,
-
-    /// With Twilio REST credentials: the worker asks Twilio about an answered
-    /// call with no callback for this long, and ends it if Twilio says it is over.
-    #[arg(long, env = "SWITCHBOARD_RECONCILE_AFTER_SECS", default_value_t = 300)]
-    pub reconcile_after_secs: u64,
-
-    /// The longest a webhook waits on Redis before answering the emergency TwiML, in ms.
+    /// The longest a Redis command may take, in ms (a webhook past it answers
+    /// the emergency TwiML).
     #[arg(long, env = "SWITCHBOARD_REDIS_TIMEOUT_MS", default_value_t = 2000)]
     pub redis_timeout_ms: u64,
-
-    /// The longest any HTTP request may take, in ms (a webhook then answers the
-    /// emergency TwiML; other requests 408).
-    #[arg(long, env = "SWITCHBOARD_REQUEST_TIMEOUT_MS", default_value_t = 10000)]
-    pub request_timeout_ms: u64,
-
-    /// Open connections past which new ones wait to be accepted.
-    #[arg(long, env = "SWITCHBOARD_MAX_CONNECTIONS", default_value_t = 10000)]
-    pub max_connections: usize,
-
-    /// Twilio account of the REST API requests (redirecting held callers); with
-    /// TWILIO_AUTH_TOKEN, or with TWILIO_API_KEY + TWILIO_API_SECRET.
-    // Hidden like the secrets: `--help` output ends up in tickets and logs.
-    #[arg(long, env = "TWILIO_ACCOUNT_SID", hide_env_values = true)]
-    pub twilio_account_sid: Option<String>,
-
-    /// Twilio API key SID (SK…) for the REST API, instead of the auth token.
-    #[arg(long, env = "TWILIO_API_KEY", hide_env_values = true)]
-    pub twilio_api_key: Option<String>,
-
-    /// The secret of TWILIO_API_KEY.
-    #[arg(long, env = "TWILIO_API_SECRET", hide_env_values = true)]
-    pub twilio_api_secret: Option<String>,
-
-    /// Base URL of Twilio's REST API (tests point it at a stand-in).
-    #[arg(long, env = "SWITCHBOARD_TWILIO_API_URL", default_value = crate::twilio::rest::DEFAULT_API_URL)]
-    pub twilio_api_url: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -496,15 +506,79 @@ impl Default for ConnectionLimits {
     }
 }
 
+/// Which Redis and namespace, checked: what opening the store needs
+/// (`server::build_store`), and all an `agents import` needs.
+#[derive(Debug, Clone)]
+pub struct RedisSettings {
+    /// Holds the Redis password; `Debug` redacts it.
+    pub redis_url: RedisUrl,
+    pub redis_ca: Option<Vec<u8>>,
+    pub redis_sentinels: Option<Sentinels>,
+    pub redis_cluster: Option<Vec<RedisUrl>>,
+    pub namespace: String,
+    pub redis_timeout: Duration,
+}
+
+impl RedisArgs {
+    pub fn into_redis_settings(self) -> Result<RedisSettings, SettingsError> {
+        if !crate::agent::is_valid_id(&self.namespace) {
+            return Err(SettingsError::Namespace(self.namespace));
+        }
+        if self.redis_timeout_ms == 0 {
+            return Err(SettingsError::Zero("SWITCHBOARD_REDIS_TIMEOUT_MS"));
+        }
+        let redis_sentinels = sentinels(self.redis_sentinels, self.redis_sentinel_master)?;
+        let redis_cluster = cluster_seeds(self.redis_cluster)?;
+        if redis_cluster.is_some() && redis_sentinels.is_some() {
+            return Err(SettingsError::ClusterAndSentinels);
+        }
+        // Checked now, not at the first connection: a mistake stops the start
+        // with the form expected, before anything listens. (Cluster mode does
+        // not use the URL.)
+        if redis_cluster.is_none()
+            && redis::IntoConnectionInfo::into_connection_info(self.redis_url.as_str()).is_err()
+        {
+            // Not echoed without a scheme: it may be a bare password.
+            let shown = if self.redis_url.contains("://") {
+                format!("{:?}", RedisUrl::from(self.redis_url.as_str()).redacted())
+            } else {
+                "(not shown: it has no scheme://)".to_owned()
+            };
+            return Err(SettingsError::RedisUrl(shown));
+        }
+        // Sentinel mode would connect to the master in plain text: refused
+        // rather than silently dropping the TLS the URL asks for.
+        if redis_sentinels.is_some() && (uses_tls(&self.redis_url) || self.redis_ca_file.is_some())
+        {
+            return Err(SettingsError::SentinelTls);
+        }
+        // The URL that says whether Redis is reached over TLS.
+        let tls_decided_by = match &redis_cluster {
+            Some(seeds) => seeds[0].expose(),
+            None => self.redis_url.as_str(),
+        };
+        let redis_ca = match &self.redis_ca_file {
+            Some(path) => Some(read_redis_ca(path, tls_decided_by)?),
+            None => None,
+        };
+        Ok(RedisSettings {
+            redis_url: self.redis_url.into(),
+            redis_ca,
+            redis_sentinels,
+            redis_cluster,
+            namespace: self.namespace,
+            redis_timeout: Duration::from_millis(self.redis_timeout_ms),
+        })
+    }
+}
+
 impl SettingsArgs {
     pub fn into_settings(self) -> Result<Settings, SettingsError> {
         let routing = match &self.routing {
             Some(path) => RoutingTable::load(path)?,
             None => RoutingTable::builtin(),
         };
-        if !crate::agent::is_valid_id(&self.namespace) {
-            return Err(SettingsError::Namespace(self.namespace));
-        }
+        let redis = self.redis.into_redis_settings()?;
         let public_url = match self.public_url {
             Some(url) if url.starts_with("http://") || url.starts_with("https://") => {
                 Some(url.trim_end_matches('/').to_owned())
@@ -515,16 +589,13 @@ impl SettingsArgs {
         if self.sweep_interval_ms == 0 {
             return Err(SettingsError::Zero("SWITCHBOARD_SWEEP_INTERVAL_MS"));
         }
-        if self.redis_timeout_ms == 0 {
-            return Err(SettingsError::Zero("SWITCHBOARD_REDIS_TIMEOUT_MS"));
-        }
         if self.reconcile_after_secs == 0 {
             return Err(SettingsError::Zero("SWITCHBOARD_RECONCILE_AFTER_SECS"));
         }
         if self.max_connections == 0 {
             return Err(SettingsError::Zero("SWITCHBOARD_MAX_CONNECTIONS"));
         }
-        if self.request_timeout_ms <= self.redis_timeout_ms {
+        if Duration::from_millis(self.request_timeout_ms) <= redis.redis_timeout {
             return Err(SettingsError::RequestTimeout);
         }
         let mut warnings = Vec::new();
@@ -563,47 +634,13 @@ impl SettingsArgs {
         {
             warnings.push(SettingsWarning::ShortAdminToken);
         }
-        let redis_sentinels = sentinels(self.redis_sentinels, self.redis_sentinel_master)?;
-        let redis_cluster = cluster_seeds(self.redis_cluster)?;
-        if redis_cluster.is_some() && redis_sentinels.is_some() {
-            return Err(SettingsError::ClusterAndSentinels);
-        }
-        // Checked now, not at the first connection: a mistake stops the start
-        // with the form expected, before anything listens. (Cluster mode does
-        // not use the URL.)
-        if redis_cluster.is_none()
-            && redis::IntoConnectionInfo::into_connection_info(self.redis_url.as_str()).is_err()
-        {
-            // Not echoed without a scheme: it may be a bare password.
-            let shown = if self.redis_url.contains("://") {
-                format!("{:?}", RedisUrl::from(self.redis_url.as_str()).redacted())
-            } else {
-                "(not shown: it has no scheme://)".to_owned()
-            };
-            return Err(SettingsError::RedisUrl(shown));
-        }
-        // Sentinel mode would connect to the master in plain text: refused
-        // rather than silently dropping the TLS the URL asks for.
-        if redis_sentinels.is_some() && (uses_tls(&self.redis_url) || self.redis_ca_file.is_some())
-        {
-            return Err(SettingsError::SentinelTls);
-        }
-        // The URL that says whether Redis is reached over TLS.
-        let tls_decided_by = match &redis_cluster {
-            Some(seeds) => seeds[0].expose(),
-            None => self.redis_url.as_str(),
-        };
-        let redis_ca = match &self.redis_ca_file {
-            Some(path) => Some(read_redis_ca(path, tls_decided_by)?),
-            None => None,
-        };
         Ok(Settings {
             listen: self.listen,
             ops_listen: self.ops_listen,
-            redis_url: self.redis_url.into(),
-            redis_ca,
-            redis_sentinels,
-            redis_cluster,
+            redis_url: redis.redis_url,
+            redis_ca: redis.redis_ca,
+            redis_sentinels: redis.redis_sentinels,
+            redis_cluster: redis.redis_cluster,
             routing,
             public_url,
             twilio_auth_token,
@@ -612,10 +649,10 @@ impl SettingsArgs {
             skip_signature: self.skip_signature,
             admin_token,
             warnings,
-            namespace: self.namespace,
+            namespace: redis.namespace,
             log_format: self.log_format,
             sweep_interval: Duration::from_millis(self.sweep_interval_ms),
-            redis_timeout: Duration::from_millis(self.redis_timeout_ms),
+            redis_timeout: redis.redis_timeout,
             request_timeout: Duration::from_millis(self.request_timeout_ms),
             connections: ConnectionLimits {
                 max_connections: self.max_connections,
@@ -709,6 +746,18 @@ fn token(
 }
 
 impl Settings {
+    /// The Redis part, to open the store with.
+    pub fn redis(&self) -> RedisSettings {
+        RedisSettings {
+            redis_url: self.redis_url.clone(),
+            redis_ca: self.redis_ca.clone(),
+            redis_sentinels: self.redis_sentinels.clone(),
+            redis_cluster: self.redis_cluster.clone(),
+            namespace: self.namespace.clone(),
+            redis_timeout: self.redis_timeout,
+        }
+    }
+
     /// Settings for tests and embedding: built-in routing, no tokens.
     pub fn new(redis_url: impl Into<String>) -> Settings {
         Settings {

@@ -38,7 +38,7 @@ fn at_line(line: usize) -> String {
 }
 
 /// `\n  3 | max_attempts = "three"` under the message, as compilers show it.
-fn excerpt(line: usize, text: &str) -> String {
+pub(crate) fn excerpt(line: usize, text: &str) -> String {
     if text.trim().is_empty() {
         String::new()
     } else {
@@ -504,7 +504,7 @@ impl RoutingTable {
     }
 }
 
-fn line_of(source: &str, offset: usize) -> usize {
+pub(crate) fn line_of(source: &str, offset: usize) -> usize {
     source
         .get(..offset)
         .map_or(1, |before| before.matches('\n').count() + 1)

@@ -8,7 +8,7 @@ use redis::Value;
 
 use super::requests::{DeleteAgentRequest, SetStateRequest, UpsertAgentRequest};
 use super::{Store, StoreError, scripts, text, texts};
-use crate::agent::{AgentState, SettableState, StateCounts};
+use crate::agent::{AgentSpec, AgentState, SettableState, StateCounts};
 
 /// Most agents one `GET /v1/agents` page may ask for.
 pub const MAX_PAGE: usize = 10_000;
@@ -181,6 +181,19 @@ impl Store {
             }
             (code, _) => Err(StoreError::reply(scripts::UPSERT_AGENT.name, code)),
         }
+    }
+
+    /// Stores a checked agent (`AgentSpec::check`): what `PUT /v1/agents/{id}`
+    /// and `agents import` write; `true` when it was created.
+    pub async fn put_agent(&self, spec: &AgentSpec) -> Result<(bool, AgentView), StoreError> {
+        self.upsert_agent(
+            &spec.id,
+            &spec.name,
+            &spec.contact,
+            &spec.queues,
+            spec.heartbeat_secs,
+        )
+        .await
     }
 
     /// Moves an agent to `state`; `by_agent`: the agent asked itself (with
