@@ -371,11 +371,23 @@ pub async fn post_signed_with(
     url: &str,
     params: &[(&str, &str)],
 ) -> Answer {
+    post_signed_through(http, token, url, url, params).await
+}
+
+/// Posts a webhook to `url` signed for `public_url`, the URL Twilio used: as a
+/// proxy forwards it to a server behind `SWITCHBOARD_PUBLIC_URL`.
+pub async fn post_signed_through(
+    http: &reqwest::Client,
+    token: &str,
+    public_url: &str,
+    url: &str,
+    params: &[(&str, &str)],
+) -> Answer {
     let pairs: Vec<(String, String)> = params
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-    let sig = signature::compute(token, url, &pairs);
+    let sig = signature::compute(token, public_url, &pairs);
     let response = http
         .post(url)
         .header("X-Twilio-Signature", sig)
