@@ -415,23 +415,9 @@ async fn the_whisper_calls_every_spelling_of_a_withheld_caller_id_a_withheld_num
     add_phone_agent(&app, "a", "+15551230001").await;
     let sid = call_sid(1);
     let dial = app.call_from(&sid, "+266696687", SUPPORT).await;
-    let withheld = [
-        "+266696687",
-        "266696687",
-        "+7378742833",
-        "7378742833",
-        "+86282452253",
-        "86282452253",
-        "+8656696",
-        "8656696",
-        "+2562533",
-        "2562533",
-        "anonymous",
-        "Restricted",
-        "UNAVAILABLE",
-        "blocked",
-    ];
-    for from in withheld {
+    let mut withheld = keypad_withheld();
+    withheld.extend(["anonymous", "Restricted", "UNAVAILABLE", "blocked"].map(String::from));
+    for from in &withheld {
         let prompt = confirm_url_from(&app, &dial, from, None).await;
         assert_eq!(prompt.status, 200, "{from}: {prompt:?}");
         let said = prompt.element_text("Say").unwrap_or_default();
@@ -443,5 +429,8 @@ async fn the_whisper_calls_every_spelling_of_a_withheld_caller_id_a_withheld_num
     // A number is read digit by digit.
     let prompt = confirm_url_from(&app, &dial, "+4930123", None).await;
     let said = prompt.element_text("Say").unwrap_or_default();
-    assert!(said.starts_with("Call from 4 9 3 0 1 2 3 for desk"), "{said}");
+    assert!(
+        said.starts_with("Call from 4 9 3 0 1 2 3 for desk"),
+        "{said}"
+    );
 }

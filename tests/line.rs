@@ -903,7 +903,10 @@ async fn a_wait_fetch_or_dial_action_for_a_call_that_never_came_in_hangs_up_and_
     let token = "0123456789abcdef0123456789abcdef";
     let fetches = [
         (format!("{base}/twilio/voice/wait?queue=desk"), None),
-        (format!("{base}/twilio/voice/wait?queue=desk&connect=1"), None),
+        (
+            format!("{base}/twilio/voice/wait?queue=desk&connect=1"),
+            None,
+        ),
         (format!("{base}/twilio/voice/wait?queue=desk"), Some("1")),
         (
             format!("{base}/twilio/voice/dial?agent=a&token={token}&home=desk"),
@@ -927,6 +930,10 @@ async fn a_wait_fetch_or_dial_action_for_a_call_that_never_came_in_hangs_up_and_
         assert!(answer.body.contains("<Hangup/>"), "{url}: {}", answer.body);
         assert_eq!(dialed(&answer), None, "{url}: {}", answer.body);
     }
-    assert_eq!(app.snapshot().await, before, "an unknown call changed Redis");
+    assert_eq!(
+        app.snapshot().await,
+        before,
+        "an unknown call changed Redis"
+    );
     assert_eq!(app.agent("a").await["state"], "available");
 }

@@ -216,21 +216,6 @@ numbers = ["+15005550007"]
 fallback = ["voicemail"]
 "#;
 
-/// How withheld caller ids arrive spelled on a keypad (ANONYMOUS, RESTRICTED,
-/// UNAVAILABLE, UNKNOWN, BLOCKED), with and without `+`.
-const KEYPAD_WITHHELD: [&str; 10] = [
-    "+266696687",
-    "266696687",
-    "+7378742833",
-    "7378742833",
-    "+86282452253",
-    "86282452253",
-    "+8656696",
-    "8656696",
-    "+2562533",
-    "2562533",
-];
-
 #[tokio::test]
 async fn keypad_spelled_withheld_caller_ids_neither_use_nor_record_affinity() {
     let app = spawn_app(NO_WRAP_UP).await;
@@ -241,7 +226,8 @@ async fn keypad_spelled_withheld_caller_ids_neither_use_nor_record_affinity() {
     let mut redis = app.redis().await;
     // Free the longest first.
     let mut free = ["a", "b"];
-    for (n, from) in (1..).zip(KEYPAD_WITHHELD) {
+    for (n, from) in (1..).zip(keypad_withheld()) {
+        let from = from.as_str();
         let [longest, other] = free;
         // An entry under the spelling (as an older version would have kept)
         // names the other agent: it must not be used ...
@@ -269,10 +255,7 @@ async fn keypad_spelled_withheld_caller_ids_neither_use_nor_record_affinity() {
     let agent = dialed(&dial).expect("an agent");
     app.agent_leg(&sid, &dial, "answered").await;
     app.dial_action(&sid, &dial, "completed").await;
-    let kept: Option<String> = redis
-        .get(app.key("affinity:+15005550001"))
-        .await
-        .unwrap();
+    let kept: Option<String> = redis.get(app.key("affinity:+15005550001")).await.unwrap();
     assert_eq!(kept, Some(agent));
 }
 
@@ -361,7 +344,10 @@ async fn unknown_statuses_elsewhere_answer_twiml_to_callers_and_400_to_status_ca
             ("CallSid", sid.as_str()),
             ("CallStatus", "levitating"),
             ("RecordingSid", "RE0123456789abcdef0123456789abcdef"),
-            ("RecordingUrl", "https://api.twilio.com/x/Recordings/RE0123456789abcdef0123456789abcdef"),
+            (
+                "RecordingUrl",
+                "https://api.twilio.com/x/Recordings/RE0123456789abcdef0123456789abcdef",
+            ),
         ],
     )
     .await;

@@ -205,9 +205,7 @@ mod tests {
     fn state_with(emergency: &str, public_url: Option<&str>) -> AppState {
         let mut settings = Settings::new("redis://127.0.0.1:1");
         settings.routing = RoutingTable::parse(
-            &format!(
-                "[[queues]]\nname = \"default\"\n[emergency]\nfallback = \"{emergency}\"\n"
-            ),
+            &format!("[[queues]]\nname = \"default\"\n[emergency]\nfallback = \"{emergency}\"\n"),
             "t.toml",
         )
         .unwrap();

@@ -1,7 +1,9 @@
 //! The Twilio webhooks. Each checks the signature before anything else, reads the
-//! fields it needs (400 when one is missing or malformed), asks the engine, and
-//! answers TwiML. When Redis fails, a call still gets the `[emergency]` TwiML
-//! with 200: Twilio must never play "an application error has occurred".
+//! fields it needs (400 when one is missing or malformed; a status value Twilio
+//! may add later is answered with TwiML where a caller is on the line), asks the
+//! engine, and answers TwiML. When Redis fails, a call still gets the
+//! `[emergency]` TwiML with 200: Twilio must never play "an application error
+//! has occurred".
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request, State};
@@ -658,7 +660,10 @@ fn dial_call_status(
 fn status_callback_status(params: &Params) -> Result<CallStatus, Refusal> {
     match params.call_status()? {
         CallStatus::Unknown(value) => {
-            tracing::warn!(call_status = value.as_str(), "unknown CallStatus on a status callback");
+            tracing::warn!(
+                call_status = value.as_str(),
+                "unknown CallStatus on a status callback"
+            );
             Err(Refusal::Params(ParamsError::Malformed("CallStatus")))
         }
         known => Ok(known),

@@ -182,9 +182,9 @@ pub fn affinity_caller(from: &str) -> &str {
     let trimmed = from.trim();
     let digits = trimmed.strip_prefix('+').unwrap_or(trimmed);
     let withheld = trimmed.is_empty()
-        || WITHHELD.iter().any(|w| {
-            trimmed.eq_ignore_ascii_case(w) || keypad_digits(w).eq(digits.bytes())
-        });
+        || WITHHELD
+            .iter()
+            .any(|w| trimmed.eq_ignore_ascii_case(w) || keypad_digits(w).eq(digits.bytes()));
     if withheld { "" } else { from }
 }
 
@@ -843,13 +843,25 @@ mod tests {
 
     #[test]
     fn withheld_caller_ids_in_words_and_keypad_spellings_have_no_affinity() {
-        for from in [
-            "", " ", "anonymous", "Anonymous", "RESTRICTED", "private", "blocked",
-            "unavailable", "unknown", "+266696687", "266696687", "+7378742833",
-            "7378742833", "+86282452253", "86282452253", "+8656696", "8656696",
-            "+2562533", "2562533", "+7748283",
-        ] {
+        let words = ["", " ", "anonymous", "Anonymous", "RESTRICTED", "private"];
+        for from in words
+            .into_iter()
+            .chain(["blocked", "unavailable", "unknown"])
+        {
             assert_eq!(affinity_caller(from), "", "{from:?}");
+        }
+        // ANONYMOUS, RESTRICTED, UNAVAILABLE, UNKNOWN, BLOCKED, PRIVATE.
+        let keypad = [
+            "266696687",
+            "7378742833",
+            "86282452253",
+            "8656696",
+            "2562533",
+        ];
+        for digits in keypad.into_iter().chain(["7748283"]) {
+            for from in [digits.to_owned(), format!("+{digits}")] {
+                assert_eq!(affinity_caller(&from), "", "{from:?}");
+            }
         }
         for from in ["+15005550001", "client:alice", "+2666966870", "+26669668"] {
             assert_eq!(affinity_caller(from), from, "{from:?}");
@@ -864,8 +876,14 @@ mod tests {
             caller_gone,
         };
         for kind in [AttemptKind::Plain, AttemptKind::Confirm] {
-            assert_eq!(dial_outcome(&report("exploded", false), kind), Outcome::Miss);
-            assert_eq!(dial_outcome(&report("exploded", true), kind), Outcome::Hangup);
+            assert_eq!(
+                dial_outcome(&report("exploded", false), kind),
+                Outcome::Miss
+            );
+            assert_eq!(
+                dial_outcome(&report("exploded", true), kind),
+                Outcome::Hangup
+            );
         }
         assert_eq!(
             dial_outcome(&report("completed", false), AttemptKind::Plain),

@@ -85,7 +85,9 @@ impl Params {
     /// `CallStatus`: required (400 when missing), any value decoded, an
     /// unknown one as [`CallStatus::Unknown`] for the handler to decide.
     pub fn call_status(&self) -> Result<CallStatus, ParamsError> {
-        let value = self.get("CallStatus").ok_or(ParamsError::Missing("CallStatus"))?;
+        let value = self
+            .get("CallStatus")
+            .ok_or(ParamsError::Missing("CallStatus"))?;
         Ok(CallStatus::parse(value))
     }
 

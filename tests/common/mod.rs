@@ -307,6 +307,25 @@ pub async fn get_admin(http: &reqwest::Client, base: &str, path: &str) -> serde_
         .unwrap_or_else(|e| panic!("GET {path}: {e}"))
 }
 
+/// Withheld caller ids as Twilio has delivered them spelled on a keypad
+/// (ANONYMOUS, RESTRICTED, UNAVAILABLE, UNKNOWN, BLOCKED): each comes with and
+/// without `+`.
+pub const KEYPAD_WITHHELD: [&str; 5] = [
+    "266696687",
+    "7378742833",
+    "86282452253",
+    "8656696",
+    "2562533",
+];
+
+/// `KEYPAD_WITHHELD`, each with and without `+`.
+pub fn keypad_withheld() -> Vec<String> {
+    KEYPAD_WITHHELD
+        .iter()
+        .flat_map(|d| [format!("+{d}"), (*d).to_owned()])
+        .collect()
+}
+
 /// A Twilio-style CallSid from a number, so tests read well.
 pub fn call_sid(n: u64) -> String {
     format!("CA{n:032x}")
