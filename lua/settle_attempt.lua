@@ -9,11 +9,13 @@ ARGV[1]  JSON SettleRequest (src/store/requests.rs): {prefix, tail_ms, settle:
          {sid, agent, token, outcome, confirm_ms}, next: RouteRequest or null,
          spare_token (the agent, if freed now, may be given to a waiting caller)}
 
-With `next` (the Dial action): after settling, a call that lost its hash (Redis
-restarted empty) is routed afresh if the attempt was missed, else hung up; a call
-that ended, or whose report of a completed or hung-up call changed nothing (a
-stale report must never ring another agent), is hung up; any other call (ready
-for its next attempt, or a duplicate) gets `route`'s answer.
+With `next` (the Dial action): a call switchboard does not know (it never
+came in through the voice webhook, its record expired, or Redis lost it) is hung
+up and nothing is written: any TwiML in the Twilio account can name a Dial action
+URL, and Twilio signs what it sends there, so an unknown call must not reserve an
+agent. A call that ended, or whose report of a completed or hung-up call changed
+nothing (a stale report must never ring another agent), is hung up; any other
+call (ready for its next attempt, or a duplicate) gets `route`'s answer.
 
 Reply: {code, queue, caller, agent_state, call_status} (see `settle`), followed
 with `next` by route's reply or {'hangup'}.
@@ -30,9 +32,7 @@ local code, call_status = settled[1], settled[5]
 local applied = code == 'applied' or code == 'recovered'
 local over = s.outcome == 'completed' or s.outcome == 'hangup'
 local next_step
-if code == 'unknown' then
-  next_step = s.outcome == 'miss' and route(r) or {'hangup'}
-elseif call_status == 'ended' or (over and not applied) then
+if code == 'unknown' or call_status == 'ended' or (over and not applied) then
   next_step = {'hangup'}
 else
   next_step = route(r)

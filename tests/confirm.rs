@@ -36,13 +36,23 @@ async fn add_phone_agent(app: &TestApp, id: &str, contact: &str) {
 
 /// Posts to the confirm URL of a `<Dial>` answer as the agent's phone would.
 async fn confirm_url(app: &TestApp, dial: &Answer, digits: Option<&str>) -> Answer {
+    confirm_url_from(app, dial, "+15005550001", digits).await
+}
+
+/// The same, for a call whose caller id is `from`.
+async fn confirm_url_from(
+    app: &TestApp,
+    dial: &Answer,
+    from: &str,
+    digits: Option<&str>,
+) -> Answer {
     let url = dial
         .attribute("Number", "url")
         .expect("a <Number> with a confirm url");
     let leg = format!("CA{:032x}", 0xa9e47u64);
     let mut params = vec![
         ("CallSid", leg.as_str()),
-        ("From", "+15005550001"),
+        ("From", from),
         ("To", "+15551230001"),
         ("CallStatus", "in-progress"),
     ];
@@ -394,4 +404,33 @@ async fn simulate_plays_callers_who_hang_up_while_an_agent_rings() {
         assert_eq!(agent["state"], "available", "{agent}");
         assert_eq!(agent["missed_in_row"], 0, "{agent}");
     }
+}
+
+/// Twilio has delivered withheld caller ids as words and as their keypad
+/// spellings (ANONYMOUS, RESTRICTED, UNAVAILABLE, UNKNOWN, BLOCKED): the agent
+/// hears "a withheld number", never a string of digits.
+#[tokio::test]
+async fn the_whisper_calls_every_spelling_of_a_withheld_caller_id_a_withheld_number() {
+    let app = spawn_app(CONFIRM).await;
+    add_phone_agent(&app, "a", "+15551230001").await;
+    let sid = call_sid(1);
+    let dial = app.call_from(&sid, "+266696687", SUPPORT).await;
+    let mut withheld = keypad_withheld();
+    withheld.extend(["anonymous", "Restricted", "UNAVAILABLE", "blocked"].map(String::from));
+    for from in &withheld {
+        let prompt = confirm_url_from(&app, &dial, from, None).await;
+        assert_eq!(prompt.status, 200, "{from}: {prompt:?}");
+        let said = prompt.element_text("Say").unwrap_or_default();
+        assert_eq!(
+            said, "Call from a withheld number for desk. Press 1 to accept.",
+            "From {from}"
+        );
+    }
+    // A number is read digit by digit.
+    let prompt = confirm_url_from(&app, &dial, "+4930123", None).await;
+    let said = prompt.element_text("Say").unwrap_or_default();
+    assert!(
+        said.starts_with("Call from 4 9 3 0 1 2 3 for desk"),
+        "{said}"
+    );
 }

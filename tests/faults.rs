@@ -462,3 +462,56 @@ async fn a_restarted_redis_is_routed_again_without_restarting_switchboard() {
         .unwrap();
     assert_eq!(ready.status(), 200);
 }
+
+/// The default `[emergency]` answer is voicemail, whose `<Record action>` Twilio
+/// posts to: behind a public URL with a path prefix it must be that URL.
+const EMERGENCY_VOICEMAIL: &str = r#"
+[[queues]]
+name = "default"
+fallback = ["voicemail"]
+"#;
+
+#[cfg(unix)]
+#[tokio::test]
+async fn the_timeout_layers_emergency_voicemail_records_under_the_public_urls_path_prefix() {
+    const PUBLIC: &str = "https://calls.example/sb";
+    let app = spawn_app_with(EMERGENCY_VOICEMAIL, false, |s| {
+        s.public_url = Some(PUBLIC.into());
+        // The Redis budget never answers first: the request timeout layer does.
+        s.redis_timeout = Duration::from_secs(10);
+        s.request_timeout = Duration::from_millis(300);
+    })
+    .await;
+    let pid = app.redis.pid().expect("redis runs") as libc::pid_t;
+    // SAFETY: signals to our own child process.
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    let sid = call_sid(1);
+    let answer = post_signed_through(
+        &app.http,
+        AUTH_TOKEN,
+        &format!("{PUBLIC}/twilio/voice"),
+        &format!("{}/twilio/voice", app.base()),
+        &[
+            ("CallSid", sid.as_str()),
+            ("From", "+15005550001"),
+            ("To", "+15005550006"),
+        ],
+    )
+    .await;
+    unsafe { libc::kill(pid, libc::SIGCONT) };
+    assert_eq!(answer.status, 200, "{answer:?}");
+    assert_eq!(
+        answer.attribute("Record", "action").as_deref(),
+        Some("https://calls.example/sb/twilio/voice/voicemail"),
+        "{}",
+        answer.body
+    );
+    let page = app.metrics().await;
+    assert!(
+        metric(
+            &page,
+            "switchboard_routing_failures_total{reason=\"request_timeout\"}"
+        ) >= 1.0,
+        "the timeout layer answered: {page}"
+    );
+}

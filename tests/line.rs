@@ -925,3 +925,51 @@ async fn the_line_watch_reports_callers_left_in_line_after_hanging_up() {
     assert_eq!(report.left_in_line, 3, "{report:?}");
     assert!(report.failed());
 }
+
+/// Any TwiML in the Twilio account can send a call to the wait URL or name a
+/// Dial action, and Twilio signs those requests: a call that never came in
+/// through `/twilio/voice` gets `<Hangup/>`, no agent and no place in line.
+#[tokio::test]
+async fn a_wait_fetch_or_dial_action_for_a_call_that_never_came_in_hangs_up_and_touches_nothing() {
+    let app = spawn_app(LINE).await;
+    app.add_available("a", &["desk"]).await;
+    let before = app.snapshot().await;
+    let stranger = call_sid(404);
+    let base = app.base();
+    let token = "0123456789abcdef0123456789abcdef";
+    let fetches = [
+        (format!("{base}/twilio/voice/wait?queue=desk"), None),
+        (
+            format!("{base}/twilio/voice/wait?queue=desk&connect=1"),
+            None,
+        ),
+        (format!("{base}/twilio/voice/wait?queue=desk"), Some("1")),
+        (
+            format!("{base}/twilio/voice/dial?agent=a&token={token}&home=desk"),
+            Some("no-answer"),
+        ),
+    ];
+    for (url, extra) in fetches {
+        let mut params = vec![
+            ("CallSid", stranger.as_str()),
+            ("CallStatus", "in-progress"),
+            ("From", "+15005550001"),
+            ("To", SUPPORT),
+        ];
+        match extra {
+            Some(status) if url.contains("/dial") => params.push(("DialCallStatus", status)),
+            Some(digits) => params.push(("Digits", digits)),
+            None => {}
+        }
+        let answer = post_signed(&app.http, &url, &params).await;
+        assert_eq!(answer.status, 200, "{url}: {answer:?}");
+        assert!(answer.body.contains("<Hangup/>"), "{url}: {}", answer.body);
+        assert_eq!(dialed(&answer), None, "{url}: {}", answer.body);
+    }
+    assert_eq!(
+        app.snapshot().await,
+        before,
+        "an unknown call changed Redis"
+    );
+    assert_eq!(app.agent("a").await["state"], "available");
+}

@@ -203,3 +203,162 @@ async fn the_dial_carries_the_contract_attributes_and_callbacks() {
         Some("sip:desk@pbx.example.com")
     );
 }
+
+/// One queue, no wrap-up: an agent whose call ends is free again at once.
+const NO_WRAP_UP: &str = r#"
+[defaults]
+default_queue = "support"
+wrap_up_secs = 0
+
+[[queues]]
+name = "support"
+numbers = ["+15005550007"]
+fallback = ["voicemail"]
+"#;
+
+#[tokio::test]
+async fn keypad_spelled_withheld_caller_ids_neither_use_nor_record_affinity() {
+    let app = spawn_app(NO_WRAP_UP).await;
+    app.add_available("a", &["support"]).await;
+    tick().await;
+    app.add_available("b", &["support"]).await;
+    tick().await;
+    let mut redis = app.redis().await;
+    // Free the longest first.
+    let mut free = ["a", "b"];
+    for (n, from) in (1..).zip(keypad_withheld()) {
+        let from = from.as_str();
+        let [longest, other] = free;
+        // An entry under the spelling (as an older version would have kept)
+        // names the other agent: it must not be used ...
+        let _: () = redis
+            .set(app.key(&format!("affinity:{from}")), other)
+            .await
+            .unwrap();
+        let sid = call_sid(n);
+        let dial = app.call_from(&sid, from, SUPPORT).await;
+        assert_eq!(dialed(&dial).as_deref(), Some(longest), "From {from}");
+        app.agent_leg(&sid, &dial, "answered").await;
+        app.dial_action(&sid, &dial, "completed").await;
+        tick().await;
+        // ... and the answered call is not remembered under it.
+        let kept: Option<String> = redis
+            .get(app.key(&format!("affinity:{from}")))
+            .await
+            .unwrap();
+        assert_eq!(kept.as_deref(), Some(other), "From {from}");
+        free = [other, longest];
+    }
+    // A real number is remembered: affinity is on in this queue.
+    let sid = call_sid(100);
+    let dial = app.call_from(&sid, "+15005550001", SUPPORT).await;
+    let agent = dialed(&dial).expect("an agent");
+    app.agent_leg(&sid, &dial, "answered").await;
+    app.dial_action(&sid, &dial, "completed").await;
+    let kept: Option<String> = redis.get(app.key("affinity:+15005550001")).await.unwrap();
+    assert_eq!(kept, Some(agent));
+}
+
+/// A `DialCallStatus` or `CallStatus` Twilio may add later: the caller on the
+/// line is answered with TwiML (a 4xx would make Twilio play "an application
+/// error has occurred"): an unknown `DialCallStatus` is a miss, an unknown
+/// `CallStatus` is not final, so the caller gets the next agent.
+#[tokio::test]
+async fn a_dial_action_with_unknown_statuses_moves_the_caller_to_the_next_agent() {
+    for (dial_status, call_status) in [("exploded", "in-progress"), ("no-answer", "levitating")] {
+        let app = spawn_app(NO_WRAP_UP).await;
+        app.add_available("a", &["support"]).await;
+        tick().await;
+        app.add_available("b", &["support"]).await;
+        let sid = call_sid(1);
+        let dial = app.call(&sid, SUPPORT).await;
+        assert_eq!(dialed(&dial).as_deref(), Some("a"));
+        let next = app
+            .dial_action_with(&sid, &dial, dial_status, call_status)
+            .await;
+        let case = format!("DialCallStatus={dial_status} CallStatus={call_status}");
+        assert_eq!(next.status, 200, "{case}: {next:?}");
+        assert!(next.content_type.starts_with("text/xml"), "{case}");
+        assert_eq!(dialed(&next).as_deref(), Some("b"), "{case}: {}", next.body);
+        assert_eq!(app.agent("a").await["missed_in_row"], 1, "{case}");
+    }
+}
+
+/// A forward's action (`/twilio/voice/fallback`) with an unknown status goes
+/// on to the chain's next step, as an unanswered forward does.
+#[tokio::test]
+async fn a_forward_action_with_unknown_statuses_goes_on_to_the_next_step() {
+    const FORWARD_THEN_VOICEMAIL: &str = r#"
+[[queues]]
+name = "support"
+numbers = ["+15005550007"]
+fallback = ["number:+15005550010", "voicemail"]
+"#;
+    let app = spawn_app(FORWARD_THEN_VOICEMAIL).await;
+    let sid = call_sid(1);
+    let forward = app.call(&sid, SUPPORT).await;
+    let action = forward
+        .attribute("Dial", "action")
+        .expect("a forward that reports");
+    for (dial_status, call_status) in [("exploded", "in-progress"), ("no-answer", "levitating")] {
+        let next = post_signed(
+            &app.http,
+            &action,
+            &[
+                ("CallSid", sid.as_str()),
+                ("CallStatus", call_status),
+                ("DialCallStatus", dial_status),
+            ],
+        )
+        .await;
+        let case = format!("DialCallStatus={dial_status} CallStatus={call_status}");
+        assert_eq!(next.status, 200, "{case}: {next:?}");
+        assert!(next.body.contains("<Record"), "{case}: {}", next.body);
+    }
+}
+
+/// Webhooks a caller waits on that do not read a status answer TwiML whatever
+/// it says; status callbacks (nobody on the line) refuse an unknown one with
+/// 400 and change nothing, so it shows in Twilio's debugger.
+#[tokio::test]
+async fn unknown_statuses_elsewhere_answer_twiml_to_callers_and_400_to_status_callbacks() {
+    let app = spawn_app(NO_WRAP_UP).await;
+    app.add_available("a", &["support"]).await;
+    let sid = call_sid(1);
+    let voice = post_signed(
+        &app.http,
+        &format!("{}/twilio/voice", app.base()),
+        &[
+            ("CallSid", sid.as_str()),
+            ("CallStatus", "levitating"),
+            ("From", "+15005550001"),
+            ("To", SUPPORT),
+        ],
+    )
+    .await;
+    assert_eq!(dialed(&voice).as_deref(), Some("a"), "{voice:?}");
+    let voicemail = post_signed(
+        &app.http,
+        &format!("{}/twilio/voice/voicemail", app.base()),
+        &[
+            ("CallSid", sid.as_str()),
+            ("CallStatus", "levitating"),
+            ("RecordingSid", "RE0123456789abcdef0123456789abcdef"),
+            (
+                "RecordingUrl",
+                "https://api.twilio.com/x/Recordings/RE0123456789abcdef0123456789abcdef",
+            ),
+        ],
+    )
+    .await;
+    assert_eq!(voicemail.status, 200, "{voicemail:?}");
+    assert!(voicemail.body.contains("<Hangup/>"), "{}", voicemail.body);
+
+    let before = app.snapshot().await;
+    let leg = app.agent_leg(&sid, &voice, "levitating").await;
+    assert_eq!(leg.status, 400, "{leg:?}");
+    let status = app.call_status(&sid, "levitating").await;
+    assert_eq!(status.status, 400, "{status:?}");
+    assert_eq!(app.snapshot().await, before);
+    assert_eq!(app.agent("a").await["state"], "reserved");
+}

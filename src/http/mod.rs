@@ -7,7 +7,7 @@ mod console;
 pub mod listener;
 pub mod webhooks;
 
-use std::any::Any;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -17,6 +17,7 @@ use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use futures_util::FutureExt;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
@@ -92,56 +93,57 @@ impl EmergencyClock {
 /// whose handler takes longer than `request_timeout`, or a panic, answers the
 /// `[emergency]` TwiML with 200; every webhook is timed.
 pub fn guard_webhooks(routes: Router<AppState>, state: &AppState) -> Router<AppState> {
-    // Relative voicemail action: Twilio resolves it against the request URL, and
-    // a panic handler cannot see the request to build an absolute one.
-    let emergency: Arc<str> = webhooks::emergency(state, "").into();
-    let on_panic = emergency.clone();
-    let timeout = state.settings.request_timeout;
     routes
         .route_layer(middleware::from_fn(time_webhook))
-        .layer(middleware::from_fn(
-            move |mut request: Request, next: Next| {
-                let emergency = emergency.clone();
-                async move {
-                    let clock = EmergencyClock::default();
-                    request.extensions_mut().insert(clock.clone());
-                    let mut response = std::pin::pin!(next.run(request));
-                    // Until the extractor starts the clock, reading and checking the
-                    // request is bounded by the extractor itself (body read timeout).
-                    tokio::select! {
-                        biased;
-                        response = &mut response => return response,
-                        () = clock.0.notified() => {}
-                    }
-                    match tokio::time::timeout(timeout, response).await {
-                        Ok(response) => response,
-                        Err(_) => {
-                            metrics::routing_failure("request_timeout");
-                            tracing::error!(
-                                ?timeout,
-                                "webhook took too long: answering the emergency TwiML"
-                            );
-                            webhooks::twiml_response(emergency.to_string())
-                        }
-                    }
-                }
-            },
-        ))
-        .layer(CatchPanicLayer::custom(
-            move |panic: Box<dyn Any + Send>| {
-                let what = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| (*s).to_owned())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_default();
-                metrics::routing_failure("panic");
-                tracing::error!(
-                    panic = what,
-                    "webhook handler panicked: answering the emergency TwiML"
-                );
-                webhooks::twiml_response(on_panic.to_string())
-            },
-        ))
+        .layer(middleware::from_fn_with_state(state.clone(), guard))
+}
+
+/// Runs a webhook, answering the emergency TwiML when it panics or, once the
+/// extractor has started the clock, outlasts `request_timeout`. The answer's
+/// URLs (a voicemail step's `<Record action>`) are built like every other
+/// TwiML's, on `SWITCHBOARD_PUBLIC_URL` or else the request's own host, so
+/// they hold behind a public URL with a path prefix (`https://host/sb`).
+async fn guard(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    let base = webhooks::base_url(&state.settings, request.headers(), request.uri());
+    let timeout = state.settings.request_timeout;
+    let clock = EmergencyClock::default();
+    request.extensions_mut().insert(clock.clone());
+    let run = async move {
+        let mut response = std::pin::pin!(next.run(request));
+        // Until the extractor starts the clock, reading and checking the
+        // request is bounded by the extractor itself (body read timeout).
+        tokio::select! {
+            biased;
+            response = &mut response => return Some(response),
+            () = clock.0.notified() => {}
+        }
+        tokio::time::timeout(timeout, response).await.ok()
+    };
+    // The handler's future is dropped, never polled again, after a panic.
+    match AssertUnwindSafe(run).catch_unwind().await {
+        Ok(Some(response)) => response,
+        Ok(None) => {
+            metrics::routing_failure("request_timeout");
+            tracing::error!(
+                ?timeout,
+                "webhook took too long: answering the emergency TwiML"
+            );
+            webhooks::twiml_response(webhooks::emergency(&state, &base))
+        }
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            metrics::routing_failure("panic");
+            tracing::error!(
+                panic = what,
+                "webhook handler panicked: answering the emergency TwiML"
+            );
+            webhooks::twiml_response(webhooks::emergency(&state, &base))
+        }
+    }
 }
 
 /// Only `/healthz`, `/readyz` and `/metrics`: what a `worker` process serves,
@@ -209,23 +211,43 @@ mod tests {
     use crate::config::{RoutingTable, Settings};
 
     fn state() -> AppState {
-        // No Redis is contacted by these routes.
+        state_with("number:+15005550010", None)
+    }
+
+    /// No Redis is contacted by these routes; `emergency` is the `[emergency]`
+    /// step, `public_url` `SWITCHBOARD_PUBLIC_URL`.
+    fn state_with(emergency: &str, public_url: Option<&str>) -> AppState {
         let mut settings = Settings::new("redis://127.0.0.1:1");
         settings.routing = RoutingTable::parse(
-            "[[queues]]\nname = \"default\"\n[emergency]\nfallback = \"number:+15005550010\"\n",
+            &format!("[[queues]]\nname = \"default\"\n[emergency]\nfallback = \"{emergency}\"\n"),
             "t.toml",
         )
         .unwrap();
         settings.request_timeout = Duration::from_millis(100);
+        settings.public_url = public_url.map(str::to_owned);
         // The test routes take `Webhook`, which starts the emergency clock.
         settings.skip_signature = true;
         crate::server::build_state(settings).unwrap()
     }
 
     async fn send(router: Router<AppState>, state: AppState, path: &str) -> (StatusCode, String) {
+        send_to(router, state, path, "switchboard.internal:8080").await
+    }
+
+    async fn send_to(
+        router: Router<AppState>,
+        state: AppState,
+        path: &str,
+        host: &str,
+    ) -> (StatusCode, String) {
         let app = guard_webhooks(router, &state).with_state(state);
         let response = app
-            .oneshot(Request::post(path).body(Body::empty()).unwrap())
+            .oneshot(
+                Request::post(path)
+                    .header("host", host)
+                    .body(Body::empty())
+                    .unwrap(),
+            )
             .await
             .unwrap();
         let status = response.status();
@@ -235,32 +257,75 @@ mod tests {
         (status, String::from_utf8_lossy(&body).into_owned())
     }
 
-    #[tokio::test]
-    async fn a_panicking_webhook_answers_the_emergency_twiml() {
-        let routes = Router::new().route(
+    fn panicking() -> Router<AppState> {
+        Router::new().route(
             "/twilio/boom",
             axum::routing::post(|_: webhooks::Webhook| async {
                 panic!("a bug");
                 #[allow(unreachable_code)]
                 ""
             }),
-        );
-        let (status, body) = send(routes, state(), "/twilio/boom").await;
+        )
+    }
+
+    fn slow() -> Router<AppState> {
+        Router::new().route(
+            "/twilio/slow",
+            axum::routing::post(|_: webhooks::Webhook| async {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                "late"
+            }),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_panicking_webhook_answers_the_emergency_twiml() {
+        let (status, body) = send(panicking(), state(), "/twilio/boom").await;
         assert_eq!(status, StatusCode::OK);
         assert!(body.contains("<Number>+15005550010</Number>"), "{body}");
     }
 
     #[tokio::test]
     async fn a_webhook_past_the_request_timeout_answers_the_emergency_twiml() {
-        let routes = Router::new().route(
-            "/twilio/slow",
-            axum::routing::post(|_: webhooks::Webhook| async {
-                tokio::time::sleep(Duration::from_secs(5)).await;
-                "late"
-            }),
-        );
-        let (status, body) = send(routes, state(), "/twilio/slow").await;
+        let (status, body) = send(slow(), state(), "/twilio/slow").await;
         assert_eq!(status, StatusCode::OK);
         assert!(body.contains("<Number>+15005550010</Number>"), "{body}");
+    }
+
+    /// The `<Record action>` of an emergency voicemail, which Twilio posts to.
+    fn record_action(body: &str) -> &str {
+        let at = body.find("<Record").expect("a <Record>") + "<Record".len();
+        let start = at + body[at..].find(" action=\"").expect("an action") + 9;
+        let end = start + body[start..].find('"').expect("a closing quote");
+        &body[start..end]
+    }
+
+    #[tokio::test]
+    async fn emergency_voicemail_actions_are_absolute_under_the_public_urls_path_prefix() {
+        let public = Some("https://calls.example/sb");
+        for (route, path) in [(panicking(), "/twilio/boom"), (slow(), "/twilio/slow")] {
+            let state = state_with("voicemail", public);
+            let (status, body) = send(route, state, path).await;
+            assert_eq!(status, StatusCode::OK, "{path}");
+            assert_eq!(
+                record_action(&body),
+                "https://calls.example/sb/twilio/voice/voicemail",
+                "{path}: {body}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn without_a_public_url_emergency_voicemail_actions_name_the_requests_host() {
+        for (route, path) in [(panicking(), "/twilio/boom"), (slow(), "/twilio/slow")] {
+            let state = state_with("voicemail", None);
+            let (status, body) = send_to(route, state, path, "calls.example:8443").await;
+            assert_eq!(status, StatusCode::OK, "{path}");
+            assert_eq!(
+                record_action(&body),
+                "http://calls.example:8443/twilio/voice/voicemail",
+                "{path}: {body}"
+            );
+        }
     }
 }

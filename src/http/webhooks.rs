@@ -1,7 +1,9 @@
 //! The Twilio webhooks. Each checks the signature before anything else, reads the
-//! fields it needs (400 when one is missing or malformed), asks the engine, and
-//! answers TwiML. When Redis fails, a call still gets the `[emergency]` TwiML
-//! with 200: Twilio must never play "an application error has occurred".
+//! fields it needs (400 when one is missing or malformed; a status value Twilio
+//! may add later is answered with TwiML where a caller is on the line), asks the
+//! engine, and answers TwiML. When Redis fails, a call still gets the
+//! `[emergency]` TwiML with 200: Twilio must never play "an application error
+//! has occurred".
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request, State};
@@ -18,7 +20,7 @@ use crate::metrics;
 use crate::routing::unapplied::Source;
 use crate::routing::{self, AttemptKind, AttemptReport, Decision, IncomingCall};
 use crate::store::{Outcome, StoreError};
-use crate::twilio::params::{Params, ParamsError, is_sid};
+use crate::twilio::params::{CallStatus, DialCallStatus, Params, ParamsError, is_sid};
 use crate::twilio::signature;
 use crate::twilio::twiml;
 
@@ -680,34 +682,36 @@ impl AttemptQuery {
 }
 
 /// Whether the caller's leg is over, from a Dial action's own `CallStatus`
-/// (required: Twilio always sends it; 400 when missing or unknown).
+/// (required: Twilio always sends it; 400 when missing). An unknown status is
+/// not final: the caller may be on the line, and is answered.
 fn caller_gone(params: &Params) -> Result<bool, Refusal> {
-    let status = params.one_of("CallStatus", &CALL_STATUSES)?;
-    Ok(routing::FINAL_CALL_STATUSES.contains(&status))
+    let status = params.call_status()?;
+    if let CallStatus::Unknown(value) = &status {
+        tracing::warn!(
+            call_sid = params.get("CallSid").unwrap_or(""),
+            call_status = value.as_str(),
+            "unknown CallStatus on a Dial action: taken as not final"
+        );
+    }
+    Ok(status.is_final())
 }
 
-/// Statuses Twilio sends as `CallStatus`.
-const CALL_STATUSES: [&str; 10] = [
-    "queued",
-    "initiated",
-    "ringing",
-    "in-progress",
-    "answered",
-    "completed",
-    "busy",
-    "failed",
-    "no-answer",
-    "canceled",
-];
-
-/// `DialCallStatus` (400 when missing or unknown) and what it means for the
-/// attempt, given how its reports are read and whether the caller is gone.
+/// `DialCallStatus` (400 when missing) and what it means for the attempt,
+/// given how its reports are read and whether the caller is gone. An unknown
+/// value is a miss (`routing::dial_outcome`), and logged.
 fn dial_call_status(
     params: &Params,
     kind: AttemptKind,
     caller_gone: bool,
-) -> Result<(&str, Outcome), Refusal> {
-    let status = params.text("DialCallStatus")?;
+) -> Result<(DialCallStatus, Outcome), Refusal> {
+    let status = params.dial_call_status()?;
+    if let DialCallStatus::Unknown(value) = &status {
+        tracing::warn!(
+            call_sid = params.get("CallSid").unwrap_or(""),
+            dial_call_status = value.as_str(),
+            "unknown DialCallStatus: taken as a miss"
+        );
+    }
     let report = routing::DialReport {
         dial_call_status: status,
         bridged: match params.get("DialBridged") {
@@ -717,9 +721,25 @@ fn dial_call_status(
         },
         caller_gone,
     };
-    let outcome = routing::dial_outcome(report, kind)
-        .ok_or(Refusal::Params(ParamsError::Malformed("DialCallStatus")))?;
-    Ok((status, outcome))
+    let outcome = routing::dial_outcome(&report, kind);
+    Ok((report.dial_call_status, outcome))
+}
+
+/// A status callback's `CallStatus` (no caller waits on the answer): a value
+/// switchboard does not know is refused with 400 and changes nothing, which
+/// shows in Twilio's debugger; guessing what it means could free an agent who
+/// is on a call.
+fn status_callback_status(params: &Params) -> Result<CallStatus, Refusal> {
+    match params.call_status()? {
+        CallStatus::Unknown(value) => {
+            tracing::warn!(
+                call_status = value.as_str(),
+                "unknown CallStatus on a status callback"
+            );
+            Err(Refusal::Params(ParamsError::Malformed("CallStatus")))
+        }
+        known => Ok(known),
+    }
 }
 
 /// `POST /twilio/voice/dial`: the Dial action, how one attempt ended. Answers the
@@ -733,6 +753,7 @@ pub async fn dial_action(
     let call_sid = params.call_sid()?;
     let gone = caller_gone(&params)?;
     let (dial_status, outcome) = dial_call_status(&params, attempt.kind(), gone)?;
+    let dial_status = dial_status.as_str();
     let report = AttemptReport {
         call_sid,
         agent: &attempt.agent,
@@ -782,8 +803,8 @@ pub async fn agent_status(
     let Webhook { params, uri, .. } = hook;
     let attempt = AttemptQuery::parse(&uri)?;
     let call_sid = params.sid("ParentCallSid", "CA")?;
-    let status = params.one_of("CallStatus", &CALL_STATUSES)?;
-    let Some(outcome) = routing::agent_leg_outcome(status, attempt.kind()) else {
+    let status = status_callback_status(&params)?;
+    let Some(outcome) = routing::agent_leg_outcome(&status, attempt.kind()) else {
         return Ok(twiml_response(twiml::empty()));
     };
     let report = AttemptReport {
@@ -796,7 +817,7 @@ pub async fn agent_status(
         leg: params.sid("CallSid", "CA").ok(),
     };
     let agent = &attempt.agent;
-    let span = tracing::info_span!("call", call_sid, agent, agent_leg_status = status);
+    let span = tracing::info_span!("call", call_sid, agent, agent_leg_status = status.as_str());
     async {
         within_budget(&state, state.engine.agent_status(&report))
             .await
@@ -824,11 +845,11 @@ pub async fn call_status(
 ) -> Result<Response, WebhookError> {
     let params = hook.params;
     let call_sid = params.call_sid()?;
-    let status = params.one_of("CallStatus", &CALL_STATUSES)?;
-    if !routing::FINAL_CALL_STATUSES.contains(&status) {
+    let status = status_callback_status(&params)?;
+    if !status.is_final() {
         return Ok(twiml_response(twiml::empty()));
     }
-    let span = tracing::info_span!("call", call_sid, call_status = status);
+    let span = tracing::info_span!("call", call_sid, call_status = status.as_str());
     async {
         within_budget(&state, state.engine.call_ended(call_sid))
             .await
@@ -864,6 +885,7 @@ pub async fn fallback_action(
     let call_sid = params.call_sid()?;
     let gone = caller_gone(&params)?;
     let (dial_status, outcome) = dial_call_status(&params, AttemptKind::Plain, gone)?;
+    let dial_status = dial_status.as_str();
     let query: Query = serde_urlencoded::from_str(uri.query().unwrap_or(""))
         .map_err(|_| Refusal::Params(ParamsError::Missing("queue and step")))?;
     let _span = tracing::info_span!("call", call_sid, dial_status).entered();

@@ -18,6 +18,7 @@ use crate::store::{
     AttemptRequest, NO_REPLICA_BACKOFF, NextStep, Outcome, PlanEntry, Replicated, RouteOutcome,
     RouteRequest, SettleCode, Settled, Store, StoreError,
 };
+use crate::twilio::params::{CallStatus, DialCallStatus};
 use crate::twilio::rest::{CallState, RedirectOutcome, RequestBudget, RestClient};
 
 /// An incoming call, as `POST /twilio/voice` describes it.
@@ -94,10 +95,10 @@ pub enum AttemptKind {
 }
 
 /// What a Dial action reports about its attempt.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DialReport<'a> {
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DialReport {
     /// `DialCallStatus`: how the agent's leg ended.
-    pub dial_call_status: &'a str,
+    pub dial_call_status: DialCallStatus,
     /// `DialBridged`, when Twilio sends it: whether the agent's leg was connected
     /// to the caller.
     pub bridged: Option<bool>,
@@ -110,56 +111,83 @@ pub struct DialReport<'a> {
 /// ringing agent is free at once, without a miss. On a confirm attempt a
 /// `completed` leg was the agent's call only if it was bridged; without
 /// `DialBridged` the script decides from whether the agent pressed 1 (`Ended`).
-pub fn dial_outcome(report: DialReport<'_>, kind: AttemptKind) -> Option<Outcome> {
-    let outcome = match (report.dial_call_status, kind, report.bridged) {
-        ("completed" | "answered", AttemptKind::Plain, _) => Outcome::Completed,
-        ("completed" | "answered", AttemptKind::Confirm, Some(true)) => Outcome::Completed,
-        ("completed" | "answered", AttemptKind::Confirm, Some(false)) => Outcome::Miss,
-        ("completed" | "answered", AttemptKind::Confirm, None) => Outcome::Ended,
-        ("no-answer" | "busy" | "failed", _, _) => Outcome::Miss,
-        ("canceled", _, _) => Outcome::Hangup,
-        _ => return None,
+/// A `DialCallStatus` switchboard does not know is a miss: the caller is on the
+/// line and gets the next attempt, where refusing the report would make Twilio
+/// play "an application error has occurred" and hang up.
+pub fn dial_outcome(report: &DialReport, kind: AttemptKind) -> Outcome {
+    use DialCallStatus as D;
+    let outcome = match (&report.dial_call_status, kind, report.bridged) {
+        (D::Completed | D::Answered, AttemptKind::Plain, _) => Outcome::Completed,
+        (D::Completed | D::Answered, AttemptKind::Confirm, Some(true)) => Outcome::Completed,
+        (D::Completed | D::Answered, AttemptKind::Confirm, Some(false)) => Outcome::Miss,
+        (D::Completed | D::Answered, AttemptKind::Confirm, None) => Outcome::Ended,
+        (D::NoAnswer | D::Busy | D::Failed | D::Unknown(_), _, _) => Outcome::Miss,
+        (D::Canceled, _, _) => Outcome::Hangup,
     };
-    Some(if report.caller_gone && outcome != Outcome::Completed {
+    if report.caller_gone && outcome != Outcome::Completed {
         Outcome::Hangup
     } else {
         outcome
-    })
+    }
 }
 
 /// `CallStatus` of the agent leg's status callback; `None` for the progress
-/// events (`initiated`, `ringing`) that change nothing.
-pub fn agent_leg_outcome(call_status: &str, kind: AttemptKind) -> Option<Outcome> {
+/// events (`initiated`, `ringing`) and unknown values, which change nothing.
+pub fn agent_leg_outcome(call_status: &CallStatus, kind: AttemptKind) -> Option<Outcome> {
+    use CallStatus as C;
     match (call_status, kind) {
-        ("answered" | "in-progress", AttemptKind::Plain) => Some(Outcome::Answered),
-        ("answered" | "in-progress", AttemptKind::Confirm) => Some(Outcome::PickedUp),
-        ("completed", AttemptKind::Plain) => Some(Outcome::Completed),
-        ("completed", AttemptKind::Confirm) => Some(Outcome::Ended),
-        ("no-answer" | "busy" | "failed", _) => Some(Outcome::Miss),
-        ("canceled", _) => Some(Outcome::Hangup),
-        _ => None,
+        (C::Answered | C::InProgress, AttemptKind::Plain) => Some(Outcome::Answered),
+        (C::Answered | C::InProgress, AttemptKind::Confirm) => Some(Outcome::PickedUp),
+        (C::Completed, AttemptKind::Plain) => Some(Outcome::Completed),
+        (C::Completed, AttemptKind::Confirm) => Some(Outcome::Ended),
+        (C::NoAnswer | C::Busy | C::Failed, _) => Some(Outcome::Miss),
+        (C::Canceled, _) => Some(Outcome::Hangup),
+        (C::Queued | C::Initiated | C::Ringing | C::Unknown(_), _) => None,
     }
 }
 
+/// The words a withheld caller id arrives as, in any case.
+const WITHHELD: [&str; 6] = [
+    "anonymous",
+    "unknown",
+    "restricted",
+    "private",
+    "blocked",
+    "unavailable",
+];
+
+/// A word as typed on a phone keypad (`anonymous` → `266696687`): Twilio
+/// has also delivered withheld ids spelled so, as `+266696687` (ANONYMOUS),
+/// `+7378742833` (RESTRICTED), `+86282452253` (UNAVAILABLE), `+8656696`
+/// (UNKNOWN), `+2562533` (BLOCKED). None is a dialable E.164 number.
+fn keypad_digits(word: &str) -> impl Iterator<Item = u8> + '_ {
+    word.bytes().map(|b| match b.to_ascii_lowercase() {
+        b'a'..=b'c' => b'2',
+        b'd'..=b'f' => b'3',
+        b'g'..=b'i' => b'4',
+        b'j'..=b'l' => b'5',
+        b'm'..=b'o' => b'6',
+        b'p'..=b's' => b'7',
+        b't'..=b'v' => b'8',
+        _ => b'9',
+    })
+}
+
 /// The caller a call's affinity is kept under: its `From`, or nobody when the
-/// caller id is withheld. Twilio writes a withheld id as one of these words (any
-/// case) or leaves `From` empty; sharing one affinity entry would hand every
-/// anonymous caller to whoever answered the last one.
+/// caller id is withheld. Twilio writes a withheld id as one of the `WITHHELD`
+/// words (any case), as that word's keypad spelling (with or without `+`), or
+/// leaves `From` empty; sharing one affinity entry would hand every anonymous
+/// caller to whoever answered the last one. The one place that decides it:
+/// the scripts get `""` and keep no affinity for it, and the confirm whisper
+/// says "a withheld number".
 pub fn affinity_caller(from: &str) -> &str {
-    const WITHHELD: [&str; 6] = [
-        "anonymous",
-        "unknown",
-        "restricted",
-        "private",
-        "blocked",
-        "unavailable",
-    ];
     let trimmed = from.trim();
-    if trimmed.is_empty() || WITHHELD.iter().any(|w| trimmed.eq_ignore_ascii_case(w)) {
-        ""
-    } else {
-        from
-    }
+    let digits = trimmed.strip_prefix('+').unwrap_or(trimmed);
+    let withheld = trimmed.is_empty()
+        || WITHHELD
+            .iter()
+            .any(|w| trimmed.eq_ignore_ascii_case(w) || keypad_digits(w).eq(digits.bytes()));
+    if withheld { "" } else { from }
 }
 
 /// Milliseconds since the epoch on this replica's clock (0 if it is before 1970).
@@ -181,9 +209,6 @@ fn log_settled(report: &AttemptReport<'_>, settled: &Settled, from: &'static str
         );
     }
 }
-
-/// The final `CallStatus` values of a call: it is over.
-pub const FINAL_CALL_STATUSES: [&str; 5] = ["completed", "busy", "failed", "no-answer", "canceled"];
 
 #[derive(Clone)]
 pub struct Engine {
@@ -470,8 +495,8 @@ impl Engine {
     /// The Dial action: settles the attempt and decides the call's next step in
     /// one script — the next agent after a miss, a hang-up when the call is over
     /// (a stale report of a completed or hung-up call never rings another agent),
-    /// or, for a replayed action, the answer already given. A call Redis lost
-    /// (restarted empty) whose caller still waits is routed afresh.
+    /// or, for a replayed action, the answer already given. A call Redis does
+    /// not know (never routed, expired, or lost) is hung up with nothing written.
     pub async fn dial_action(
         &self,
         report: &AttemptReport<'_>,
@@ -490,11 +515,14 @@ impl Engine {
             .await?;
         log_settled(report, &settled, "dial action");
         match step {
-            NextStep::Hangup => Ok(Decision::Hangup),
+            NextStep::Hangup => {
+                if settled.code == SettleCode::Unknown {
+                    tracing::warn!("Dial action for a call switchboard does not know: hung up");
+                }
+                Ok(Decision::Hangup)
+            }
             NextStep::Route(outcome) => {
-                // A call Redis had lost is new to the metrics.
-                let first = settled.code == SettleCode::Unknown;
-                let decision = self.decide(&home.name, outcome, first)?;
+                let decision = self.decide(&home.name, outcome, false)?;
                 Ok(self.replicated(decision).await)
             }
         }
@@ -569,7 +597,8 @@ impl Engine {
     /// A waiting caller's fetch of `/twilio/voice/wait?queue=…` (`digits`: a key
     /// it pressed during the round). Another hold round, its agent's `<Dial>`,
     /// or how its wait ended (the chain's step after `max_wait_secs`, the step
-    /// of an exit key). A call Redis does not know is routed afresh as new.
+    /// of an exit key). A call Redis does not know is hung up, with nothing
+    /// written.
     pub async fn wait(
         &self,
         call: &IncomingCall<'_>,
@@ -618,7 +647,17 @@ impl Engine {
                     next: None,
                 })
             }
-            RouteOutcome::Unknown => self.incoming(call).await,
+            RouteOutcome::Unknown => {
+                // Any TwiML in the Twilio account can redirect a call here, and
+                // Twilio signs that fetch: a call that never came in through
+                // the voice webhook (or whose record is gone) gets no agent and
+                // no place in line, and the script wrote nothing.
+                tracing::warn!(
+                    queue = home.name,
+                    "wait fetch for a call switchboard does not know: hung up"
+                );
+                Ok(Decision::Hangup)
+            }
             RouteOutcome::Connecting => Ok(Decision::Connecting {
                 queue: home.name.clone(),
             }),
@@ -801,5 +840,60 @@ impl Engine {
             | RouteOutcome::Unknown
             | RouteOutcome::Connecting => Ok(Decision::Hangup),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn withheld_caller_ids_in_words_and_keypad_spellings_have_no_affinity() {
+        let words = ["", " ", "anonymous", "Anonymous", "RESTRICTED", "private"];
+        for from in words
+            .into_iter()
+            .chain(["blocked", "unavailable", "unknown"])
+        {
+            assert_eq!(affinity_caller(from), "", "{from:?}");
+        }
+        // ANONYMOUS, RESTRICTED, UNAVAILABLE, UNKNOWN, BLOCKED, PRIVATE.
+        let keypad = [
+            "266696687",
+            "7378742833",
+            "86282452253",
+            "8656696",
+            "2562533",
+        ];
+        for digits in keypad.into_iter().chain(["7748283"]) {
+            for from in [digits.to_owned(), format!("+{digits}")] {
+                assert_eq!(affinity_caller(&from), "", "{from:?}");
+            }
+        }
+        for from in ["+15005550001", "client:alice", "+2666966870", "+26669668"] {
+            assert_eq!(affinity_caller(from), from, "{from:?}");
+        }
+    }
+
+    #[test]
+    fn an_unknown_dial_call_status_is_a_miss_unless_the_caller_is_gone() {
+        let report = |status: &str, caller_gone| DialReport {
+            dial_call_status: DialCallStatus::parse(status),
+            bridged: None,
+            caller_gone,
+        };
+        for kind in [AttemptKind::Plain, AttemptKind::Confirm] {
+            assert_eq!(
+                dial_outcome(&report("exploded", false), kind),
+                Outcome::Miss
+            );
+            assert_eq!(
+                dial_outcome(&report("exploded", true), kind),
+                Outcome::Hangup
+            );
+        }
+        assert_eq!(
+            dial_outcome(&report("completed", false), AttemptKind::Plain),
+            Outcome::Completed
+        );
     }
 }

@@ -82,13 +82,141 @@ impl Params {
         })
     }
 
-    /// A required field with a value from a fixed set (CallStatus, DialCallStatus).
-    pub fn one_of(&self, name: &'static str, allowed: &[&str]) -> Result<&str, ParamsError> {
-        let value = self.get(name).ok_or(ParamsError::Missing(name))?;
-        if allowed.contains(&value) {
-            Ok(value)
-        } else {
-            Err(ParamsError::Malformed(name))
+    /// `CallStatus`: required (400 when missing), any value decoded, an
+    /// unknown one as [`CallStatus::Unknown`] for the handler to decide.
+    pub fn call_status(&self) -> Result<CallStatus, ParamsError> {
+        let value = self
+            .get("CallStatus")
+            .ok_or(ParamsError::Missing("CallStatus"))?;
+        Ok(CallStatus::parse(value))
+    }
+
+    /// `DialCallStatus` of a `<Dial>` action: required (400 when missing), an
+    /// unknown value decoded as [`DialCallStatus::Unknown`].
+    pub fn dial_call_status(&self) -> Result<DialCallStatus, ParamsError> {
+        let value = self
+            .get("DialCallStatus")
+            .ok_or(ParamsError::Missing("DialCallStatus"))?;
+        Ok(DialCallStatus::parse(value))
+    }
+}
+
+/// At most this much of a value Twilio sent that switchboard does not know is
+/// kept, for the log line: the body is 64 KiB, a log line need not be.
+const UNKNOWN_KEPT: usize = 40;
+
+/// An unknown value as it is logged: its first `UNKNOWN_KEPT` characters, control
+/// characters replaced, so it cannot forge or flood log lines.
+fn unknown(value: &str) -> String {
+    value
+        .chars()
+        .take(UNKNOWN_KEPT)
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
+}
+
+/// A call's `CallStatus` as Twilio documents it. A value Twilio adds later is
+/// `Unknown`, not an error: a caller on the line must still be answered, and
+/// each webhook decides what an unknown status means for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallStatus {
+    Queued,
+    Initiated,
+    Ringing,
+    InProgress,
+    Answered,
+    Completed,
+    Busy,
+    Failed,
+    NoAnswer,
+    Canceled,
+    /// Not one of the above: the value, bounded (see `UNKNOWN_KEPT`).
+    Unknown(String),
+}
+
+impl CallStatus {
+    pub fn parse(value: &str) -> CallStatus {
+        match value {
+            "queued" => CallStatus::Queued,
+            "initiated" => CallStatus::Initiated,
+            "ringing" => CallStatus::Ringing,
+            "in-progress" => CallStatus::InProgress,
+            "answered" => CallStatus::Answered,
+            "completed" => CallStatus::Completed,
+            "busy" => CallStatus::Busy,
+            "failed" => CallStatus::Failed,
+            "no-answer" => CallStatus::NoAnswer,
+            "canceled" => CallStatus::Canceled,
+            other => CallStatus::Unknown(unknown(other)),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            CallStatus::Queued => "queued",
+            CallStatus::Initiated => "initiated",
+            CallStatus::Ringing => "ringing",
+            CallStatus::InProgress => "in-progress",
+            CallStatus::Answered => "answered",
+            CallStatus::Completed => "completed",
+            CallStatus::Busy => "busy",
+            CallStatus::Failed => "failed",
+            CallStatus::NoAnswer => "no-answer",
+            CallStatus::Canceled => "canceled",
+            CallStatus::Unknown(value) => value,
+        }
+    }
+
+    /// The call is over. An unknown status is not: treating it as final would
+    /// hang up or abandon a caller who may well be on the line.
+    pub fn is_final(&self) -> bool {
+        matches!(
+            self,
+            CallStatus::Completed
+                | CallStatus::Busy
+                | CallStatus::Failed
+                | CallStatus::NoAnswer
+                | CallStatus::Canceled
+        )
+    }
+}
+
+/// How a `<Dial>` attempt ended (`DialCallStatus` of its action), as Twilio
+/// documents it; a value Twilio adds later is `Unknown`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DialCallStatus {
+    Completed,
+    Answered,
+    Busy,
+    Failed,
+    NoAnswer,
+    Canceled,
+    /// Not one of the above: the value, bounded (see `UNKNOWN_KEPT`).
+    Unknown(String),
+}
+
+impl DialCallStatus {
+    pub fn parse(value: &str) -> DialCallStatus {
+        match value {
+            "completed" => DialCallStatus::Completed,
+            "answered" => DialCallStatus::Answered,
+            "busy" => DialCallStatus::Busy,
+            "failed" => DialCallStatus::Failed,
+            "no-answer" => DialCallStatus::NoAnswer,
+            "canceled" => DialCallStatus::Canceled,
+            other => DialCallStatus::Unknown(unknown(other)),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            DialCallStatus::Completed => "completed",
+            DialCallStatus::Answered => "answered",
+            DialCallStatus::Busy => "busy",
+            DialCallStatus::Failed => "failed",
+            DialCallStatus::NoAnswer => "no-answer",
+            DialCallStatus::Canceled => "canceled",
+            DialCallStatus::Unknown(value) => value,
         }
     }
 }
@@ -108,5 +236,24 @@ mod tests {
         assert_eq!(none.call_sid(), Err(ParamsError::Missing("CallSid")));
         let empty = Params::parse(b"CallSid=CA0123456789abcdef0123456789abcdef&To=").unwrap();
         assert_eq!(empty.text("To"), Err(ParamsError::Missing("To")));
+    }
+
+    #[test]
+    fn statuses_decode_known_values_and_keep_unknown_ones_bounded() {
+        let p = Params::parse(b"CallStatus=in-progress&DialCallStatus=no-answer").unwrap();
+        assert_eq!(p.call_status(), Ok(CallStatus::InProgress));
+        assert_eq!(p.dial_call_status(), Ok(DialCallStatus::NoAnswer));
+        let long = format!("CallStatus=a%0Ab{}", "x".repeat(100));
+        let p = Params::parse(long.as_bytes()).unwrap();
+        let status = p.call_status().unwrap();
+        assert!(!status.is_final());
+        assert_eq!(status.as_str().chars().count(), UNKNOWN_KEPT);
+        assert!(status.as_str().starts_with("a?bx"), "{status:?}");
+        let none = Params::parse(b"CallSid=x").unwrap();
+        assert_eq!(none.call_status(), Err(ParamsError::Missing("CallStatus")));
+        assert_eq!(
+            none.dial_call_status(),
+            Err(ParamsError::Missing("DialCallStatus"))
+        );
     }
 }

@@ -310,6 +310,25 @@ pub async fn get_admin(http: &reqwest::Client, base: &str, path: &str) -> serde_
         .unwrap_or_else(|e| panic!("GET {path}: {e}"))
 }
 
+/// Withheld caller ids as Twilio has delivered them spelled on a keypad
+/// (ANONYMOUS, RESTRICTED, UNAVAILABLE, UNKNOWN, BLOCKED): each comes with and
+/// without `+`.
+pub const KEYPAD_WITHHELD: [&str; 5] = [
+    "266696687",
+    "7378742833",
+    "86282452253",
+    "8656696",
+    "2562533",
+];
+
+/// `KEYPAD_WITHHELD`, each with and without `+`.
+pub fn keypad_withheld() -> Vec<String> {
+    KEYPAD_WITHHELD
+        .iter()
+        .flat_map(|d| [format!("+{d}"), (*d).to_owned()])
+        .collect()
+}
+
 /// A Twilio-style CallSid from a number, so tests read well.
 pub fn call_sid(n: u64) -> String {
     format!("CA{n:032x}")
@@ -374,11 +393,23 @@ pub async fn post_signed_with(
     url: &str,
     params: &[(&str, &str)],
 ) -> Answer {
+    post_signed_through(http, token, url, url, params).await
+}
+
+/// Posts a webhook to `url` signed for `public_url`, the URL Twilio used: as a
+/// proxy forwards it to a server behind `SWITCHBOARD_PUBLIC_URL`.
+pub async fn post_signed_through(
+    http: &reqwest::Client,
+    token: &str,
+    public_url: &str,
+    url: &str,
+    params: &[(&str, &str)],
+) -> Answer {
     let pairs: Vec<(String, String)> = params
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-    let sig = signature::compute(token, url, &pairs);
+    let sig = signature::compute(token, public_url, &pairs);
     let response = http
         .post(url)
         .header("X-Twilio-Signature", sig)
