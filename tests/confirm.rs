@@ -395,3 +395,27 @@ async fn simulate_plays_callers_who_hang_up_while_an_agent_rings() {
         assert_eq!(agent["missed_in_row"], 0, "{agent}");
     }
 }
+
+#[tokio::test]
+async fn the_whisper_speaks_in_the_queues_voice_and_language() {
+    let routing = CONFIRM.replace(
+        "confirm = true\n",
+        "confirm = true\nsay_voice = \"Polly.Mia\"\nsay_language = \"es-MX\"\n",
+    );
+    let app = spawn_app(&routing).await;
+    add_phone_agent(&app, "a", "+15551230001").await;
+    let sid = call_sid(1);
+    let dial = app.call(&sid, SUPPORT).await;
+    app.agent_leg(&sid, &dial, "in-progress").await;
+    let prompt = confirm_url(&app, &dial, None).await;
+    assert_eq!(
+        prompt.attribute("Say", "voice").as_deref(),
+        Some("Polly.Mia")
+    );
+    assert_eq!(
+        prompt.attribute("Say", "language").as_deref(),
+        Some("es-MX"),
+        "{}",
+        prompt.body
+    );
+}
