@@ -4,7 +4,8 @@ action of its <Gather> when it pressed a key). It is the caller's heartbeat.
 KEYS[1]  call hash  sb:{ns}:call:<CallSid>; its queue's `line:<queue>` and
          `deadlines` are built from the prefix
 ARGV[1]  JSON WaitRequest (src/store/requests.rs): {prefix, sid, max_wait_ms,
-         loop_ms, step (the chain's step for a wait that ran out), exit (a key
+         loop_ms (the longest hold round: loop_secs, or music_secs when
+         longer; the heartbeat allows it and WAIT_SLACK_MS), step (the chain's step for a wait that ran out), exit (a key
          the caller pressed that leaves the line), connect (this fetch is the
          REST redirect's), redirect_ms (longest a REST redirect can take, its
          whole budget), tail_ms, call_ttl_ms}

@@ -8,7 +8,7 @@ KEYS[1]  hold queues hash  sb:{ns}:hold_queues; the lines, free lists and agents
 ARGV[1]  JSON WatchRequest (src/store/requests.rs): {prefix, free_listed (most
          free agents listed per queue)}
 
-Reply, flat: {now, queues, then per queue: name, loop_ms, n, the n CallSids in
+Reply, flat: {now, queues, then per queue: name, loop_ms (its longest round), n, the n CallSids in
 line (head first), m, the m free agents as 'id|free since (ms)'}. Free: available
 or in a wrap-up that has ended, not deleted, listed in the queue's free list
 (`avail:<queue>`) with a score that is not in the future; listed only for a

@@ -434,3 +434,27 @@ async fn the_whisper_calls_every_spelling_of_a_withheld_caller_id_a_withheld_num
         "{said}"
     );
 }
+
+#[tokio::test]
+async fn the_whisper_speaks_in_the_queues_voice_and_language() {
+    let routing = CONFIRM.replace(
+        "confirm = true\n",
+        "confirm = true\nsay_voice = \"Polly.Mia\"\nsay_language = \"es-MX\"\n",
+    );
+    let app = spawn_app(&routing).await;
+    add_phone_agent(&app, "a", "+15551230001").await;
+    let sid = call_sid(1);
+    let dial = app.call(&sid, SUPPORT).await;
+    app.agent_leg(&sid, &dial, "in-progress").await;
+    let prompt = confirm_url(&app, &dial, None).await;
+    assert_eq!(
+        prompt.attribute("Say", "voice").as_deref(),
+        Some("Polly.Mia")
+    );
+    assert_eq!(
+        prompt.attribute("Say", "language").as_deref(),
+        Some("es-MX"),
+        "{}",
+        prompt.body
+    );
+}

@@ -973,3 +973,139 @@ async fn a_wait_fetch_or_dial_action_for_a_call_that_never_came_in_hangs_up_and_
     );
     assert_eq!(app.agent("a").await["state"], "available");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hash_exit_key_reaches_the_wait_url_as_twilio_delivers_it() {
+    let routing = LINE
+        .replace(
+            "exit_digits = { \"1\" = \"voicemail\" }",
+            "exit_digits = { \"#\" = \"voicemail\" }\njoin_when_no_agents = true",
+        )
+        .replace("max_waiting = 3", "max_waiting = 100");
+    let app = spawn_app(&routing).await;
+    // Twilio's default finishOnKey is `#`: only an empty one lets `#` through.
+    let round = app.call(&call_sid(1), SUPPORT).await;
+    assert_eq!(
+        round.attribute("Gather", "finishOnKey").as_deref(),
+        Some(""),
+        "{}",
+        round.body
+    );
+    // Nobody can answer, so every caller waits and presses `#` in its first
+    // round; simulate delivers it only as Twilio would.
+    let mut args = switchboard::simulate::SimulateArgs::new(app.base(), AUTH_TOKEN);
+    args.calls = 3;
+    args.to = vec![SUPPORT.into()];
+    args.hold_ms = 10;
+    args.wait_key = 1.0;
+    args.wait_digit = '#';
+    let report = switchboard::simulate::run(&args)
+        .await
+        .expect("simulate runs");
+    report.print(false);
+    assert_eq!(report.errors, 0, "{:?}", report.examples);
+    assert_eq!(
+        report.outcomes.get("voicemail").copied(),
+        Some(3),
+        "the exit step: {report:?}"
+    );
+}
+
+/// A round of music longer than `loop_secs` + 15 s (today's heartbeat).
+const LONG_MUSIC: &str = r#"
+[defaults]
+default_queue = "desk"
+
+[[queues]]
+name = "desk"
+fallback = ["voicemail"]
+[queues.hold]
+loop_secs = 5
+music_url = "https://example.com/hold.mp3"
+music_secs = 21
+join_when_no_agents = true
+"#;
+
+async fn in_line(conn: &mut switchboard::store::Conn, sid: &str) -> bool {
+    let score: Option<f64> = redis::cmd("ZSCORE")
+        .arg("sb:{default}:line:desk")
+        .arg(sid)
+        .query_async(conn)
+        .await
+        .unwrap();
+    score.is_some()
+}
+
+#[tokio::test]
+async fn a_caller_hearing_long_music_stays_in_line_and_leaves_when_its_fetches_stop() {
+    let app = spawn_app(LONG_MUSIC).await;
+    let mut conn = app.redis().await;
+    let (listening, gone) = (call_sid(1), call_sid(2));
+    let round = app.call(&listening, SUPPORT).await;
+    assert!(round.body.contains("<Play>"), "{}", round.body);
+    app.call(&gone, SUPPORT).await;
+    // The music plays 21 s: past loop_secs + 15 s, both are still in line.
+    tokio::time::sleep(Duration::from_secs(21)).await;
+    assert!(in_line(&mut conn, &listening).await, "abandoned mid-music");
+    assert!(in_line(&mut conn, &gone).await, "abandoned mid-music");
+    let next = wait_fetch(&app, &listening, &round).await;
+    assert!(says(&next).contains("number 1 in line"), "{}", next.body);
+    // The other never fetches again: gone once a round and 15 s have passed
+    // (21 + 15 s after it joined), while the listening one stays.
+    tokio::time::sleep(Duration::from_millis(16_500)).await;
+    assert!(
+        !in_line(&mut conn, &gone).await,
+        "left after its fetches stopped"
+    );
+    let outcome: Option<String> = redis::cmd("HGET")
+        .arg(format!("sb:{{default}}:call:{gone}"))
+        .arg("wait_outcome")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(outcome.as_deref(), Some("abandoned"));
+    assert!(in_line(&mut conn, &listening).await);
+}
+
+const SPOKEN: &str = r#"
+[defaults]
+default_queue = "desk"
+say_voice = "Polly.Joanna"
+say_language = "en-US"
+
+[[queues]]
+name = "desk"
+numbers = ["+15005550007"]
+fallback = ["voicemail"]
+say_voice = "Polly.Lupe"
+say_language = "es-US"
+[queues.hold]
+loop_secs = 5
+max_waiting = 1
+join_when_no_agents = true
+
+[[queues]]
+name = "plain"
+numbers = ["+15005550008"]
+"#;
+
+#[tokio::test]
+async fn every_say_speaks_in_its_queues_voice_and_language() {
+    let app = spawn_app(SPOKEN).await;
+    let queue_voice = "<Say voice=\"Polly.Lupe\" language=\"es-US\">";
+    let round = app.call(&call_sid(1), SUPPORT).await;
+    assert!(round.body.contains(queue_voice), "position: {}", round.body);
+    // max_waiting = 1: the next caller gets the voicemail greeting.
+    let full = app.call(&call_sid(2), SUPPORT).await;
+    assert!(full.body.contains("<Record"), "{}", full.body);
+    assert!(full.body.contains(queue_voice), "greeting: {}", full.body);
+    // A queue without its own takes [defaults]'.
+    let plain = app.call(&call_sid(3), "+15005550008").await;
+    assert!(
+        plain
+            .body
+            .contains("<Say voice=\"Polly.Joanna\" language=\"en-US\">"),
+        "{}",
+        plain.body
+    );
+}

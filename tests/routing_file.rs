@@ -68,6 +68,22 @@ fn invalid_routing_files_stop_start_up_naming_file_line_and_problem() {
             "[emergency]\nfallback = \"queue:default\"\n",
             "routing.toml:2: the emergency fallback runs without Redis",
         ),
+        (
+            "[defaults]\nsay_voice = \"Polly.Joanna\"\nsay_language = \"en US\"\n",
+            "routing.toml:3: say_language \"en US\" must be 1 to 64 letters",
+        ),
+        (
+            "[[queues]]\nname = \"q\"\nsay_voice = \"<x/>\"\n",
+            "routing.toml:3: say_voice \"<x/>\" must be 1 to 64 letters",
+        ),
+        (
+            "[[queues]]\nname = \"q\"\n[queues.hold]\nloop_secs = 20\nmusic_secs = 180\n",
+            "routing.toml:5: hold.music_secs is the length of hold.music_url, which is not set",
+        ),
+        (
+            "[[queues]]\nname = \"q\"\n[queues.hold]\nmusic_url = \"https://m.example/a.mp3\"\nmusic_secs = 0\n",
+            "routing.toml:5: hold.music_secs must be between 1 and 3600, not 0",
+        ),
     ];
     for (file, expected) in cases {
         let (ok, stderr) = serve_with(file);

@@ -9,8 +9,10 @@ an agent knows which of its queues hold callers without being told every queue.
 
 A waiting call's hash has status 'waiting', `since` (arrival) and `position`
 (the last one announced, which never goes up). Its heartbeat is a deadlines
-member 'wait|<CallSid>||', pushed back by every wait fetch; the sweep ends a
-call whose fetches stopped (the caller hung up and the status callback was lost).
+member 'wait|<CallSid>||', pushed back by every wait fetch to one round
+(`loop_ms`: the queue's longest round, loop_secs or music_secs when longer,
+Hold::round_ms) and WAIT_SLACK_MS from now; the sweep ends a call whose fetches
+stopped (the caller hung up and the status callback was lost).
 
 Matching: an agent that becomes free right now is given, in the same script, to
 the longest-waiting caller of the highest-priority queue it serves (`offer`); an

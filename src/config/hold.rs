@@ -34,6 +34,10 @@ pub struct Hold {
     pub loop_secs: u32,
     /// `<Play>`ed each round; `None`: `<Pause length=loop_secs>`.
     pub music_url: Option<String>,
+    /// How long `music_url` plays, in seconds: a round with music lasts that long
+    /// (Twilio fetches the wait URL only when the `<Play>` ends), so the
+    /// heartbeat must wait for it (`round_ms`).
+    pub music_secs: Option<u32>,
     pub announce: Announce,
     /// Keys a caller may press to leave the line, and the step each takes.
     pub exit_digits: BTreeMap<char, FallbackStep>,
@@ -50,11 +54,24 @@ impl Default for Hold {
             max_waiting: 100,
             loop_secs: 20,
             music_url: None,
+            music_secs: None,
             announce: Announce::Position,
             exit_digits: BTreeMap::new(),
             join_when_no_agents: false,
             service_level_secs: 20,
         }
+    }
+}
+
+impl Hold {
+    /// The longest a hold round lasts, in ms: the music's length when that is
+    /// longer than `loop_secs`. A waiting caller's heartbeat (and a reservation
+    /// waiting for its next fetch) allows one such round and 15 s of slack
+    /// (lua/lib/line.lua): `loop_secs` alone would take a caller still
+    /// listening to long music for gone. Never less than `loop_secs`, so SPEC 1
+    /// invariant 7's `loop_secs + 15 s` holds wherever the music is not longer.
+    pub fn round_ms(&self) -> u64 {
+        u64::from(self.loop_secs.max(self.music_secs.unwrap_or(0))) * 1000
     }
 }
 
@@ -66,6 +83,7 @@ pub(super) struct RawHold {
     max_waiting: Option<Spanned<i64>>,
     loop_secs: Option<Spanned<i64>>,
     music_url: Option<Spanned<String>>,
+    music_secs: Option<Spanned<i64>>,
     announce: Option<Spanned<String>>,
     #[serde(default)]
     exit_digits: BTreeMap<String, Spanned<String>>,
@@ -102,8 +120,13 @@ fn number(
 }
 
 impl RawHold {
-    /// The checked settings; every problem goes to `error` with its span.
-    pub(super) fn build(&self, error: &mut dyn FnMut(Range<usize>, String)) -> Hold {
+    /// The checked settings; every problem goes to `error` with its span, and
+    /// what works but is likely a mistake to `warn`.
+    pub(super) fn build(
+        &self,
+        error: &mut dyn FnMut(Range<usize>, String),
+        warn: &mut dyn FnMut(Range<usize>, String),
+    ) -> Hold {
         let d = Hold::default();
         let music_url = self.music_url.as_ref().and_then(|url| {
             let u = url.get_ref();
@@ -159,6 +182,27 @@ impl RawHold {
                 Err(message) => error(step.span(), message),
             }
         }
+        let loop_secs = number(&self.loop_secs, "loop_secs", 5..301, d.loop_secs, error);
+        let music_secs = self
+            .music_secs
+            .is_some()
+            .then(|| number(&self.music_secs, "music_secs", 1..3601, 1, error));
+        match (&self.music_url, &self.music_secs) {
+            (None, Some(secs)) => error(
+                secs.span(),
+                "hold.music_secs is the length of hold.music_url, which is not set".into(),
+            ),
+            // Not an error: SPEC 1's example sets music_url alone, and a file
+            // valid before music_secs existed must still start.
+            (Some(url), None) => warn(
+                url.span(),
+                format!(
+                    "hold.music_url is set without hold.music_secs (its length in seconds): a caller who hears more than {} s of it before the next round is taken for gone and leaves the line",
+                    loop_secs + 15
+                ),
+            ),
+            _ => {}
+        }
         Hold {
             max_wait_secs: number(
                 &self.max_wait_secs,
@@ -174,8 +218,9 @@ impl RawHold {
                 d.max_waiting,
                 error,
             ),
-            loop_secs: number(&self.loop_secs, "loop_secs", 5..301, d.loop_secs, error),
+            loop_secs,
             music_url,
+            music_secs,
             announce,
             exit_digits,
             join_when_no_agents: self.join_when_no_agents.unwrap_or(d.join_when_no_agents),

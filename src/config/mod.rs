@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use clap::Args;
 
-pub use routing::{FallbackStep, Queue, QueueSettings, RoutingFileError, RoutingTable};
+pub use routing::{
+    FallbackStep, Queue, QueueSettings, RoutingFileError, RoutingFileWarning, RoutingTable,
+};
 
 use crate::twilio::overrides::{ConnectionOverrides, OverridesError as ConnectionOverridesError};
 use crate::twilio::rest::{Credentials, RestConfig};
@@ -409,6 +411,9 @@ pub enum SettingsWarning {
         "SWITCHBOARD_ADMIN_TOKEN is shorter than {MIN_ADMIN_TOKEN_CHARS} characters: easy to guess"
     )]
     ShortAdminToken,
+    /// The routing file works but looks mistaken (`file:line: …`).
+    #[error("{0}")]
+    Routing(RoutingFileWarning),
 }
 
 /// Everything a server or worker needs, checked.
@@ -598,7 +603,12 @@ impl SettingsArgs {
         if Duration::from_millis(self.request_timeout_ms) <= redis.redis_timeout {
             return Err(SettingsError::RequestTimeout);
         }
-        let mut warnings = Vec::new();
+        let mut warnings: Vec<SettingsWarning> = routing
+            .warnings
+            .iter()
+            .cloned()
+            .map(SettingsWarning::Routing)
+            .collect();
         let twilio_auth_token = token(self.twilio_auth_token, "TWILIO_AUTH_TOKEN", &mut warnings);
         let twilio_auth_token_secondary = token(
             self.twilio_auth_token_secondary,

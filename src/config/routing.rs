@@ -14,10 +14,11 @@ use toml::Spanned;
 use super::hold::Hold;
 use super::hours::BusinessHours;
 use crate::agent::{is_client_identity, is_e164, is_valid_id};
+use crate::twilio::twiml::Speech;
 
 /// A routing file that cannot be used: where (file, line, the line's text) and
 /// what is wrong, the message naming the setting.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{path}{}: {message}{}", at_line(*.line), excerpt(*.line, .text))]
 pub struct RoutingFileError {
     pub path: String,
@@ -36,6 +37,12 @@ fn at_line(line: usize) -> String {
         format!(":{line}")
     }
 }
+
+/// Something in a routing file that works but is likely a mistake: logged at
+/// start-up, in the same `file:line: message` form as an error.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct RoutingFileWarning(pub RoutingFileError);
 
 /// `\n  3 | max_attempts = "three"` under the message, as compilers show it.
 pub(crate) fn excerpt(line: usize, text: &str) -> String {
@@ -150,6 +157,8 @@ macro_rules! timings {
         #[serde(deny_unknown_fields)]
         struct RawDefaults {
             default_queue: Option<Spanned<String>>,
+            say_voice: Option<Spanned<String>>,
+            say_language: Option<Spanned<String>>,
             $($field: Option<Spanned<i64>>,)*
         }
 
@@ -166,6 +175,8 @@ macro_rules! timings {
             priority: Option<Spanned<i64>>,
             hold: Option<super::hold::RawHold>,
             hours: Option<super::hours::RawHours>,
+            say_voice: Option<Spanned<String>>,
+            say_language: Option<Spanned<String>>,
             $($field: Option<Spanned<i64>>,)*
         }
 
@@ -249,6 +260,9 @@ pub struct Queue {
     pub hold: Option<Hold>,
     /// Outside these hours calls take the `closed` steps (`[queues.hours]`).
     pub hours: Option<BusinessHours>,
+    /// The voice of every `<Say>` for this queue's calls (`say_voice`,
+    /// `say_language`, else `[defaults]`').
+    pub speech: Speech,
 }
 
 impl Queue {
@@ -346,6 +360,11 @@ pub struct RoutingTable {
     pub emergency: FallbackStep,
     /// Which contacts may be dialled at all.
     pub contacts: ContactPolicy,
+    /// `[defaults]`' voice: for what is said outside any queue (the emergency
+    /// voicemail).
+    pub speech: Speech,
+    /// What start-up logs as warnings.
+    pub warnings: Vec<RoutingFileWarning>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -380,11 +399,15 @@ struct RawEmergency {
 }
 
 /// Collects every problem of a file, each with the byte span it was found at.
-struct Errors(Vec<(Range<usize>, String)>);
+struct Errors {
+    found: Vec<(Range<usize>, String)>,
+    /// Not problems that stop start-up: logged.
+    warnings: Vec<(Range<usize>, String)>,
+}
 
 impl Errors {
     fn at(&mut self, span: Range<usize>, message: String) {
-        self.0.push((span, message));
+        self.found.push((span, message));
     }
 }
 
@@ -401,12 +424,15 @@ impl RoutingTable {
                 priority: 0,
                 hold: None,
                 hours: None,
+                speech: Speech::default(),
             }],
             by_number: HashMap::new(),
             default_queue: 0,
             voicemail: Voicemail::default(),
             emergency: FallbackStep::Voicemail,
             contacts: ContactPolicy::default(),
+            speech: Speech::default(),
+            warnings: Vec::new(),
         }
     }
 
@@ -452,12 +478,21 @@ impl RoutingTable {
             };
             error_at(e.span(), message)
         })?;
-        let mut errors = Errors(Vec::new());
+        let mut errors = Errors {
+            found: Vec::new(),
+            warnings: Vec::new(),
+        };
         let table = build(raw, source, &mut errors);
-        match errors.0.into_iter().min_by_key(|(span, _)| span.start) {
-            Some((span, message)) => Err(error_at(Some(span), message)),
-            None => table.ok_or_else(|| error_at(None, "invalid routing file".into())),
+        if let Some((span, message)) = errors.found.into_iter().min_by_key(|(span, _)| span.start) {
+            return Err(error_at(Some(span), message));
         }
+        let mut table = table.ok_or_else(|| error_at(None, "invalid routing file".into()))?;
+        table.warnings = errors
+            .warnings
+            .into_iter()
+            .map(|(span, message)| RoutingFileWarning(error_at(Some(span), message)))
+            .collect();
+        Ok(table)
     }
 
     pub fn queues(&self) -> &[Queue] {
@@ -476,6 +511,12 @@ impl RoutingTable {
             .copied()
             .unwrap_or(self.default_queue);
         &self.queues[index]
+    }
+
+    /// The voice of what is said for `queue`'s calls; `[defaults]`' for a queue
+    /// the file does not have (the emergency answer names none).
+    pub fn speech(&self, queue: &str) -> &Speech {
+        self.queue(queue).map_or(&self.speech, |q| &q.speech)
     }
 
     /// The queues a call to `queue` may take an agent from, and its terminal step.
@@ -542,6 +583,7 @@ fn build(raw: RawFile, source: &str, errors: &mut Errors) -> Option<RoutingTable
     };
     let d = &raw.defaults;
     let defaults = QueueSettings::default().overlay(d.timings(), errors);
+    let default_speech = Speech::default().overlay(&d.say_voice, &d.say_language, errors);
 
     let mut queues: Vec<Queue> = Vec::new();
     let mut by_number = HashMap::new();
@@ -588,8 +630,16 @@ fn build(raw: RawFile, source: &str, errors: &mut Errors) -> Option<RoutingTable
             }
             value
         });
+        let speech = default_speech
+            .clone()
+            .overlay(&rq.say_voice, &rq.say_language, errors);
         let hold = rq.hold.as_ref().map(|raw| {
-            let hold = raw.build(&mut |span, message| errors.at(span, message));
+            let mut warnings = Vec::new();
+            let hold = raw.build(
+                &mut |span, message| errors.at(span, message),
+                &mut |span, message| warnings.push((span, message)),
+            );
+            errors.warnings.append(&mut warnings);
             for step in hold.exit_digits.values() {
                 let span = rq.name.span();
                 check_allowed(step, &contacts, span, errors);
@@ -623,6 +673,7 @@ fn build(raw: RawFile, source: &str, errors: &mut Errors) -> Option<RoutingTable
             priority,
             hold,
             hours,
+            speech,
         });
     }
 
@@ -662,6 +713,7 @@ fn build(raw: RawFile, source: &str, errors: &mut Errors) -> Option<RoutingTable
                 priority: 0,
                 hold: None,
                 hours: None,
+                speech: default_speech.clone(),
             });
             queues.len() - 1
         }
@@ -724,7 +776,44 @@ fn build(raw: RawFile, source: &str, errors: &mut Errors) -> Option<RoutingTable
         voicemail,
         emergency,
         contacts,
+        speech: default_speech,
+        warnings: Vec::new(),
     })
+}
+
+impl Speech {
+    /// `self` with the `say_voice` and `say_language` one table of the file sets.
+    /// Checked loosely: Twilio's list of voices and languages grows, so any
+    /// name it could take passes ([A-Za-z0-9._-], up to 64), and nothing that
+    /// could not (spaces, quotes, markup) reaches the TwiML.
+    fn overlay(
+        mut self,
+        voice: &Option<Spanned<String>>,
+        language: &Option<Spanned<String>>,
+        errors: &mut Errors,
+    ) -> Speech {
+        for (value, name, slot, example) in [
+            (voice, "say_voice", &mut self.voice, "Polly.Joanna"),
+            (language, "say_language", &mut self.language, "en-US"),
+        ] {
+            let Some(value) = value else { continue };
+            let v = value.get_ref();
+            let ok = (1..=64).contains(&v.len())
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+            if ok {
+                *slot = Some(v.clone());
+            } else {
+                errors.at(
+                    value.span(),
+                    format!(
+                        "{name} {v:?} must be 1 to 64 letters, digits, '.', '_' or '-' (e.g. \"{example}\")"
+                    ),
+                );
+            }
+        }
+        self
+    }
 }
 
 /// A `number:` step must match `[contacts] allow` like an agent's contact.
@@ -952,6 +1041,44 @@ fallback = "number:+15005550010"      # or "voicemail"
         assert!(wildcard_match("*a*b*", "xxaxxbxx"));
         assert!(!wildcard_match("a*b", "acbd"));
         assert!(wildcard_match("", ""));
+    }
+
+    #[test]
+    fn music_without_its_length_warns_at_its_line_and_its_length_feeds_the_round() {
+        let hold = "[[queues]]\nname = \"q\"\n[queues.hold]\nloop_secs = 20\nmusic_url = \"https://m.example/a.mp3\"\n";
+        let table = RoutingTable::parse(hold, "r.toml").expect("valid");
+        let warnings: Vec<String> = table.warnings.iter().map(|w| w.to_string()).collect();
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(
+            warnings[0].starts_with("r.toml:5: hold.music_url is set without hold.music_secs"),
+            "{warnings:?}"
+        );
+        assert_eq!(
+            table.queue("q").unwrap().hold.as_ref().unwrap().round_ms(),
+            20_000
+        );
+        let timed = RoutingTable::parse(&format!("{hold}music_secs = 185\n"), "r.toml").unwrap();
+        assert_eq!(timed.warnings, []);
+        let h = timed.queue("q").unwrap().hold.clone().unwrap();
+        assert_eq!((h.music_secs, h.round_ms()), (Some(185), 185_000));
+        let short = RoutingTable::parse(&format!("{hold}music_secs = 8\n"), "r.toml").unwrap();
+        assert_eq!(
+            short.queue("q").unwrap().hold.as_ref().unwrap().round_ms(),
+            20_000
+        );
+    }
+
+    #[test]
+    fn say_voice_and_language_come_from_defaults_unless_the_queue_sets_them() {
+        let file = "[defaults]\nsay_voice = \"woman\"\nsay_language = \"en-GB\"\n[[queues]]\nname = \"es\"\nsay_voice = \"Google.es-US-Standard-A\"\n";
+        let table = RoutingTable::parse(file, "r.toml").unwrap();
+        let es = table.speech("es");
+        assert_eq!(es.voice.as_deref(), Some("Google.es-US-Standard-A"));
+        assert_eq!(es.language.as_deref(), Some("en-GB"));
+        for defaulted in ["default", ""] {
+            assert_eq!(table.speech(defaulted).voice.as_deref(), Some("woman"));
+        }
+        assert_eq!(RoutingTable::builtin().speech(""), &Speech::default());
     }
 
     #[test]

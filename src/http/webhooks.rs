@@ -494,7 +494,7 @@ fn render(state: &AppState, base: &str, call_sid: &str, decision: &Decision) -> 
             })
         }
         Decision::Fallback { queue, step, next } => {
-            fallback(state, base, step, next.map(|n| (queue.as_str(), n)))
+            fallback(state, base, queue, step, next.map(|n| (queue.as_str(), n)))
         }
         Decision::Wait {
             queue,
@@ -507,17 +507,20 @@ fn render(state: &AppState, base: &str, call_sid: &str, decision: &Decision) -> 
             loop_secs: 1,
             wait_url: &format!("{base}{}?queue={queue}", paths::WAIT),
             gather: false,
+            speech: state.engine.table().speech(queue),
         }),
         Decision::Hangup => twiml::hangup(),
     }
 }
 
-/// The TwiML of a fallback step that needs no agent. With `next` (the queue and
-/// the index of its chain's next step, as the engine decided), a forward reports
-/// to `/twilio/voice/fallback` so that step runs if nobody answers.
+/// The TwiML of a fallback step of `queue`'s call (empty: the emergency answer)
+/// that needs no agent. With `next` (the queue and the index of its chain's next
+/// step, as the engine decided), a forward reports to `/twilio/voice/fallback`
+/// so that step runs if nobody answers.
 fn fallback(
     state: &AppState,
     base: &str,
+    queue: &str,
     step: &FallbackStep,
     next: Option<(&str, usize)>,
 ) -> String {
@@ -529,11 +532,12 @@ fn fallback(
         // A queue step is resolved by the engine; reaching here means it had no
         // agent, and voicemail is the answer of last resort.
         FallbackStep::Voicemail | FallbackStep::Queue(_) => {
-            let vm = &state.engine.table().voicemail;
+            let table = state.engine.table();
             twiml::voicemail(
-                &vm.greeting,
-                vm.max_length_secs,
+                &table.voicemail.greeting,
+                table.voicemail.max_length_secs,
                 &format!("{base}{}", paths::VOICEMAIL),
+                table.speech(queue),
             )
         }
     }
@@ -547,9 +551,8 @@ fn hold_round(
     position: u32,
     estimated_wait_secs: Option<u64>,
 ) -> String {
-    let hold = state
-        .engine
-        .table()
+    let table = state.engine.table();
+    let hold = table
         .queue(queue)
         .and_then(|q| q.hold.clone())
         .unwrap_or_default();
@@ -572,6 +575,7 @@ fn hold_round(
         loop_secs: hold.loop_secs,
         wait_url: &format!("{base}{}?queue={queue}", paths::WAIT),
         gather: !hold.exit_digits.is_empty(),
+        speech: table.speech(queue),
     })
 }
 
@@ -931,6 +935,7 @@ pub async fn confirm(
         return Ok(twiml_response(twiml::confirm_prompt(
             &announcement,
             &format!("{base}{path}"),
+            state.engine.table().speech(queue),
         )));
     };
     if digits != "1" {

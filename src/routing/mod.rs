@@ -587,7 +587,7 @@ impl Engine {
                 .map(|(queue, via)| PlanEntry::new(&queue.name, via, &queue.settings))
                 .collect(),
             hold: home.hold.as_ref().map(|h| HoldRequest {
-                loop_ms: u64::from(h.loop_secs) * 1000,
+                loop_ms: h.round_ms(),
                 max_waiting: h.max_waiting,
                 join_when_no_agents: h.join_when_no_agents,
             }),
@@ -623,7 +623,7 @@ impl Engine {
             .and_then(|d| hold.exit_digits.get(&d).map(|step| (d, step)));
         let fetch = WaitFetch {
             max_wait_ms: u64::from(hold.max_wait_secs) * 1000,
-            loop_ms: u64::from(hold.loop_secs) * 1000,
+            loop_ms: hold.round_ms(),
             step: self.table.plan(home).terminal.to_string(),
             exit: exit.is_some(),
             connect,
@@ -684,7 +684,7 @@ impl Engine {
                     HoldQueueEntry {
                         plan: PlanEntry::new(&q.name, "line", &q.settings),
                         priority: q.priority,
-                        loop_ms: u64::from(hold.loop_secs) * 1000,
+                        loop_ms: hold.round_ms(),
                     },
                 ))
             })

@@ -547,7 +547,7 @@ impl Call<'_> {
     /// One hold round: the music plays (`--hold-ms`), then the caller either
     /// hangs up (`--wait-hangup`), presses a key (`--wait-key`, when the round
     /// gathers keys) or stays, and Twilio fetches the next document.
-    async fn hold_round(&mut self, url: &str, gather: Option<String>) -> Option<String> {
+    async fn hold_round(&mut self, url: &str, gather: Option<twiml::Gather>) -> Option<String> {
         self.result.hold_rounds += 1;
         // A REST redirect interrupts the round: Twilio fetches the new URL now.
         let hold = tokio::time::sleep(Duration::from_millis(self.shared.args.hold_ms));
@@ -581,12 +581,15 @@ impl Call<'_> {
             return None;
         }
         let mut params = self.params(&[("CallStatus", "in-progress")]);
-        let (target, what) = match gather {
-            Some(action) if self.rng.random_bool(key) => {
-                params.push(("Digits".into(), "1".into()));
-                (action, "caller pressed 1")
+        let digit = args.wait_digit;
+        let pressed = gather.as_ref().filter(|_| self.rng.random_bool(key));
+        let (target, what) = match pressed.and_then(|g| g.pressed(digit)) {
+            Some(action) => {
+                params.push(("Digits".into(), digit.to_string()));
+                (action.to_owned(), "caller pressed a key")
             }
-            _ => (url.to_owned(), "wait fetch"),
+            // No key, or the finish key: the round runs on to its <Redirect>.
+            None => (url.to_owned(), "wait fetch"),
         };
         let next = self.post(&target, &params, what).await;
         if next.is_none() {

@@ -81,9 +81,15 @@ pub struct SimulateArgs {
     /// Chance that a waiting caller hangs up during a hold round.
     #[arg(long, default_value_t = 0.0)]
     pub wait_hangup: f64,
-    /// Chance that a waiting caller presses 1 during a round that gathers keys.
+    /// Chance that a waiting caller presses a key (--wait-digit) during a round
+    /// that gathers keys.
     #[arg(long, default_value_t = 0.0)]
     pub wait_key: f64,
+    /// The key a waiting caller presses: 0-9, * or #. Delivered as Twilio
+    /// would: a `<Gather>`'s finish key (`#` unless `finishOnKey` says
+    /// otherwise) is not sent, and the round goes on to its `<Redirect>`.
+    #[arg(long, default_value_t = '1', value_parser = keypad_key)]
+    pub wait_digit: char,
     /// Chance that any one callback is lost (never sent).
     #[arg(long, default_value_t = 0.0)]
     pub lost: f64,
@@ -135,6 +141,14 @@ pub struct SimulateArgs {
         hide_env_values = true
     )]
     pub admin_token: String,
+}
+
+/// A key of a phone's keypad.
+fn keypad_key(raw: &str) -> Result<char, String> {
+    match raw.chars().collect::<Vec<_>>()[..] {
+        [c] if c.is_ascii_digit() || c == '*' || c == '#' => Ok(c),
+        _ => Err(format!("{raw:?} is not a keypad key (0-9, * or #)")),
+    }
 }
 
 impl SimulateArgs {

@@ -22,6 +22,36 @@ pub struct Dial {
     pub timeout_secs: Option<u32>,
 }
 
+/// A `<Gather>` around a hold round: where the keys go, and the key that
+/// only ends the input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Gather {
+    pub action: String,
+    /// `finishOnKey`: `#` when the attribute is absent (Twilio's default),
+    /// `None` for `finishOnKey=""` (no key ends the input, so `#` and `*` are
+    /// digits like any other).
+    pub finish_on_key: Option<char>,
+}
+
+impl Gather {
+    fn read(e: &quick_xml::events::BytesStart<'_>) -> Option<Gather> {
+        Some(Gather {
+            action: attr(e, "action")?,
+            finish_on_key: match attr(e, "finishOnKey") {
+                None => Some('#'),
+                Some(key) => key.chars().next(),
+            },
+        })
+    }
+
+    /// Where Twilio sends a caller's `key`, as its `Digits`: the action, unless
+    /// the key is the finish key. A finish key pressed before any digit sends
+    /// nothing, and the call goes on with the verb after the `<Gather>`.
+    pub fn pressed(&self, key: char) -> Option<&str> {
+        (self.finish_on_key != Some(key)).then_some(self.action.as_str())
+    }
+}
+
 /// What the call does next.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verb {
@@ -35,7 +65,7 @@ pub enum Verb {
     /// `gather` (a `<Gather>` around the round) when there is one.
     Redirect {
         url: String,
-        gather: Option<String>,
+        gather: Option<Gather>,
     },
     /// A `<Response>` with none of the above: the call ends.
     Nothing,
@@ -62,7 +92,7 @@ pub fn first_verb(xml: &str) -> Result<Verb, TwimlError> {
     let mut saw_response = false;
     let mut dial: Option<Dial> = None;
     let mut in_noun = false;
-    let mut gather: Option<String> = None;
+    let mut gather: Option<Gather> = None;
     let mut redirect: Option<String> = None;
     loop {
         match reader.read_event() {
@@ -93,7 +123,7 @@ pub fn first_verb(xml: &str) -> Result<Verb, TwimlError> {
                         });
                     }
                     "Hangup" if dial.is_none() => return Ok(Verb::Hangup),
-                    "Gather" if dial.is_none() => gather = attr(&e, "action"),
+                    "Gather" if dial.is_none() => gather = Gather::read(&e),
                     "Redirect" if dial.is_none() => redirect = Some(String::new()),
                     _ => {}
                 }
@@ -205,7 +235,7 @@ mod tests {
         assert_eq!(d.target, "sip:a&b@example.com");
         assert_eq!(d.timeout_secs, Some(20));
         assert_eq!(
-            first_verb(&twiml::voicemail("hi", 5, "/vm")).unwrap(),
+            first_verb(&twiml::voicemail("hi", 5, "/vm", &twiml::Speech::default())).unwrap(),
             Verb::Record {
                 action: Some("/vm".into())
             }
@@ -217,6 +247,7 @@ mod tests {
             loop_secs: 5,
             wait_url: "http://h/twilio/voice/wait?queue=a&x=1",
             gather: true,
+            speech: &twiml::Speech::default(),
         });
         assert_eq!(announced_position(&round), Some(1));
         assert_eq!(announced_position(&twiml::hangup()), None);
@@ -224,7 +255,10 @@ mod tests {
             first_verb(&round).unwrap(),
             Verb::Redirect {
                 url: "http://h/twilio/voice/wait?queue=a&x=1".into(),
-                gather: Some("http://h/twilio/voice/wait?queue=a&x=1".into()),
+                gather: Some(Gather {
+                    action: "http://h/twilio/voice/wait?queue=a&x=1".into(),
+                    finish_on_key: None,
+                }),
             }
         );
         let Verb::Dial(f) = first_verb(&twiml::forward(
@@ -236,5 +270,29 @@ mod tests {
         };
         assert_eq!((f.action, f.target.as_str()), (None, "+15005550010"));
         assert!(first_verb("not xml").is_err());
+    }
+
+    #[test]
+    fn a_finish_key_is_not_delivered_as_digits() {
+        let round = |gather: &str| {
+            let xml = format!(
+                "<Response>{gather}<Pause length=\"5\"/></Gather><Redirect>/w</Redirect></Response>"
+            );
+            match first_verb(&xml).unwrap() {
+                Verb::Redirect {
+                    gather: Some(g), ..
+                } => g,
+                other => panic!("{other:?}"),
+            }
+        };
+        // No finishOnKey: Twilio's default `#` ends the input and is not sent.
+        let default = round("<Gather numDigits=\"1\" action=\"/a\">");
+        assert_eq!(default.pressed('#'), None);
+        assert_eq!(default.pressed('*'), Some("/a"));
+        assert_eq!(default.pressed('1'), Some("/a"));
+        let none = round("<Gather numDigits=\"1\" finishOnKey=\"\" action=\"/a\">");
+        assert_eq!(none.pressed('#'), Some("/a"));
+        let star = round("<Gather finishOnKey=\"*\" action=\"/a\">");
+        assert_eq!((star.pressed('*'), star.pressed('#')), (None, Some("/a")));
     }
 }

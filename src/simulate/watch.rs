@@ -4,8 +4,9 @@
 //! - nobody idle beside a waiting caller: an agent of a queue, free without a
 //!   break (the same `free_since`) in every look for longer than a sweep
 //!   interval and a second's slack, while that queue's line was never empty;
-//! - nobody left in line after hanging up: a caller still in a line `loop_secs`
-//!   + 15 s (the heartbeat's slack), a sweep and a second after its call ended.
+//! - nobody left in line after hanging up: a caller still in a line a round
+//!   (`loop_secs`, or `music_secs` when longer) + 15 s (the heartbeat's slack),
+//!   a sweep and a second after its call ended.
 //!
 //! After the last call it keeps looking until every line is empty, or until a
 //! caller still there is overdue.

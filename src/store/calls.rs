@@ -12,6 +12,9 @@ use super::requests::{
 #[derive(Debug, Clone, Serialize)]
 pub struct WaitFetch {
     pub max_wait_ms: u64,
+    /// The queue's longest hold round (`Hold::round_ms`: `loop_secs`, or
+    /// `music_secs` when longer): the heartbeat allows it and 15 s. The name
+    /// stays `loop_ms` so replicas of both versions read each other's entries.
     pub loop_ms: u64,
     /// The chain's step for a wait that ran out.
     pub step: String,

@@ -93,6 +93,9 @@ pub struct RouteRequest<'a> {
 /// What `route` needs of a queue's `[queues.hold]`.
 #[derive(Debug, Clone, Serialize)]
 pub struct HoldRequest {
+    /// The queue's longest hold round (`Hold::round_ms`: `loop_secs`, or
+    /// `music_secs` when longer): the heartbeat allows it and 15 s. The name
+    /// stays `loop_ms` so replicas of both versions read each other's entries.
     pub loop_ms: u64,
     pub max_waiting: u32,
     pub join_when_no_agents: bool,
@@ -105,6 +108,9 @@ pub struct HoldQueueEntry<'a> {
     #[serde(flatten)]
     pub plan: PlanEntry<'a>,
     pub priority: i64,
+    /// The queue's longest hold round (`Hold::round_ms`: `loop_secs`, or
+    /// `music_secs` when longer): the heartbeat allows it and 15 s. The name
+    /// stays `loop_ms` so replicas of both versions read each other's entries.
     pub loop_ms: u64,
 }
 

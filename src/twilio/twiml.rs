@@ -6,6 +6,31 @@ use quick_xml::events::{BytesDecl, BytesText, Event};
 
 use crate::agent::Contact;
 
+/// The voice and language of every `<Say>` written for a queue (its
+/// `say_voice`/`say_language`, else `[defaults]`'). `None`: the attribute is left
+/// out and Twilio's default (`man`, `en-US`) speaks, as before these settings.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Speech {
+    /// `man`, `woman`, `Polly.<Name>`, `Google.<name>`, as Twilio spells them.
+    pub voice: Option<String>,
+    /// A language/locale such as `en-US`, `es-MX`.
+    pub language: Option<String>,
+}
+
+/// `<Say voice=… language=…>text</Say>`: every `<Say>` goes through here, so
+/// none can miss its queue's voice.
+fn say(w: &mut Writer<Vec<u8>>, speech: &Speech, text: &str) -> std::io::Result<()> {
+    let mut element = w.create_element("Say");
+    if let Some(voice) = &speech.voice {
+        element = element.with_attribute(("voice", voice.as_str()));
+    }
+    if let Some(language) = &speech.language {
+        element = element.with_attribute(("language", language.as_str()));
+    }
+    element.write_text_content(BytesText::new(text))?;
+    Ok(())
+}
+
 /// The `Content-Type` of every TwiML answer.
 pub const CONTENT_TYPE: &str = "text/xml; charset=utf-8";
 
@@ -116,18 +141,14 @@ pub fn forward(contact: &Contact, action: Option<&str>) -> String {
 /// What an agent on a real phone hears on pick-up: who is calling, and "press
 /// 1", reported to `action`. Without a key press in 5 s the leg hangs up, so a
 /// voicemail that picks up never takes the call.
-pub fn confirm_prompt(announcement: &str, action: &str) -> String {
+pub fn confirm_prompt(announcement: &str, action: &str, speech: &Speech) -> String {
     response(|w| {
         w.create_element("Gather")
             .with_attribute(("numDigits", "1"))
             .with_attribute(("timeout", "5"))
             .with_attribute(("action", action))
             .with_attribute(("method", "POST"))
-            .write_inner_content(|w| {
-                w.create_element("Say")
-                    .write_text_content(BytesText::new(announcement))?;
-                Ok(())
-            })?;
+            .write_inner_content(|w| say(w, speech, announcement))?;
         w.create_element("Hangup").write_empty()?;
         Ok(())
     })
@@ -145,17 +166,22 @@ pub struct HoldRound<'a> {
     /// and the `<Gather>` action when keys can leave the line.
     pub wait_url: &'a str,
     pub gather: bool,
+    /// The queue's voice for the announcement.
+    pub speech: &'a Speech,
 }
 
 /// A hold round: announcement and music or silence (inside a one-key `<Gather>`
 /// when exit keys are set), then `<Redirect>` to the wait URL.
+///
+/// The `<Gather>` has `finishOnKey=""`: Twilio's default finish key is `#`, and a
+/// finish key pressed before any digit is not sent (the `<Gather>` falls through
+/// to the `<Redirect>`), so a `#` exit key would never reach the wait URL.
 pub fn hold(round: &HoldRound<'_>) -> String {
     let length = round.loop_secs.to_string();
     response(|w| {
         let body = |w: &mut Writer<Vec<u8>>| -> std::io::Result<()> {
             if !round.announcement.is_empty() {
-                w.create_element("Say")
-                    .write_text_content(BytesText::new(round.announcement))?;
+                say(w, round.speech, round.announcement)?;
             }
             match round.music_url {
                 Some(url) => {
@@ -174,6 +200,7 @@ pub fn hold(round: &HoldRound<'_>) -> String {
             w.create_element("Gather")
                 .with_attribute(("numDigits", "1"))
                 .with_attribute(("timeout", "1"))
+                .with_attribute(("finishOnKey", ""))
                 .with_attribute(("action", round.wait_url))
                 .with_attribute(("method", "POST"))
                 .write_inner_content(body)?;
@@ -188,11 +215,10 @@ pub fn hold(round: &HoldRound<'_>) -> String {
 }
 
 /// Greeting, a recorded message reported to `action`, then hang up.
-pub fn voicemail(greeting: &str, max_length_secs: u32, action: &str) -> String {
+pub fn voicemail(greeting: &str, max_length_secs: u32, action: &str, speech: &Speech) -> String {
     let max = max_length_secs.to_string();
     response(|w| {
-        w.create_element("Say")
-            .write_text_content(BytesText::new(greeting))?;
+        say(w, speech, greeting)?;
         w.create_element("Record")
             .with_attribute(("maxLength", max.as_str()))
             .with_attribute(("action", action))
@@ -245,8 +271,60 @@ mod tests {
 
     #[test]
     fn voicemail_says_records_and_hangs_up() {
-        let xml = voicemail("Busy <now>", 120, "/twilio/voice/voicemail");
+        let xml = voicemail(
+            "Busy <now>",
+            120,
+            "/twilio/voice/voicemail",
+            &Speech::default(),
+        );
         assert!(xml.contains("<Say>Busy &lt;now&gt;</Say><Record maxLength=\"120\""));
         assert!(xml.ends_with("<Hangup/></Response>"));
+    }
+
+    #[test]
+    fn every_say_carries_the_voice_and_language_and_none_without_them() {
+        let speech = Speech {
+            voice: Some("Polly.Joanna".into()),
+            language: Some("en-US".into()),
+        };
+        let said = "<Say voice=\"Polly.Joanna\" language=\"en-US\">";
+        let round = |speech| {
+            hold(&HoldRound {
+                announcement: "You are number 1 in line.",
+                music_url: None,
+                loop_secs: 5,
+                wait_url: "/w",
+                gather: false,
+                speech,
+            })
+        };
+        for xml in [
+            voicemail("Busy", 120, "/vm", &speech),
+            confirm_prompt("Call from 1 5 5 5", "/c", &speech),
+            round(&speech),
+        ] {
+            assert!(xml.contains(said), "{xml}");
+        }
+        let plain = round(&Speech::default());
+        assert!(
+            plain.contains("<Say>You are number 1 in line.</Say>"),
+            "{plain}"
+        );
+    }
+
+    #[test]
+    fn the_hold_gather_has_no_finish_key_so_hash_is_delivered() {
+        let xml = hold(&HoldRound {
+            announcement: "",
+            music_url: Some("https://m.example/a.mp3"),
+            loop_secs: 5,
+            wait_url: "/w",
+            gather: true,
+            speech: &Speech::default(),
+        });
+        assert!(
+            xml.contains("<Gather numDigits=\"1\" timeout=\"1\" finishOnKey=\"\" action=\"/w\""),
+            "{xml}"
+        );
     }
 }
