@@ -76,6 +76,45 @@ impl Store {
             .map_or_else(|| "0-0".to_owned(), |e| e.id))
     }
 
+    /// What a resume after `after` may be sent, read at once: the newest
+    /// event's id (`0-0` when there is none) and the newest `window` events
+    /// after `after`, oldest first. Bounded work however old `after` is, and
+    /// one round trip.
+    pub async fn resume_after(
+        &self,
+        after: &str,
+        window: usize,
+    ) -> Result<(String, Vec<StoredEvent>), StoreError> {
+        let mut pipe = redis::pipe();
+        pipe.cmd("XREVRANGE")
+            .arg(self.keys().events())
+            .arg("+")
+            .arg("-")
+            .arg("COUNT")
+            .arg(1);
+        // The first id after `after`, inclusive: Redis refuses `(` before the
+        // largest id there is; after that one there is nothing.
+        let first = parse_id(after)
+            .and_then(|(ms, seq)| match seq.checked_add(1) {
+                Some(seq) => Some((ms, seq)),
+                None => Some((ms.checked_add(1)?, 0)),
+            })
+            .map_or_else(|| "+".to_owned(), |(ms, seq)| format!("{ms}-{seq}"));
+        pipe.cmd("XREVRANGE")
+            .arg(self.keys().events())
+            .arg("+")
+            .arg(first)
+            .arg("COUNT")
+            .arg(window);
+        let (newest, found): (Value, Value) = self.query("read_events", pipe).await?;
+        let newest = entries(newest)?
+            .pop()
+            .map_or_else(|| "0-0".to_owned(), |e| e.id);
+        let mut found = entries(found)?;
+        found.reverse();
+        Ok((newest, found))
+    }
+
     /// Up to `count` events after `after` (exclusive), oldest first.
     pub async fn events_after(
         &self,

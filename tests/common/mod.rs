@@ -761,6 +761,21 @@ impl SseClient {
         }
     }
 
+    /// The rest of the stream as text, read until it ends or `wait` passes
+    /// (every line, comments and fields of events without an id included),
+    /// and whether it ended.
+    pub async fn rest(&mut self, wait: std::time::Duration) -> (String, bool) {
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut text = std::mem::take(&mut self.buffer);
+        loop {
+            match tokio::time::timeout_at(deadline, self.response.chunk()).await {
+                Ok(Ok(Some(bytes))) => text.push_str(&String::from_utf8_lossy(&bytes)),
+                Ok(Ok(None)) => return (text, true),
+                Ok(Err(_)) | Err(_) => return (text, false),
+            }
+        }
+    }
+
     /// Events until one of kind `event` matches `pred` (panics after `wait`).
     pub async fn until(
         &mut self,
