@@ -331,7 +331,10 @@ async fn resume(http: reqwest::Client, base: String, token: String, tally: Arc<M
 }
 
 fn count(haystack: &[u8], needle: &[u8]) -> usize {
-    haystack.windows(needle.len()).filter(|w| w == &needle).count()
+    haystack
+        .windows(needle.len())
+        .filter(|w| w == &needle)
+        .count()
 }
 
 /// A load phase and the CPU each process spent on it.

@@ -271,11 +271,7 @@ mod tests {
         let mut add = |viewer: Option<&str>, capacity: usize| {
             let (sender, receiver) = mpsc::channel(capacity);
             subscribers
-                .add(
-                    &viewer.map(str::to_owned),
-                    sender,
-                    StreamLimits::default(),
-                )
+                .add(&viewer.map(str::to_owned), sender, StreamLimits::default())
                 .expect("under the caps");
             receiver
         };
@@ -299,7 +295,10 @@ mod tests {
         assert_eq!(ids(&mut bob), ["3-0"]);
         assert!(bob.try_recv().is_err());
         assert!(!subscribers.by_viewer.contains_key(&Some("bob".to_owned())));
-        assert_eq!(subscribers.open, 2, "bob's closed stream is no longer counted");
+        assert_eq!(
+            subscribers.open, 2,
+            "bob's closed stream is no longer counted"
+        );
     }
 
     #[test]
@@ -317,9 +316,15 @@ mod tests {
         };
         assert!(add(Some("ana")).is_ok());
         assert!(add(Some("ana")).is_ok());
-        assert!(matches!(add(Some("ana")), Err(SubscribeError::AgentFull(2))));
+        assert!(matches!(
+            add(Some("ana")),
+            Err(SubscribeError::AgentFull(2))
+        ));
         assert!(add(None).is_ok(), "admins have no per-agent cap");
-        assert!(matches!(add(Some("bob")), Err(SubscribeError::ProcessFull(3))));
+        assert!(matches!(
+            add(Some("bob")),
+            Err(SubscribeError::ProcessFull(3))
+        ));
         assert!(matches!(add(None), Err(SubscribeError::ProcessFull(3))));
     }
 }

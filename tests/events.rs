@@ -312,7 +312,11 @@ async fn the_reader_runs_only_while_a_stream_is_open() {
 }
 
 /// `GET /v1/events` with `token` and `Last-Event-ID` if given, whatever it answers.
-async fn stream_request(app: &TestApp, token: &str, last_event_id: Option<&str>) -> reqwest::Response {
+async fn stream_request(
+    app: &TestApp,
+    token: &str,
+    last_event_id: Option<&str>,
+) -> reqwest::Response {
     let mut request = app
         .http
         .get(format!("{}/v1/events", app.base()))
@@ -378,7 +382,10 @@ async fn an_agent_holds_at_most_five_streams_and_the_next_is_refused_429() {
         let refused = stream_request(&app, token, Some("0-0")).await;
         assert_eq!(refused.status(), 429);
         let error = error_of(refused).await;
-        assert!(error.contains("this agent has 5 event streams open"), "{error}");
+        assert!(
+            error.contains("this agent has 5 event streams open"),
+            "{error}"
+        );
     }
     // Others are not held to ana's cap.
     let bobs = app.issue_token("bob").await;
@@ -396,8 +403,15 @@ async fn an_agent_holds_at_most_five_streams_and_the_next_is_refused_429() {
     drop(open.pop());
     let started = std::time::Instant::now();
     loop {
-        app.set_state("ana", if started.elapsed().as_millis() % 2 == 0 { "away" } else { "available" })
-            .await;
+        app.set_state(
+            "ana",
+            if started.elapsed().as_millis() % 2 == 0 {
+                "away"
+            } else {
+                "available"
+            },
+        )
+        .await;
         let again = stream_request(&app, &tokens[0], None).await;
         if again.status() == 200 {
             break;
@@ -422,7 +436,10 @@ async fn past_the_processs_cap_a_stream_is_refused_429() {
         let refused = stream_request(&app, who, None).await;
         assert_eq!(refused.status(), 429);
         let error = error_of(refused).await;
-        assert!(error.contains("this server has 3 event streams open"), "{error}");
+        assert!(
+            error.contains("this server has 3 event streams open"),
+            "{error}"
+        );
     }
 }
 
@@ -493,9 +510,19 @@ async fn a_last_event_id_the_stream_never_gave_is_refused_400() {
         let refused = stream_request(&app, who, Some(&id)).await;
         assert_eq!(refused.status(), 400, "{id}");
         let error = error_of(refused).await;
-        assert!(error.contains("after this stream's newest event"), "{error}");
+        assert!(
+            error.contains("after this stream's newest event"),
+            "{error}"
+        );
     }
-    for id in ["yesterday", "1-2-3", "-1", "1-", "18446744073709551616-0", "1.5-0"] {
+    for id in [
+        "yesterday",
+        "1-2-3",
+        "-1",
+        "1-",
+        "18446744073709551616-0",
+        "1.5-0",
+    ] {
         let refused = stream_request(&app, &token, Some(id)).await;
         assert_eq!(refused.status(), 400, "{id}");
         let error = error_of(refused).await;
@@ -524,7 +551,9 @@ async fn at_shutdown_a_stream_gets_a_notice_and_ends_at_once() {
         .await;
 
     let TestApp {
-        server, redis: _redis, ..
+        server,
+        redis: _redis,
+        ..
     } = app;
     // A stream is a request in flight, which the drain (11 s here) would
     // otherwise wait for.

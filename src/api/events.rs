@@ -146,7 +146,9 @@ pub async fn stream(
                     "Last-Event-ID {after} is after this stream's newest event ({newest})"
                 )));
             }
-            let end = window.last().map_or_else(|| after.clone(), |e| e.id.clone());
+            let end = window
+                .last()
+                .map_or_else(|| after.clone(), |e| e.id.clone());
             if window.len() > RESUME_WINDOW {
                 gap = Some(Gap {
                     missed_after: after,
