@@ -402,16 +402,8 @@ async fn an_agent_holds_at_most_five_streams_and_the_next_is_refused_429() {
     // event written to the closed socket, at the latest).
     drop(open.pop());
     let started = std::time::Instant::now();
-    loop {
-        app.set_state(
-            "ana",
-            if started.elapsed().as_millis() % 2 == 0 {
-                "away"
-            } else {
-                "available"
-            },
-        )
-        .await;
+    for state in ["away", "available"].into_iter().cycle() {
+        app.set_state("ana", state).await;
         let again = stream_request(&app, &tokens[0], None).await;
         if again.status() == 200 {
             break;
