@@ -241,10 +241,7 @@ impl Storm {
     fn start(base: String, token: String, resumes: usize) -> Storm {
         let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
+            let runtime = clients_runtime();
             runtime.block_on(async move {
                 let http = reqwest::Client::builder()
                     .pool_max_idle_per_host(resumes)
@@ -399,6 +396,15 @@ impl Streams {
     }
 }
 
+/// A runtime on the current thread, for clients kept off the load
+/// generator's.
+fn clients_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
 /// One stream per token, each followed by its own task on a thread of their
 /// own; waits until all answered.
 async fn open_streams(
@@ -430,10 +436,7 @@ async fn open_streams(
                 );
             }
         }
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
+        let runtime = clients_runtime();
         runtime.block_on(async move {
             let http = reqwest::Client::builder()
                 .pool_max_idle_per_host(2 * tokens_owned.len())

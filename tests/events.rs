@@ -311,22 +311,6 @@ async fn the_reader_runs_only_while_a_stream_is_open() {
     assert_eq!(seen.len(), 1, "{seen:#?}");
 }
 
-/// `GET /v1/events` with `token` and `Last-Event-ID` if given, whatever it answers.
-async fn stream_request(
-    app: &TestApp,
-    token: &str,
-    last_event_id: Option<&str>,
-) -> reqwest::Response {
-    let mut request = app
-        .http
-        .get(format!("{}/v1/events", app.base()))
-        .bearer_auth(token);
-    if let Some(id) = last_event_id {
-        request = request.header("last-event-id", id);
-    }
-    request.send().await.expect("GET /v1/events")
-}
-
 /// The error message of a refused request, checking it is JSON `{"error"}`.
 async fn error_of(response: reqwest::Response) -> String {
     let body: serde_json::Value = response.json().await.expect("a JSON error");
@@ -379,7 +363,7 @@ async fn an_agent_holds_at_most_five_streams_and_the_next_is_refused_429() {
         open.push(SseClient::open(&app, &tokens[n % 2], None).await);
     }
     for token in &tokens {
-        let refused = stream_request(&app, token, Some("0-0")).await;
+        let refused = SseClient::request(&app, token, Some("0-0")).await;
         assert_eq!(refused.status(), 429);
         let error = error_of(refused).await;
         assert!(
@@ -404,7 +388,7 @@ async fn an_agent_holds_at_most_five_streams_and_the_next_is_refused_429() {
     let started = std::time::Instant::now();
     for state in ["away", "available"].into_iter().cycle() {
         app.set_state("ana", state).await;
-        let again = stream_request(&app, &tokens[0], None).await;
+        let again = SseClient::request(&app, &tokens[0], None).await;
         if again.status() == 200 {
             break;
         }
@@ -425,7 +409,7 @@ async fn past_the_processs_cap_a_stream_is_refused_429() {
         SseClient::open(&app, &token, None).await,
     ];
     for who in [ADMIN_TOKEN, token.as_str()] {
-        let refused = stream_request(&app, who, None).await;
+        let refused = SseClient::request(&app, who, None).await;
         assert_eq!(refused.status(), 429);
         let error = error_of(refused).await;
         assert!(
@@ -499,7 +483,7 @@ async fn a_last_event_id_the_stream_never_gave_is_refused_400() {
         (token.as_str(), format!("{}-0", ms + 60_000)),
         (token.as_str(), format!("{}-{}", u64::MAX, u64::MAX)),
     ] {
-        let refused = stream_request(&app, who, Some(&id)).await;
+        let refused = SseClient::request(&app, who, Some(&id)).await;
         assert_eq!(refused.status(), 400, "{id}");
         let error = error_of(refused).await;
         assert!(
@@ -515,7 +499,7 @@ async fn a_last_event_id_the_stream_never_gave_is_refused_400() {
         "18446744073709551616-0",
         "1.5-0",
     ] {
-        let refused = stream_request(&app, &token, Some(id)).await;
+        let refused = SseClient::request(&app, &token, Some(id)).await;
         assert_eq!(refused.status(), 400, "{id}");
         let error = error_of(refused).await;
         assert!(error.contains("<ms>-<seq>"), "{error}");

@@ -711,14 +711,7 @@ impl SseClient {
     /// Opens `/v1/events` with `token` (and `Last-Event-ID` if given); panics
     /// unless it answers 200 `text/event-stream`.
     pub async fn open(app: &TestApp, token: &str, last_event_id: Option<&str>) -> SseClient {
-        let mut request = app
-            .http
-            .get(format!("{}/v1/events", app.base()))
-            .bearer_auth(token);
-        if let Some(id) = last_event_id {
-            request = request.header("last-event-id", id);
-        }
-        let response = request.send().await.expect("GET /v1/events");
+        let response = SseClient::request(app, token, last_event_id).await;
         assert_eq!(response.status(), 200);
         assert!(
             response.headers()["content-type"]
@@ -730,6 +723,23 @@ impl SseClient {
             response,
             buffer: String::new(),
         }
+    }
+
+    /// `GET /v1/events` with `token` (and `Last-Event-ID` if given), whatever
+    /// it answers.
+    pub async fn request(
+        app: &TestApp,
+        token: &str,
+        last_event_id: Option<&str>,
+    ) -> reqwest::Response {
+        let mut request = app
+            .http
+            .get(format!("{}/v1/events", app.base()))
+            .bearer_auth(token);
+        if let Some(id) = last_event_id {
+            request = request.header("last-event-id", id);
+        }
+        request.send().await.expect("GET /v1/events")
     }
 
     /// The next event, or `None` if none comes within `wait`.
