@@ -17,6 +17,16 @@
 //! `BENCH_STREAMS` (default 1000) the streams; `BENCH_IDLE=1` opens them for
 //! agents in no queue (nothing to deliver), and `BENCH_NICE_CLIENTS=1` runs
 //! the stream clients at the lowest priority, as if they were elsewhere.
+//!
+//! `BENCH_MODE=resume_storm` measures instead what resuming costs the
+//! webhooks: the namespace's stream is filled with 10,000 events (a tenth of
+//! them the storm's agent's), then one agent token asks for
+//! `BENCH_RESUMES` (default 1,000) streams at once with `Last-Event-ID: 0-0`,
+//! each read until it goes quiet, wave after wave (at most one a second)
+//! for the whole load phase; the same load runs without the storm first.
+//! It prints webhook p50/p99 and CPU per webhook with and without, and what
+//! the storm got: streams served and refused (by status), and the events
+//! and `gap` notices read.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -37,14 +47,11 @@ async fn main() {
     let streams: usize = env_or("BENCH_STREAMS", 1000);
     let rounds: usize = env_or("BENCH_ROUNDS", 3);
     println!("{}", machine());
-    let redis = RedisServer::start().expect("redis-server (apt-get install redis-server)");
-    let routing = std::env::temp_dir().join(format!("sb-bench-events-{}.toml", std::process::id()));
-    std::fs::write(
-        &routing,
-        "[defaults]\nwrap_up_secs = 0\nno_answer_delay_secs = 0\nmax_missed_in_row = 1000\ndefault_queue = \"q0\"\n\n[[queues]]\nname = \"q0\"\nnumbers = [\"+15005550006\"]\n",
-    )
-    .expect("routing file");
-    let server = Server::start(&redis, &routing);
+    if std::env::var("BENCH_MODE").as_deref() == Ok("resume_storm") {
+        resume_storm(secs, rounds).await;
+        return;
+    }
+    let (redis, server) = start();
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(2 * streams)
         .build()
@@ -112,6 +119,221 @@ async fn main() {
     drop(server);
 }
 
+/// A fresh redis-server and a release server on it, with one queue `q0`.
+fn start() -> (RedisServer, Server) {
+    let redis = RedisServer::start().expect("redis-server (apt-get install redis-server)");
+    let routing = std::env::temp_dir().join(format!("sb-bench-events-{}.toml", std::process::id()));
+    std::fs::write(
+        &routing,
+        "[defaults]\nwrap_up_secs = 0\nno_answer_delay_secs = 0\nmax_missed_in_row = 1000\ndefault_queue = \"q0\"\n\n[[queues]]\nname = \"q0\"\nnumbers = [\"+15005550006\"]\n",
+    )
+    .expect("routing file");
+    let server = Server::start(&redis, &routing);
+    (redis, server)
+}
+
+/// `BENCH_MODE=resume_storm` (see the header).
+async fn resume_storm(secs: f64, rounds: usize) {
+    let resumes: usize = env_or("BENCH_RESUMES", 1000);
+    let (redis, server) = start();
+    let http = reqwest::Client::new();
+    // Agents for the load to ring, and the storm's agent, in no queue.
+    agents_with_tokens(&http, &server.base, "a", &["q0"], 50).await;
+    let token = agents_with_tokens(&http, &server.base, "storm", &[], 1)
+        .await
+        .remove(0);
+    fill_events(&redis, 10_000, "storm0").await;
+    println!(
+        "{resumes} resumes a wave from Last-Event-ID 0-0 with one agent token (storm0), against a stream of 10,000 events"
+    );
+    let mut p99 = [Vec::new(), Vec::new()];
+    for round in 0..rounds {
+        let without = measured(&server, &redis, secs).await;
+        report(&format!("round {}, no storm", round + 1), &without);
+        p99[0].push(without.load.latency_ms.p99);
+
+        let storm = Storm::start(server.base.clone(), token.clone(), resumes);
+        let with = measured(&server, &redis, secs).await;
+        let tally = storm.stop();
+        report(&format!("round {}, resume storm", round + 1), &with);
+        println!(
+            "  the storm: {} waves, {} resumes: {} served ({} events, {} gap notices read), refused {:?}, {} failed to connect",
+            tally.waves,
+            tally.resumes,
+            tally.served,
+            tally.events,
+            tally.gaps,
+            tally.refused,
+            tally.failed
+        );
+        p99[1].push(with.load.latency_ms.p99);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    println!(
+        "webhook p99, median of {rounds} rounds: {:.2} ms without the storm, {:.2} ms with it",
+        median(&mut p99[0]),
+        median(&mut p99[1])
+    );
+}
+
+/// `n` events appended as the scripts append them (`emit` in
+/// lua/lib/common.lua), one in ten about `agent`, the rest about 100 others.
+async fn fill_events(redis: &RedisServer, n: usize, agent: &str) {
+    let client = redis::Client::open(redis.url()).expect("redis URL");
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis connection");
+    for start in (0..n).step_by(500) {
+        let mut pipe = redis::pipe();
+        for i in start..(start + 500).min(n) {
+            let who = if i % 10 == 0 {
+                agent.to_owned()
+            } else {
+                format!("a{}", i % 100)
+            };
+            let data = serde_json::json!({
+                "call_sid": format!("CA{i:032x}"), "queue": "q0", "from": "+15005550123",
+                "agent": who, "agent_queue": "q0", "via": "queue", "attempt": 1,
+                "at": SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64),
+            });
+            pipe.cmd("XADD")
+                .arg("sb:{default}:events")
+                .arg("MAXLEN")
+                .arg("~")
+                .arg(10_000)
+                .arg("*")
+                .arg("event")
+                .arg("call_routed")
+                .arg("data")
+                .arg(data.to_string())
+                .ignore();
+        }
+        let () = pipe.query_async(&mut conn).await.expect("XADD");
+    }
+}
+
+/// What the storm's clients got.
+#[derive(Default, Debug)]
+struct Tally {
+    waves: usize,
+    resumes: usize,
+    served: usize,
+    /// Answers other than 200, by status.
+    refused: std::collections::BTreeMap<u16, usize>,
+    failed: usize,
+    events: usize,
+    gaps: usize,
+}
+
+/// Waves of resumes on a thread and runtime of their own (as `Streams`),
+/// until stopped.
+struct Storm {
+    stop: tokio::sync::oneshot::Sender<()>,
+    thread: std::thread::JoinHandle<Tally>,
+}
+
+impl Storm {
+    fn start(base: String, token: String, resumes: usize) -> Storm {
+        let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let runtime = clients_runtime();
+            runtime.block_on(async move {
+                let http = reqwest::Client::builder()
+                    .pool_max_idle_per_host(resumes)
+                    .build()
+                    .expect("http client");
+                let tally = Arc::new(Mutex::new(Tally::default()));
+                loop {
+                    let wave_started = Instant::now();
+                    let mut wave = tokio::task::JoinSet::new();
+                    for _ in 0..resumes {
+                        wave.spawn(resume(
+                            http.clone(),
+                            base.clone(),
+                            token.clone(),
+                            tally.clone(),
+                        ));
+                    }
+                    tally.lock().expect("tally").waves += 1;
+                    let finished = async {
+                        while wave.join_next().await.is_some() {}
+                        let pause = Duration::from_secs(1).saturating_sub(wave_started.elapsed());
+                        tokio::time::sleep(pause).await;
+                    };
+                    tokio::select! {
+                        () = finished => {}
+                        _ = &mut stopped => break,
+                    }
+                }
+                std::mem::take(&mut *tally.lock().expect("tally"))
+            })
+        });
+        Storm { stop, thread }
+    }
+
+    fn stop(self) -> Tally {
+        let _ = self.stop.send(());
+        self.thread.join().expect("storm thread")
+    }
+}
+
+/// One resume from `0-0`, read until 300 ms pass without a byte.
+async fn resume(http: reqwest::Client, base: String, token: String, tally: Arc<Mutex<Tally>>) {
+    let sent = http
+        .get(format!("{base}/v1/events"))
+        .bearer_auth(&token)
+        .header("last-event-id", "0-0")
+        .send()
+        .await;
+    tally.lock().expect("tally").resumes += 1;
+    let mut response = match sent {
+        Ok(r) if r.status() == 200 => r,
+        Ok(r) => {
+            *tally
+                .lock()
+                .expect("tally")
+                .refused
+                .entry(r.status().as_u16())
+                .or_default() += 1;
+            return;
+        }
+        Err(_) => {
+            tally.lock().expect("tally").failed += 1;
+            return;
+        }
+    };
+    tally.lock().expect("tally").served += 1;
+    let (mut events, mut gaps) = (0, 0);
+    // The last bytes of the previous chunk, so a marker split between two
+    // chunks is counted too (and one wholly in them, once).
+    let mut carry: Vec<u8> = Vec::new();
+    while let Ok(Ok(Some(chunk))) =
+        tokio::time::timeout(Duration::from_millis(300), response.chunk()).await
+    {
+        let mut bytes = std::mem::take(&mut carry);
+        let (events_before, gaps_before) = (count(&bytes, b"id: "), count(&bytes, b"event: gap"));
+        bytes.extend_from_slice(&chunk);
+        events += count(&bytes, b"id: ") - events_before;
+        gaps += count(&bytes, b"event: gap") - gaps_before;
+        carry = bytes[bytes.len().saturating_sub(16)..].to_vec();
+    }
+    let mut tally = tally.lock().expect("tally");
+    tally.events += events;
+    tally.gaps += gaps;
+}
+
+fn count(haystack: &[u8], needle: &[u8]) -> usize {
+    haystack
+        .windows(needle.len())
+        .filter(|w| w == &needle)
+        .count()
+}
+
 /// A load phase and the CPU each process spent on it.
 struct Measured {
     load: simulate::Report,
@@ -174,6 +396,15 @@ impl Streams {
     }
 }
 
+/// A runtime on the current thread, for clients kept off the load
+/// generator's.
+fn clients_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
 /// One stream per token, each followed by its own task on a thread of their
 /// own; waits until all answered.
 async fn open_streams(
@@ -205,10 +436,7 @@ async fn open_streams(
                 );
             }
         }
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
+        let runtime = clients_runtime();
         runtime.block_on(async move {
             let http = reqwest::Client::builder()
                 .pool_max_idle_per_host(2 * tokens_owned.len())

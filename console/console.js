@@ -2,7 +2,9 @@
 // this server's own /v1 API. The token lives in sessionStorage (this tab
 // only) and travels only in the Authorization header. Live updates come from
 // GET /v1/events, read with fetch() (EventSource cannot send a header),
-// resumed with Last-Event-ID after a lost connection.
+// resumed with Last-Event-ID after a lost connection; a `gap` notice (the
+// resume went further back than the server keeps for it) reloads the
+// present, and a `shutdown` notice reconnects after its `retry:` time.
 'use strict';
 (() => {
   const $ = (id) => document.getElementById(id);
@@ -80,6 +82,8 @@
     let lost = false;
     let delay = 1000;
     while (mine === session) {
+      let restartIn = null; // ms, from a shutdown notice
+      let busy = false; // 429: this token's agent has its most streams open
       try {
         const headers = { Authorization: 'Bearer ' + token };
         if (lastId) headers['Last-Event-ID'] = lastId;
@@ -87,6 +91,9 @@
         aborter = ctl;
         const response = await fetch('/v1/events', { headers, cache: 'no-store', signal: ctl.signal });
         if (response.status === 401) { signOut('Your token was refused (expired or revoked?): sign in again.'); return; }
+        // An id this server never gave (another Redis?): start afresh.
+        if (response.status === 400) lastId = null;
+        busy = response.status === 429;
         if (!response.ok) throw new Error('events: ' + response.status);
         try {
           await onOpen();
@@ -116,14 +123,20 @@
           while ((end = buffer.indexOf('\n\n')) >= 0) {
             const block = buffer.slice(0, end);
             buffer = buffer.slice(end + 2);
-            let id = null; let kind = null; let data = null;
+            let id = null; let kind = null; let data = null; let retry = null;
             for (const line of block.split('\n')) {
               if (line.startsWith('id:')) id = line.slice(3).trim();
               else if (line.startsWith('event:')) kind = line.slice(6).trim();
               else if (line.startsWith('data:')) data = line.slice(5).trim();
+              else if (line.startsWith('retry:')) retry = parseInt(line.slice(6), 10);
             }
+            // The server is stopping; the stream ends next. No id: the
+            // resume starts after the last event.
+            if (kind === 'shutdown') restartIn = Number.isFinite(retry) ? retry : 1000;
             if (id && kind && data) {
               lastId = id;
+              // Events were left out: what the page shows is reloaded.
+              if (kind === 'gap') { onOpen().catch(() => {}); continue; }
               try { onEvent(kind, JSON.parse(data)); } catch (e) { console.error(e); }
             }
           }
@@ -133,7 +146,12 @@
       }
       if (mine !== session) return;
       lost = true;
-      connection('lost', 'Connection lost — reconnecting…');
+      if (restartIn !== null) {
+        connection('lost', 'Server restarting — reconnecting…');
+        await new Promise((r) => setTimeout(r, restartIn));
+        continue;
+      }
+      connection('lost', busy ? 'Too many consoles open for you — retrying…' : 'Connection lost — reconnecting…');
       await new Promise((r) => setTimeout(r, delay));
       delay = Math.min(delay * 2, 10000);
     }

@@ -9,7 +9,10 @@
 //! that falls that far behind is closed (its client resumes with
 //! `Last-Event-ID`), so a slow client holds no more memory than that. The
 //! reader runs while any stream is open: it starts with the first and stops
-//! after the last has gone, so a replica nobody watches reads nothing.
+//! after the last has gone, so a replica nobody watches reads nothing. The
+//! hub also counts the streams it feeds, and refuses one past the process's
+//! cap or its agent's (`StreamLimits`): each holds a connection and a queue,
+//! and one leaked agent token must not be able to open thousands.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -18,6 +21,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use crate::config::StreamLimits;
 use crate::metrics;
 use crate::store::events::StoredEvent;
 use crate::store::{Store, StoreError};
@@ -37,6 +41,7 @@ pub struct EventHub {
 
 struct Inner {
     store: Store,
+    limits: StreamLimits,
     subscribers: Mutex<Subscribers>,
     /// The running reader, if any. Held across the read of its first
     /// position, so no subscriber goes on before the reader it relies on has
@@ -50,6 +55,19 @@ struct Inner {
 struct Subscribers {
     next: u64,
     by_viewer: HashMap<Option<String>, HashMap<u64, mpsc::Sender<Arc<StoredEvent>>>>,
+    /// Streams in `by_viewer`, all viewers together.
+    open: usize,
+}
+
+/// A stream the hub would not open.
+#[derive(Debug, thiserror::Error)]
+pub enum SubscribeError {
+    #[error("this agent has {0} event streams open on this server, the most it may")]
+    AgentFull(usize),
+    #[error("this server has {0} event streams open, the most it serves")]
+    ProcessFull(usize),
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 /// One open stream's feed; leaves the hub when dropped.
@@ -69,7 +87,9 @@ impl Drop for Subscription {
 impl Subscribers {
     fn remove(&mut self, viewer: &Option<String>, id: u64) {
         if let Some(streams) = self.by_viewer.get_mut(viewer) {
-            streams.remove(&id);
+            if streams.remove(&id).is_some() {
+                self.open -= 1;
+            }
             if streams.is_empty() {
                 self.by_viewer.remove(viewer);
             }
@@ -105,6 +125,34 @@ impl Subscribers {
     }
 }
 
+impl Subscribers {
+    /// Adds a stream for `viewer` unless a cap says no.
+    fn add(
+        &mut self,
+        viewer: &Option<String>,
+        sender: mpsc::Sender<Arc<StoredEvent>>,
+        limits: StreamLimits,
+    ) -> Result<u64, SubscribeError> {
+        if self.open >= limits.total {
+            return Err(SubscribeError::ProcessFull(self.open));
+        }
+        if viewer.is_some() {
+            let mine = self.by_viewer.get(viewer).map_or(0, HashMap::len);
+            if mine >= limits.per_agent {
+                return Err(SubscribeError::AgentFull(mine));
+            }
+        }
+        self.next += 1;
+        let id = self.next;
+        self.by_viewer
+            .entry(viewer.clone())
+            .or_default()
+            .insert(id, sender);
+        self.open += 1;
+        Ok(id)
+    }
+}
+
 impl Inner {
     fn lock(&self) -> std::sync::MutexGuard<'_, Subscribers> {
         self.subscribers
@@ -114,33 +162,33 @@ impl Inner {
 }
 
 impl EventHub {
-    pub fn new(store: Store) -> EventHub {
+    pub fn new(store: Store, limits: StreamLimits) -> EventHub {
         EventHub {
             inner: Arc::new(Inner {
                 store,
+                limits,
                 subscribers: Mutex::new(Subscribers::default()),
                 reader: tokio::sync::Mutex::new(None),
             }),
         }
     }
 
-    /// Every event appended from now on that `agent` may see (`None`: all).
+    /// Every event appended from now on that `agent` may see (`None`: all),
+    /// unless this process or this agent has its most streams open already.
     /// The reader's first position is read before any subscriber goes on, so
     /// a subscriber that then reads the stream up to its end and follows this
     /// feed misses nothing between.
-    pub async fn subscribe(&self, agent: Option<String>) -> Result<Subscription, StoreError> {
+    pub async fn subscribe(&self, agent: Option<String>) -> Result<Subscription, SubscribeError> {
         let (sender, events) = mpsc::channel(BUFFERED);
-        let id = {
-            let mut subscribers = self.inner.lock();
-            subscribers.next += 1;
-            let id = subscribers.next;
-            subscribers
-                .by_viewer
-                .entry(agent.clone())
-                .or_default()
-                .insert(id, sender);
-            id
-        };
+        let id = self
+            .inner
+            .lock()
+            .add(&agent, sender, self.inner.limits)
+            .inspect_err(|e| {
+                if !matches!(e, SubscribeError::Store(_)) {
+                    metrics::event_stream_dropped("refused");
+                }
+            })?;
         let subscription = Subscription {
             events,
             inner: self.inner.clone(),
@@ -222,13 +270,9 @@ mod tests {
         let mut subscribers = Subscribers::default();
         let mut add = |viewer: Option<&str>, capacity: usize| {
             let (sender, receiver) = mpsc::channel(capacity);
-            subscribers.next += 1;
-            let id = subscribers.next;
             subscribers
-                .by_viewer
-                .entry(viewer.map(str::to_owned))
-                .or_default()
-                .insert(id, sender);
+                .add(&viewer.map(str::to_owned), sender, StreamLimits::default())
+                .expect("under the caps");
             receiver
         };
         let mut admin = add(None, 10);
@@ -251,5 +295,36 @@ mod tests {
         assert_eq!(ids(&mut bob), ["3-0"]);
         assert!(bob.try_recv().is_err());
         assert!(!subscribers.by_viewer.contains_key(&Some("bob".to_owned())));
+        assert_eq!(
+            subscribers.open, 2,
+            "bob's closed stream is no longer counted"
+        );
+    }
+
+    #[test]
+    fn a_stream_past_its_agents_cap_or_the_processs_is_refused() {
+        let limits = StreamLimits {
+            total: 3,
+            per_agent: 2,
+        };
+        let mut subscribers = Subscribers::default();
+        let mut add = |viewer: Option<&str>| {
+            let (sender, receiver) = mpsc::channel(1);
+            // The receivers are kept: a dropped one would close its stream.
+            std::mem::forget(receiver);
+            subscribers.add(&viewer.map(str::to_owned), sender, limits)
+        };
+        assert!(add(Some("ana")).is_ok());
+        assert!(add(Some("ana")).is_ok());
+        assert!(matches!(
+            add(Some("ana")),
+            Err(SubscribeError::AgentFull(2))
+        ));
+        assert!(add(None).is_ok(), "admins have no per-agent cap");
+        assert!(matches!(
+            add(Some("bob")),
+            Err(SubscribeError::ProcessFull(3))
+        ));
+        assert!(matches!(add(None), Err(SubscribeError::ProcessFull(3))));
     }
 }

@@ -140,9 +140,10 @@ fn describe() {
     gauge!(EVENT_STREAMS).set(0.0);
     describe_counter!(
         EVENT_STREAMS_DROPPED,
-        "Event streams closed because their client fell too far behind (lagged)."
+        "Event streams closed because their client fell too far behind (lagged), or refused at the process's or an agent's cap of open streams (refused)."
     );
     counter!(EVENT_STREAMS_DROPPED, "reason" => "lagged").increment(0);
+    counter!(EVENT_STREAMS_DROPPED, "reason" => "refused").increment(0);
     // Not set until the worker has read them: a 0 would be a false "no limit".
     describe_gauge!(
         REDIS_USED_MEMORY,

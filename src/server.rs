@@ -68,7 +68,7 @@ pub fn build_state(settings: Settings) -> Result<AppState, StoreError> {
     let handle = metrics::install();
     metrics::register_series(settings.routing.queues());
     Ok(AppState {
-        events: crate::events::EventHub::new(engine.store().clone()),
+        events: crate::events::EventHub::new(engine.store().clone(), settings.event_streams),
         engine,
         settings: Arc::new(settings),
         metrics: handle,

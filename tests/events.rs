@@ -1,7 +1,10 @@
 //! Events: the scripts append every change to the namespace's stream;
 //! `GET /v1/events` serves them live as Server-Sent Events (all for the admin,
 //! its own for an agent), resumes after `Last-Event-ID`, and
-//! `GET /v1/calls/{CallSid}` gives one call's events, oldest first.
+//! `GET /v1/calls/{CallSid}` gives one call's events, oldest first. What a
+//! stream may cost is bounded: open streams per agent and per process (429),
+//! how far back a resume reads (a `gap` notice past it), ids the stream never
+//! gave (400); and at shutdown each stream gets a notice and ends at once.
 
 mod common;
 
@@ -139,7 +142,7 @@ async fn an_agent_streams_its_own_events_only() {
         .send()
         .await
         .unwrap();
-    assert_eq!(bad_id.status(), 422);
+    assert_eq!(bad_id.status(), 400);
     let none = app
         .http
         .get(format!("{}/v1/events", app.base()))
@@ -306,4 +309,253 @@ async fn the_reader_runs_only_while_a_stream_is_open() {
         .until("agent_state", WAIT, |e| e.data["state"] == "offline")
         .await;
     assert_eq!(seen.len(), 1, "{seen:#?}");
+}
+
+/// The error message of a refused request, checking it is JSON `{"error"}`.
+async fn error_of(response: reqwest::Response) -> String {
+    let body: serde_json::Value = response.json().await.expect("a JSON error");
+    body["error"].as_str().expect("an error message").to_owned()
+}
+
+/// Appends `n` events as the scripts do (lua/lib/common.lua `emit`), event
+/// `i` about agent `agent_of(i)`.
+async fn append_events(app: &TestApp, n: usize, agent_of: impl Fn(usize) -> &'static str) {
+    let mut conn = app.redis().await;
+    let mut pipe = redis::pipe();
+    for i in 0..n {
+        let data = serde_json::json!({"agent": agent_of(i), "state": "away", "previous": "away", "n": i, "at": 0});
+        pipe.cmd("XADD")
+            .arg(app.key("events"))
+            .arg("*")
+            .arg("event")
+            .arg("agent_state")
+            .arg("data")
+            .arg(data.to_string())
+            .ignore();
+    }
+    let () = pipe.query_async(&mut conn).await.unwrap();
+}
+
+/// The id of the stream's newest event.
+async fn newest_id(app: &TestApp) -> String {
+    let mut conn = app.redis().await;
+    let newest: Vec<(String, Vec<(String, String)>)> = redis::cmd("XREVRANGE")
+        .arg(app.key("events"))
+        .arg("+")
+        .arg("-")
+        .arg("COUNT")
+        .arg(1)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    newest[0].0.clone()
+}
+
+#[tokio::test]
+async fn an_agent_holds_at_most_five_streams_and_the_next_is_refused_429() {
+    let app = spawn_app(QUICK).await;
+    app.add_agent("ana", &["support"]).await;
+    app.add_agent("bob", &["support"]).await;
+    // Two tokens of one agent share its cap.
+    let tokens = [app.issue_token("ana").await, app.issue_token("ana").await];
+    let mut open = Vec::new();
+    for n in 0..5 {
+        open.push(SseClient::open(&app, &tokens[n % 2], None).await);
+    }
+    for token in &tokens {
+        let refused = SseClient::request(&app, token, Some("0-0")).await;
+        assert_eq!(refused.status(), 429);
+        let error = error_of(refused).await;
+        assert!(
+            error.contains("this agent has 5 event streams open"),
+            "{error}"
+        );
+    }
+    // Others are not held to ana's cap.
+    let bobs = app.issue_token("bob").await;
+    let _bob = SseClient::open(&app, &bobs, None).await;
+    let _admin = SseClient::open(&app, ADMIN_TOKEN, None).await;
+    assert!(
+        metric(
+            &app.metrics().await,
+            r#"switchboard_event_streams_dropped_total{reason="refused"}"#
+        ) >= 2.0
+    );
+
+    // A stream that closes frees its place: once the server notices (an
+    // event written to the closed socket, at the latest).
+    drop(open.pop());
+    let started = std::time::Instant::now();
+    for state in ["away", "available"].into_iter().cycle() {
+        app.set_state("ana", state).await;
+        let again = SseClient::request(&app, &tokens[0], None).await;
+        if again.status() == 200 {
+            break;
+        }
+        assert_eq!(again.status(), 429);
+        assert!(started.elapsed() < WAIT, "the closed stream still counts");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn past_the_processs_cap_a_stream_is_refused_429() {
+    let app = spawn_app_with(QUICK, true, |s| s.event_streams.total = 3).await;
+    app.add_agent("ana", &["support"]).await;
+    let token = app.issue_token("ana").await;
+    let _open = [
+        SseClient::open(&app, ADMIN_TOKEN, None).await,
+        SseClient::open(&app, ADMIN_TOKEN, None).await,
+        SseClient::open(&app, &token, None).await,
+    ];
+    for who in [ADMIN_TOKEN, token.as_str()] {
+        let refused = SseClient::request(&app, who, None).await;
+        assert_eq!(refused.status(), 429);
+        let error = error_of(refused).await;
+        assert!(
+            error.contains("this server has 3 event streams open"),
+            "{error}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_resume_from_further_back_than_the_window_gets_a_gap_then_its_own_events() {
+    let app = spawn_app(QUICK).await;
+    app.add_agent("ana", &["support"]).await;
+    app.add_agent("bob", &["support"]).await;
+    let token = app.issue_token("ana").await;
+    // More than the 500 a resume may go back; a third of them ana's.
+    append_events(&app, 600, |i| if i % 3 == 0 { "ana" } else { "bob" }).await;
+    let newest = newest_id(&app).await;
+
+    let mut ana = SseClient::open(&app, &token, Some("0-0")).await;
+    let gap = ana.next(WAIT).await.expect("a gap notice");
+    assert_eq!(gap.event, "gap", "{gap:?}");
+    assert_eq!(gap.data["missed_after"], "0-0", "{gap:?}");
+    assert_eq!(gap.data["resume_window"], 500, "{gap:?}");
+    assert_eq!(gap.id, newest, "the next resume starts after the gap");
+    // Then live, and only ana's.
+    app.set_state("bob", "available").await;
+    app.set_state("ana", "available").await;
+    let live = ana.next(WAIT).await.expect("a live event");
+    assert_eq!(
+        (live.data["agent"].as_str(), live.data["state"].as_str()),
+        (Some("ana"), Some("available")),
+        "{live:?}"
+    );
+    drop(ana);
+
+    // Within the window: what was missed, ana's only, in order.
+    append_events(&app, 30, |i| if i % 3 == 0 { "ana" } else { "bob" }).await;
+    let mut again = SseClient::open(&app, &token, Some(&live.id)).await;
+    let mut missed = Vec::new();
+    while let Some(event) = again.next(Duration::from_millis(500)).await {
+        missed.push(event);
+    }
+    let numbers: Vec<u64> = missed
+        .iter()
+        .map(|e| {
+            assert_eq!(e.data["agent"], "ana", "{e:?}");
+            e.data["n"].as_u64().unwrap()
+        })
+        .collect();
+    assert_eq!(numbers, [0, 3, 6, 9, 12, 15, 18, 21, 24, 27]);
+
+    // The admin's resume is bounded alike.
+    append_events(&app, 501, |_| "bob").await;
+    let mut admin = SseClient::open(&app, ADMIN_TOKEN, Some(&live.id)).await;
+    let gap = admin.next(WAIT).await.expect("a gap notice");
+    assert_eq!(gap.event, "gap", "{gap:?}");
+    assert_eq!(gap.id, newest_id(&app).await);
+}
+
+#[tokio::test]
+async fn a_last_event_id_the_stream_never_gave_is_refused_400() {
+    let app = spawn_app(QUICK).await;
+    app.add_agent("ana", &["support"]).await;
+    let token = app.issue_token("ana").await;
+    let newest = newest_id(&app).await;
+    let (ms, seq) = newest.split_once('-').unwrap();
+    let (ms, seq): (u64, u64) = (ms.parse().unwrap(), seq.parse().unwrap());
+    for (who, id) in [
+        (ADMIN_TOKEN, format!("{ms}-{}", seq + 1)),
+        (token.as_str(), format!("{}-0", ms + 60_000)),
+        (token.as_str(), format!("{}-{}", u64::MAX, u64::MAX)),
+    ] {
+        let refused = SseClient::request(&app, who, Some(&id)).await;
+        assert_eq!(refused.status(), 400, "{id}");
+        let error = error_of(refused).await;
+        assert!(
+            error.contains("after this stream's newest event"),
+            "{error}"
+        );
+    }
+    for id in [
+        "yesterday",
+        "1-2-3",
+        "-1",
+        "1-",
+        "18446744073709551616-0",
+        "1.5-0",
+    ] {
+        let refused = SseClient::request(&app, &token, Some(id)).await;
+        assert_eq!(refused.status(), 400, "{id}");
+        let error = error_of(refused).await;
+        assert!(error.contains("<ms>-<seq>"), "{error}");
+    }
+    // The newest id itself resumes with nothing missed.
+    let mut resumed = SseClient::open(&app, &token, Some(&newest)).await;
+    app.set_state("ana", "available").await;
+    let live = resumed.next(WAIT).await.expect("a live event");
+    assert_eq!(live.data["state"], "available", "{live:?}");
+}
+
+#[tokio::test]
+async fn at_shutdown_a_stream_gets_a_notice_and_ends_at_once() {
+    let app = spawn_app(QUICK).await;
+    app.add_agent("ana", &["support"]).await;
+    let token = app.issue_token("ana").await;
+    let mut admin = SseClient::open(&app, ADMIN_TOKEN, None).await;
+    let mut agent = SseClient::open(&app, &token, None).await;
+    app.set_state("ana", "available").await;
+    admin
+        .until("agent_state", WAIT, |e| e.data["state"] == "available")
+        .await;
+    agent
+        .until("agent_state", WAIT, |e| e.data["state"] == "available")
+        .await;
+
+    let TestApp {
+        server,
+        redis: _redis,
+        ..
+    } = app;
+    // A stream is a request in flight, which the drain (11 s here) would
+    // otherwise wait for.
+    assert!(
+        tokio::time::timeout(Duration::from_secs(6), server.shutdown())
+            .await
+            .is_ok(),
+        "the server waited out its drain for the open streams"
+    );
+    for stream in [&mut admin, &mut agent] {
+        let (rest, ended) = stream.rest(WAIT).await;
+        assert!(ended, "the stream was cut, not ended: {rest:?}");
+        let notice = rest
+            .split("\n\n")
+            .find(|block| block.contains("event: shutdown"))
+            .unwrap_or_else(|| panic!("no shutdown notice in {rest:?}"));
+        let field = |name: &str| {
+            notice
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .map(str::trim)
+        };
+        let retry: u64 = field("retry:").expect("a retry: field").parse().unwrap();
+        assert!((1000..3000).contains(&retry), "{notice}");
+        let data: serde_json::Value = serde_json::from_str(field("data:").unwrap()).unwrap();
+        assert_eq!(data["retry_ms"], retry, "{notice}");
+        assert_eq!(field("id:"), None, "the client resumes from its last event");
+    }
 }

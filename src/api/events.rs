@@ -2,29 +2,38 @@
 //! where `Last-Event-ID` says the client stopped (admin token: every event;
 //! agent token: that agent's). `GET /v1/calls/{CallSid}`: one call's events,
 //! oldest first. Both read what the scripts appended (lua/lib/common.lua).
+//!
+//! What a stream may cost is bounded, since an agent token is a credential
+//! that leaks: the hub caps open streams per agent and per process (429), a
+//! resume reads at most `RESUME_WINDOW` events however old its id (further
+//! back it gets a `gap` notice and the client reloads the present), and an
+//! id the stream never gave is refused (400). At shutdown each stream sends a
+//! `shutdown` notice and ends at once, so the listener's drain does not wait
+//! for it and clients reconnect (elsewhere) without losing their place.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
+use std::time::Duration;
 
-use axum::Json;
 use axum::extract::{FromRequestParts, Path, State};
 use axum::http::HeaderMap;
 use axum::http::request::Parts;
 use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::{Extension, Json};
 use futures_util::Stream;
 use serde::Serialize;
+use tokio_util::sync::CancellationToken;
 use utoipa::ToSchema;
 
 use super::me::AgentCaller;
 use super::{ApiError, ErrorBody, has_admin_token};
 use crate::app::AppState;
-use crate::events::Subscription;
+use crate::events::{SubscribeError, Subscription};
+use crate::http::listener::Draining;
 use crate::metrics;
 use crate::store::Store;
 use crate::store::events::{StoredEvent, parse_id};
 
-/// Events read at a time while a resuming client catches up.
-const CATCH_UP_PAGE: usize = 200;
 /// How often an agent's open stream checks its token again (revoked,
 /// expired, agent deleted: the stream ends) and counts as a heartbeat.
 const RECHECK: std::time::Duration = std::time::Duration::from_secs(15);
@@ -72,6 +81,13 @@ impl Viewer {
     }
 }
 
+/// How far back a resume may go: the newest this many events after its
+/// `Last-Event-ID` (filtered to what the viewer sees). One from further back
+/// gets a `gap` notice instead, so every resume is one bounded read, for an
+/// admin and an agent alike, however old the id it brings; and a resumed
+/// stream holds about what a live one may have queued (`events::BUFFERED`).
+pub const RESUME_WINDOW: usize = 500;
+
 /// `Last-Event-ID`: a stream id (`<ms>-<seq>`), if the client sent one.
 fn last_event_id(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     let Some(value) = headers.get("last-event-id") else {
@@ -79,9 +95,18 @@ fn last_event_id(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     };
     match value.to_str().ok().map(str::trim) {
         Some(id) if parse_id(id).is_some() => Ok(Some(id.to_owned())),
-        _ => Err(ApiError::Invalid(
+        _ => Err(ApiError::BadRequest(
             "Last-Event-ID must be an event id given by this stream (<ms>-<seq>)".into(),
         )),
+    }
+}
+
+impl From<SubscribeError> for ApiError {
+    fn from(e: SubscribeError) -> Self {
+        match e {
+            SubscribeError::Store(e) => ApiError::Store(e),
+            full => ApiError::TooMany(format!("{full}: close one, or try again later")),
+        }
     }
 }
 
@@ -89,25 +114,52 @@ fn last_event_id(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
 /// `id:` to resume from with `Last-Event-ID`).
 #[utoipa::path(get, path = "/v1/events", operation_id = "stream_events", tag = "events",
     security(("bearer" = []), ("agent_token" = [])),
-    params(("Last-Event-ID" = Option<String>, Header, description = "resume after this event id", pattern = r"^[0-9]{1,20}-[0-9]{1,20}$")),
+    params(("Last-Event-ID" = Option<String>, Header, description = "resume after this event id: the events after it are sent first if there are at most 500 (those this token may see), else a `gap` notice", pattern = r"^[0-9]{1,20}-[0-9]{1,20}$")),
     responses(
-        (status = 200, description = "Server-Sent Events: each `event:` one of agent_state, call_routed, call_waiting, call_connected, call_ended, fallback, with a JSON `data:` line and an `id:`", content_type = "text/event-stream", body = String),
+        (status = 200, description = "Server-Sent Events: each `event:` one of agent_state, call_routed, call_waiting, call_connected, call_ended, fallback, with a JSON `data:` line and an `id:`. Two notices besides: `gap` (with an `id:`; data `{\"missed_after\": <the Last-Event-ID>, \"resume_window\": 500}`): more than 500 events came after the Last-Event-ID, they are not sent, so reload the present from the API; live events follow. `shutdown` (no `id:`; a `retry:` line; data `{\"reason\": \"shutdown\", \"retry_ms\": n}`): the server is stopping and the stream ends now; reconnect after `retry_ms` with the same Last-Event-ID", content_type = "text/event-stream", body = String),
+        (status = 400, description = "a Last-Event-ID that is not a stream id (<ms>-<seq>), or one after the stream's newest event", body = ErrorBody),
         (status = 401, description = "no admin or agent token, or one that is unknown, expired or revoked (or a token in the URL)", body = ErrorBody),
-        (status = 422, description = "a Last-Event-ID this stream never gave", body = ErrorBody),
+        (status = 429, description = "too many event streams open: this agent's (SWITCHBOARD_MAX_AGENT_STREAMS, default 5) or this server's (SWITCHBOARD_MAX_EVENT_STREAMS, default 5000)", body = ErrorBody),
         (status = 503, description = "no admin token configured, or Redis unavailable", body = ErrorBody),
     ))]
 pub async fn stream(
     State(state): State<AppState>,
     viewer: Viewer,
+    draining: Option<Extension<Draining>>,
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let resume = last_event_id(&headers)?;
     let store = state.engine.store().clone();
     let live = state.events.subscribe(viewer.agent()).await?;
+    let mut pending = VecDeque::new();
+    let mut gap = None;
     // Without Last-Event-ID the stream starts now.
-    let (cursor, catching_up) = match resume {
-        Some(id) => (id, true),
-        None => (store.last_event_id().await?, false),
+    let cursor = match resume {
+        None => store.last_event_id().await?,
+        Some(after) => {
+            let (newest, mut window) = store.resume_after(&after, RESUME_WINDOW + 1).await?;
+            // An id this stream has not given yet: a client of another
+            // namespace or Redis, or one that made it up. Refused rather than
+            // followed: its events would be held back until the stream passed it.
+            if parse_id(&after) > parse_id(&newest) {
+                return Err(ApiError::BadRequest(format!(
+                    "Last-Event-ID {after} is after this stream's newest event ({newest})"
+                )));
+            }
+            let end = window
+                .last()
+                .map_or_else(|| after.clone(), |e| e.id.clone());
+            if window.len() > RESUME_WINDOW {
+                gap = Some(Gap {
+                    missed_after: after,
+                    id: end.clone(),
+                });
+            } else {
+                window.retain(|e| viewer.sees(e));
+                pending.extend(window);
+            }
+            end
+        }
     };
     // Streams opened together (a shift starting, consoles reconnecting after
     // a deploy) would otherwise check and write together, every time: a burst
@@ -123,45 +175,104 @@ pub async fn stream(
         recheck,
         live,
         cursor,
-        catching_up,
-        pending: VecDeque::new(),
+        gap,
+        pending,
+        draining: draining.map(|Extension(Draining(token))| token),
         _open: OpenStream::new(),
     };
     let events = futures_util::stream::unfold(feed, |mut feed| async move {
-        let event = feed.next().await?;
-        let sse = Event::default()
-            .id(event.id.clone())
-            .event(event.kind.clone())
-            .data(event.data.clone());
+        let sse = feed.next().await?.into_sse();
         Some((Ok(sse), feed))
     });
     let keep_alive = KEEP_ALIVE.mul_f64(0.8 + 0.4 * rand::random::<f64>());
     Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(keep_alive)))
 }
 
-/// One client's events: first those after its `Last-Event-ID` read from the
-/// stream in pages, then the live feed past the last one sent. Polled only
-/// as the client reads; the stream ends when the client fell too far behind
-/// (the hub closed its queue).
+/// The notice that events were left out: those after `missed_after` up to
+/// `id`, more than `RESUME_WINDOW` of them.
+struct Gap {
+    missed_after: String,
+    id: String,
+}
+
+/// What a stream sends.
+enum Outgoing {
+    Event(StoredEvent),
+    Gap(Gap),
+    /// The last thing a stream sends when the server shuts down.
+    Shutdown,
+}
+
+impl Outgoing {
+    fn into_sse(self) -> Event {
+        match self {
+            Outgoing::Event(event) => Event::default()
+                .id(event.id)
+                .event(event.kind)
+                .data(event.data),
+            // With an id: the client's next resume starts after the gap.
+            Outgoing::Gap(gap) => Event::default().id(gap.id).event("gap").data(
+                serde_json::json!({"missed_after": gap.missed_after, "resume_window": RESUME_WINDOW})
+                    .to_string(),
+            ),
+            // No id: the client resumes from the last event it got. `retry:`
+            // is the reconnection time an EventSource waits before it
+            // reconnects; with data, the event is dispatched (the SSE spec
+            // drops an event without), so a fetch() client sees it too.
+            // Spread over 1 to 3 s so one replica's consoles do not all come
+            // back at once.
+            Outgoing::Shutdown => {
+                let retry = Duration::from_millis(1000 + rand::random_range(0..2000));
+                Event::default()
+                    .event("shutdown")
+                    .retry(retry)
+                    .data(
+                        serde_json::json!({"reason": "shutdown", "retry_ms": retry.as_millis() as u64})
+                            .to_string(),
+                    )
+            }
+        }
+    }
+}
+
+/// One client's events: those its resume read (or a `gap` notice), then the
+/// live feed past the last one sent. Polled only as the client reads; the
+/// stream ends when the client fell too far behind (the hub closed its
+/// queue), and at shutdown after a `shutdown` notice.
 struct Feed {
     store: Store,
     viewer: Viewer,
-    /// The last event was sent (its agent was deleted).
+    /// The last thing was sent (its agent was deleted, or shutdown).
     ended: bool,
     recheck: tokio::time::Interval,
     live: Subscription,
     /// The id of the last event handled (sent or filtered out).
     cursor: String,
-    catching_up: bool,
+    gap: Option<Gap>,
     pending: VecDeque<StoredEvent>,
+    /// Cancelled when the server begins shutting down (the listener's).
+    draining: Option<CancellationToken>,
     _open: OpenStream,
 }
 
 impl Feed {
-    async fn next(&mut self) -> Option<StoredEvent> {
+    async fn next(&mut self) -> Option<Outgoing> {
         loop {
             if self.ended {
                 return None;
+            }
+            // Before anything pending: the listener waits for this stream to
+            // end, and the client resumes whatever was not sent.
+            if self
+                .draining
+                .as_ref()
+                .is_some_and(CancellationToken::is_cancelled)
+            {
+                self.ended = true;
+                return Some(Outgoing::Shutdown);
+            }
+            if let Some(gap) = self.gap.take() {
+                return Some(Outgoing::Gap(gap));
             }
             if let Some(event) = self.pending.pop_front() {
                 if !self.viewer.sees(&event) {
@@ -172,23 +283,9 @@ impl Feed {
                 self.ended = matches!(self.viewer, Viewer::Agent { .. })
                     && event.kind == "agent_state"
                     && event.data.contains(r#""state":"deleted""#);
-                return Some(event);
+                return Some(Outgoing::Event(event));
             }
-            if self.catching_up {
-                let page = match self.store.events_after(&self.cursor, CATCH_UP_PAGE).await {
-                    Ok(page) => page,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "cannot read past events; ending the stream");
-                        return None;
-                    }
-                };
-                self.catching_up = page.len() >= CATCH_UP_PAGE;
-                if let Some(last) = page.last() {
-                    self.cursor.clone_from(&last.id);
-                }
-                self.pending.extend(page);
-                continue;
-            }
+            let draining = self.draining.clone();
             let next = tokio::select! {
                 next = self.live.events.recv() => next,
                 _ = self.recheck.tick() => {
@@ -197,6 +294,8 @@ impl Feed {
                     }
                     continue;
                 }
+                // The top of the loop sends the notice.
+                () = cancelled(draining.as_ref()) => continue,
             };
             match next {
                 Some(event) => {
@@ -239,6 +338,15 @@ impl Feed {
             // Redis away: the stream stays; the next check decides.
             Err(_) => true,
         }
+    }
+}
+
+/// Completes when `token` is cancelled; never without one (a router served
+/// without the listener, as in-process tests do).
+async fn cancelled(token: Option<&CancellationToken>) {
+    match token {
+        Some(token) => token.cancelled().await,
+        None => std::future::pending().await,
     }
 }
 

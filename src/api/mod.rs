@@ -116,6 +116,12 @@ pub enum ApiError {
     Conflict(String),
     #[error("{0}")]
     Invalid(String),
+    /// A request header this route cannot use (a bad `Last-Event-ID`).
+    #[error("{0}")]
+    BadRequest(String),
+    /// Past a cap of open streams: try again once one has closed.
+    #[error("{0}")]
+    TooMany(String),
     #[error("the admin API is disabled: SWITCHBOARD_ADMIN_TOKEN is not set")]
     Disabled,
     /// The detail is logged, never answered: it names Redis's address and
@@ -137,7 +143,8 @@ impl From<JsonRejection> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = match &self {
-            ApiError::BadJson(_) => StatusCode::BAD_REQUEST,
+            ApiError::BadJson(_) | ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::TooMany(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unauthorized | ApiError::TokenInUrl => StatusCode::UNAUTHORIZED,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,

@@ -88,6 +88,16 @@ pub struct SettingsArgs {
     #[arg(long, env = "SWITCHBOARD_MAX_CONNECTIONS", default_value_t = 10000)]
     pub max_connections: usize,
 
+    /// Event streams (GET /v1/events) this process serves at once; past it a
+    /// new one is answered 429.
+    #[arg(long, env = "SWITCHBOARD_MAX_EVENT_STREAMS", default_value_t = StreamLimits::default().total)]
+    pub max_event_streams: usize,
+
+    /// Event streams one agent token's agent may have open at once on this
+    /// process (a console, a few tabs); past it a new one is answered 429.
+    #[arg(long, env = "SWITCHBOARD_MAX_AGENT_STREAMS", default_value_t = StreamLimits::default().per_agent)]
+    pub max_agent_streams: usize,
+
     /// Twilio account of the REST API requests (redirecting held callers); with
     /// TWILIO_AUTH_TOKEN, or with TWILIO_API_KEY + TWILIO_API_SECRET.
     // Hidden like the secrets: `--help` output ends up in tickets and logs.
@@ -455,6 +465,7 @@ pub struct Settings {
     /// emergency TwiML, well inside Twilio's 15 s.
     pub request_timeout: Duration,
     pub connections: ConnectionLimits,
+    pub event_streams: StreamLimits,
     /// Twilio's REST API (redirecting held callers); `None` without
     /// `TWILIO_ACCOUNT_SID`, and then held callers are connected by their next
     /// wait fetch. `Debug` shows no secret.
@@ -577,6 +588,27 @@ impl RedisArgs {
     }
 }
 
+/// How many event streams (`GET /v1/events`) one process serves at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamLimits {
+    /// In all: half the default connection cap, so streams never hold the
+    /// connections webhooks need.
+    pub total: usize,
+    /// Of one agent (every token of it together): one console and a few tabs.
+    /// Each stream costs a connection and up to `events::BUFFERED` queued
+    /// events, so one leaked token cannot hold thousands.
+    pub per_agent: usize,
+}
+
+impl Default for StreamLimits {
+    fn default() -> Self {
+        StreamLimits {
+            total: 5_000,
+            per_agent: 5,
+        }
+    }
+}
+
 impl SettingsArgs {
     pub fn into_settings(self) -> Result<Settings, SettingsError> {
         let routing = match &self.routing {
@@ -599,6 +631,12 @@ impl SettingsArgs {
         }
         if self.max_connections == 0 {
             return Err(SettingsError::Zero("SWITCHBOARD_MAX_CONNECTIONS"));
+        }
+        if self.max_event_streams == 0 {
+            return Err(SettingsError::Zero("SWITCHBOARD_MAX_EVENT_STREAMS"));
+        }
+        if self.max_agent_streams == 0 {
+            return Err(SettingsError::Zero("SWITCHBOARD_MAX_AGENT_STREAMS"));
         }
         if Duration::from_millis(self.request_timeout_ms) <= redis.redis_timeout {
             return Err(SettingsError::RequestTimeout);
@@ -672,6 +710,10 @@ impl SettingsArgs {
                     .stall_timeout
                     .max(Duration::from_millis(self.request_timeout_ms) + Duration::from_secs(5)),
                 ..ConnectionLimits::default()
+            },
+            event_streams: StreamLimits {
+                total: self.max_event_streams,
+                per_agent: self.max_agent_streams,
             },
             twilio_rest,
             reconcile_after: Duration::from_secs(self.reconcile_after_secs),
@@ -791,6 +833,7 @@ impl Settings {
             redis_timeout: Duration::from_millis(2000),
             request_timeout: Duration::from_millis(10000),
             connections: ConnectionLimits::default(),
+            event_streams: StreamLimits::default(),
             twilio_rest: None,
             reconcile_after: Duration::from_secs(300),
         }

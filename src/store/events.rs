@@ -60,20 +60,62 @@ fn entries(value: Value) -> Result<Vec<StoredEvent>, StoreError> {
     Ok(out)
 }
 
+/// The id of the one entry of a `read_newest` reply, `0-0` without one.
+fn newest_of(reply: Value) -> Result<String, StoreError> {
+    Ok(entries(reply)?
+        .pop()
+        .map_or_else(|| "0-0".to_owned(), |e| e.id))
+}
+
 impl Store {
-    /// The id of the newest event, `0-0` when there is none.
-    pub async fn last_event_id(&self) -> Result<String, StoreError> {
-        let mut pipe = redis::pipe();
+    /// Adds the read of the newest event to `pipe` (`newest_of` decodes it).
+    fn read_newest(&self, pipe: &mut redis::Pipeline) {
         pipe.cmd("XREVRANGE")
             .arg(self.keys().events())
             .arg("+")
             .arg("-")
             .arg("COUNT")
             .arg(1);
+    }
+
+    /// The id of the newest event, `0-0` when there is none.
+    pub async fn last_event_id(&self) -> Result<String, StoreError> {
+        let mut pipe = redis::pipe();
+        self.read_newest(&mut pipe);
         let (newest,): (Value,) = self.query("read_events", pipe).await?;
-        Ok(entries(newest)?
-            .pop()
-            .map_or_else(|| "0-0".to_owned(), |e| e.id))
+        newest_of(newest)
+    }
+
+    /// What a resume after `after` may be sent, read at once: the newest
+    /// event's id (`0-0` when there is none) and the newest `window` events
+    /// after `after`, oldest first. Bounded work however old `after` is, and
+    /// one round trip.
+    pub async fn resume_after(
+        &self,
+        after: &str,
+        window: usize,
+    ) -> Result<(String, Vec<StoredEvent>), StoreError> {
+        let mut pipe = redis::pipe();
+        self.read_newest(&mut pipe);
+        // The first id after `after`, inclusive: Redis refuses `(` before the
+        // largest id there is; after that one there is nothing.
+        let first = parse_id(after)
+            .and_then(|(ms, seq)| match seq.checked_add(1) {
+                Some(seq) => Some((ms, seq)),
+                None => Some((ms.checked_add(1)?, 0)),
+            })
+            .map_or_else(|| "+".to_owned(), |(ms, seq)| format!("{ms}-{seq}"));
+        pipe.cmd("XREVRANGE")
+            .arg(self.keys().events())
+            .arg("+")
+            .arg(first)
+            .arg("COUNT")
+            .arg(window);
+        let (newest, found): (Value, Value) = self.query("read_events", pipe).await?;
+        let newest = newest_of(newest)?;
+        let mut found = entries(found)?;
+        found.reverse();
+        Ok((newest, found))
     }
 
     /// Up to `count` events after `after` (exclusive), oldest first.

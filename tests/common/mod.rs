@@ -745,14 +745,7 @@ impl SseClient {
     /// Opens `/v1/events` with `token` (and `Last-Event-ID` if given); panics
     /// unless it answers 200 `text/event-stream`.
     pub async fn open(app: &TestApp, token: &str, last_event_id: Option<&str>) -> SseClient {
-        let mut request = app
-            .http
-            .get(format!("{}/v1/events", app.base()))
-            .bearer_auth(token);
-        if let Some(id) = last_event_id {
-            request = request.header("last-event-id", id);
-        }
-        let response = request.send().await.expect("GET /v1/events");
+        let response = SseClient::request(app, token, last_event_id).await;
         assert_eq!(response.status(), 200);
         assert!(
             response.headers()["content-type"]
@@ -764,6 +757,23 @@ impl SseClient {
             response,
             buffer: String::new(),
         }
+    }
+
+    /// `GET /v1/events` with `token` (and `Last-Event-ID` if given), whatever
+    /// it answers.
+    pub async fn request(
+        app: &TestApp,
+        token: &str,
+        last_event_id: Option<&str>,
+    ) -> reqwest::Response {
+        let mut request = app
+            .http
+            .get(format!("{}/v1/events", app.base()))
+            .bearer_auth(token);
+        if let Some(id) = last_event_id {
+            request = request.header("last-event-id", id);
+        }
+        request.send().await.expect("GET /v1/events")
     }
 
     /// The next event, or `None` if none comes within `wait`.
@@ -791,6 +801,21 @@ impl SseClient {
             match chunk {
                 Ok(Ok(Some(bytes))) => self.buffer.push_str(&String::from_utf8_lossy(&bytes)),
                 Ok(Ok(None)) | Ok(Err(_)) | Err(_) => return None,
+            }
+        }
+    }
+
+    /// The rest of the stream as text, read until it ends or `wait` passes
+    /// (every line, comments and fields of events without an id included),
+    /// and whether it ended.
+    pub async fn rest(&mut self, wait: std::time::Duration) -> (String, bool) {
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut text = std::mem::take(&mut self.buffer);
+        loop {
+            match tokio::time::timeout_at(deadline, self.response.chunk()).await {
+                Ok(Ok(Some(bytes))) => text.push_str(&String::from_utf8_lossy(&bytes)),
+                Ok(Ok(None)) => return (text, true),
+                Ok(Err(_)) | Err(_) => return (text, false),
             }
         }
     }
