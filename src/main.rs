@@ -3,6 +3,7 @@
 use clap::{Parser, Subcommand};
 use switchboard::config::{Settings, SettingsArgs};
 use switchboard::demo::DemoArgs;
+use switchboard::http::listener;
 use switchboard::simulate::SimulateArgs;
 use switchboard::{server, telemetry};
 
@@ -105,8 +106,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             if settings.admin_token.is_none() {
                 tracing::warn!("SWITCHBOARD_ADMIN_TOKEN is not set: the admin API /v1 answers 503");
             }
-            let listener = tokio::net::TcpListener::bind(settings.listen).await?;
-            tracing::info!(listen = %listener.local_addr()?, worker = !no_worker, "serving");
+            let listener = listener::bind(settings.listen)?;
+            tracing::info!(
+                listen = %listener.local_addr()?,
+                worker = !no_worker,
+                backlog = listener::backlog(),
+                "serving"
+            );
             let state = server::build_state(settings)?;
             server::warm_up(&state).await;
             server::run(listener, state, !no_worker, server::shutdown_on_signal()).await?;
@@ -116,7 +122,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let settings = settings.into_settings()?;
             telemetry::init(settings.log_format);
             log_warnings(&settings);
-            let listener = tokio::net::TcpListener::bind(settings.listen).await?;
+            let listener = listener::bind(settings.listen)?;
             tracing::info!(listen = %listener.local_addr()?, "worker serving /healthz, /readyz, /metrics");
             let state = server::build_state(settings)?;
             server::warm_up(&state).await;
