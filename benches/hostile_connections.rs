@@ -36,6 +36,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
 #[path = "support/mod.rs"]
+#[allow(dead_code)] // the CPU and RSS readings are other benches'
 mod support;
 
 use support::{AUTH, Server, env_or, machine};
@@ -362,7 +363,7 @@ fn server_sockets(port: u16) -> (u64, u64) {
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
         .unwrap_or_default();
-    let (mut bytes, mut sockets) = (0, 0);
+    let (mut bytes, mut sockets) = (0u64, 0u64);
     for skmem in out.split("skmem:(").skip(1) {
         sockets += 1;
         let fields = skmem.split(')').next().unwrap_or("");
