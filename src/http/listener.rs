@@ -336,6 +336,9 @@ pub async fn serve(
 
 /// One connection, served until it ends, a deadline of its phase passes, or
 /// shutdown finds it without a request in flight.
+// Each is a separate thing the connection's task owns or shares; a struct
+// holding them would only be unpacked again here.
+#[allow(clippy::too_many_arguments)]
 async fn connection(
     stream: TcpStream,
     slot: Arc<Slot>,
