@@ -222,7 +222,7 @@ impl SlotAttack {
         let tasks = (0..connections)
             .map(|_| {
                 let stop = stop.clone();
-                let counters = [&open, &opened, &ended, &failed].map(|c| Arc::clone(c));
+                let counters = [&open, &opened, &ended, &failed].map(Arc::clone);
                 tokio::spawn(async move {
                     let [open, opened, ended, failed] = counters;
                     while !stop.load(Ordering::Relaxed) {
