@@ -3,6 +3,7 @@
 use clap::{Parser, Subcommand};
 use switchboard::config::{Settings, SettingsArgs};
 use switchboard::demo::DemoArgs;
+use switchboard::http::listener;
 use switchboard::simulate::SimulateArgs;
 use switchboard::{server, telemetry};
 
@@ -67,11 +68,8 @@ const OPS_LISTEN: &str = "SWITCHBOARD_OPS_LISTEN / --ops-listen";
 
 /// Binds `addr`; a failure names the address and the setting that chose it
 /// (a port in use is the usual one: another switchboard still running).
-async fn bind(
-    addr: std::net::SocketAddr,
-    setting: &str,
-) -> anyhow::Result<tokio::net::TcpListener> {
-    tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+fn bind(addr: std::net::SocketAddr, setting: &str) -> anyhow::Result<tokio::net::TcpListener> {
+    listener::bind(addr).map_err(|e| {
         let hint = if e.kind() == std::io::ErrorKind::AddrInUse {
             ": another process listens there; stop it or choose another address"
         } else {
@@ -146,9 +144,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             if settings.admin_token.is_none() {
                 tracing::warn!("SWITCHBOARD_ADMIN_TOKEN is not set: the admin API /v1 answers 503");
             }
-            let listener = bind(settings.listen, LISTEN).await?;
+            let listener = bind(settings.listen, LISTEN)?;
             let ops = match settings.ops_listen {
-                Some(addr) => Some(bind(addr, OPS_LISTEN).await?),
+                Some(addr) => Some(bind(addr, OPS_LISTEN)?),
                 None => None,
             };
             match &ops {
@@ -158,9 +156,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     worker = !no_worker,
                     "serving (/metrics on the ops listen address only)"
                 ),
-                None => {
-                    tracing::info!(listen = %listener.local_addr()?, worker = !no_worker, "serving")
-                }
+                None => tracing::info!(
+                    listen = %listener.local_addr()?,
+                    worker = !no_worker,
+                    backlog = listener::backlog(),
+                    "serving"
+                ),
             }
             let state = server::build_state(settings)?;
             server::warm_up(&state).await;
@@ -175,8 +176,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             // The worker serves only operations endpoints: on the ops
             // address when one is set, so one setting fits serve and worker.
             let listener = match settings.ops_listen {
-                Some(addr) => bind(addr, OPS_LISTEN).await?,
-                None => bind(settings.listen, LISTEN).await?,
+                Some(addr) => bind(addr, OPS_LISTEN)?,
+                None => bind(settings.listen, LISTEN)?,
             };
             tracing::info!(listen = %listener.local_addr()?, "worker serving /healthz, /readyz, /metrics");
             let state = server::build_state(settings)?;

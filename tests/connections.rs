@@ -5,12 +5,17 @@
 //! connection cap new connections wait until one closes, a client that never
 //! reads its answers is let go after the stall timeout, h2c is not spoken,
 //! request heads and webhook bodies in flight are bounded, and a complete
-//! signed body is served even once shutdown has begun. The timeouts are
-//! shortened here; the defaults (10 s, 60 s, 10 s) are SPEC's, the stall
-//! timeout's 30 s is switchboard's.
+//! signed body is served even once shutdown has begun. Slots are shared out:
+//! one peer address past its cap is reset at once while others are served, and
+//! a stranger's empty connections cannot keep a signed webhook out. A client
+//! that never reads is reset (RST, so the kernel frees its buffers) and gets no
+//! further pipelined request handled meanwhile. The timeouts are shortened
+//! here; the defaults (10 s, 60 s, 10 s) are SPEC's, the stall timeout's 30 s is
+//! switchboard's. Other peers are other loopback addresses (127.0.0.2).
 
 mod common;
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::*;
@@ -368,4 +373,169 @@ async fn a_complete_signed_body_is_served_even_when_shutdown_has_begun() {
             hook.err().map(|r| r.status())
         );
     }
+}
+
+/// A peer other than 127.0.0.1, where the tests' own requests come from.
+const STRANGER: [u8; 4] = [127, 0, 0, 2];
+
+/// A connection from the loopback address `source`.
+async fn connect_from(app: &TestApp, source: [u8; 4]) -> TcpStream {
+    let addr = app
+        .base()
+        .trim_start_matches("http://")
+        .parse()
+        .expect("a socket address");
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .bind(SocketAddr::from((source, 0)))
+        .expect("bind a loopback source address");
+    socket.connect(addr).await.expect("connect")
+}
+
+/// A signed `POST /twilio/voice` for call `n` to the sales number, keep-alive.
+fn signed_call(n: u64) -> Vec<u8> {
+    let params = vec![
+        ("CallSid".to_owned(), call_sid(n)),
+        ("From".to_owned(), "+15005550001".to_owned()),
+        ("To".to_owned(), SALES.to_owned()),
+    ];
+    let given = switchboard::twilio::signature::compute(
+        AUTH_TOKEN,
+        "http://switchboard/twilio/voice",
+        &params,
+    );
+    let body = serde_urlencoded::to_string(&params).expect("form");
+    format!(
+        "POST /twilio/voice HTTP/1.1\r\nHost: switchboard\r\nX-Twilio-Signature: {given}\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+async fn assert_answered(stream: &mut TcpStream, what: &str) {
+    match next_response(stream, Duration::from_secs(5)).await {
+        Outcome::Answered(200, _) => {}
+        other => panic!("{what}: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn past_the_per_peer_cap_a_new_connection_is_reset_while_other_peers_are_served() {
+    let app = app(|s| s.connections.max_connections_per_peer = 2).await;
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut stream = connect_from(&app, STRANGER).await;
+        stream.write_all(HEALTHZ).await.unwrap();
+        assert_answered(&mut stream, "within the cap").await;
+        held.push(stream);
+    }
+    // The kernel completes the handshake; switchboard resets it once accepted.
+    let mut third = connect_from(&app, STRANGER).await;
+    let _ = third.write_all(HEALTHZ).await;
+    // Before: answered like the first two.
+    assert_eq!(
+        next_response(&mut third, Duration::from_secs(5)).await,
+        Outcome::Closed
+    );
+    let mut other = connect(&app).await;
+    other.write_all(HEALTHZ).await.unwrap();
+    assert_answered(&mut other, "another address").await;
+    // A slot given back is the peer's again.
+    drop(held.pop());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut again = connect_from(&app, STRANGER).await;
+    again.write_all(HEALTHZ).await.unwrap();
+    assert_answered(&mut again, "after one closed").await;
+}
+
+#[tokio::test]
+async fn a_signed_webhook_is_answered_while_a_stranger_holds_the_whole_unproven_share() {
+    let app = app(|s| {
+        s.connections.max_connections = 4;
+        s.connections.max_unproven = 2;
+        s.connections.max_connections_per_peer = 0;
+    })
+    .await;
+    // Proven: a signed webhook passed on it.
+    let mut proven = connect(&app).await;
+    proven.write_all(&signed_call(1)).await.unwrap();
+    assert_answered(&mut proven, "first webhook").await;
+    // More empty connections than the whole cap, from one stranger.
+    let mut strangers = Vec::new();
+    for _ in 0..6 {
+        strangers.push(connect_from(&app, STRANGER).await);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    proven.write_all(&signed_call(2)).await.unwrap();
+    assert_answered(&mut proven, "the proven connection").await;
+    // Before: the stranger held the other three slots, and this one waited in
+    // the backlog until a header timeout (10 s) let one go.
+    let mut fresh = connect(&app).await;
+    fresh.write_all(&signed_call(3)).await.unwrap();
+    assert_answered(&mut fresh, "a new connection").await;
+    // The stranger's oldest were reset to make room; its newest is still open.
+    let mut closed = 0;
+    for stream in &mut strangers {
+        if next_response(stream, Duration::from_millis(100)).await == Outcome::Closed {
+            closed += 1;
+        }
+    }
+    assert!(closed >= 4, "only {closed} of the stranger's 6 were closed");
+}
+
+#[tokio::test]
+async fn a_stalled_never_reading_connection_is_reset_not_closed() {
+    let app = app(|s| {
+        s.connections.stall_timeout = Duration::from_secs(1);
+    })
+    .await;
+    // 40 answers of ~13 KiB outgrow the capped socket buffers, not the ones
+    // the kernel gives a loopback socket by default (over 1 MB): before, all
+    // were buffered and the connection sat idle.
+    let request = b"GET /v1/openapi.json HTTP/1.1\r\nHost: switchboard\r\n\r\n";
+    let mut stream = connect_small_window(&app).await;
+    stream.write_all(&request.repeat(40)).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let mut got = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut got)).await;
+    match read {
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        other => panic!(
+            "not reset: {:?} after {} bytes",
+            other.map(|r| r.map_err(|e| e.kind())),
+            got.len()
+        ),
+    }
+}
+
+#[tokio::test]
+async fn a_connection_with_an_unsent_answer_gets_no_further_pipelined_request_handled() {
+    let app = app(|s| {
+        s.connections.stall_timeout = Duration::from_secs(30);
+    })
+    .await;
+    // 40 large answers nobody reads, then 20 signed calls.
+    let mut pipeline = b"GET /v1/openapi.json HTTP/1.1\r\nHost: switchboard\r\n\r\n".repeat(40);
+    let calls: Vec<u64> = (100..120).collect();
+    for &n in &calls {
+        pipeline.extend(signed_call(n));
+    }
+    let mut stream = connect_small_window(&app).await;
+    stream.write_all(&pipeline).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut redis = app.redis().await;
+    let mut handled = 0;
+    for &n in &calls {
+        let exists: bool = redis::cmd("EXISTS")
+            .arg(app.key(&format!("call:{}", call_sid(n))))
+            .query_async(&mut redis)
+            .await
+            .expect("EXISTS");
+        handled += usize::from(exists);
+    }
+    // Before: every call was handled, its answer buffered behind the others.
+    assert_eq!(handled, 0, "calls handled behind unsent answers");
+    drop(stream);
 }

@@ -37,7 +37,10 @@ impl Server {
 
     pub fn start_with(redis: &[(&str, String)], routing: &std::path::Path) -> Server {
         let port = free_port().expect("free port");
-        let child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        // BENCH_SERVER_BIN: another build to compare with (e.g. an older commit's).
+        let bin = std::env::var("BENCH_SERVER_BIN")
+            .unwrap_or_else(|_| env!("CARGO_BIN_EXE_switchboard").to_owned());
+        let child = Command::new(bin)
             .arg("serve")
             .envs(redis.iter().map(|(k, v)| (k, v)))
             .env("SWITCHBOARD_LISTEN", format!("127.0.0.1:{port}"))

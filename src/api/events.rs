@@ -56,6 +56,7 @@ impl FromRequestParts<AppState> for Viewer {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         if has_admin_token(state, &parts.headers) {
+            crate::http::listener::prove(&parts.extensions);
             return Ok(Viewer::Admin);
         }
         let AgentCaller(id) = AgentCaller::from_request_parts(parts, state).await?;

@@ -34,7 +34,10 @@ impl FromRequestParts<AppState> for AgentCaller {
             return Err(ApiError::Unauthorized);
         }
         match state.engine.store().agent_of_token(token).await? {
-            Some(agent) => Ok(AgentCaller(agent)),
+            Some(agent) => {
+                crate::http::listener::prove(&parts.extensions);
+                Ok(AgentCaller(agent))
+            }
             None => Err(ApiError::Unauthorized),
         }
     }

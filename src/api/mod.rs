@@ -259,6 +259,7 @@ async fn require_token(State(state): State<AppState>, request: Request, next: Ne
         return ApiError::Disabled.into_response();
     }
     if has_admin_token(&state, request.headers()) {
+        crate::http::listener::prove(request.extensions());
         next.run(request).await
     } else {
         ApiError::Unauthorized.into_response()

@@ -98,6 +98,16 @@ pub struct SettingsArgs {
     #[arg(long, env = "SWITCHBOARD_MAX_AGENT_STREAMS", default_value_t = StreamLimits::default().per_agent)]
     pub max_agent_streams: usize,
 
+    /// Open connections one client address (IPv6: one /64) may hold; past it
+    /// its new ones are reset at once. 0: no limit, what a server behind a load
+    /// balancer or ingress needs (every connection has the proxy's address).
+    #[arg(
+        long,
+        env = "SWITCHBOARD_MAX_CONNECTIONS_PER_PEER",
+        default_value_t = 1000
+    )]
+    pub max_connections_per_peer: usize,
+
     /// Twilio account of the REST API requests (redirecting held callers); with
     /// TWILIO_AUTH_TOKEN, or with TWILIO_API_KEY + TWILIO_API_SECRET.
     // Hidden like the secrets: `--help` output ends up in tickets and logs.
@@ -475,12 +485,23 @@ pub struct Settings {
     pub reconcile_after: Duration,
 }
 
-/// What one client connection may hold (SPEC 1, "Connections"). Only the cap is
-/// a setting; the timeouts are fields so tests can shorten them.
+/// What one client connection may hold (SPEC 1, "Connections"). Only the caps
+/// are settings; the rest are fields so tests can change them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConnectionLimits {
     /// Open connections past which the listener stops accepting until one closes.
     pub max_connections: usize,
+    /// Open connections one peer address may hold; 0: no limit.
+    pub max_connections_per_peer: usize,
+    /// Of `max_connections`, how many may be unproven (no request on them has
+    /// passed authentication yet); past it the oldest unproven one is reset to
+    /// make room. Three quarters of the cap: the rest is kept for proven ones.
+    pub max_unproven: usize,
+    /// SO_SNDBUF and SO_RCVBUF of each accepted socket (the kernel doubles it
+    /// for its bookkeeping). Without it Linux grows a socket's buffers to MBs,
+    /// so a client that never reads pins them: 200 such connections pinned
+    /// 753 MB. Webhook requests and answers are a few KiB.
+    pub socket_buffer: usize,
     /// A request's headers must arrive within this, counted from the connection's
     /// start or the first byte of a later request on it.
     pub header_read_timeout: Duration,
@@ -511,6 +532,9 @@ impl Default for ConnectionLimits {
     fn default() -> Self {
         ConnectionLimits {
             max_connections: 10_000,
+            max_connections_per_peer: 1000,
+            max_unproven: unproven_share(10_000),
+            socket_buffer: 32 * 1024,
             header_read_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
             body_read_timeout: Duration::from_secs(10),
@@ -704,6 +728,8 @@ impl SettingsArgs {
             request_timeout: Duration::from_millis(self.request_timeout_ms),
             connections: ConnectionLimits {
                 max_connections: self.max_connections,
+                max_connections_per_peer: self.max_connections_per_peer,
+                max_unproven: unproven_share(self.max_connections),
                 // A handler may work without I/O for up to the request timeout;
                 // only silence beyond that is a stuck peer.
                 stall_timeout: ConnectionLimits::default()
@@ -719,6 +745,12 @@ impl SettingsArgs {
             reconcile_after: Duration::from_secs(self.reconcile_after_secs),
         })
     }
+}
+
+/// The connections of `max_connections` that unproven ones may fill: three
+/// quarters, at least one.
+fn unproven_share(max_connections: usize) -> usize {
+    (max_connections / 4 * 3).max(1)
 }
 
 /// The REST settings as given, trimmed; secrets already wrapped.
@@ -856,6 +888,16 @@ mod tests {
         let cli = Cli::try_parse_from(std::iter::once("switchboard").chain(args.iter().copied()))
             .expect("valid flags");
         cli.settings.into_settings().expect("valid settings")
+    }
+
+    #[test]
+    fn the_per_peer_cap_is_a_setting_and_unproven_connections_get_three_quarters() {
+        let s = settings(&[]);
+        assert_eq!(s.connections.max_connections_per_peer, 1000);
+        assert_eq!(s.connections.max_unproven, 7500);
+        let s = settings(&["--max-connections-per-peer", "0", "--max-connections", "1"]);
+        assert_eq!(s.connections.max_connections_per_peer, 0);
+        assert_eq!(s.connections.max_unproven, 1);
     }
 
     #[test]

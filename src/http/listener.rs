@@ -7,6 +7,37 @@
 //! half-received connections close at once while requests in flight get the
 //! drain time, after which the rest are dropped so the process exits.
 //!
+//! Slots are shared so that one stranger cannot take them all (issue 18: one
+//! client holding 11,000 empty connections kept signed webhooks waiting up to
+//! 19.6 s in the backlog, past Twilio's 15 s):
+//! - One peer address (an IPv4 address, an IPv6 /64) may hold at most
+//!   `SWITCHBOARD_MAX_CONNECTIONS_PER_PEER` connections; past that a new one is
+//!   reset at once rather than left to wait. Behind a load balancer or ingress
+//!   every connection has the proxy's address, so there it must be 0 (off) or
+//!   above what the proxy opens, and the per-client limit belongs in the proxy
+//!   (the PROXY protocol is not spoken).
+//! - A connection is *proven* once one of its requests passes authentication
+//!   (a valid Twilio signature, the admin token, an agent token; `prove`).
+//!   Unproven connections may fill only `max_unproven` (three quarters) of the
+//!   cap; when a new connection would exceed that, the oldest unproven one is
+//!   reset to make room. So a new connection is always accepted while proven
+//!   ones leave room, and a fresh Twilio connection, whose request proves it
+//!   within milliseconds, is the last in line to be evicted: an attacker would
+//!   have to open `max_unproven` connections in that time.
+//! - `bind` asks for a listen backlog of 4096 (the kernel clamps it to
+//!   net.core.somaxconn) instead of 1024, for bursts while the loop is busy.
+//!
+//! What a client that never reads can make the kernel hold (issue 18: 200
+//! pipelining connections pinned 753 MB) is bounded too: each accepted socket's
+//! send and receive buffers are capped (`ConnectionLimits::socket_buffer`; the
+//! kernel otherwise grows them to MBs), no further request bytes are read while
+//! the socket refuses output (pipelined requests stay with the client, and no
+//! handler runs for them), and a connection given up on (header or stall
+//! timeout, eviction, per-peer refusal) is closed with SO_LINGER 0, a reset,
+//! so the kernel frees its buffers at once instead of keeping an orphan that
+//! retries the unread data for minutes. Only an idle keep-alive connection,
+//! with nothing unsent, is closed politely.
+//!
 //! Connections are served by hyper's HTTP/1.1 builder only, with the axum
 //! `Router` behind `TowerToHyperService`. Twilio speaks HTTP/1.1, and h2c gave a
 //! client without credentials per-stream flow control to stall responses with
@@ -27,8 +58,10 @@
 //! extractor draws on before reading a body, so the bytes strangers can make
 //! the server hold at once are bounded however many connections they open.
 
+use std::collections::{BTreeMap, HashMap};
 use std::convert::Infallible;
 use std::future::Future;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::pin::{Pin, pin};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -37,13 +70,14 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::{Body, Bytes, HttpBody};
+use futures_util::task::AtomicWaker;
 use http_body::{Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -63,6 +97,161 @@ pub struct Draining(pub CancellationToken);
 #[derive(Clone, Debug)]
 pub struct BodyBudget(pub Arc<Semaphore>);
 
+/// The listen backlog `bind` asks for; Linux clamps it to net.core.somaxconn
+/// (4096 by default since 5.4; `backlog` tells what it will be).
+pub const BACKLOG: u32 = 4096;
+
+/// Binds `addr` for `serve` with a listen backlog of `BACKLOG` (tokio's
+/// `TcpListener::bind` asks for 1024).
+pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = match addr {
+        SocketAddr::V4(_) => TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => TcpSocket::new_v6()?,
+    };
+    // As tokio's own bind does: a restarted server can bind its port while the
+    // old process's connections are still in TIME_WAIT.
+    #[cfg(unix)]
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(BACKLOG)
+}
+
+/// The backlog the kernel grants `bind`: `BACKLOG`, or net.core.somaxconn
+/// when that is lower (Linux; elsewhere `BACKLOG` as asked).
+pub fn backlog() -> u32 {
+    std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+        .ok()
+        .and_then(|v| v.trim().parse::<u32>().ok())
+        .map_or(BACKLOG, |max| max.min(BACKLOG))
+}
+
+/// In every request's extensions: the connection's slot, which `prove` marks.
+#[derive(Clone)]
+pub struct Trust(Arc<Slot>);
+
+/// The request passed authentication (a Twilio signature, the admin token or
+/// an agent token): its connection is proven, and no longer counts against,
+/// nor can be evicted for, the unproven share. A no-op outside the listener.
+pub fn prove(extensions: &axum::http::Extensions) {
+    if let Some(Trust(slot)) = extensions.get::<Trust>() {
+        slot.prove();
+    }
+}
+
+/// Whom the per-peer cap counts: an IPv4 address, or an IPv6 /64, what one
+/// host is usually given (counting single IPv6 addresses would let one host
+/// hold 2^64 shares).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Peer {
+    V4(Ipv4Addr),
+    V6Net(u64),
+}
+
+impl From<IpAddr> for Peer {
+    fn from(addr: IpAddr) -> Peer {
+        match addr {
+            IpAddr::V4(v4) => Peer::V4(v4),
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => Peer::V4(v4),
+                None => Peer::V6Net((v6.to_bits() >> 64) as u64),
+            },
+        }
+    }
+}
+
+/// Who holds the connection slots: per peer, and which are unproven.
+struct Slots {
+    /// 0: no per-peer cap.
+    per_peer: usize,
+    max_unproven: usize,
+    table: Mutex<Table>,
+}
+
+#[derive(Default)]
+struct Table {
+    peers: HashMap<Peer, usize>,
+    /// Unproven connections by age (ids only grow), each with the token that
+    /// evicts it.
+    unproven: BTreeMap<u64, CancellationToken>,
+    next_id: u64,
+}
+
+impl Slots {
+    fn new(limits: &ConnectionLimits) -> Slots {
+        Slots {
+            per_peer: limits.max_connections_per_peer,
+            // At least one, so a new connection never evicts itself.
+            max_unproven: limits.max_unproven.max(1),
+            table: Mutex::new(Table::default()),
+        }
+    }
+
+    fn table(&self) -> std::sync::MutexGuard<'_, Table> {
+        // A poisoned lock still holds valid counts: nothing panics holding it.
+        self.table.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A slot for a new connection from `addr`, or `None` when that peer holds
+    /// its share. Makes room in the unproven share by evicting its oldest.
+    fn admit(self: &Arc<Self>, addr: IpAddr) -> Option<Arc<Slot>> {
+        let peer = Peer::from(addr);
+        let evicted = CancellationToken::new();
+        let mut table = self.table();
+        let held = table.peers.entry(peer).or_insert(0);
+        if self.per_peer > 0 && *held >= self.per_peer {
+            return None;
+        }
+        *held += 1;
+        let id = table.next_id;
+        table.next_id += 1;
+        table.unproven.insert(id, evicted.clone());
+        if table.unproven.len() > self.max_unproven
+            && let Some((_, oldest)) = table.unproven.pop_first()
+        {
+            oldest.cancel();
+        }
+        drop(table);
+        Some(Arc::new(Slot {
+            slots: self.clone(),
+            peer,
+            id,
+            evicted,
+            proven: AtomicBool::new(false),
+        }))
+    }
+}
+
+/// One connection's place in `Slots`, given back when dropped.
+struct Slot {
+    slots: Arc<Slots>,
+    peer: Peer,
+    id: u64,
+    /// Cancelled when the connection is evicted to make room.
+    evicted: CancellationToken,
+    proven: AtomicBool,
+}
+
+impl Slot {
+    fn prove(&self) {
+        if !self.proven.swap(true, Ordering::Relaxed) {
+            self.slots.table().unproven.remove(&self.id);
+        }
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut table = self.slots.table();
+        table.unproven.remove(&self.id);
+        if let Some(held) = table.peers.get_mut(&self.peer) {
+            *held -= 1;
+            if *held == 0 {
+                table.peers.remove(&self.peer);
+            }
+        }
+    }
+}
+
 /// Serves `app` on `listener` until `shutdown` completes, then gives requests in
 /// flight up to `drain` to finish and closes whatever is left.
 pub async fn serve(
@@ -73,6 +262,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let slots = Arc::new(Slots::new(&limits));
     let stop = CancellationToken::new();
     let budget = BodyBudget(Arc::new(Semaphore::new(limits.body_budget)));
     let mut builder = http1::Builder::new();
@@ -93,10 +283,10 @@ pub async fn serve(
                 Err(_closed) => break,
             },
         };
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             () = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
-                Ok((stream, _peer)) => stream,
+                Ok(accepted) => accepted,
                 Err(e) => {
                     // Out of file descriptors and the like: the listener stays
                     // good, so wait a moment for connections to close and retry.
@@ -106,10 +296,19 @@ pub async fn serve(
                 }
             },
         };
+        let Some(slot) = slots.admit(peer.ip()) else {
+            tracing::debug!(peer = %peer.ip(), "the peer holds its share of connections: reset");
+            let _ = stream.set_zero_linger();
+            continue;
+        };
         // Webhook answers are small; waiting to fill a segment only adds latency.
         let _ = stream.set_nodelay(true);
+        let socket = socket2::SockRef::from(&stream);
+        let _ = socket.set_send_buffer_size(limits.socket_buffer);
+        let _ = socket.set_recv_buffer_size(limits.socket_buffer);
         connections.spawn(connection(
             stream,
+            slot,
             app.clone(),
             builder.clone(),
             limits.clone(),
@@ -137,8 +336,12 @@ pub async fn serve(
 
 /// One connection, served until it ends, a deadline of its phase passes, or
 /// shutdown finds it without a request in flight.
+// Each is a separate thing the connection's task owns or shares; a struct
+// holding them would only be unpacked again here.
+#[allow(clippy::too_many_arguments)]
 async fn connection(
     stream: TcpStream,
+    slot: Arc<Slot>,
     app: Router,
     builder: Arc<http1::Builder>,
     limits: ConnectionLimits,
@@ -154,10 +357,12 @@ async fn connection(
     let service = {
         let activity = activity.clone();
         let draining = Draining(stop.clone());
+        let trust = Trust(slot.clone());
         tower::service_fn(move |mut request: hyper::Request<Incoming>| {
             let in_flight = activity.request_started();
             request.extensions_mut().insert(draining.clone());
             request.extensions_mut().insert(budget.clone());
+            request.extensions_mut().insert(trust.clone());
             let app = app.clone();
             async move {
                 let response = app.oneshot(request).await?;
@@ -187,11 +392,20 @@ async fn connection(
                 }
                 return;
             }
-            () = sleep_until(deadline) => {
-                if activity.deadline(&limits).is_some_and(|d| d <= Instant::now()) {
-                    tracing::debug!("closing a connection past its header, idle or stall timeout");
+            () = tokio::time::sleep_until(deadline.at) => {
+                let deadline = activity.deadline(&limits);
+                if deadline.at <= Instant::now() {
+                    tracing::debug!(reset = deadline.reset, "closing a connection past its header, idle or stall timeout");
+                    if deadline.reset {
+                        activity.reset.store(true, Ordering::Relaxed);
+                    }
                     return;
                 }
+            }
+            () = slot.evicted.cancelled() => {
+                tracing::debug!("resetting the oldest unproven connection to make room");
+                activity.reset.store(true, Ordering::Relaxed);
+                return;
             }
             () = activity.changed.notified() => {}
             () = stop.cancelled(), if !draining => {
@@ -206,11 +420,12 @@ async fn connection(
     }
 }
 
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(deadline) => tokio::time::sleep_until(deadline).await,
-        None => std::future::pending().await,
-    }
+/// When a connection's current phase runs out, and how it is then closed.
+struct Deadline {
+    at: Instant,
+    /// Reset (SO_LINGER 0) rather than closed politely: the peer is stuck or
+    /// hostile, and whatever the kernel still holds for it is freed at once.
+    reset: bool,
 }
 
 /// Where a connection is between requests.
@@ -240,8 +455,13 @@ struct Activity {
     /// the peer is not taking. hyper lets go of a response body (and so the
     /// request's `InFlight`) once it is buffered, not once it is sent, so an
     /// unread answer can sit in an `Idle` phase; this keeps the stall deadline
-    /// on it there too.
+    /// on it there too. While it is set no request bytes are read
+    /// (`Watched::poll_read`).
     write_blocked: AtomicBool,
+    /// The read that waits for the output to move on.
+    read_waker: AtomicWaker,
+    /// Close with SO_LINGER 0 (`Watched`'s drop).
+    reset: AtomicBool,
 }
 
 impl Activity {
@@ -253,6 +473,8 @@ impl Activity {
             opened: now,
             progress: AtomicU64::new(0),
             write_blocked: AtomicBool::new(false),
+            read_waker: AtomicWaker::new(),
+            reset: AtomicBool::new(false),
         }
     }
 
@@ -307,31 +529,43 @@ impl Activity {
         }
     }
 
-    fn deadline(&self, limits: &ConnectionLimits) -> Option<Instant> {
+    fn deadline(&self, limits: &ConnectionLimits) -> Deadline {
         let stalled = self.last_progress() + limits.stall_timeout;
-        let phase = match self.get() {
-            Phase::Head(since) => since + limits.header_read_timeout,
-            Phase::Idle(since) => since + limits.idle_timeout,
-            Phase::Busy(_) => return Some(stalled),
+        let (phase, quiet) = match self.get() {
+            Phase::Head(since) => (since + limits.header_read_timeout, false),
+            Phase::Idle(since) => (since + limits.idle_timeout, true),
+            Phase::Busy(_) => {
+                return Deadline {
+                    at: stalled,
+                    reset: true,
+                };
+            }
         };
-        if self.write_blocked.load(Ordering::Relaxed) {
-            Some(phase.min(stalled))
+        if self.write_blocked.load(Ordering::Acquire) {
+            Deadline {
+                at: phase.min(stalled),
+                reset: true,
+            }
         } else {
-            Some(phase)
+            Deadline {
+                at: phase,
+                reset: !quiet,
+            }
         }
     }
 
     /// What a write or flush of the socket returned.
     fn wrote<T>(&self, polled: &Poll<std::io::Result<T>>, moved: impl FnOnce(&T) -> bool) {
         match polled {
-            Poll::Pending => self.write_blocked.store(true, Ordering::Relaxed),
-            Poll::Ready(Ok(done)) => {
-                if moved(done) {
+            Poll::Pending => self.write_blocked.store(true, Ordering::Release),
+            Poll::Ready(result) => {
+                if result.as_ref().is_ok_and(moved) {
                     self.progressed();
                 }
-                self.write_blocked.store(false, Ordering::Relaxed);
+                if self.write_blocked.swap(false, Ordering::AcqRel) {
+                    self.read_waker.wake();
+                }
             }
-            Poll::Ready(Err(_)) => {}
         }
     }
 }
@@ -381,12 +615,32 @@ struct Watched {
     activity: Arc<Activity>,
 }
 
+impl Drop for Watched {
+    fn drop(&mut self) {
+        if self.activity.reset.load(Ordering::Relaxed) {
+            // Closing now sends RST and frees the socket's buffers; a failure
+            // leaves the ordinary close.
+            let _ = self.inner.set_zero_linger();
+        }
+    }
+}
+
 impl AsyncRead for Watched {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
+        // Output the peer does not take: its next pipelined request waits in
+        // the socket (and, once the window closes, with the peer) instead of
+        // starting more work whose answers would pile up too.
+        if self.activity.write_blocked.load(Ordering::Acquire) {
+            self.activity.read_waker.register(cx.waker());
+            // The write may have moved on between the load and the register.
+            if self.activity.write_blocked.load(Ordering::Acquire) {
+                return Poll::Pending;
+            }
+        }
         let before = buf.filled().len();
         let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
         if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
@@ -429,5 +683,19 @@ impl AsyncWrite for Watched {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_ipv6_peer_is_its_64_and_a_mapped_ipv4_address_its_ipv4_address() {
+        let peer = |a: &str| Peer::from(a.parse::<IpAddr>().expect("an address"));
+        assert_eq!(peer("2001:db8:1:2::1"), peer("2001:db8:1:2:ffff::9"));
+        assert_ne!(peer("2001:db8:1:2::1"), peer("2001:db8:1:3::1"));
+        assert_eq!(peer("::ffff:192.0.2.7"), peer("192.0.2.7"));
+        assert_ne!(peer("192.0.2.7"), peer("192.0.2.8"));
     }
 }

@@ -389,6 +389,10 @@ impl FromRequest<AppState> for Webhook {
         };
         let params = verify(state, &parts.headers, &parts.uri, &body)
             .map_err(IntoResponse::into_response)?;
+        if !state.settings.skip_signature {
+            // Twilio: its connection keeps a slot however many strangers come.
+            super::listener::prove(&parts.extensions);
+        }
         if let Some(clock) = parts.extensions.get::<super::EmergencyClock>() {
             clock.start();
         }
