@@ -1,5 +1,7 @@
 //! The `switchboard` binary: parse the command line, build, run.
 
+use std::io::Write as _;
+
 use clap::{Parser, Subcommand};
 use switchboard::config::{Settings, SettingsArgs};
 use switchboard::demo::DemoArgs;
@@ -120,7 +122,6 @@ fn main() -> std::process::ExitCode {
 /// A line on stderr, if stderr takes it: `eprintln!` panics on a closed
 /// stderr, which would turn exit code 1 into 101.
 fn say(line: std::fmt::Arguments<'_>) {
-    use std::io::Write as _;
     let _ = writeln!(std::io::stderr(), "{line}");
 }
 
@@ -189,7 +190,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             command: AgentsCommand::Import(args),
         } => {
             let report = switchboard::roster::import(args).await?;
-            print!("{report}");
+            // Not `print!`: it panics on a closed stdout (`agents import … |
+            // head`), after the import is done.
+            let _ = write!(std::io::stdout().lock(), "{report}");
             Ok(())
         }
         Command::Demo(args) => {

@@ -307,6 +307,51 @@ async fn a_final_agent_leg_status_sent_only_during_the_outage_is_applied_when_re
     assert!(app.server.state.engine.unapplied().is_empty());
 }
 
+fn redis_config(app: &TestApp, name: &str, value: &str) {
+    let client = redis::Client::open(app.redis.url()).expect("redis URL");
+    let mut conn = client.get_connection().expect("redis connection");
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg(name)
+        .arg(value)
+        .query(&mut conn)
+        .expect("CONFIG SET");
+}
+
+/// A Redis that answers but cannot take writes for now (full under
+/// `noeviction`, as deploy/ runs it; the same holds for LOADING, READONLY
+/// during a failover, BUSY): the report is kept, not dropped as if Redis had
+/// refused it for good, and applied once Redis has room again.
+#[tokio::test]
+async fn a_final_agent_leg_status_refused_while_redis_is_full_is_applied_once_it_has_room() {
+    let app = app().await;
+    app.add_available("a", &["default"]).await;
+    let sid = call_sid(14);
+    let dial = app.call(&sid, "+15005550006").await;
+    assert_eq!(dialed(&dial).as_deref(), Some("a"));
+    assert_eq!(app.agent_leg(&sid, &dial, "in-progress").await.status, 200);
+    redis_config(&app, "maxmemory-policy", "noeviction");
+    redis_config(&app, "maxmemory", "1");
+    let refused = app.agent_leg(&sid, &dial, "completed").await;
+    assert_eq!(refused.status, 503, "{refused:?}");
+    assert_eq!(app.server.state.engine.unapplied().len(), 1, "kept");
+    // Several retries of the replica find Redis still full: still kept.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        app.server.state.engine.unapplied().len(),
+        1,
+        "a full Redis is an outage, not a refusal"
+    );
+    assert_eq!(app.agent("a").await["state"], "on_call");
+    redis_config(&app, "maxmemory", "0");
+    let a = agent_until(&app, "a", "the kept agent leg status", |a| {
+        a["state"] != "on_call"
+    })
+    .await;
+    assert_eq!(a["state"], "wrap_up", "{a}");
+    assert!(app.server.state.engine.unapplied().is_empty());
+}
+
 /// The number's status callback with a final status, refused during an outage
 /// and never sent again, still ends the call once Redis is back: the agent it
 /// had reserved (still ringing) is free at once, without a miss, instead of

@@ -115,7 +115,7 @@ impl From<SubscribeError> for ApiError {
 /// `id:` to resume from with `Last-Event-ID`).
 #[utoipa::path(get, path = "/v1/events", operation_id = "stream_events", tag = "events",
     security(("bearer" = []), ("agent_token" = [])),
-    params(("Last-Event-ID" = Option<String>, Header, description = "resume after this event id: the events after it are sent first if there are at most 500 (those this token may see), else a `gap` notice", pattern = r"^[0-9]{1,20}-[0-9]{1,20}$")),
+    params(("Last-Event-ID" = Option<String>, Header, description = "resume after this event id: if at most 500 events of the namespace came after it, those this token may see are sent first; else a `gap` notice", pattern = r"^[0-9]{1,20}-[0-9]{1,20}$")),
     responses(
         (status = 200, description = "Server-Sent Events: each `event:` one of agent_state, call_routed, call_waiting, call_connected, call_ended, fallback, with a JSON `data:` line and an `id:`. Two notices besides: `gap` (with an `id:`; data `{\"missed_after\": <the Last-Event-ID>, \"resume_window\": 500}`): more than 500 events came after the Last-Event-ID, they are not sent, so reload the present from the API; live events follow. `shutdown` (no `id:`; a `retry:` line; data `{\"reason\": \"shutdown\", \"retry_ms\": n}`): the server is stopping and the stream ends now; reconnect after `retry_ms` with the same Last-Event-ID", content_type = "text/event-stream", body = String),
         (status = 400, description = "a Last-Event-ID that is not a stream id (<ms>-<seq>), or one after the stream's newest event", body = ErrorBody),

@@ -88,8 +88,8 @@ pub struct SettingsArgs {
     #[arg(long, env = "SWITCHBOARD_MAX_CONNECTIONS", default_value_t = 10000)]
     pub max_connections: usize,
 
-    /// Event streams (GET /v1/events) this process serves at once; past it a
-    /// new one is answered 429.
+    /// Event streams (GET /v1/events) this process serves at once, at most
+    /// half of --max-connections; past it a new one is answered 429.
     #[arg(long, env = "SWITCHBOARD_MAX_EVENT_STREAMS", default_value_t = StreamLimits::default().total)]
     pub max_event_streams: usize,
 
@@ -738,7 +738,12 @@ impl SettingsArgs {
                 ..ConnectionLimits::default()
             },
             event_streams: StreamLimits {
-                total: self.max_event_streams,
+                // Streams are proven, long-lived connections: never more than
+                // half the connection cap, whatever was asked, so webhooks
+                // keep the other half.
+                total: self
+                    .max_event_streams
+                    .min((self.max_connections / 2).max(1)),
                 per_agent: self.max_agent_streams,
             },
             twilio_rest,
@@ -888,6 +893,15 @@ mod tests {
         let cli = Cli::try_parse_from(std::iter::once("switchboard").chain(args.iter().copied()))
             .expect("valid flags");
         cli.settings.into_settings().expect("valid settings")
+    }
+
+    #[test]
+    fn event_streams_never_take_more_than_half_the_connections() {
+        assert_eq!(settings(&[]).event_streams.total, 5000);
+        let s = settings(&["--max-connections", "2000"]);
+        assert_eq!(s.event_streams.total, 1000);
+        let s = settings(&["--max-connections", "2000", "--max-event-streams", "10"]);
+        assert_eq!(s.event_streams.total, 10);
     }
 
     #[test]

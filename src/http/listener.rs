@@ -17,7 +17,9 @@
 //!   above what the proxy opens, and the per-client limit belongs in the proxy
 //!   (the PROXY protocol is not spoken).
 //! - A connection is *proven* once one of its requests passes authentication
-//!   (a valid Twilio signature, the admin token, an agent token; `prove`).
+//!   (a valid Twilio signature or the admin token; `prove`). An agent token
+//!   does not prove one: it is a credential that leaks, and a leaked one
+//!   could otherwise keep thousands of connections out of reach.
 //!   Unproven connections may fill only `max_unproven` (three quarters) of the
 //!   cap; when a new connection would exceed that, the oldest unproven one is
 //!   reset to make room. So a new connection is always accepted while proven
@@ -129,8 +131,8 @@ pub fn backlog() -> u32 {
 #[derive(Clone)]
 pub struct Trust(Arc<Slot>);
 
-/// The request passed authentication (a Twilio signature, the admin token or
-/// an agent token): its connection is proven, and no longer counts against,
+/// The request passed authentication (a Twilio signature or the admin
+/// token): its connection is proven, and no longer counts against,
 /// nor can be evicted for, the unproven share. A no-op outside the listener.
 pub fn prove(extensions: &axum::http::Extensions) {
     if let Some(Trust(slot)) = extensions.get::<Trust>() {

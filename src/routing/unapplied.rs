@@ -13,7 +13,7 @@
 //! loses its list, and the worker's deadlines and the reconcile backstop
 //! still release the agents.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -30,14 +30,14 @@ pub const CAPACITY: usize = 10_000;
 const RETRY_EVERY: Duration = Duration::from_millis(500);
 
 /// Where a kept attempt report came from (only the log line differs).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Source {
     DialAction,
     AgentLeg,
 }
 
 /// One report, owned.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum Kept {
     /// A Dial action's or an agent leg's report, fenced by its token.
     Attempt {
@@ -77,8 +77,37 @@ impl Kept {
 /// The reports of this replica waiting for Redis, oldest first.
 #[derive(Debug, Default)]
 pub struct Unapplied {
-    reports: Mutex<VecDeque<Kept>>,
+    reports: Mutex<KeptReports>,
     wake: Notify,
+}
+
+/// The kept reports in order, and the same as a set: Twilio's retries of a
+/// refused callback are recognised without scanning up to `CAPACITY` reports
+/// under the lock on every webhook of an outage.
+#[derive(Debug, Default)]
+struct KeptReports {
+    order: VecDeque<Kept>,
+    set: HashSet<Kept>,
+}
+
+impl KeptReports {
+    fn front(&self) -> Option<&Kept> {
+        self.order.front()
+    }
+
+    fn pop_front(&mut self) {
+        if let Some(kept) = self.order.pop_front() {
+            self.set.remove(&kept);
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.order.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.order.is_empty()
+    }
 }
 
 impl Unapplied {
@@ -106,13 +135,14 @@ impl Unapplied {
         let mut reports = self.lock();
         // Twilio's retries of a refused status callback bring the same report
         // again while Redis is still away: one copy is enough.
-        if reports.contains(&kept) {
+        if reports.set.contains(&kept) {
             return true;
         }
         if reports.len() >= CAPACITY {
             return false;
         }
-        reports.push_back(kept);
+        reports.set.insert(kept.clone());
+        reports.order.push_back(kept);
         drop(reports);
         self.wake.notify_one();
         true
@@ -157,8 +187,9 @@ impl Unapplied {
             };
             match done {
                 Ok(()) => {}
-                // Redis cannot be reached yet: try again later.
-                Err(e) if matches!(e.reason(), "redis_timeout" | "redis_unavailable") => {
+                // Redis cannot take it yet (unreachable, loading, failing
+                // over, full): try again later.
+                Err(e) if e.is_transient() => {
                     tracing::debug!(error = %e, waiting = self.len(), "Redis still cannot take the kept reports");
                     return applied;
                 }
@@ -215,7 +246,7 @@ impl Unapplied {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Kept>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, KeptReports> {
         self.reports.lock().unwrap_or_else(|p| p.into_inner())
     }
 }

@@ -201,7 +201,9 @@ pub(crate) async fn place(shared: &Shared, n: usize) -> CallResult {
 impl Call<'_> {
     fn params(&self, extra: &[(&str, &str)]) -> Vec<(String, String)> {
         let mut p: Vec<(String, String)> = [
-            ("AccountSid", "AC00000000000000000000000000000000"),
+            // The account the call belongs to, as Twilio sends it: the one
+            // the REST stand-in serves, so redirects name it in their path.
+            ("AccountSid", self.shared.args.account_sid.as_str()),
             ("ApiVersion", "2010-04-01"),
             ("CallSid", self.sid.as_str()),
             ("From", self.from.as_str()),

@@ -75,7 +75,8 @@ pub struct SimulateArgs {
     /// redirects fetches its new URL at once.
     #[arg(long)]
     pub rest_listen: Option<std::net::SocketAddr>,
-    /// The account SID the REST stand-in expects.
+    /// The account the simulated calls belong to (their webhooks' AccountSid),
+    /// which the REST stand-in expects.
     #[arg(long, default_value = "AC00000000000000000000000000000000")]
     pub account_sid: String,
     /// Chance that a waiting caller hangs up during a hold round.

@@ -14,7 +14,7 @@ use crate::config::QueueSettings;
 
 /// What Twilio reported about one dial attempt, as `settle` in lua/lib/calls.lua
 /// takes it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     Answered,

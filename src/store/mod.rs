@@ -73,6 +73,32 @@ impl StoreError {
         }
     }
 
+    /// Redis may take the same command later: it was not reached, or it
+    /// answered that it cannot now (loading its data, failing over, out of
+    /// memory under `noeviction`, busy with a script). What redis-rs calls
+    /// permanent includes OOM and BUSY, which pass with the outage here.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            StoreError::Timeout(_) | StoreError::Unavailable(_) => true,
+            StoreError::Redis(e) => {
+                matches!(
+                    e.code(),
+                    Some(
+                        "LOADING"
+                            | "READONLY"
+                            | "MASTERDOWN"
+                            | "CLUSTERDOWN"
+                            | "TRYAGAIN"
+                            | "OOM"
+                            | "BUSY"
+                            | "NOREPLICAS"
+                    )
+                ) || !matches!(e.retry_method(), redis::RetryMethod::NoRetry)
+            }
+            StoreError::Reply { .. } => false,
+        }
+    }
+
     fn reply(script: &'static str, detail: impl Into<String>) -> StoreError {
         StoreError::Reply {
             script,
