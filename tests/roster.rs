@@ -420,3 +420,19 @@ async fn without_the_routing_file_an_unknown_queue_says_where_queues_were_looked
         "{run:?}"
     );
 }
+
+/// The agents file that deploy/'s example overlay gives its agents-import Job
+/// is one the import takes, checked against that overlay's routing file.
+#[tokio::test]
+async fn the_deploy_examples_agents_file_imports_against_its_routing_file() {
+    let app = spawn_app_with(ROUTING, false, |_| {}).await;
+    let example = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("deploy/k8s/overlays/example");
+    let agents = example.join("agents.toml");
+    let run = import_checked_against(
+        &app,
+        Some(example.join("routing.toml")),
+        agents.to_str().expect("a UTF-8 path"),
+        &[],
+    );
+    assert_summary(&run, "1 created, 0 updated, 0 unchanged, 0 deleted");
+}
