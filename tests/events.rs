@@ -15,21 +15,9 @@ use reqwest::Method;
 
 const WAIT: Duration = Duration::from_secs(5);
 
-/// Small timings: no wrap-up.
-const QUICK: &str = r#"
-[defaults]
-default_queue = "support"
-wrap_up_secs = 0
-
-[[queues]]
-name = "support"
-numbers = ["+15005550007"]
-fallback = ["voicemail"]
-"#;
-
 #[tokio::test]
 async fn a_calls_life_streams_live_to_the_admin_in_order() {
-    let app = spawn_app(QUICK).await;
+    let app = spawn_app(NO_WRAP_UP).await;
     let mut events = SseClient::open(&app, ADMIN_TOKEN, None).await;
     app.add_available("ana", &["support"]).await;
     let seen = events
@@ -77,7 +65,7 @@ async fn a_calls_life_streams_live_to_the_admin_in_order() {
 
 #[tokio::test]
 async fn a_client_resumes_after_its_last_event_id() {
-    let app = spawn_app(QUICK).await;
+    let app = spawn_app(NO_WRAP_UP).await;
     app.add_agent("ana", &["support"]).await;
     let mut first = SseClient::open(&app, ADMIN_TOKEN, None).await;
     app.set_state("ana", "available").await;
@@ -106,7 +94,7 @@ async fn a_client_resumes_after_its_last_event_id() {
 
 #[tokio::test]
 async fn an_agent_streams_its_own_events_only() {
-    let app = spawn_app(QUICK).await;
+    let app = spawn_app(NO_WRAP_UP).await;
     app.add_agent("ana", &["support"]).await;
     app.add_agent("bob", &["support"]).await;
     let token = app.issue_token("ana").await;
@@ -154,7 +142,7 @@ async fn an_agent_streams_its_own_events_only() {
 
 #[tokio::test]
 async fn a_calls_history_lists_its_events_oldest_first() {
-    let app = spawn_app(QUICK).await;
+    let app = spawn_app(NO_WRAP_UP).await;
     app.add_available("ana", &["support"]).await;
     app.add_available("bob", &["support"]).await;
     let sid = call_sid(7);
@@ -208,7 +196,7 @@ async fn a_calls_history_lists_its_events_oldest_first() {
 
 #[tokio::test]
 async fn an_agents_stream_ends_when_its_token_stops_working() {
-    let app = spawn_app(QUICK).await;
+    let app = spawn_app(NO_WRAP_UP).await;
     app.add_agent("ana", &["support"]).await;
     app.add_agent("bob", &["support"]).await;
     // Deleted: the deletion is the last event its stream sends.
@@ -271,7 +259,7 @@ async fn reader_stopped(app: &TestApp, wait: Duration) -> bool {
 
 #[tokio::test]
 async fn the_reader_runs_only_while_a_stream_is_open() {
-    let app = spawn_app(QUICK).await;
+    let app = spawn_app(NO_WRAP_UP).await;
     app.add_agent("ana", &["support"]).await;
     assert!(
         reader_stopped(&app, Duration::from_secs(10)).await,
@@ -353,7 +341,7 @@ async fn newest_id(app: &TestApp) -> String {
 
 #[tokio::test]
 async fn an_agent_holds_at_most_five_streams_and_the_next_is_refused_429() {
-    let app = spawn_app(QUICK).await;
+    let app = spawn_app(NO_WRAP_UP).await;
     app.add_agent("ana", &["support"]).await;
     app.add_agent("bob", &["support"]).await;
     // Two tokens of one agent share its cap.
@@ -400,7 +388,7 @@ async fn an_agent_holds_at_most_five_streams_and_the_next_is_refused_429() {
 
 #[tokio::test]
 async fn past_the_processs_cap_a_stream_is_refused_429() {
-    let app = spawn_app_with(QUICK, true, |s| s.event_streams.total = 3).await;
+    let app = spawn_app_with(NO_WRAP_UP, true, |s| s.event_streams.total = 3).await;
     app.add_agent("ana", &["support"]).await;
     let token = app.issue_token("ana").await;
     let _open = [
@@ -421,7 +409,7 @@ async fn past_the_processs_cap_a_stream_is_refused_429() {
 
 #[tokio::test]
 async fn a_resume_from_further_back_than_the_window_gets_a_gap_then_its_own_events() {
-    let app = spawn_app(QUICK).await;
+    let app = spawn_app(NO_WRAP_UP).await;
     app.add_agent("ana", &["support"]).await;
     app.add_agent("bob", &["support"]).await;
     let token = app.issue_token("ana").await;
@@ -472,7 +460,7 @@ async fn a_resume_from_further_back_than_the_window_gets_a_gap_then_its_own_even
 
 #[tokio::test]
 async fn a_last_event_id_the_stream_never_gave_is_refused_400() {
-    let app = spawn_app(QUICK).await;
+    let app = spawn_app(NO_WRAP_UP).await;
     app.add_agent("ana", &["support"]).await;
     let token = app.issue_token("ana").await;
     let newest = newest_id(&app).await;
@@ -513,7 +501,7 @@ async fn a_last_event_id_the_stream_never_gave_is_refused_400() {
 
 #[tokio::test]
 async fn at_shutdown_a_stream_gets_a_notice_and_ends_at_once() {
-    let app = spawn_app(QUICK).await;
+    let app = spawn_app(NO_WRAP_UP).await;
     app.add_agent("ana", &["support"]).await;
     let token = app.issue_token("ana").await;
     let mut admin = SseClient::open(&app, ADMIN_TOKEN, None).await;

@@ -204,18 +204,6 @@ async fn the_dial_carries_the_contract_attributes_and_callbacks() {
     );
 }
 
-/// One queue, no wrap-up: an agent whose call ends is free again at once.
-const NO_WRAP_UP: &str = r#"
-[defaults]
-default_queue = "support"
-wrap_up_secs = 0
-
-[[queues]]
-name = "support"
-numbers = ["+15005550007"]
-fallback = ["voicemail"]
-"#;
-
 #[tokio::test]
 async fn keypad_spelled_withheld_caller_ids_neither_use_nor_record_affinity() {
     let app = spawn_app(NO_WRAP_UP).await;

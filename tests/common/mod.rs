@@ -21,6 +21,19 @@ use tokio_util::sync::CancellationToken;
 pub const AUTH_TOKEN: &str = "test-auth-token";
 pub const ADMIN_TOKEN: &str = "test-admin-token";
 
+/// One queue, `support` (+15005550007), no wrap-up: an agent whose call ends
+/// is free again at once.
+pub const NO_WRAP_UP: &str = r#"
+[defaults]
+default_queue = "support"
+wrap_up_secs = 0
+
+[[queues]]
+name = "support"
+numbers = ["+15005550007"]
+fallback = ["voicemail"]
+"#;
+
 /// Starts a throwaway Redis; a missing `redis-server` fails the test with the
 /// install command, never skips it.
 pub fn start_redis() -> RedisServer {
