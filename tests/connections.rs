@@ -29,8 +29,7 @@ async fn app(configure: impl FnOnce(&mut Settings)) -> TestApp {
 }
 
 async fn connect(app: &TestApp) -> TcpStream {
-    let addr = app.base().trim_start_matches("http://");
-    TcpStream::connect(addr).await.expect("connect")
+    TcpStream::connect(app.addr()).await.expect("connect")
 }
 
 /// What a socket gave back within a wait.
@@ -227,11 +226,7 @@ async fn past_the_connection_cap_a_new_connection_waits_until_one_closes() {
 /// A socket whose receive window stays small, so the server's writes block
 /// as soon as a few KiB are unread (loopback would otherwise buffer MBs).
 async fn connect_small_window(app: &TestApp) -> TcpStream {
-    let addr = app
-        .base()
-        .trim_start_matches("http://")
-        .parse()
-        .expect("a socket address");
+    let addr = app.addr();
     let socket = tokio::net::TcpSocket::new_v4().expect("socket");
     socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
     socket.connect(addr).await.expect("connect")
@@ -380,11 +375,7 @@ const STRANGER: [u8; 4] = [127, 0, 0, 2];
 
 /// A connection from the loopback address `source`.
 async fn connect_from(app: &TestApp, source: [u8; 4]) -> TcpStream {
-    let addr = app
-        .base()
-        .trim_start_matches("http://")
-        .parse()
-        .expect("a socket address");
+    let addr = app.addr();
     let socket = tokio::net::TcpSocket::new_v4().expect("socket");
     socket
         .bind(SocketAddr::from((source, 0)))

@@ -25,8 +25,7 @@ async fn a_client_that_never_reads_is_dropped() {
     // reads a byte.
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket.set_recv_buffer_size(4096).unwrap();
-    let addr: std::net::SocketAddr = app.base().trim_start_matches("http://").parse().unwrap();
-    let mut silent = socket.connect(addr).await.unwrap();
+    let mut silent = socket.connect(app.addr()).await.unwrap();
     silent
         .write_all(
             format!(

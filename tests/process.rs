@@ -21,6 +21,11 @@ async fn serve(redis: &RedisServer, name: &str) -> Serve {
 }
 
 /// `serve` against `redis_url`, with `env` set on top of the usual tokens.
+/// `GET /readyz` of the server at `base`.
+async fn readyz(http: &reqwest::Client, base: &str) -> reqwest::Response {
+    http.get(format!("{base}/readyz")).send().await.unwrap()
+}
+
 async fn serve_with(redis_url: &str, name: &str, env: &[(&str, &str)]) -> Serve {
     let mut all = vec![
         ("TWILIO_AUTH_TOKEN", TWILIO_TOKEN),
@@ -365,11 +370,7 @@ async fn redis_unreachable_is_logged_with_the_redacted_url_and_back_off() {
     .await;
     let http = reqwest::Client::new();
     for _ in 0..5 {
-        let ready = http
-            .get(format!("{}/readyz", serve.base))
-            .send()
-            .await
-            .unwrap();
+        let ready = readyz(&http, &serve.base).await;
         assert_eq!(ready.status(), 503);
     }
     // About 20 worker rounds, each finding Redis down.
@@ -446,11 +447,7 @@ async fn with_redis_down_readyz_and_the_api_answer_fixed_text_and_no_password_is
     let url = format!("redis://:{REDIS_PASSWORD}@127.0.0.1:{port}");
     let mut serve = serve_with(&url, "redis-down", &[]).await;
     let http = reqwest::Client::new();
-    let ready = http
-        .get(format!("{}/readyz", serve.base))
-        .send()
-        .await
-        .unwrap();
+    let ready = readyz(&http, &serve.base).await;
     assert_eq!(ready.status(), 503);
     assert_eq!(ready.text().await.unwrap(), "redis unavailable\n");
     let api = answer(

@@ -439,6 +439,14 @@ impl TestApp {
         &self.server.base
     }
 
+    /// The server's socket address, for tests that open raw connections.
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.base()
+            .trim_start_matches("http://")
+            .parse()
+            .expect("a socket address")
+    }
+
     /// `POST /twilio/voice` for a call from +15005550001 to `to`.
     pub async fn call(&self, sid: &str, to: &str) -> Answer {
         self.call_from(sid, "+15005550001", to).await
