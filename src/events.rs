@@ -12,12 +12,17 @@
 //! after the last has gone, so a replica nobody watches reads nothing. The
 //! hub also counts the streams it feeds, and refuses one past the process's
 //! cap or its agent's (`StreamLimits`): each holds a connection and a queue,
-//! and one leaked agent token must not be able to open thousands.
+//! and one leaked agent token must not be able to open thousands. It
+//! remembers (by their SHA-256) the tokens its agents' streams were opened
+//! with, so that token's next stream past the cap is refused before anything
+//! is asked of Redis: a storm of resumes with one token costs the webhooks
+//! next to nothing.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -49,14 +54,34 @@ struct Inner {
     reader: tokio::sync::Mutex<Option<JoinHandle<()>>>,
 }
 
+/// An agent token as the hub remembers it: its SHA-256, never the token.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct TokenKey([u8; 32]);
+
+impl TokenKey {
+    pub fn of(token: &str) -> TokenKey {
+        TokenKey(Sha256::digest(token.as_bytes()).into())
+    }
+}
+
+/// One open stream: where its events go, and the agent token it was opened
+/// with (none for an admin's).
+struct Stream {
+    sender: mpsc::Sender<Arc<StoredEvent>>,
+    token: Option<TokenKey>,
+}
+
 /// Open streams by what they see: `None` every event (admins), `Some(id)`
 /// agent `id`'s.
 #[derive(Default)]
 struct Subscribers {
     next: u64,
-    by_viewer: HashMap<Option<String>, HashMap<u64, mpsc::Sender<Arc<StoredEvent>>>>,
+    by_viewer: HashMap<Option<String>, HashMap<u64, Stream>>,
     /// Streams in `by_viewer`, all viewers together.
     open: usize,
+    /// The tokens open streams were opened with: whose agent each is, and
+    /// how many streams it opened; each was checked in Redis then.
+    by_token: HashMap<TokenKey, (String, usize)>,
 }
 
 /// A stream the hub would not open.
@@ -86,12 +111,17 @@ impl Drop for Subscription {
 
 impl Subscribers {
     fn remove(&mut self, viewer: &Option<String>, id: u64) {
-        if let Some(streams) = self.by_viewer.get_mut(viewer) {
-            if streams.remove(&id).is_some() {
-                self.open -= 1;
-            }
-            if streams.is_empty() {
-                self.by_viewer.remove(viewer);
+        let Some(streams) = self.by_viewer.get_mut(viewer) else {
+            return;
+        };
+        let removed = streams.remove(&id);
+        if streams.is_empty() {
+            self.by_viewer.remove(viewer);
+        }
+        if let Some(stream) = removed {
+            self.open -= 1;
+            if let Some(key) = stream.token {
+                self.forget_token(key);
             }
         }
     }
@@ -110,8 +140,8 @@ impl Subscribers {
             let Some(streams) = self.by_viewer.get(viewer) else {
                 continue;
             };
-            for (id, sender) in streams {
-                if let Err(e) = sender.try_send(event.clone()) {
+            for (id, stream) in streams {
+                if let Err(e) = stream.sender.try_send(event.clone()) {
                     if matches!(e, mpsc::error::TrySendError::Full(_)) {
                         metrics::event_stream_dropped("lagged");
                     }
@@ -126,10 +156,32 @@ impl Subscribers {
 }
 
 impl Subscribers {
-    /// Adds a stream for `viewer` unless a cap says no.
+    fn forget_token(&mut self, key: TokenKey) {
+        if let Some((_, streams)) = self.by_token.get_mut(&key) {
+            *streams -= 1;
+            if *streams == 0 {
+                self.by_token.remove(&key);
+            }
+        }
+    }
+
+    /// How many streams the agent of token `key` has open, when that is its
+    /// cap already; `None` when the token opened none (or it is under).
+    fn token_at_cap(&self, key: &TokenKey, limits: StreamLimits) -> Option<usize> {
+        let (agent, _) = self.by_token.get(key)?;
+        let open = self
+            .by_viewer
+            .get(&Some(agent.clone()))
+            .map_or(0, HashMap::len);
+        (open >= limits.per_agent).then_some(open)
+    }
+
+    /// Adds a stream for `viewer` (opened with agent token `token`) unless a
+    /// cap says no.
     fn add(
         &mut self,
         viewer: &Option<String>,
+        token: Option<TokenKey>,
         sender: mpsc::Sender<Arc<StoredEvent>>,
         limits: StreamLimits,
     ) -> Result<u64, SubscribeError> {
@@ -147,8 +199,14 @@ impl Subscribers {
         self.by_viewer
             .entry(viewer.clone())
             .or_default()
-            .insert(id, sender);
+            .insert(id, Stream { sender, token });
         self.open += 1;
+        if let (Some(agent), Some(key)) = (viewer, token) {
+            self.by_token
+                .entry(key)
+                .or_insert_with(|| (agent.clone(), 0))
+                .1 += 1;
+        }
         Ok(id)
     }
 }
@@ -173,17 +231,37 @@ impl EventHub {
         }
     }
 
+    /// Refuses a stream for agent token `token` before the token is checked
+    /// (a read of Redis), when it opened streams here that were and its
+    /// agent has its most open already: the answer the check would lead to.
+    /// A token revoked meanwhile still gets it, until its streams end (they
+    /// check their token every 15 s).
+    pub fn refuse_early(&self, token: &TokenKey) -> Result<(), SubscribeError> {
+        match self.inner.lock().token_at_cap(token, self.inner.limits) {
+            Some(open) => {
+                metrics::event_stream_dropped("refused");
+                Err(SubscribeError::AgentFull(open))
+            }
+            None => Ok(()),
+        }
+    }
+
     /// Every event appended from now on that `agent` may see (`None`: all),
-    /// unless this process or this agent has its most streams open already.
-    /// The reader's first position is read before any subscriber goes on, so
-    /// a subscriber that then reads the stream up to its end and follows this
-    /// feed misses nothing between.
-    pub async fn subscribe(&self, agent: Option<String>) -> Result<Subscription, SubscribeError> {
+    /// unless this process or this agent has its most streams open already;
+    /// `token`, the agent token it was asked with, is remembered for
+    /// `refuse_early`. The reader's first position is read before any
+    /// subscriber goes on, so a subscriber that then reads the stream up to
+    /// its end and follows this feed misses nothing between.
+    pub async fn subscribe(
+        &self,
+        agent: Option<String>,
+        token: Option<TokenKey>,
+    ) -> Result<Subscription, SubscribeError> {
         let (sender, events) = mpsc::channel(BUFFERED);
         let id = self
             .inner
             .lock()
-            .add(&agent, sender, self.inner.limits)
+            .add(&agent, token, sender, self.inner.limits)
             .inspect_err(|e| {
                 if !matches!(e, SubscribeError::Store(_)) {
                     metrics::event_stream_dropped("refused");
@@ -271,7 +349,12 @@ mod tests {
         let mut add = |viewer: Option<&str>, capacity: usize| {
             let (sender, receiver) = mpsc::channel(capacity);
             subscribers
-                .add(&viewer.map(str::to_owned), sender, StreamLimits::default())
+                .add(
+                    &viewer.map(str::to_owned),
+                    None,
+                    sender,
+                    StreamLimits::default(),
+                )
                 .expect("under the caps");
             receiver
         };
@@ -312,7 +395,7 @@ mod tests {
             let (sender, receiver) = mpsc::channel(1);
             // The receivers are kept: a dropped one would close its stream.
             std::mem::forget(receiver);
-            subscribers.add(&viewer.map(str::to_owned), sender, limits)
+            subscribers.add(&viewer.map(str::to_owned), None, sender, limits)
         };
         assert!(add(Some("ana")).is_ok());
         assert!(add(Some("ana")).is_ok());
@@ -326,5 +409,38 @@ mod tests {
             Err(SubscribeError::ProcessFull(3))
         ));
         assert!(matches!(add(None), Err(SubscribeError::ProcessFull(3))));
+    }
+
+    #[test]
+    fn a_token_whose_agent_is_at_its_cap_is_refused_early_until_a_stream_ends() {
+        let limits = StreamLimits {
+            total: 10,
+            per_agent: 2,
+        };
+        let (ana1, ana2) = (TokenKey::of("sbat_ana_1"), TokenKey::of("sbat_ana_2"));
+        let mut subscribers = Subscribers::default();
+        let mut receivers = Vec::new();
+        let mut add = |subscribers: &mut Subscribers, token| {
+            let (sender, receiver) = mpsc::channel(1);
+            receivers.push(receiver);
+            subscribers.add(&Some("ana".to_owned()), Some(token), sender, limits)
+        };
+        let first = add(&mut subscribers, ana1).expect("under the cap");
+        assert_eq!(subscribers.token_at_cap(&ana1, limits), None);
+        add(&mut subscribers, ana2).expect("under the cap");
+        // Ana's two streams: each of her tokens is refused now, another
+        // token (unknown here) goes on to be checked.
+        assert_eq!(subscribers.token_at_cap(&ana1, limits), Some(2));
+        assert_eq!(subscribers.token_at_cap(&ana2, limits), Some(2));
+        assert_eq!(
+            subscribers.token_at_cap(&TokenKey::of("sbat_other"), limits),
+            None
+        );
+        subscribers.remove(&Some("ana".to_owned()), first);
+        assert_eq!(subscribers.token_at_cap(&ana2, limits), None);
+        assert!(
+            !subscribers.by_token.contains_key(&ana1),
+            "a token with no stream open is forgotten"
+        );
     }
 }

@@ -164,6 +164,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     "serving"
                 ),
             }
+            let listeners = 1 + u64::from(ops.is_some());
+            match listener::raise_open_files(&settings.connections, listeners) {
+                Ok((limit, wanted)) if limit < wanted => tracing::warn!(
+                    limit,
+                    wanted,
+                    "the open-file limit (ulimit -n, its hard limit) is below what SWITCHBOARD_MAX_CONNECTIONS may need: past it, accepts fail until connections close"
+                ),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "cannot read or raise the open-file limit"),
+            }
             let state = server::build_state(settings)?;
             server::warm_up(&state).await;
             let stop = server::shutdown_on_signal();

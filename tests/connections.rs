@@ -412,8 +412,14 @@ async fn assert_answered(stream: &mut TcpStream, what: &str) {
 }
 
 #[tokio::test]
-async fn past_the_per_peer_cap_a_new_connection_is_reset_while_other_peers_are_served() {
-    let app = app(|s| s.connections.max_connections_per_peer = 2).await;
+async fn past_the_per_peer_cap_a_new_connection_is_held_unread_then_reset_while_other_peers_are_served()
+ {
+    let app = app(|s| {
+        s.connections.max_connections = 4;
+        s.connections.max_connections_per_peer = 2;
+        s.connections.header_read_timeout = Duration::from_millis(1500);
+    })
+    .await;
     let mut held = Vec::new();
     for _ in 0..2 {
         let mut stream = connect_from(&app, STRANGER).await;
@@ -421,13 +427,38 @@ async fn past_the_per_peer_cap_a_new_connection_is_reset_while_other_peers_are_s
         assert_answered(&mut stream, "within the cap").await;
         held.push(stream);
     }
-    // The kernel completes the handshake; switchboard resets it once accepted.
+    // Past the cap: accepted by the kernel, never read nor answered, and
+    // reset at the header timeout, so a client that reopens what ends comes
+    // back at that pace. Before: reset at once (and reopened at once, a
+    // connection flood), and before that, answered like the first two.
     let mut third = connect_from(&app, STRANGER).await;
     let _ = third.write_all(HEALTHZ).await;
-    // Before: answered like the first two.
+    let started = Instant::now();
+    assert_eq!(
+        next_response(&mut third, Duration::from_millis(1000)).await,
+        Outcome::Silent,
+        "held, not answered nor reset"
+    );
     assert_eq!(
         next_response(&mut third, Duration::from_secs(5)).await,
         Outcome::Closed
+    );
+    let after = started.elapsed();
+    assert!(
+        after >= Duration::from_millis(1000),
+        "reset after {after:?}"
+    );
+    // At most `max_connections` (4) are held; the next is reset at once.
+    let mut pen = Vec::new();
+    for _ in 0..4 {
+        pen.push(connect_from(&app, STRANGER).await);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut past = connect_from(&app, STRANGER).await;
+    assert_eq!(
+        next_response(&mut past, Duration::from_millis(900)).await,
+        Outcome::Closed,
+        "the pen is full: reset at once"
     );
     let mut other = connect(&app).await;
     other.write_all(HEALTHZ).await.unwrap();

@@ -387,6 +387,71 @@ async fn an_agent_holds_at_most_five_streams_and_the_next_is_refused_429() {
 }
 
 #[tokio::test]
+async fn a_token_whose_agent_is_at_its_cap_is_refused_without_a_read_of_redis() {
+    // No worker: what reaches Redis is the streams' and these requests'.
+    let app = spawn_app_with(NO_WRAP_UP, false, |_| {}).await;
+    app.add_agent("ana", &["support"]).await;
+    let token = app.issue_token("ana").await;
+    let mut open = Vec::new();
+    for _ in 0..5 {
+        open.push(SseClient::open(&app, &token, None).await);
+    }
+    let mut conn = app.redis().await;
+    let _: () = redis::cmd("CONFIG")
+        .arg("RESETSTAT")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    const STORM: usize = 50;
+    for n in 0..STORM {
+        let resume = (n % 2 == 0).then_some("0-0");
+        let refused = SseClient::request(&app, &token, resume).await;
+        assert_eq!(refused.status(), 429);
+        let error = error_of(refused).await;
+        assert!(
+            error.contains("this agent has 5 event streams open"),
+            "{error}"
+        );
+    }
+    // A token check is one HMGET; the five open streams may each make one
+    // (they check their token every 15 s), the refused requests none.
+    let sent = command_counts(&mut conn).await;
+    let checks = sent.get("hmget").copied().unwrap_or(0);
+    assert!(
+        checks <= 5,
+        "{checks} token checks for {STORM} refusals: {sent:?}"
+    );
+    assert!(
+        metric(
+            &app.metrics().await,
+            r#"switchboard_event_streams_dropped_total{reason="refused"}"#
+        ) >= STORM as f64
+    );
+
+    // Another token of ana's is checked as before (it opened nothing here),
+    // and refused by the hub's count; one stream closing lets the token in.
+    let other = app.issue_token("ana").await;
+    assert_eq!(SseClient::request(&app, &other, None).await.status(), 429);
+    drop(open.pop());
+    let started = std::time::Instant::now();
+    for state in ["away", "available"].into_iter().cycle() {
+        app.set_state("ana", state).await;
+        let again = SseClient::request(&app, &token, None).await;
+        if again.status() == 200 {
+            break;
+        }
+        assert_eq!(again.status(), 429);
+        assert!(started.elapsed() < WAIT, "the closed stream still counts");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // A forged token (right shape, wrong secret) is not taken for it.
+    let last = if token.ends_with('A') { 'B' } else { 'A' };
+    let forged = format!("{}{last}", &token[..token.len() - 1]);
+    assert_eq!(SseClient::request(&app, &forged, None).await.status(), 401);
+}
+
+#[tokio::test]
 async fn past_the_processs_cap_a_stream_is_refused_429() {
     let app = spawn_app_with(NO_WRAP_UP, true, |s| s.event_streams.total = 3).await;
     app.add_agent("ana", &["support"]).await;

@@ -28,7 +28,7 @@ use utoipa::ToSchema;
 use super::me::AgentCaller;
 use super::{ApiError, ErrorBody, has_admin_token};
 use crate::app::AppState;
-use crate::events::{SubscribeError, Subscription};
+use crate::events::{SubscribeError, Subscription, TokenKey};
 use crate::http::listener::Draining;
 use crate::metrics;
 use crate::store::Store;
@@ -65,12 +65,41 @@ impl FromRequestParts<AppState> for Viewer {
     }
 }
 
+/// Passes unless the request's bearer token is an agent token whose agent
+/// has its most streams open on this server already (`EventHub::refuse_early`):
+/// taken before `Viewer`, so such a request is answered 429 without a read
+/// of Redis. Admin tokens and unknown ones go on to be checked.
+pub struct UnderStreamCap;
+
+impl FromRequestParts<AppState> for UnderStreamCap {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let token = super::bearer_token(&parts.headers);
+        if !token.is_empty() {
+            state.events.refuse_early(&TokenKey::of(token))?;
+        }
+        Ok(UnderStreamCap)
+    }
+}
+
 impl Viewer {
     /// The agent whose events this viewer may see; `None`: every event.
     fn agent(&self) -> Option<String> {
         match self {
             Viewer::Admin => None,
             Viewer::Agent { id, .. } => Some(id.clone()),
+        }
+    }
+
+    /// The agent token this viewer came with, as the hub remembers it.
+    fn token(&self) -> Option<TokenKey> {
+        match self {
+            Viewer::Admin => None,
+            Viewer::Agent { token, .. } => Some(TokenKey::of(token)),
         }
     }
 
@@ -125,13 +154,17 @@ impl From<SubscribeError> for ApiError {
     ))]
 pub async fn stream(
     State(state): State<AppState>,
+    _: UnderStreamCap,
     viewer: Viewer,
     draining: Option<Extension<Draining>>,
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let resume = last_event_id(&headers)?;
     let store = state.engine.store().clone();
-    let live = state.events.subscribe(viewer.agent()).await?;
+    let live = state
+        .events
+        .subscribe(viewer.agent(), viewer.token())
+        .await?;
     let mut pending = VecDeque::new();
     let mut gap = None;
     // Without Last-Event-ID the stream starts now.

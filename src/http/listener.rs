@@ -11,8 +11,15 @@
 //! client holding 11,000 empty connections kept signed webhooks waiting up to
 //! 19.6 s in the backlog, past Twilio's 15 s):
 //! - One peer address (an IPv4 address, an IPv6 /64) may hold at most
-//!   `SWITCHBOARD_MAX_CONNECTIONS_PER_PEER` connections; past that a new one is
-//!   reset at once rather than left to wait. Behind a load balancer or ingress
+//!   `SWITCHBOARD_MAX_CONNECTIONS_PER_PEER` connections; past that a new one
+//!   takes no slot and is never read: it is held until the header timeout,
+//!   then reset (`hold_refused`). Reset at once, it came straight back: one
+//!   address reopening 11,000 connections the moment each ended made 61,000
+//!   connections a second, and the webhooks queued behind them in the
+//!   backlog (p99 546 ms). Held, it ends as an empty connection would, at the
+//!   pace the old attack had. At most `max_connections` are held (an fd
+//!   each, and a receive buffer shrunk to the kernel's least); past that the
+//!   next is reset at once. Behind a load balancer or ingress
 //!   every connection has the proxy's address, so there it must be 0 (off) or
 //!   above what the proxy opens, and the per-client limit belongs in the proxy
 //!   (the PROXY protocol is not spoken).
@@ -116,6 +123,37 @@ pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     socket.set_reuseaddr(true)?;
     socket.bind(addr)?;
     socket.listen(BACKLOG)
+}
+
+/// Raises this process's open-file limit to its hard limit, as far as
+/// `limits` may need: each connection is a descriptor, and so is each one
+/// held past its peer's share (`hold_refused`), up to `max_connections` of
+/// each on every listener; plus room for Redis and the rest. Returns the
+/// limit now in force and what was wanted, for the caller to warn when the
+/// first is short (raising the hard limit takes privileges the process
+/// should not have).
+pub fn raise_open_files(limits: &ConnectionLimits, listeners: u64) -> std::io::Result<(u64, u64)> {
+    let wanted = 2 * listeners * limits.max_connections as u64 + 1024;
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit only read or write the struct passed.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    if limit.rlim_cur < wanted {
+        let raised = libc::rlimit {
+            rlim_cur: wanted.min(limit.rlim_max),
+            rlim_max: limit.rlim_max,
+        };
+        // SAFETY: as above.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        limit.rlim_cur = raised.rlim_cur;
+    }
+    Ok((limit.rlim_cur, wanted))
 }
 
 /// The backlog the kernel grants `bind`: `BACKLOG`, or net.core.somaxconn
@@ -265,6 +303,7 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let permits = Arc::new(Semaphore::new(limits.max_connections));
     let slots = Arc::new(Slots::new(&limits));
+    let held_refused = Arc::new(Semaphore::new(limits.max_connections));
     let stop = CancellationToken::new();
     let budget = BodyBudget(Arc::new(Semaphore::new(limits.body_budget)));
     let mut builder = http1::Builder::new();
@@ -299,8 +338,21 @@ pub async fn serve(
             },
         };
         let Some(slot) = slots.admit(peer.ip()) else {
-            tracing::debug!(peer = %peer.ip(), "the peer holds its share of connections: reset");
-            let _ = stream.set_zero_linger();
+            match held_refused.clone().try_acquire_owned() {
+                Ok(place) => {
+                    tracing::debug!(peer = %peer.ip(), "the peer holds its share of connections: held unread, then reset");
+                    connections.spawn(hold_refused(
+                        stream,
+                        limits.header_read_timeout,
+                        stop.clone(),
+                        place,
+                    ));
+                }
+                Err(_) => {
+                    tracing::debug!(peer = %peer.ip(), "the peer holds its share of connections: reset");
+                    let _ = stream.set_zero_linger();
+                }
+            }
             continue;
         };
         // Webhook answers are small; waiting to fill a segment only adds latency.
@@ -334,6 +386,24 @@ pub async fn serve(
         connections.shutdown().await;
     }
     Ok(())
+}
+
+/// A connection past its peer's share: never read, reset after `timeout` (as
+/// an empty connection would be) or at shutdown, so a client that reopens
+/// whatever ends does so at that pace rather than as fast as it can.
+async fn hold_refused(
+    stream: TcpStream,
+    timeout: Duration,
+    stop: CancellationToken,
+    _place: OwnedSemaphorePermit,
+) {
+    // The kernel's least (it rounds 0 up): what it sends is not read.
+    let _ = socket2::SockRef::from(&stream).set_recv_buffer_size(0);
+    tokio::select! {
+        () = tokio::time::sleep(timeout) => {}
+        () = stop.cancelled() => {}
+    }
+    let _ = stream.set_zero_linger();
 }
 
 /// One connection, served until it ends, a deadline of its phase passes, or
