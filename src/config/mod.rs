@@ -99,7 +99,7 @@ pub struct SettingsArgs {
     pub max_agent_streams: usize,
 
     /// Open connections one client address (IPv6: one /64) may hold; past it
-    /// its new ones are reset at once. 0: no limit, what a server behind a load
+    /// its new ones are held unread until the header timeout, then reset. 0: no limit, what a server behind a load
     /// balancer or ingress needs (every connection has the proxy's address).
     #[arg(
         long,
