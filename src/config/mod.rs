@@ -99,8 +99,9 @@ pub struct SettingsArgs {
     pub max_agent_streams: usize,
 
     /// Open connections one client address (IPv6: one /64) may hold; past it
-    /// its new ones are held unread until the header timeout, then reset. 0: no limit, what a server behind a load
-    /// balancer or ingress needs (every connection has the proxy's address).
+    /// its new ones are held unread until the header timeout, then reset. 0:
+    /// no limit, what a server behind a load balancer or ingress needs (every
+    /// connection has the proxy's address).
     #[arg(
         long,
         env = "SWITCHBOARD_MAX_CONNECTIONS_PER_PEER",
