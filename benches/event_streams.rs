@@ -1,5 +1,5 @@
-//! `cargo bench --bench event_streams`: the targets of README "Agents and
-//! supervisors", on this machine. A release `switchboard serve` process and a
+//! `cargo bench --bench event_streams`: the targets of docs/api.md ("Agents
+//! and supervisors"), on this machine. A release `switchboard serve` process and a
 //! fresh `redis-server`; 1,000 agents, each with its own token. First a steady
 //! load (about 1,000 webhooks a second, played by `simulate`) with no event
 //! stream open; then 1,000 streams open (each agent's console: its own

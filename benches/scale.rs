@@ -1,5 +1,5 @@
-//! `cargo bench --bench scale`: the speed and scale figures of README
-//! "Performance", in one run on this machine. For each roster (100 agents in one
+//! `cargo bench --bench scale`: the speed and scale figures of
+//! docs/performance.md, in one run on this machine. For each roster (100 agents in one
 //! queue, 100,000 agents in one queue, 100 agents in 500 queues) it starts a
 //! fresh `redis-server` and a release `switchboard serve` process, creates the
 //! agents through the admin API, then plays full call cycles with `simulate`

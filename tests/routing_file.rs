@@ -115,17 +115,3 @@ fn the_example_routing_file_is_valid() {
     )))
     .expect("examples/routing.toml is valid");
 }
-
-#[test]
-fn the_readme_routing_file_example_is_valid() {
-    let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
-    let mut blocks = 0;
-    for block in readme.split("```toml\n").skip(1) {
-        let toml = block.split("```").next().unwrap();
-        switchboard::config::RoutingTable::parse(toml, "README.md")
-            .unwrap_or_else(|e| panic!("{e}\n{toml}"));
-        blocks += 1;
-    }
-    assert!(blocks >= 1, "README.md shows a routing file");
-}
