@@ -5,11 +5,12 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use crate::config::routing::Queue;
 use crate::config::{LogFormat, RoutingTable, Settings};
 use crate::redis_server::RedisServer;
 use crate::roster::Roster;
-use crate::server;
 use crate::twilio::signature;
+use crate::{server, telemetry};
 use anyhow::Context;
 
 const EXAMPLE_ROUTING: &str = include_str!("../examples/routing.toml");
@@ -94,17 +95,41 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let store = state.engine.store();
     roster.plan(store, false).await?.apply(store).await?;
 
-    print_instructions(
-        &public_url,
-        &args,
-        &state.engine.table().queues()[0].numbers,
-    );
+    let table = state.engine.table();
+    print_instructions(&public_url, &args, &table.queues()[0], &program());
+    // Logs start after the instructions, so the two never interleave.
+    let _log = telemetry::init(LogFormat::Pretty);
     server::run(listener, state, true, server::shutdown_on_signal()).await?;
     Ok(())
 }
 
-fn print_instructions(base: &str, args: &DemoArgs, numbers: &[String]) {
-    let to = numbers.first().map_or("+15005550006", String::as_str);
+/// How to run this binary again, for the commands the demo prints: `cargo run
+/// --release --` when cargo started it, `switchboard` when that is the one on
+/// PATH, else its path.
+fn program() -> String {
+    if std::env::var_os("CARGO").is_some() {
+        return "cargo run --release --".into();
+    }
+    let Ok(exe) = std::env::current_exe().and_then(std::fs::canonicalize) else {
+        return "switchboard".into();
+    };
+    let on_path = std::env::var_os("PATH").is_some_and(|path| {
+        std::env::split_paths(&path).any(|dir| {
+            std::fs::canonicalize(dir.join("switchboard")).is_ok_and(|found| found == exe)
+        })
+    });
+    if on_path {
+        "switchboard".into()
+    } else {
+        exe.display().to_string()
+    }
+}
+
+fn print_instructions(base: &str, args: &DemoArgs, queue: &Queue, program: &str) {
+    let to = queue.numbers.first().map_or("+15005550006", String::as_str);
+    let expires_secs = u64::from(queue.settings.ring_timeout_secs)
+        + u64::from(queue.settings.reservation_grace_secs);
+    let defaults = &queue.settings;
     let call_sid = format!("CA{:032x}", rand::random::<u128>());
     let url = format!("{base}/twilio/voice");
     let params: Vec<(String, String)> = [
@@ -124,19 +149,23 @@ fn print_instructions(base: &str, args: &DemoArgs, numbers: &[String]) {
         "\nswitchboard demo is serving on {base}\n\
          \nPlace a signed test call (Twilio's webhook for a call to {to}):\n\
          \n  curl -s -X POST {url} \\\n    -H 'X-Twilio-Signature: {sig}'{form}\n\
+         \nIt answers a <Dial> to the longest-idle agent and reserves them. Nothing answers that\
+         \nDial, so {expires_secs} s later the reservation expires and counts as that agent's miss:\
+         \nthey get no call for {no_answer} s. (The simulations below answer, and cost nobody a miss.)\n\
          \nOr let switchboard play Twilio: one call with its trace, then 200 calls at once (three\
          \nagents take a few; waiting callers press 1 for voicemail, the others are forwarded):\n\
-         \n  cargo run --release -- simulate --url {base} --auth-token {token}\n  cargo run --release -- simulate --url {base} --auth-token {token} --calls 200 --concurrency 20 --to +15005550006,+15005550007 --wait-key 1\n\
+         \n  {program} simulate --url {base} --auth-token {token}\n  {program} simulate --url {base} --auth-token {token} --calls 200 --concurrency 20 --to +15005550006,+15005550007 --wait-key 1\n\
          \nCallers to sales (+15005550006) wait in line when every agent is busy; watch one line form\
          \nand drain over about three minutes (the agents' wrap-up paces it):\n\
-         \n  cargo run --release -- simulate --url {base} --auth-token {token} --calls 30 --concurrency 15 --to +15005550006 --hold-ms 1000\n\
+         \n  {program} simulate --url {base} --auth-token {token} --calls 30 --concurrency 15 --to +15005550006 --hold-ms 1000\n\
          \nSee the queues and agents:\n\
          \n  curl -s -H 'Authorization: Bearer {admin}' {base}/v1/queues\n  curl -s -H 'Authorization: Bearer {admin}' {base}/v1/agents\n\
          \nWatch it live in the console, {base}/console/ : sign in with {admin} (the\
          \nsupervisor view), or with an agent's own token (the agent view) from:\n\
          \n  curl -s -X POST -H 'Authorization: Bearer {admin}' {base}/v1/agents/ana/tokens\n\
-         \nCtrl-C stops the demo and its Redis.\n",
+         \nCtrl-C stops the demo and its Redis. Its logs follow.\n",
         admin = args.admin_token,
         token = args.twilio_auth_token,
+        no_answer = defaults.no_answer_delay_secs,
     );
 }

@@ -205,10 +205,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let _ = write!(std::io::stdout().lock(), "{report}");
             Ok(())
         }
-        Command::Demo(args) => {
-            let _log = telemetry::init(switchboard::config::LogFormat::Pretty);
-            switchboard::demo::run(args).await
-        }
+        // It starts logging itself, once its instructions are printed.
+        Command::Demo(args) => switchboard::demo::run(args).await,
         Command::Openapi { routing } => {
             let table = match routing {
                 Some(path) => switchboard::config::RoutingTable::load(&path)?,

@@ -11,7 +11,7 @@
 //! when stderr is closed too: every task that logged died, the SIGTERM handler
 //! among them.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::sync::OnceLock;
 
 use tracing_appender::non_blocking::{ErrorCounter, NonBlockingBuilder, WorkerGuard};
@@ -46,6 +46,9 @@ pub fn init(format: LogFormat) -> LogGuard {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer)
+        // Colours for a person at a terminal; none in a file, a pipe or a
+        // log collector, where the escape codes are noise.
+        .with_ansi(std::io::stdout().is_terminal())
         // Its report of a failed write is an `eprintln!`, which panics on a
         // closed stderr. Our writer never fails anyway; this is the belt.
         .log_internal_errors(false);

@@ -76,6 +76,38 @@ async fn an_agent_token_reads_and_sets_its_own_agent() {
         "no-store",
         "a secret must not be cached"
     );
+    // An empty body under a JSON Content-Type (before: 400, EOF while
+    // parsing), and JSON under curl's default form type (before: ignored).
+    let post = |content_type: &'static str, body: &'static str| {
+        app.http
+            .post(format!("{}/v1/agents/ana/tokens", app.base()))
+            .bearer_auth(ADMIN_TOKEN)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+    };
+    for (content_type, body) in [("application/json", ""), ("application/json", " \n")] {
+        let response = post(content_type, body).await.unwrap();
+        assert_eq!(response.status(), 201, "{content_type} {body:?}");
+    }
+    let short = post("application/x-www-form-urlencoded", r#"{"ttl_secs": 60}"#)
+        .await
+        .unwrap();
+    assert_eq!(short.status(), 201);
+    let expires: String = short.json::<serde_json::Value>().await.unwrap()["expires_at"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let in_secs =
+        time::OffsetDateTime::parse(&expires, &time::format_description::well_known::Rfc3339)
+            .unwrap()
+            - time::OffsetDateTime::now_utc();
+    assert!(
+        in_secs.whole_seconds() <= 61,
+        "ttl_secs 60 was honoured: {expires}"
+    );
+    let garbage = post("application/json", "{").await.unwrap();
+    assert_eq!(garbage.status(), 400);
 }
 
 #[tokio::test]

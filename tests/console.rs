@@ -235,3 +235,49 @@ async fn an_agent_and_a_supervisor_follow_a_call_in_a_browser() {
     agent.close().await.unwrap();
     supervisor.close().await.unwrap();
 }
+
+#[tokio::test]
+async fn the_servers_address_leads_to_the_console_which_has_an_icon() {
+    let app = spawn_app(DESK).await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let location = |r: &reqwest::Response| {
+        r.headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    // Before: 404 for both.
+    let root = http.get(format!("{}/", app.base())).send().await.unwrap();
+    assert!(root.status().is_redirection(), "{}", root.status());
+    assert_eq!(location(&root).as_deref(), Some("/console/"));
+    let ico = http
+        .get(format!("{}/favicon.ico", app.base()))
+        .send()
+        .await
+        .unwrap();
+    assert!(ico.status().is_redirection(), "{}", ico.status());
+    assert_eq!(location(&ico).as_deref(), Some("/console/favicon.svg"));
+
+    let icon = http
+        .get(format!("{}/console/favicon.svg", app.base()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(icon.status(), 200);
+    let header = |name: &str| icon.headers()[name].to_str().unwrap().to_owned();
+    assert_eq!(header("content-type"), "image/svg+xml");
+    assert!(header("content-security-policy").contains("default-src 'none'"));
+    assert!(icon.text().await.unwrap().starts_with("<svg"));
+    let page = http
+        .get(format!("{}/console/", app.base()))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains(r#"<link rel="icon" href="favicon.svg""#));
+}

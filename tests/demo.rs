@@ -20,6 +20,10 @@ struct Demo(Child);
 
 impl Drop for Demo {
     fn drop(&mut self) {
+        // Already reaped: its PID may be another process's by now.
+        if matches!(self.0.try_wait(), Ok(Some(_))) {
+            return;
+        }
         sigterm(&self.0);
         // Killed if it has not stopped by then.
         let _ = wait_exit(&mut self.0, Duration::from_secs(10));
@@ -37,7 +41,9 @@ fn start_demo() -> (Demo, String) {
         .env_remove("SWITCHBOARD_ROUTING")
         .env_remove("SWITCHBOARD_ADMIN_TOKEN")
         .env_remove("TWILIO_AUTH_TOKEN")
-        .env("RUST_LOG", "warn")
+        // Not started by cargo: the commands it prints name this binary.
+        .env_remove("CARGO")
+        .env("RUST_LOG", "info")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -67,11 +73,14 @@ fn start_demo() -> (Demo, String) {
     }
 }
 
-/// The arguments after `--` of each printed `cargo run --release -- simulate` line.
+/// The arguments of each printed `<this binary> simulate …` line: the demo
+/// names the binary it is (cargo did not start it here).
 fn simulate_commands(printed: &str) -> Vec<Vec<String>> {
+    let exe = std::fs::canonicalize(env!("CARGO_BIN_EXE_switchboard")).unwrap();
+    let program = format!("{} ", exe.display());
     printed
         .lines()
-        .filter_map(|l| l.trim().strip_prefix("cargo run --release -- "))
+        .filter_map(|l| l.trim().strip_prefix(program.as_str()))
         .filter(|rest| rest.starts_with("simulate "))
         .map(|rest| rest.split_whitespace().map(str::to_owned).collect())
         .collect()
@@ -113,7 +122,7 @@ fn quoted_after<'a>(printed: &'a str, flag: &str) -> Vec<&'a str> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_demo_does_what_it_prints() {
-    let (_demo, printed) = start_demo();
+    let (mut demo, printed) = start_demo();
     let base = printed
         .lines()
         .find_map(|l| l.strip_prefix("switchboard demo is serving on "))
@@ -148,6 +157,13 @@ async fn the_demo_does_what_it_prints() {
     assert_eq!(answer.status(), 200);
     let twiml = answer.text().await.unwrap();
     assert!(twiml.contains("<Dial"), "{twiml}");
+    // What that call costs the agent it reserved is said.
+    assert!(printed.contains("counts as that agent's miss"), "{printed}");
+    // Logs follow the instructions, without colour codes in a pipe.
+    assert!(
+        !printed.contains(" INFO ") && !printed.contains('\u{1b}'),
+        "logs or escape codes among the instructions:\n{printed}"
+    );
 
     // One call with its trace, then 200 at once: each within seconds, none
     // lost, no invariant broken.
@@ -190,4 +206,24 @@ async fn the_demo_does_what_it_prints() {
     assert_eq!(me.status(), 200);
     let console = http.get(format!("{base}/console/")).send().await.unwrap();
     assert_eq!(console.status(), 200);
+
+    // Ctrl-C while a console follows the events: the demo ends at once (the
+    // stream gets its shutdown notice), its Redis with it.
+    let stream = http
+        .get(format!("{base}/v1/events"))
+        .bearer_auth(admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+    let started = Instant::now();
+    // SAFETY: a signal to our own child, which has not been reaped.
+    unsafe { libc::kill(demo.0.id() as libc::pid_t, libc::SIGINT) };
+    let stopped = tokio::task::block_in_place(|| wait_exit(&mut demo.0, Duration::from_secs(5)));
+    assert!(
+        stopped.is_some_and(|s| s.success()),
+        "the demo did not stop within 5 s of Ctrl-C: {stopped:?}"
+    );
+    println!("the demo stopped {:?} after Ctrl-C", started.elapsed());
+    drop(stream);
 }

@@ -60,7 +60,7 @@ fn prose(text: &str) -> String {
 }
 
 /// The fenced blocks of `lang`, in order.
-fn blocks<'a>(text: &'a str, lang: &str) -> Vec<String> {
+fn blocks(text: &str, lang: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut current: Option<String> = None;
     for line in text.lines() {
@@ -320,7 +320,7 @@ async fn the_first_real_call_in_the_readme_rings_the_phone_it_names() {
     .await;
     assert_eq!(call.status, 200, "{}", call.body);
     assert!(
-        call.body.contains(&format!("<Number")) && call.body.contains(&phone),
+        call.body.contains("<Number") && call.body.contains(&phone),
         "the call should ring {phone}: {}",
         call.body
     );

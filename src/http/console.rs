@@ -1,4 +1,4 @@
-//! `/console/`: the agent and supervisor web console, three static files
+//! `/console/`: the agent and supervisor web console, four static files
 //! compiled into the binary (no CDN, no external fonts: it works offline and
 //! cannot load anything from elsewhere). Every byte of data it shows comes
 //! from this server's own `/v1` API, with the token the user signs in with.
@@ -13,6 +13,7 @@ use crate::app::AppState;
 const INDEX: &str = include_str!("../../console/index.html");
 const SCRIPT: &str = include_str!("../../console/console.js");
 const STYLE: &str = include_str!("../../console/console.css");
+const ICON: &str = include_str!("../../console/favicon.svg");
 
 /// Only this origin: no inline script or style, no frames, no other hosts.
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; \
@@ -20,6 +21,12 @@ const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; conn
 
 pub fn routes() -> Router<AppState> {
     Router::new()
+        // What a person typing the server's address wants.
+        .route("/", get(|| async { Redirect::to("/console/") }))
+        .route(
+            "/favicon.ico",
+            get(|| async { Redirect::permanent("/console/favicon.svg") }),
+        )
         .route(
             "/console",
             get(|| async { Redirect::permanent("/console/") }),
@@ -35,6 +42,10 @@ pub fn routes() -> Router<AppState> {
         .route(
             "/console/console.css",
             get(|| async { file(STYLE, "text/css; charset=utf-8") }),
+        )
+        .route(
+            "/console/favicon.svg",
+            get(|| async { file(ICON, "image/svg+xml") }),
         )
 }
 

@@ -7,6 +7,7 @@
 
 mod call;
 mod line_check;
+mod progress;
 mod report;
 mod rest;
 pub mod twiml;
@@ -258,15 +259,18 @@ pub async fn run(args: &SimulateArgs) -> anyhow::Result<Report> {
         started,
         run_id: rand::random(),
     });
-    let next_call = Arc::new(AtomicUsize::new(0));
+    let progress = Arc::new(progress::Progress::default());
+    // One call's trace says it all; --json asks for the report alone.
+    let ticker = (args.calls > 1 && !shared.trace && !args.json)
+        .then(|| progress::Ticker::start(progress.clone(), args.calls, started));
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..args.concurrency.clamp(1, args.calls.max(1)) {
         let shared = shared.clone();
-        let next_call = next_call.clone();
+        let progress = progress.clone();
         workers.spawn(async move {
             let mut report = Report::default();
             loop {
-                let n = next_call.fetch_add(1, Ordering::Relaxed);
+                let n = progress.begun.fetch_add(1, Ordering::Relaxed);
                 if n >= shared.args.calls {
                     break;
                 }
@@ -277,6 +281,7 @@ pub async fn run(args: &SimulateArgs) -> anyhow::Result<Report> {
                     tokio::time::sleep_until(due.into()).await;
                 }
                 report.add_call(call::place(&shared, n).await);
+                progress.done.fetch_add(1, Ordering::Relaxed);
             }
             report
         });
@@ -285,6 +290,7 @@ pub async fn run(args: &SimulateArgs) -> anyhow::Result<Report> {
     while let Some(done) = workers.join_next().await {
         report.merge(done.context("a simulated call panicked")?);
     }
+    drop(ticker);
     let took = shared.started.elapsed();
     if let Some((watching, stop)) = watching {
         stop.cancel();
