@@ -68,8 +68,10 @@ async fn main() {
     let secs: f64 = env_or("BENCH_SECS", 10.0);
     let wanted = std::env::var("BENCH_ROSTERS").unwrap_or_default();
     println!("{}", machine());
-    let binary = env!("CARGO_BIN_EXE_switchboard");
-    let size = std::fs::metadata(binary).map_or(0, |m| m.len());
+    // The one the load runs against (support::Server): BENCH_SERVER_BIN's, if set.
+    let binary = std::env::var("BENCH_SERVER_BIN")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_switchboard").to_owned());
+    let size = std::fs::metadata(&binary).map_or(0, |m| m.len());
     println!(
         "switchboard binary: {:.1} MB ({binary})\n",
         size as f64 / 1e6
