@@ -16,7 +16,7 @@
 //!   then reset (`hold_refused`). Reset at once, it came straight back: one
 //!   address reopening 11,000 connections the moment each ended made 61,000
 //!   connections a second, and the webhooks queued behind them in the
-//!   backlog (p99 546 ms). Held, it ends as an empty connection would, at the
+//!   backlog (p99 546-670 ms). Held, it ends as an empty connection would, at the
 //!   pace the old attack had. At most `max_connections` are held (an fd
 //!   each, and a receive buffer shrunk to the kernel's least); past that the
 //!   next is reset at once. Behind a load balancer or ingress
