@@ -15,8 +15,9 @@
 //! and one leaked agent token must not be able to open thousands. It
 //! remembers (by their SHA-256) the tokens its agents' streams were opened
 //! with, so that token's next stream past the cap is refused before anything
-//! is asked of Redis: a storm of resumes with one token costs the webhooks
-//! next to nothing.
+//! is asked of Redis: a storm of resumes with a token whose streams fill its
+//! agent's cap costs the webhooks next to nothing. (A second token of that
+//! agent, which opened none of them, is still checked in Redis each time.)
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};

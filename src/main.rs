@@ -131,7 +131,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             settings,
             no_worker,
         } => {
-            let settings = settings.into_settings()?;
+            let mut settings = settings.into_settings()?;
             let _log = telemetry::init(settings.log_format);
             log_warnings(&settings);
             if settings.twilio_auth_token.is_none() && !settings.skip_signature {
@@ -166,12 +166,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             let listeners = 1 + u64::from(ops.is_some());
             match listener::raise_open_files(&settings.connections, listeners) {
-                Ok((limit, wanted)) if limit < wanted => tracing::warn!(
-                    limit,
-                    wanted,
-                    "the open-file limit (ulimit -n, its hard limit) is below what SWITCHBOARD_MAX_CONNECTIONS may need: past it, accepts fail until connections close"
-                ),
-                Ok(_) => {}
+                Ok((limit, wanted)) => {
+                    let held = listener::held_room(&settings.connections, listeners, limit);
+                    if limit < wanted {
+                        tracing::warn!(
+                            limit,
+                            wanted,
+                            held,
+                            "the open-file limit (ulimit -n, its hard limit) is below what SWITCHBOARD_MAX_CONNECTIONS may need: at most `held` connections past a peer's share are held, the rest reset at once"
+                        );
+                    }
+                    settings.connections.max_held = held;
+                }
                 Err(e) => tracing::warn!(error = %e, "cannot read or raise the open-file limit"),
             }
             let state = server::build_state(settings)?;

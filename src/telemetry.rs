@@ -46,9 +46,12 @@ pub fn init(format: LogFormat) -> LogGuard {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer)
-        // Colours for a person at a terminal; none in a file, a pipe or a
-        // log collector, where the escape codes are noise.
-        .with_ansi(std::io::stdout().is_terminal())
+        // Colours for a person at a terminal (unless NO_COLOR is set); none in
+        // a file, a pipe or a log collector, where the escape codes are noise.
+        .with_ansi(
+            std::io::stdout().is_terminal()
+                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+        )
         // Its report of a failed write is an `eprintln!`, which panics on a
         // closed stderr. Our writer never fails anyway; this is the belt.
         .log_internal_errors(false);

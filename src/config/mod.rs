@@ -498,6 +498,11 @@ pub struct ConnectionLimits {
     /// passed authentication yet); past it the oldest unproven one is reset to
     /// make room. Three quarters of the cap: the rest is kept for proven ones.
     pub max_unproven: usize,
+    /// Connections past a peer's share held unread until the header timeout
+    /// (then reset) rather than reset at once; past it they are reset at once.
+    /// `max_connections`, unless the open-file limit leaves less room
+    /// (`listener::held_room`).
+    pub max_held: usize,
     /// SO_SNDBUF and SO_RCVBUF of each accepted socket (the kernel doubles it
     /// for its bookkeeping). Without it Linux grows a socket's buffers to MBs,
     /// so a client that never reads pins them: 200 such connections pinned
@@ -535,6 +540,7 @@ impl Default for ConnectionLimits {
             max_connections: 10_000,
             max_connections_per_peer: 1000,
             max_unproven: unproven_share(10_000),
+            max_held: 10_000,
             socket_buffer: 32 * 1024,
             header_read_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
@@ -731,6 +737,7 @@ impl SettingsArgs {
                 max_connections: self.max_connections,
                 max_connections_per_peer: self.max_connections_per_peer,
                 max_unproven: unproven_share(self.max_connections),
+                max_held: self.max_connections,
                 // A handler may work without I/O for up to the request timeout;
                 // only silence beyond that is a stuck peer.
                 stall_timeout: ConnectionLimits::default()

@@ -17,9 +17,9 @@
 //!   address reopening 11,000 connections the moment each ended made 61,000
 //!   connections a second, and the webhooks queued behind them in the
 //!   backlog (p99 546-670 ms). Held, it ends as an empty connection would, at the
-//!   pace the old attack had. At most `max_connections` are held (an fd
-//!   each, and a receive buffer shrunk to the kernel's least); past that the
-//!   next is reset at once. Behind a load balancer or ingress
+//!   pace the old attack had. At most `max_held` are held (`max_connections`,
+//!   or what the open-file limit leaves: an fd each, and a receive buffer
+//!   shrunk to the kernel's least); past that the next is reset at once. Behind a load balancer or ingress
 //!   every connection has the proxy's address, so there it must be 0 (off) or
 //!   above what the proxy opens, and the per-client limit belongs in the proxy
 //!   (the PROXY protocol is not spoken).
@@ -133,7 +133,9 @@ pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
 /// first is short (raising the hard limit takes privileges the process
 /// should not have).
 pub fn raise_open_files(limits: &ConnectionLimits, listeners: u64) -> std::io::Result<(u64, u64)> {
-    let wanted = 2 * listeners * limits.max_connections as u64 + 1024;
+    let wanted = (limits.max_connections as u64)
+        .saturating_mul(2 * listeners)
+        .saturating_add(1024);
     let mut limit = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -154,6 +156,17 @@ pub fn raise_open_files(limits: &ConnectionLimits, listeners: u64) -> std::io::R
         limit.rlim_cur = raised.rlim_cur;
     }
     Ok((limit.rlim_cur, wanted))
+}
+
+/// How many connections past their peer's share `listeners` listeners may
+/// hold (`ConnectionLimits::max_held`) under an open-file limit of `limit`:
+/// what is left after every listener's `max_connections` and 1,024 for Redis
+/// and the rest, up to `max_connections`. Holding more would end at EMFILE,
+/// where accepting stalls for everyone.
+pub fn held_room(limits: &ConnectionLimits, listeners: u64, limit: u64) -> usize {
+    let max = limits.max_connections as u64;
+    let left = limit.saturating_sub(max.saturating_mul(listeners).saturating_add(1024));
+    left.min(max) as usize
 }
 
 /// The backlog the kernel grants `bind`: `BACKLOG`, or net.core.somaxconn
@@ -303,7 +316,7 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let permits = Arc::new(Semaphore::new(limits.max_connections));
     let slots = Arc::new(Slots::new(&limits));
-    let held_refused = Arc::new(Semaphore::new(limits.max_connections));
+    let held_refused = Arc::new(Semaphore::new(limits.max_held));
     let stop = CancellationToken::new();
     let budget = BodyBudget(Arc::new(Semaphore::new(limits.body_budget)));
     let mut builder = http1::Builder::new();
@@ -769,5 +782,15 @@ mod tests {
         assert_ne!(peer("2001:db8:1:2::1"), peer("2001:db8:1:3::1"));
         assert_eq!(peer("::ffff:192.0.2.7"), peer("192.0.2.7"));
         assert_ne!(peer("192.0.2.7"), peer("192.0.2.8"));
+    }
+
+    #[test]
+    fn held_connections_get_what_the_open_file_limit_leaves() {
+        let limits = ConnectionLimits::default(); // 10,000 connections
+        assert_eq!(held_room(&limits, 1, 1_048_576), 10_000);
+        assert_eq!(held_room(&limits, 1, 21_024), 10_000);
+        assert_eq!(held_room(&limits, 1, 20_000), 8_976);
+        assert_eq!(held_room(&limits, 2, 20_000), 0);
+        assert_eq!(held_room(&limits, 1, 1_024), 0);
     }
 }

@@ -4,7 +4,7 @@
 
 use std::io::{IsTerminal, Write};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// Calls finished and begun so far, shared with the workers.
@@ -18,6 +18,8 @@ pub struct Progress {
 pub struct Ticker {
     task: tokio::task::JoinHandle<()>,
     terminal: bool,
+    /// A line was drawn, so the summary needs a fresh one.
+    drew: Arc<AtomicBool>,
 }
 
 impl Ticker {
@@ -28,6 +30,8 @@ impl Ticker {
         } else {
             Duration::from_secs(10)
         };
+        let drew = Arc::new(AtomicBool::new(false));
+        let drawn = drew.clone();
         let task = tokio::spawn(async move {
             let mut ticks = tokio::time::interval_at((Instant::now() + every).into(), every);
             loop {
@@ -46,16 +50,21 @@ impl Ticker {
                     writeln!(err, "{line}")
                 };
                 let _ = err.flush();
+                drawn.store(true, Ordering::Relaxed);
             }
         });
-        Ticker { task, terminal }
+        Ticker {
+            task,
+            terminal,
+            drew,
+        }
     }
 }
 
 impl Drop for Ticker {
     fn drop(&mut self) {
         self.task.abort();
-        if self.terminal {
+        if self.terminal && self.drew.load(Ordering::Relaxed) {
             // The summary starts on a line of its own.
             let _ = writeln!(std::io::stderr().lock());
         }
