@@ -53,7 +53,7 @@ async fn main() {
         return;
     }
     let (redis, server) = start();
-    let http = reqwest::Client::builder()
+    let http = switchboard::tls::http_client_builder()
         .pool_max_idle_per_host(2 * streams)
         .build()
         .expect("http client");
@@ -137,7 +137,7 @@ fn start() -> (RedisServer, Server) {
 async fn resume_storm(secs: f64, rounds: usize) {
     let resumes: usize = env_or("BENCH_RESUMES", 1000);
     let (redis, server) = start();
-    let http = reqwest::Client::new();
+    let http = switchboard::tls::http_client_builder().build().expect("HTTP client");
     // Agents for the load to ring, and the storm's agent, in no queue.
     agents_with_tokens(&http, &server.base, "a", &["q0"], 50).await;
     let token = agents_with_tokens(&http, &server.base, "storm", &[], 1)
@@ -252,7 +252,7 @@ impl Storm {
                 // the webhooks' (on one address, the storm's connections
                 // crowded the load's out and its refused webhooks were not
                 // in the p99).
-                let http = reqwest::Client::builder()
+                let http = switchboard::tls::http_client_builder()
                     .pool_max_idle_per_host(resumes)
                     .local_address(STORM_ADDRESS)
                     .build()
@@ -448,7 +448,7 @@ async fn open_streams(
         }
         let runtime = clients_runtime();
         runtime.block_on(async move {
-            let http = reqwest::Client::builder()
+            let http = switchboard::tls::http_client_builder()
                 .pool_max_idle_per_host(2 * tokens_owned.len())
                 .build()
                 .expect("http client");

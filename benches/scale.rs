@@ -103,7 +103,7 @@ async fn measure(roster: &Roster, secs: f64) -> String {
     let redis = RedisServer::start().expect("redis-server (apt-get install redis-server)");
     let routing = routing_file(roster.queues);
     let server = Server::start(&redis, &routing);
-    let http = reqwest::Client::builder()
+    let http = switchboard::tls::http_client_builder()
         .pool_max_idle_per_host(256)
         .build()
         .expect("http client");
@@ -250,7 +250,7 @@ async fn measure_cluster(secs: f64) {
     let cluster = cluster::Cluster::start();
     let seeds = cluster.urls();
     let routing = routing_file(1);
-    let http = reqwest::Client::new();
+    let http = switchboard::tls::http_client_builder().build().expect("HTTP client");
     let roster = Roster {
         name: "cluster",
         agents: 100,

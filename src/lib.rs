@@ -16,6 +16,7 @@
 //! - `telemetry`    logging setup
 //! - `worker`       the sweep of expired reservations and leases, and the gauges
 //! - `server`       wiring a process together and shutting it down
+//! - `tls`          the one rustls crypto provider (ring)
 //! - `redis_server` a throwaway `redis-server` for `demo` and the tests
 //! - `roster`       agents files: checked, compared with Redis, applied (`agents import`, the demo)
 //! - `demo`         the zero-setup `switchboard demo`
@@ -36,5 +37,6 @@ pub mod server;
 pub mod simulate;
 pub mod store;
 pub mod telemetry;
+pub mod tls;
 pub mod twilio;
 pub mod worker;

@@ -239,7 +239,7 @@ async fn an_agent_and_a_supervisor_follow_a_call_in_a_browser() {
 #[tokio::test]
 async fn the_servers_address_leads_to_the_console_which_has_an_icon() {
     let app = spawn_app(DESK).await;
-    let http = reqwest::Client::builder()
+    let http = switchboard::tls::http_client_builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();

@@ -115,7 +115,7 @@ async fn app_on_tls(redis: RedisServer, ca: Option<Vec<u8>>) -> TestApp {
     TestApp {
         redis: TestRedis::Own(redis),
         server: TestServer::start(s).await,
-        http: reqwest::Client::new(),
+        http: switchboard::tls::http_client_builder().build().expect("HTTP client"),
     }
 }
 

@@ -212,7 +212,7 @@ impl Holders {
 pub async fn run(args: &SimulateArgs) -> anyhow::Result<Report> {
     anyhow::ensure!(!args.urls.is_empty(), "give at least one --url");
     anyhow::ensure!(!args.to.is_empty(), "give at least one --to number");
-    let http = reqwest::Client::builder()
+    let http = crate::tls::http_client_builder()
         .timeout(Duration::from_secs(20))
         .pool_max_idle_per_host(args.concurrency.max(1))
         .build()

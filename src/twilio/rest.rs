@@ -220,7 +220,7 @@ impl RestClient {
             return Err(RestError::BaseUrl(base.clone()));
         }
         check_sid("account SID", config.credentials.account_sid())?;
-        let http = reqwest::Client::builder()
+        let http = crate::tls::http_client_builder()
             .user_agent(concat!("switchboard/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(config.budget.connect.min(config.budget.per_try))
             // Connections stay open between redirects, so most of them skip

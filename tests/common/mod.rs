@@ -165,7 +165,7 @@ impl TestApp {
         TestApp {
             redis: TestRedis::Elsewhere,
             server,
-            http: reqwest::Client::new(),
+            http: switchboard::tls::http_client_builder().build().expect("HTTP client"),
         }
     }
 }
@@ -269,7 +269,7 @@ pub async fn spawn_app_with(
     TestApp {
         redis,
         server,
-        http: reqwest::Client::new(),
+        http: switchboard::tls::http_client_builder().build().expect("HTTP client"),
     }
 }
 
