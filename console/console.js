@@ -5,6 +5,10 @@
 // resumed with Last-Event-ID after a lost connection; a `gap` notice (the
 // resume went further back than the server keeps for it) reloads the
 // present, and a `shutdown` notice reconnects after its `retry:` time.
+//
+// This file is the core (API calls, the event stream, sign-in, the agent's
+// own view); supervisor.js adds the supervisor view and the wallboard through
+// `window.switchboard`.
 'use strict';
 (() => {
   const $ = (id) => document.getElementById(id);
@@ -34,34 +38,48 @@
     return response.status === 204 ? null : response.json();
   }
 
+  // ---- the page's clock and staleness ---------------------------------------
+  // While the event stream is lost the page stops its clock at the moment it
+  // lost it: durations do not tick on as if live, and `stale` says since when.
+  let staleSince = null;
+  const clock = () => (staleSince === null ? Date.now() : staleSince);
+  function markStale(lost) {
+    if (lost && staleSince === null) staleSince = Date.now();
+    if (!lost) staleSince = null;
+    document.body.classList.toggle('stale', staleSince !== null);
+    const note = $('stale');
+    note.hidden = staleSince === null;
+    if (staleSince !== null) {
+      note.textContent = 'Not live: figures as of ' + new Date(staleSince).toLocaleTimeString() + '.';
+    }
+  }
+
   // ---- durations and text -------------------------------------------------
-  function ago(ms) {
-    const s = Math.max(0, Math.floor((Date.now() - ms) / 1000));
+  function secs(s) {
     if (s < 60) return s + ' s';
     const m = Math.floor(s / 60);
     if (m < 60) return m + ' min ' + (s % 60) + ' s';
     return Math.floor(m / 60) + ' h ' + (m % 60) + ' min';
+  }
+  const ago = (ms) => secs(Math.max(0, Math.floor((clock() - ms) / 1000)));
+  const until = (ms) => secs(Math.max(0, Math.ceil((ms - clock()) / 1000)));
+  // What an agent really is now: an `available` agent in its no-answer delay
+  // is not offered calls, and reads so, not as a green "available".
+  function truth(a) {
+    const at = a.available_at ? Date.parse(a.available_at) : NaN;
+    const later = Number.isFinite(at) && at > clock();
+    if (a.state === 'available' && later) {
+      return { kind: 'delay', text: (a.missed_in_row > 0 ? 'missed — free in ' : 'free in ') + until(at) };
+    }
+    if (a.state === 'wrap_up') return { kind: 'wrap_up', text: later ? 'wrap-up — ' + until(at) : 'in wrap-up' };
+    if (a.state === 'away' && a.away_reason) return { kind: 'away', text: 'away — ' + a.away_reason };
+    return { kind: a.state, text: label(a.state) };
   }
   const label = (state) => ({
     available: 'available', reserved: 'ringing', on_call: 'on a call', wrap_up: 'in wrap-up',
     away: 'away', offline: 'offline', waiting: 'waiting', ringing: 'ringing', talking: 'talking',
     ended: 'ended', routing: 'finding an agent',
   })[state] || state;
-  function cell(row, text, className) {
-    const td = document.createElement('td');
-    td.textContent = text;
-    if (className) td.className = className;
-    row.appendChild(td);
-    return td;
-  }
-  function badge(row, state) {
-    const td = document.createElement('td');
-    const span = document.createElement('span');
-    span.className = 'state ' + state;
-    span.textContent = label(state);
-    td.appendChild(span);
-    row.appendChild(td);
-  }
 
   // ---- connection indicator ------------------------------------------------
   let backTimer = null;
@@ -70,6 +88,7 @@
     p.hidden = false;
     p.className = 'connection ' + kind;
     p.textContent = text;
+    markStale(kind === 'lost');
     clearTimeout(backTimer);
     if (kind === 'live' && text !== 'Live') {
       backTimer = setTimeout(() => { p.textContent = 'Live'; }, 4000);
@@ -171,8 +190,9 @@
     if (!me) return;
     $('agent-name').textContent = me.name + ' (' + me.id + ')';
     const state = $('agent-state');
-    state.textContent = label(me.state);
-    state.className = 'state ' + me.state;
+    const now = truth(me);
+    state.textContent = now.text;
+    state.className = 'state ' + now.kind;
     $('agent-since').textContent = 'for ' + ago(Date.parse(me.state_since));
     const busy = me.state === 'reserved' || me.state === 'on_call';
     const available = $('go-available');
@@ -221,170 +241,26 @@
     follow(mine, refreshMe, () => refresh());
   }
 
-  // ---- supervisor view -------------------------------------------------------
-  const agents = new Map(); // id -> agent document (state, state_since, …)
-  const calls = new Map();  // call_sid -> {from, queue, status, agent, since}
-  let queues = [];
-
-  function renderQueues() {
-    const body = $('queues').tBodies[0];
-    body.replaceChildren();
-    for (const q of queues) {
-      const row = document.createElement('tr');
-      row.dataset.queue = q.name;
-      const th = document.createElement('th');
-      th.scope = 'row';
-      th.textContent = q.name;
-      row.appendChild(th);
-      // What a supervisor looks for first comes first: on a phone the
-      // table scrolls sideways.
-      cell(row, String(q.waiting.length), 'num waiting');
-      cell(row, q.waiting.length ? ago(Date.parse(q.waiting[0].since)) : '–', 'longest');
-      const sl = q.service_level;
-      cell(row, sl && sl.answered ? Math.round((100 * sl.within) / sl.answered) + ' % in ' + sl.target_secs + ' s' : '–', 'service-level');
-      for (const s of ['available', 'reserved', 'on_call', 'wrap_up', 'away', 'offline']) {
-        cell(row, String(q.agents[s]), 'num ' + s);
-      }
-      body.appendChild(row);
-    }
-  }
-
-  function renderCalls() {
-    const body = $('calls').tBodies[0];
-    body.replaceChildren();
-    const list = [...calls.entries()].sort((a, b) => a[1].since - b[1].since);
-    for (const [sid, c] of list) {
-      const row = document.createElement('tr');
-      row.dataset.callSid = sid;
-      row.dataset.status = c.status;
-      cell(row, c.from || 'withheld', 'from');
-      cell(row, c.queue || '');
-      badge(row, c.status);
-      cell(row, c.agent || '–', 'agent');
-      cell(row, ago(c.since), 'for');
-      body.appendChild(row);
-    }
-    $('no-calls').hidden = list.length > 0;
-  }
-
-  function renderAgents() {
-    const body = $('agents').tBodies[0];
-    body.replaceChildren();
-    const list = [...agents.values()].sort((a, b) => a.id.localeCompare(b.id));
-    for (const a of list) {
-      const row = document.createElement('tr');
-      row.dataset.agent = a.id;
-      cell(row, a.name + ' (' + a.id + ')');
-      badge(row, a.state);
-      cell(row, ago(Date.parse(a.state_since)), 'for');
-      cell(row, a.queues.join(', '));
-      body.appendChild(row);
-    }
-  }
-
-  async function loadQueues() {
-    queues = (await api('GET', '/queues')).queues;
-    for (const q of queues) {
-      for (const w of q.waiting) {
-        const known = calls.get(w.call_sid);
-        if (!known || known.status === 'waiting') {
-          calls.set(w.call_sid, { from: w.from, queue: q.name, status: 'waiting', agent: null, since: Date.parse(w.since) });
-        }
-      }
-    }
-    renderQueues();
-    renderCalls();
-  }
-
-  async function loadAgents() {
-    let cursor = null;
-    const found = new Map();
-    for (let pages = 0; pages < 20; pages++) {
-      const page = await api('GET', '/agents?limit=1000' + (cursor ? '&cursor=' + encodeURIComponent(cursor) : ''));
-      for (const a of page.agents) found.set(a.id, a);
-      cursor = page.next_cursor;
-      if (!cursor) break;
-    }
-    agents.clear();
-    for (const [id, a] of found) agents.set(id, a);
-    renderAgents();
-  }
-
-  // Everything afresh: at sign-in, and after a lost connection.
-  async function loadAll() {
-    await loadAgents();
-    calls.clear();
-    for (const a of agents.values()) {
-      if (a.call_sid && (a.state === 'reserved' || a.state === 'on_call')) {
-        calls.set(a.call_sid, { from: null, queue: null, status: a.state === 'on_call' ? 'talking' : 'ringing', agent: a.id, since: Date.parse(a.state_since) });
-        api('GET', '/calls/' + a.call_sid).then((h) => {
-          const c = calls.get(a.call_sid);
-          const first = h.events.find((e) => e.data.queue);
-          if (c && first) { c.from = first.data.from || null; c.queue = first.data.queue; renderCalls(); }
-        }).catch(() => {});
-      }
-    }
-    renderAgents();
-    await loadQueues();
-  }
-
-  function onSupervisorEvent(kind, d) {
-    if (kind === 'agent_state') {
-      if (d.state === 'deleted') agents.delete(d.agent);
-      else {
-        const a = agents.get(d.agent);
-        // Unknown, or its name or queues changed (same state): read it again.
-        if (!a || d.state === d.previous) reloadAgents();
-        if (a && d.state !== d.previous) { a.state = d.state; a.state_since = new Date(d.at).toISOString(); }
-      }
-      // An agent that stopped ringing for a call (no answer, busy): the call
-      // looks for its next agent.
-      if (d.state !== 'reserved') {
-        for (const c of calls.values()) {
-          if (c.agent === d.agent && c.status === 'ringing') { c.status = 'routing'; c.agent = null; }
-        }
-        renderCalls();
-      }
-      renderAgents();
-    } else if (d.call_sid) {
-      const c = calls.get(d.call_sid) || { from: d.from || null, queue: d.queue, since: d.at };
-      c.from = d.from || c.from;
-      c.queue = d.queue || c.queue;
-      if (kind === 'call_waiting') { c.status = 'waiting'; c.agent = null; c.since = d.since || d.at; }
-      if (kind === 'call_routed') { c.status = 'ringing'; c.agent = d.agent; c.since = d.at; }
-      if (kind === 'call_connected') { c.status = 'talking'; c.agent = d.agent || c.agent; c.since = d.at; }
-      if (kind === 'call_ended' || kind === 'fallback') {
-        c.status = 'ended';
-        setTimeout(() => { if (calls.get(d.call_sid) === c && c.status === 'ended') { calls.delete(d.call_sid); renderCalls(); } }, 5000);
-      }
-      calls.set(d.call_sid, c);
-      renderCalls();
-    }
-    refreshQueues();
-  }
-  const refreshQueues = debounce(() => loadQueues().catch(() => {}), 50);
-  const reloadAgents = debounce(() => loadAgents().catch(() => {}), 100);
-
-  function startSupervisor(mine) {
-    $('supervisor').hidden = false;
-    follow(mine, loadAll, onSupervisorEvent);
-  }
-
   // ---- sign in and out -------------------------------------------------------
   let ticker = null;
+  // What the page shows besides the agent's own view: supervisor.js sets it.
+  const views = {};
+  const roleOf = (t) => (t.startsWith('sbwt_') ? 'wallboard' : t.startsWith('sbst_') ? 'supervisor' : 'admin');
 
   async function signIn(given) {
     token = given.trim();
     $('sign-in-error').textContent = '';
     const mine = ++session;
+    let onTick = null;
     try {
       if (token.startsWith('sbat_')) {
         me = await api('GET', '/me');
         renderMe();
         startAgent(mine);
+        onTick = renderMe;
       } else {
         await api('GET', '/queues');
-        startSupervisor(mine);
+        onTick = views.supervisor.start(mine, roleOf(token));
       }
     } catch (e) {
       token = null;
@@ -396,10 +272,7 @@
     sessionStorage.setItem(KEY, token);
     $('sign-in').hidden = true;
     $('sign-out').hidden = false;
-    ticker = setInterval(() => {
-      if (!$('agent').hidden) renderMe();
-      if (!$('supervisor').hidden) { renderCalls(); renderAgents(); renderQueues(); }
-    }, 1000);
+    ticker = setInterval(onTick, 1000);
     $('main').focus();
   }
 
@@ -410,13 +283,12 @@
     clearInterval(ticker);
     token = null;
     me = null;
-    agents.clear();
-    calls.clear();
+    if (views.supervisor) views.supervisor.stop();
     sessionStorage.removeItem(KEY);
     $('agent').hidden = true;
-    $('supervisor').hidden = true;
     $('sign-out').hidden = true;
     $('connection').hidden = true;
+    markStale(false);
     $('sign-in').hidden = false;
     $('token').value = '';
     $('sign-in-error').textContent = message || '';
@@ -433,6 +305,13 @@
   $('go-available').addEventListener('click', () => setMyState('available'));
   $('go-away').addEventListener('click', () => setMyState('away'));
 
-  const kept = sessionStorage.getItem(KEY);
-  if (kept) signIn(kept);
+  window.switchboard = {
+    $, api, follow, debounce, clock, ago, until, secs, truth, label, views,
+    AuthError, ApiError, signOut, isCurrent: (mine) => mine === session,
+  };
+  // After every deferred script (supervisor.js) has run.
+  document.addEventListener('DOMContentLoaded', () => {
+    const kept = sessionStorage.getItem(KEY);
+    if (kept) signIn(kept);
+  });
 })();

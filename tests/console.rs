@@ -179,7 +179,6 @@ async fn an_agent_and_a_supervisor_follow_a_call_in_a_browser() {
     .await;
     screenshot(&agent, "agent-phone", 390, 844).await;
     screenshot(&agent, "agent-desktop", 1280, 800).await;
-    screenshot(&supervisor, "supervisor-phone", 390, 844).await;
     // Holding a call, the agent's buttons are off.
     let away = agent.find(Locator::Id("go-away")).await.unwrap();
     assert_eq!(

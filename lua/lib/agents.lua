@@ -40,9 +40,18 @@ local function set_state(agent, id, state, fields)
   end
   redis.call('HSET', agent, 'state', state, unpack(fields or {}))
   if old ~= state then
-    local call_sid = redis.call('HGET', agent, 'call_sid')
+    local a2 = redis.call('HMGET', agent, 'call_sid', 'free_at', 'missed_in_row')
+    local call_sid = a2[1]
+    -- When a free agent is next offered a call (the no-answer delay or the
+    -- end of wrap-up): a console shows "missed — free in 23 s", not a bare
+    -- "available" beside waiting callers.
+    local free_at = tonumber(a2[2])
+    if free_at and free_at <= now_ms() then
+      free_at = nil
+    end
     emit('agent_state', {agent = id, state = state, previous = old or '',
-      call_sid = (call_sid ~= '' and call_sid) or nil})
+      call_sid = (call_sid and call_sid ~= '' and call_sid) or nil,
+      available_at = free_at, missed_in_row = tonumber(a2[3]) or 0})
   end
 end
 

@@ -1,4 +1,4 @@
-//! `/console/`: the agent and supervisor web console, four static files
+//! `/console/`: the agent and supervisor web console, a few static files
 //! compiled into the binary (no CDN, no external fonts: it works offline and
 //! cannot load anything from elsewhere). Every byte of data it shows comes
 //! from this server's own `/v1` API, with the token the user signs in with.
@@ -12,6 +12,7 @@ use crate::app::AppState;
 
 const INDEX: &str = include_str!("../../console/index.html");
 const SCRIPT: &str = include_str!("../../console/console.js");
+const SUPERVISOR: &str = include_str!("../../console/supervisor.js");
 const STYLE: &str = include_str!("../../console/console.css");
 const ICON: &str = include_str!("../../console/favicon.svg");
 
@@ -38,6 +39,10 @@ pub fn routes() -> Router<AppState> {
         .route(
             "/console/console.js",
             get(|| async { file(SCRIPT, "text/javascript; charset=utf-8") }),
+        )
+        .route(
+            "/console/supervisor.js",
+            get(|| async { file(SUPERVISOR, "text/javascript; charset=utf-8") }),
         )
         .route(
             "/console/console.css",

@@ -36,17 +36,31 @@ impl Chromedriver {
 
     /// A headless chromium window of `width` × `height` CSS pixels.
     pub async fn browser(&self, width: u32, height: u32) -> Client {
-        self.session(width, height, serde_json::json!({})).await
+        self.session(width, height, serde_json::json!({}), &[])
+            .await
+    }
+
+    /// As [`Chromedriver::browser`], with pages seeing
+    /// `prefers-color-scheme: dark` (as a system in dark mode gives them).
+    pub async fn dark_browser(&self, width: u32, height: u32) -> Client {
+        self.session(width, height, serde_json::json!({}), &["--force-dark-mode"])
+            .await
     }
 
     /// As [`Chromedriver::browser`], with JavaScript off for every page (as
     /// a user may have it); WebDriver's own commands still work.
     pub async fn browser_without_javascript(&self, width: u32, height: u32) -> Client {
         let prefs = serde_json::json!({ "profile.managed_default_content_settings.javascript": 2 });
-        self.session(width, height, prefs).await
+        self.session(width, height, prefs, &[]).await
     }
 
-    async fn session(&self, width: u32, height: u32, prefs: serde_json::Value) -> Client {
+    async fn session(
+        &self,
+        width: u32,
+        height: u32,
+        prefs: serde_json::Value,
+        extra_args: &[&str],
+    ) -> Client {
         let binary = ["chromium", "chromium-browser", "google-chrome"]
             .iter()
             .find_map(|name| which(name))
@@ -66,6 +80,10 @@ impl Chromedriver {
                 "prefs": prefs,
             },
         });
+        let mut capabilities = capabilities;
+        if let Some(args) = capabilities["goog:chromeOptions"]["args"].as_array_mut() {
+            args.extend(extra_args.iter().map(|a| serde_json::json!(a)));
+        }
         let serde_json::Value::Object(capabilities) = capabilities else {
             unreachable!("an object")
         };
@@ -128,4 +146,20 @@ pub async fn wait_for(
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("no {css} shown after {within:?}");
+}
+
+/// Waits up to `within` for the JavaScript function body `script` to return
+/// `true` in the page.
+pub async fn wait_until(browser: &Client, script: &str, within: Duration) {
+    let started = Instant::now();
+    let mut last = serde_json::Value::Null;
+    while started.elapsed() < within {
+        match browser.execute(script, vec![]).await {
+            Ok(serde_json::Value::Bool(true)) => return,
+            Ok(other) => last = other,
+            Err(e) => last = serde_json::json!(e.to_string()),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{script} still gives {last} after {within:?}");
 }
