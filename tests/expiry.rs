@@ -148,6 +148,8 @@ async fn many_workers_sweeping_at_once_release_each_reservation_once() {
 /// `switchboard worker` alone sweeps for servers started with `--no-worker`.
 #[tokio::test]
 async fn a_separate_worker_process_releases_for_servers_without_workers() {
+    // reqwest::get builds a client: the TLS provider must be there first.
+    switchboard::tls::install_crypto_provider();
     let app = spawn_app_with(EXPIRY, false, |_| {}).await;
     app.add_available("a", &["support"]).await;
     let sid = call_sid(1);

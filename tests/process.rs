@@ -127,6 +127,8 @@ async fn logs_are_json_lines_with_the_call_sid_and_never_a_token() {
 
 #[tokio::test]
 async fn sigterm_finishes_the_requests_in_flight_then_exits_0() {
+    // reqwest::get builds a client: the TLS provider must be there first.
+    switchboard::tls::install_crypto_provider();
     let redis = start_redis();
     let mut serve = serve(&redis, "sigterm").await;
     let http = switchboard::tls::http_client_builder()
@@ -180,6 +182,8 @@ async fn sigterm_finishes_the_requests_in_flight_then_exits_0() {
 /// keeps the webhooks, the API, and the probes, and answers `/metrics` 404.
 #[tokio::test]
 async fn with_an_ops_listen_address_metrics_leave_the_public_listener() {
+    // reqwest::get builds a client: the TLS provider must be there first.
+    switchboard::tls::install_crypto_provider();
     let redis = start_redis();
     let ops_port = free_port().unwrap();
     let ops = format!("http://127.0.0.1:{ops_port}");

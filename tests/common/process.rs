@@ -73,7 +73,12 @@ impl Process {
             log,
         };
         let started = Instant::now();
-        while reqwest::get(format!("{}/healthz", process.base))
+        let http = switchboard::tls::http_client_builder()
+            .build()
+            .expect("HTTP client");
+        while http
+            .get(format!("{}/healthz", process.base))
+            .send()
             .await
             .is_err()
         {
