@@ -428,3 +428,29 @@ async fn setting_an_agent_to_the_state_it_is_in_is_still_recorded() {
         assert_eq!(entry["data"]["previous"], "offline");
     }
 }
+
+#[tokio::test]
+async fn a_wallboard_token_holds_no_more_event_streams_than_an_agent() {
+    let app = spawn_app(ROUTING).await;
+    let wallboard = staff_token(&app, "lobby", "wallboard").await;
+    let other = staff_token(&app, "hall", "wallboard").await;
+    let open = |token: String| {
+        let request = app
+            .http
+            .get(format!("{}/v1/events", app.base()))
+            .bearer_auth(token)
+            .send();
+        async move { request.await.expect("request") }
+    };
+    let mut held = Vec::new();
+    for _ in 0..5 {
+        let response = open(wallboard.clone()).await;
+        assert_eq!(response.status(), 200);
+        held.push(response);
+    }
+    assert_eq!(open(wallboard.clone()).await.status(), 429);
+    // Another token, and the admin, are not counted against it.
+    assert_eq!(open(other.clone()).await.status(), 200);
+    assert_eq!(open(ADMIN_TOKEN.to_owned()).await.status(), 200);
+    drop(held);
+}

@@ -106,8 +106,8 @@ impl Viewer {
     /// The agent token this viewer came with, as the hub remembers it.
     fn token(&self) -> Option<TokenKey> {
         match self {
-            Viewer::Admin | Viewer::Staff { .. } => None,
-            Viewer::Agent { token, .. } => Some(TokenKey::of(token)),
+            Viewer::Admin => None,
+            Viewer::Staff { token } | Viewer::Agent { token, .. } => Some(TokenKey::of(token)),
         }
     }
 
