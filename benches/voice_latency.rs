@@ -8,6 +8,7 @@ use switchboard::agent::SettableState;
 use switchboard::config::{RoutingTable, Settings};
 use switchboard::redis_server::RedisServer;
 use switchboard::server;
+use switchboard::store::Actor;
 use switchboard::twilio::signature;
 
 const TOKEN: &str = "bench-token";
@@ -37,11 +38,18 @@ async fn main() {
     for i in 0..calls {
         let id = format!("agent{i}");
         store
-            .upsert_agent(&id, &id, &format!("client:{id}"), &["default".into()], 0)
+            .upsert_agent(
+                &id,
+                &id,
+                &format!("client:{id}"),
+                &["default".into()],
+                0,
+                &Actor::Admin,
+            )
             .await
             .unwrap();
         store
-            .set_agent_state(&id, SettableState::Available, false, false)
+            .set_agent_state(&id, SettableState::Available, false, &Actor::Admin)
             .await
             .unwrap();
     }

@@ -3,11 +3,12 @@
 KEYS[1]  agent hash  sb:{ns}:agent:<id>; `agents`, `counts`, `wrap_ups`,
          `presence`, its tokens (`tokens:<id>`, `token:<token id>`) and its
          queues' `avail:<queue>` lines are built from the prefix
-ARGV[1]  JSON DeleteAgentRequest (src/store/requests.rs): {prefix, id}
+ARGV[1]  JSON DeleteAgentRequest (src/store/requests.rs): {prefix, id, by (who
+         asked)}
 
 Reply: 1 deleted, 0 no such agent. Its tokens stop working at once. The
-deletion is an event (`agent_state`, state 'deleted') in `events`, built from
-the prefix.
+deletion is an event (`agent_state`, state 'deleted', with `by`) in `events`
+and `audit`, built from the prefix.
 An agent holding a call keeps its hash, flagged `deleted` (and counted nowhere),
 until that call is over, so the call's callbacks still find it; it is in no
 queue meanwhile.
@@ -30,5 +31,5 @@ if state == 'reserved' or state == 'on_call' then
 else
   redis.call('DEL', agent)
 end
-emit('agent_state', {agent = id, state = 'deleted', previous = state or ''})
+emit('agent_state', {agent = id, state = 'deleted', previous = state or '', by = req.by})
 return 1

@@ -4,13 +4,16 @@ secret, with its expiry.
 KEYS[1]  agent hash  sb:{ns}:agent:<id>; `token:<token id>` and `tokens:<id>` are
          built from the prefix
 ARGV[1]  JSON IssueTokenRequest (src/store/requests.rs): {prefix, id, token_id,
-         hash (hex SHA-256 of the secret), ttl_ms, max_live}
+         hash (hex SHA-256 of the secret), ttl_ms, max_live, by (who asked)}
 
 Reply: {'ok', expires_at_ms} | {'not_found'}.
 The token's hash `token:<token id>` ({agent, expires_at, hash}) expires by
 itself (PEXPIREAT); `tokens:<id>` lists the agent's token ids, so revoking and
 deleting the agent find them. An agent keeps at most `max_live` live tokens:
 past that, the ones expiring first are dropped.
+The issue is a `token_issued` event ({holder 'agent:<id>', role 'agent',
+expires_at, by}; never the token) in `events` and `audit`, built from the
+prefix.
 ]]
 local agent, id = KEYS[1], req.id
 if redis.call('EXISTS', agent) == 0 or redis.call('HGET', agent, 'deleted') == '1' then
@@ -43,4 +46,6 @@ local left = redis.call('PTTL', set)
 if left < req.ttl_ms then
   redis.call('PEXPIREAT', set, expires)
 end
+emit('token_issued', {holder = 'agent:' .. id, role = 'agent', expires_at = expires,
+  by = req.by})
 return {'ok', tostring(expires)}

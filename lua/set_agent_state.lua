@@ -6,13 +6,16 @@ ARGV[1]  JSON SetStateRequest (src/store/requests.rs): {prefix, state:
          'available' | 'away' | 'offline', force: bool (move an agent that holds
          a call), seen: bool (the agent itself asked: it counts as a
          heartbeat), spare_token (an agent set available is given at once to a
-         waiting caller of its queues)}
+         waiting caller of its queues), by (who asked: `admin`,
+         `supervisor:NAME`, `agent:ID`)}
 
 Reply: {'not_found'} | {'conflict', state} | agent_reply('ok').
 `available` resets missed_in_row, and an agent with heartbeats on gets a
 presence deadline (`presence`, built from the prefix) if none runs. An agent already free keeps its place in line;
 one in wrap-up or no-answer delay becomes eligible now. Forcing an agent off a
 call clears its token, so that call's late callbacks no longer touch it.
+The move is an `agent_state` event carrying `by`, also when the state stays
+the same (so it is in the audit list `audit`, built from the prefix).
 Each change is also appended as an event to `events` and, for a call, to
 `call_events:<sid>` (both built from the prefix; `emit` in lib/common.lua).
 ]]
@@ -41,12 +44,12 @@ if target == 'available' then
     free_at = now
   end
   set_state(agent, id, 'available', {'state_since', since, 'free_at', free_at,
-    'missed_in_row', 0, 'call_sid', '', 'token', '', 'released_token', ''})
+    'missed_in_row', 0, 'call_sid', '', 'token', '', 'released_token', ''}, req.by)
   enqueue(id, queues, free_at)
   expect_heartbeat(agent, id, now)
   offer_if_free(agent, id, now)
 else
   set_state(agent, id, target, {'state_since', since, 'free_at', '', 'call_sid', '',
-    'token', '', 'released_token', ''})
+    'token', '', 'released_token', ''}, req.by)
 end
 return agent_reply('ok', agent, now)

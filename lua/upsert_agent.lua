@@ -5,13 +5,16 @@ KEYS[1]  agent hash  sb:{ns}:agent:<id>; `agents`, `counts`, `presence` and the
          prefix
 ARGV[1]  JSON UpsertAgentRequest (src/store/requests.rs): {prefix, id, name,
          contact, queues: [names], heartbeat_ms (0: no heartbeats expected),
-         spare_token} (already validated); a free agent joining a queue where
+         spare_token, by (who asked: `admin`, or `import` for `agents
+         import`)} (already validated); a free agent joining a queue where
          callers wait is given to one at once
 
 Reply: agent_reply(code) with code 'created' or 'updated'.
 A new agent starts offline. An agent who is free keeps its place in line: it is
 re-offered in its new queues at the score it already had. An agent that was
 deleted while on a call and is put back keeps its call.
+The creation or update is an `agent_state` event carrying `by` (so also in
+the audit list `audit`, built from the prefix).
 Each change is also appended as an event to `events` and, for a call, to
 `call_events:<sid>` (both built from the prefix; `emit` in lib/common.lua).
 ]]
@@ -24,7 +27,7 @@ if redis.call('EXISTS', agent) == 0 then
   redis.call('HSET', agent, 'id', id, 'name', req.name, 'contact', req.contact,
     'queues', member_of, 'free_at', '', 'call_sid', '', 'token', '', 'missed_in_row', 0,
     'heartbeat_ms', req.heartbeat_ms)
-  set_state(agent, id, 'offline', {'state_since', now})
+  set_state(agent, id, 'offline', {'state_since', now}, req.by)
   return agent_reply('created', agent, now)
 end
 
@@ -44,5 +47,5 @@ if state == 'available' or state == 'wrap_up' then
 end
 -- Its name, contact or queues changed: the same state, for those who show it.
 local after = redis.call('HGET', agent, 'state')
-emit('agent_state', {agent = id, state = after, previous = after})
+emit('agent_state', {agent = id, state = after, previous = after, by = req.by})
 return agent_reply('updated', agent, now)

@@ -194,6 +194,16 @@ impl Subscribers {
             if mine >= limits.per_agent {
                 return Err(SubscribeError::AgentFull(mine));
             }
+        } else if let Some(key) = token {
+            // A supervisor's or wallboard's token sees every event, as the
+            // admin does, but leaks like an agent's (a wall screen): it gets
+            // an agent's cap, counted by token.
+            let mine = self.by_viewer.get(&None).map_or(0, |streams| {
+                streams.values().filter(|s| s.token == Some(key)).count()
+            });
+            if mine >= limits.per_agent {
+                return Err(SubscribeError::AgentFull(mine));
+            }
         }
         self.next += 1;
         let id = self.next;

@@ -21,7 +21,7 @@ use toml::Spanned;
 use crate::agent::{AgentSpec, AgentState, SettableState, SpecError};
 use crate::config::routing::{excerpt, line_of};
 use crate::config::{RedisArgs, RoutingFileError, RoutingTable, SettingsError};
-use crate::store::{AgentView, SetStateOutcome, Store, StoreError};
+use crate::store::{Actor, AgentView, SetStateOutcome, Store, StoreError};
 
 /// `switchboard agents import`'s flags.
 #[derive(Debug, Clone, clap::Args)]
@@ -415,11 +415,17 @@ impl Plan {
             match &step.action {
                 Action::Unchanged => {}
                 Action::Create(agent) => {
-                    let (created, _) = store.put_agent(&agent.spec).await.map_err(failed)?;
+                    let (created, _) = store
+                        .put_agent(&agent.spec, &Actor::Import)
+                        .await
+                        .map_err(failed)?;
                     // Not created: an agent deleted while on a call was put
                     // back, and keeps that call's state.
                     if let Some(state) = agent.initial_state.filter(|_| created) {
-                        match store.set_agent_state(&step.id, state, false, false).await {
+                        match store
+                            .set_agent_state(&step.id, state, false, &Actor::Import)
+                            .await
+                        {
                             Ok(SetStateOutcome::Done(_) | SetStateOutcome::Conflict(_)) => {}
                             // Deleted since: the next import creates it again.
                             Ok(SetStateOutcome::NotFound) => {}
@@ -428,11 +434,17 @@ impl Plan {
                     }
                 }
                 Action::Update(spec, _) => {
-                    store.put_agent(spec).await.map_err(failed)?;
+                    store
+                        .put_agent(spec, &Actor::Import)
+                        .await
+                        .map_err(failed)?;
                 }
                 Action::Delete(_) => {
                     // false: deleted by someone else meanwhile; gone either way.
-                    store.delete_agent(&step.id).await.map_err(failed)?;
+                    store
+                        .delete_agent(&step.id, &Actor::Import)
+                        .await
+                        .map_err(failed)?;
                 }
             }
         }

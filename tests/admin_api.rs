@@ -129,10 +129,11 @@ async fn bad_values_are_422_and_change_nothing() {
     assert_eq!(a.status, 422);
     assert_eq!(app.snapshot().await, before_state);
     app.admin(Method::DELETE, "/agents/a", None).await;
-    // All gone but the history: the events stream keeps a's creation and
-    // deletion.
+    // All gone but the history: the events stream and the audit trail keep
+    // a's creation and deletion.
     let mut after = app.snapshot().await;
     assert!(after.remove(&app.key("events")).is_some());
+    assert!(after.remove(&app.key("audit")).is_some());
     assert_eq!(after, before);
 }
 

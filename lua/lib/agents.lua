@@ -24,9 +24,12 @@ local function count(queues, state, by)
 end
 
 -- Moves an agent to `state` and sets the other `fields` ({name, value, ...}).
--- Every change of an agent's `state` goes through here.
-local function set_state(agent, id, state, fields)
-  local a = redis.call('HMGET', agent, 'state', 'queues', 'deleted')
+-- Every change of an agent's `state` goes through here. `by` (optional): who
+-- asked for the move through the API; then the event is emitted even when the
+-- state stays the same (the audit trail records every such request), and names
+-- the call the agent held before, if the move took it off one (a forced move).
+local function set_state(agent, id, state, fields, by)
+  local a = redis.call('HMGET', agent, 'state', 'queues', 'deleted', 'call_sid')
   local old = a[1]
   if old ~= state and a[3] ~= '1' then
     local queues = split(a[2])
@@ -39,9 +42,12 @@ local function set_state(agent, id, state, fields)
     redis.call('ZREM', K.wrap_ups, id)
   end
   redis.call('HSET', agent, 'state', state, unpack(fields or {}))
-  if old ~= state then
+  if old ~= state or by then
     local a2 = redis.call('HMGET', agent, 'call_sid', 'free_at', 'missed_in_row')
     local call_sid = a2[1]
+    if by and (not call_sid or call_sid == '') then
+      call_sid = a[4]
+    end
     -- When a free agent is next offered a call (the no-answer delay or the
     -- end of wrap-up): a console shows "missed — free in 23 s", not a bare
     -- "available" beside waiting callers.
@@ -50,7 +56,7 @@ local function set_state(agent, id, state, fields)
       free_at = nil
     end
     emit('agent_state', {agent = id, state = state, previous = old or '',
-      call_sid = (call_sid and call_sid ~= '' and call_sid) or nil,
+      call_sid = (call_sid and call_sid ~= '' and call_sid) or nil, by = by,
       available_at = free_at, missed_in_row = tonumber(a2[3]) or 0})
   end
 end

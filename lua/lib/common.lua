@@ -4,8 +4,10 @@ the way BullMQ's "@include" works, so no helper is copied between scripts.
 Arguments: every script takes ONE structured argument, ARGV[1], a JSON object
 (decoded below as `req`) built from one Rust struct per script in
 src/store/requests.rs, so no argument is a position counted in two languages.
-It always holds `prefix`, the namespace's key prefix `sb:{ns}:`, and
-`events_kept`, the cap of the events stream.
+It always holds `prefix`, the namespace's key prefix `sb:{ns}:`,
+`events_kept`, the cap of the events stream, and `audit_kept`, the cap of the
+audit list; a script that makes a change asked for through the API also holds
+`by`, who asked (`admin`, `supervisor:NAME`, `agent:ID`; never a token).
 
 Keys: KEYS[1] is one key of the namespace (each script's header says which), so
 Redis Cluster sends the script to the namespace's slot. Every other key is built
@@ -38,6 +40,9 @@ local K = {
   presence = P .. 'presence',
   events = P .. 'events',
   call_events = function(sid) return P .. 'call_events:' .. sid end,
+  audit = P .. 'audit',
+  staff_token = function(token_id) return P .. 'staff_token:' .. token_id end,
+  staff_tokens = function(name) return P .. 'staff_tokens:' .. name end,
 }
 
 -- Milliseconds since the epoch from the Redis clock, shared by every replica.
@@ -63,7 +68,9 @@ makes it, to the namespace's stream `events` (capped near `req.events_kept`;
 what GET /v1/events serves) with its kind and a JSON `data`, so no event is lost
 or invented by a process dying between two commands. A call's events also go to
 its own list `call_events:<sid>` (GET /v1/calls/{sid}), which lives as long as
-the call's hash, and at least an hour. ]]
+the call's hash, and at least an hour. An event that says who made the change
+(`data.by`: a change asked for through the API) also goes, newest first, to the
+capped list `audit` (GET /v1/audit). ]]
 local function emit(kind, data)
   data.at = now_ms()
   local json = cjson.encode(data)
@@ -74,6 +81,10 @@ local function emit(kind, data)
     redis.call('RPUSH', list, cjson.encode({id = id, event = kind, data = data}))
     redis.call('LTRIM', list, -100, -1)
     redis.call('PEXPIRE', list, math.max(redis.call('PTTL', K.call(data.call_sid)), 3600000))
+  end
+  if data.by then
+    redis.call('LPUSH', K.audit, cjson.encode({id = id, event = kind, data = data}))
+    redis.call('LTRIM', K.audit, 0, req.audit_kept - 1)
   end
 end
 

@@ -9,11 +9,12 @@ use serde::{Deserialize, Serialize};
 
 use utoipa::ToSchema;
 
+use super::roles::{ActingCaller, Caller};
 use super::{ApiError, ErrorBody};
 use crate::agent::{AgentSpec, AgentState, SettableState, is_valid_id};
 use crate::app::AppState;
 use crate::store::agents::MAX_PAGE;
-use crate::store::{AgentView, SetStateOutcome};
+use crate::store::{Actor, AgentView, SetStateOutcome};
 
 /// The agent document of SPEC 1.
 #[derive(Debug, Serialize, ToSchema)]
@@ -149,6 +150,7 @@ pub(super) fn not_found(id: &str) -> ApiError {
     ))]
 pub async fn upsert(
     State(state): State<AppState>,
+    ActingCaller(caller): ActingCaller,
     Path(id): Path<String>,
     body: Result<Json<AgentBody>, JsonRejection>,
 ) -> Result<Response, ApiError> {
@@ -162,7 +164,11 @@ pub async fn upsert(
         body.heartbeat_secs.map(i64::from),
     )
     .map_err(|errors| ApiError::Invalid(errors.first.to_string()))?;
-    let (created, view) = state.engine.store().put_agent(&spec).await?;
+    let (created, view) = state
+        .engine
+        .store()
+        .put_agent(&spec, &caller.actor())
+        .await?;
     tracing::info!(agent = id, created, "agent saved");
     let status = if created {
         StatusCode::CREATED
@@ -248,10 +254,16 @@ pub async fn list(
     ))]
 pub async fn delete(
     State(state): State<AppState>,
+    ActingCaller(caller): ActingCaller,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     valid_id(&id)?;
-    if state.engine.store().delete_agent(&id).await? {
+    if state
+        .engine
+        .store()
+        .delete_agent(&id, &caller.actor())
+        .await?
+    {
         tracing::info!(agent = id, "agent deleted");
         Ok(StatusCode::NO_CONTENT)
     } else {
@@ -268,12 +280,15 @@ pub struct StateBody {
     // value), not a 400 (a body of the wrong shape).
     #[schema(value_type = SettableState)]
     state: String,
-    /// Move an agent that holds a call (to recover one known to be free).
+    /// Move an agent that holds a call (to recover one known to be free);
+    /// the admin token only.
     #[serde(default)]
     force: bool,
 }
 
-/// Set an agent `available`, `away` or `offline`; 409 for one holding a call unless `force`.
+/// Set an agent `available`, `away` or `offline` (`offline` signs it out);
+/// 409 for one holding a call unless `force` (admin token only).
+/// Recorded with who asked (`by`) as an `agent_state` event.
 #[utoipa::path(put, path = "/v1/agents/{id}/state", operation_id = "set_agent_state", tag = "agents", request_body = StateBody,
     params(("id" = AgentId, Path, description = "the agent id")),
     responses(
@@ -281,6 +296,7 @@ pub struct StateBody {
         (status = 400, description = "the body is not the expected JSON object", body = ErrorBody),
         (status = 401, description = "no or a wrong bearer token", body = ErrorBody),
         (status = 404, description = "no such agent", body = ErrorBody),
+        (status = 403, description = "a token whose role may not set states (wallboard), or `force` with a supervisor token", body = ErrorBody),
         (status = 409, description = "the agent holds a call (reserved or on_call) and `force` is not set", body = ErrorBody),
         (status = 413, description = "the body is larger than 64 KiB", body = ErrorBody),
         (status = 422, description = "the id breaks its pattern, or a state that cannot be set", body = ErrorBody),
@@ -288,13 +304,21 @@ pub struct StateBody {
     ))]
 pub async fn set_state(
     State(state): State<AppState>,
+    ActingCaller(caller): ActingCaller,
     Path(id): Path<String>,
     body: Result<Json<StateBody>, JsonRejection>,
 ) -> Result<Json<AgentDoc>, ApiError> {
     let Json(body) = body?;
     valid_id(&id)?;
     let target = settable(&body.state)?;
-    apply_state(&state, &id, target, body.force, false)
+    // Forcing an agent off a call it may really be on is a repair, not a
+    // supervisor's everyday move: left to the admin.
+    if body.force && caller != Caller::Admin {
+        return Err(ApiError::Forbidden(
+            "\"force\" takes the admin token".into(),
+        ));
+    }
+    apply_state(&state, &id, target, body.force, &caller.actor())
         .await
         .map(Json)
 }
@@ -308,20 +332,21 @@ pub(super) fn settable(state: &str) -> Result<SettableState, ApiError> {
     })
 }
 
-/// Moves agent `id` to `target` (`by_agent`: with its own token, which also
-/// counts as a heartbeat): the agent document, 404, or 409 for one holding a
-/// call unless `force`.
+/// Moves agent `id` to `target` as `by` asked (the agent itself: also a
+/// heartbeat): the agent document, 404, or 409 for one holding a call unless
+/// `force`.
 pub(super) async fn apply_state(
     state: &AppState,
     id: &str,
     target: SettableState,
     force: bool,
-    by_agent: bool,
+    by: &Actor,
 ) -> Result<AgentDoc, ApiError> {
+    let by_agent = matches!(by, Actor::Agent(_));
     match state
         .engine
         .store()
-        .set_agent_state(id, target, force, by_agent)
+        .set_agent_state(id, target, force, by)
         .await?
     {
         SetStateOutcome::Done(view) => {
@@ -330,7 +355,7 @@ pub(super) async fn apply_state(
                 agent = id,
                 state = target.as_str(),
                 force,
-                by_agent,
+                by = by.label(),
                 "agent state set"
             );
             Ok(view.into())

@@ -1,6 +1,6 @@
 //! `GET /v1/events`: the namespace's events as Server-Sent Events, live, from
-//! where `Last-Event-ID` says the client stopped (admin token: every event;
-//! agent token: that agent's). `GET /v1/calls/{CallSid}`: one call's events,
+//! where `Last-Event-ID` says the client stopped (admin, supervisor and
+//! wallboard tokens: every event; agent token: that agent's). `GET /v1/calls/{CallSid}`: one call's events,
 //! oldest first. Both read what the scripts appended (lua/lib/common.lua).
 //!
 //! What a stream may cost is bounded, since an agent token is a credential
@@ -26,7 +26,8 @@ use tokio_util::sync::CancellationToken;
 use utoipa::ToSchema;
 
 use super::me::AgentCaller;
-use super::{ApiError, ErrorBody, has_admin_token};
+use super::roles::Caller;
+use super::{ApiError, ErrorBody};
 use crate::app::AppState;
 use crate::events::{SubscribeError, Subscription, TokenKey};
 use crate::http::listener::Draining;
@@ -41,10 +42,12 @@ const RECHECK: std::time::Duration = std::time::Duration::from_secs(15);
 /// open (12 to 18 s, a stream's own).
 const KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(15);
 
-/// Who watches: an admin sees every event, an agent its own (with the token
-/// it came with, checked again while its stream is open).
+/// Who watches: an admin sees every event, and so do supervisors and
+/// wallboards (with the token they came with, checked again while the stream
+/// is open); an agent its own (likewise).
 pub enum Viewer {
     Admin,
+    Staff { token: String },
     Agent { id: String, token: String },
 }
 
@@ -55,9 +58,14 @@ impl FromRequestParts<AppState> for Viewer {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        if has_admin_token(state, &parts.headers) {
-            crate::http::listener::prove(&parts.extensions);
-            return Ok(Viewer::Admin);
+        // `roles::authorize` found the admin or a staff token already.
+        match parts.extensions.get::<Caller>() {
+            Some(Caller::Admin) => return Ok(Viewer::Admin),
+            Some(Caller::Staff { .. }) => {
+                let token = super::bearer_token(&parts.headers).to_owned();
+                return Ok(Viewer::Staff { token });
+            }
+            None => {}
         }
         let AgentCaller(id) = AgentCaller::from_request_parts(parts, state).await?;
         let token = super::bearer_token(&parts.headers).to_owned();
@@ -90,7 +98,7 @@ impl Viewer {
     /// The agent whose events this viewer may see; `None`: every event.
     fn agent(&self) -> Option<String> {
         match self {
-            Viewer::Admin => None,
+            Viewer::Admin | Viewer::Staff { .. } => None,
             Viewer::Agent { id, .. } => Some(id.clone()),
         }
     }
@@ -99,13 +107,13 @@ impl Viewer {
     fn token(&self) -> Option<TokenKey> {
         match self {
             Viewer::Admin => None,
-            Viewer::Agent { token, .. } => Some(TokenKey::of(token)),
+            Viewer::Staff { token } | Viewer::Agent { token, .. } => Some(TokenKey::of(token)),
         }
     }
 
     fn sees(&self, event: &StoredEvent) -> bool {
         match self {
-            Viewer::Admin => true,
+            Viewer::Admin | Viewer::Staff { .. } => true,
             Viewer::Agent { id, .. } => event.agent.as_deref() == Some(id.as_str()),
         }
     }
@@ -143,10 +151,9 @@ impl From<SubscribeError> for ApiError {
 /// Live events as Server-Sent Events (`event:` its kind, `data:` its JSON,
 /// `id:` to resume from with `Last-Event-ID`).
 #[utoipa::path(get, path = "/v1/events", operation_id = "stream_events", tag = "events",
-    security(("bearer" = []), ("agent_token" = [])),
     params(("Last-Event-ID" = Option<String>, Header, description = "resume after this event id: if at most 500 events of the namespace came after it, those this token may see are sent first; else a `gap` notice", pattern = r"^[0-9]{1,20}-[0-9]{1,20}$")),
     responses(
-        (status = 200, description = "Server-Sent Events: each `event:` one of agent_state, call_routed, call_waiting, call_connected, call_ended, fallback, with a JSON `data:` line and an `id:`. Two notices besides: `gap` (with an `id:`; data `{\"missed_after\": <the Last-Event-ID>, \"resume_window\": 500}`): more than 500 events came after the Last-Event-ID, they are not sent, so reload the present from the API; live events follow. `shutdown` (no `id:`; a `retry:` line; data `{\"reason\": \"shutdown\", \"retry_ms\": n}`): the server is stopping and the stream ends now; reconnect after `retry_ms` with the same Last-Event-ID", content_type = "text/event-stream", body = String),
+        (status = 200, description = "Server-Sent Events: each `event:` one of agent_state, call_routed, call_waiting, call_connected, call_ended, fallback, token_issued, tokens_revoked, with a JSON `data:` line and an `id:`. Two notices besides: `gap` (with an `id:`; data `{\"missed_after\": <the Last-Event-ID>, \"resume_window\": 500}`): more than 500 events came after the Last-Event-ID, they are not sent, so reload the present from the API; live events follow. `shutdown` (no `id:`; a `retry:` line; data `{\"reason\": \"shutdown\", \"retry_ms\": n}`): the server is stopping and the stream ends now; reconnect after `retry_ms` with the same Last-Event-ID", content_type = "text/event-stream", body = String),
         (status = 400, description = "a Last-Event-ID that is not a stream id (<ms>-<seq>), or one after the stream's newest event", body = ErrorBody),
         (status = 401, description = "no admin or agent token, or one that is unknown, expired or revoked (or a token in the URL)", body = ErrorBody),
         (status = 429, description = "too many event streams open: this agent's (SWITCHBOARD_MAX_AGENT_STREAMS, default 5) or this server's (SWITCHBOARD_MAX_EVENT_STREAMS, default 5000)", body = ErrorBody),
@@ -352,8 +359,21 @@ impl Feed {
     /// deleted); its open stream then counts as a heartbeat, since a console
     /// in a background tab may send its own late. Admin streams always are.
     async fn still_allowed(&self) -> bool {
-        let Viewer::Agent { id, token } = &self.viewer else {
-            return true;
+        let (id, token) = match &self.viewer {
+            Viewer::Admin => return true,
+            Viewer::Agent { id, token } => (id, token),
+            Viewer::Staff { token } => {
+                return match self.store.staff_of_token(token).await {
+                    Ok(found) => {
+                        if found.is_none() {
+                            tracing::info!("a staff token stopped working: its event stream ends");
+                        }
+                        found.is_some()
+                    }
+                    // Redis away: the stream stays; the next check decides.
+                    Err(_) => true,
+                };
+            }
         };
         match self.store.agent_of_token(token).await {
             Ok(Some(agent)) if &agent == id => {
@@ -405,9 +425,12 @@ impl Drop for OpenStream {
 pub struct CallEvent {
     /// The event's id in the stream.
     pub id: String,
-    /// agent_state, call_routed, call_waiting, call_connected, call_ended or fallback.
+    /// agent_state, call_routed, call_waiting, call_connected, call_ended,
+    /// fallback, token_issued or tokens_revoked.
     pub event: String,
-    /// What happened: call_sid, queue, agent, from, at (ms), and the kind's own fields.
+    /// What happened: call_sid, queue, agent, from, at (ms), and the kind's
+    /// own fields; `by` (`admin`, `supervisor:NAME`, `agent:ID`, `import`) on
+    /// a change asked for through the API.
     #[schema(value_type = Object)]
     pub data: serde_json::Value,
 }

@@ -130,9 +130,8 @@ pub async fn set_state(
 ) -> Result<Json<AgentDoc>, ApiError> {
     let Json(body) = body?;
     let target = settable(&body.state)?;
-    apply_state(&state, &id, target, false, true)
-        .await
-        .map(Json)
+    let by = crate::store::Actor::Agent(id.clone());
+    apply_state(&state, &id, target, false, &by).await.map(Json)
 }
 
 /// Say you are still there: an agent with `heartbeat_secs` that is not heard

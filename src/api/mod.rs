@@ -1,11 +1,15 @@
 //! The admin API under `/v1`: agents and queues as JSON, behind a bearer token.
 //! Errors are `{"error": "..."}` with the status codes of SPEC 1 ("Admin API").
+//! Which token each route takes is the table of `roles`.
 
 mod agents;
+mod audit;
 mod events;
 mod me;
 mod openapi;
 mod queues;
+pub mod roles;
+mod supervisors;
 mod tokens;
 
 pub use openapi::{ApiDoc, document};
@@ -44,13 +48,22 @@ pub fn router(state: AppState) -> Router<AppState> {
         )
         .route("/voicemails", get(queues::voicemails))
         .route("/calls/{call_sid}", get(events::call))
-        .route_layer(middleware::from_fn_with_state(state.clone(), require_token))
+        .route(
+            "/supervisors/{name}/tokens",
+            post(supervisors::issue).delete(supervisors::revoke),
+        )
+        .route("/audit", get(audit::list))
         // An agent's own routes: its token, checked by `me::AgentCaller`.
         .route("/me", get(me::get))
         .route("/me/state", put(me::set_state))
         .route("/me/heartbeat", post(me::heartbeat))
-        // Admin or agent token: `events::Viewer` tells which.
+        // Any token: `events::Viewer` tells which.
         .route("/events", get(events::stream))
+        // Every route above takes the tokens `roles::ACCESS` lists for it.
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            roles::authorize,
+        ))
         // The description of the API needs no token: without one it holds no
         // data (the queue names are added only for a request with the token).
         .route("/openapi.json", get(openapi::serve))
@@ -108,6 +121,9 @@ pub enum ApiError {
     TooLarge,
     #[error("missing or wrong bearer token")]
     Unauthorized,
+    /// A live supervisor or wallboard token on a route its role may not use.
+    #[error("{0}")]
+    Forbidden(String),
     #[error("a token goes in the Authorization header, never in the URL")]
     TokenInUrl,
     #[error("{0}")]
@@ -147,6 +163,7 @@ impl IntoResponse for ApiError {
             ApiError::TooMany(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unauthorized | ApiError::TokenInUrl => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -206,7 +223,8 @@ const DECODE_LAYERS: usize = 3;
 
 /// Whether any name or value of `query`, decoded as a form (`+` and percent
 /// escapes, repeated names each seen, nested encodings up to
-/// `DECODE_LAYERS`), holds an agent token (`sbat_`, in any case) or is the
+/// `DECODE_LAYERS`), holds an agent, supervisor or wallboard token (`sbat_`,
+/// `sbst_`, `sbwt_`, in any case) or is the
 /// admin token (alone or after `Bearer `). Decoded the way servers and
 /// proxies decode a query, not matched in its raw text, which an encoding
 /// hides.
@@ -224,14 +242,18 @@ fn query_carries_token(query: &str, admin: Option<&str>) -> bool {
     carries(query.as_bytes(), admin, DECODE_LAYERS)
 }
 
-/// `text` holds an agent token, or is the admin token.
+/// `text` holds an agent, supervisor or wallboard token, or is the admin token.
 fn is_token(text: &str, admin: Option<&str>) -> bool {
-    let prefix = crate::store::tokens::TOKEN_PREFIX;
-    if text
-        .as_bytes()
-        .windows(prefix.len())
-        .any(|w| w.eq_ignore_ascii_case(prefix.as_bytes()))
-    {
+    let prefixes = [
+        crate::store::tokens::TOKEN_PREFIX,
+        crate::store::staff::SUPERVISOR_PREFIX,
+        crate::store::staff::WALLBOARD_PREFIX,
+    ];
+    if prefixes.iter().any(|prefix| {
+        text.as_bytes()
+            .windows(prefix.len())
+            .any(|w| w.eq_ignore_ascii_case(prefix.as_bytes()))
+    }) {
         return true;
     }
     let Some(admin) = admin else {
@@ -250,20 +272,6 @@ fn is_token(text: &str, admin: Option<&str>) -> bool {
 fn is_admin_token(given: &str, expected: &str) -> bool {
     let matches = Sha256::digest(given.as_bytes()).ct_eq(&Sha256::digest(expected.as_bytes()));
     bool::from(matches) && !given.is_empty()
-}
-
-/// `Authorization: Bearer <SWITCHBOARD_ADMIN_TOKEN>`. Both sides are hashed first,
-/// so the comparison takes the same time whatever the length or content given.
-async fn require_token(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    if state.settings.admin_token.is_none() {
-        return ApiError::Disabled.into_response();
-    }
-    if has_admin_token(&state, request.headers()) {
-        crate::http::listener::prove(request.extensions());
-        next.run(request).await
-    } else {
-        ApiError::Unauthorized.into_response()
-    }
 }
 
 /// An optional whole number in a JSON body: JSON Schema's `integer` (and
@@ -328,6 +336,9 @@ mod tests {
             "t=%252573bat_0123".to_owned(),
             "t=SBAT_0123".to_owned(),
             "t=sBaT%5f0123".to_owned(),
+            "t=sbst_0123".to_owned(),
+            "t=%73bwt_0123".to_owned(),
+            "SBWT_0123=".to_owned(),
             "auth=Bearer+sbat_0123".to_owned(),
             "%74oken=x&sb%61t_0123=".to_owned(),
             format!("key={ADMIN}"),

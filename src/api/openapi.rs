@@ -14,11 +14,12 @@ use axum::http::HeaderMap;
 use serde_json::Value;
 use utoipa::openapi::path::Operation;
 use utoipa::openapi::schema::{ArrayItems, Schema};
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
-use super::{ErrorBody, agents, events, me, queues, tokens};
+use super::roles::{ACCESS, Role};
+use super::{ErrorBody, agents, audit, events, me, queues, supervisors, tokens};
 use crate::agent::{AgentState, SettableState, StateCounts};
 use crate::app::AppState;
 use crate::config::RoutingTable;
@@ -28,9 +29,14 @@ use crate::config::RoutingTable;
     info(
         title = "switchboard admin API",
         description = "Agents and queues of switchboard, the inbound-call router for Twilio. \
-                       Every path needs `Authorization: Bearer $SWITCHBOARD_ADMIN_TOKEN`, \
-                       except `/v1/me…`, which need an agent's own token (`sbat_…`, \
-                       from `POST /v1/agents/{id}/tokens`), never in the URL."
+                       Every path takes `Authorization: Bearer <token>` (never in the URL), \
+                       and each operation's `security` lists the tokens it takes: \
+                       `bearer` the admin token ($SWITCHBOARD_ADMIN_TOKEN), \
+                       `supervisor_token` (`sbst_…`) and `wallboard_token` (`sbwt_…`) \
+                       from `POST /v1/supervisors/{name}/tokens`, `agent_token` (`sbat_…`) \
+                       from `POST /v1/agents/{id}/tokens`. A supervisor or wallboard token \
+                       on an operation its role may not use is 403; any other token \
+                       the operation does not take is 401."
     ),
     paths(
         agents::list,
@@ -49,6 +55,9 @@ use crate::config::RoutingTable;
         queues::get,
         queues::remove_waiting,
         queues::voicemails,
+        supervisors::issue,
+        supervisors::revoke,
+        audit::list,
     ),
     components(schemas(
         agents::AgentDoc,
@@ -68,12 +77,16 @@ use crate::config::RoutingTable;
         queues::WaitingDoc,
         queues::ServiceLevelDoc,
         queues::VoicemailList,
+        supervisors::StaffTokenRequest,
+        supervisors::StaffTokenDoc,
+        supervisors::StaffRoleName,
+        audit::AuditList,
         AgentState,
         SettableState,
         StateCounts,
         ErrorBody,
     )),
-    modifiers(&BearerToken, &RequestTimeout),
+    modifiers(&BearerToken, &RequestTimeout, &Roles),
     security(("bearer" = [])),
     tags(
         (name = "agents", description = "Agents, their states and tokens"),
@@ -81,6 +94,7 @@ use crate::config::RoutingTable;
         (name = "events", description = "Live events (Server-Sent Events) and a call's history"),
         (name = "queues", description = "Queues, their agents by state and offer order"),
         (name = "voicemails", description = "Recorded voicemail messages"),
+        (name = "supervisors", description = "Supervisor and wallboard tokens"),
     )
 )]
 pub struct ApiDoc;
@@ -95,6 +109,24 @@ impl Modify for BearerToken {
         components.add_security_scheme(
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        components.add_security_scheme(
+            "supervisor_token",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("a supervisor token (sbst_…)"))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "wallboard_token",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("a wallboard token (sbwt_…)"))
+                    .build(),
+            ),
         );
         components.add_security_scheme(
             "agent_token",
@@ -140,6 +172,66 @@ impl Modify for RequestTimeout {
                     .responses
                     .responses
                     .insert("408".to_owned(), RefOr::T(response.clone()));
+            }
+        }
+    }
+}
+
+/// Each operation's `security` from `roles::ACCESS` (one requirement per
+/// token it takes, any one of which will do), its roles as
+/// `x-switchboard-roles`, and a 403 where a supervisor or wallboard token is
+/// refused: the table is the one statement of who may call what.
+struct Roles;
+
+impl Modify for Roles {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let forbidden = ResponseBuilder::new()
+            .description("a supervisor or wallboard token, whose role may not do this")
+            .content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("ErrorBody")))
+                    .build(),
+            )
+            .build();
+        for access in ACCESS {
+            let Some(item) = openapi.paths.paths.get_mut(access.path) else {
+                continue;
+            };
+            let operation = match access.method.as_str() {
+                "GET" => item.get.as_mut(),
+                "PUT" => item.put.as_mut(),
+                "POST" => item.post.as_mut(),
+                "DELETE" => item.delete.as_mut(),
+                _ => None,
+            };
+            let Some(operation) = operation else {
+                continue;
+            };
+            operation.security = Some(
+                access
+                    .roles
+                    .iter()
+                    .map(|r| SecurityRequirement::new::<&str, [&str; 0], &str>(r.scheme(), []))
+                    .collect(),
+            );
+            let names: Vec<Value> = access
+                .roles
+                .iter()
+                .map(|r| Value::from(r.as_str()))
+                .collect();
+            operation
+                .extensions
+                .get_or_insert_with(Default::default)
+                .insert("x-switchboard-roles".to_owned(), Value::Array(names));
+            let staff_refused = [Role::Supervisor, Role::Wallboard]
+                .iter()
+                .any(|r| !access.roles.contains(r));
+            if staff_refused {
+                let responses = &mut operation.responses.responses;
+                responses
+                    .entry("403".to_owned())
+                    .or_insert_with(|| RefOr::T(forbidden.clone()));
             }
         }
     }
@@ -342,27 +434,52 @@ mod tests {
         let expected: &[(&str, &[&str])] = &[
             ("list_agents", &["400", "401", "408", "422", "503"]),
             ("get_agent", &["401", "404", "408", "422", "503"]),
-            ("put_agent", &["400", "401", "408", "413", "422", "503"]),
-            ("delete_agent", &["401", "404", "408", "422", "503"]),
+            (
+                "put_agent",
+                &["400", "401", "403", "408", "413", "422", "503"],
+            ),
+            ("delete_agent", &["401", "403", "404", "408", "422", "503"]),
             (
                 "set_agent_state",
-                &["400", "401", "404", "408", "409", "413", "422", "503"],
+                &[
+                    "400", "401", "403", "404", "408", "409", "413", "422", "503",
+                ],
             ),
             ("list_queues", &["401", "408", "503"]),
             ("get_queue", &["401", "404", "408", "503"]),
-            ("remove_waiting", &["401", "404", "408", "422", "503"]),
-            ("list_voicemails", &["400", "401", "408", "422", "503"]),
+            (
+                "remove_waiting",
+                &["401", "403", "404", "408", "422", "503"],
+            ),
+            (
+                "list_voicemails",
+                &["400", "401", "403", "408", "422", "503"],
+            ),
             (
                 "issue_agent_token",
-                &["400", "401", "404", "408", "413", "422", "503"],
+                &["400", "401", "403", "404", "408", "413", "422", "503"],
             ),
-            ("revoke_agent_tokens", &["401", "404", "408", "422", "503"]),
-            ("get_me", &["401", "404", "408", "503"]),
+            (
+                "revoke_agent_tokens",
+                &["401", "403", "404", "408", "422", "503"],
+            ),
+            (
+                "issue_supervisor_token",
+                &["400", "401", "403", "408", "413", "422", "503"],
+            ),
+            (
+                "revoke_supervisor_tokens",
+                &["401", "403", "404", "408", "422", "503"],
+            ),
+            ("get_audit", &["400", "401", "403", "408", "422", "503"]),
+            ("get_me", &["401", "403", "404", "408", "503"]),
             (
                 "set_my_state",
-                &["400", "401", "404", "408", "409", "413", "422", "503"],
+                &[
+                    "400", "401", "403", "404", "408", "409", "413", "422", "503",
+                ],
             ),
-            ("heartbeat", &["401", "404", "408", "503"]),
+            ("heartbeat", &["401", "403", "404", "408", "503"]),
             ("stream_events", &["400", "401", "408", "429", "503"]),
             ("get_call", &["401", "404", "408", "422", "503"]),
         ];
@@ -393,5 +510,39 @@ mod tests {
             }
         }
         assert_eq!(seen.len(), expected.len(), "{seen:?}");
+    }
+
+    #[test]
+    fn each_operation_states_the_tokens_of_the_roles_table() {
+        let doc = doc(&RoutingTable::builtin());
+        let mut operations = 0;
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, operation) in item.as_object().unwrap() {
+                operations += 1;
+                let access = ACCESS
+                    .iter()
+                    .find(|a| a.path == path && a.method.as_str().eq_ignore_ascii_case(method))
+                    .unwrap_or_else(|| panic!("{method} {path} is not in roles::ACCESS"));
+                let schemes: Vec<&str> = operation["security"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .flat_map(|r| r.as_object().unwrap().keys().map(String::as_str))
+                    .collect();
+                let expected: Vec<&str> = access.roles.iter().map(|r| r.scheme()).collect();
+                assert_eq!(schemes, expected, "{method} {path}");
+                let roles: Vec<&str> = access.roles.iter().map(|r| r.as_str()).collect();
+                assert_eq!(
+                    operation["x-switchboard-roles"],
+                    serde_json::json!(roles),
+                    "{method} {path}"
+                );
+            }
+        }
+        assert_eq!(
+            operations,
+            ACCESS.len(),
+            "every route of the table is documented"
+        );
     }
 }

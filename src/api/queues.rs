@@ -184,8 +184,10 @@ pub async fn voicemails(
     }))
 }
 
-/// Take a caller out of a queue's line: its next wait fetch answers the queue's
-/// fallback chain (wait outcome `removed`).
+/// Take a caller out of a queue's line: its next wait fetch answers the first
+/// step of the queue's fallback chain that is not a queue (as when
+/// `max_wait_secs` runs out; wait outcome `removed`). Recorded with who asked
+/// (`by`) as a `fallback` event (reason `removed`) in the call's history.
 #[utoipa::path(delete, path = "/v1/queues/{name}/waiting/{call_sid}", operation_id = "remove_waiting", tag = "queues",
     params(
         ("name" = String, Path, description = "a queue name from the routing file", pattern = r"^[A-Za-z0-9._-]{1,64}$"),
@@ -200,6 +202,7 @@ pub async fn voicemails(
     ))]
 pub async fn remove_waiting(
     State(state): State<AppState>,
+    super::roles::ActingCaller(caller): super::roles::ActingCaller,
     Path((name, call_sid)): Path<(String, String)>,
 ) -> Result<axum::http::StatusCode, ApiError> {
     if !crate::twilio::params::is_sid(&call_sid, "CA") {
@@ -215,7 +218,7 @@ pub async fn remove_waiting(
     if state
         .engine
         .store()
-        .remove_waiting(&call_sid, &name, step)
+        .remove_waiting(&call_sid, &name, step, &caller.actor())
         .await?
     {
         tracing::info!(queue = name, call_sid, "caller taken out of the line");

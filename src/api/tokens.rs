@@ -10,14 +10,15 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::agents::{AgentId, not_found, rfc3339, valid_id};
+use super::roles::ActingCaller;
 use super::{ApiError, ErrorBody};
 use crate::app::AppState;
 
 /// A token lives 30 days unless asked otherwise.
 const DEFAULT_TTL_SECS: u64 = 30 * 86_400;
-const MIN_TTL_SECS: u64 = 60;
+pub(super) const MIN_TTL_SECS: u64 = 60;
 /// At most a year: a token is a password that can be stolen.
-const MAX_TTL_SECS: u64 = 366 * 86_400;
+pub(super) const MAX_TTL_SECS: u64 = 366 * 86_400;
 
 /// What `POST /v1/agents/{id}/tokens` takes (the body may be empty).
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -51,6 +52,7 @@ pub struct TokenDoc {
     ))]
 pub async fn issue(
     State(state): State<AppState>,
+    ActingCaller(caller): ActingCaller,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
@@ -72,7 +74,7 @@ pub async fn issue(
     let issued = state
         .engine
         .store()
-        .issue_token(&id, ttl_secs * 1000)
+        .issue_token(&id, ttl_secs * 1000, &caller.actor())
         .await?
         .ok_or_else(|| not_found(&id))?;
     tracing::info!(agent = id, ttl_secs, "agent token issued");
@@ -100,13 +102,14 @@ pub async fn issue(
     ))]
 pub async fn revoke(
     State(state): State<AppState>,
+    ActingCaller(caller): ActingCaller,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     valid_id(&id)?;
     let revoked = state
         .engine
         .store()
-        .revoke_tokens(&id)
+        .revoke_tokens(&id, &caller.actor())
         .await?
         .ok_or_else(|| not_found(&id))?;
     tracing::info!(agent = id, revoked, "agent tokens revoked");

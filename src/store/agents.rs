@@ -6,6 +6,7 @@ use std::collections::HashMap;
 
 use redis::Value;
 
+use super::audit::Actor;
 use super::requests::{DeleteAgentRequest, SetStateRequest, UpsertAgentRequest};
 use super::{Store, StoreError, scripts, text, texts};
 use crate::agent::{AgentSpec, AgentState, SettableState, StateCounts};
@@ -163,6 +164,7 @@ impl Store {
         contact: &str,
         queues: &[String],
         heartbeat_secs: u32,
+        by: &Actor,
     ) -> Result<(bool, AgentView), StoreError> {
         let request = UpsertAgentRequest {
             id,
@@ -171,6 +173,7 @@ impl Store {
             queues,
             heartbeat_ms: u64::from(heartbeat_secs) * 1000,
             spare_token: super::calls::new_token(),
+            by: by.label(),
         };
         let reply = self
             .invoke(&scripts::UPSERT_AGENT, self.keys().agent(id), &request)
@@ -185,31 +188,37 @@ impl Store {
 
     /// Stores a checked agent (`AgentSpec::check`): what `PUT /v1/agents/{id}`
     /// and `agents import` write; `true` when it was created.
-    pub async fn put_agent(&self, spec: &AgentSpec) -> Result<(bool, AgentView), StoreError> {
+    pub async fn put_agent(
+        &self,
+        spec: &AgentSpec,
+        by: &Actor,
+    ) -> Result<(bool, AgentView), StoreError> {
         self.upsert_agent(
             &spec.id,
             &spec.name,
             &spec.contact,
             &spec.queues,
             spec.heartbeat_secs,
+            by,
         )
         .await
     }
 
-    /// Moves an agent to `state`; `by_agent`: the agent asked itself (with
-    /// its token), which also counts as a heartbeat.
+    /// Moves an agent to `state`, as `by` asked; the agent itself asking
+    /// (with its token) also counts as a heartbeat.
     pub async fn set_agent_state(
         &self,
         id: &str,
         state: SettableState,
         force: bool,
-        by_agent: bool,
+        by: &Actor,
     ) -> Result<SetStateOutcome, StoreError> {
         let request = SetStateRequest {
             state: state.as_str(),
             force,
-            seen: by_agent,
+            seen: matches!(by, Actor::Agent(agent) if agent == id),
             spare_token: super::calls::new_token(),
+            by: by.label(),
         };
         let reply = self
             .invoke(&scripts::SET_AGENT_STATE, self.keys().agent(id), &request)
@@ -227,12 +236,12 @@ impl Store {
     }
 
     /// `true` when an agent was deleted, `false` when there was none.
-    pub async fn delete_agent(&self, id: &str) -> Result<bool, StoreError> {
+    pub async fn delete_agent(&self, id: &str, by: &Actor) -> Result<bool, StoreError> {
         let reply = self
             .invoke(
                 &scripts::DELETE_AGENT,
                 self.keys().agent(id),
-                &DeleteAgentRequest { id },
+                &DeleteAgentRequest { id, by: by.label() },
             )
             .await?;
         match text(&reply).as_deref() {

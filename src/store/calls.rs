@@ -277,11 +277,13 @@ impl Store {
         call_sid: &str,
         queue: &str,
         step: String,
+        by: &super::Actor,
     ) -> Result<bool, StoreError> {
         let request = RemoveWaitingRequest {
             sid: call_sid,
             queue,
             step,
+            by: by.label(),
         };
         let reply = self
             .invoke(

@@ -101,6 +101,23 @@ impl Keys {
         format!("{}token:{token_id}", self.prefix)
     }
 
+    /// Hash with a TTL (its expiry): one supervisor or wallboard token, by its
+    /// id: {name, role, expires_at, hash (SHA-256 of its secret)}.
+    pub fn staff_token(&self, token_id: &str) -> String {
+        format!("{}staff_token:{token_id}", self.prefix)
+    }
+
+    /// Set with a TTL: the token ids of one supervisor or wallboard name.
+    pub fn staff_tokens(&self, name: &str) -> String {
+        format!("{}staff_tokens:{name}", self.prefix)
+    }
+
+    /// List, capped: the changes made through the API, newest first, each
+    /// `{id, event, data}` (lua/lib/common.lua `emit`).
+    pub fn audit(&self) -> String {
+        format!("{}audit", self.prefix)
+    }
+
     /// List: a queue's last (up to 20) answered waits in ms, newest first.
     pub fn waits(&self, queue: &str) -> String {
         format!("{}waits:{queue}", self.prefix)
@@ -148,6 +165,9 @@ mod tests {
             k.events(),
             k.waits("q"),
             k.call_events("CA1"),
+            k.staff_token("ab"),
+            k.staff_tokens("carla"),
+            k.audit(),
         ] {
             assert!(key.starts_with("sb:{acme}:"), "{key}");
         }

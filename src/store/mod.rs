@@ -11,6 +11,7 @@
 //! connection needs no pool.)
 
 pub mod agents;
+pub mod audit;
 pub mod calls;
 pub mod events;
 pub mod keys;
@@ -20,6 +21,7 @@ mod outage;
 pub mod presence;
 pub mod requests;
 pub mod scripts;
+pub mod staff;
 pub mod tokens;
 pub mod watch;
 
@@ -32,6 +34,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use serde::Serialize;
 
 pub use agents::{AgentRecord, AgentView, SetStateOutcome};
+pub use audit::Actor;
 pub use calls::RouteOutcome;
 pub use keys::Keys;
 pub use lifecycle::{NextStep, Outcome, SettleCode, Settled, SweepResult};
@@ -306,6 +309,7 @@ impl Store {
         let json = serde_json::to_string(&requests::Envelope {
             prefix: self.keys.prefix(),
             events_kept: requests::EVENTS_KEPT,
+            audit_kept: requests::AUDIT_KEPT,
             body: request,
         })
         .map_err(|e| StoreError::reply(lua.name, format!("cannot encode the request: {e}")))?;

@@ -28,12 +28,17 @@ pub const CONFIRM_WINDOW_MS: u64 = 30_000;
 /// last hours of a busy call center, for `GET /v1/events` to resume from.
 pub const EVENTS_KEPT: usize = 10_000;
 
+/// How many changes made through the API the audit list keeps (newest first,
+/// `LTRIM`): what `GET /v1/audit` can show.
+pub const AUDIT_KEPT: usize = 1000;
+
 /// What every request carries: the namespace's key prefix and the events cap,
 /// then the script's own fields.
 #[derive(Debug, Serialize)]
 pub(super) struct Envelope<'a, T: Serialize> {
     pub prefix: &'a str,
     pub events_kept: usize,
+    pub audit_kept: usize,
     #[serde(flatten)]
     pub body: &'a T,
 }
@@ -154,6 +159,8 @@ pub(super) struct RemoveWaitingRequest<'a> {
     pub sid: &'a str,
     pub queue: &'a str,
     pub step: String,
+    /// Who asked (`Actor::label`).
+    pub by: String,
 }
 
 /// `match_lines.lua`: one fresh token per caller it may match.
@@ -232,6 +239,7 @@ pub(super) struct UpsertAgentRequest<'a> {
     /// 0: the agent is not expected to send heartbeats.
     pub heartbeat_ms: u64,
     pub spare_token: String,
+    pub by: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -241,6 +249,7 @@ pub(super) struct SetStateRequest<'a> {
     /// The agent asked itself (an agent token): it counts as a heartbeat.
     pub seen: bool,
     pub spare_token: String,
+    pub by: String,
 }
 
 /// Most live tokens one agent keeps; issuing more drops the ones expiring first.
@@ -255,11 +264,33 @@ pub(super) struct IssueTokenRequest<'a> {
     pub hash: &'a str,
     pub ttl_ms: u64,
     pub max_live: usize,
+    pub by: String,
 }
 
 #[derive(Debug, Serialize)]
 pub(super) struct RevokeTokensRequest<'a> {
     pub id: &'a str,
+    pub by: String,
+}
+
+/// `issue_staff_token.lua`: a supervisor's or wallboard's token.
+#[derive(Debug, Serialize)]
+pub(super) struct IssueStaffTokenRequest<'a> {
+    pub name: &'a str,
+    /// 'supervisor' or 'wallboard'.
+    pub role: &'static str,
+    pub token_id: &'a str,
+    /// Hex SHA-256 of the secret: the secret itself never reaches Redis.
+    pub hash: &'a str,
+    pub ttl_ms: u64,
+    pub max_live: usize,
+    pub by: String,
+}
+
+#[derive(Debug, Serialize)]
+pub(super) struct RevokeStaffTokensRequest<'a> {
+    pub name: &'a str,
+    pub by: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -277,6 +308,7 @@ pub(super) struct PresenceRequest {
 #[derive(Debug, Serialize)]
 pub(super) struct DeleteAgentRequest<'a> {
     pub id: &'a str,
+    pub by: String,
 }
 
 #[derive(Debug, Serialize)]

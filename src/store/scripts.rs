@@ -56,6 +56,8 @@ lua!(CLAIM_CONNECT, "claim_connect");
 lua!(DUE_RECONCILES, "due_reconciles");
 lua!(ISSUE_TOKEN, "issue_token");
 lua!(REVOKE_TOKENS, "revoke_tokens");
+lua!(ISSUE_STAFF_TOKEN, "issue_staff_token");
+lua!(REVOKE_STAFF_TOKENS, "revoke_staff_tokens");
 lua!(HEARTBEAT, "heartbeat");
 lua!(EXPIRE_PRESENCE, "expire_presence");
 // Read-only and run by `simulate --watch-redis` only, so not in `all()`: a
@@ -63,7 +65,7 @@ lua!(EXPIRE_PRESENCE, "expire_presence");
 lua!(WATCH_LINES, "watch_lines");
 
 /// Every script, to load them all at start and check they are loaded for `/readyz`.
-pub fn all() -> [&'static Lua; 19] {
+pub fn all() -> [&'static Lua; 21] {
     [
         &UPSERT_AGENT,
         &SET_AGENT_STATE,
@@ -82,6 +84,8 @@ pub fn all() -> [&'static Lua; 19] {
         &DUE_RECONCILES,
         &ISSUE_TOKEN,
         &REVOKE_TOKENS,
+        &ISSUE_STAFF_TOKEN,
+        &REVOKE_STAFF_TOKENS,
         &HEARTBEAT,
         &EXPIRE_PRESENCE,
     ]

@@ -52,6 +52,7 @@ impl Store {
         &self,
         id: &str,
         ttl_ms: u64,
+        by: &super::Actor,
     ) -> Result<Option<IssuedToken>, StoreError> {
         let token_id = format!("{:016x}", rand::random::<u64>());
         let secret = URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>());
@@ -62,6 +63,7 @@ impl Store {
             hash: &hash,
             ttl_ms,
             max_live: MAX_LIVE_TOKENS,
+            by: by.label(),
         };
         let reply = self
             .invoke(&scripts::ISSUE_TOKEN, self.keys().agent(id), &request)
@@ -85,12 +87,16 @@ impl Store {
 
     /// Revokes every token of agent `id`: how many there were, or `None` when
     /// there is no such agent (and it had none).
-    pub async fn revoke_tokens(&self, id: &str) -> Result<Option<u64>, StoreError> {
+    pub async fn revoke_tokens(
+        &self,
+        id: &str,
+        by: &super::Actor,
+    ) -> Result<Option<u64>, StoreError> {
         let reply = self
             .invoke(
                 &scripts::REVOKE_TOKENS,
                 self.keys().agent(id),
-                &RevokeTokensRequest { id },
+                &RevokeTokensRequest { id, by: by.label() },
             )
             .await?;
         let name = scripts::REVOKE_TOKENS.name;
