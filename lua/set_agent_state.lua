@@ -6,13 +6,16 @@ ARGV[1]  JSON SetStateRequest (src/store/requests.rs): {prefix, state:
          'available' | 'away' | 'offline', force: bool (move an agent that holds
          a call), seen: bool (the agent itself asked: it counts as a
          heartbeat), spare_token (an agent set available is given at once to a
-         waiting caller of its queues)}
+         waiting caller of its queues), reason (absent, or with 'away' only:
+         an away reason of the routing file's list, checked by Rust)}
 
 Reply: {'not_found'} | {'conflict', state} | agent_reply('ok').
 `available` resets missed_in_row, and an agent with heartbeats on gets a
 presence deadline (`presence`, built from the prefix) if none runs. An agent already free keeps its place in line;
 one in wrap-up or no-answer delay becomes eligible now. Forcing an agent off a
-call clears its token, so that call's late callbacks no longer touch it.
+call clears its token, so that call's late callbacks no longer touch it. The
+reason is kept as `away_reason`, cleared by any other move (`set_state` in
+lib/agents.lua); away with a new reason is an `agent_state` event too.
 Each change is also appended as an event to `events` and, for a call, to
 `call_events:<sid>` (both built from the prefix; `emit` in lib/common.lua).
 ]]
@@ -46,7 +49,11 @@ if target == 'available' then
   expect_heartbeat(agent, id, now)
   offer_if_free(agent, id, now)
 else
+  local reason = nil
+  if target == 'away' and type(req.reason) == 'string' then
+    reason = req.reason
+  end
   set_state(agent, id, target, {'state_since', since, 'free_at', '', 'call_sid', '',
-    'token', '', 'released_token', ''})
+    'token', '', 'released_token', ''}, reason)
 end
 return agent_reply('ok', agent, now)

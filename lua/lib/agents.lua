@@ -24,10 +24,19 @@ local function count(queues, state, by)
 end
 
 -- Moves an agent to `state` and sets the other `fields` ({name, value, ...}).
--- Every change of an agent's `state` goes through here.
-local function set_state(agent, id, state, fields)
-  local a = redis.call('HMGET', agent, 'state', 'queues', 'deleted')
+-- Every change of an agent's `state` goes through here. `reason` (an away
+-- reason, checked by Rust against the routing file's list) is kept as
+-- `away_reason`; any move without one clears it, so a reason never outlives
+-- the away it was given with. A new reason is an event even in the same state.
+local function set_state(agent, id, state, fields, reason)
+  local a = redis.call('HMGET', agent, 'state', 'queues', 'deleted', 'away_reason')
   local old = a[1]
+  local old_reason = a[4] or nil
+  if reason then
+    redis.call('HSET', agent, 'away_reason', reason)
+  elseif old_reason then
+    redis.call('HDEL', agent, 'away_reason')
+  end
   if old ~= state and a[3] ~= '1' then
     local queues = split(a[2])
     if old then
@@ -39,10 +48,10 @@ local function set_state(agent, id, state, fields)
     redis.call('ZREM', K.wrap_ups, id)
   end
   redis.call('HSET', agent, 'state', state, unpack(fields or {}))
-  if old ~= state then
+  if old ~= state or old_reason ~= reason then
     local call_sid = redis.call('HGET', agent, 'call_sid')
     emit('agent_state', {agent = id, state = state, previous = old or '',
-      call_sid = (call_sid ~= '' and call_sid) or nil})
+      call_sid = (call_sid ~= '' and call_sid) or nil, away_reason = reason})
   end
 end
 

@@ -4,8 +4,9 @@ the way BullMQ's "@include" works, so no helper is copied between scripts.
 Arguments: every script takes ONE structured argument, ARGV[1], a JSON object
 (decoded below as `req`) built from one Rust struct per script in
 src/store/requests.rs, so no argument is a position counted in two languages.
-It always holds `prefix`, the namespace's key prefix `sb:{ns}:`, and
-`events_kept`, the cap of the events stream.
+It always holds `prefix`, the namespace's key prefix `sb:{ns}:`,
+`events_kept`, the cap of the events stream, and `agent_calls_kept` and
+`agent_calls_ttl_ms`, the cap and lifetime of an agent's last calls.
 
 Keys: KEYS[1] is one key of the namespace (each script's header says which), so
 Redis Cluster sends the script to the namespace's slot. Every other key is built
@@ -38,6 +39,7 @@ local K = {
   presence = P .. 'presence',
   events = P .. 'events',
   call_events = function(sid) return P .. 'call_events:' .. sid end,
+  agent_calls = function(id) return P .. 'agent_calls:' .. id end,
 }
 
 -- Milliseconds since the epoch from the Redis clock, shared by every replica.

@@ -32,6 +32,9 @@ pub struct AgentDoc {
     pub heartbeat_secs: Option<u32>,
     /// The last heartbeat, or change of state the agent made itself.
     pub last_heartbeat: Option<String>,
+    /// Why the agent is away, when a reason was given with `away` (one of the
+    /// routing file's `[console] away_reasons`); null otherwise.
+    pub away_reason: Option<String>,
 }
 
 /// RFC 3339 (UTC, milliseconds) of a Redis-clock instant.
@@ -57,6 +60,7 @@ impl From<AgentView> for AgentDoc {
             missed_in_row: r.missed_in_row,
             heartbeat_secs: (r.heartbeat_secs > 0).then_some(r.heartbeat_secs),
             last_heartbeat: r.seen_at_ms.map(rfc3339),
+            away_reason: r.away_reason,
         }
     }
 }
@@ -271,6 +275,10 @@ pub struct StateBody {
     /// Move an agent that holds a call (to recover one known to be free).
     #[serde(default)]
     force: bool,
+    /// With `away` only: why, one of the routing file's `[console]
+    /// away_reasons`. Absent or null: none.
+    #[serde(default)]
+    reason: Option<String>,
 }
 
 /// Set an agent `available`, `away` or `offline`; 409 for one holding a call unless `force`.
@@ -283,7 +291,7 @@ pub struct StateBody {
         (status = 404, description = "no such agent", body = ErrorBody),
         (status = 409, description = "the agent holds a call (reserved or on_call) and `force` is not set", body = ErrorBody),
         (status = 413, description = "the body is larger than 64 KiB", body = ErrorBody),
-        (status = 422, description = "the id breaks its pattern, or a state that cannot be set", body = ErrorBody),
+        (status = 422, description = "the id breaks its pattern, a state that cannot be set, or a reason not in the routing file's away_reasons (or with another state than away)", body = ErrorBody),
         (status = 503, description = "no admin token configured, or Redis unavailable", body = ErrorBody),
     ))]
 pub async fn set_state(
@@ -294,7 +302,8 @@ pub async fn set_state(
     let Json(body) = body?;
     valid_id(&id)?;
     let target = settable(&body.state)?;
-    apply_state(&state, &id, target, body.force, false)
+    let reason = super::agent_work::checked_reason(&state, target, body.reason.as_deref())?;
+    apply_state(&state, &id, target, reason, body.force, false)
         .await
         .map(Json)
 }
@@ -308,20 +317,22 @@ pub(super) fn settable(state: &str) -> Result<SettableState, ApiError> {
     })
 }
 
-/// Moves agent `id` to `target` (`by_agent`: with its own token, which also
+/// Moves agent `id` to `target`, with an away `reason` already checked
+/// (`by_agent`: with its own token, which also
 /// counts as a heartbeat): the agent document, 404, or 409 for one holding a
 /// call unless `force`.
 pub(super) async fn apply_state(
     state: &AppState,
     id: &str,
     target: SettableState,
+    reason: Option<&str>,
     force: bool,
     by_agent: bool,
 ) -> Result<AgentDoc, ApiError> {
     match state
         .engine
         .store()
-        .set_agent_state(id, target, force, by_agent)
+        .set_agent_state_with_reason(id, target, reason, force, by_agent)
         .await?
     {
         SetStateOutcome::Done(view) => {
@@ -329,11 +340,12 @@ pub(super) async fn apply_state(
             tracing::info!(
                 agent = id,
                 state = target.as_str(),
+                reason,
                 force,
                 by_agent,
                 "agent state set"
             );
-            Ok(view.into())
+            Ok((*view).into())
         }
         SetStateOutcome::NotFound => Err(not_found(id)),
         SetStateOutcome::Conflict(held) if by_agent => Err(ApiError::Conflict(format!(

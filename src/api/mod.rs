@@ -1,6 +1,7 @@
 //! The admin API under `/v1`: agents and queues as JSON, behind a bearer token.
 //! Errors are `{"error": "..."}` with the status codes of SPEC 1 ("Admin API").
 
+mod agent_work;
 mod agents;
 mod events;
 mod me;
@@ -32,6 +33,7 @@ pub fn router(state: AppState) -> Router<AppState> {
             put(agents::upsert).get(agents::get).delete(agents::delete),
         )
         .route("/agents/{id}/state", put(agents::set_state))
+        .route("/agents/{id}/calls", get(agent_work::agent_calls))
         .route(
             "/agents/{id}/tokens",
             post(tokens::issue).delete(tokens::revoke),
@@ -49,6 +51,11 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/me", get(me::get))
         .route("/me/state", put(me::set_state))
         .route("/me/heartbeat", post(me::heartbeat))
+        .route("/me/calls", get(agent_work::my_calls))
+        .route(
+            "/me/calls/{call_sid}/wrap-up",
+            put(agent_work::set_my_wrap_up),
+        )
         // Admin or agent token: `events::Viewer` tells which.
         .route("/events", get(events::stream))
         // The description of the API needs no token: without one it holds no

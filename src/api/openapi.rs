@@ -18,7 +18,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
-use super::{ErrorBody, agents, events, me, queues, tokens};
+use super::{ErrorBody, agent_work, agents, events, me, queues, tokens};
 use crate::agent::{AgentState, SettableState, StateCounts};
 use crate::app::AppState;
 use crate::config::RoutingTable;
@@ -43,6 +43,9 @@ use crate::config::RoutingTable;
         me::get,
         me::set_state,
         me::heartbeat,
+        agent_work::set_my_wrap_up,
+        agent_work::my_calls,
+        agent_work::agent_calls,
         events::stream,
         events::call,
         queues::list,
@@ -61,6 +64,12 @@ use crate::config::RoutingTable;
         me::MeDoc,
         me::CallDoc,
         me::MeStateBody,
+        agent_work::WrapUpBody,
+        agent_work::WrapUpResult,
+        agent_work::WrapUpDoc,
+        agent_work::CallWrapUpDoc,
+        agent_work::AgentCallDoc,
+        agent_work::AgentCallList,
         events::CallEvent,
         events::CallHistory,
         queues::QueueDoc,
@@ -365,6 +374,12 @@ mod tests {
             ("heartbeat", &["401", "404", "408", "503"]),
             ("stream_events", &["400", "401", "408", "429", "503"]),
             ("get_call", &["401", "404", "408", "422", "503"]),
+            (
+                "set_my_wrap_up",
+                &["400", "401", "404", "408", "409", "413", "422", "503"],
+            ),
+            ("get_my_calls", &["401", "408", "503"]),
+            ("get_agent_calls", &["401", "404", "408", "422", "503"]),
         ];
         let doc = doc(&RoutingTable::builtin());
         let mut seen = Vec::new();

@@ -121,6 +121,11 @@ impl Keys {
     pub fn presence(&self) -> String {
         format!("{}presence", self.prefix)
     }
+
+    /// List with a TTL: an agent's last answered calls, newest first (JSON).
+    pub fn agent_calls(&self, id: &str) -> String {
+        format!("{}agent_calls:{id}", self.prefix)
+    }
 }
 
 #[cfg(test)]
@@ -148,6 +153,7 @@ mod tests {
             k.events(),
             k.waits("q"),
             k.call_events("CA1"),
+            k.agent_calls("a"),
         ] {
             assert!(key.starts_with("sb:{acme}:"), "{key}");
         }

@@ -58,12 +58,13 @@ lua!(ISSUE_TOKEN, "issue_token");
 lua!(REVOKE_TOKENS, "revoke_tokens");
 lua!(HEARTBEAT, "heartbeat");
 lua!(EXPIRE_PRESENCE, "expire_presence");
+lua!(SET_WRAP_UP, "set_wrap_up");
 // Read-only and run by `simulate --watch-redis` only, so not in `all()`: a
 // replica neither loads nor needs it.
 lua!(WATCH_LINES, "watch_lines");
 
 /// Every script, to load them all at start and check they are loaded for `/readyz`.
-pub fn all() -> [&'static Lua; 19] {
+pub fn all() -> [&'static Lua; 20] {
     [
         &UPSERT_AGENT,
         &SET_AGENT_STATE,
@@ -84,5 +85,6 @@ pub fn all() -> [&'static Lua; 19] {
         &REVOKE_TOKENS,
         &HEARTBEAT,
         &EXPIRE_PRESENCE,
+        &SET_WRAP_UP,
     ]
 }
