@@ -320,3 +320,29 @@ async fn an_agents_last_calls_are_the_newest_twenty() {
         .unwrap();
     assert!(ttl > 0, "the list expires: {ttl}");
 }
+
+#[test]
+fn a_bad_list_stops_start_up_at_its_line() {
+    use switchboard::config::RoutingTable;
+    for (toml, line, said) in [
+        (
+            "[console]\naway_reasons = [\"lunch\", \"lunch\"]\n",
+            2,
+            "lists \"lunch\" twice",
+        ),
+        (
+            "[console]\ndispositions = [\"ok\"]\n\n[[queues]]\nname = \"q\"\ndispositions = [\"<b>\"]\n",
+            6,
+            "dispositions entry \"<b>\"",
+        ),
+        (
+            "[console]\nreasons = [\"x\"]\n",
+            2,
+            "unknown field `reasons`",
+        ),
+    ] {
+        let e = RoutingTable::parse(toml, "r.toml").expect_err(toml);
+        assert_eq!(e.line, line, "{e}");
+        assert!(e.message.contains(said), "{e}");
+    }
+}
