@@ -1,8 +1,9 @@
 --[[ delete_agent: remove an agent; a call it holds ends normally.
 
 KEYS[1]  agent hash  sb:{ns}:agent:<id>; `agents`, `counts`, `wrap_ups`,
-         `presence`, its tokens (`tokens:<id>`, `token:<token id>`) and its
-         queues' `avail:<queue>` lines are built from the prefix
+         `presence`, its tokens (`tokens:<id>`, `token:<token id>`), its last
+         calls (`agent_calls:<id>`) and its queues' `avail:<queue>` lines are
+         built from the prefix
 ARGV[1]  JSON DeleteAgentRequest (src/store/requests.rs): {prefix, id, by (who
          asked)}
 
@@ -25,6 +26,8 @@ redis.call('ZREM', K.wrap_ups, id)
 redis.call('ZREM', K.presence, id)
 redis.call('SREM', K.agents, id)
 revoke_tokens(id)
+-- A new agent of the same id starts without the old one's calls.
+redis.call('DEL', K.agent_calls(id))
 local state = redis.call('HGET', agent, 'state')
 if state == 'reserved' or state == 'on_call' then
   redis.call('HSET', agent, 'deleted', '1')

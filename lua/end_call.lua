@@ -12,6 +12,8 @@ A caller waiting in line leaves it (wait outcome 'abandoned').
 
 Reply: {previous status, settle code}: the status the call had ('none' when it
 was never routed here), and what settling its agent did ('' when it held none).
+An answered call that ends joins its agent's last calls (`agent_calls:<id>`,
+built from the prefix; `log_agent_call` in lib/calls.lua).
 Each change is also appended as an event to `events` and, for a call, to
 `call_events:<sid>` (both built from the prefix; `emit` in lib/common.lua).
 ]]

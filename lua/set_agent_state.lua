@@ -7,7 +7,8 @@ ARGV[1]  JSON SetStateRequest (src/store/requests.rs): {prefix, state:
          a call), seen: bool (the agent itself asked: it counts as a
          heartbeat), spare_token (an agent set available is given at once to a
          waiting caller of its queues), by (who asked: `admin`,
-         `supervisor:NAME`, `agent:ID`)}
+         `supervisor:NAME`, `agent:ID`), reason (absent, or with 'away' only:
+         an away reason of the routing file's list, checked by Rust)}
 
 Reply: {'not_found'} | {'conflict', state} | agent_reply('ok').
 `available` resets missed_in_row, and an agent with heartbeats on gets a
@@ -15,7 +16,9 @@ presence deadline (`presence`, built from the prefix) if none runs. An agent alr
 one in wrap-up or no-answer delay becomes eligible now. Forcing an agent off a
 call clears its token, so that call's late callbacks no longer touch it.
 The move is an `agent_state` event carrying `by`, also when the state stays
-the same (so it is in the audit list `audit`, built from the prefix).
+the same (so it is in the audit list `audit`, built from the prefix). The
+reason is kept as `away_reason`, cleared by any other move (`set_state` in
+lib/agents.lua); away with a new reason is an `agent_state` event too.
 Each change is also appended as an event to `events` and, for a call, to
 `call_events:<sid>` (both built from the prefix; `emit` in lib/common.lua).
 ]]
@@ -49,7 +52,11 @@ if target == 'available' then
   expect_heartbeat(agent, id, now)
   offer_if_free(agent, id, now)
 else
+  local reason = nil
+  if target == 'away' and type(req.reason) == 'string' then
+    reason = req.reason
+  end
   set_state(agent, id, target, {'state_since', since, 'free_at', '', 'call_sid', '',
-    'token', '', 'released_token', ''}, req.by)
+    'token', '', 'released_token', ''}, req.by, reason)
 end
 return agent_reply('ok', agent, now)

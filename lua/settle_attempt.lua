@@ -19,6 +19,8 @@ call (ready for its next attempt, or a duplicate) gets `route`'s answer.
 
 Reply: {code, queue, caller, agent_state, call_status} (see `settle`), followed
 with `next` by route's reply or {'hangup'}.
+An answered call that ends joins its agent's last calls (`agent_calls:<id>`,
+built from the prefix; `log_agent_call` in lib/calls.lua).
 Each change is also appended as an event to `events` and, for a call, to
 `call_events:<sid>` (both built from the prefix; `emit` in lib/common.lua).
 ]]

@@ -20,7 +20,9 @@ Reply: {code, queue}
                          it left the line
   'stale'                the attempt had been settled; the member is dropped
   'not_due' | 'gone'     nothing to do (another worker was first, or not yet)
-`queue` is the queue the agent was taken from ('' if unknown).
+`queue` is the queue the agent was taken from ('' if unknown). A call ended by
+its lease joins its agent's last calls (`agent_calls:<id>`, built from the prefix;
+`log_agent_call` in lib/calls.lua).
 Each change is also appended as an event to `events` and, for a call, to
 `call_events:<sid>` (both built from the prefix; `emit` in lib/common.lua).
 ]]
@@ -80,6 +82,7 @@ else
     redis.call('PEXPIRE', call, req.tail_ms)
     redis.call('ZREM', K.reconcile, req.sid)
     emit_call('call_ended', req.sid, {reason = 'max_call'})
+    log_agent_call(req.sid, now)
   end
   if agent_holds and a[2] == 'on_call' then
     release_agent(agent, id, 'wrap_up', now, t)

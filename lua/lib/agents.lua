@@ -28,9 +28,19 @@ end
 -- asked for the move through the API; then the event is emitted even when the
 -- state stays the same (the audit trail records every such request), and names
 -- the call the agent held before, if the move took it off one (a forced move).
-local function set_state(agent, id, state, fields, by)
-  local a = redis.call('HMGET', agent, 'state', 'queues', 'deleted', 'call_sid')
+-- `reason` (an away reason, checked by Rust against the routing file's list)
+-- is kept as `away_reason`; any move without one clears it, so a reason never
+-- outlives the away it was given with. A new reason is an event even in the
+-- same state.
+local function set_state(agent, id, state, fields, by, reason)
+  local a = redis.call('HMGET', agent, 'state', 'queues', 'deleted', 'call_sid', 'away_reason')
   local old = a[1]
+  local old_reason = a[5] or nil
+  if reason then
+    redis.call('HSET', agent, 'away_reason', reason)
+  elseif old_reason then
+    redis.call('HDEL', agent, 'away_reason')
+  end
   if old ~= state and a[3] ~= '1' then
     local queues = split(a[2])
     if old then
@@ -42,7 +52,7 @@ local function set_state(agent, id, state, fields, by)
     redis.call('ZREM', K.wrap_ups, id)
   end
   redis.call('HSET', agent, 'state', state, unpack(fields or {}))
-  if old ~= state or by then
+  if old ~= state or by or old_reason ~= reason then
     local a2 = redis.call('HMGET', agent, 'call_sid', 'free_at', 'missed_in_row')
     local call_sid = a2[1]
     if by and (not call_sid or call_sid == '') then
@@ -57,7 +67,7 @@ local function set_state(agent, id, state, fields, by)
     end
     emit('agent_state', {agent = id, state = state, previous = old or '',
       call_sid = (call_sid and call_sid ~= '' and call_sid) or nil, by = by,
-      available_at = free_at, missed_in_row = tonumber(a2[3]) or 0})
+      away_reason = reason, available_at = free_at, missed_in_row = tonumber(a2[3]) or 0})
   end
 end
 

@@ -68,6 +68,8 @@ local function route(r)
     tried[id] = true
   end
   local now = now_ms()
+  -- When the call first came in: the `started_at` of its agent's last calls.
+  redis.call('HSETNX', call, 'arrived_at', now)
 
   local function reserve(id, agent, e, via)
     dequeue(id, queues_of(agent))
@@ -180,6 +182,41 @@ local function route(r)
   return decision(call, 1)
 end
 
+--[[ An answered call of agent `call.agent` ended at `now`: it goes first in the
+agent's last calls (`agent_calls:<id>`, a list of JSON entries capped at
+`req.agent_calls_kept`, living `req.agent_calls_ttl_ms` from its last write), with
+the wrap-up (disposition) given so far; set_wrap_up.lua updates the entry of a
+later one. The call is marked `logged`, which set_wrap_up.lua takes as proof it
+was answered (`answered_at` is missing when its answered callback was lost). An
+agent deleted meanwhile gets no entry. ]]
+local function log_agent_call(sid, now)
+  local call = K.call(sid)
+  local c = redis.call('HMGET', call, 'agent', 'caller', 'agent_queue', 'arrived_at',
+    'reserved_at', 'answered_at', 'wrap_up_code', 'wrap_up_note', 'wrap_up_at')
+  local id = c[1]
+  if not id or id == '' then
+    return
+  end
+  local agent = K.agent(id)
+  if redis.call('EXISTS', agent) == 0 or redis.call('HGET', agent, 'deleted') == '1' then
+    return
+  end
+  local entry = {call_sid = sid, queue = c[3] or '',
+    started_at = tonumber(c[4]) or tonumber(c[5]) or now,
+    answered_at = tonumber(c[6]), ended_at = now}
+  if c[2] and c[2] ~= '' then
+    entry.from = c[2]
+  end
+  if c[7] then
+    entry.wrap_up = {code = c[7], note = c[8] or '', at = tonumber(c[9])}
+  end
+  local list = K.agent_calls(id)
+  redis.call('LPUSH', list, cjson.encode(entry))
+  redis.call('LTRIM', list, 0, req.agent_calls_kept - 1)
+  redis.call('PEXPIRE', list, req.agent_calls_ttl_ms)
+  redis.call('HSET', call, 'logged', '1')
+end
+
 --[[ settle(s, tail_ms): s = {sid, agent, token, outcome, confirm_ms}
 Acts only when the token is the one the call holds now, so a late, duplicated or
 reordered callback changes nothing. Outcomes:
@@ -231,11 +268,15 @@ local function settle(s, tail_ms)
   local function reply(code, agent_state)
     return {code, home, caller, agent_state or '', redis.call('HGET', call, 'status') or ''}
   end
-  local function end_call(fields)
+  -- `talked`: the call was answered, so it joins its agent's last calls.
+  local function end_call(fields, talked)
     redis.call('HSET', call, 'status', 'ended', 'settled_at', now, unpack(fields))
     redis.call('PEXPIRE', call, tail_ms)
     redis.call('ZREM', K.reconcile, s.sid)
     emit_call('call_ended', s.sid, {reason = outcome})
+    if talked then
+      log_agent_call(s.sid, now)
+    end
   end
   local function remember_affinity()
     if affinity_ms > 0 and caller ~= '' then
@@ -288,7 +329,7 @@ local function settle(s, tail_ms)
         agent_state = 'on_call'
       end
     else
-      end_call({'last_token', '', 'last_agent', ''})
+      end_call({'last_token', '', 'last_agent', ''}, true)
       if untouched then
         agent_state = release_agent(agent, id, 'wrap_up', now, t)
         offer_if_free(agent, id, now)
@@ -374,7 +415,7 @@ local function settle(s, tail_ms)
       -- Given an agent from the line, the caller hung up before it answered.
       record_outcome(call, 'abandoned', now)
     end
-    end_call({'token', ''})
+    end_call({'token', ''}, how == 'wrap_up')
   end
   return reply('applied', agent_state)
 end

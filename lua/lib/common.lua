@@ -7,7 +7,9 @@ src/store/requests.rs, so no argument is a position counted in two languages.
 It always holds `prefix`, the namespace's key prefix `sb:{ns}:`,
 `events_kept`, the cap of the events stream, and `audit_kept`, the cap of the
 audit list; a script that makes a change asked for through the API also holds
-`by`, who asked (`admin`, `supervisor:NAME`, `agent:ID`; never a token).
+`by`, who asked (`admin`, `supervisor:NAME`, `agent:ID`; never a token). Scripts
+that end a call also hold `agent_calls_kept` and `agent_calls_ttl_ms`, the cap
+and lifetime of an agent's last calls.
 
 Keys: KEYS[1] is one key of the namespace (each script's header says which), so
 Redis Cluster sends the script to the namespace's slot. Every other key is built
@@ -43,6 +45,7 @@ local K = {
   audit = P .. 'audit',
   staff_token = function(token_id) return P .. 'staff_token:' .. token_id end,
   staff_tokens = function(name) return P .. 'staff_tokens:' .. name end,
+  agent_calls = function(id) return P .. 'agent_calls:' .. id end,
 }
 
 -- Milliseconds since the epoch from the Redis clock, shared by every replica.

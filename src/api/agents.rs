@@ -33,6 +33,9 @@ pub struct AgentDoc {
     pub heartbeat_secs: Option<u32>,
     /// The last heartbeat, or change of state the agent made itself.
     pub last_heartbeat: Option<String>,
+    /// Why the agent is away, when a reason was given with `away` (one of the
+    /// routing file's `[console] away_reasons`); null otherwise.
+    pub away_reason: Option<String>,
 }
 
 /// RFC 3339 (UTC, milliseconds) of a Redis-clock instant.
@@ -58,6 +61,7 @@ impl From<AgentView> for AgentDoc {
             missed_in_row: r.missed_in_row,
             heartbeat_secs: (r.heartbeat_secs > 0).then_some(r.heartbeat_secs),
             last_heartbeat: r.seen_at_ms.map(rfc3339),
+            away_reason: r.away_reason,
         }
     }
 }
@@ -284,6 +288,10 @@ pub struct StateBody {
     /// the admin token only.
     #[serde(default)]
     force: bool,
+    /// With `away` only: why, one of the routing file's `[console]
+    /// away_reasons`. Absent or null: none.
+    #[serde(default)]
+    reason: Option<String>,
 }
 
 /// Set an agent `available`, `away` or `offline` (`offline` signs it out);
@@ -299,7 +307,7 @@ pub struct StateBody {
         (status = 403, description = "a token whose role may not set states (wallboard), or `force` with a supervisor token", body = ErrorBody),
         (status = 409, description = "the agent holds a call (reserved or on_call) and `force` is not set", body = ErrorBody),
         (status = 413, description = "the body is larger than 64 KiB", body = ErrorBody),
-        (status = 422, description = "the id breaks its pattern, or a state that cannot be set", body = ErrorBody),
+        (status = 422, description = "the id breaks its pattern, a state that cannot be set, or a reason not in the routing file's away_reasons (or with another state than away)", body = ErrorBody),
         (status = 503, description = "no admin token configured, or Redis unavailable", body = ErrorBody),
     ))]
 pub async fn set_state(
@@ -318,7 +326,8 @@ pub async fn set_state(
             "\"force\" takes the admin token".into(),
         ));
     }
-    apply_state(&state, &id, target, body.force, &caller.actor())
+    let reason = super::agent_work::checked_reason(&state, target, body.reason.as_deref())?;
+    apply_state(&state, &id, target, reason, body.force, &caller.actor())
         .await
         .map(Json)
 }
@@ -333,20 +342,20 @@ pub(super) fn settable(state: &str) -> Result<SettableState, ApiError> {
 }
 
 /// Moves agent `id` to `target` as `by` asked (the agent itself: also a
-/// heartbeat): the agent document, 404, or 409 for one holding a call unless
-/// `force`.
+/// heartbeat), with an away `reason` already checked: the agent document, 404,
+/// or 409 for one holding a call unless `force`.
 pub(super) async fn apply_state(
     state: &AppState,
     id: &str,
     target: SettableState,
+    reason: Option<&str>,
     force: bool,
     by: &Actor,
 ) -> Result<AgentDoc, ApiError> {
-    let by_agent = matches!(by, Actor::Agent(_));
     match state
         .engine
         .store()
-        .set_agent_state(id, target, force, by)
+        .set_agent_state_with_reason(id, target, reason, force, by)
         .await?
     {
         SetStateOutcome::Done(view) => {
@@ -354,16 +363,19 @@ pub(super) async fn apply_state(
             tracing::info!(
                 agent = id,
                 state = target.as_str(),
+                reason,
                 force,
                 by = by.label(),
                 "agent state set"
             );
-            Ok(view.into())
+            Ok((*view).into())
         }
         SetStateOutcome::NotFound => Err(not_found(id)),
-        SetStateOutcome::Conflict(held) if by_agent => Err(ApiError::Conflict(format!(
-            "you are {held}: your state changes when the call ends"
-        ))),
+        SetStateOutcome::Conflict(held) if matches!(by, Actor::Agent(_)) => {
+            Err(ApiError::Conflict(format!(
+                "you are {held}: your state changes when the call ends"
+            )))
+        }
         SetStateOutcome::Conflict(held) => Err(ApiError::Conflict(format!(
             "agent {id:?} is {held}; set \"force\": true to override"
         ))),

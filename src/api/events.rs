@@ -153,7 +153,7 @@ impl From<SubscribeError> for ApiError {
 #[utoipa::path(get, path = "/v1/events", operation_id = "stream_events", tag = "events",
     params(("Last-Event-ID" = Option<String>, Header, description = "resume after this event id: if at most 500 events of the namespace came after it, those this token may see are sent first; else a `gap` notice", pattern = r"^[0-9]{1,20}-[0-9]{1,20}$")),
     responses(
-        (status = 200, description = "Server-Sent Events: each `event:` one of agent_state, call_routed, call_waiting, call_connected, call_ended, fallback, token_issued, tokens_revoked, with a JSON `data:` line and an `id:`. Two notices besides: `gap` (with an `id:`; data `{\"missed_after\": <the Last-Event-ID>, \"resume_window\": 500}`): more than 500 events came after the Last-Event-ID, they are not sent, so reload the present from the API; live events follow. `shutdown` (no `id:`; a `retry:` line; data `{\"reason\": \"shutdown\", \"retry_ms\": n}`): the server is stopping and the stream ends now; reconnect after `retry_ms` with the same Last-Event-ID", content_type = "text/event-stream", body = String),
+        (status = 200, description = "Server-Sent Events: each `event:` one of agent_state, call_routed, call_waiting, call_connected, call_ended, fallback, token_issued, tokens_revoked, wrap_up, with a JSON `data:` line and an `id:`. Two notices besides: `gap` (with an `id:`; data `{\"missed_after\": <the Last-Event-ID>, \"resume_window\": 500}`): more than 500 events came after the Last-Event-ID, they are not sent, so reload the present from the API; live events follow. `shutdown` (no `id:`; a `retry:` line; data `{\"reason\": \"shutdown\", \"retry_ms\": n}`): the server is stopping and the stream ends now; reconnect after `retry_ms` with the same Last-Event-ID", content_type = "text/event-stream", body = String),
         (status = 400, description = "a Last-Event-ID that is not a stream id (<ms>-<seq>), or one after the stream's newest event", body = ErrorBody),
         (status = 401, description = "no admin or agent token, or one that is unknown, expired or revoked (or a token in the URL)", body = ErrorBody),
         (status = 429, description = "too many event streams open: this agent's (SWITCHBOARD_MAX_AGENT_STREAMS, default 5) or this server's (SWITCHBOARD_MAX_EVENT_STREAMS, default 5000)", body = ErrorBody),
@@ -426,7 +426,7 @@ pub struct CallEvent {
     /// The event's id in the stream.
     pub id: String,
     /// agent_state, call_routed, call_waiting, call_connected, call_ended,
-    /// fallback, token_issued or tokens_revoked.
+    /// fallback, token_issued, tokens_revoked or wrap_up.
     pub event: String,
     /// What happened: call_sid, queue, agent, from, at (ms), and the kind's
     /// own fields; `by` (`admin`, `supervisor:NAME`, `agent:ID`, `import`) on
@@ -441,6 +441,9 @@ pub struct CallHistory {
     pub call_sid: String,
     /// Oldest first.
     pub events: Vec<CallEvent>,
+    /// The agent's wrap-up (disposition code and note), the latest given;
+    /// null when none was, or the call's record is gone.
+    pub wrap_up: Option<super::agent_work::CallWrapUpDoc>,
 }
 
 /// One call's events, oldest first (kept as long as the call's record, at
@@ -474,5 +477,18 @@ pub async fn call(
             Err(e) => tracing::error!(call_sid, error = %e, "an unreadable call event: left out"),
         }
     }
-    Ok(Json(CallHistory { call_sid, events }))
+    let wrap_up = state
+        .engine
+        .store()
+        .call_wrap_up(&call_sid)
+        .await?
+        .map(|(agent, w)| super::agent_work::CallWrapUpDoc {
+            agent,
+            wrap_up: w.into(),
+        });
+    Ok(Json(CallHistory {
+        call_sid,
+        events,
+        wrap_up,
+    }))
 }

@@ -82,6 +82,11 @@ pub struct MeStateBody {
     /// `available`, `away` or `offline`.
     #[schema(value_type = crate::agent::SettableState)]
     state: String,
+    /// With `away` only: why, one of the routing file's `[console]
+    /// away_reasons`; shown as the agent's `away_reason` until its next
+    /// change of state. Absent or null: none.
+    #[serde(default)]
+    reason: Option<String>,
 }
 
 /// The agent of the token, and the call it holds.
@@ -109,8 +114,9 @@ pub async fn get(
     }))
 }
 
-/// Set yourself `available`, `away` or `offline` (409 while you hold a call);
-/// it also counts as a heartbeat.
+/// Set yourself `available`, `away` (with a `reason` of the configured list,
+/// if you like) or `offline` (409 while you hold a call); it also counts as a
+/// heartbeat.
 #[utoipa::path(put, path = "/v1/me/state", operation_id = "set_my_state", tag = "me", request_body = MeStateBody,
     security(("agent_token" = [])),
     responses(
@@ -120,7 +126,7 @@ pub async fn get(
         (status = 404, description = "the agent was deleted", body = ErrorBody),
         (status = 409, description = "the agent holds a call (reserved or on_call)", body = ErrorBody),
         (status = 413, description = "the body is larger than 64 KiB", body = ErrorBody),
-        (status = 422, description = "a state that cannot be set", body = ErrorBody),
+        (status = 422, description = "a state that cannot be set, or a reason not in the routing file's away_reasons (or with another state than away)", body = ErrorBody),
         (status = 503, description = "no admin token configured, or Redis unavailable", body = ErrorBody),
     ))]
 pub async fn set_state(
@@ -131,7 +137,10 @@ pub async fn set_state(
     let Json(body) = body?;
     let target = settable(&body.state)?;
     let by = crate::store::Actor::Agent(id.clone());
-    apply_state(&state, &id, target, false, &by).await.map(Json)
+    let reason = super::agent_work::checked_reason(&state, target, body.reason.as_deref())?;
+    apply_state(&state, &id, target, reason, false, &by)
+        .await
+        .map(Json)
 }
 
 /// Say you are still there: an agent with `heartbeat_secs` that is not heard

@@ -2,6 +2,7 @@
 //! Errors are `{"error": "..."}` with the status codes of SPEC 1 ("Admin API").
 //! Which token each route takes is the table of `roles`.
 
+mod agent_work;
 mod agents;
 mod audit;
 mod events;
@@ -36,6 +37,7 @@ pub fn router(state: AppState) -> Router<AppState> {
             put(agents::upsert).get(agents::get).delete(agents::delete),
         )
         .route("/agents/{id}/state", put(agents::set_state))
+        .route("/agents/{id}/calls", get(agent_work::agent_calls))
         .route(
             "/agents/{id}/tokens",
             post(tokens::issue).delete(tokens::revoke),
@@ -57,6 +59,11 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/me", get(me::get))
         .route("/me/state", put(me::set_state))
         .route("/me/heartbeat", post(me::heartbeat))
+        .route("/me/calls", get(agent_work::my_calls))
+        .route(
+            "/me/calls/{call_sid}/wrap-up",
+            put(agent_work::set_my_wrap_up),
+        )
         // Any token: `events::Viewer` tells which.
         .route("/events", get(events::stream))
         // Every route above takes the tokens `roles::ACCESS` lists for it.

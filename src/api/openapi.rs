@@ -19,7 +19,7 @@ use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 use super::roles::{ACCESS, Role};
-use super::{ErrorBody, agents, audit, events, me, queues, supervisors, tokens};
+use super::{ErrorBody, agent_work, agents, audit, events, me, queues, supervisors, tokens};
 use crate::agent::{AgentState, SettableState, StateCounts};
 use crate::app::AppState;
 use crate::config::RoutingTable;
@@ -49,6 +49,9 @@ use crate::config::RoutingTable;
         me::get,
         me::set_state,
         me::heartbeat,
+        agent_work::set_my_wrap_up,
+        agent_work::my_calls,
+        agent_work::agent_calls,
         events::stream,
         events::call,
         queues::list,
@@ -70,6 +73,12 @@ use crate::config::RoutingTable;
         me::MeDoc,
         me::CallDoc,
         me::MeStateBody,
+        agent_work::WrapUpBody,
+        agent_work::WrapUpResult,
+        agent_work::WrapUpDoc,
+        agent_work::CallWrapUpDoc,
+        agent_work::AgentCallDoc,
+        agent_work::AgentCallList,
         events::CallEvent,
         events::CallHistory,
         queues::QueueDoc,
@@ -482,6 +491,14 @@ mod tests {
             ("heartbeat", &["401", "403", "404", "408", "503"]),
             ("stream_events", &["400", "401", "408", "429", "503"]),
             ("get_call", &["401", "404", "408", "422", "503"]),
+            (
+                "set_my_wrap_up",
+                &[
+                    "400", "401", "403", "404", "408", "409", "413", "422", "503",
+                ],
+            ),
+            ("get_my_calls", &["401", "403", "408", "503"]),
+            ("get_agent_calls", &["401", "404", "408", "422", "503"]),
         ];
         let doc = doc(&RoutingTable::builtin());
         let mut seen = Vec::new();

@@ -101,6 +101,7 @@ pub const ACCESS: &[Access] = &[
     access(Method::PUT, "/v1/agents/{id}", ADMIN),
     access(Method::DELETE, "/v1/agents/{id}", ADMIN),
     access(Method::PUT, "/v1/agents/{id}/state", ACT),
+    access(Method::GET, "/v1/agents/{id}/calls", READ),
     access(Method::POST, "/v1/agents/{id}/tokens", ADMIN),
     access(Method::DELETE, "/v1/agents/{id}/tokens", ADMIN),
     access(Method::POST, "/v1/supervisors/{name}/tokens", ADMIN),
@@ -119,6 +120,8 @@ pub const ACCESS: &[Access] = &[
     access(Method::GET, "/v1/me", OWN),
     access(Method::PUT, "/v1/me/state", OWN),
     access(Method::POST, "/v1/me/heartbeat", OWN),
+    access(Method::GET, "/v1/me/calls", OWN),
+    access(Method::PUT, "/v1/me/calls/{call_sid}/wrap-up", OWN),
 ];
 
 /// The roles that may call `method` on the route `path` (as matched, with or

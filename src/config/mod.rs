@@ -2,6 +2,7 @@
 //! CLI flag, parsed by clap in one place, then turned into `Settings` with the
 //! routing file already loaded and checked.
 
+pub mod console;
 pub mod hold;
 pub mod hours;
 pub mod routing;

@@ -11,6 +11,7 @@ use std::path::Path;
 use serde::Deserialize;
 use toml::Spanned;
 
+use super::console::ConsoleLists;
 use super::hold::Hold;
 use super::hours::BusinessHours;
 use crate::agent::{is_client_identity, is_e164, is_valid_id};
@@ -177,6 +178,8 @@ macro_rules! timings {
             hours: Option<super::hours::RawHours>,
             say_voice: Option<Spanned<String>>,
             say_language: Option<Spanned<String>>,
+            /// Replaces `[console] dispositions` for calls taken through it.
+            dispositions: Option<super::console::RawList>,
             $($field: Option<Spanned<i64>>,)*
         }
 
@@ -365,6 +368,8 @@ pub struct RoutingTable {
     pub speech: Speech,
     /// What start-up logs as warnings.
     pub warnings: Vec<RoutingFileWarning>,
+    /// `[console]`: away reasons and disposition codes (and queues' own).
+    pub console: ConsoleLists,
 }
 
 #[derive(Debug, Deserialize)]
@@ -377,6 +382,7 @@ struct RawFile {
     voicemail: Option<RawVoicemail>,
     emergency: Option<RawEmergency>,
     contacts: Option<RawContacts>,
+    console: Option<super::console::RawConsole>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -433,6 +439,7 @@ impl RoutingTable {
             contacts: ContactPolicy::default(),
             speech: Speech::default(),
             warnings: Vec::new(),
+            console: ConsoleLists::default(),
         }
     }
 
@@ -754,6 +761,22 @@ fn build(raw: RawFile, source: &str, errors: &mut Errors) -> Option<RoutingTable
         }
     }
 
+    let mut console = raw
+        .console
+        .as_ref()
+        .map(|c| c.build(&mut |span, message| errors.at(span, message)))
+        .unwrap_or_default();
+    for rq in &raw.queues {
+        if let Some(list) = &rq.dispositions {
+            let codes = super::console::check_list("dispositions", list, &mut |span, message| {
+                errors.at(span, message)
+            });
+            console
+                .queue_dispositions
+                .insert(rq.name.get_ref().clone(), codes);
+        }
+    }
+
     let mut emergency = FallbackStep::Voicemail;
     if let Some(e) = &raw.emergency {
         match FallbackStep::parse(e.fallback.get_ref()) {
@@ -778,6 +801,7 @@ fn build(raw: RawFile, source: &str, errors: &mut Errors) -> Option<RoutingTable
         contacts,
         speech: default_speech,
         warnings: Vec::new(),
+        console,
     })
 }
 

@@ -32,6 +32,8 @@ pub struct AgentRecord {
     pub heartbeat_secs: u32,
     /// When the agent last sent a heartbeat or changed its own state.
     pub seen_at_ms: Option<i64>,
+    /// Why it is away, when it said (one of the routing file's `away_reasons`).
+    pub away_reason: Option<String>,
 }
 
 /// An agent as the admin API shows it at one instant.
@@ -74,6 +76,7 @@ impl AgentRecord {
                 .try_into()
                 .unwrap_or(0),
             seen_at_ms: number("seen_at"),
+            away_reason: fields.get("away_reason").filter(|r| !r.is_empty()).cloned(),
         })
     }
 
@@ -140,7 +143,8 @@ pub struct HeldCall {
 /// What `PUT /v1/agents/{id}/state` did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SetStateOutcome {
-    Done(AgentView),
+    /// Boxed: the view is large beside the other variants.
+    Done(Box<AgentView>),
     NotFound,
     /// The agent holds a call (its state given) and `force` was not set.
     Conflict(String),
@@ -213,19 +217,34 @@ impl Store {
         force: bool,
         by: &Actor,
     ) -> Result<SetStateOutcome, StoreError> {
+        self.set_agent_state_with_reason(id, state, None, force, by)
+            .await
+    }
+
+    /// As `set_agent_state`, with an away reason (`away` only; the caller
+    /// checked it against the routing file's list): kept until the next move.
+    pub async fn set_agent_state_with_reason(
+        &self,
+        id: &str,
+        state: SettableState,
+        reason: Option<&str>,
+        force: bool,
+        by: &Actor,
+    ) -> Result<SetStateOutcome, StoreError> {
         let request = SetStateRequest {
             state: state.as_str(),
             force,
             seen: matches!(by, Actor::Agent(agent) if agent == id),
             spare_token: super::calls::new_token(),
             by: by.label(),
+            reason: reason.filter(|_| state == SettableState::Away),
         };
         let reply = self
             .invoke(&scripts::SET_AGENT_STATE, self.keys().agent(id), &request)
             .await?;
         let name = scripts::SET_AGENT_STATE.name;
         match agent_reply(name, &reply)? {
-            (code, Some(view)) if code == "ok" => Ok(SetStateOutcome::Done(view)),
+            (code, Some(view)) if code == "ok" => Ok(SetStateOutcome::Done(Box::new(view))),
             (code, _) if code == "not_found" => Ok(SetStateOutcome::NotFound),
             (code, _) if code == "conflict" => {
                 let held = texts(name, &reply)?.get(1).cloned().unwrap_or_default();
@@ -406,6 +425,7 @@ mod tests {
             missed_in_row: 0,
             heartbeat_secs: 0,
             seen_at_ms: None,
+            away_reason: None,
         }
     }
 

@@ -138,6 +138,11 @@ impl Keys {
     pub fn presence(&self) -> String {
         format!("{}presence", self.prefix)
     }
+
+    /// List with a TTL: an agent's last answered calls, newest first (JSON).
+    pub fn agent_calls(&self, id: &str) -> String {
+        format!("{}agent_calls:{id}", self.prefix)
+    }
 }
 
 #[cfg(test)]
@@ -168,6 +173,7 @@ mod tests {
             k.staff_token("ab"),
             k.staff_tokens("carla"),
             k.audit(),
+            k.agent_calls("a"),
         ] {
             assert!(key.starts_with("sb:{acme}:"), "{key}");
         }

@@ -10,6 +10,7 @@
 //! `PING` round trip, which doubled the commands of a webhook; a multiplexed
 //! connection needs no pool.)
 
+pub mod agent_work;
 pub mod agents;
 pub mod audit;
 pub mod calls;
@@ -310,6 +311,8 @@ impl Store {
             prefix: self.keys.prefix(),
             events_kept: requests::EVENTS_KEPT,
             audit_kept: requests::AUDIT_KEPT,
+            agent_calls_kept: requests::AGENT_CALLS_KEPT,
+            agent_calls_ttl_ms: requests::AGENT_CALLS_TTL_MS,
             body: request,
         })
         .map_err(|e| StoreError::reply(lua.name, format!("cannot encode the request: {e}")))?;

@@ -32,13 +32,24 @@ pub const EVENTS_KEPT: usize = 10_000;
 /// `LTRIM`): what `GET /v1/audit` can show.
 pub const AUDIT_KEPT: usize = 1000;
 
-/// What every request carries: the namespace's key prefix and the events cap,
-/// then the script's own fields.
+/// Calls an agent's last-calls list keeps (`GET /v1/me/calls`), newest first.
+pub const AGENT_CALLS_KEPT: usize = 20;
+/// How long an agent's last-calls list lives after its last new entry: an
+/// agent gone for a month starts afresh, and a list nobody writes goes away.
+pub const AGENT_CALLS_TTL_MS: u64 = 30 * 86_400_000;
+/// How long after a call ended its agent may still give (or change) its
+/// wrap-up: well within the call record's `CALL_TAIL_MS`.
+pub const WRAP_UP_WINDOW_MS: u64 = 30 * 60_000;
+
+/// What every request carries: the namespace's key prefix, the events and
+/// audit caps, the last-calls cap and lifetime, then the script's own fields.
 #[derive(Debug, Serialize)]
 pub(super) struct Envelope<'a, T: Serialize> {
     pub prefix: &'a str,
     pub events_kept: usize,
     pub audit_kept: usize,
+    pub agent_calls_kept: usize,
+    pub agent_calls_ttl_ms: u64,
     #[serde(flatten)]
     pub body: &'a T,
 }
@@ -250,6 +261,22 @@ pub(super) struct SetStateRequest<'a> {
     pub seen: bool,
     pub spare_token: String,
     pub by: String,
+    /// With `away` only: a reason of the routing file's `away_reasons`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<&'a str>,
+}
+
+/// `set_wrap_up.lua`: an agent's wrap-up of a call it answered.
+#[derive(Debug, Serialize)]
+pub(super) struct WrapUpRequest<'a> {
+    pub sid: &'a str,
+    pub agent: &'a str,
+    pub code: &'a str,
+    pub note: &'a str,
+    pub window_ms: u64,
+    /// `None`: the code is valid whatever queue the call came through; else
+    /// the queues whose list holds it.
+    pub queues: Option<Vec<&'a str>>,
 }
 
 /// Most live tokens one agent keeps; issuing more drops the ones expiring first.

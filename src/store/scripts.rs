@@ -60,12 +60,13 @@ lua!(ISSUE_STAFF_TOKEN, "issue_staff_token");
 lua!(REVOKE_STAFF_TOKENS, "revoke_staff_tokens");
 lua!(HEARTBEAT, "heartbeat");
 lua!(EXPIRE_PRESENCE, "expire_presence");
+lua!(SET_WRAP_UP, "set_wrap_up");
 // Read-only and run by `simulate --watch-redis` only, so not in `all()`: a
 // replica neither loads nor needs it.
 lua!(WATCH_LINES, "watch_lines");
 
 /// Every script, to load them all at start and check they are loaded for `/readyz`.
-pub fn all() -> [&'static Lua; 21] {
+pub fn all() -> [&'static Lua; 22] {
     [
         &UPSERT_AGENT,
         &SET_AGENT_STATE,
@@ -88,5 +89,6 @@ pub fn all() -> [&'static Lua; 21] {
         &REVOKE_STAFF_TOKENS,
         &HEARTBEAT,
         &EXPIRE_PRESENCE,
+        &SET_WRAP_UP,
     ]
 }
