@@ -5,6 +5,7 @@
 pub mod hold;
 pub mod hours;
 pub mod routing;
+pub mod targets;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
