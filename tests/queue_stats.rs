@@ -183,3 +183,52 @@ async fn upside_down_targets_and_unknown_zones_stop_start_up_with_their_line() {
     assert_eq!(e.line, 2);
     assert!(e.message.contains("not an IANA time zone"), "{e}");
 }
+
+#[tokio::test]
+async fn the_worker_samples_the_line_and_sets_the_service_level_gauges() {
+    // No worker of its own: the test steps it.
+    let app = spawn_app_with(DESK, false, |_| {}).await;
+    app.add_available("a", &["desk"]).await;
+    let quick = call_sid(1);
+    let dial = app.call(&quick, SUPPORT).await;
+    app.agent_leg(&quick, &dial, "answered").await;
+    let waiting = call_sid(2);
+    app.call(&waiting, SUPPORT).await;
+    // The join counted the caller; wipe the figures' minutes so only the
+    // worker's sample can bring the peak back.
+    let mut redis = app.redis().await;
+    let key = app.key("stats:desk");
+    let fields: Vec<String> = redis.hkeys(&key).await.expect("hkeys");
+    for field in fields.iter().filter(|f| f.starts_with('m')) {
+        let line: String = redis.hget(&key, field).await.expect("hget");
+        let mut values: Vec<&str> = line.split(',').collect();
+        *values.last_mut().expect("peak") = "0";
+        let _: () = redis
+            .hset(&key, field, values.join(","))
+            .await
+            .expect("hset");
+    }
+    let engine = &app.server.state.engine;
+    let peak = |doc: &serde_json::Value| {
+        doc["trend"]
+            .as_array()
+            .expect("trend")
+            .iter()
+            .map(|p| p["waiting"].as_u64().unwrap())
+            .max()
+    };
+    assert_eq!(peak(&desk(&app).await), Some(0));
+    switchboard::worker::refresh_figures(engine)
+        .await
+        .expect("figures");
+    assert_eq!(peak(&desk(&app).await), Some(1));
+    let page = app.metrics().await;
+    assert_eq!(
+        metric(
+            &page,
+            "switchboard_service_level_ratio{queue=\"desk\",window=\"15m\"}"
+        ),
+        1.0,
+        "{page}"
+    );
+}
