@@ -145,7 +145,7 @@ impl Buckets {
 pub struct WindowDoc {
     /// Where the window starts (RFC 3339); it ends now. The minute windows
     /// start at a whole minute (so they span up to a minute more than their
-    /// name), today at the local midnight.
+    /// name), today at the start of the local day (00:00).
     pub start: String,
     pub answered: u64,
     /// Of `answered`, within the queue's `service_level_secs`.
@@ -170,10 +170,10 @@ pub struct ServiceLevelDoc {
     pub today: WindowDoc,
 }
 
-/// Today's tiles, from the local midnight.
+/// Today's tiles, from the start of the local day.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct TodayDoc {
-    /// The local midnight (RFC 3339, in the zone's offset); in the totals,
+    /// The local day's start, 00:00 (RFC 3339, in the zone's offset); in the totals,
     /// the earliest of the queues'.
     pub start: String,
     /// The IANA zone of "today" (null in the totals).

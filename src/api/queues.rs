@@ -34,7 +34,7 @@ pub struct QueueDoc {
     /// Answered within the queue's `service_level_secs` over the last 15
     /// minutes, 60 minutes and today (docs/console.md says what counts).
     service_level: ServiceLevelDoc,
-    /// Today's tiles, from the local midnight of the queue's time zone.
+    /// Today's tiles, from 00:00 in the queue's time zone.
     today: TodayDoc,
     /// The last 60 minutes, one point a minute, oldest first.
     trend: Vec<TrendPoint>,
@@ -50,7 +50,7 @@ pub struct TotalsDoc {
     /// The longest any caller waiting now has waited.
     longest_wait_secs: u64,
     /// Counts of every queue added up (each queue's today from its own local
-    /// midnight); `target_secs` is null.
+    /// day's start); `target_secs` is null.
     service_level: ServiceLevelDoc,
     today: TodayDoc,
     /// `waiting` is the sum of the queues' peaks of each minute.
