@@ -239,12 +239,8 @@ pub async fn refresh_figures(engine: &Engine) -> Result<(), StoreError> {
     let names: Vec<&str> = queues.iter().map(|q| q.name.as_str()).collect();
     let (now, buckets) = store.queue_stats(&names).await?;
     for (queue, b) in queues.iter().zip(&buckets) {
-        let (figures, _) = crate::stats::figures(
-            b,
-            now,
-            &queue.stats.timezone,
-            queue.service_level_secs(),
-        );
+        let (figures, _) =
+            crate::stats::figures(b, now, &queue.stats.timezone, queue.service_level_secs());
         let sl = &figures.service_level;
         metrics::service_level(&queue.name, "15m", sl.last_15m.pct);
         metrics::service_level(&queue.name, "60m", sl.last_60m.pct);
