@@ -8,7 +8,9 @@ KEYS[1]  call hash  sb:{ns}:call:<CallSid>; the agent and other keys `settle`
 ARGV[1]  JSON EndCallRequest (src/store/requests.rs): {prefix, sid, tail_ms,
          spare_token (for a waiting caller the agent freed may be given to)}
 
-A caller waiting in line leaves it (wait outcome 'abandoned').
+A caller waiting in line leaves it (wait outcome 'abandoned'); a caller not
+yet answered counts as abandoned in its queue's figures (`stats:<queue>`,
+built from the prefix; lib/stats.lua).
 
 Reply: {previous status, settle code}: the status the call had ('none' when it
 was never routed here), and what settling its agent did ('' when it held none).
@@ -27,6 +29,10 @@ if status == 'waiting' or (status == 'retry' and redis.call('HEXISTS', call, 'si
   -- The caller hung up while waiting in line (or between an unanswered agent
   -- and its return to the line).
   leave_line(call, req.sid, 'abandoned')
+end
+if status == 'retry' then
+  -- Between two agents (no line): it hung up before anyone answered.
+  stats_abandoned(call, now_ms())
 end
 if (status == 'ringing' or status == 'on_call') and c[2] and c[3] and c[3] ~= '' then
   local settled = settle({sid = req.sid, agent = c[2], token = c[3], outcome = 'hangup',

@@ -83,6 +83,7 @@ else
     redis.call('ZREM', K.reconcile, req.sid)
     emit_call('call_ended', req.sid, {reason = 'max_call'})
     log_agent_call(req.sid, now)
+    stats_handled(call, now, t.wrap_up_ms)
   end
   if agent_holds and a[2] == 'on_call' then
     release_agent(agent, id, 'wrap_up', now, t)

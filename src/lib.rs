@@ -13,6 +13,7 @@
 //! - `api`          the admin API under `/v1`, agents' `/v1/me`, `/v1/events`
 //! - `events`       the live event feed one process hands its event streams
 //! - `metrics`      the metrics catalogue and the Prometheus recorder
+//! - `stats`        a queue's figures (service level windows, today, trend) from its buckets
 //! - `telemetry`    logging setup
 //! - `worker`       the sweep of expired reservations and leases, and the gauges
 //! - `server`       wiring a process together and shutting it down
@@ -35,6 +36,7 @@ pub mod roster;
 pub mod routing;
 pub mod server;
 pub mod simulate;
+pub mod stats;
 pub mod store;
 pub mod telemetry;
 pub mod tls;

@@ -34,9 +34,10 @@ pub const EVENT_STREAMS_DROPPED: &str = "switchboard_event_streams_dropped_total
 pub const REDIS_USED_MEMORY: &str = "switchboard_redis_used_memory_bytes";
 pub const REDIS_MAXMEMORY: &str = "switchboard_redis_maxmemory_bytes";
 pub const LOG_LINES_DROPPED: &str = "switchboard_log_lines_dropped_total";
+pub const SERVICE_LEVEL: &str = "switchboard_service_level_ratio";
 
 /// Every metric switchboard exports (deploy/ may name only these).
-pub const CATALOGUE: [&str; 24] = [
+pub const CATALOGUE: [&str; 25] = [
     CALLS,
     ROUTED,
     FALLBACKS,
@@ -61,6 +62,7 @@ pub const CATALOGUE: [&str; 24] = [
     REDIS_USED_MEMORY,
     REDIS_MAXMEMORY,
     LOG_LINES_DROPPED,
+    SERVICE_LEVEL,
 ];
 
 /// From an agent freed to the REST redirect sent: milliseconds when the
@@ -212,6 +214,10 @@ fn describe() {
         Unit::Seconds,
         "From an agent given to a waiting caller to the REST redirect that connects the caller."
     );
+    describe_gauge!(
+        SERVICE_LEVEL,
+        "Each queue's service level over the last 15 and 60 minutes (window), 0 to 1, as GET /v1/queues computes it; NaN when nothing was answered or abandoned (refreshed by the worker)."
+    );
     describe_counter!(
         WITHIN_SERVICE_LEVEL,
         "Waiting callers answered within their queue's service_level_secs."
@@ -253,6 +259,12 @@ pub fn register_series(queues: &[crate::config::Queue]) {
 pub fn waiting(queue: &str, count: u64, longest: Duration) {
     gauge!(WAITING, "queue" => queue.to_owned()).set(count as f64);
     gauge!(LONGEST_WAIT, "queue" => queue.to_owned()).set(longest.as_secs_f64());
+}
+
+/// A queue's service level over `window` ("15m" or "60m"); NaN for none.
+pub fn service_level(queue: &str, window: &'static str, pct: Option<f64>) {
+    gauge!(SERVICE_LEVEL, "queue" => queue.to_owned(), "window" => window)
+        .set(pct.map_or(f64::NAN, |p| p / 100.0));
 }
 
 pub fn connected(took: Duration) {

@@ -1,8 +1,9 @@
 //! The background worker: every sweep interval it releases reservations and
 //! leases whose deadline passed (invariant 2: nobody stays stuck), settles
 //! wrap-ups that ended, gives agents freed by time to waiting callers, asks
-//! Twilio about answered calls that went quiet (with REST credentials), and
-//! refreshes the `switchboard_agents` gauges.
+//! Twilio about answered calls that went quiet (with REST credentials),
+//! refreshes the `switchboard_agents` gauges, and every 10 s samples the
+//! callers waiting for the queues' trend and sets the service level gauges.
 //! Any number may run at once: each release is one token-fenced script, the
 //! wrap-up settling runs under a lease one worker holds per interval, and the
 //! gauges read the counts the scripts keep (O(queues), never every agent).
@@ -48,6 +49,7 @@ pub async fn run(engine: Engine, interval: Duration, shutdown: CancellationToken
     let mut ticker = tokio::time::interval(interval);
     let (connecting, reconciling) = (OneAtATime::default(), OneAtATime::default());
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_stats: Option<tokio::time::Instant> = None;
     loop {
         tokio::select! {
             () = shutdown.cancelled() => break,
@@ -95,6 +97,13 @@ pub async fn run(engine: Engine, interval: Duration, shutdown: CancellationToken
         }
         if let Err(e) = refresh_wait_metrics(&engine).await {
             tracing::warn!(error = %e, "cannot refresh the wait metrics");
+        }
+        // The figures change by the minute: every STATS_EVERY is enough.
+        if last_stats.is_none_or(|at| at.elapsed() >= STATS_EVERY) {
+            last_stats = Some(tokio::time::Instant::now());
+            if let Err(e) = refresh_figures(&engine).await {
+                tracing::warn!(error = %e, "cannot sample waiting callers or read the figures");
+            }
         }
         if let Err(e) = refresh_gauges(&engine).await {
             tracing::warn!(error = %e, "cannot count agents for the gauges");
@@ -213,6 +222,30 @@ pub async fn refresh_wait_metrics(engine: &Engine) -> Result<(), StoreError> {
             return Ok(());
         }
     }
+}
+
+/// How often a worker samples the callers waiting (each minute of the trend
+/// gets several samples from every replica; its peak is kept) and refreshes
+/// the service level gauges.
+const STATS_EVERY: Duration = Duration::from_secs(10);
+
+/// Samples the callers waiting in each line into the current minute's peak,
+/// then sets `switchboard_service_level_ratio{queue,window}` from the same
+/// figures GET /v1/queues shows (one read for every queue).
+pub async fn refresh_figures(engine: &Engine) -> Result<(), StoreError> {
+    let store = engine.store();
+    store.sample_waiting().await?;
+    let queues = engine.table().queues();
+    let names: Vec<&str> = queues.iter().map(|q| q.name.as_str()).collect();
+    let (now, buckets) = store.queue_stats(&names).await?;
+    for (queue, b) in queues.iter().zip(&buckets) {
+        let (figures, _) =
+            crate::stats::figures(b, now, &queue.stats.timezone, queue.service_level_secs());
+        let sl = &figures.service_level;
+        metrics::service_level(&queue.name, "15m", sl.last_15m.pct);
+        metrics::service_level(&queue.name, "60m", sl.last_60m.pct);
+    }
+    Ok(())
 }
 
 /// Sets `switchboard_agents{queue,state}` for every configured queue and state

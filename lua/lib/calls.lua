@@ -70,6 +70,10 @@ local function route(r)
   local now = now_ms()
   -- When the call first came in: the `started_at` of its agent's last calls.
   redis.call('HSETNX', call, 'arrived_at', now)
+  if not status then
+    -- The first route of a new call: it is offered to its own queue.
+    stats_offered(call, r.home, now, tonumber(r.sl_ms) or 20000)
+  end
 
   local function reserve(id, agent, e, via)
     dequeue(id, queues_of(agent))
@@ -292,6 +296,7 @@ local function settle(s, tail_ms)
     -- The caller hung up while the agent rang, but the agent leg's own
     -- `no-answer` (or the sweep) came first and charged a miss: a caller who
     -- hangs up costs the agent nothing, so the miss is taken back.
+    stats_abandoned(call, now)
     end_call({'last_token', '', 'last_agent', ''})
     local agent_state = nil
     if untouched then
@@ -313,6 +318,10 @@ local function settle(s, tail_ms)
     if redis.call('HEXISTS', call, 'since') == 1 then
       record_outcome(call, 'answered', now)
     end
+    -- A late 'completed' does not say when the agent answered: at the latest
+    -- when it was rung.
+    stats_answered(call, outcome == 'answered' and now
+      or (tonumber(redis.call('HGET', call, 'reserved_at')) or now), now)
     if outcome == 'answered' then
       redis.call('HSET', call, 'status', 'on_call', 'token', token, 'answered_at', now,
         'last_token', '', 'last_agent', '')
@@ -354,6 +363,7 @@ local function settle(s, tail_ms)
     end
     redis.call('HSET', call, 'status', 'on_call', 'answered_at', now)
     emit_call('call_connected', s.sid)
+    stats_answered(call, now, now)
     local since = tonumber(redis.call('HGET', call, 'since'))
     if since then
       record_outcome(call, 'answered', now)
@@ -392,7 +402,10 @@ local function settle(s, tail_ms)
     how = 'wrap_up'
     if status == 'ringing' then
       remember_affinity()
+      -- Answered (its answer report was lost) at the latest when it was rung.
+      stats_answered(call, tonumber(redis.call('HGET', call, 'reserved_at')) or now, now)
     end
+    stats_handled(call, now, t.wrap_up_ms)
   elseif outcome == 'miss' or outcome == 'ended' then
     how = 'miss'
   end
@@ -411,9 +424,13 @@ local function settle(s, tail_ms)
     redis.call('HSET', call, 'status', 'retry', 'token', '', 'settled_at', now,
       'last_token', token, 'last_agent', id)
   else
-    if outcome == 'hangup' and status == 'ringing' and redis.call('HEXISTS', call, 'since') == 1 then
-      -- Given an agent from the line, the caller hung up before it answered.
-      record_outcome(call, 'abandoned', now)
+    if outcome == 'hangup' and status == 'ringing' then
+      -- The caller hung up before its agent answered.
+      stats_abandoned(call, now)
+      if redis.call('HEXISTS', call, 'since') == 1 then
+        -- Given an agent from the line.
+        record_outcome(call, 'abandoned', now)
+      end
     end
     end_call({'token', ''}, how == 'wrap_up')
   end

@@ -34,6 +34,7 @@ local K = {
   line = function(queue) return P .. 'line:' .. queue end,
   hold_queues = P .. 'hold_queues',
   waits = function(queue) return P .. 'waits:' .. queue end,
+  stats = function(queue) return P .. 'stats:' .. queue end,
   wait_events = P .. 'wait_events',
   connects = P .. 'connects',
   reconcile = P .. 'reconcile',

@@ -51,6 +51,7 @@ end
 -- Puts a call in `queue`'s line at `arrival` and (re)starts its heartbeat.
 local function join_line(call, sid, queue, arrival, now, loop_ms)
   redis.call('ZADD', K.line(queue), arrival, sid)
+  stats_waiting(queue, now, redis.call('ZCARD', K.line(queue)))
   redis.call('HSET', call, 'status', 'waiting', 'since', arrival, 'token', '', 'agent', '',
     'connect', '', 'loop_ms', loop_ms)
   redis.call('ZADD', K.deadlines, now + loop_ms + WAIT_SLACK_MS, wait_member(sid))
@@ -62,6 +63,9 @@ end
 -- wait metrics (so each outcome is counted once across every replica). The
 -- list is capped: without a worker it cannot grow without bound.
 local function record_outcome(call, outcome, now)
+  if outcome == 'abandoned' then
+    stats_abandoned(call, now)
+  end
   if redis.call('HSETNX', call, 'wait_outcome', outcome) == 0 then
     return
   end

@@ -1,5 +1,7 @@
-//! `/v1/queues`: each queue's agents by state and its offer order, and the
-//! recorded voicemail messages.
+//! `/v1/queues`: each queue's agents by state, its offer order, its line and
+//! figures (service level windows, today's tiles, the last hour's trend; one
+//! Redis read for every queue, src/stats.rs), and the recorded voicemail
+//! messages.
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -10,6 +12,9 @@ use super::agents::rfc3339;
 use super::{ApiError, ErrorBody};
 use crate::agent::StateCounts;
 use crate::app::AppState;
+use crate::config::Queue;
+use crate::config::targets::Targets;
+use crate::stats::{self, Figures, ServiceLevelDoc, Sums, TodayDoc, TrendPoint};
 use crate::store::requests::VOICEMAILS_KEPT;
 
 /// A queue: its agents by state and its offer order.
@@ -26,21 +31,30 @@ pub struct QueueDoc {
     waiting: Vec<WaitingDoc>,
     /// How long the head of the line has waited; 0 with nobody waiting.
     longest_wait_secs: u64,
-    /// How many of the last (up to 20) answered waits were answered within the
-    /// queue's `service_level_secs`; null for a queue that does not hold
-    /// callers.
-    service_level: Option<ServiceLevelDoc>,
+    /// Answered within the queue's `service_level_secs` over the last 15
+    /// minutes, 60 minutes and today (docs/console.md says what counts).
+    service_level: ServiceLevelDoc,
+    /// Today's tiles, from 00:00 in the queue's time zone.
+    today: TodayDoc,
+    /// The last 60 minutes, one point a minute, oldest first.
+    trend: Vec<TrendPoint>,
+    /// The colour thresholds of the queue's tiles (`[queues.targets]`).
+    targets: Targets,
 }
 
-/// Recent answered waits against the queue's service level.
+/// Every queue together.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct ServiceLevelDoc {
-    /// The queue's `service_level_secs`.
-    target_secs: u32,
-    /// Answered waits looked at (the last 20 at most).
-    answered: u32,
-    /// Of those, answered within `target_secs`.
-    within: u32,
+pub struct TotalsDoc {
+    /// Callers waiting now, in every queue.
+    waiting: u64,
+    /// The longest any caller waiting now has waited.
+    longest_wait_secs: u64,
+    /// Counts of every queue added up (each queue's today from its own local
+    /// day's start); `target_secs` is null.
+    service_level: ServiceLevelDoc,
+    today: TodayDoc,
+    /// `waiting` is the sum of the queues' peaks of each minute.
+    trend: Vec<TrendPoint>,
 }
 
 /// A caller waiting in line.
@@ -58,6 +72,7 @@ pub struct WaitingDoc {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct QueueList {
     queues: Vec<QueueDoc>,
+    totals: TotalsDoc,
 }
 
 /// Recorded messages, newest first: call_sid, recording_sid, recording_url,
@@ -71,31 +86,19 @@ pub struct VoicemailList {
 /// so the document costs the same whatever the roster's size.
 pub const AVAILABLE_LISTED: usize = 1000;
 
-async fn queue_doc(state: &AppState, name: &str) -> Result<QueueDoc, ApiError> {
+async fn queue_doc(state: &AppState, name: &str, figures: Figures) -> Result<QueueDoc, ApiError> {
     let store = state.engine.store();
     let (agents, available) = store.queue_summary(name, AVAILABLE_LISTED).await?;
     let (now, line) = store.line(name, AVAILABLE_LISTED).await?;
     let longest_wait_secs = line.first().map_or(0, |head| {
         u64::try_from((now - head.since_ms) / 1000).unwrap_or(0)
     });
-    let hold = state
+    let targets = state
         .engine
         .table()
         .queue(name)
-        .and_then(|q| q.hold.clone());
-    let service_level = match hold {
-        Some(hold) => {
-            let waits = store.recent_waits(name).await?;
-            let target_ms = u64::from(hold.service_level_secs) * 1000;
-            Some(ServiceLevelDoc {
-                target_secs: hold.service_level_secs,
-                answered: u32::try_from(waits.len()).unwrap_or(u32::MAX),
-                within: u32::try_from(waits.iter().filter(|w| **w <= target_ms).count())
-                    .unwrap_or(u32::MAX),
-            })
-        }
-        None => None,
-    };
+        .map(|q| q.stats.targets)
+        .unwrap_or_default();
     Ok(QueueDoc {
         name: name.to_owned(),
         agents,
@@ -110,8 +113,27 @@ async fn queue_doc(state: &AppState, name: &str) -> Result<QueueDoc, ApiError> {
             })
             .collect(),
         longest_wait_secs,
-        service_level,
+        service_level: figures.service_level,
+        today: figures.today,
+        trend: figures.trend,
+        targets,
     })
+}
+
+/// The figures of `queues` (one Redis read for all of them), each with its
+/// sums for the totals.
+async fn figures_of(
+    state: &AppState,
+    queues: &[&Queue],
+) -> Result<(i64, Vec<(Figures, Sums)>), ApiError> {
+    let names: Vec<&str> = queues.iter().map(|q| q.name.as_str()).collect();
+    let (now, buckets) = state.engine.store().queue_stats(&names).await?;
+    let figures = queues
+        .iter()
+        .zip(&buckets)
+        .map(|(q, b)| stats::figures(b, now, &q.stats.timezone, q.service_level_secs()))
+        .collect();
+    Ok((now, figures))
 }
 
 /// Every configured queue.
@@ -122,11 +144,32 @@ async fn queue_doc(state: &AppState, name: &str) -> Result<QueueDoc, ApiError> {
         (status = 503, description = "no admin token configured, or Redis unavailable", body = ErrorBody),
     ))]
 pub async fn list(State(state): State<AppState>) -> Result<Json<QueueList>, ApiError> {
+    let table = state.engine.table();
+    let configured: Vec<&Queue> = table.queues().iter().collect();
+    let (now, figures) = figures_of(&state, &configured).await?;
+    let holding: Vec<&str> = configured
+        .iter()
+        .filter(|q| q.hold.is_some())
+        .map(|q| q.name.as_str())
+        .collect();
+    let counts = state.engine.store().waiting_counts(&holding).await?;
     let mut queues = Vec::new();
-    for queue in state.engine.table().queues() {
-        queues.push(queue_doc(&state, &queue.name).await?);
+    let mut sums = Vec::new();
+    for (queue, (figures, sum)) in configured.iter().zip(figures) {
+        queues.push(queue_doc(&state, &queue.name, figures).await?);
+        sums.push(sum);
     }
-    Ok(Json(QueueList { queues }))
+    let totals = stats::totals(&sums, now);
+    Ok(Json(QueueList {
+        queues,
+        totals: TotalsDoc {
+            waiting: counts.iter().map(|(n, _)| n).sum(),
+            longest_wait_secs: counts.iter().map(|(_, ms)| ms / 1000).max().unwrap_or(0),
+            service_level: totals.service_level,
+            today: totals.today,
+            trend: totals.trend,
+        },
+    }))
 }
 
 /// One queue.
@@ -144,10 +187,16 @@ pub async fn get(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Json<QueueDoc>, ApiError> {
-    if state.engine.table().queue(&name).is_none() {
+    let table = state.engine.table();
+    let Some(queue) = table.queue(&name) else {
         return Err(ApiError::NotFound(format!("no queue {name:?}")));
-    }
-    Ok(Json(queue_doc(&state, &name).await?))
+    };
+    let (_, figures) = figures_of(&state, &[queue]).await?;
+    let figures = figures.into_iter().next().map_or_else(
+        || stats::figures(&Default::default(), 0, &queue.stats.timezone, 0).0,
+        |(f, _)| f,
+    );
+    Ok(Json(queue_doc(&state, &name, figures).await?))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

@@ -267,7 +267,7 @@ pub fn build(
 ///
 /// Names match without regard to case. jiff looks a name up in the list it
 /// scanned from the folder, never as a path, so `../../etc/passwd` names nothing.
-fn time_zone(name: &str) -> Option<TimeZone> {
+pub(super) fn time_zone(name: &str) -> Option<TimeZone> {
     jiff::tz::db()
         .get(name)
         .or_else(|_| TimeZoneDatabase::bundled().get(name))

@@ -14,6 +14,7 @@ use toml::Spanned;
 use super::console::ConsoleLists;
 use super::hold::Hold;
 use super::hours::BusinessHours;
+use super::targets::{StatsSettings, Targets};
 use crate::agent::{is_client_identity, is_e164, is_valid_id};
 use crate::twilio::twiml::Speech;
 
@@ -160,6 +161,9 @@ macro_rules! timings {
             default_queue: Option<Spanned<String>>,
             say_voice: Option<Spanned<String>>,
             say_language: Option<Spanned<String>>,
+            /// The zone of "today" for queues without `[queues.hours]`.
+            timezone: Option<Spanned<String>>,
+            targets: Option<super::targets::RawTargets>,
             $($field: Option<Spanned<i64>>,)*
         }
 
@@ -176,6 +180,7 @@ macro_rules! timings {
             priority: Option<Spanned<i64>>,
             hold: Option<super::hold::RawHold>,
             hours: Option<super::hours::RawHours>,
+            targets: Option<super::targets::RawTargets>,
             say_voice: Option<Spanned<String>>,
             say_language: Option<Spanned<String>>,
             /// Replaces `[console] dispositions` for calls taken through it.
@@ -266,9 +271,19 @@ pub struct Queue {
     /// The voice of every `<Say>` for this queue's calls (`say_voice`,
     /// `say_language`, else `[defaults]`').
     pub speech: Speech,
+    /// Its figures' time zone and tile colours (`[queues.targets]`).
+    pub stats: StatsSettings,
 }
 
 impl Queue {
+    /// Answered within this counts towards the service level: the hold
+    /// table's `service_level_secs`, else its default (20 s).
+    pub fn service_level_secs(&self) -> u32 {
+        self.hold
+            .as_ref()
+            .map_or(Hold::default().service_level_secs, |h| h.service_level_secs)
+    }
+
     /// The first step of the chain at or after `from` that answers without an
     /// agent (queue steps are only tried before the first such step).
     pub fn answering_step(&self, from: usize) -> Option<(usize, &FallbackStep)> {
@@ -431,6 +446,7 @@ impl RoutingTable {
                 hold: None,
                 hours: None,
                 speech: Speech::default(),
+                stats: StatsSettings::default(),
             }],
             by_number: HashMap::new(),
             default_queue: 0,
@@ -591,6 +607,12 @@ fn build(raw: RawFile, source: &str, errors: &mut Errors) -> Option<RoutingTable
     let d = &raw.defaults;
     let defaults = QueueSettings::default().overlay(d.timings(), errors);
     let default_speech = Speech::default().overlay(&d.say_voice, &d.say_language, errors);
+    let default_stats = StatsSettings {
+        timezone: super::targets::default_zone(&d.timezone, &mut |span, e| errors.at(span, e)),
+        targets: d.targets.as_ref().map_or_else(Targets::default, |t| {
+            t.build(Targets::default(), &mut |span, e| errors.at(span, e))
+        }),
+    };
 
     let mut queues: Vec<Queue> = Vec::new();
     let mut by_number = HashMap::new();
@@ -671,6 +693,14 @@ fn build(raw: RawFile, source: &str, errors: &mut Errors) -> Option<RoutingTable
             }
             Some(hours)
         });
+        let stats = StatsSettings {
+            timezone: hours
+                .as_ref()
+                .map_or_else(|| default_stats.timezone.clone(), |h| h.timezone().clone()),
+            targets: rq.targets.as_ref().map_or(default_stats.targets, |t| {
+                t.build(default_stats.targets, &mut |span, e| errors.at(span, e))
+            }),
+        };
         queues.push(Queue {
             name: name.clone(),
             numbers: rq.numbers.iter().map(|n| n.get_ref().clone()).collect(),
@@ -681,6 +711,7 @@ fn build(raw: RawFile, source: &str, errors: &mut Errors) -> Option<RoutingTable
             hold,
             hours,
             speech,
+            stats,
         });
     }
 
@@ -721,6 +752,7 @@ fn build(raw: RawFile, source: &str, errors: &mut Errors) -> Option<RoutingTable
                 hold: None,
                 hours: None,
                 speech: default_speech.clone(),
+                stats: default_stats.clone(),
             });
             queues.len() - 1
         }

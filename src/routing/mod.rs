@@ -591,6 +591,7 @@ impl Engine {
                 max_waiting: h.max_waiting,
                 join_when_no_agents: h.join_when_no_agents,
             }),
+            sl_ms: u64::from(home.service_level_secs()) * 1000,
         }
     }
 

@@ -123,6 +123,12 @@ impl Keys {
         format!("{}waits:{queue}", self.prefix)
     }
 
+    /// Hash with a TTL: a queue's figures by minute and quarter hour, two
+    /// bounded rings (lua/lib/stats.lua).
+    pub fn stats(&self, queue: &str) -> String {
+        format!("{}stats:{queue}", self.prefix)
+    }
+
     /// Stream: the namespace's events, capped (lua/lib/common.lua `emit`).
     pub fn events(&self) -> String {
         format!("{}events", self.prefix)
@@ -169,6 +175,7 @@ mod tests {
             k.presence(),
             k.events(),
             k.waits("q"),
+            k.stats("q"),
             k.call_events("CA1"),
             k.staff_token("ab"),
             k.staff_tokens("carla"),

@@ -23,6 +23,7 @@ pub mod presence;
 pub mod requests;
 pub mod scripts;
 pub mod staff;
+pub mod stats;
 pub mod tokens;
 pub mod watch;
 

@@ -104,6 +104,9 @@ pub struct RouteRequest<'a> {
     pub plan: Vec<PlanEntry<'a>>,
     /// The call's own queue holds callers when no agent can take them.
     pub hold: Option<HoldRequest>,
+    /// The call's own queue's service level threshold (`service_level_secs`),
+    /// kept with the call for its queue's figures (lua/lib/stats.lua).
+    pub sl_ms: u64,
 }
 
 /// What `route` needs of a queue's `[queues.hold]`.
@@ -345,3 +348,7 @@ pub(super) struct VoicemailRequest<'a> {
     pub keep: usize,
     pub tail_ms: u64,
 }
+
+/// `sample_waiting.lua`: nothing but the envelope.
+#[derive(Debug, Serialize)]
+pub struct SampleRequest {}

@@ -1,5 +1,5 @@
 //! The Lua scripts of `lua/`, each with the shared `lua/lib/` files in front
-//! (common, agents, line, calls: each uses the ones before), built once.
+//! (common, stats, agents, line, calls: each uses the ones before), built once.
 //! `redis::Script` sends EVALSHA and, on NOSCRIPT (a restarted Redis has an empty
 //! script cache), loads the script and retries, so routing survives a restart.
 
@@ -8,8 +8,9 @@ use std::sync::LazyLock;
 use redis::Script;
 
 /// `lua/lib/`, in the order each file needs the ones before it.
-const LIB: [&str; 4] = [
+const LIB: [&str; 5] = [
     include_str!("../../lua/lib/common.lua"),
+    include_str!("../../lua/lib/stats.lua"),
     include_str!("../../lua/lib/agents.lua"),
     include_str!("../../lua/lib/line.lua"),
     include_str!("../../lua/lib/calls.lua"),
@@ -61,12 +62,13 @@ lua!(REVOKE_STAFF_TOKENS, "revoke_staff_tokens");
 lua!(HEARTBEAT, "heartbeat");
 lua!(EXPIRE_PRESENCE, "expire_presence");
 lua!(SET_WRAP_UP, "set_wrap_up");
+lua!(SAMPLE_WAITING, "sample_waiting");
 // Read-only and run by `simulate --watch-redis` only, so not in `all()`: a
 // replica neither loads nor needs it.
 lua!(WATCH_LINES, "watch_lines");
 
 /// Every script, to load them all at start and check they are loaded for `/readyz`.
-pub fn all() -> [&'static Lua; 22] {
+pub fn all() -> [&'static Lua; 23] {
     [
         &UPSERT_AGENT,
         &SET_AGENT_STATE,
@@ -90,5 +92,6 @@ pub fn all() -> [&'static Lua; 22] {
         &HEARTBEAT,
         &EXPIRE_PRESENCE,
         &SET_WRAP_UP,
+        &SAMPLE_WAITING,
     ]
 }
