@@ -137,7 +137,9 @@ fn start() -> (RedisServer, Server) {
 async fn resume_storm(secs: f64, rounds: usize) {
     let resumes: usize = env_or("BENCH_RESUMES", 1000);
     let (redis, server) = start();
-    let http = switchboard::tls::http_client_builder().build().expect("HTTP client");
+    let http = switchboard::tls::http_client_builder()
+        .build()
+        .expect("HTTP client");
     // Agents for the load to ring, and the storm's agent, in no queue.
     agents_with_tokens(&http, &server.base, "a", &["q0"], 50).await;
     let token = agents_with_tokens(&http, &server.base, "storm", &[], 1)

@@ -250,7 +250,9 @@ async fn measure_cluster(secs: f64) {
     let cluster = cluster::Cluster::start();
     let seeds = cluster.urls();
     let routing = routing_file(1);
-    let http = switchboard::tls::http_client_builder().build().expect("HTTP client");
+    let http = switchboard::tls::http_client_builder()
+        .build()
+        .expect("HTTP client");
     let roster = Roster {
         name: "cluster",
         agents: 100,

@@ -79,7 +79,9 @@ async fn main() {
         cpu_model(),
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
-    let http = switchboard::tls::http_client_builder().build().expect("HTTP client");
+    let http = switchboard::tls::http_client_builder()
+        .build()
+        .expect("HTTP client");
     let wrong = "AAAAAAAAAAAAAAAAAAAAAAAAAAA=";
     for (name, body) in worst_cases() {
         let pairs = Params::parse(body.as_bytes()).unwrap().pairs().len();

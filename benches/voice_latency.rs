@@ -46,7 +46,9 @@ async fn main() {
             .unwrap();
     }
 
-    let http = switchboard::tls::http_client_builder().build().expect("HTTP client");
+    let http = switchboard::tls::http_client_builder()
+        .build()
+        .expect("HTTP client");
     let url = format!("{base}/twilio/voice");
     let mut dial = run(&http, &url, calls, 0).await;
     // With every agent reserved, the same number of calls measures the fallback path.

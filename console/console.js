@@ -190,6 +190,8 @@
       $('call-since-label').textContent = me.state === 'on_call' ? 'Talking for' : 'Ringing for';
       $('call-since').textContent = ago(Date.parse(call.since));
     }
+    // alerts.js rings while reserved and says each change.
+    document.dispatchEvent(new CustomEvent('switchboard:me', { detail: me }));
   }
 
   async function refreshMe() {
@@ -382,6 +384,10 @@
         me = await api('GET', '/me');
         renderMe();
         startAgent(mine);
+        // softphone.js starts for a `client:` contact; alerts.js offers notifications.
+        document.dispatchEvent(new CustomEvent('switchboard:agent', {
+          detail: { me, voiceToken: () => api('POST', '/me/voice-token') },
+        }));
       } else {
         await api('GET', '/queues');
         startSupervisor(mine);
@@ -405,6 +411,7 @@
 
   function signOut(message) {
     session++;
+    document.dispatchEvent(new Event('switchboard:sign-out'));
     if (aborter) aborter.abort();
     clearInterval(heartbeat);
     clearInterval(ticker);

@@ -231,7 +231,9 @@ async fn without_an_admin_token_configured_the_api_answers_503() {
     let mut s = settings(&redis.url(), ROUTING);
     s.admin_token = None;
     let server = TestServer::start(s).await;
-    let http = switchboard::tls::http_client_builder().build().expect("HTTP client");
+    let http = switchboard::tls::http_client_builder()
+        .build()
+        .expect("HTTP client");
     for path in ["/v1/agents", "/v1/openapi.json", "/v1/nope"] {
         let r = http
             .get(format!("{}{path}", server.base))

@@ -195,7 +195,9 @@ async fn the_simulator_reports_an_agent_handed_two_calls() {
     let mut split = settings(&app.redis.url(), CHAOS);
     split.namespace = "other".into();
     let other = TestServer::start(split).await;
-    let http = switchboard::tls::http_client_builder().build().expect("HTTP client");
+    let http = switchboard::tls::http_client_builder()
+        .build()
+        .expect("HTTP client");
     for base in [app.base(), other.base.as_str()] {
         let created = put_agent(&http, base, ADMIN_TOKEN, "solo", &["support"]).await;
         assert!((200..300).contains(&created));

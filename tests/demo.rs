@@ -129,7 +129,9 @@ async fn the_demo_does_what_it_prints() {
         .expect("the demo says where it serves")
         .trim()
         .to_owned();
-    let http = switchboard::tls::http_client_builder().build().expect("HTTP client");
+    let http = switchboard::tls::http_client_builder()
+        .build()
+        .expect("HTTP client");
 
     // The signed test call.
     let url = format!("{base}/twilio/voice");

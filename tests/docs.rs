@@ -303,7 +303,9 @@ async fn the_first_real_call_in_the_readme_rings_the_phone_it_names() {
         ],
     )
     .await;
-    let http = switchboard::tls::http_client_builder().build().expect("HTTP client");
+    let http = switchboard::tls::http_client_builder()
+        .build()
+        .expect("HTTP client");
     let url = format!("{}/twilio/voice", serve.base);
     let call = common::post_signed(
         &http,

@@ -187,7 +187,9 @@ async fn a_server_started_without_redis_serves_the_emergency_twiml_until_redis_a
     let mut s = settings(&format!("redis://127.0.0.1:{port}"), ROUTING_WITH_EMERGENCY);
     s.redis_timeout = Duration::from_millis(300);
     let server = TestServer::start(s).await;
-    let http = switchboard::tls::http_client_builder().build().expect("HTTP client");
+    let http = switchboard::tls::http_client_builder()
+        .build()
+        .expect("HTTP client");
     let url = format!("{}/twilio/voice", server.base);
     let sid = call_sid(1);
     let a = post_signed(

@@ -189,7 +189,9 @@ async fn a_thousand_waiting_callers_with_a_replica_killed_are_served_in_order() 
             .unwrap();
         assert_eq!(waiting, 0, "q{q} still has callers in line");
     }
-    let http = switchboard::tls::http_client_builder().build().expect("HTTP client");
+    let http = switchboard::tls::http_client_builder()
+        .build()
+        .expect("HTTP client");
     let mut cursor: Option<String> = None;
     let mut seen = 0;
     loop {

@@ -49,7 +49,9 @@ async fn call(http: &reqwest::Client, base: &str, sid: &str) -> Answer {
 async fn logs_are_json_lines_with_the_call_sid_and_never_a_token() {
     let redis = start_redis();
     let mut serve = serve(&redis, "logs").await;
-    let http = switchboard::tls::http_client_builder().build().expect("HTTP client");
+    let http = switchboard::tls::http_client_builder()
+        .build()
+        .expect("HTTP client");
     assert_eq!(
         put_agent(&http, &serve.base, ADMIN, "a", &["default"]).await,
         201
@@ -127,7 +129,9 @@ async fn logs_are_json_lines_with_the_call_sid_and_never_a_token() {
 async fn sigterm_finishes_the_requests_in_flight_then_exits_0() {
     let redis = start_redis();
     let mut serve = serve(&redis, "sigterm").await;
-    let http = switchboard::tls::http_client_builder().build().expect("HTTP client");
+    let http = switchboard::tls::http_client_builder()
+        .build()
+        .expect("HTTP client");
     // Paused, Redis holds the call's webhook for the whole 1.5 s budget.
     let pid = redis.pid().unwrap() as libc::pid_t;
     unsafe { libc::kill(pid, libc::SIGSTOP) };
@@ -204,7 +208,9 @@ async fn with_an_ops_listen_address_metrics_leave_the_public_listener() {
     assert_eq!(status(format!("{ops}/v1/openapi.json")).await, 404);
     assert_eq!(status(format!("{ops}/console/")).await, 404);
     assert_eq!(status(format!("{}/v1/openapi.json", serve.base)).await, 200);
-    let http = switchboard::tls::http_client_builder().build().expect("HTTP client");
+    let http = switchboard::tls::http_client_builder()
+        .build()
+        .expect("HTTP client");
     assert_eq!(call(&http, &ops, &call_sid(1)).await.status, 404);
 }
 
@@ -220,7 +226,9 @@ async fn with_its_log_pipe_closed_serve_still_routes_counts_lost_lines_and_exits
         ("SWITCHBOARD_ADMIN_TOKEN", ADMIN),
     ];
     let mut serve = Serve::start_with_closed_output(&["serve"], &redis.url(), &tokens).await;
-    let http = switchboard::tls::http_client_builder().build().expect("HTTP client");
+    let http = switchboard::tls::http_client_builder()
+        .build()
+        .expect("HTTP client");
     assert_eq!(
         put_agent(&http, &serve.base, ADMIN, "a", &["default"]).await,
         201
@@ -368,7 +376,9 @@ async fn redis_unreachable_is_logged_with_the_redacted_url_and_back_off() {
         &[("SWITCHBOARD_SWEEP_INTERVAL_MS", "100")],
     )
     .await;
-    let http = switchboard::tls::http_client_builder().build().expect("HTTP client");
+    let http = switchboard::tls::http_client_builder()
+        .build()
+        .expect("HTTP client");
     for _ in 0..5 {
         let ready = readyz(&http, &serve.base).await;
         assert_eq!(ready.status(), 503);
@@ -446,7 +456,9 @@ async fn with_redis_down_readyz_and_the_api_answer_fixed_text_and_no_password_is
     let port = free_port().unwrap();
     let url = format!("redis://:{REDIS_PASSWORD}@127.0.0.1:{port}");
     let mut serve = serve_with(&url, "redis-down", &[]).await;
-    let http = switchboard::tls::http_client_builder().build().expect("HTTP client");
+    let http = switchboard::tls::http_client_builder()
+        .build()
+        .expect("HTTP client");
     let ready = readyz(&http, &serve.base).await;
     assert_eq!(ready.status(), 503);
     assert_eq!(ready.text().await.unwrap(), "redis unavailable\n");
@@ -488,7 +500,9 @@ async fn tokens_read_with_a_trailing_newline_are_trimmed_with_a_warning() {
         ],
     )
     .await;
-    let http = switchboard::tls::http_client_builder().build().expect("HTTP client");
+    let http = switchboard::tls::http_client_builder()
+        .build()
+        .expect("HTTP client");
     assert_eq!(
         put_agent(&http, &serve.base, ADMIN, "a", &["default"]).await,
         201,

@@ -220,7 +220,9 @@ async fn a_failover_in_the_middle_of_a_random_mix_books_nobody_twice_and_settles
         s.redis_timeout = Duration::from_millis(500);
         replicas.push(TestServer::start(s).await);
     }
-    let http = switchboard::tls::http_client_builder().build().expect("HTTP client");
+    let http = switchboard::tls::http_client_builder()
+        .build()
+        .expect("HTTP client");
     let agents = 12;
     for i in 0..agents {
         let id = format!("agent{i}");

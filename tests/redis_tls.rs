@@ -115,7 +115,9 @@ async fn app_on_tls(redis: RedisServer, ca: Option<Vec<u8>>) -> TestApp {
     TestApp {
         redis: TestRedis::Own(redis),
         server: TestServer::start(s).await,
-        http: switchboard::tls::http_client_builder().build().expect("HTTP client"),
+        http: switchboard::tls::http_client_builder()
+            .build()
+            .expect("HTTP client"),
     }
 }
 

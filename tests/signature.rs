@@ -143,7 +143,9 @@ fn the_check_agrees_with_twilio_python_on_every_vector() {
 async fn requests_get_the_verdict_of_twilios_own_library() {
     let (token, vectors) = vectors();
     let redis = start_redis();
-    let http = switchboard::tls::http_client_builder().build().expect("HTTP client");
+    let http = switchboard::tls::http_client_builder()
+        .build()
+        .expect("HTTP client");
     let mut servers: Vec<(String, TestServer)> = Vec::new();
     for v in &vectors {
         if !servers.iter().any(|(base, _)| *base == v.base) {

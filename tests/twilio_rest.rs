@@ -297,7 +297,9 @@ async fn the_stand_in_refuses_what_twilio_would_refuse() {
         "{}/2010-04-01/Accounts/{ACCOUNT_SID}/Calls/{sid}.json",
         twilio.base
     );
-    let http = switchboard::tls::http_client_builder().build().expect("HTTP client");
+    let http = switchboard::tls::http_client_builder()
+        .build()
+        .expect("HTTP client");
     let no_auth = http
         .post(&url)
         .form(&[("Url", CONNECT_URL), ("Method", "POST")])

@@ -7,6 +7,7 @@ mod me;
 mod openapi;
 mod queues;
 mod tokens;
+mod voice;
 
 pub use openapi::{ApiDoc, document};
 
@@ -49,6 +50,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/me", get(me::get))
         .route("/me/state", put(me::set_state))
         .route("/me/heartbeat", post(me::heartbeat))
+        .route("/me/voice-token", post(voice::token))
         // Admin or agent token: `events::Viewer` tells which.
         .route("/events", get(events::stream))
         // The description of the API needs no token: without one it holds no

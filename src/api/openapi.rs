@@ -18,7 +18,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
-use super::{ErrorBody, agents, events, me, queues, tokens};
+use super::{ErrorBody, agents, events, me, queues, tokens, voice};
 use crate::agent::{AgentState, SettableState, StateCounts};
 use crate::app::AppState;
 use crate::config::RoutingTable;
@@ -43,6 +43,7 @@ use crate::config::RoutingTable;
         me::get,
         me::set_state,
         me::heartbeat,
+        voice::token,
         events::stream,
         events::call,
         queues::list,
@@ -61,6 +62,7 @@ use crate::config::RoutingTable;
         me::MeDoc,
         me::CallDoc,
         me::MeStateBody,
+        voice::VoiceTokenDoc,
         events::CallEvent,
         events::CallHistory,
         queues::QueueDoc,

@@ -20,6 +20,7 @@ mod outage;
 pub mod presence;
 pub mod requests;
 pub mod scripts;
+pub mod softphone;
 pub mod tokens;
 pub mod watch;
 

@@ -165,7 +165,9 @@ impl TestApp {
         TestApp {
             redis: TestRedis::Elsewhere,
             server,
-            http: switchboard::tls::http_client_builder().build().expect("HTTP client"),
+            http: switchboard::tls::http_client_builder()
+                .build()
+                .expect("HTTP client"),
         }
     }
 }
@@ -269,7 +271,9 @@ pub async fn spawn_app_with(
     TestApp {
         redis,
         server,
-        http: switchboard::tls::http_client_builder().build().expect("HTTP client"),
+        http: switchboard::tls::http_client_builder()
+            .build()
+            .expect("HTTP client"),
     }
 }
 
