@@ -72,7 +72,7 @@
     $('phone-caller').textContent = 'On a call with ' + callerOf(call);
     $('phone-mute').setAttribute('aria-pressed', 'false');
     show(['phone-mute', 'phone-hangup']);
-    status('On a call', 'on-call');
+    status('Connected', 'on-call');
     alerts().announce('Call answered.');
   }
 
