@@ -1,11 +1,5 @@
-// switchboard console: ring alerting, for every agent (softphone or not).
-// While the agent is offered a call (state `reserved`), or the softphone has
-// an incoming call: a ring tone made with Web Audio (no audio file), a
-// desktop Notification (permission asked once, from a button: a user gesture),
-// the tab's title and icon change; they come back once it stops. Every state
-// change is also said in an aria-live region for screen readers.
-// console.js and softphone.js talk to it through window.SwitchboardAlerts and
-// the `switchboard:*` events console.js dispatches.
+// Ring alerting for every agent (docs/console.md, Ringing): tone, notification,
+// title and icon while a call is offered; an aria-live region says each change.
 'use strict';
 (() => {
   const $ = (id) => document.getElementById(id);
@@ -22,14 +16,10 @@
   let toneTimer = null;
   let lastState = null;
 
-  // ---- the aria-live region ---------------------------------------------------
   function announce(text) {
     $('announcer').textContent = text;
   }
 
-  // ---- the tone ----------------------------------------------------------------
-  // A page may only start sound after a user gesture: the context is made (or
-  // woken) on the first key or pointer press, typically the sign-in itself.
   function wakeAudio() {
     const Context = window.AudioContext || window.webkitAudioContext;
     if (!Context) return;
@@ -42,8 +32,6 @@
     document.addEventListener(kind, wakeAudio, { capture: true, passive: true });
   }
 
-  // One burst of the North American ring (440 Hz + 480 Hz), softly faded in
-  // and out so it does not click.
   function burst() {
     if (!audio || audio.state !== 'running') return;
     const t = audio.currentTime;
@@ -62,7 +50,6 @@
     }
   }
 
-  // ---- the notification ----------------------------------------------------------
   const canNotify = () => 'Notification' in window;
 
   function offerNotifications() {
@@ -72,7 +59,6 @@
 
   async function askNotifications() {
     $('notify').hidden = true;
-    // Asked once: a dismissed prompt is not offered again in this browser.
     localStorage.setItem(ASKED, '1');
     let answer = 'denied';
     try { answer = await Notification.requestPermission(); } catch (_) { /* refused */ }
@@ -89,7 +75,6 @@
     } catch (_) { notification = null; } // e.g. Android Chrome wants a service worker
   }
 
-  // ---- ringing on and off ------------------------------------------------------------
   function icon(href) {
     const link = document.querySelector('link[rel="icon"]');
     if (link) link.setAttribute('href', href);
@@ -120,21 +105,17 @@
     }
   }
 
-  // `on`: ring for `reason` (with the caller's text), or stop ringing for it.
   function set(reason, on, caller) {
     if (on) reasons.set(reason, caller || 'a caller');
     else reasons.delete(reason);
     update();
   }
 
-  // The call was answered here: the console stops ringing although the agent
-  // stays `reserved` until Twilio's callback moves it on.
   function hush() {
     quiet = true;
     update();
   }
 
-  // ---- what console.js says --------------------------------------------------------
   const said = {
     available: 'You are available.', reserved: 'A call is ringing for you.',
     on_call: 'You are on a call.', wrap_up: 'You are in wrap-up.', away: 'You are away.',
@@ -148,7 +129,6 @@
     if (!reserved) quiet = false;
     set('reserved', reserved, me.call ? (me.call.from || 'a withheld number') : 'a caller');
     if (me.state !== lastState) {
-      // Ringing says itself (with the caller) when it starts.
       if (lastState !== null && !(reserved && ringing)) announce(said[me.state] || 'You are ' + me.state + '.');
       lastState = me.state;
     }

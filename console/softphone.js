@@ -1,10 +1,5 @@
-// switchboard console: the softphone, for an agent whose contact is
-// `client:NAME` (calls to it ring a Twilio Voice SDK Device registered as
-// NAME). It fetches a Twilio Access Token from POST /v1/me/voice-token, loads
-// the Voice SDK this server serves (vendored, never a CDN) unless
-// window.Twilio is already there, registers the Device, renews the token
-// before it runs out, and offers Answer / Decline, then Mute / Hang up.
-// Ringing itself (tone, notification, title, icon) is alerts.js's.
+// The softphone of a `client:` agent (docs/console.md, Softphone): comments are
+// kept short, this file is embedded in a binary with a 12 MB budget.
 'use strict';
 (() => {
   const SDK_PATH = '/console/vendor/twilio-voice-sdk-2.18.5.min.js';
@@ -17,7 +12,6 @@
   let fetchToken = null;
 
   function loadSdk() {
-    // Already there: a test's stand-in, or the SDK from a previous sign-in.
     if (window.Twilio && window.Twilio.Device) return Promise.resolve(window.Twilio);
     return new Promise((resolve, reject) => {
       const script = document.createElement('script');
@@ -46,7 +40,6 @@
     return from ? from.replace(/^client:/, '') : 'a withheld number';
   }
 
-  // ---- the call ------------------------------------------------------------------
   function incoming(c, mine) {
     if (mine !== session) return;
     if (call) { c.reject(); return; } // one call at a time
@@ -107,7 +100,6 @@
     alerts().announce(text);
   }
 
-  // ---- the Device --------------------------------------------------------------------
   async function renew(mine) {
     try {
       const minted = await fetchToken();
@@ -130,9 +122,7 @@
       return;
     }
     if (mine !== session) return;
-    // Warn before the tab closes on a call; renew a minute before expiry.
     device = new Twilio.Device(minted.token, { closeProtection: true, tokenRefreshMs: 60000 });
-    // The console rings itself (alerts.js), for every agent alike.
     if (device.audio && typeof device.audio.incoming === 'function') device.audio.incoming(false);
     device.on('registering', () => { if (mine === session) status('Connecting…'); });
     device.on('registered', () => {
@@ -145,7 +135,6 @@
       if (mine !== session) return;
       status('Phone error: ' + (e && e.message ? e.message : e), 'error');
       alerts().announce('Phone error.');
-      // 20104: the token expired (a sleeping laptop): fetch another.
       if (e && e.code === 20104) renew(mine);
     });
     device.on('tokenWillExpire', () => renew(mine));

@@ -4,17 +4,15 @@
 //! user signs in with.
 //!
 //! The softphone's Twilio Voice SDK (`console/vendor/`, an npm release, see its
-//! README) is served from here too, embedded gzipped (66 KB rather than 303
+//! README) is served from here too, embedded gzipped (63 KB rather than 303
 //! KB of the binary) and sent as it is stored to every client that accepts
-//! gzip; a client that refuses it gets it decoded. The console loads it only
+//! gzip (every browser); one that refuses gzip gets 406 and says why: a
+//! decoder in the binary (flate2) cost 55 KB the 12 MB budget does not have. The console loads it only
 //! for an agent whose contact is `client:`. The SDK's own connections are the
 //! one thing the console reaches beyond this server: Twilio's signalling
 //! (`wss://voice-js.<edge>.twilio.com`), its insights (`https://eventgw…`)
 //! and the SDK's sounds (`https://sdk.twilio.com`), which the
 //! Content-Security-Policy names and nothing else.
-
-use std::io::Read;
-use std::sync::OnceLock;
 
 use axum::Router;
 use axum::body::Body;
@@ -31,7 +29,7 @@ const ICON: &str = include_str!("../../console/favicon.svg");
 const RINGING_ICON: &str = include_str!("../../console/favicon-ringing.svg");
 const ALERTS: &str = include_str!("../../console/alerts.js");
 const SOFTPHONE: &str = include_str!("../../console/softphone.js");
-/// `console/vendor/twilio.min.js`, gzipped (`gzip -9 -n`).
+/// `console/vendor/twilio.min.js`, gzipped (zopfli: see console/vendor/README.md).
 const SDK_GZ: &[u8] = include_bytes!("../../console/vendor/twilio.min.js.gz");
 /// The vendored SDK's npm version, part of its URL so it can be cached for good.
 macro_rules! sdk_version {
@@ -98,25 +96,20 @@ pub fn routes() -> Router<AppState> {
         .route(SDK_PATH, get(sdk))
 }
 
-/// The Voice SDK: gzipped as stored when the client takes gzip, else decoded.
+/// The Voice SDK, gzipped as stored; 406 for a client that refuses gzip.
 async fn sdk(headers: HeaderMap) -> Response {
     let gzip = accepts_gzip(&headers);
-    let mut response = if gzip {
-        Body::from(SDK_GZ).into_response()
-    } else {
-        match decoded_sdk() {
-            Ok(body) => Body::from(body).into_response(),
-            Err(e) => {
-                tracing::error!(error = %e, "the embedded Voice SDK does not decode");
-                return StatusCode::INTERNAL_SERVER_ERROR.into_response();
-            }
-        }
-    };
+    if !gzip {
+        return (
+            StatusCode::NOT_ACCEPTABLE,
+            "the Voice SDK is served gzipped only: send Accept-Encoding: gzip",
+        )
+            .into_response();
+    }
+    let mut response = Body::from(SDK_GZ).into_response();
     secure(&mut response, "text/javascript; charset=utf-8");
     let headers = response.headers_mut();
-    if gzip {
-        headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
-    }
+    headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
     headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
     // Its URL names its version: a new SDK is a new URL.
     headers.insert(
@@ -124,19 +117,6 @@ async fn sdk(headers: HeaderMap) -> Response {
         HeaderValue::from_static("public, max-age=31536000, immutable"),
     );
     response
-}
-
-/// The SDK decoded, once: only clients that refuse gzip ever need it.
-fn decoded_sdk() -> Result<&'static [u8], &'static std::io::Error> {
-    static DECODED: OnceLock<Result<Vec<u8>, std::io::Error>> = OnceLock::new();
-    DECODED
-        .get_or_init(|| {
-            let mut out = Vec::new();
-            flate2::read::GzDecoder::new(SDK_GZ).read_to_end(&mut out)?;
-            Ok(out)
-        })
-        .as_ref()
-        .map(Vec::as_slice)
 }
 
 /// Whether the request's `Accept-Encoding` allows gzip (RFC 9110, 12.5.3):
@@ -239,8 +219,13 @@ mod tests {
 
     #[test]
     fn the_embedded_sdk_is_the_vendored_file_and_names_its_version() {
+        use std::io::Read as _;
         let vendored = include_bytes!("../../console/vendor/twilio.min.js");
-        assert_eq!(decoded_sdk().expect("it decodes"), &vendored[..]);
+        let mut decoded = Vec::new();
+        flate2::read::GzDecoder::new(SDK_GZ)
+            .read_to_end(&mut decoded)
+            .expect("it decodes");
+        assert_eq!(decoded, &vendored[..]);
         let readme = include_str!("../../console/vendor/README.md");
         assert!(readme.contains(concat!("**", sdk_version!(), "**")));
         assert!(
