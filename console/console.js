@@ -210,6 +210,8 @@
       $('call-since-label').textContent = me.state === 'on_call' ? 'Talking for' : 'Ringing for';
       $('call-since').textContent = ago(Date.parse(call.since));
     }
+    // alerts.js rings while reserved and says each change.
+    document.dispatchEvent(new CustomEvent('switchboard:me', { detail: me }));
   }
 
   async function refreshMe() {
@@ -257,6 +259,10 @@
         me = await api('GET', '/me');
         renderMe();
         startAgent(mine);
+        // softphone.js starts for a `client:` contact; alerts.js offers notifications.
+        document.dispatchEvent(new CustomEvent('switchboard:agent', {
+          detail: { me, voiceToken: () => api('POST', '/me/voice-token') },
+        }));
         onTick = renderMe;
       } else {
         await api('GET', '/queues');
@@ -278,6 +284,7 @@
 
   function signOut(message) {
     session++;
+    document.dispatchEvent(new Event('switchboard:sign-out'));
     if (aborter) aborter.abort();
     clearInterval(heartbeat);
     clearInterval(ticker);

@@ -55,7 +55,7 @@
       if (!keep.has(k)) { row.remove(); rows.delete(k); }
     }
   }
-  const pct = (w) => (w && w.percent !== null && w.percent !== undefined ? Math.round(w.percent) + ' %' : '–');
+  const pct = (n) => (n === null || n === undefined ? '–' : Math.round(n) + ' %');
   const secsOrDash = (n) => (n === null || n === undefined ? '–' : sb.secs(Math.round(n)));
   const num = (n) => (n === null || n === undefined ? '–' : String(n));
 
@@ -71,16 +71,17 @@
 
   // ---- sparklines ----------------------------------------------------------------
   const SVG = 'http://www.w3.org/2000/svg';
-  function spark(cell, points, max, name) {
-    let svg = cell._svg;
+  function spark(cell, key, points, max, name) {
+    const slot = '_svg' + key;
+    let svg = cell[slot];
     if (!svg) {
       svg = document.createElementNS(SVG, 'svg');
       svg.setAttribute('viewBox', '0 0 60 16');
-      svg.setAttribute('class', 'spark');
+      svg.setAttribute('class', 'spark ' + key);
       svg.setAttribute('role', 'img');
       svg.appendChild(document.createElementNS(SVG, 'polyline'));
       cell.appendChild(svg);
-      cell._svg = svg;
+      cell[slot] = svg;
     }
     const values = (points || []).map((v) => (v === null || v === undefined ? null : Number(v)));
     const top = Math.max(max || 0, 1, ...values.filter((v) => v !== null));
@@ -102,7 +103,7 @@
     ['abandoned', 'Abandoned', (t) => num(t.abandoned)],
     ['asa', 'Avg. speed of answer', (t) => secsOrDash(t.asa_secs)],
     ['aht', 'Avg. handle time', (t) => secsOrDash(t.aht_secs)],
-    ['sl', 'Service level', (t) => pct(t.service_level)],
+    ['sl', 'Service level', (t) => pct(t.service_level_pct)],
   ];
   function renderTiles(box, today) {
     if (!box._tiles) {
@@ -133,7 +134,7 @@
     row._c = {
       waiting: td(row, 'num waiting', 'Waiting'),
       longest: td(row, 'longest', 'Longest wait'),
-      trend: td(row, 'trend', 'Last hour'),
+      trend: td(row, 'trend', 'Last hour: waiting, service level'),
       sl15: td(row, 'num sl-15', 'Service level, 15 min'),
       sl60: td(row, 'num sl-60', 'Service level, 60 min'),
       slToday: td(row, 'num sl-today', 'Service level, today'),
@@ -154,17 +155,20 @@
     klass(c.waiting, 'num waiting' + level(q.waiting.length, t.waiting, false));
     put(c.longest, longest === null ? '–' : ago(Date.parse(q.waiting[0].since)));
     klass(c.longest, 'longest' + level(longest, t.longest_wait_secs, false));
-    const trend = q.trend || {};
-    spark(c.trend, trend.waiting, null, 'Waiting callers, last hour');
+    const trend = q.trend || [];
+    spark(c.trend, 'waiting', trend.map((p) => p.waiting), null, 'Waiting callers, last hour');
+    spark(c.trend, 'service-level', trend.map((p) => p.service_level_pct), 100, 'Service level %, last hour');
     const sl = q.service_level || {};
-    for (const [cell, w, name] of [[c.sl15, sl.last_15_min, 'sl-15'], [c.sl60, sl.last_60_min, 'sl-60'], [c.slToday, sl.today, 'sl-today']]) {
-      put(cell, pct(w));
-      klass(cell, 'num ' + name + level(w ? w.percent : null, t.service_level_pct, true));
+    for (const [cell, w, name] of [[c.sl15, sl.last_15m, 'sl-15'], [c.sl60, sl.last_60m, 'sl-60'], [c.slToday, sl.today, 'sl-today']]) {
+      const value = w ? w.pct : null;
+      put(cell, pct(value));
+      klass(cell, 'num ' + name + level(value, t.service_level_pct, true));
     }
     const today = q.today || {};
     put(c.offered, num(today.offered));
     put(c.answered, num(today.answered));
     put(c.abandoned, num(today.abandoned));
+    klass(c.abandoned, 'num abandoned' + level(today.abandoned_pct, t.abandoned_pct, false));
     put(c.asa, secsOrDash(today.asa_secs));
     klass(c.asa, 'num asa' + level(today.asa_secs, t.asa_secs, false));
     put(c.aht, secsOrDash(today.aht_secs));
@@ -339,9 +343,7 @@
   function renderWallboard() {
     const q = queues.length ? queues[shownQueue % queues.length] : null;
     put($('wall-queue'), q ? q.name : '');
-    renderTiles($('wall-tiles'), q ? Object.assign({}, q.today || {}, {
-      service_level: (q.service_level || {}).last_15_min,
-    }) : null);
+    renderTiles($('wall-tiles'), q ? q.today || null : null);
     put($('wall-waiting'), q ? String(q.waiting.length) : '–');
     put($('wall-longest'), q && q.waiting.length ? ago(Date.parse(q.waiting[0].since)) : '–');
     put($('wall-available'), q ? String(q.agents.available) : '–');
@@ -418,7 +420,7 @@
   async function loadQueues() {
     const doc = await api('GET', '/queues');
     queues = doc.queues;
-    totals = doc.totals ? doc.totals.today || doc.totals : null;
+    totals = doc.totals ? doc.totals.today : null;
     const seen = new Set();
     for (const q of queues) {
       for (const w of q.waiting) {

@@ -12,7 +12,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::browser::{Chromedriver, wait_for, wait_for_text, wait_until};
+use common::browser::{Chromedriver, wait_for, wait_for_js, wait_for_text};
 use common::*;
 use fantoccini::{Client, Locator};
 use reqwest::Method;
@@ -181,7 +181,7 @@ async fn a_supervisor_sees_what_is_true_and_acts_from_the_page() {
     // Finding agents: by text, by what they really are, by queue; sorted.
     let search = page.find(Locator::Id("agent-search")).await.unwrap();
     search.send_keys("bo").await.unwrap();
-    wait_until(
+    wait_for_js(
         &page,
         "return [...document.querySelectorAll('#agents tbody tr')].map(r => r.dataset.agent).join() === 'bo'",
         WAIT,
@@ -194,7 +194,7 @@ async fn a_supervisor_sees_what_is_true_and_acts_from_the_page() {
     )
     .await
     .unwrap();
-    wait_until(
+    wait_for_js(
         &page,
         "return [...document.querySelectorAll('#agents tbody tr')].map(r => r.dataset.agent).join() === 'ana'",
         WAIT,
@@ -208,7 +208,7 @@ async fn a_supervisor_sees_what_is_true_and_acts_from_the_page() {
     )
     .await
     .unwrap();
-    wait_until(
+    wait_for_js(
         &page,
         "return [...document.querySelectorAll('#agents tbody tr')].map(r => r.dataset.agent).join() === 'bo,cy'",
         WAIT,
@@ -220,7 +220,7 @@ async fn a_supervisor_sees_what_is_true_and_acts_from_the_page() {
     )
     .await
     .unwrap();
-    wait_until(
+    wait_for_js(
         &page,
         "return document.querySelectorAll('#agents tbody tr').length === 3",
         WAIT,
@@ -231,7 +231,7 @@ async fn a_supervisor_sees_what_is_true_and_acts_from_the_page() {
     // queue's fallback.
     click(&page, &format!("{row2} button")).await;
     choose(&page, "Yes, remove").await;
-    wait_until(
+    wait_for_js(
         &page,
         &format!(
             "const r = document.querySelector('{row2}'); return !r || r.dataset.status === 'ended'"
@@ -262,13 +262,34 @@ async fn a_supervisor_sees_what_is_true_and_acts_from_the_page() {
     wait_for(&page, &format!("{row1}[data-status=talking]"), WAIT).await;
     app.call_status(&first, "completed").await;
     wait_for(&page, "#agents tr[data-agent=bo][data-state=wrap_up]", WAIT).await;
+    // Today's figures and the windows: two calls offered, one answered
+    // within the service level, one removed; an idle queue reads "–", never
+    // "0 %".
+    wait_for_text(&page, "#queues tr[data-queue=desk] td.answered", "1", WAIT).await;
+    wait_for_text(&page, "#queues tr[data-queue=desk] td.sl-15", "100 %", WAIT).await;
+    wait_for_text(
+        &page,
+        "#queues tr[data-queue=desk] td.sl-today",
+        "100 %",
+        WAIT,
+    )
+    .await;
+    wait_for_text(&page, "#queues tr[data-queue=sales] td.sl-15", "–", WAIT).await;
+    wait_for_text(&page, "#totals .tile.answered strong", "1", WAIT).await;
+    wait_for_text(&page, "#totals .tile.offered strong", "2", WAIT).await;
+    wait_for_js(
+        &page,
+        "return document.querySelectorAll('#queues tr[data-queue=desk] svg.spark polyline').length === 2",
+        WAIT,
+    )
+    .await;
     let state = text_of(&page, "#agents tr[data-agent=bo] .state").await;
     assert!(state.starts_with("wrap-up — "), "{state:?}");
 
     // The wallboard: one queue in large type, no control on the page.
     click(&page, "#wallboard-toggle").await;
     wait_for_text(&page, "#wall-queue", "desk", WAIT).await;
-    wait_until(
+    wait_for_js(
         &page,
         "return document.body.classList.contains('wallboard') && document.getElementById('agents').offsetParent === null",
         WAIT,
@@ -302,7 +323,7 @@ async fn a_supervisor_sees_what_is_true_and_acts_from_the_page() {
     let mut again = settings(&redis_url, FLOOR);
     again.listen = listen;
     app.server = TestServer::start(again).await;
-    wait_until(
+    wait_for_js(
         &page,
         "return !document.body.classList.contains('stale') && document.getElementById('stale').hidden",
         Duration::from_secs(20),
@@ -323,7 +344,7 @@ async fn on_a_phone_nothing_scrolls_sideways_and_the_dark_scheme_is_honoured() {
     wait_for_text(&phone, "#queues tr[data-queue=desk] td.waiting", "1", WAIT).await;
     wait_for(&phone, "#agents tr[data-agent=ana]", WAIT).await;
     // Each table is a stack of cards as wide as the screen, each cell labelled.
-    wait_until(
+    wait_for_js(
         &phone,
         "return document.documentElement.scrollWidth <= window.innerWidth \
          && [...document.querySelectorAll('.table-wrap')].every(w => w.scrollWidth <= w.clientWidth) \
@@ -339,7 +360,7 @@ async fn on_a_phone_nothing_scrolls_sideways_and_the_dark_scheme_is_honoured() {
     let dark = driver.dark_browser(1280, 800).await;
     sign_in(&dark, app.base(), ADMIN_TOKEN).await;
     wait_for(&dark, "#queues tr[data-queue=desk]", WAIT).await;
-    wait_until(
+    wait_for_js(
         &dark,
         "return matchMedia('(prefers-color-scheme: dark)').matches \
          && getComputedStyle(document.body).backgroundColor === 'rgb(13, 17, 23)'",
@@ -404,7 +425,7 @@ async fn a_thousand_agents_and_two_hundred_callers_redraw_quickly_on_a_small_pag
     let driver = Chromedriver::start();
     let page = driver.browser(1280, 900).await;
     sign_in(&page, app.base(), ADMIN_TOKEN).await;
-    wait_until(
+    wait_for_js(
         &page,
         "return document.getElementById('agent-count').textContent === '1–100 of 1000 agents' \
          && document.querySelectorAll('#calls tbody tr[data-status=waiting]').length === 200",
@@ -421,7 +442,7 @@ async fn a_thousand_agents_and_two_hundred_callers_redraw_quickly_on_a_small_pag
         app.set_state(id, "away").await;
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    wait_until(
+    wait_for_js(
         &page,
         "return [...document.querySelectorAll('#agents tbody tr')].every(r => r.dataset.state === 'offline')",
         WAIT,

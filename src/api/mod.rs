@@ -12,6 +12,7 @@ mod queues;
 pub mod roles;
 mod supervisors;
 mod tokens;
+mod voice;
 
 pub use openapi::{ApiDoc, document};
 
@@ -64,6 +65,7 @@ pub fn router(state: AppState) -> Router<AppState> {
             "/me/calls/{call_sid}/wrap-up",
             put(agent_work::set_my_wrap_up),
         )
+        .route("/me/voice-token", post(voice::token))
         // Any token: `events::Viewer` tells which.
         .route("/events", get(events::stream))
         // Every route above takes the tokens `roles::ACCESS` lists for it.

@@ -19,7 +19,7 @@ use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 use super::roles::{ACCESS, Role};
-use super::{ErrorBody, agent_work, agents, audit, events, me, queues, supervisors, tokens};
+use super::{ErrorBody, agent_work, agents, audit, events, me, queues, supervisors, tokens, voice};
 use crate::agent::{AgentState, SettableState, StateCounts};
 use crate::app::AppState;
 use crate::config::RoutingTable;
@@ -52,6 +52,7 @@ use crate::config::RoutingTable;
         agent_work::set_my_wrap_up,
         agent_work::my_calls,
         agent_work::agent_calls,
+        voice::token,
         events::stream,
         events::call,
         queues::list,
@@ -79,6 +80,7 @@ use crate::config::RoutingTable;
         agent_work::CallWrapUpDoc,
         agent_work::AgentCallDoc,
         agent_work::AgentCallList,
+        voice::VoiceTokenDoc,
         events::CallEvent,
         events::CallHistory,
         queues::QueueDoc,
@@ -504,6 +506,7 @@ mod tests {
                 ],
             ),
             ("get_my_calls", &["401", "403", "408", "503"]),
+            ("voice_token", &["401", "403", "404", "408", "409", "503"]),
             ("get_agent_calls", &["401", "404", "408", "422", "503"]),
         ];
         let doc = doc(&RoutingTable::builtin());

@@ -121,6 +121,7 @@ pub const ACCESS: &[Access] = &[
     access(Method::PUT, "/v1/me/state", OWN),
     access(Method::POST, "/v1/me/heartbeat", OWN),
     access(Method::GET, "/v1/me/calls", OWN),
+    access(Method::POST, "/v1/me/voice-token", OWN),
     access(Method::PUT, "/v1/me/calls/{call_sid}/wrap-up", OWN),
 ];
 

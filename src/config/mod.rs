@@ -18,6 +18,7 @@ pub use routing::{
     FallbackStep, Queue, QueueSettings, RoutingFileError, RoutingFileWarning, RoutingTable,
 };
 
+use crate::twilio::access_token::VoiceTokens;
 use crate::twilio::overrides::{ConnectionOverrides, OverridesError as ConnectionOverridesError};
 use crate::twilio::rest::{Credentials, RestConfig};
 
@@ -128,6 +129,33 @@ pub struct SettingsArgs {
     /// Base URL of Twilio's REST API (tests point it at a stand-in).
     #[arg(long, env = "SWITCHBOARD_TWILIO_API_URL", default_value = crate::twilio::rest::DEFAULT_API_URL)]
     pub twilio_api_url: String,
+
+    #[command(flatten)]
+    pub voice: VoiceArgs,
+}
+
+/// The console's softphone: what signs its Twilio Access Tokens. Without the
+/// key pair, `POST /v1/me/voice-token` answers 503.
+#[derive(Debug, Clone, Args)]
+pub struct VoiceArgs {
+    /// Twilio API key SID (SK…) that signs the softphone's Access Tokens
+    /// (with TWILIO_ACCOUNT_SID and TWILIO_API_KEY_SECRET).
+    #[arg(long, env = "TWILIO_API_KEY_SID", hide_env_values = true)]
+    pub twilio_api_key_sid: Option<String>,
+
+    /// The secret of TWILIO_API_KEY_SID.
+    #[arg(long, env = "TWILIO_API_KEY_SECRET", hide_env_values = true)]
+    pub twilio_api_key_secret: Option<String>,
+
+    /// A TwiML application SID (AP…): the softphone's token then also allows
+    /// outgoing calls through it.
+    #[arg(long, env = "TWILIO_TWIML_APP_SID")]
+    pub twilio_twiml_app_sid: Option<String>,
+
+    /// How long a softphone Access Token lives, in seconds (at most 86400,
+    /// Twilio's limit); the console renews it before it runs out.
+    #[arg(long, env = "SWITCHBOARD_VOICE_TOKEN_TTL_SECS", default_value_t = crate::twilio::access_token::DEFAULT_TTL.as_secs())]
+    pub voice_token_ttl_secs: u64,
 }
 
 /// Which Redis and namespace: the flags and environment variables of every
@@ -336,6 +364,10 @@ pub enum SettingsError {
         "TWILIO_ACCOUNT_SID is set without credentials: set TWILIO_AUTH_TOKEN, or TWILIO_API_KEY and TWILIO_API_SECRET"
     )]
     TwilioNoCredentials,
+    #[error("{0} {1:?} must be letters and digits")]
+    TwilioSid(&'static str, String),
+    #[error("SWITCHBOARD_VOICE_TOKEN_TTL_SECS must be from 1 to 86400 (Twilio's 24 hours)")]
+    VoiceTokenTtl,
 }
 
 /// Where Sentinel mode finds the master.
@@ -486,6 +518,9 @@ pub struct Settings {
     /// How long an answered call may go without a callback before the worker
     /// asks Twilio about it (with `twilio_rest` only).
     pub reconcile_after: Duration,
+    /// What signs the softphone's Access Tokens; `None` without
+    /// `TWILIO_API_KEY_SID`. `Debug` shows no secret.
+    pub voice_tokens: Option<VoiceTokens>,
 }
 
 /// What one client connection may hold (SPEC 1, "Connections"). Only the caps
@@ -700,9 +735,11 @@ impl SettingsArgs {
             _ => None,
         };
         let admin_token = token(self.admin_token, "SWITCHBOARD_ADMIN_TOKEN", &mut warnings);
+        let account_sid = token(self.twilio_account_sid, "TWILIO_ACCOUNT_SID", &mut warnings);
+        let voice_tokens = voice_tokens(self.voice, account_sid.as_ref(), &mut warnings)?;
         let twilio_rest = twilio_rest(
             TwilioRestArgs {
-                account_sid: token(self.twilio_account_sid, "TWILIO_ACCOUNT_SID", &mut warnings),
+                account_sid,
                 auth_token: twilio_auth_token.clone(),
                 api_key: token(self.twilio_api_key, "TWILIO_API_KEY", &mut warnings),
                 api_secret: token(self.twilio_api_secret, "TWILIO_API_SECRET", &mut warnings),
@@ -758,8 +795,75 @@ impl SettingsArgs {
             },
             twilio_rest,
             reconcile_after: Duration::from_secs(self.reconcile_after_secs),
+            voice_tokens,
         })
     }
+}
+
+/// The softphone's signing key: none without `TWILIO_API_KEY_SID`; half a
+/// pair, or a pair without the account it belongs to, is refused at start
+/// rather than found by the first agent whose console cannot ring.
+fn voice_tokens(
+    args: VoiceArgs,
+    account_sid: Option<&Secret>,
+    warnings: &mut Vec<SettingsWarning>,
+) -> Result<Option<VoiceTokens>, SettingsError> {
+    if args.voice_token_ttl_secs == 0
+        || Duration::from_secs(args.voice_token_ttl_secs) > crate::twilio::access_token::MAX_TTL
+    {
+        return Err(SettingsError::VoiceTokenTtl);
+    }
+    let key_sid = token(args.twilio_api_key_sid, "TWILIO_API_KEY_SID", warnings);
+    let secret = token(
+        args.twilio_api_key_secret,
+        "TWILIO_API_KEY_SECRET",
+        warnings,
+    );
+    let app = token(args.twilio_twiml_app_sid, "TWILIO_TWIML_APP_SID", warnings);
+    let (key_sid, secret) = match (key_sid, secret) {
+        (Some(key_sid), Some(secret)) => (key_sid, secret),
+        (None, None) if app.is_none() => return Ok(None),
+        (None, _) => {
+            return Err(SettingsError::TwilioHalfSet {
+                set: if app.is_some() {
+                    "TWILIO_TWIML_APP_SID"
+                } else {
+                    "TWILIO_API_KEY_SECRET"
+                },
+                missing: "TWILIO_API_KEY_SID",
+            });
+        }
+        (Some(_), None) => {
+            return Err(SettingsError::TwilioHalfSet {
+                set: "TWILIO_API_KEY_SID",
+                missing: "TWILIO_API_KEY_SECRET",
+            });
+        }
+    };
+    let Some(account_sid) = account_sid else {
+        return Err(SettingsError::TwilioHalfSet {
+            set: "TWILIO_API_KEY_SID",
+            missing: "TWILIO_ACCOUNT_SID",
+        });
+    };
+    // The SIDs go into the token as they are: a typo would only show as
+    // Twilio refusing every Device.
+    let sid = |name: &'static str, value: &str| {
+        if value.len() > 64 || !value.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            Err(SettingsError::TwilioSid(name, value.to_owned()))
+        } else {
+            Ok(value.to_owned())
+        }
+    };
+    Ok(Some(VoiceTokens {
+        account_sid: sid("TWILIO_ACCOUNT_SID", account_sid.expose())?,
+        key_sid: sid("TWILIO_API_KEY_SID", key_sid.expose())?,
+        secret,
+        twiml_app_sid: app
+            .map(|a| sid("TWILIO_TWIML_APP_SID", a.expose()))
+            .transpose()?,
+        ttl: Duration::from_secs(args.voice_token_ttl_secs),
+    }))
 }
 
 /// The connections of `max_connections` that unproven ones may fill: three
@@ -883,6 +987,7 @@ impl Settings {
             event_streams: StreamLimits::default(),
             twilio_rest: None,
             reconcile_after: Duration::from_secs(300),
+            voice_tokens: None,
         }
     }
 }
@@ -1092,6 +1197,89 @@ mod tests {
         for secret in ["auth-secret-value", "api-secret-value"] {
             assert!(!printed.contains(secret), "{printed}");
         }
+    }
+
+    #[test]
+    fn the_softphone_key_signs_tokens_for_the_account_within_twilios_24_hours() {
+        assert_eq!(settings(&[]).voice_tokens, None);
+        let s = settings(&[
+            "--twilio-account-sid",
+            "AC0123",
+            "--twilio-auth-token",
+            "auth-secret-value",
+            "--twilio-api-key-sid",
+            "SK0456",
+            "--twilio-api-key-secret",
+            "voice-secret-value\n",
+        ]);
+        let voice = s.voice_tokens.as_ref().expect("voice tokens");
+        assert_eq!(voice.account_sid, "AC0123");
+        assert_eq!(voice.key_sid, "SK0456");
+        assert_eq!(voice.secret.expose(), "voice-secret-value");
+        assert_eq!(voice.twiml_app_sid, None);
+        assert_eq!(voice.ttl, Duration::from_secs(3600));
+        assert_eq!(
+            s.warnings,
+            [SettingsWarning::Trimmed("TWILIO_API_KEY_SECRET")]
+        );
+        let printed = format!("{s:?}");
+        assert!(!printed.contains("voice-secret-value"), "{printed}");
+        let voice = settings(&[
+            "--twilio-account-sid",
+            "AC0123",
+            "--twilio-auth-token",
+            "t",
+            "--twilio-api-key-sid",
+            "SK0456",
+            "--twilio-api-key-secret",
+            "s",
+            "--twilio-twiml-app-sid",
+            "AP0789",
+            "--voice-token-ttl-secs",
+            "86400",
+        ])
+        .voice_tokens
+        .expect("voice tokens");
+        assert_eq!(voice.twiml_app_sid.as_deref(), Some("AP0789"));
+        assert_eq!(voice.ttl, Duration::from_secs(86_400));
+
+        for ttl in ["0", "86401"] {
+            let e = settings_err(&["--voice-token-ttl-secs", ttl]);
+            assert!(matches!(e, SettingsError::VoiceTokenTtl), "{e}");
+        }
+        let e = settings_err(&[
+            "--twilio-api-key-sid",
+            "SK1",
+            "--twilio-api-key-secret",
+            "s",
+        ]);
+        assert!(e.to_string().contains("TWILIO_ACCOUNT_SID"), "{e}");
+        let e = settings_err(&[
+            "--twilio-account-sid",
+            "AC1",
+            "--twilio-auth-token",
+            "t",
+            "--twilio-api-key-sid",
+            "SK1",
+        ]);
+        assert!(e.to_string().contains("TWILIO_API_KEY_SECRET"), "{e}");
+        let e = settings_err(&["--twilio-api-key-secret", "s"]);
+        assert!(e.to_string().contains("TWILIO_API_KEY_SID"), "{e}");
+        let e = settings_err(&["--twilio-twiml-app-sid", "AP1"]);
+        assert!(e.to_string().contains("TWILIO_API_KEY_SID"), "{e}");
+        let e = settings_err(&[
+            "--twilio-account-sid",
+            "AC1",
+            "--twilio-auth-token",
+            "t",
+            "--twilio-api-key-sid",
+            "SK1",
+            "--twilio-api-key-secret",
+            "s",
+            "--twilio-twiml-app-sid",
+            "AP 1",
+        ]);
+        assert!(e.to_string().contains("TWILIO_TWIML_APP_SID"), "{e}");
     }
 
     #[test]

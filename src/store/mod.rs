@@ -22,6 +22,7 @@ mod outage;
 pub mod presence;
 pub mod requests;
 pub mod scripts;
+pub mod softphone;
 pub mod staff;
 pub mod stats;
 pub mod tokens;

@@ -148,9 +148,9 @@ pub async fn wait_for(
     panic!("no {css} shown after {within:?}");
 }
 
-/// Waits up to `within` for the JavaScript function body `script` to return
-/// `true` in the page.
-pub async fn wait_until(browser: &Client, script: &str, within: Duration) {
+/// Waits up to `within` for the JavaScript function body `script` (with its
+/// own `return`) to return `true` in the page.
+pub async fn wait_for_js(browser: &Client, script: &str, within: Duration) {
     let started = Instant::now();
     let mut last = serde_json::Value::Null;
     while started.elapsed() < within {
@@ -162,4 +162,34 @@ pub async fn wait_until(browser: &Client, script: &str, within: Duration) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("{script} still gives {last} after {within:?}");
+}
+
+/// Opens the console at `base` and signs in with `token`, by the keyboard.
+pub async fn sign_in(browser: &Client, base: &str, token: &str) {
+    browser.goto(&format!("{base}/console/")).await.unwrap();
+    let field = wait_for(browser, "#token", Duration::from_secs(10)).await;
+    field.send_keys(token).await.unwrap();
+    field.send_keys("\u{E007}").await.unwrap();
+}
+
+/// Waits up to `within` for the JavaScript expression `js` to be true in the
+/// page.
+pub async fn wait_until(browser: &Client, js: &str, within: Duration) {
+    let started = Instant::now();
+    let script = format!("return !!({js});");
+    while started.elapsed() < within {
+        if let Ok(serde_json::Value::Bool(true)) = browser.execute(&script, vec![]).await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("still not true after {within:?}: {js}");
+}
+
+/// The value of the JavaScript expression `js` in the page.
+pub async fn eval(browser: &Client, js: &str) -> serde_json::Value {
+    browser
+        .execute(&format!("return ({js});"), vec![])
+        .await
+        .unwrap_or_else(|e| panic!("{js}: {e}"))
 }
