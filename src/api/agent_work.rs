@@ -23,8 +23,10 @@ use crate::store::requests::WRAP_UP_WINDOW_MS;
 /// Longest note, in characters.
 pub const MAX_NOTE_CHARS: usize = 500;
 
-/// `reason` checked for a move to `target`: only with `away`, and one of the
-/// routing file's `away_reasons` (422 otherwise). None is always allowed.
+/// `reason` checked for a move to `target`: one of the routing file's
+/// `away_reasons` (422 otherwise; the served OpenAPI document lists them). It
+/// is kept with `away` only: with another state the agent has no reason to
+/// keep, and it is dropped. None is always allowed.
 pub(super) fn checked_reason<'a>(
     state: &AppState,
     target: SettableState,
@@ -33,14 +35,9 @@ pub(super) fn checked_reason<'a>(
     let Some(reason) = reason else {
         return Ok(None);
     };
-    if target != SettableState::Away {
-        return Err(ApiError::Invalid(
-            "a reason goes with state away only".into(),
-        ));
-    }
     let reasons = &state.engine.table().console.away_reasons;
     if reasons.iter().any(|r| r == reason) {
-        Ok(Some(reason))
+        Ok((target == SettableState::Away).then_some(reason))
     } else if reasons.is_empty() {
         Err(ApiError::Invalid(
             "no away reasons are configured ([console] away_reasons)".into(),

@@ -307,7 +307,7 @@ pub struct StateBody {
         (status = 403, description = "a token whose role may not set states (wallboard), or `force` with a supervisor token", body = ErrorBody),
         (status = 409, description = "the agent holds a call (reserved or on_call) and `force` is not set", body = ErrorBody),
         (status = 413, description = "the body is larger than 64 KiB", body = ErrorBody),
-        (status = 422, description = "the id breaks its pattern, a state that cannot be set, or a reason not in the routing file's away_reasons (or with another state than away)", body = ErrorBody),
+        (status = 422, description = "the id breaks its pattern, a state that cannot be set, or a reason not in the routing file's away_reasons", body = ErrorBody),
         (status = 503, description = "no admin token configured, or Redis unavailable", body = ErrorBody),
     ))]
 pub async fn set_state(

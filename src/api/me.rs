@@ -126,7 +126,7 @@ pub async fn get(
         (status = 404, description = "the agent was deleted", body = ErrorBody),
         (status = 409, description = "the agent holds a call (reserved or on_call)", body = ErrorBody),
         (status = 413, description = "the body is larger than 64 KiB", body = ErrorBody),
-        (status = 422, description = "a state that cannot be set, or a reason not in the routing file's away_reasons (or with another state than away)", body = ErrorBody),
+        (status = 422, description = "a state that cannot be set, or a reason not in the routing file's away_reasons", body = ErrorBody),
         (status = 503, description = "no admin token configured, or Redis unavailable", body = ErrorBody),
     ))]
 pub async fn set_state(

@@ -276,6 +276,26 @@ pub fn document(table: &RoutingTable) -> utoipa::openapi::OpenApi {
     {
         item.enum_values = Some(names.clone());
     }
+    // An away reason must be one of the routing file's (none configured: only
+    // null), so a schema-valid body is one the handler accepts.
+    let mut reasons: Vec<Value> = table
+        .console
+        .away_reasons
+        .iter()
+        .map(|r| Value::from(r.as_str()))
+        .collect();
+    reasons.push(Value::Null);
+    for body in ["StateBody", "MeStateBody"] {
+        let body = doc
+            .components
+            .as_mut()
+            .and_then(|c| c.schemas.get_mut(body));
+        if let Some(RefOr::T(Schema::Object(body))) = body
+            && let Some(RefOr::T(Schema::Object(reason))) = body.properties.get_mut("reason")
+        {
+            reason.enum_values = Some(reasons.clone());
+        }
+    }
     let get_queue = doc
         .paths
         .paths
