@@ -210,7 +210,10 @@ async fn the_simulator_reports_an_agent_handed_two_calls() {
     args.concurrency = 2;
     args.to = vec![SUPPORT.into()];
     args.answer_every_attempt();
-    args.talk_ms = 300;
+    // Long enough that the two calls overlap even when the machine is busy
+    // (with 300 ms, a loaded CI run once finished the first call before the
+    // second was routed, and there was nothing to report).
+    args.talk_ms = 5000;
     let report = simulate::run(&args).await.expect("simulate runs");
     assert_eq!(report.violations, 1, "{:?}", report.examples);
     assert!(
