@@ -12,7 +12,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::browser::{Chromedriver, wait_for, wait_for_js, wait_for_text};
+use common::browser::{Chromedriver, sign_in, wait_for, wait_for_js, wait_for_text};
 use common::*;
 use fantoccini::{Client, Locator};
 use reqwest::Method;
@@ -39,13 +39,6 @@ fallback = ["voicemail"]
 "#;
 
 const WAIT: Duration = Duration::from_secs(10);
-
-async fn sign_in(browser: &Client, base: &str, token: &str) {
-    browser.goto(&format!("{base}/console/")).await.unwrap();
-    let field = wait_for(browser, "#token", WAIT).await;
-    field.send_keys(token).await.unwrap();
-    field.send_keys("\u{E007}").await.unwrap();
-}
 
 async fn click(browser: &Client, css: &str) {
     wait_for(browser, css, WAIT).await.click().await.unwrap();

@@ -7,8 +7,8 @@
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -122,12 +122,7 @@ pub async fn issue(
         role,
         expires_at: rfc3339(issued.expires_at_ms),
     };
-    Ok((
-        StatusCode::CREATED,
-        [(header::CACHE_CONTROL, "no-store")],
-        Json(doc),
-    )
-        .into_response())
+    Ok(super::tokens::issued_token(doc))
 }
 
 /// Revoke every token of `name` at once (open event streams end within 15 s).

@@ -82,12 +82,17 @@ pub async fn issue(
         token: issued.token.expose().to_owned(),
         expires_at: rfc3339(issued.expires_at_ms),
     };
-    Ok((
+    Ok(issued_token(doc))
+}
+
+/// 201 with a freshly issued token: `no-store`, so no cache keeps the secret.
+pub(super) fn issued_token(doc: impl Serialize) -> Response {
+    (
         StatusCode::CREATED,
         [(header::CACHE_CONTROL, "no-store")],
         Json(doc),
     )
-        .into_response())
+        .into_response()
 }
 
 /// Revoke every token of agent `id` at once.
