@@ -7,7 +7,8 @@
 // present, and a `shutdown` notice reconnects after its `retry:` time.
 //
 // This file is the core (API calls, the event stream, sign-in, the agent's
-// own view); supervisor.js adds the supervisor view and the wallboard through
+// own view); supervisor.js adds the supervisor view and the wallboard, and
+// agentwork.js the agent's away reasons, wrap-ups and last calls, through
 // `window.switchboard`.
 'use strict';
 (() => {
@@ -219,10 +220,10 @@
     renderMe();
   }
 
-  async function setMyState(state) {
+  async function setMyState(state, reason) {
     $('agent-error').textContent = '';
     try {
-      await api('PUT', '/me/state', { state });
+      await api('PUT', '/me/state', reason ? { state, reason } : { state });
       await refreshMe();
     } catch (e) {
       if (e instanceof AuthError) { signOut('Your token was refused: sign in again.'); return; }
@@ -310,11 +311,12 @@
   $('sign-in-button').disabled = false;
   $('sign-out').addEventListener('click', () => signOut(''));
   $('go-available').addEventListener('click', () => setMyState('available'));
-  $('go-away').addEventListener('click', () => setMyState('away'));
+  // agentwork.js fills the reasons in (none configured: the picker is hidden).
+  $('go-away').addEventListener('click', () => setMyState('away', $('away-reason').value));
 
   window.switchboard = {
     $, api, follow, debounce, clock, ago, until, secs, truth, label, views,
-    AuthError, ApiError, signOut, isCurrent: (mine) => mine === session,
+    AuthError, ApiError, signOut, setMyState, isCurrent: (mine) => mine === session,
   };
   // After every deferred script (supervisor.js) has run.
   document.addEventListener('DOMContentLoaded', () => {

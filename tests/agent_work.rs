@@ -154,6 +154,12 @@ async fn without_a_configured_list_away_takes_no_reason() {
         )
         .await;
     assert_eq!(plain.status, 200);
+    let token = app.issue_token("ana").await;
+    let me = app
+        .with_token(&token, Method::GET, "/me", None)
+        .await
+        .json();
+    assert_eq!(me["away_reasons"], json!([]));
 }
 
 #[tokio::test]
@@ -166,9 +172,19 @@ async fn the_agent_who_answered_a_call_gives_its_wrap_up() {
     app.set_my_state(&ana, "available").await;
     let mut events = SseClient::open(&app, &ana, None).await;
 
+    // The console's pickers: the reasons `away` takes, and the codes the
+    // held call's wrap-up takes (its queue's).
+    let me = app.with_token(&ana, Method::GET, "/me", None).await.json();
+    assert_eq!(me["away_reasons"], json!(["lunch", "training", "meeting"]));
     let sid = call_sid(1);
     let dial = app.call_from(&sid, "+15005550123", SUPPORT).await;
     assert_eq!(dialed(&dial).as_deref(), Some("ana"));
+    let me = app.with_token(&ana, Method::GET, "/me", None).await.json();
+    assert_eq!(me["call"]["call_sid"], sid);
+    assert_eq!(
+        me["call"]["dispositions"],
+        json!(["sale", "support", "no-sale"])
+    );
     // Ringing: not answered yet.
     let early = wrap_up(&app, &ana, &sid, json!({"code": "sale"})).await;
     assert_eq!(early.status, 409, "{early:?}");
@@ -234,6 +250,18 @@ async fn the_agent_who_answered_a_call_gives_its_wrap_up() {
     }
     assert!(call["talk_secs"].is_u64(), "{call}");
     assert_eq!(call["wrap_up"]["code"], "no-sale");
+    assert_eq!(call["dispositions"], json!(["sale", "support", "no-sale"]));
+    let ended = time::OffsetDateTime::parse(
+        call["ended"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    let until = time::OffsetDateTime::parse(
+        call["wrap_up_until"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    assert_eq!(until - ended, time::Duration::minutes(30), "{call}");
     let by_admin = app.admin(Method::GET, "/agents/ana/calls", None).await;
     assert_eq!(by_admin.status, 200);
     assert_eq!(by_admin.json()["calls"], json!(calls));
@@ -273,6 +301,11 @@ async fn a_queues_own_dispositions_replace_the_tables() {
     let given = wrap_up(&app, &token, &sid, json!({"code": "vip-care"})).await;
     assert_eq!(given.status, 200, "{given:?}");
     assert_eq!(given.json()["queue"], "vip");
+    let calls = app.with_token(&token, Method::GET, "/me/calls", None).await;
+    assert_eq!(
+        calls.json()["calls"][0]["dispositions"],
+        json!(["vip-care"])
+    );
 }
 
 #[tokio::test]

@@ -481,6 +481,8 @@ async fn the_sdk_is_served_gzipped_and_the_page_stays_small() {
     for file in [
         "",
         "console.js",
+        "supervisor.js",
+        "agentwork.js",
         "console.css",
         "alerts.js",
         "softphone.js",

@@ -17,6 +17,7 @@ use super::me::AgentCaller;
 use super::{ApiError, ErrorBody};
 use crate::agent::SettableState;
 use crate::app::AppState;
+use crate::config::console::ConsoleLists;
 use crate::store::agent_work::{AgentCall, WrapUp, WrapUpOutcome};
 use crate::store::requests::WRAP_UP_WINDOW_MS;
 
@@ -123,12 +124,20 @@ pub struct AgentCallDoc {
     pub talk_secs: u64,
     /// Null until the agent gives one.
     pub wrap_up: Option<WrapUpDoc>,
+    /// Until when the agent may give or change the wrap-up (30 minutes after
+    /// the call ended).
+    pub wrap_up_until: String,
+    /// The codes its wrap-up may take (the queue's `dispositions`, else
+    /// `[console]`'s); empty: none can be given.
+    pub dispositions: Vec<String>,
 }
 
-impl From<AgentCall> for AgentCallDoc {
-    fn from(c: AgentCall) -> Self {
+impl AgentCallDoc {
+    fn new(c: AgentCall, lists: &ConsoleLists) -> Self {
         let talk_ms = c.answered_at.map_or(0, |a| c.ended_at.saturating_sub(a));
         AgentCallDoc {
+            dispositions: lists.dispositions_of(&c.queue).to_vec(),
+            wrap_up_until: rfc3339(c.ended_at.saturating_add(WRAP_UP_WINDOW_MS as i64)),
             call_sid: c.call_sid,
             from: c.from,
             queue: c.queue,
@@ -146,6 +155,18 @@ impl From<AgentCall> for AgentCallDoc {
 pub struct AgentCallList {
     /// Newest first, at most 20.
     pub calls: Vec<AgentCallDoc>,
+}
+
+impl AgentCallList {
+    fn new(calls: Vec<AgentCall>, state: &AppState) -> Self {
+        let lists = &state.engine.table().console;
+        AgentCallList {
+            calls: calls
+                .into_iter()
+                .map(|c| AgentCallDoc::new(c, lists))
+                .collect(),
+        }
+    }
 }
 
 fn valid_call_sid(call_sid: &str) -> Result<(), ApiError> {
@@ -249,9 +270,7 @@ pub async fn my_calls(
     AgentCaller(id): AgentCaller,
 ) -> Result<Json<AgentCallList>, ApiError> {
     let calls = state.engine.store().agent_calls(&id).await?;
-    Ok(Json(AgentCallList {
-        calls: calls.into_iter().map(AgentCallDoc::from).collect(),
-    }))
+    Ok(Json(AgentCallList::new(calls, &state)))
 }
 
 /// An agent's last answered calls, newest first (at most 20), with their
@@ -275,7 +294,5 @@ pub async fn agent_calls(
         return Err(not_found(&id));
     }
     let calls = store.agent_calls(&id).await?;
-    Ok(Json(AgentCallList {
-        calls: calls.into_iter().map(AgentCallDoc::from).collect(),
-    }))
+    Ok(Json(AgentCallList::new(calls, &state)))
 }

@@ -14,6 +14,7 @@ use utoipa::ToSchema;
 use super::agents::{AgentDoc, apply_state, not_found, rfc3339, settable};
 use super::{ApiError, ErrorBody, bearer_token};
 use crate::app::AppState;
+use crate::config::console::ConsoleLists;
 use crate::store::agents::HeldCall;
 
 /// The agent whose token a request carries. Refused (401): no token, one
@@ -53,11 +54,15 @@ pub struct CallDoc {
     pub queue: String,
     /// When the agent answered it, or, while it rings, when it was offered.
     pub since: String,
+    /// The codes its wrap-up may take (`PUT /v1/me/calls/{call_sid}/wrap-up`;
+    /// the queue's `dispositions`, else `[console]`'s); empty: none.
+    pub dispositions: Vec<String>,
 }
 
-impl From<HeldCall> for CallDoc {
-    fn from(call: HeldCall) -> Self {
+impl CallDoc {
+    fn new(call: HeldCall, lists: &ConsoleLists) -> Self {
         CallDoc {
+            dispositions: lists.dispositions_of(&call.queue).to_vec(),
             call_sid: call.call_sid,
             from: call.from,
             queue: call.queue,
@@ -73,6 +78,9 @@ pub struct MeDoc {
     pub agent: AgentDoc,
     /// Null while the agent holds no call.
     pub call: Option<CallDoc>,
+    /// The reasons `away` may be given with (the routing file's `[console]
+    /// away_reasons`); empty: none.
+    pub away_reasons: Vec<String>,
 }
 
 /// What `PUT /v1/me/state` takes.
@@ -104,13 +112,18 @@ pub async fn get(
 ) -> Result<Json<MeDoc>, ApiError> {
     let store = state.engine.store();
     let view = store.get_agent(&id).await?.ok_or_else(|| not_found(&id))?;
+    let lists = &state.engine.table().console;
     let call = match &view.record.call_sid {
-        Some(sid) => store.held_call(sid).await?.map(CallDoc::from),
+        Some(sid) => store
+            .held_call(sid)
+            .await?
+            .map(|call| CallDoc::new(call, lists)),
         None => None,
     };
     Ok(Json(MeDoc {
         agent: view.into(),
         call,
+        away_reasons: lists.away_reasons.clone(),
     }))
 }
 

@@ -30,6 +30,7 @@ const ICON: &str = include_str!("../../console/favicon.svg");
 const RINGING_ICON: &str = include_str!("../../console/favicon-ringing.svg");
 const ALERTS: &str = include_str!("../../console/alerts.js");
 const SOFTPHONE: &str = include_str!("../../console/softphone.js");
+const AGENT_WORK: &str = include_str!("../../console/agentwork.js");
 /// `console/vendor/twilio.min.js`, gzipped (zopfli: see console/vendor/README.md).
 const SDK_GZ: &[u8] = include_bytes!("../../console/vendor/twilio.min.js.gz");
 /// The vendored SDK's npm version, part of its URL so it can be cached for good.
@@ -97,6 +98,10 @@ pub fn routes() -> Router<AppState> {
         .route(
             "/console/softphone.js",
             get(|| async { file(SOFTPHONE, "text/javascript; charset=utf-8") }),
+        )
+        .route(
+            "/console/agentwork.js",
+            get(|| async { file(AGENT_WORK, "text/javascript; charset=utf-8") }),
         )
         .route(SDK_PATH, get(sdk))
 }
