@@ -122,8 +122,25 @@
   }
 
   // ---- queues -------------------------------------------------------------------
+  // One cell each for the three service-level windows and for the agents'
+  // states: eighteen columns did not fit 1280 px.
   const STATES = ['available', 'reserved', 'on_call', 'wrap_up', 'away', 'offline'];
-  const STATE_LABELS = ['Available', 'Ringing', 'On call', 'Wrap-up', 'Away', 'Offline'];
+  const STATE_WORDS = ['free', 'ringing', 'on call', 'wrap-up', 'away', 'offline'];
+  const WINDOWS = [['sl-15', 'last_15m', '15 min'], ['sl-60', 'last_60m', '60 min'], ['sl-today', 'today', 'today']];
+  // In one wrapper: the narrow layout's cell is a flex line, label and value.
+  function parts(cell, names, titles, between) {
+    const box = document.createElement('span');
+    box.className = 'parts';
+    cell.appendChild(box);
+    return names.map((name, i) => {
+      if (i > 0) box.append(between);
+      const span = document.createElement('span');
+      span.className = name;
+      span.title = titles[i];
+      box.appendChild(span);
+      return span;
+    });
+  }
   function makeQueueRow(q) {
     const row = document.createElement('tr');
     row.dataset.queue = q.name;
@@ -135,16 +152,17 @@
       waiting: td(row, 'num waiting', 'Waiting'),
       longest: td(row, 'longest', 'Longest wait'),
       trend: td(row, 'trend', 'Last hour: waiting, service level'),
-      sl15: td(row, 'num sl-15', 'Service level, 15 min'),
-      sl60: td(row, 'num sl-60', 'Service level, 60 min'),
-      slToday: td(row, 'num sl-today', 'Service level, today'),
+      sl: td(row, 'num service-level', 'Service level: 15 min · 60 min · today'),
       offered: td(row, 'num offered', 'Offered today'),
       answered: td(row, 'num answered', 'Answered today'),
       abandoned: td(row, 'num abandoned', 'Abandoned today'),
       asa: td(row, 'num asa', 'Avg. speed of answer'),
       aht: td(row, 'num aht', 'Avg. handle time'),
     };
-    row._states = STATES.map((s, i) => td(row, 'num ' + s, STATE_LABELS[i]));
+    row._c.slWindows = parts(row._c.sl, WINDOWS.map(([n]) => 'sl ' + n),
+      WINDOWS.map(([, , label]) => 'Service level, ' + label), ' · ');
+    const agents = td(row, 'agents', 'Agents');
+    row._states = parts(agents, STATES.map((s) => 'count ' + s), STATE_WORDS, ' ');
     return row;
   }
   function fillQueueRow(row, q) {
@@ -159,11 +177,11 @@
     spark(c.trend, 'waiting', trend.map((p) => p.waiting), null, 'Waiting callers, last hour');
     spark(c.trend, 'service-level', trend.map((p) => p.service_level_pct), 100, 'Service level %, last hour');
     const sl = q.service_level || {};
-    for (const [cell, w, name] of [[c.sl15, sl.last_15m, 'sl-15'], [c.sl60, sl.last_60m, 'sl-60'], [c.slToday, sl.today, 'sl-today']]) {
-      const value = w ? w.pct : null;
-      put(cell, pct(value));
-      klass(cell, 'num ' + name + level(value, t.service_level_pct, true));
-    }
+    WINDOWS.forEach(([name, key], i) => {
+      const value = sl[key] ? sl[key].pct : null;
+      put(c.slWindows[i], pct(value));
+      klass(c.slWindows[i], 'sl ' + name + level(value, t.service_level_pct, true));
+    });
     const today = q.today || {};
     put(c.offered, num(today.offered));
     put(c.answered, num(today.answered));
@@ -172,7 +190,11 @@
     put(c.asa, secsOrDash(today.asa_secs));
     klass(c.asa, 'num asa' + level(today.asa_secs, t.asa_secs, false));
     put(c.aht, secsOrDash(today.aht_secs));
-    STATES.forEach((s, i) => put(row._states[i], String(q.agents[s])));
+    STATES.forEach((s, i) => {
+      const n = q.agents[s];
+      put(row._states[i], n + ' ' + STATE_WORDS[i]);
+      klass(row._states[i], 'count ' + s + (n ? '' : ' none'));
+    });
   }
 
   // ---- calls --------------------------------------------------------------------

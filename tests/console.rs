@@ -124,6 +124,9 @@ async fn an_agent_and_a_supervisor_follow_a_call_in_a_browser() {
     sign_in(&agent, app.base(), &token).await;
     wait_for_text(&agent, "#agent-state", "offline", WAIT).await;
     wait_for_text(&agent, "#agent-name", "Ana Lima (ana)", WAIT).await;
+    // No away reasons configured: no picker.
+    let picker = agent.find(Locator::Id("away-reason-field")).await.unwrap();
+    assert!(!picker.is_displayed().await.unwrap());
     sign_in(&supervisor, app.base(), ADMIN_TOKEN).await;
     wait_for(&supervisor, "#queues tr[data-queue=desk]", WAIT).await;
     wait_for_text(&supervisor, "#connection", "Live", WAIT).await;

@@ -259,15 +259,15 @@ async fn a_supervisor_sees_what_is_true_and_acts_from_the_page() {
     // within the service level, one removed; an idle queue reads "–", never
     // "0 %".
     wait_for_text(&page, "#queues tr[data-queue=desk] td.answered", "1", WAIT).await;
-    wait_for_text(&page, "#queues tr[data-queue=desk] td.sl-15", "100 %", WAIT).await;
+    wait_for_text(&page, "#queues tr[data-queue=desk] .sl-15", "100 %", WAIT).await;
     wait_for_text(
         &page,
-        "#queues tr[data-queue=desk] td.sl-today",
+        "#queues tr[data-queue=desk] .sl-today",
         "100 %",
         WAIT,
     )
     .await;
-    wait_for_text(&page, "#queues tr[data-queue=sales] td.sl-15", "–", WAIT).await;
+    wait_for_text(&page, "#queues tr[data-queue=sales] .sl-15", "–", WAIT).await;
     wait_for_text(&page, "#totals .tile.answered strong", "1", WAIT).await;
     wait_for_text(&page, "#totals .tile.offered strong", "2", WAIT).await;
     wait_for_js(
@@ -326,7 +326,7 @@ async fn a_supervisor_sees_what_is_true_and_acts_from_the_page() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn on_a_phone_nothing_scrolls_sideways_and_the_dark_scheme_is_honoured() {
+async fn nothing_scrolls_sideways_on_a_phone_or_a_desktop_and_the_dark_scheme_is_honoured() {
     let app = spawn_app_with(FLOOR, true, |_| {}).await;
     app.add_agent("ana", &["desk"]).await;
     app.call_from(&call_sid(1), "+15005550101", SUPPORT).await;
@@ -357,6 +357,16 @@ async fn on_a_phone_nothing_scrolls_sideways_and_the_dark_scheme_is_honoured() {
         &dark,
         "return matchMedia('(prefers-color-scheme: dark)').matches \
          && getComputedStyle(document.body).backgroundColor === 'rgb(13, 17, 23)'",
+        WAIT,
+    )
+    .await;
+    // At a desktop's 1280 px the queue table fits too: one column for the
+    // three service-level windows, one for the agents' states.
+    wait_for_js(
+        &dark,
+        "const w = document.querySelector('#queues').closest('.table-wrap'); \
+         return w.scrollWidth <= w.clientWidth \
+         && document.querySelector('#queues tr[data-queue=desk] .count.offline').textContent === '1 offline'",
         WAIT,
     )
     .await;
