@@ -102,6 +102,16 @@ async fn a_lease_whose_end_is_never_reported_ends_at_max_call_secs() {
         assert!(started.elapsed() < Duration::from_secs(5), "{stored:?}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // The call the worker ended is among the agent's last calls, as long as
+    // its lease lasted (its end is the lease's, not a report's).
+    let calls = app.admin(reqwest::Method::GET, "/agents/a/calls", None).await;
+    assert_eq!(calls.status, 200, "{calls:?}");
+    let calls = calls.json()["calls"].clone();
+    assert_eq!(calls.as_array().map(Vec::len), Some(1), "{calls}");
+    assert_eq!(calls[0]["call_sid"], sid);
+    assert!(calls[0]["answered"].is_string(), "{calls}");
+    let talk = calls[0]["talk_secs"].as_u64().unwrap();
+    assert!((1..=3).contains(&talk), "{calls}");
     // The completed callback that finally arrives changes nothing.
     let before = app.snapshot().await;
     app.dial_action(&sid, &dial, "completed").await;
