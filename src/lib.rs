@@ -31,6 +31,7 @@ pub mod demo;
 pub mod events;
 pub mod http;
 pub mod metrics;
+pub mod needs;
 pub mod redis_server;
 pub mod roster;
 pub mod routing;

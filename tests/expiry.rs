@@ -104,7 +104,9 @@ async fn a_lease_whose_end_is_never_reported_ends_at_max_call_secs() {
     }
     // The call the worker ended is among the agent's last calls, as long as
     // its lease lasted (its end is the lease's, not a report's).
-    let calls = app.admin(reqwest::Method::GET, "/agents/a/calls", None).await;
+    let calls = app
+        .admin(reqwest::Method::GET, "/agents/a/calls", None)
+        .await;
     assert_eq!(calls.status, 200, "{calls:?}");
     let calls = calls.json()["calls"].clone();
     assert_eq!(calls.as_array().map(Vec::len), Some(1), "{calls}");
