@@ -14,7 +14,8 @@ answered waits (ms), handled, the sum of handle times (ms), and the most callers
 seen waiting. A slot holding an older bucket is stale: the next write resets
 it and readers skip it. So the hash never holds more than STATS_MINUTES +
 STATS_QUARTERS fields whatever the traffic, and it expires STATS_TTL_MS after
-its last write (a queue gone from the routing file leaves nothing behind).
+the first write of its latest minute (a queue gone from the routing file leaves
+nothing behind).
 
 Quarter hours rather than days: a script does not know the queue's time zone,
 and every zone's offset from UTC is a whole number of quarter hours, so any
@@ -33,15 +34,18 @@ local STATS_TTL_MS = 2 * 86400000
 local SHORT_ABANDON_MS = 5000
 local STAT_NAMES = {'o', 'a', 'w', 'x', 's', 'aw', 'h', 'ht', 'pk'}
 
-local function stats_bump(key, field, bucket, add, peak)
+-- One slot's new value: `cur` (nil when the field is missing) with `add`
+-- added and the peak raised, reset first if it holds another bucket. Second
+-- return: true when it was reset (a new bucket begins).
+local function stats_slot(cur, bucket, add, peak)
   local v = {}
-  local cur = redis.call('HGET', key, field)
   if cur then
     for n in string.gmatch(cur, '[^,]+') do
       v[#v + 1] = tonumber(n)
     end
   end
-  if v[1] ~= bucket or #v ~= #STAT_NAMES + 1 then
+  local fresh = v[1] ~= bucket or #v ~= #STAT_NAMES + 1
+  if fresh then
     v = {bucket}
     for i = 1, #STAT_NAMES do
       v[i + 1] = 0
@@ -55,15 +59,16 @@ local function stats_bump(key, field, bucket, add, peak)
   if peak and peak > v[#v] then
     v[#v] = peak
   end
-  -- Whole numbers only, so "%d" never meets a fraction.
   for i = 1, #v do
     v[i] = string.format('%d', v[i])
   end
-  redis.call('HSET', key, field, table.concat(v, ','))
+  return table.concat(v, ','), fresh
 end
 
--- Adds `add` ({name = n}) to the queue's current minute and quarter hour, and
--- raises their peak of waiting callers to `peak` (if given).
+-- Both slots are read in one HMGET and written in one HSET; the expiry is
+-- pushed back only when a minute slot begins a new bucket (at most once a
+-- minute, far inside STATS_TTL_MS), not on every call: the stats were a fifth
+-- of a routing cycle's Redis commands.
 local function stats_add(queue, now, add, peak)
   if not queue or queue == '' then
     return
@@ -71,13 +76,17 @@ local function stats_add(queue, now, add, peak)
   local key = K.stats(queue)
   local minute = math.floor(now / 60000)
   local quarter = math.floor(now / 900000)
-  stats_bump(key, 'm' .. (minute % STATS_MINUTES), minute, add, peak)
-  stats_bump(key, 'q' .. (quarter % STATS_QUARTERS), quarter, add, peak)
-  redis.call('PEXPIRE', key, STATS_TTL_MS)
+  local m_field = 'm' .. (minute % STATS_MINUTES)
+  local q_field = 'q' .. (quarter % STATS_QUARTERS)
+  local cur = redis.call('HMGET', key, m_field, q_field)
+  local m_value, new_minute = stats_slot(cur[1] or nil, minute, add, peak)
+  local q_value = stats_slot(cur[2] or nil, quarter, add, peak)
+  redis.call('HSET', key, m_field, m_value, q_field, q_value)
+  if new_minute then
+    redis.call('PEXPIRE', key, STATS_TTL_MS)
+  end
 end
 
--- A new call offered to its queue `queue`; `sl_ms` is that queue's service
--- level threshold, kept with the call for the moment it is answered.
 local function stats_offered(call, queue, now, sl_ms)
   redis.call('HSET', call, 'offered_at', now, 'sl_ms', sl_ms)
   stats_add(queue, now, {o = 1})
