@@ -390,10 +390,14 @@ fn save(name: &str, png: &[u8]) {
 async fn a_thousand_agents_and_two_hundred_callers_redraw_quickly_on_a_small_page() {
     let app = spawn_app_with(FLOOR, true, |_| {}).await;
     let mut bytes = 0;
+    // Everything index.html loads (every script loads for every role).
     for file in [
         "",
         "console.js",
         "supervisor.js",
+        "agentwork.js",
+        "alerts.js",
+        "softphone.js",
         "console.css",
         "favicon.svg",
     ] {
