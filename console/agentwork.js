@@ -74,6 +74,7 @@
       button.addEventListener('click', () => {
         const shown = item.querySelector('form');
         if (shown) { shown.remove(); button.setAttribute('aria-expanded', 'false'); return; }
+        // The list is drawn again with the new wrap-up once "Saved" was seen.
         item.append(wrapUpForm(call.call_sid, call.dispositions, given, () => setTimeout(loadCalls, 600)));
         button.setAttribute('aria-expanded', 'true');
         item.querySelector('select').focus();
@@ -125,7 +126,6 @@
   }
 
   document.addEventListener('switchboard:agent', (e) => {
-    heldSid = null;
     showReasons(e.detail.me.away_reasons || []);
     $('my-calls').hidden = false;
     loadCalls();

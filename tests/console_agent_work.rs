@@ -63,6 +63,17 @@ async fn agent_field_becomes(app: &TestApp, id: &str, field: &str, value: serde_
     }
 }
 
+/// The call's history holds the wrap-up `code` with the note; answers the history.
+async fn stored_wrap_up_is(app: &TestApp, sid: &str, code: &str) -> serde_json::Value {
+    let history = app
+        .admin(Method::GET, &format!("/calls/{sid}"), None)
+        .await
+        .json();
+    assert_eq!(history["wrap_up"]["code"], code, "{history:#}");
+    assert_eq!(history["wrap_up"]["note"], NOTE, "{history:#}");
+    history
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agent_gives_away_reasons_and_wrap_ups_and_sees_its_last_calls() {
     let app = spawn_app(ROUTING).await;
@@ -147,12 +158,7 @@ async fn an_agent_gives_away_reasons_and_wrap_ups_and_sees_its_last_calls() {
         WAIT,
     )
     .await;
-    let history = app
-        .admin(Method::GET, &format!("/calls/{sid}"), None)
-        .await
-        .json();
-    assert_eq!(history["wrap_up"]["code"], "sale");
-    assert_eq!(history["wrap_up"]["note"], NOTE);
+    stored_wrap_up_is(&app, &sid, "sale").await;
     screenshot(&page, "agent-wrap-up-phone").await;
 
     // The call ends: it heads the last calls, with its wrap-up, as text.
@@ -188,12 +194,7 @@ async fn an_agent_gives_away_reasons_and_wrap_ups_and_sees_its_last_calls() {
         WAIT,
     )
     .await;
-    let history = app
-        .admin(Method::GET, &format!("/calls/{sid}"), None)
-        .await
-        .json();
-    assert_eq!(history["wrap_up"]["code"], "no-sale");
-    assert_eq!(history["wrap_up"]["note"], NOTE);
+    let history = stored_wrap_up_is(&app, &sid, "no-sale").await;
     let replaced = history["events"]
         .as_array()
         .unwrap()
