@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use switchboard::agent::SettableState;
+use switchboard::agent::{AgentSpec, SettableState};
 use switchboard::config::{RoutingTable, Settings};
 use switchboard::redis_server::RedisServer;
 use switchboard::server;
@@ -37,17 +37,15 @@ async fn main() {
     // One agent per call, so every measured call takes the reserve-an-agent path.
     for i in 0..calls {
         let id = format!("agent{i}");
-        store
-            .upsert_agent(
-                &id,
-                &id,
-                &format!("client:{id}"),
-                &["default".into()],
-                0,
-                &Actor::Admin,
-            )
-            .await
-            .unwrap();
+        let spec = AgentSpec {
+            id: id.clone(),
+            name: id.clone(),
+            contact: format!("client:{id}"),
+            queues: vec!["default".into()],
+            heartbeat_secs: 0,
+            skills: Default::default(),
+        };
+        store.put_agent(&spec, &Actor::Admin).await.unwrap();
         store
             .set_agent_state(&id, SettableState::Available, false, &Actor::Admin)
             .await

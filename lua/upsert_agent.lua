@@ -1,17 +1,18 @@
 --[[ upsert_agent: create an agent, or change its name, contact and queues.
 
-KEYS[1]  agent hash  sb:{ns}:agent:<id>; `agents`, `counts`, `presence` and the
-         `avail:<queue>` lines of its old and new queues are built from the
-         prefix
+KEYS[1]  agent hash  sb:{ns}:agent:<id>; `agents`, `counts`, `presence`, the
+         `avail:<queue>` lines of its old and new queues and their
+         `skill_avail:<queue>:<skill>` lines are built from the prefix
 ARGV[1]  JSON UpsertAgentRequest (src/store/requests.rs): {prefix, id, name,
-         contact, queues: [names], heartbeat_ms (0: no heartbeats expected),
+         contact, queues: [names], skills ('name:level,…' by name; '' none),
+         heartbeat_ms (0: no heartbeats expected),
          spare_token, by (who asked: `admin`, or `import` for `agents
          import`)} (already validated); a free agent joining a queue where
          callers wait is given to one at once
 
 Reply: agent_reply(code) with code 'created' or 'updated'.
 A new agent starts offline. An agent who is free keeps its place in line: it is
-re-offered in its new queues at the score it already had. An agent that was
+re-offered in its new queues, with its new skills, at the score it already had. An agent that was
 deleted while on a call and is put back keeps its call.
 The creation or update is an `agent_state` event carrying `by` (so also in
 the audit list `audit`, built from the prefix).
@@ -26,7 +27,7 @@ redis.call('SADD', K.agents, id)
 if redis.call('EXISTS', agent) == 0 then
   redis.call('HSET', agent, 'id', id, 'name', req.name, 'contact', req.contact,
     'queues', member_of, 'free_at', '', 'call_sid', '', 'token', '', 'missed_in_row', 0,
-    'heartbeat_ms', req.heartbeat_ms)
+    'heartbeat_ms', req.heartbeat_ms, 'skills', req.skills)
   set_state(agent, id, 'offline', {'state_since', now}, req.by)
   return agent_reply('created', agent, now)
 end
@@ -36,7 +37,7 @@ local old_queues = queues_of(agent)
 dequeue(id, old_queues)
 uncount(agent, old_queues)
 redis.call('HSET', agent, 'name', req.name, 'contact', req.contact, 'queues', member_of,
-  'heartbeat_ms', req.heartbeat_ms)
+  'heartbeat_ms', req.heartbeat_ms, 'skills', req.skills)
 redis.call('HDEL', agent, 'deleted')
 local state = redis.call('HGET', agent, 'state')
 count(req.queues, state, 1)

@@ -6,6 +6,8 @@ use std::fmt;
 
 use serde::Serialize;
 
+use crate::needs::{Skills, SkillsInput, check_skills};
+
 /// An agent or queue id: `[A-Za-z0-9._-]{1,64}`, safe inside Redis keys and URLs,
 /// except `.` and `..`: as a URL path segment those are resolved away by every
 /// HTTP client, so `/v1/agents/..` could never be reached.
@@ -116,6 +118,9 @@ pub struct AgentSpec {
     pub queues: Vec<String>,
     /// 0: no heartbeats expected.
     pub heartbeat_secs: u32,
+    /// What the agent can do, and how well (`crate::needs`): what a call's
+    /// needs and a queue's steps are matched against.
+    pub skills: Skills,
 }
 
 /// An agent's setting that breaks its rule, naming the setting.
@@ -140,6 +145,8 @@ pub enum SpecError {
     UnknownQueue(String),
     #[error("heartbeat_secs must be 0 to {MAX_HEARTBEAT_SECS}")]
     HeartbeatSecs,
+    #[error("skills: {0}")]
+    Skills(String),
 }
 
 /// Every problem of one agent, the first (in the order of the fields) apart:
@@ -165,6 +172,7 @@ impl SpecError {
             SpecError::Contact(_) | SpecError::ContactNotAllowed { .. } => "contact",
             SpecError::UnknownQueue(_) => "queues",
             SpecError::HeartbeatSecs => "heartbeat_secs",
+            SpecError::Skills(_) => "skills",
         }
     }
 }
@@ -179,6 +187,7 @@ impl AgentSpec {
         contact: &str,
         queues: &[String],
         heartbeat_secs: Option<i64>,
+        skills: Option<&SkillsInput>,
     ) -> Result<AgentSpec, SpecErrors> {
         let mut errors = Vec::new();
         if !is_valid_id(id) {
@@ -219,6 +228,14 @@ impl AgentSpec {
                 0
             }
         };
+        let skills = match skills.map(check_skills) {
+            None => Skills::new(),
+            Some(Ok(skills)) => skills,
+            Some(Err(why)) => {
+                errors.push(SpecError::Skills(why));
+                Skills::new()
+            }
+        };
         let mut errors = errors.into_iter();
         if let Some(first) = errors.next() {
             return Err(SpecErrors {
@@ -232,6 +249,7 @@ impl AgentSpec {
             contact: stored_contact,
             queues: unique,
             heartbeat_secs,
+            skills,
         })
     }
 }

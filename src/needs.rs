@@ -47,6 +47,144 @@ pub fn is_skill_name(name: &str) -> bool {
 /// An agent's skills: name → level (1 ..= 100).
 pub type Skills = BTreeMap<String, u8>;
 
+/// Most skills one agent may have.
+pub const MAX_SKILLS: usize = 64;
+
+/// An agent's skills as the API and the agents file take them: levels by name
+/// (`{"es": 3, "billing": 5}`), or names alone (`["es", "billing"]`, level 1
+/// each). Its OpenAPI schema is [`schema::SkillsInput`], which states the rules.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(untagged)]
+pub enum SkillsInput {
+    Levels(BTreeMap<String, i64>),
+    Names(Vec<String>),
+}
+
+/// A skill's name as `is_skill_name` takes it, spelled out without a lookahead
+/// so every regex dialect reads it alike (`openapi::tests` checks it against
+/// the code): a lowercase letter, then lowercase letters, digits or `_`, at
+/// most 32, and not `and`, `or`, `not` or `any`.
+pub const SKILL_NAME_PATTERN: &str = r"^(?:[a-z]|[a-np-z][a-z0-9_]|o[a-qs-z0-9_]|[b-mo-z][a-z0-9_]{2}|a[a-mo-z0-9_][a-z0-9_]|an[a-ce-xz0-9_]|n[a-np-z0-9_][a-z0-9_]|no[a-su-z0-9_]|[a-z][a-z0-9_]{3,31})$";
+
+/// The OpenAPI schemas of skills, built by hand: the derive cannot say
+/// `maxProperties`, `uniqueItems` or a map's key pattern, and every rule the
+/// handler enforces must be in the schema (schema-valid bodies are accepted).
+pub mod schema {
+    use utoipa::openapi::RefOr;
+    use utoipa::openapi::schema::{
+        ArrayBuilder, ObjectBuilder, OneOfBuilder, Schema, SchemaType, Type,
+    };
+
+    use super::{MAX_LEVEL, MAX_SKILL_CHARS, MAX_SKILLS, SKILL_NAME_PATTERN};
+
+    fn name() -> ObjectBuilder {
+        ObjectBuilder::new()
+            .schema_type(SchemaType::Type(Type::String))
+            .min_length(Some(1))
+            .max_length(Some(MAX_SKILL_CHARS))
+            .pattern(Some(SKILL_NAME_PATTERN))
+    }
+
+    /// Levels by name: `{"es": 3}`.
+    fn levels(max: Option<usize>) -> ObjectBuilder {
+        let level = ObjectBuilder::new()
+            .schema_type(SchemaType::Type(Type::Integer))
+            .minimum(Some(1))
+            .maximum(Some(MAX_LEVEL));
+        ObjectBuilder::new()
+            .schema_type(SchemaType::Type(Type::Object))
+            .property_names(Some(name()))
+            .additional_properties(Some(level))
+            .max_properties(max)
+    }
+
+    /// What `PUT /v1/agents/{id}` takes as `skills`.
+    pub struct SkillsInput;
+
+    impl utoipa::PartialSchema for SkillsInput {
+        fn schema() -> RefOr<Schema> {
+            let names = ArrayBuilder::new()
+                .items(name())
+                .max_items(Some(MAX_SKILLS))
+                .unique_items(true)
+                .description(Some("names alone, level 1 each: [\"es\", \"billing\"]"));
+            OneOfBuilder::new()
+                .item(levels(Some(MAX_SKILLS)).description(Some(
+                    "levels (1 to 100) by name: {\"es\": 3, \"billing\": 5}",
+                )))
+                .item(names)
+                .description(Some(
+                    "An agent's skills, at most 64: levels by name, or names alone. A name is a lowercase letter, then lowercase letters, digits or _, at most 32, and not and, or, not, any.",
+                ))
+                .into()
+        }
+    }
+
+    impl utoipa::ToSchema for SkillsInput {}
+
+    /// An agent document's `skills`: levels by name.
+    pub struct Skills;
+
+    impl utoipa::PartialSchema for Skills {
+        fn schema() -> RefOr<Schema> {
+            levels(None)
+                .description(Some("Skill name -> level (1 to 100)."))
+                .into()
+        }
+    }
+
+    impl utoipa::ToSchema for Skills {}
+}
+
+/// The skills as stored, or what is wrong with them (the first problem).
+pub fn check_skills(input: &SkillsInput) -> Result<Skills, String> {
+    let pairs: Vec<(&str, i64)> = match input {
+        SkillsInput::Levels(levels) => levels.iter().map(|(k, v)| (k.as_str(), *v)).collect(),
+        SkillsInput::Names(names) => names.iter().map(|n| (n.as_str(), 1)).collect(),
+    };
+    if pairs.len() > MAX_SKILLS {
+        return Err(format!("at most {MAX_SKILLS} skills, not {}", pairs.len()));
+    }
+    let mut skills = Skills::new();
+    for (name, level) in pairs {
+        if !is_skill_name(name) {
+            return Err(format!(
+                "skill {name:?} must be a lowercase letter, then lowercase letters, digits or _ (at most {MAX_SKILL_CHARS}), and not and, or, not, any"
+            ));
+        }
+        let level = u8::try_from(level)
+            .ok()
+            .filter(|l| (1..=MAX_LEVEL).contains(l))
+            .ok_or_else(|| format!("skill {name:?}: level {level} must be 1 to {MAX_LEVEL}"))?;
+        if skills.insert(name.to_owned(), level).is_some() {
+            return Err(format!("skill {name:?} is given twice"));
+        }
+    }
+    Ok(skills)
+}
+
+/// As the agent's hash keeps them (`skills`, read by the Lua scripts):
+/// `name:level` pairs, comma separated, by name.
+pub fn encode_skills(skills: &Skills) -> String {
+    skills
+        .iter()
+        .map(|(name, level)| format!("{name}:{level}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The stored form read back; a pair that does not parse is left out (only
+/// `encode_skills` writes it).
+pub fn decode_skills(stored: &str) -> Skills {
+    stored
+        .split(',')
+        .filter_map(|pair| {
+            let (name, level) = pair.split_once(':')?;
+            Some((name.to_owned(), level.parse().ok()?))
+        })
+        .collect()
+}
+
 /// One test of an alternative: the agent has `skill` at `min` or more (or,
 /// `negated`, does not).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
@@ -601,6 +739,42 @@ mod tests {
             err(&wide)
         );
         assert!(err(&"a or ".repeat(200)).contains("longer than 512"));
+    }
+
+    #[test]
+    fn skills_are_levels_or_names_and_round_trip() {
+        let levels = SkillsInput::Levels([("es".to_owned(), 3), ("billing".to_owned(), 5)].into());
+        let skills = check_skills(&levels).unwrap();
+        assert_eq!(encode_skills(&skills), "billing:5,es:3");
+        assert_eq!(decode_skills("billing:5,es:3"), skills);
+        assert_eq!(decode_skills(""), Skills::new());
+        let names = SkillsInput::Names(vec!["es".into(), "vip".into()]);
+        assert_eq!(encode_skills(&check_skills(&names).unwrap()), "es:1,vip:1");
+        for (bad, why) in [
+            (
+                SkillsInput::Levels([("es".to_owned(), 0)].into()),
+                "level 0 must be 1 to 100",
+            ),
+            (
+                SkillsInput::Levels([("es".to_owned(), 101)].into()),
+                "level 101",
+            ),
+            (
+                SkillsInput::Names(vec!["Es".into()]),
+                "skill \"Es\" must be",
+            ),
+            (
+                SkillsInput::Names(vec!["es".into(), "es".into()]),
+                "given twice",
+            ),
+            (
+                SkillsInput::Names((0..65).map(|i| format!("s{i}")).collect()),
+                "at most 64",
+            ),
+        ] {
+            let error = check_skills(&bad).unwrap_err();
+            assert!(error.contains(why), "{error}");
+        }
     }
 
     #[test]

@@ -21,6 +21,7 @@ use toml::Spanned;
 use crate::agent::{AgentSpec, AgentState, SettableState, SpecError};
 use crate::config::routing::{excerpt, line_of};
 use crate::config::{RedisArgs, RoutingFileError, RoutingTable, SettingsError};
+use crate::needs::{SkillsInput, encode_skills};
 use crate::store::{Actor, AgentView, SetStateOutcome, Store, StoreError};
 
 /// `switchboard agents import`'s flags.
@@ -62,6 +63,7 @@ struct RawAgent {
     contact: Spanned<String>,
     queues: Spanned<Vec<Spanned<String>>>,
     heartbeat_secs: Option<Spanned<i64>>,
+    skills: Option<Spanned<SkillsInput>>,
     state: Option<Spanned<String>>,
 }
 
@@ -198,6 +200,7 @@ impl Roster {
                 raw.contact.get_ref(),
                 &queues,
                 raw.heartbeat_secs.as_ref().map(|h| *h.get_ref()),
+                raw.skills.as_ref().map(Spanned::get_ref),
             );
             match checked {
                 Ok(spec) => agents.push(RosterAgent {
@@ -244,6 +247,10 @@ fn span_of(raw: &RawAgent, error: &SpecError) -> Range<usize> {
             .map_or_else(|| raw.queues.span(), Spanned::span),
         SpecError::HeartbeatSecs => raw
             .heartbeat_secs
+            .as_ref()
+            .map_or_else(|| raw.id.span(), Spanned::span),
+        SpecError::Skills(_) => raw
+            .skills
             .as_ref()
             .map_or_else(|| raw.id.span(), Spanned::span),
     }
@@ -387,6 +394,11 @@ fn differences(view: &AgentView, spec: &AgentSpec) -> Vec<FieldChange> {
         "heartbeat_secs",
         r.heartbeat_secs.to_string(),
         spec.heartbeat_secs.to_string(),
+    );
+    compare(
+        "skills",
+        encode_skills(&r.skills),
+        encode_skills(&spec.skills),
     );
     changes
 }

@@ -94,6 +94,7 @@ name = "Ana"
 contact = "client:ana"
 queues = ["sales", "support"]
 state = "available"
+skills = { es = 3, billing = 5 }
 
 [[agents]]
 id = "bo"
@@ -101,6 +102,7 @@ name = "Bo"
 contact = "+15551230002"
 queues = ["sales"]
 heartbeat_secs = 60
+skills = ["vip"]
 
 [[agents]]
 id = "cy"
@@ -140,7 +142,10 @@ async fn a_first_import_creates_the_agents_and_a_second_writes_nothing() {
     let ana = app.agent("ana").await;
     assert_eq!(ana["state"], "available");
     assert_eq!(ana["queues"], json!(["sales", "support"]));
+    assert_eq!(ana["skills"], json!({"billing": 5, "es": 3}));
     let bo = app.agent("bo").await;
+    assert_eq!(bo["skills"], json!({"vip": 1}));
+    assert_eq!(app.agent("cy").await["skills"], json!({}));
     assert_eq!(
         (
             &bo["name"],
@@ -219,7 +224,11 @@ state = "available"
             "contact = \"client:second\"\nqueues = [\"support\", \"sales\"]",
         )
         .replace("queues = [\"vip\"]", "queues = [\"vip\", \"night\"]")
-        .replace("state = \"available\"", "state = \"offline\"");
+        .replace("state = \"available\"", "state = \"offline\"")
+        .replace(
+            "contact = \"client:second\"",
+            "contact = \"client:second\"\nskills = { es = 2 }",
+        );
     let run = import(&app, &files, &files.write("agents.toml", &changed), &[]);
     assert!(run.ok, "{run:?}");
     assert!(
@@ -229,7 +238,7 @@ state = "available"
     );
     assert!(
         run.stdout
-            .contains("updated      second: queues \"support\" -> \"support,sales\"\n"),
+            .contains("updated      second: queues \"support\" -> \"support,sales\", skills \"\" -> \"es:2\"\n"),
         "{run:?}"
     );
 
@@ -356,6 +365,7 @@ name = "X"
 contact = "555-0100"
 queues = ["sales", "billing"]
 heartbeat_secs = -5
+skills = { es = 0 }
 
 [[agents]]
 id = "good"
@@ -374,12 +384,13 @@ state = "on_call"
             "{file}:11: agent \"x1\": queues: unknown queue \"billing\"\n  11 | queues = [\"sales\", \"billing\"]"
         ),
         format!("{file}:12: agent \"x1\": heartbeat_secs must be 0 to 86400"),
-        format!("{file}:15: agent \"good\": defined twice (first on line 2)"),
+        format!("{file}:13: agent \"x1\": skills: skill \"es\": level 0 must be 1 to 100"),
+        format!("{file}:16: agent \"good\": defined twice (first on line 2)"),
         format!(
-            "{file}:17: agent \"good\": contact \"sip:good@example.com\" is not allowed by the routing file's [contacts] allow"
+            "{file}:18: agent \"good\": contact \"sip:good@example.com\" is not allowed by the routing file's [contacts] allow"
         ),
         format!(
-            "{file}:19: agent \"good\": state \"on_call\" must be one of available, away, offline"
+            "{file}:20: agent \"good\": state \"on_call\" must be one of available, away, offline"
         ),
     ] {
         assert!(run.stderr.contains(&line), "{line}\n---\n{}", run.stderr);

@@ -24,6 +24,7 @@ local K = {
   agent = function(id) return P .. 'agent:' .. id end,
   agents = P .. 'agents',
   avail = function(queue) return P .. 'avail:' .. queue end,
+  skill_avail = function(queue, skill) return P .. 'skill_avail:' .. queue .. ':' .. skill end,
   call = function(sid) return P .. 'call:' .. sid end,
   deadlines = P .. 'deadlines',
   counts = P .. 'counts',

@@ -13,6 +13,7 @@ use super::roles::{ActingCaller, Caller};
 use super::{ApiError, ErrorBody};
 use crate::agent::{AgentSpec, AgentState, SettableState, is_valid_id};
 use crate::app::AppState;
+use crate::needs::{Skills, SkillsInput};
 use crate::store::agents::MAX_PAGE;
 use crate::store::{Actor, AgentView, SetStateOutcome};
 
@@ -36,6 +37,9 @@ pub struct AgentDoc {
     /// Why the agent is away, when a reason was given with `away` (one of the
     /// routing file's `[console] away_reasons`); null otherwise.
     pub away_reason: Option<String>,
+    /// Skill name → level (1 to 100); what calls' needs are matched against.
+    #[schema(value_type = crate::needs::schema::Skills)]
+    pub skills: Skills,
 }
 
 /// RFC 3339 (UTC, milliseconds) of a Redis-clock instant.
@@ -62,6 +66,7 @@ impl From<AgentView> for AgentDoc {
             heartbeat_secs: (r.heartbeat_secs > 0).then_some(r.heartbeat_secs),
             last_heartbeat: r.seen_at_ms.map(rfc3339),
             away_reason: r.away_reason,
+            skills: r.skills,
         }
     }
 }
@@ -108,6 +113,13 @@ pub struct AgentBody {
     #[schema(minimum = 0, maximum = 86400)]
     #[serde(default, deserialize_with = "super::whole_number")]
     heartbeat_secs: Option<u32>,
+    /// Skill levels by name (`{"es": 3, "billing": 5}`, levels 1 to 100), or
+    /// names alone (`["es", "billing"]`, level 1 each); names are a lowercase
+    /// letter, then lowercase letters, digits or `_`, at most 32. At most 64.
+    /// Absent: none. Taken into account from the agent's next offer.
+    #[serde(default)]
+    #[schema(value_type = Option<crate::needs::schema::SkillsInput>)]
+    skills: Option<SkillsInput>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -166,6 +178,7 @@ pub async fn upsert(
         &body.contact,
         &body.queues,
         body.heartbeat_secs.map(i64::from),
+        body.skills.as_ref(),
     )
     .map_err(|errors| ApiError::Invalid(errors.first.to_string()))?;
     let (created, view) = state

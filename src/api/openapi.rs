@@ -437,6 +437,41 @@ mod tests {
     }
 
     #[test]
+    fn the_skill_name_pattern_accepts_exactly_the_skill_names() {
+        let doc = doc(&RoutingTable::builtin());
+        let levels = &doc["components"]["schemas"]["SkillsInput"]["oneOf"][0];
+        let names = &levels["propertyNames"];
+        let name = pattern(names);
+        let max = names["maxLength"].as_u64().unwrap() as usize;
+        // Every string of up to three of these characters, and longer runs
+        // around the length limit.
+        let alphabet: Vec<String> = "adnortyz09_A-é ".chars().map(String::from).collect();
+        let mut candidates = vec![String::new()];
+        for _ in 0..3 {
+            let longer: Vec<String> = candidates
+                .iter()
+                .flat_map(|s| alphabet.iter().map(move |c| format!("{s}{c}")))
+                .collect();
+            candidates.extend(longer);
+        }
+        for n in [30, 31, 32, 33] {
+            candidates.push(format!("a{}", "b".repeat(n)));
+        }
+        for word in ["and", "or", "not", "any", "an", "no", "nott", "ors", "anyx"] {
+            candidates.push(word.to_owned());
+        }
+        let mut accepted = 0;
+        for s in &candidates {
+            let ok = crate::needs::is_skill_name(s);
+            assert_eq!(name.is_match(s) && s.chars().count() <= max, ok, "{s:?}");
+            accepted += usize::from(ok);
+        }
+        assert!(accepted > 500, "{accepted}");
+        assert_eq!(levels["additionalProperties"]["maximum"], 100);
+        assert_eq!(levels["maxProperties"], 64);
+    }
+
+    #[test]
     fn the_document_lists_the_routing_tables_queue_names() {
         let table = RoutingTable::parse(
             "[[queues]]\nname = \"sales\"\n[[queues]]\nname = \"support\"\n",

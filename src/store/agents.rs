@@ -10,6 +10,7 @@ use super::audit::Actor;
 use super::requests::{DeleteAgentRequest, SetStateRequest, UpsertAgentRequest};
 use super::{Store, StoreError, scripts, text, texts};
 use crate::agent::{AgentSpec, AgentState, SettableState, StateCounts};
+use crate::needs::{Skills, decode_skills, encode_skills};
 
 /// Most agents one `GET /v1/agents` page may ask for.
 pub const MAX_PAGE: usize = 10_000;
@@ -34,6 +35,7 @@ pub struct AgentRecord {
     pub seen_at_ms: Option<i64>,
     /// Why it is away, when it said (one of the routing file's `away_reasons`).
     pub away_reason: Option<String>,
+    pub skills: Skills,
 }
 
 /// An agent as the admin API shows it at one instant.
@@ -77,6 +79,7 @@ impl AgentRecord {
                 .unwrap_or(0),
             seen_at_ms: number("seen_at"),
             away_reason: fields.get("away_reason").filter(|r| !r.is_empty()).cloned(),
+            skills: decode_skills(&get("skills")),
         })
     }
 
@@ -158,29 +161,31 @@ pub struct AgentPage {
 }
 
 impl Store {
-    /// Creates or updates an agent; `true` when it was created. An agent with
+    /// Stores a checked agent (`AgentSpec::check`): what `PUT /v1/agents/{id}`
+    /// and `agents import` write; `true` when it was created. An agent with
     /// `heartbeat_secs` > 0 that is not heard from for twice that while free
     /// is set offline (lua/expire_presence.lua).
-    pub async fn upsert_agent(
+    pub async fn put_agent(
         &self,
-        id: &str,
-        name: &str,
-        contact: &str,
-        queues: &[String],
-        heartbeat_secs: u32,
+        spec: &AgentSpec,
         by: &Actor,
     ) -> Result<(bool, AgentView), StoreError> {
         let request = UpsertAgentRequest {
-            id,
-            name,
-            contact,
-            queues,
-            heartbeat_ms: u64::from(heartbeat_secs) * 1000,
+            id: &spec.id,
+            name: &spec.name,
+            contact: &spec.contact,
+            queues: &spec.queues,
+            skills: encode_skills(&spec.skills),
+            heartbeat_ms: u64::from(spec.heartbeat_secs) * 1000,
             spare_token: super::calls::new_token(),
             by: by.label(),
         };
         let reply = self
-            .invoke(&scripts::UPSERT_AGENT, self.keys().agent(id), &request)
+            .invoke(
+                &scripts::UPSERT_AGENT,
+                self.keys().agent(&spec.id),
+                &request,
+            )
             .await?;
         match agent_reply(scripts::UPSERT_AGENT.name, &reply)? {
             (code, Some(view)) if code == "created" || code == "updated" => {
@@ -188,24 +193,6 @@ impl Store {
             }
             (code, _) => Err(StoreError::reply(scripts::UPSERT_AGENT.name, code)),
         }
-    }
-
-    /// Stores a checked agent (`AgentSpec::check`): what `PUT /v1/agents/{id}`
-    /// and `agents import` write; `true` when it was created.
-    pub async fn put_agent(
-        &self,
-        spec: &AgentSpec,
-        by: &Actor,
-    ) -> Result<(bool, AgentView), StoreError> {
-        self.upsert_agent(
-            &spec.id,
-            &spec.name,
-            &spec.contact,
-            &spec.queues,
-            spec.heartbeat_secs,
-            by,
-        )
-        .await
     }
 
     /// Moves an agent to `state`, as `by` asked; the agent itself asking
@@ -426,6 +413,7 @@ mod tests {
             heartbeat_secs: 0,
             seen_at_ms: None,
             away_reason: None,
+            skills: Skills::new(),
         }
     }
 

@@ -250,6 +250,8 @@ pub(super) struct UpsertAgentRequest<'a> {
     pub name: &'a str,
     pub contact: &'a str,
     pub queues: &'a [String],
+    /// `name:level,…` by name (`needs::encode_skills`); empty: none.
+    pub skills: String,
     /// 0: the agent is not expected to send heartbeats.
     pub heartbeat_ms: u64,
     pub spare_token: String,
