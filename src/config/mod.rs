@@ -6,6 +6,7 @@ pub mod console;
 pub mod hold;
 pub mod hours;
 pub mod routing;
+pub mod steps;
 pub mod targets;
 
 use std::net::SocketAddr;

@@ -14,6 +14,7 @@ use toml::Spanned;
 use super::console::ConsoleLists;
 use super::hold::Hold;
 use super::hours::BusinessHours;
+use super::steps::Steps;
 use super::targets::{StatsSettings, Targets};
 use crate::agent::{is_client_identity, is_e164, is_valid_id};
 use crate::twilio::twiml::Speech;
@@ -185,6 +186,8 @@ macro_rules! timings {
             say_language: Option<Spanned<String>>,
             /// Replaces `[console] dispositions` for calls taken through it.
             dispositions: Option<super::console::RawList>,
+            /// What a waiting call needs of an agent, relaxed as it waits.
+            steps: Option<Spanned<Vec<super::steps::RawStep>>>,
             $($field: Option<Spanned<i64>>,)*
         }
 
@@ -273,6 +276,8 @@ pub struct Queue {
     pub speech: Speech,
     /// Its figures' time zone and tile colours (`[queues.targets]`).
     pub stats: StatsSettings,
+    /// What its calls need of an agent, step by step (`steps`); `any` without.
+    pub steps: Steps,
 }
 
 impl Queue {
@@ -447,6 +452,7 @@ impl RoutingTable {
                 hours: None,
                 speech: Speech::default(),
                 stats: StatsSettings::default(),
+                steps: Steps::default(),
             }],
             by_number: HashMap::new(),
             default_queue: 0,
@@ -701,6 +707,9 @@ fn build(raw: RawFile, source: &str, errors: &mut Errors) -> Option<RoutingTable
                 t.build(default_stats.targets, &mut |span, e| errors.at(span, e))
             }),
         };
+        let steps = rq.steps.as_ref().map_or_else(Steps::default, |raw| {
+            super::steps::check(&name, raw, &mut |span, e| errors.at(span, e))
+        });
         queues.push(Queue {
             name: name.clone(),
             numbers: rq.numbers.iter().map(|n| n.get_ref().clone()).collect(),
@@ -712,6 +721,7 @@ fn build(raw: RawFile, source: &str, errors: &mut Errors) -> Option<RoutingTable
             hours,
             speech,
             stats,
+            steps,
         });
     }
 
@@ -753,6 +763,7 @@ fn build(raw: RawFile, source: &str, errors: &mut Errors) -> Option<RoutingTable
                 hours: None,
                 speech: default_speech.clone(),
                 stats: default_stats.clone(),
+                steps: Steps::default(),
             });
             queues.len() - 1
         }
@@ -1034,6 +1045,13 @@ fallback = "number:+15005550010"      # or "voicemail"
         assert!(
             error("[emergency]\nfallback = \"queue:default\"\n")
                 .starts_with("r.toml:2: the emergency fallback")
+        );
+        let steps = "[[queues]]\nname = \"default\"\nsteps = [\n  { needs = \"es\", for_secs = 30 },\n  { needs = \"es or\" },\n]\n";
+        assert!(
+            error(steps)
+                .starts_with("r.toml:5: queue \"default\", step 2: needs \"es or\": ends too soon"),
+            "{}",
+            error(steps)
         );
         assert!(
             error("[defaults]\ndefault_queue = \"suport\"\n[[queues]]\nname = \"support\"\n")

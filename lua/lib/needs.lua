@@ -1,0 +1,105 @@
+--[[ needs.lua: a call's needs against agents' skills (issue 21). src/needs.rs
+parses an expression into alternatives, and a request carries them as they
+are: a list of alternatives, each a list of tests {skill, min, negated}; any
+one alternative whose tests all hold is enough, and an empty alternative holds
+for every agent.
+
+An agent hash keeps its skills as `skills` = "name:level,…". A free agent is in
+`avail:<queue>` and, for each of its skills, in `skill_avail:<queue>:<skill>`
+(lib/agents.lua's enqueue), both scored by when it became free. So the
+longest-idle agent who satisfies an alternative is found by walking the
+smallest line the alternative requires (its rarest required skill), not every
+free agent.
+]]
+
+-- "es:3,billing:5" (or false) -> {es = 3, billing = 5}.
+local function parse_skills(stored)
+  local skills = {}
+  if stored then
+    for name, level in string.gmatch(stored, '([^,:]+):(%d+)') do
+      skills[name] = tonumber(level)
+    end
+  end
+  return skills
+end
+
+-- True when every test of one alternative holds for `skills`.
+local function holds(skills, tests)
+  for _, t in ipairs(tests) do
+    local has = (skills[t.skill] or 0) >= t.min
+    if has == (t.negated == true) then
+      return false
+    end
+  end
+  return true
+end
+
+-- True when some alternative holds for `skills`.
+local function satisfies(skills, alternatives)
+  for _, tests in ipairs(alternatives) do
+    if holds(skills, tests) then
+      return true
+    end
+  end
+  return false
+end
+
+-- The line an alternative is walked by in `queue`: its required skill with the
+-- fewest free agents, or the queue's whole line when it requires none.
+local function line_for(queue, tests)
+  local line, size = K.avail(queue), nil
+  for _, t in ipairs(tests) do
+    if not t.negated then
+      local key = K.skill_avail(queue, t.skill)
+      local n = redis.call('ZCARD', key)
+      if not size or n < size then
+        line, size = key, n
+      end
+    end
+  end
+  return line
+end
+
+-- The free agent of `queue` who has been free longest (lowest score, at most
+-- `now`) and satisfies `alternatives`, skipping ids in `skip`: returns its id
+-- and score, or nil, and how many free agents were looked at (for the
+-- decision's explanation). A member whose agent is no longer free is a
+-- leftover and is dropped from the line it was found in.
+local function longest_idle_matching(queue, alternatives, now, skip)
+  local best_id, best_score
+  local looked = 0
+  for _, tests in ipairs(alternatives) do
+    local line = line_for(queue, tests)
+    local offset = 0
+    local done = false
+    while not done do
+      local batch = redis.call('ZRANGEBYSCORE', line, '-inf', now, 'WITHSCORES',
+        'LIMIT', offset, 32)
+      if #batch == 0 then
+        break
+      end
+      for i = 1, #batch, 2 do
+        local id, score = batch[i], tonumber(batch[i + 1])
+        -- Nobody further along this line can have waited longer.
+        if best_score and score >= best_score then
+          done = true
+          break
+        end
+        local agent = K.agent(id)
+        looked = looked + 1
+        if skip[id] then
+          offset = offset + 1
+        elseif not is_free(agent) then
+          redis.call('ZREM', line, id)
+        elseif holds(parse_skills(redis.call('HGET', agent, 'skills')), tests) then
+          best_id, best_score = id, score
+          done = true
+          break
+        else
+          offset = offset + 1
+        end
+      end
+    end
+  end
+  return best_id, best_score, looked
+end
