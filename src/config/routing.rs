@@ -708,7 +708,7 @@ fn build(raw: RawFile, source: &str, errors: &mut Errors) -> Option<RoutingTable
             }),
         };
         let steps = rq.steps.as_ref().map_or_else(Steps::default, |raw| {
-            super::steps::check(&name, raw, &mut |span, e| errors.at(span, e))
+            super::steps::check(name, raw, &mut |span, e| errors.at(span, e))
         });
         queues.push(Queue {
             name: name.clone(),
