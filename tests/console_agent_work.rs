@@ -8,7 +8,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::browser::{Chromedriver, eval, sign_in, wait_for, wait_for_text, wait_until};
+use common::browser::{
+    Chromedriver, eval, screenshot, sign_in, wait_for, wait_for_text, wait_until,
+};
 use common::*;
 use fantoccini::{Client, Locator};
 use reqwest::Method;
@@ -220,12 +222,4 @@ async fn an_agent_gives_away_reasons_and_wrap_ups_and_sees_its_last_calls() {
     .await;
     wait_until(&page, "document.getElementById('my-calls').hidden", WAIT).await;
     page.close().await.unwrap();
-}
-
-async fn screenshot(page: &Client, name: &str) {
-    let png = page.screenshot().await.unwrap();
-    assert!(png.starts_with(b"\x89PNG"), "a PNG");
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/console-screenshots");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
 }

@@ -114,12 +114,8 @@ fn assert_minted(jwt: &str, identity: &str) {
     assert_eq!(voice().mint(identity, nbf).jwt, jwt);
 }
 
-/// To target/console-screenshots/, beside tests/console.rs's.
 async fn screenshot(browser: &fantoccini::Client, name: &str) {
-    let png = browser.screenshot().await.unwrap();
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/console-screenshots");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
+    common::browser::screenshot(browser, name).await;
 }
 
 async fn click(browser: &fantoccini::Client, css: &str) {
