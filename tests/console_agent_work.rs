@@ -80,14 +80,8 @@ async fn stored_wrap_up_is(app: &TestApp, sid: &str, code: &str) -> serde_json::
 async fn an_agent_gives_away_reasons_and_wrap_ups_and_sees_its_last_calls() {
     let app = spawn_app(ROUTING).await;
     // A desk phone: no softphone on the page.
-    let put = app
-        .admin(
-            Method::PUT,
-            "/agents/ana",
-            Some(json!({"name": "Ana Lima", "contact": "+15005550100", "queues": ["support"]})),
-        )
+    app.create_agent("ana", "Ana Lima", "+15005550100", &["support"])
         .await;
-    assert_eq!(put.status, 201, "{put:?}");
     let token = app.issue_token("ana").await;
     let driver = Chromedriver::start();
     let page = driver.browser(390, 844).await;

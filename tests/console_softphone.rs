@@ -19,7 +19,6 @@ use std::time::Duration;
 use base64::Engine as _;
 use common::browser::{Chromedriver, eval, sign_in, wait_for, wait_for_text, wait_until};
 use common::*;
-use reqwest::Method;
 use serde_json::{Value, json};
 use switchboard::twilio::access_token::VoiceTokens;
 
@@ -125,14 +124,8 @@ async fn click(browser: &fantoccini::Client, css: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_softphone_agent_is_rung_answers_mutes_and_hangs_up_in_a_browser() {
     let app = spawn_app_with(DESK, true, |s| s.voice_tokens = Some(voice())).await;
-    let put = app
-        .admin(
-            Method::PUT,
-            "/agents/ana",
-            Some(json!({"name": "Ana Lima", "contact": "client:ana", "queues": ["desk"]})),
-        )
+    app.create_agent("ana", "Ana Lima", "client:ana", &["desk"])
         .await;
-    assert_eq!(put.status, 201, "{put:?}");
     let token = app.issue_token("ana").await;
 
     let driver = Chromedriver::start();
@@ -323,14 +316,8 @@ async fn a_softphone_agent_is_rung_answers_mutes_and_hangs_up_in_a_browser() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_agent_is_rung_and_a_phone_agent_gets_no_softphone() {
     let app = spawn_app_with(DESK, true, |s| s.voice_tokens = Some(voice())).await;
-    let put = app
-        .admin(
-            Method::PUT,
-            "/agents/bo",
-            Some(json!({"name": "Bo", "contact": "+15005550100", "queues": ["desk"]})),
-        )
+    app.create_agent("bo", "Bo", "+15005550100", &["desk"])
         .await;
-    assert_eq!(put.status, 201, "{put:?}");
     let token = app.issue_token("bo").await;
     let driver = Chromedriver::start();
     let browser = driver.browser(390, 844).await;
