@@ -19,29 +19,8 @@ prefix.
 local set, name = KEYS[1], req.name
 local now = now_ms()
 local expires = now + req.ttl_ms
-local live = {}
-for _, token_id in ipairs(redis.call('SMEMBERS', set)) do
-  local at = tonumber(redis.call('HGET', K.staff_token(token_id), 'expires_at'))
-  if at and at > now then
-    live[#live + 1] = {token_id, at}
-  else
-    redis.call('SREM', set, token_id)
-  end
-end
--- Expiring first goes first; same ms: the smaller id (a fixed order).
-table.sort(live, function(a, b) return a[2] < b[2] or (a[2] == b[2] and a[1] < b[1]) end)
-for i = 1, #live - req.max_live + 1 do
-  redis.call('DEL', K.staff_token(live[i][1]))
-  redis.call('SREM', set, live[i][1])
-end
-local token = K.staff_token(req.token_id)
-redis.call('HSET', token, 'name', name, 'role', req.role, 'expires_at', expires,
-  'hash', req.hash)
-redis.call('PEXPIREAT', token, expires)
-redis.call('SADD', set, req.token_id)
-if redis.call('PTTL', set) < req.ttl_ms then
-  redis.call('PEXPIREAT', set, expires)
-end
+store_token(set, K.staff_token, req.token_id,
+  {'name', name, 'role', req.role, 'hash', req.hash}, expires, req.ttl_ms, req.max_live, now)
 emit('token_issued', {holder = 'supervisor:' .. name, role = req.role,
   expires_at = expires, by = req.by})
 return {'ok', tostring(expires)}

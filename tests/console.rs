@@ -49,11 +49,7 @@ async fn sign_in(browser: &Client, base: &str, token: &str) {
 async fn screenshot(browser: &Client, name: &str, width: u32, height: u32) {
     browser.set_window_size(width, height).await.unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let png = browser.screenshot().await.unwrap();
-    assert!(png.starts_with(b"\x89PNG"), "a PNG");
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/console-screenshots");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
+    common::browser::screenshot(browser, name).await;
 }
 
 /// Without JavaScript, Enter in the token field (or a click on the button)

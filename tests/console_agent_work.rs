@@ -8,7 +8,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::browser::{Chromedriver, eval, sign_in, wait_for, wait_for_text, wait_until};
+use common::browser::{
+    Chromedriver, eval, screenshot, sign_in, wait_for, wait_for_text, wait_until,
+};
 use common::*;
 use fantoccini::{Client, Locator};
 use reqwest::Method;
@@ -78,14 +80,8 @@ async fn stored_wrap_up_is(app: &TestApp, sid: &str, code: &str) -> serde_json::
 async fn an_agent_gives_away_reasons_and_wrap_ups_and_sees_its_last_calls() {
     let app = spawn_app(ROUTING).await;
     // A desk phone: no softphone on the page.
-    let put = app
-        .admin(
-            Method::PUT,
-            "/agents/ana",
-            Some(json!({"name": "Ana Lima", "contact": "+15005550100", "queues": ["support"]})),
-        )
+    app.create_agent("ana", "Ana Lima", "+15005550100", &["support"])
         .await;
-    assert_eq!(put.status, 201, "{put:?}");
     let token = app.issue_token("ana").await;
     let driver = Chromedriver::start();
     let page = driver.browser(390, 844).await;
@@ -220,12 +216,4 @@ async fn an_agent_gives_away_reasons_and_wrap_ups_and_sees_its_last_calls() {
     .await;
     wait_until(&page, "document.getElementById('my-calls').hidden", WAIT).await;
     page.close().await.unwrap();
-}
-
-async fn screenshot(page: &Client, name: &str) {
-    let png = page.screenshot().await.unwrap();
-    assert!(png.starts_with(b"\x89PNG"), "a PNG");
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/console-screenshots");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
 }

@@ -19,7 +19,6 @@ use std::time::Duration;
 use base64::Engine as _;
 use common::browser::{Chromedriver, eval, sign_in, wait_for, wait_for_text, wait_until};
 use common::*;
-use reqwest::Method;
 use serde_json::{Value, json};
 use switchboard::twilio::access_token::VoiceTokens;
 
@@ -114,12 +113,8 @@ fn assert_minted(jwt: &str, identity: &str) {
     assert_eq!(voice().mint(identity, nbf).jwt, jwt);
 }
 
-/// To target/console-screenshots/, beside tests/console.rs's.
 async fn screenshot(browser: &fantoccini::Client, name: &str) {
-    let png = browser.screenshot().await.unwrap();
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/console-screenshots");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
+    common::browser::screenshot(browser, name).await;
 }
 
 async fn click(browser: &fantoccini::Client, css: &str) {
@@ -129,14 +124,8 @@ async fn click(browser: &fantoccini::Client, css: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_softphone_agent_is_rung_answers_mutes_and_hangs_up_in_a_browser() {
     let app = spawn_app_with(DESK, true, |s| s.voice_tokens = Some(voice())).await;
-    let put = app
-        .admin(
-            Method::PUT,
-            "/agents/ana",
-            Some(json!({"name": "Ana Lima", "contact": "client:ana", "queues": ["desk"]})),
-        )
+    app.create_agent("ana", "Ana Lima", "client:ana", &["desk"])
         .await;
-    assert_eq!(put.status, 201, "{put:?}");
     let token = app.issue_token("ana").await;
 
     let driver = Chromedriver::start();
@@ -327,14 +316,8 @@ async fn a_softphone_agent_is_rung_answers_mutes_and_hangs_up_in_a_browser() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_agent_is_rung_and_a_phone_agent_gets_no_softphone() {
     let app = spawn_app_with(DESK, true, |s| s.voice_tokens = Some(voice())).await;
-    let put = app
-        .admin(
-            Method::PUT,
-            "/agents/bo",
-            Some(json!({"name": "Bo", "contact": "+15005550100", "queues": ["desk"]})),
-        )
+    app.create_agent("bo", "Bo", "+15005550100", &["desk"])
         .await;
-    assert_eq!(put.status, 201, "{put:?}");
     let token = app.issue_token("bo").await;
     let driver = Chromedriver::start();
     let browser = driver.browser(390, 844).await;

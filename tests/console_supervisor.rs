@@ -12,7 +12,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::browser::{Chromedriver, sign_in, wait_for, wait_for_js, wait_for_text};
+use common::browser::{Chromedriver, screenshot, sign_in, wait_for, wait_for_js, wait_for_text};
 use common::*;
 use fantoccini::{Client, Locator};
 use reqwest::Method;
@@ -346,8 +346,7 @@ async fn nothing_scrolls_sideways_on_a_phone_or_a_desktop_and_the_dark_scheme_is
         WAIT,
     )
     .await;
-    let png = phone.screenshot().await.unwrap();
-    save("supervisor-phone", &png);
+    screenshot(&phone, "supervisor-phone").await;
     phone.close().await.unwrap();
 
     let dark = driver.dark_browser(1280, 800).await;
@@ -370,16 +369,8 @@ async fn nothing_scrolls_sideways_on_a_phone_or_a_desktop_and_the_dark_scheme_is
         WAIT,
     )
     .await;
-    let png = dark.screenshot().await.unwrap();
-    save("supervisor-dark", &png);
+    screenshot(&dark, "supervisor-dark").await;
     dark.close().await.unwrap();
-}
-
-fn save(name: &str, png: &[u8]) {
-    assert!(png.starts_with(b"\x89PNG"), "a PNG");
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/console-screenshots");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
 }
 
 /// The goals for the supervisor view: with 1,000 agents and 200

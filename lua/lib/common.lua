@@ -93,6 +93,36 @@ local function emit(kind, data)
   end
 end
 
+--[[ A holder's tokens (an agent's, or a supervisor's or wallboard's name):
+`set` lists its token ids, each a hash `key_of(token id)` that expires by
+itself (PEXPIREAT). Storing a new one first drops the ids that expired and, past
+`max_live` live tokens, the ones expiring first (same ms: the smaller id, a
+fixed order); the set lives as long as its longest-lived token. `fields` are
+the hash's fields besides `expires_at` ({name, value, ...}). ]]
+local function store_token(set, key_of, token_id, fields, expires, ttl_ms, max_live, now)
+  local live = {}
+  for _, id in ipairs(redis.call('SMEMBERS', set)) do
+    local at = tonumber(redis.call('HGET', key_of(id), 'expires_at'))
+    if at and at > now then
+      live[#live + 1] = {id, at}
+    else
+      redis.call('SREM', set, id)
+    end
+  end
+  table.sort(live, function(a, b) return a[2] < b[2] or (a[2] == b[2] and a[1] < b[1]) end)
+  for i = 1, #live - max_live + 1 do
+    redis.call('DEL', key_of(live[i][1]))
+    redis.call('SREM', set, live[i][1])
+  end
+  local token = key_of(token_id)
+  redis.call('HSET', token, 'expires_at', expires, unpack(fields))
+  redis.call('PEXPIREAT', token, expires)
+  redis.call('SADD', set, token_id)
+  if redis.call('PTTL', set) < ttl_ms then
+    redis.call('PEXPIREAT', set, expires)
+  end
+end
+
 -- A call's event, with what its hash says of it: its queue, caller and agent
 -- (if any, unless `extra.agent` is false: the call holds none now), and the
 -- `extra` fields.

@@ -59,16 +59,18 @@ local function stats_slot(cur, bucket, add, peak)
   if peak and peak > v[#v] then
     v[#v] = peak
   end
+  -- Whole numbers only, so "%d" never meets a fraction.
   for i = 1, #v do
     v[i] = string.format('%d', v[i])
   end
   return table.concat(v, ','), fresh
 end
 
--- Both slots are read in one HMGET and written in one HSET; the expiry is
--- pushed back only when a minute slot begins a new bucket (at most once a
--- minute, far inside STATS_TTL_MS), not on every call: the stats were a fifth
--- of a routing cycle's Redis commands.
+-- Adds `add` ({name = n}) to the queue's current minute and quarter hour, and
+-- raises their peak of waiting callers to `peak` (if given). Both slots are
+-- read in one HMGET and written in one HSET; the expiry is pushed back only
+-- when the minute slot begins a new bucket (at most once a minute, far inside
+-- STATS_TTL_MS), not on every call.
 local function stats_add(queue, now, add, peak)
   if not queue or queue == '' then
     return
@@ -87,6 +89,8 @@ local function stats_add(queue, now, add, peak)
   end
 end
 
+-- A new call offered to its queue `queue`; `sl_ms` is that queue's service
+-- level threshold, kept with the call for the moment it is answered.
 local function stats_offered(call, queue, now, sl_ms)
   redis.call('HSET', call, 'offered_at', now, 'sl_ms', sl_ms)
   stats_add(queue, now, {o = 1})

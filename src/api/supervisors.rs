@@ -14,7 +14,7 @@ use utoipa::ToSchema;
 
 use super::agents::{AgentId, rfc3339};
 use super::roles::ActingCaller;
-use super::tokens::{MAX_TTL_SECS, MIN_TTL_SECS};
+use super::tokens::checked_ttl_secs;
 use super::{ApiError, ErrorBody};
 use crate::agent::is_valid_id;
 use crate::app::AppState;
@@ -99,12 +99,7 @@ pub async fn issue(
             )));
         }
     };
-    let ttl_secs = body.ttl_secs.unwrap_or(DEFAULT_TTL_SECS);
-    if !(MIN_TTL_SECS..=MAX_TTL_SECS).contains(&ttl_secs) {
-        return Err(ApiError::Invalid(format!(
-            "ttl_secs must be {MIN_TTL_SECS} to {MAX_TTL_SECS}"
-        )));
-    }
+    let ttl_secs = checked_ttl_secs(body.ttl_secs, DEFAULT_TTL_SECS)?;
     let issued = state
         .engine
         .store()

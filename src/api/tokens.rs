@@ -16,9 +16,9 @@ use crate::app::AppState;
 
 /// A token lives 30 days unless asked otherwise.
 const DEFAULT_TTL_SECS: u64 = 30 * 86_400;
-pub(super) const MIN_TTL_SECS: u64 = 60;
+const MIN_TTL_SECS: u64 = 60;
 /// At most a year: a token is a password that can be stolen.
-pub(super) const MAX_TTL_SECS: u64 = 366 * 86_400;
+const MAX_TTL_SECS: u64 = 366 * 86_400;
 
 /// What `POST /v1/agents/{id}/tokens` takes (the body may be empty).
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -65,12 +65,7 @@ pub async fn issue(
         Json::<TokenRequest>::from_bytes(&body)?.0
     };
     valid_id(&id)?;
-    let ttl_secs = body.ttl_secs.unwrap_or(DEFAULT_TTL_SECS);
-    if !(MIN_TTL_SECS..=MAX_TTL_SECS).contains(&ttl_secs) {
-        return Err(ApiError::Invalid(format!(
-            "ttl_secs must be {MIN_TTL_SECS} to {MAX_TTL_SECS}"
-        )));
-    }
+    let ttl_secs = checked_ttl_secs(body.ttl_secs, DEFAULT_TTL_SECS)?;
     let issued = state
         .engine
         .store()
@@ -83,6 +78,19 @@ pub async fn issue(
         expires_at: rfc3339(issued.expires_at_ms),
     };
     Ok(issued_token(doc))
+}
+
+/// A token's asked-for lifetime (`default` when not given), or 422 outside
+/// `MIN_TTL_SECS ..= MAX_TTL_SECS`.
+pub(super) fn checked_ttl_secs(asked: Option<u64>, default: u64) -> Result<u64, ApiError> {
+    let ttl_secs = asked.unwrap_or(default);
+    if (MIN_TTL_SECS..=MAX_TTL_SECS).contains(&ttl_secs) {
+        Ok(ttl_secs)
+    } else {
+        Err(ApiError::Invalid(format!(
+            "ttl_secs must be {MIN_TTL_SECS} to {MAX_TTL_SECS}"
+        )))
+    }
 }
 
 /// 201 with a freshly issued token: `no-store`, so no cache keeps the secret.

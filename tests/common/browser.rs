@@ -193,3 +193,13 @@ pub async fn eval(browser: &Client, js: &str) -> serde_json::Value {
         .await
         .unwrap_or_else(|e| panic!("{js}: {e}"))
 }
+
+/// Saves what `browser` shows now as target/console-screenshots/NAME.png
+/// (docs/console/'s are copies).
+pub async fn screenshot(browser: &Client, name: &str) {
+    let png = browser.screenshot().await.unwrap();
+    assert!(png.starts_with(b"\x89PNG"), "a PNG");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/console-screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
+}

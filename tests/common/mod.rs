@@ -486,6 +486,19 @@ impl TestApp {
         self.set_state(id, "available").await;
     }
 
+    /// Creates agent `id` with its display name and contact (`PUT
+    /// /v1/agents/{id}`, 201).
+    pub async fn create_agent(&self, id: &str, name: &str, contact: &str, queues: &[&str]) {
+        let put = self
+            .admin(
+                reqwest::Method::PUT,
+                &format!("/agents/{id}"),
+                Some(serde_json::json!({"name": name, "contact": contact, "queues": queues})),
+            )
+            .await;
+        assert_eq!(put.status, 201, "PUT agent {id}: {put:?}");
+    }
+
     pub async fn add_agent(&self, id: &str, queues: &[&str]) {
         let status = put_agent(&self.http, self.base(), ADMIN_TOKEN, id, queues).await;
         assert!(status == 201 || status == 200, "PUT agent {id}: {status}");
