@@ -1,8 +1,10 @@
 --[[ match_lines: agents that became free by time (a wrap-up or no-answer delay
-ran out) while callers wait: each is given to the longest-waiting caller of the
-highest-priority queue it serves, as `offer` does for agents freed by a webhook.
-The worker runs it every sweep, so nobody waits beside a free agent for longer
-than one sweep interval (invariant 7).
+ran out), and callers whose step relaxed, while callers wait: each waiting
+caller, in order (the highest-priority queue first, then the longest waiting),
+is given the agent free the longest among those its current step accepts, as
+`offer` does for agents freed by a webhook. The worker runs it every sweep, so
+nobody waits beside a free agent it may take for longer than one sweep
+interval (invariant 7), and a step's relaxing takes effect within one.
 
 KEYS[1]  hold queues hash  sb:{ns}:hold_queues; the lines, agents and their keys
          are built from the prefix
@@ -19,8 +21,11 @@ local entries = {}
 -- HGETALL's reply is flat: name, JSON, name, JSON, ...
 local flat = redis.call('HGETALL', KEYS[1])
 for i = 1, #flat, 2 do
-  if redis.call('ZCARD', K.line(flat[i])) > 0 then
-    entries[#entries + 1] = {queue = flat[i], conf = cjson.decode(flat[i + 1])}
+  local queue = flat[i]
+  -- Only queues with callers and with an agent free now.
+  if redis.call('ZCARD', K.line(queue)) > 0
+      and redis.call('ZCOUNT', K.avail(queue), '-inf', now) > 0 then
+    entries[#entries + 1] = {queue = queue, conf = cjson.decode(flat[i + 1])}
   end
 end
 table.sort(entries, function(a, b)
@@ -28,20 +33,39 @@ table.sort(entries, function(a, b)
 end)
 local used = 0
 for _, entry in ipairs(entries) do
-  local line, avail = K.line(entry.queue), K.avail(entry.queue)
-  while used < #req.tokens do
-    local head = redis.call('ZRANGE', line, 0, 0)[1]
-    local id = redis.call('ZRANGEBYSCORE', avail, '-inf', now, 'LIMIT', 0, 1)[1]
-    if not head or not id then
+  local line = K.line(entry.queue)
+  -- Steps nobody free satisfies (by current_step's key): agents only leave
+  -- while this runs, so a step found unmatched stays so.
+  local unmatched = {}
+  local offset = 0
+  local done = false
+  while not done and used < #req.tokens do
+    local sids = redis.call('ZRANGE', line, offset, offset + 63)
+    if #sids == 0 then
       break
     end
-    local agent = K.agent(id)
-    if is_free(agent) then
-      used = used + 1
-      reserve_for(head, agent, id, entry, req.tokens[used], now)
-    else
-      -- A member whose agent is gone or busy is a leftover: drop it.
-      redis.call('ZREM', avail, id)
+    for _, sid in ipairs(sids) do
+      if used >= #req.tokens then
+        break
+      end
+      local c = redis.call('HMGET', K.call(sid), 'steps', 'since')
+      local _, alternatives, key = current_step(c[1], c[2], now)
+      local id = nil
+      if not unmatched[key] then
+        id = longest_idle_matching(entry.queue, alternatives, now, {})
+      end
+      if id then
+        used = used + 1
+        reserve_for(sid, K.agent(id), id, entry, req.tokens[used], now)
+      else
+        unmatched[key] = true
+        offset = offset + 1
+        -- Nobody free at all: nobody further in line can be matched either.
+        if key == '' then
+          done = true
+          break
+        end
+      end
     end
   end
 end

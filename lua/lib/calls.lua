@@ -68,14 +68,33 @@ local function route(r)
     tried[id] = true
   end
   local now = now_ms()
-  -- When the call first came in: the `started_at` of its agent's last calls.
+  -- When the call first came in: the `started_at` of its agent's last calls,
+  -- and the start of its steps.
   redis.call('HSETNX', call, 'arrived_at', now)
+  local waited = now - tonumber(redis.call('HGET', call, 'arrived_at'))
   if not status then
     -- The first route of a new call: it is offered to its own queue.
     stats_offered(call, r.home, now, tonumber(r.sl_ms) or 20000)
   end
+  local home = r.plan[1]
+  if home and home.steps and home.steps ~= cjson.null then
+    -- Kept for the scripts that match it while it waits.
+    redis.call('HSETNX', call, 'steps', cjson.encode(home.steps))
+  end
 
-  local function reserve(id, agent, e, via)
+  -- A plan entry's step now: its index (0 without steps), alternatives and
+  -- expression.
+  local function step_of(e)
+    if not e.steps or e.steps == cjson.null then
+      return 0, ANY, nil
+    end
+    local i, step = step_at(e.steps, waited)
+    return i, step.alts, step.needs
+  end
+
+  -- `why`: {step, needs, looked, chosen}, how the agent was chosen, for the
+  -- call's history (`GET /v1/calls/{sid}`).
+  local function reserve(id, agent, e, via, why)
     dequeue(id, queues_of(agent))
     set_state(agent, id, 'reserved', {'state_since', now, 'free_at', '',
       'call_sid', r.sid, 'token', r.token, 'released_token', ''})
@@ -90,8 +109,20 @@ local function route(r)
     redis.call('PEXPIRE', call, r.call_ttl_ms)
     redis.call('ZADD', K.deadlines, now + e.reservation_ms,
       deadline_member('reservation', r.sid, id, r.token))
-    emit_call('call_routed', r.sid, {via = via, attempt = attempt})
+    emit_call('call_routed', r.sid, {via = via, attempt = attempt,
+      step = why.step > 0 and why.step or nil, needs = why.needs,
+      looked = why.looked, chosen = why.chosen, waited_ms = waited})
     return decision(call, 1)
+  end
+
+  -- The agent free the longest whom `e`'s step accepts, and why: nil when none.
+  local function candidate(e)
+    local step, alternatives, needs = step_of(e)
+    local id, _, looked = longest_idle_matching(e.queue, alternatives, now, tried)
+    if id then
+      return id, {step = step, needs = needs, looked = looked, chosen = 'longest_idle'}
+    end
+    return nil
   end
 
   local hold = r.hold
@@ -135,42 +166,40 @@ local function route(r)
       return wait(since)
     end
     if redis.call('ZCARD', K.line(r.home)) > 0 then
+      -- Others wait: a free agent goes to them first. This call takes one
+      -- only if no waiting caller's current step accepts it (their needs
+      -- differ); otherwise it joins the line behind them, and the agent goes
+      -- to them (at once when freed by a webhook, else the next sweep).
+      local id, why = nil, nil
+      if attempt < r.max_attempts then
+        id, why = candidate(home)
+      end
+      if id and not first_waiting_for(r.home, skills_of(id), now) then
+        return reserve(id, K.agent(id), home, home.via, why)
+      end
       return wait(now, refusal())
     end
   end
 
-  local home = r.plan[1]
   if attempt == 0 and home and r.caller ~= '' and home.affinity_ms > 0 then
     local preferred = redis.call('GET', K.affinity(r.caller))
     if preferred then
       local score = tonumber(redis.call('ZSCORE', K.avail(home.queue), preferred))
       local agent = K.agent(preferred)
-      if score and score <= now and is_free(agent) then
-        return reserve(preferred, agent, home, 'affinity')
+      local step, alternatives, needs = step_of(home)
+      if score and score <= now and is_free(agent)
+          and satisfies(skills_of(preferred), alternatives) then
+        return reserve(preferred, agent, home, 'affinity',
+          {step = step, needs = needs, looked = 1, chosen = 'affinity'})
       end
     end
   end
 
   if attempt < r.max_attempts then
     for _, e in ipairs(r.plan) do
-      local line = K.avail(e.queue)
-      local offset = 0
-      while true do
-        local ids = redis.call('ZRANGEBYSCORE', line, '-inf', now, 'LIMIT', offset, 32)
-        if #ids == 0 then
-          break
-        end
-        for _, id in ipairs(ids) do
-          local agent = K.agent(id)
-          if tried[id] then
-            offset = offset + 1
-          elseif is_free(agent) then
-            return reserve(id, agent, e, e.via)
-          else
-            -- A member whose agent is gone or busy is a leftover: drop it.
-            redis.call('ZREM', line, id)
-          end
-        end
+      local id, why = candidate(e)
+      if id then
+        return reserve(id, K.agent(id), e, e.via, why)
       end
     end
   end

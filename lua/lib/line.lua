@@ -55,7 +55,9 @@ local function join_line(call, sid, queue, arrival, now, loop_ms)
   redis.call('HSET', call, 'status', 'waiting', 'since', arrival, 'token', '', 'agent', '',
     'connect', '', 'loop_ms', loop_ms)
   redis.call('ZADD', K.deadlines, now + loop_ms + WAIT_SLACK_MS, wait_member(sid))
-  emit_call('call_waiting', sid, {since = arrival})
+  local step, _, _, needs = current_step(redis.call('HGET', call, 'steps'), arrival, now)
+  emit_call('call_waiting', sid, {since = arrival, step = step > 0 and step or nil,
+    needs = needs})
 end
 
 -- Records how a call's wait ended, once: in its hash, and as an event
@@ -109,8 +111,12 @@ local function reserve_for(sid, agent, id, entry, token, now)
   -- answers the <Dial>: up to one hold round (and its announcement) later.
   redis.call('ZADD', K.deadlines, now + e.reservation_ms + e.loop_ms + WAIT_SLACK_MS,
     deadline_member('reservation', sid, id, token))
-  emit_call('call_routed', sid, {via = 'line',
-    attempt = tonumber(redis.call('HGET', call, 'attempt'))})
+  -- Why this agent: the caller's step then, and its needs.
+  local w = redis.call('HMGET', call, 'steps', 'since', 'attempt')
+  local step, _, _, needs = current_step(w[1], w[2], now)
+  emit_call('call_routed', sid, {via = 'line', attempt = tonumber(w[3]),
+    step = step > 0 and step or nil, needs = needs,
+    waited_ms = now - (tonumber(w[2]) or now)})
   -- For the replica that connects the caller at once with Twilio's REST API
   -- (capped: with no REST credentials nobody needs more than the newest);
   -- not for a caller Twilio's REST API said it did not know.
@@ -120,20 +126,54 @@ local function reserve_for(sid, agent, id, entry, token, now)
   end
 end
 
--- The head of `queue`'s line. Always the head, even for an agent that missed
--- this caller before: skipping it would let later callers overtake, or leave
--- the agent idle beside it; the agent's no-answer delay keeps it away a while.
-local function head_of(queue)
-  return redis.call('ZRANGE', K.line(queue), 0, 0)[1]
+-- The longest-waiting caller of `queue` whose current step an agent with
+-- `skills` satisfies, or nil. A caller without steps takes any agent, so in a
+-- queue without needs this is the head. Even an agent that missed this caller
+-- before gets it: skipping it would let later callers overtake, or leave the
+-- agent idle beside it; the agent's no-answer delay keeps it away a while.
+local function first_waiting_for(queue, skills, now)
+  local line = K.line(queue)
+  local verdicts = {}
+  local offset = 0
+  while true do
+    local sids = redis.call('ZRANGE', line, offset, offset + 63)
+    if #sids == 0 then
+      return nil
+    end
+    for _, sid in ipairs(sids) do
+      local c = redis.call('HMGET', K.call(sid), 'steps', 'since')
+      if not c[1] then
+        return sid
+      end
+      local _, alternatives, key = current_step(c[1], c[2], now)
+      local ok = verdicts[key]
+      if ok == nil then
+        ok = satisfies(skills, alternatives)
+        verdicts[key] = ok
+      end
+      if ok then
+        return sid
+      end
+    end
+    offset = offset + #sids
+  end
 end
 
--- Gives the agent, free right now, to the longest-waiting caller of the
--- highest-priority queue it serves (waiting_queues lists only queues whose
--- line is not empty).
+-- Gives the agent, free right now, to the longest-waiting caller whose
+-- current step it satisfies, in the highest-priority queue it serves that has
+-- one (waiting_queues lists only queues whose line is not empty).
 local function offer(agent, id, token, now)
-  local entry = waiting_queues(queues_of(agent))[1]
-  if entry and token and token ~= '' then
-    reserve_for(head_of(entry.queue), agent, id, entry, token, now)
+  if not token or token == '' then
+    return
+  end
+  local skills = nil
+  for _, entry in ipairs(waiting_queues(queues_of(agent))) do
+    skills = skills or parse_skills(redis.call('HGET', agent, 'skills'))
+    local sid = first_waiting_for(entry.queue, skills, now)
+    if sid then
+      reserve_for(sid, agent, id, entry, token, now)
+      return
+    end
   end
 end
 

@@ -61,7 +61,8 @@ local function line_for(queue, tests)
 end
 
 -- The free agent of `queue` who has been free longest (lowest score, at most
--- `now`) and satisfies `alternatives`, skipping ids in `skip`: returns its id
+-- `now`) and satisfies `alternatives` (ANY: every agent), skipping ids in
+-- `skip` (a set; may be empty): returns its id
 -- and score, or nil, and how many free agents were looked at (for the
 -- decision's explanation). A member whose agent is no longer free is a
 -- leftover and is dropped from the line it was found in.
@@ -91,7 +92,7 @@ local function longest_idle_matching(queue, alternatives, now, skip)
           offset = offset + 1
         elseif not is_free(agent) then
           redis.call('ZREM', line, id)
-        elseif holds(parse_skills(redis.call('HGET', agent, 'skills')), tests) then
+        elseif #tests == 0 or holds(parse_skills(redis.call('HGET', agent, 'skills')), tests) then
           best_id, best_score = id, score
           done = true
           break
@@ -102,4 +103,51 @@ local function longest_idle_matching(queue, alternatives, now, skip)
     end
   end
   return best_id, best_score, looked
+end
+
+--[[ Steps. A call with needs carries its steps (a plan entry's `steps`, kept
+in the call hash as `steps`, JSON): {{needs = text, alts = alternatives,
+until_ms = ms after arrival it ends (absent for the last)}, ...}. A call
+without them takes any agent of the queue, as before steps existed. ]]
+
+-- Any agent: one alternative with no tests.
+local ANY = {{}}
+
+-- The step that holds `waited` ms after arrival: its index (1-based) and it.
+local function step_at(steps, waited)
+  for i, s in ipairs(steps) do
+    if not s.until_ms or waited < s.until_ms then
+      return i, s
+    end
+  end
+  return #steps, steps[#steps]
+end
+
+-- A call hash's `steps` decoded, once per script for each distinct text (the
+-- callers of one queue and number share theirs).
+local decoded_steps = {}
+local function decode_steps(text)
+  local steps = decoded_steps[text]
+  if not steps then
+    steps = cjson.decode(text)
+    decoded_steps[text] = steps
+  end
+  return steps
+end
+
+-- A waiting call's current step from its hash's `steps` and `since`: its
+-- index, alternatives, and a key naming that step of those steps (for a
+-- script's memo of what it found for it), and its expression. A call
+-- without steps: 0, ANY, '', nil.
+local function current_step(stored, since, now)
+  if not stored then
+    return 0, ANY, '', nil
+  end
+  local i, step = step_at(decode_steps(stored), now - (tonumber(since) or now))
+  return i, step.alts, i .. '#' .. stored, step.needs
+end
+
+-- The skills of agent `id`, parsed.
+local function skills_of(id)
+  return parse_skills(redis.call('HGET', K.agent(id), 'skills'))
 end

@@ -584,7 +584,9 @@ impl Engine {
             plan: plan
                 .queues
                 .iter()
-                .map(|(queue, via)| PlanEntry::new(&queue.name, via, &queue.settings))
+                .map(|(queue, via)| {
+                    PlanEntry::new(&queue.name, via, &queue.settings).with_steps(&queue.steps)
+                })
                 .collect(),
             hold: home.hold.as_ref().map(|h| HoldRequest {
                 loop_ms: h.round_ms(),

@@ -9,6 +9,8 @@
 use serde::Serialize;
 
 use crate::config::QueueSettings;
+use crate::config::steps::Steps;
+use crate::needs::Test;
 use crate::store::Outcome;
 
 /// How long a call's hash outlives the call's end: long enough for late and
@@ -67,6 +69,45 @@ pub struct PlanEntry<'a> {
     pub max_missed: u32,
     pub lease_ms: u64,
     pub affinity_ms: u64,
+    /// What the call needs of an agent here, step by step; absent when any
+    /// agent of the queue will do (lua/lib/needs.lua).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub steps: Option<Vec<StepRequest<'a>>>,
+}
+
+/// One step as the scripts take it: its expression (for the call's history),
+/// its alternatives, and when it ends, in ms after the call's arrival (absent
+/// for the last).
+#[derive(Debug, Clone, Serialize)]
+pub struct StepRequest<'a> {
+    pub needs: &'a str,
+    pub alts: &'a [Vec<Test>],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub until_ms: Option<u64>,
+}
+
+impl<'a> StepRequest<'a> {
+    /// `steps` as the scripts take them; `None` when they are only `any`.
+    pub fn all(steps: &'a Steps) -> Option<Vec<StepRequest<'a>>> {
+        if steps.is_any() {
+            return None;
+        }
+        let mut until = 0u64;
+        Some(
+            steps
+                .all()
+                .iter()
+                .map(|step| StepRequest {
+                    needs: step.needs.text(),
+                    alts: step.needs.alternatives(),
+                    until_ms: step.for_ms.map(|ms| {
+                        until = until.saturating_add(ms);
+                        until
+                    }),
+                })
+                .collect(),
+        )
+    }
 }
 
 impl<'a> PlanEntry<'a> {
@@ -80,7 +121,14 @@ impl<'a> PlanEntry<'a> {
             max_missed: s.max_missed_in_row,
             lease_ms: u64::from(s.max_call_secs) * 1000,
             affinity_ms: u64::from(s.affinity_days) * 86_400_000,
+            steps: None,
         }
+    }
+
+    /// The entry of a call whose needs here are `steps`.
+    pub fn with_steps(mut self, steps: &'a Steps) -> PlanEntry<'a> {
+        self.steps = StepRequest::all(steps);
+        self
     }
 }
 

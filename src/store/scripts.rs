@@ -1,5 +1,5 @@
 //! The Lua scripts of `lua/`, each with the shared `lua/lib/` files in front
-//! (common, stats, agents, line, calls: each uses the ones before), built once.
+//! (common, stats, agents, needs, line, calls: each uses the ones before), built once.
 //! `redis::Script` sends EVALSHA and, on NOSCRIPT (a restarted Redis has an empty
 //! script cache), loads the script and retries, so routing survives a restart.
 
@@ -8,10 +8,11 @@ use std::sync::LazyLock;
 use redis::Script;
 
 /// `lua/lib/`, in the order each file needs the ones before it.
-const LIB: [&str; 5] = [
+const LIB: [&str; 6] = [
     include_str!("../../lua/lib/common.lua"),
     include_str!("../../lua/lib/stats.lua"),
     include_str!("../../lua/lib/agents.lua"),
+    include_str!("../../lua/lib/needs.lua"),
     include_str!("../../lua/lib/line.lua"),
     include_str!("../../lua/lib/calls.lua"),
 ];
