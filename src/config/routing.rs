@@ -17,6 +17,7 @@ use super::hours::BusinessHours;
 use super::steps::Steps;
 use super::targets::{StatsSettings, Targets};
 use crate::agent::{is_client_identity, is_e164, is_valid_id};
+use crate::needs::Needs;
 use crate::twilio::twiml::Speech;
 
 /// A routing file that cannot be used: where (file, line, the line's text) and
@@ -173,7 +174,7 @@ macro_rules! timings {
         struct RawQueue {
             name: Spanned<String>,
             #[serde(default)]
-            numbers: Vec<Spanned<String>>,
+            numbers: Vec<Spanned<super::numbers::RawNumber>>,
             #[serde(default)]
             fallback: Vec<Spanned<String>>,
             #[serde(default)]
@@ -377,6 +378,10 @@ fn wildcard_match(pattern: &str, text: &str) -> bool {
 pub struct RoutingTable {
     queues: Vec<Queue>,
     by_number: HashMap<String, usize>,
+    /// (number, queue) -> the steps of a call to a number with needs, in a
+    /// queue it may take an agent from: the queue's steps and the number's
+    /// needs.
+    number_steps: HashMap<(String, String), Steps>,
     default_queue: usize,
     pub voicemail: Voicemail,
     /// What callers get while Redis is unreachable: never a queue.
@@ -455,6 +460,7 @@ impl RoutingTable {
                 steps: Steps::default(),
             }],
             by_number: HashMap::new(),
+            number_steps: HashMap::new(),
             default_queue: 0,
             voicemail: Voicemail::default(),
             emergency: FallbackStep::Voicemail,
@@ -542,6 +548,17 @@ impl RoutingTable {
         &self.queues[index]
     }
 
+    /// What a call to `to` needs of an agent of `queue`, step by step: the
+    /// queue's steps, with the number's needs if it has any.
+    pub fn steps_for<'a>(&'a self, to: &str, queue: &'a Queue) -> &'a Steps {
+        if self.number_steps.is_empty() {
+            return &queue.steps;
+        }
+        self.number_steps
+            .get(&(to.to_owned(), queue.name.clone()))
+            .unwrap_or(&queue.steps)
+    }
+
     /// The voice of what is said for `queue`'s calls; `[defaults]`' for a queue
     /// the file does not have (the emergency answer names none).
     pub fn speech(&self, queue: &str) -> &Speech {
@@ -622,6 +639,7 @@ fn build(raw: RawFile, source: &str, errors: &mut Errors) -> Option<RoutingTable
 
     let mut queues: Vec<Queue> = Vec::new();
     let mut by_number = HashMap::new();
+    let mut number_needs = HashMap::new();
     for rq in &raw.queues {
         let name = rq.name.get_ref();
         if !is_valid_id(name) {
@@ -634,7 +652,7 @@ fn build(raw: RawFile, source: &str, errors: &mut Errors) -> Option<RoutingTable
             errors.at(rq.name.span(), format!("queue {name:?} is defined twice"));
         }
         for number in &rq.numbers {
-            let n = number.get_ref();
+            let n = &number.get_ref().number;
             if !is_e164(n) {
                 errors.at(
                     number.span(),
@@ -642,6 +660,14 @@ fn build(raw: RawFile, source: &str, errors: &mut Errors) -> Option<RoutingTable
                 );
             } else if by_number.insert(n.clone(), queues.len()).is_some() {
                 errors.at(number.span(), format!("number {n} is listed in two queues"));
+            }
+            if let Some(text) = &number.get_ref().needs {
+                match Needs::parse(text) {
+                    Ok(needs) => {
+                        number_needs.insert(n.clone(), (needs, number.span()));
+                    }
+                    Err(e) => errors.at(number.span(), format!("number {n}: needs {text:?}: {e}")),
+                }
             }
         }
         let mut fallback = Vec::new();
@@ -712,7 +738,7 @@ fn build(raw: RawFile, source: &str, errors: &mut Errors) -> Option<RoutingTable
         });
         queues.push(Queue {
             name: name.clone(),
-            numbers: rq.numbers.iter().map(|n| n.get_ref().clone()).collect(),
+            numbers: rq.numbers.iter().map(|n| n.get_ref().number.clone()).collect(),
             fallback,
             settings,
             confirm: rq.confirm,
@@ -835,9 +861,10 @@ fn build(raw: RawFile, source: &str, errors: &mut Errors) -> Option<RoutingTable
         }
     }
 
-    Some(RoutingTable {
+    let mut table = RoutingTable {
         queues,
         by_number,
+        number_steps: HashMap::new(),
         default_queue,
         voicemail,
         emergency,
@@ -845,7 +872,33 @@ fn build(raw: RawFile, source: &str, errors: &mut Errors) -> Option<RoutingTable
         speech: default_speech,
         warnings: Vec::new(),
         console,
-    })
+    };
+    // A number's needs join the steps of every queue its calls may take an
+    // agent from.
+    let mut number_steps = HashMap::new();
+    for (number, (needs, span)) in number_needs {
+        let Some(&home) = table.by_number.get(&number) else {
+            continue;
+        };
+        for (queue, _) in table.plan(&table.queues[home]).queues {
+            match queue.steps.and(&needs) {
+                Ok(steps) => {
+                    number_steps.insert((number.clone(), queue.name.clone()), steps);
+                }
+                Err((step, e)) => errors.at(
+                    span.clone(),
+                    format!(
+                        "number {number}: needs {:?} with queue {:?}, step {}: {e}",
+                        needs.text(),
+                        queue.name,
+                        step + 1
+                    ),
+                ),
+            }
+        }
+    }
+    table.number_steps = number_steps;
+    Some(table)
 }
 
 impl Speech {

@@ -11,7 +11,7 @@ use std::ops::Range;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::needs::Needs;
+use crate::needs::{Needs, NeedsError};
 
 /// Longest a step may hold: a day.
 pub const MAX_STEP_SECS: i64 = 86_400;
@@ -62,6 +62,22 @@ impl Steps {
     /// True when there is only `any`: routing is what it was before steps.
     pub fn is_any(&self) -> bool {
         self.0.len() == 1 && self.0[0].needs.is_any()
+    }
+
+    /// Each step also needing `needs` (a number's), at the same times; the
+    /// error says which step could not take both.
+    pub fn and(&self, needs: &Needs) -> Result<Steps, (usize, NeedsError)> {
+        self.0
+            .iter()
+            .enumerate()
+            .map(|(i, step)| {
+                Ok(Step {
+                    needs: step.needs.and(needs).map_err(|e| (i, e))?,
+                    for_ms: step.for_ms,
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Steps)
     }
 }
 

@@ -585,7 +585,8 @@ impl Engine {
                 .queues
                 .iter()
                 .map(|(queue, via)| {
-                    PlanEntry::new(&queue.name, via, &queue.settings).with_steps(&queue.steps)
+                    PlanEntry::new(&queue.name, via, &queue.settings)
+                        .with_steps(self.table.steps_for(call.to, queue))
                 })
                 .collect(),
             hold: home.hold.as_ref().map(|h| HoldRequest {

@@ -1,0 +1,164 @@
+//! Routing by what the call needs (issue 21, items 2 and 3) against a real
+//! Redis: a queue's steps relax as the caller waits, a number adds its needs
+//! to every step, each call goes to the agent free the longest among those its
+//! current step accepts, a freed agent goes to the longest-waiting caller whose
+//! step accepts it (skipping the ones it cannot serve, never overtaking within
+//! a step's eligible set), and every decision says why in the call's history.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+const PLAIN: &str = "+15005550007";
+const SPANISH: &str = "+15005550008";
+
+/// Step 1 wants billing at level 3 or more for a second, then anyone; calls
+/// to SPANISH also need `es` at every step. Sweeps run every 100 ms.
+const ROUTING: &str = r#"
+[defaults]
+default_queue = "desk"
+wrap_up_secs = 0
+no_answer_delay_secs = 0
+max_missed_in_row = 100
+
+[[queues]]
+name = "desk"
+numbers = ["+15005550007", { number = "+15005550008", needs = "es" }]
+fallback = ["voicemail"]
+steps = [{ needs = "billing>=3", for_secs = 1 }, { needs = "any" }]
+[queues.hold]
+loop_secs = 5
+max_waiting = 10
+max_wait_secs = 600
+join_when_no_agents = true
+"#;
+
+/// Creates agent `id` of `desk` with `skills` and sets it available; a pause
+/// after, so agents created one after another are free in that order.
+async fn add(app: &TestApp, id: &str, skills: Value) {
+    let put = app
+        .admin(
+            Method::PUT,
+            &format!("/agents/{id}"),
+            Some(json!({"name": id, "contact": format!("client:{id}"),
+                "queues": ["desk"], "skills": skills})),
+        )
+        .await;
+    assert_eq!(put.status, 201, "{put:?}");
+    app.set_state(id, "available").await;
+    tokio::time::sleep(Duration::from_millis(5)).await;
+}
+
+/// The `data` of each of the call's events of `kind`, oldest first.
+async fn events(app: &TestApp, sid: &str, kind: &str) -> Vec<Value> {
+    let history = app.admin(Method::GET, &format!("/calls/{sid}"), None).await;
+    assert_eq!(history.status, 200, "{history:?}");
+    history.json()["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter(|e| e["event"] == kind)
+        .map(|e| e["data"].clone())
+        .collect()
+}
+
+async fn holds(app: &TestApp, id: &str) -> String {
+    app.agent(id).await["call_sid"]
+        .as_str()
+        .unwrap_or("")
+        .to_owned()
+}
+
+#[tokio::test]
+async fn a_call_goes_to_the_longest_idle_agent_its_step_accepts_and_relaxes_on_time() {
+    let app = spawn_app(ROUTING).await;
+    add(&app, "cy", json!({})).await;
+    add(&app, "bo", json!({"billing": 1})).await;
+    add(&app, "ana", json!({"billing": 5})).await;
+
+    // cy and bo have been free longer, but step 1 accepts only ana.
+    let first = call_sid(1);
+    let dial = app.call(&first, PLAIN).await;
+    assert_eq!(dialed(&dial).as_deref(), Some("ana"), "{}", dial.body);
+    let routed = events(&app, &first, "call_routed").await;
+    assert_eq!(routed.len(), 1, "{routed:?}");
+    assert_eq!(routed[0]["step"], 1, "{routed:?}");
+    assert_eq!(routed[0]["needs"], "billing>=3", "{routed:?}");
+    assert_eq!(routed[0]["chosen"], "longest_idle", "{routed:?}");
+
+    // Nobody free meets step 1 now: the next caller waits, beside two free
+    // agents its first step does not accept...
+    let second = call_sid(2);
+    let round = app.call(&second, PLAIN).await;
+    assert!(round.body.contains("<Redirect"), "waits: {}", round.body);
+    let waiting = events(&app, &second, "call_waiting").await;
+    assert_eq!(waiting[0]["step"], 1, "{waiting:?}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(holds(&app, "cy").await, "", "step 1 still holds");
+    assert_eq!(holds(&app, "bo").await, "");
+    // ...until step 2 (any) holds, a second after it came: then the sweep
+    // gives it the one free the longest.
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    assert_eq!(holds(&app, "cy").await, second, "step 2 took the longest idle");
+    assert_eq!(holds(&app, "bo").await, "");
+    let routed = events(&app, &second, "call_routed").await;
+    assert_eq!(routed[0]["step"], 2, "{routed:?}");
+    assert_eq!(routed[0]["needs"], "any", "{routed:?}");
+    assert!(
+        routed[0]["waited_ms"].as_i64().unwrap_or(0) >= 1000,
+        "{routed:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_freed_agent_goes_to_the_longest_waiting_caller_whose_step_accepts_it() {
+    let app = spawn_app(ROUTING).await;
+    // Nobody free: a Spanish caller, then a plain one, wait; after a second
+    // both are at step 2 ("es", and "any").
+    let spanish = call_sid(1);
+    app.call(&spanish, SPANISH).await;
+    let plain = call_sid(2);
+    app.call(&plain, PLAIN).await;
+    let waiting = events(&app, &spanish, "call_waiting").await;
+    assert_eq!(waiting[0]["needs"], "(billing>=3) and (es)", "{waiting:?}");
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+
+    // An agent without Spanish skips the Spanish caller ahead of it.
+    add(&app, "bo", json!({"billing": 1})).await;
+    assert_eq!(holds(&app, "bo").await, plain, "bo went to the plain caller");
+    // One with Spanish serves the Spanish caller.
+    add(&app, "eva", json!({"es": 2})).await;
+    assert_eq!(holds(&app, "eva").await, spanish, "eva went to the Spanish caller");
+    let routed = events(&app, &spanish, "call_routed").await;
+    assert_eq!(routed[0]["step"], 2, "{routed:?}");
+    assert_eq!(routed[0]["needs"], "es", "{routed:?}");
+}
+
+#[tokio::test]
+async fn a_new_call_takes_a_free_agent_no_waiting_caller_can_take() {
+    let app = spawn_app(ROUTING).await;
+    // A Spanish caller waits: nobody speaks Spanish.
+    let spanish = call_sid(1);
+    let round = app.call(&spanish, SPANISH).await;
+    assert!(round.body.contains("<Redirect"), "waits: {}", round.body);
+    add(&app, "ana", json!({"billing": 5})).await;
+    assert_eq!(holds(&app, "ana").await, "", "ana cannot take the Spanish caller");
+
+    // A plain caller after it does not queue behind it for an agent it could
+    // never have.
+    let plain = call_sid(2);
+    let dial = app.call(&plain, PLAIN).await;
+    assert_eq!(dialed(&dial).as_deref(), Some("ana"), "{}", dial.body);
+
+    // A second Spanish caller does not overtake the first: it joins the line,
+    // and the Spanish agent freed next goes to the first.
+    let later = call_sid(3);
+    let round = app.call(&later, SPANISH).await;
+    assert!(round.body.contains("<Redirect"), "waits: {}", round.body);
+    add(&app, "eva", json!({"es": 1, "billing": 3})).await;
+    assert_eq!(holds(&app, "eva").await, spanish, "the first Spanish caller first");
+}
