@@ -35,9 +35,12 @@ pub const REDIS_USED_MEMORY: &str = "switchboard_redis_used_memory_bytes";
 pub const REDIS_MAXMEMORY: &str = "switchboard_redis_maxmemory_bytes";
 pub const LOG_LINES_DROPPED: &str = "switchboard_log_lines_dropped_total";
 pub const SERVICE_LEVEL: &str = "switchboard_service_level_ratio";
+pub const STEP_MATCHES: &str = "switchboard_step_matches_total";
+pub const STEP_MATCH_SECONDS: &str = "switchboard_step_match_seconds";
+pub const STEPS_RELAXED: &str = "switchboard_steps_relaxed_total";
 
 /// Every metric switchboard exports (deploy/ may name only these).
-pub const CATALOGUE: [&str; 25] = [
+pub const CATALOGUE: [&str; 28] = [
     CALLS,
     ROUTED,
     FALLBACKS,
@@ -63,6 +66,9 @@ pub const CATALOGUE: [&str; 25] = [
     REDIS_MAXMEMORY,
     LOG_LINES_DROPPED,
     SERVICE_LEVEL,
+    STEP_MATCHES,
+    STEP_MATCH_SECONDS,
+    STEPS_RELAXED,
 ];
 
 /// From an agent freed to the REST redirect sent: milliseconds when the
@@ -99,6 +105,12 @@ pub fn install() -> PrometheusHandle {
                 })
                 .and_then(|b| {
                     b.set_buckets_for_metric(Matcher::Full(WAIT_SECONDS.into()), WAIT_BUCKETS)
+                })
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full(STEP_MATCH_SECONDS.into()),
+                        WAIT_BUCKETS,
+                    )
                 })
                 .and_then(|b| {
                     b.set_buckets_for_metric(Matcher::Full(CONNECT_SECONDS.into()), CONNECT_BUCKETS)
@@ -205,6 +217,19 @@ fn describe() {
         WAIT_OUTCOMES,
         "Waits in line by how they ended: answered, abandoned, timeout, exit, full, closed, no_agents, removed."
     );
+    describe_counter!(
+        STEP_MATCHES,
+        "Calls of a queue with steps (or a number with needs) given an agent, by the step (1, 2, ...) that held when they were."
+    );
+    describe_histogram!(
+        STEP_MATCH_SECONDS,
+        Unit::Seconds,
+        "From a call's arrival to its agent, by queue and the step that held then."
+    );
+    describe_counter!(
+        STEPS_RELAXED,
+        "Waiting calls moved on to a later step, by queue and the step they moved to."
+    );
     describe_gauge!(
         LONGEST_WAIT,
         "How long the head of each queue's line has waited (refreshed by the worker)."
@@ -280,6 +305,18 @@ pub fn wait_ended(queue: &str, outcome: &str, waited: Duration, within_service_l
     if within_service_level {
         counter!(WITHIN_SERVICE_LEVEL, "queue" => queue).increment(1);
     }
+}
+
+/// A call with steps was given an agent at `step`, `waited` after it came.
+pub fn step_matched(queue: &str, step: u32, waited: Duration) {
+    let (queue, step) = (queue.to_owned(), step.to_string());
+    counter!(STEP_MATCHES, "queue" => queue.clone(), "step" => step.clone()).increment(1);
+    histogram!(STEP_MATCH_SECONDS, "queue" => queue, "step" => step).record(waited.as_secs_f64());
+}
+
+/// A waiting call moved on to `step`.
+pub fn step_relaxed(queue: &str, step: u32) {
+    counter!(STEPS_RELAXED, "queue" => queue.to_owned(), "step" => step.to_string()).increment(1);
 }
 
 pub fn call_received(queue: &str) {

@@ -98,6 +98,9 @@ pub async fn run(engine: Engine, interval: Duration, shutdown: CancellationToken
         if let Err(e) = refresh_wait_metrics(&engine).await {
             tracing::warn!(error = %e, "cannot refresh the wait metrics");
         }
+        if let Err(e) = refresh_step_metrics(&engine).await {
+            tracing::warn!(error = %e, "cannot refresh the step metrics");
+        }
         // The figures change by the minute: every STATS_EVERY is enough.
         if last_stats.is_none_or(|at| at.elapsed() >= STATS_EVERY) {
             last_stats = Some(tokio::time::Instant::now());
@@ -175,6 +178,11 @@ pub async fn sweep_once(engine: &Engine) -> Result<SweepReport, StoreError> {
 pub async fn match_waiting(engine: &Engine) -> Result<usize, StoreError> {
     const BATCH: usize = 64;
     engine.publish_hold_queues(false).await?;
+    // Calls whose next step began move on first, so this very sweep matches
+    // them at it.
+    if engine.table().routes_by_needs() {
+        while engine.store().relax_steps(500).await? == 500 {}
+    }
     let mut matched = 0;
     loop {
         let n = engine.store().match_lines(BATCH).await?;
@@ -217,6 +225,31 @@ pub async fn refresh_wait_metrics(engine: &Engine) -> Result<(), StoreError> {
                     })
                 });
             metrics::wait_ended(&event.queue, &event.outcome, waited, within);
+        }
+        if events.len() < 500 {
+            return Ok(());
+        }
+    }
+}
+
+/// The step metrics: calls given an agent at each step, and waiting calls
+/// moved on (each event drained by one worker, so counted once).
+pub async fn refresh_step_metrics(engine: &Engine) -> Result<(), StoreError> {
+    if !engine.table().routes_by_needs() {
+        return Ok(());
+    }
+    loop {
+        let events = engine.store().drain_step_events(500).await?;
+        for event in &events {
+            if event.relaxed {
+                metrics::step_relaxed(&event.queue, event.step);
+            } else {
+                metrics::step_matched(
+                    &event.queue,
+                    event.step,
+                    std::time::Duration::from_millis(event.waited_ms),
+                );
+            }
         }
         if events.len() < 500 {
             return Ok(());

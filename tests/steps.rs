@@ -112,6 +112,26 @@ async fn a_call_goes_to_the_longest_idle_agent_its_step_accepts_and_relaxes_on_t
         routed[0]["waited_ms"].as_i64().unwrap_or(0) >= 1000,
         "{routed:?}"
     );
+    // The history says when it moved on, and the metrics count both.
+    let relaxed = events(&app, &second, "step_relaxed").await;
+    assert_eq!(relaxed.len(), 1, "{relaxed:?}");
+    assert_eq!(relaxed[0]["step"], 2, "{relaxed:?}");
+    assert_eq!(relaxed[0]["previous"], 1, "{relaxed:?}");
+    assert_eq!(relaxed[0]["needs"], "any", "{relaxed:?}");
+    let moved_at = relaxed[0]["waited_ms"].as_i64().unwrap_or(0);
+    // Never early; how soon after its time is measured by `simulate`, not
+    // here (a loaded machine delays a sweep).
+    assert!((1000..10_000).contains(&moved_at), "moved on {moved_at} ms after it came");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let page = app.metrics().await;
+    for (name, step) in [
+        ("switchboard_step_matches_total", "1"),
+        ("switchboard_step_matches_total", "2"),
+        ("switchboard_steps_relaxed_total", "2"),
+    ] {
+        let series = format!("{name}{{queue=\"desk\",step=\"{step}\"}}");
+        assert!(metric(&page, &series) >= 1.0, "{series} in {page}");
+    }
 }
 
 #[tokio::test]

@@ -112,6 +112,9 @@ local function route(r)
     emit_call('call_routed', r.sid, {via = via, attempt = attempt,
       step = why.step > 0 and why.step or nil, needs = why.needs,
       looked = why.looked, chosen = why.chosen, waited_ms = waited})
+    if why.step > 0 then
+      record_step(e.queue, 'matched', why.step, waited)
+    end
     return decision(call, 1)
   end
 

@@ -55,7 +55,11 @@ local function join_line(call, sid, queue, arrival, now, loop_ms)
   redis.call('HSET', call, 'status', 'waiting', 'since', arrival, 'token', '', 'agent', '',
     'connect', '', 'loop_ms', loop_ms)
   redis.call('ZADD', K.deadlines, now + loop_ms + WAIT_SLACK_MS, wait_member(sid))
-  local step, _, _, needs = current_step(redis.call('HGET', call, 'steps'), arrival, now)
+  local stored = redis.call('HGET', call, 'steps')
+  local step, _, _, needs = current_step(stored, arrival, now)
+  if step > 0 then
+    schedule_step(call, sid, decode_steps(stored), step, arrival)
+  end
   emit_call('call_waiting', sid, {since = arrival, step = step > 0 and step or nil,
     needs = needs})
 end
@@ -114,9 +118,12 @@ local function reserve_for(sid, agent, id, entry, token, now)
   -- Why this agent: the caller's step then, and its needs.
   local w = redis.call('HMGET', call, 'steps', 'since', 'attempt')
   local step, _, _, needs = current_step(w[1], w[2], now)
+  local waited = now - (tonumber(w[2]) or now)
   emit_call('call_routed', sid, {via = 'line', attempt = tonumber(w[3]),
-    step = step > 0 and step or nil, needs = needs,
-    waited_ms = now - (tonumber(w[2]) or now)})
+    step = step > 0 and step or nil, needs = needs, waited_ms = waited})
+  if step > 0 then
+    record_step(entry.queue, 'matched', step, waited)
+  end
   -- For the replica that connects the caller at once with Twilio's REST API
   -- (capped: with no REST credentials nobody needs more than the newest);
   -- not for a caller Twilio's REST API said it did not know.

@@ -147,6 +147,27 @@ local function current_step(stored, since, now)
   return i, step.alts, i .. '#' .. stored, step.needs
 end
 
+-- Records, for the step metrics, that a call of `queue` was matched at (or
+-- relaxed to) step `step` after waiting `waited` ms: 'queue|kind|step|ms' in
+-- `step_events`, which a worker drains (capped, as `wait_events`).
+local function record_step(queue, kind, step, waited)
+  redis.call('LPUSH', K.step_events, queue .. '|' .. kind .. '|' .. step .. '|' .. waited)
+  redis.call('LTRIM', K.step_events, 0, 9999)
+end
+
+-- A waiting call's step is now `i` of `steps` (it arrived at `since`): kept
+-- as `need_step`, and the start of its next step (if any) in `steps_due`,
+-- where relax_steps.lua finds it on time.
+local function schedule_step(call, sid, steps, i, since)
+  redis.call('HSET', call, 'need_step', i)
+  local ends = steps[i].until_ms
+  if ends then
+    redis.call('ZADD', K.steps_due, since + ends, sid)
+  else
+    redis.call('ZREM', K.steps_due, sid)
+  end
+end
+
 -- The skills of agent `id`, parsed.
 local function skills_of(id)
   return parse_skills(redis.call('HGET', K.agent(id), 'skills'))

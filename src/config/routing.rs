@@ -548,6 +548,12 @@ impl RoutingTable {
         &self.queues[index]
     }
 
+    /// True when some queue has steps or some number needs: calls route by
+    /// skills.
+    pub fn routes_by_needs(&self) -> bool {
+        !self.number_steps.is_empty() || self.queues.iter().any(|q| !q.steps.is_any())
+    }
+
     /// What a call to `to` needs of an agent of `queue`, step by step: the
     /// queue's steps, with the number's needs if it has any.
     pub fn steps_for<'a>(&'a self, to: &str, queue: &'a Queue) -> &'a Steps {

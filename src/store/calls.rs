@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use super::requests::{
-    CALL_TAIL_MS, ClaimConnectRequest, HoldQueueEntry, MatchRequest, RemoveWaitingRequest,
+    CALL_TAIL_MS, ClaimConnectRequest, HoldQueueEntry, MatchRequest, RelaxRequest, RemoveWaitingRequest,
     RouteRequest, VOICEMAILS_KEPT, VoicemailRequest, WaitRequest,
 };
 
@@ -66,6 +66,17 @@ pub struct WaitEvent {
     pub outcome: String,
     pub waited_ms: u64,
 }
+
+/// A call with steps given an agent at `step`, or (`relaxed`) a waiting call
+/// moved on to it, `waited_ms` after it came; for the step metrics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepEvent {
+    pub queue: String,
+    pub relaxed: bool,
+    pub step: u32,
+    pub waited_ms: u64,
+}
+
 use super::{Store, StoreError, scripts, texts};
 
 /// What a call was given. `fresh` is false when the same CallSid was routed before
@@ -190,6 +201,43 @@ impl Store {
         super::text(&reply)
             .and_then(|n| n.parse().ok())
             .ok_or_else(|| StoreError::reply(scripts::MATCH_LINES.name, format!("{reply:?}")))
+    }
+
+    /// Moves waiting calls whose next step began on to it; how many due calls
+    /// were taken (at most `max`: call again when it is reached).
+    pub async fn relax_steps(&self, max: usize) -> Result<usize, StoreError> {
+        let reply = self
+            .invoke(&scripts::RELAX_STEPS, self.keys().steps_due(), &RelaxRequest { max })
+            .await?;
+        super::text(&reply)
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(|| StoreError::reply(scripts::RELAX_STEPS.name, format!("{reply:?}")))
+    }
+
+    /// Up to `max` step events the scripts recorded, oldest first, each taken
+    /// by one worker (so counted once).
+    pub async fn drain_step_events(&self, max: usize) -> Result<Vec<StepEvent>, StoreError> {
+        let raw = self
+            .pop_oldest("step_events", self.keys().step_events(), max)
+            .await?;
+        Ok(raw
+            .iter()
+            .filter_map(|e| {
+                let mut parts = e.splitn(4, '|');
+                let queue = parts.next()?.to_owned();
+                let relaxed = match parts.next()? {
+                    "matched" => false,
+                    "relaxed" => true,
+                    _ => return None,
+                };
+                Some(StepEvent {
+                    queue,
+                    relaxed,
+                    step: parts.next()?.parse().ok()?,
+                    waited_ms: parts.next()?.parse().ok()?,
+                })
+            })
+            .collect())
     }
 
     /// Writes the queues that hold callers into `hold_queues`, for the scripts

@@ -68,6 +68,19 @@ impl Keys {
         format!("{}wait_events", self.prefix)
     }
 
+    /// List: 'queue|matched|step|waited ms' (a call with steps given an agent
+    /// at that step) and 'queue|relaxed|step|waited ms' (a waiting call moved
+    /// on to that step), drained by a worker into the step metrics.
+    pub fn step_events(&self) -> String {
+        format!("{}step_events", self.prefix)
+    }
+
+    /// Sorted set: waiting calls with steps, scored by when their next step
+    /// begins (ms), for relax_steps.lua.
+    pub fn steps_due(&self) -> String {
+        format!("{}steps_due", self.prefix)
+    }
+
     /// List: 'CallSid|queue' of waiting callers just given an agent, for a
     /// replica to connect with Twilio's REST API.
     pub fn connects(&self) -> String {

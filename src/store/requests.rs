@@ -231,6 +231,12 @@ pub(super) struct MatchRequest {
     pub tokens: Vec<String>,
 }
 
+/// `relax_steps.lua`: how many due calls one run moves on at most.
+#[derive(Debug, Serialize)]
+pub(super) struct RelaxRequest {
+    pub max: usize,
+}
+
 /// One report of a dial attempt.
 #[derive(Debug, Clone, Serialize)]
 pub struct AttemptRequest<'a> {

@@ -53,6 +53,7 @@ lua!(SWEEP_DEADLINE, "sweep_deadline");
 lua!(SETTLE_WRAP_UPS, "settle_wrap_ups");
 lua!(WAIT, "wait");
 lua!(MATCH_LINES, "match_lines");
+lua!(RELAX_STEPS, "relax_steps");
 lua!(REMOVE_WAITING, "remove_waiting");
 lua!(CLAIM_CONNECT, "claim_connect");
 lua!(DUE_RECONCILES, "due_reconciles");
@@ -69,7 +70,7 @@ lua!(SAMPLE_WAITING, "sample_waiting");
 lua!(WATCH_LINES, "watch_lines");
 
 /// Every script, to load them all at start and check they are loaded for `/readyz`.
-pub fn all() -> [&'static Lua; 23] {
+pub fn all() -> [&'static Lua; 24] {
     [
         &UPSERT_AGENT,
         &SET_AGENT_STATE,
@@ -83,6 +84,7 @@ pub fn all() -> [&'static Lua; 23] {
         &SETTLE_WRAP_UPS,
         &WAIT,
         &MATCH_LINES,
+        &RELAX_STEPS,
         &REMOVE_WAITING,
         &CLAIM_CONNECT,
         &DUE_RECONCILES,
