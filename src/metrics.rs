@@ -107,10 +107,7 @@ pub fn install() -> PrometheusHandle {
                     b.set_buckets_for_metric(Matcher::Full(WAIT_SECONDS.into()), WAIT_BUCKETS)
                 })
                 .and_then(|b| {
-                    b.set_buckets_for_metric(
-                        Matcher::Full(STEP_MATCH_SECONDS.into()),
-                        WAIT_BUCKETS,
-                    )
+                    b.set_buckets_for_metric(Matcher::Full(STEP_MATCH_SECONDS.into()), WAIT_BUCKETS)
                 })
                 .and_then(|b| {
                     b.set_buckets_for_metric(Matcher::Full(CONNECT_SECONDS.into()), CONNECT_BUCKETS)
@@ -269,6 +266,15 @@ pub fn register_series(queues: &[crate::config::Queue]) {
     counter!(VOICEMAILS).increment(0);
     for outcome in ["redirected", "call_over", "unknown_call", "failed"] {
         counter!(TWILIO_REDIRECTS, "outcome" => outcome).increment(0);
+    }
+    for queue in queues.iter().filter(|q| !q.steps.is_any()) {
+        for step in 1..=queue.steps.all().len() {
+            let (name, step) = (queue.name.clone(), step.to_string());
+            counter!(STEP_MATCHES, "queue" => name.clone(), "step" => step.clone()).increment(0);
+            if step != "1" {
+                counter!(STEPS_RELAXED, "queue" => name, "step" => step).increment(0);
+            }
+        }
     }
     for queue in queues.iter().filter(|q| q.hold.is_some()) {
         gauge!(WAITING, "queue" => queue.name.clone()).set(0.0);

@@ -276,7 +276,8 @@ impl Needs {
             .any(|tests| tests.iter().all(|t| t.holds(skills)))
     }
 
-    /// Both at once: each alternative of one with each of the other.
+    /// Both at once: each alternative of one with each of the other (not
+    /// parsed again, so two expressions of the longest length may be joined).
     pub fn and(&self, other: &Needs) -> Result<Needs, NeedsError> {
         if other.is_any() {
             return Ok(self.clone());
@@ -284,7 +285,56 @@ impl Needs {
         if self.is_any() {
             return Ok(other.clone());
         }
-        Needs::parse(&format!("({}) and ({})", self.text, other.text))
+        let mut alternatives = Vec::new();
+        for a in &self.alternatives {
+            for b in &other.alternatives {
+                alternatives.extend(simplify(a.iter().chain(b).cloned().collect()));
+            }
+        }
+        if alternatives.len() > MAX_ALTERNATIVES {
+            return Err(NeedsError::new(
+                0,
+                format!("together they expand to more than {MAX_ALTERNATIVES} alternatives"),
+            ));
+        }
+        if alternatives.is_empty() {
+            return Err(NeedsError::new(
+                0,
+                "together no agent can ever satisfy them".into(),
+            ));
+        }
+        Ok(Needs {
+            text: format!("({}) and ({})", self.text, other.text),
+            alternatives: prune(alternatives),
+        })
+    }
+
+    /// Every one of `skills` at its level or more (`es>=2 and vip`); `any`
+    /// when there are none.
+    pub fn all_of(skills: &Skills) -> Needs {
+        if skills.is_empty() {
+            return Needs::any();
+        }
+        let text = skills
+            .iter()
+            .map(|(name, level)| match level {
+                1 => name.clone(),
+                _ => format!("{name}>={level}"),
+            })
+            .collect::<Vec<_>>()
+            .join(" and ");
+        let tests = skills
+            .iter()
+            .map(|(name, level)| Test {
+                skill: name.clone(),
+                min: *level,
+                negated: false,
+            })
+            .collect();
+        Needs {
+            text,
+            alternatives: vec![tests],
+        }
     }
 
     /// The skills it names.
@@ -689,6 +739,30 @@ mod tests {
         assert!(both.satisfied_by(&skills(&[("pt", 1), ("billing", 3)])));
         assert!(!both.satisfied_by(&skills(&[("pt", 1)])));
         assert_eq!(step.and(&Needs::any()).unwrap(), step);
+        assert_eq!(both.text(), "(es or pt) and (billing>=3)");
+        // Not parsed again: two of the longest expressions join.
+        let longest = |prefix: &str| {
+            let tests: Vec<String> = (0..13)
+                .map(|i| format!("{}{i:02}>=2", prefix.repeat(28)))
+                .collect();
+            Needs::parse(&tests.join(" and ")).unwrap()
+        };
+        let (a, b) = (longest("a"), longest("b"));
+        assert!(a.text().len() > MAX_EXPR_CHARS - 40, "{}", a.text().len());
+        assert_eq!(a.and(&b).unwrap().alternatives()[0].len(), 26);
+        // Contradictions are refused, not kept as a step nobody meets.
+        let es = Needs::parse("es").unwrap();
+        let no_es = Needs::parse("not es").unwrap();
+        assert!(es.and(&no_es).is_err());
+    }
+
+    #[test]
+    fn all_of_needs_each_skill_at_its_level() {
+        let n = Needs::all_of(&skills(&[("es", 2), ("vip", 1)]));
+        assert_eq!(n.text(), "es>=2 and vip");
+        assert!(n.satisfied_by(&skills(&[("es", 3), ("vip", 1)])));
+        assert!(!n.satisfied_by(&skills(&[("es", 1), ("vip", 1)])));
+        assert!(Needs::all_of(&Skills::new()).is_any());
     }
 
     #[test]

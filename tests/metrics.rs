@@ -25,6 +25,12 @@ wrap_up_secs = 0
 [queues.hold]
 loop_secs = 5
 max_waiting = 1
+
+[[queues]]
+name = "skilled"
+numbers = ["+15005550010"]
+fallback = ["voicemail"]
+steps = [{ needs = "es", for_secs = 30 }, { needs = "any" }]
 "#;
 
 #[tokio::test]
@@ -40,6 +46,19 @@ async fn the_metrics_page_passes_promtool_and_has_the_whole_catalogue() {
     assert!(dialed(&dial).is_some());
     let vm = app.call(&call_sid(2), "+15005550006").await;
     assert!(vm.body.contains("<Record"));
+    // A queue with steps: its call is matched at step 1 (the step metrics).
+    let put = app
+        .admin(
+            reqwest::Method::PUT,
+            "/agents/es",
+            Some(serde_json::json!({"name": "es", "contact": "client:es",
+                "queues": ["skilled"], "skills": ["es"]})),
+        )
+        .await;
+    assert_eq!(put.status, 201, "{put:?}");
+    app.set_state("es", "available").await;
+    let skilled = app.call(&call_sid(4), "+15005550010").await;
+    assert_eq!(dialed(&skilled).as_deref(), Some("es"), "{}", skilled.body);
     // A queue that holds callers: one talks to h, one waits, a third finds the
     // line full (an ended wait, which the worker turns into the wait metrics);
     // then h is free and the waiting caller is connected through REST.

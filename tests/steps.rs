@@ -103,7 +103,11 @@ async fn a_call_goes_to_the_longest_idle_agent_its_step_accepts_and_relaxes_on_t
     // ...until step 2 (any) holds, a second after it came: then the sweep
     // gives it the one free the longest.
     tokio::time::sleep(Duration::from_millis(900)).await;
-    assert_eq!(holds(&app, "cy").await, second, "step 2 took the longest idle");
+    assert_eq!(
+        holds(&app, "cy").await,
+        second,
+        "step 2 took the longest idle"
+    );
     assert_eq!(holds(&app, "bo").await, "");
     let routed = events(&app, &second, "call_routed").await;
     assert_eq!(routed[0]["step"], 2, "{routed:?}");
@@ -121,7 +125,10 @@ async fn a_call_goes_to_the_longest_idle_agent_its_step_accepts_and_relaxes_on_t
     let moved_at = relaxed[0]["waited_ms"].as_i64().unwrap_or(0);
     // Never early; how soon after its time is measured by `simulate`, not
     // here (a loaded machine delays a sweep).
-    assert!((1000..10_000).contains(&moved_at), "moved on {moved_at} ms after it came");
+    assert!(
+        (1000..10_000).contains(&moved_at),
+        "moved on {moved_at} ms after it came"
+    );
     tokio::time::sleep(Duration::from_millis(300)).await;
     let page = app.metrics().await;
     for (name, step) in [
@@ -149,10 +156,18 @@ async fn a_freed_agent_goes_to_the_longest_waiting_caller_whose_step_accepts_it(
 
     // An agent without Spanish skips the Spanish caller ahead of it.
     add(&app, "bo", json!({"billing": 1})).await;
-    assert_eq!(holds(&app, "bo").await, plain, "bo went to the plain caller");
+    assert_eq!(
+        holds(&app, "bo").await,
+        plain,
+        "bo went to the plain caller"
+    );
     // One with Spanish serves the Spanish caller.
     add(&app, "eva", json!({"es": 2})).await;
-    assert_eq!(holds(&app, "eva").await, spanish, "eva went to the Spanish caller");
+    assert_eq!(
+        holds(&app, "eva").await,
+        spanish,
+        "eva went to the Spanish caller"
+    );
     let routed = events(&app, &spanish, "call_routed").await;
     assert_eq!(routed[0]["step"], 2, "{routed:?}");
     assert_eq!(routed[0]["needs"], "es", "{routed:?}");
@@ -166,7 +181,11 @@ async fn a_new_call_takes_a_free_agent_no_waiting_caller_can_take() {
     let round = app.call(&spanish, SPANISH).await;
     assert!(round.body.contains("<Redirect"), "waits: {}", round.body);
     add(&app, "ana", json!({"billing": 5})).await;
-    assert_eq!(holds(&app, "ana").await, "", "ana cannot take the Spanish caller");
+    assert_eq!(
+        holds(&app, "ana").await,
+        "",
+        "ana cannot take the Spanish caller"
+    );
 
     // A plain caller after it does not queue behind it for an agent it could
     // never have.
@@ -180,5 +199,120 @@ async fn a_new_call_takes_a_free_agent_no_waiting_caller_can_take() {
     let round = app.call(&later, SPANISH).await;
     assert!(round.body.contains("<Redirect"), "waits: {}", round.body);
     add(&app, "eva", json!({"es": 1, "billing": 3})).await;
-    assert_eq!(holds(&app, "eva").await, spanish, "the first Spanish caller first");
+    assert_eq!(
+        holds(&app, "eva").await,
+        spanish,
+        "the first Spanish caller first"
+    );
+}
+
+async fn explain(app: &TestApp, body: Value) -> Answer {
+    app.admin(Method::POST, "/routing/explain", Some(body))
+        .await
+}
+
+/// The keys routing reads, with their values.
+async fn routing_keys(app: &TestApp) -> Vec<(String, Vec<u8>)> {
+    app.snapshot()
+        .await
+        .into_iter()
+        .filter(|(k, _)| {
+            ["agent:", "avail:", "skill_avail:", "line:", "call:"]
+                .iter()
+                .any(|p| k.contains(p))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn explain_says_which_agents_a_call_would_reach_at_which_step_and_changes_nothing() {
+    let app = spawn_app(ROUTING).await;
+    add(&app, "cy", json!({})).await;
+    add(&app, "bo", json!({"billing": 1})).await;
+    add(&app, "ana", json!({"billing": 5})).await;
+    add(&app, "eva", json!({"es": 2, "billing": 4})).await;
+    let before = routing_keys(&app).await;
+
+    let plain = explain(&app, json!({"to": PLAIN})).await;
+    assert_eq!(plain.status, 200, "{plain:?}");
+    let plain = plain.json();
+    assert_eq!(plain["queue"], "desk");
+    assert_eq!(plain["number_needs"], Value::Null);
+    let desk = &plain["plan"][0];
+    assert_eq!(desk["via"], "queue");
+    assert_eq!(desk["free"], 4);
+    assert_eq!(desk["current_step"], 1);
+    assert_eq!(desk["steps"][0]["needs"], "billing>=3");
+    assert_eq!(desk["steps"][0]["matching"], 2);
+    assert_eq!(desk["steps"][0]["agents"], json!(["ana", "eva"]));
+    assert_eq!(desk["steps"][0]["for_secs"], 1);
+    assert_eq!(desk["steps"][1]["needs"], "any");
+    assert_eq!(desk["steps"][1]["starts_after_secs"], 1);
+    assert_eq!(desk["steps"][1]["for_secs"], Value::Null);
+    assert_eq!(
+        desk["steps"][1]["agents"],
+        json!(["cy", "bo", "ana", "eva"])
+    );
+    assert_eq!(plain["decision"]["kind"], "dial");
+    assert_eq!(plain["decision"]["agent"], "ana");
+    assert_eq!(plain["decision"]["step"], 1);
+    assert!(
+        plain["decision"]["why"]
+            .as_str()
+            .unwrap_or("")
+            .contains("longest idle of the 2 free agents of desk that step 1 (billing>=3) accepts"),
+        "{plain:#}"
+    );
+
+    // The Spanish number adds its needs to every step.
+    let spanish = explain(&app, json!({"to": SPANISH})).await.json();
+    assert_eq!(spanish["number_needs"], "es");
+    assert_eq!(
+        spanish["plan"][0]["steps"][0]["needs"],
+        "(billing>=3) and (es)"
+    );
+    assert_eq!(spanish["plan"][0]["steps"][0]["agents"], json!(["eva"]));
+    assert_eq!(spanish["decision"]["agent"], "eva");
+
+    // Later in the wait, and with needs of its own.
+    let later = explain(&app, json!({"to": PLAIN, "waited_secs": 5}))
+        .await
+        .json();
+    assert_eq!(later["plan"][0]["current_step"], 2);
+    assert_eq!(later["decision"]["agent"], "cy");
+    let vip = explain(
+        &app,
+        json!({"to": PLAIN, "needs": {"vip": 1}, "waited_secs": 5}),
+    )
+    .await
+    .json();
+    assert_eq!(vip["needs"], "vip");
+    assert_eq!(vip["plan"][0]["steps"][1]["needs"], "vip");
+    assert_eq!(vip["plan"][0]["steps"][1]["matching"], 0);
+    assert_eq!(vip["decision"]["kind"], "wait", "{vip:#}");
+
+    // Asking reserved nobody and changed nothing.
+    assert_eq!(routing_keys(&app).await, before);
+    for id in ["cy", "bo", "ana", "eva"] {
+        assert_eq!(app.agent(id).await["state"], "available");
+    }
+
+    // What cannot be asked.
+    for (body, says) in [
+        (json!({"to": "555"}), "not E.164"),
+        (json!({"needs": {"Es": 1}}), "skill \"Es\""),
+        (json!({"waited_secs": 2_592_001u64}), "waited_secs"),
+        (
+            json!({"needs": {"es": 1}, "queue": "desk"}),
+            "unknown field",
+        ),
+    ] {
+        let refused = explain(&app, body.clone()).await;
+        assert!(
+            refused.status == 422 || refused.status == 400,
+            "{body}: {refused:?}"
+        );
+        let error = refused.json()["error"].as_str().unwrap_or("").to_owned();
+        assert!(error.contains(says), "{body}: {error}");
+    }
 }

@@ -6,6 +6,7 @@ mod agent_work;
 mod agents;
 mod audit;
 mod events;
+mod explain;
 mod me;
 mod openapi;
 mod queues;
@@ -56,6 +57,7 @@ pub fn router(state: AppState) -> Router<AppState> {
             post(supervisors::issue).delete(supervisors::revoke),
         )
         .route("/audit", get(audit::list))
+        .route("/routing/explain", post(explain::explain))
         // An agent's own routes: its token, checked by `me::AgentCaller`.
         .route("/me", get(me::get))
         .route("/me/state", put(me::set_state))

@@ -19,7 +19,9 @@ use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 use super::roles::{ACCESS, Role};
-use super::{ErrorBody, agent_work, agents, audit, events, me, queues, supervisors, tokens, voice};
+use super::{
+    ErrorBody, agent_work, agents, audit, events, explain, me, queues, supervisors, tokens, voice,
+};
 use crate::agent::{AgentState, SettableState, StateCounts};
 use crate::app::AppState;
 use crate::config::RoutingTable;
@@ -62,6 +64,7 @@ use crate::config::RoutingTable;
         supervisors::issue,
         supervisors::revoke,
         audit::list,
+        explain::explain,
     ),
     components(schemas(
         agents::AgentDoc,
@@ -98,6 +101,11 @@ use crate::config::RoutingTable;
         supervisors::StaffTokenDoc,
         supervisors::StaffRoleName,
         audit::AuditList,
+        explain::ExplainBody,
+        crate::routing::explain::Explanation,
+        crate::routing::explain::PlanQueue,
+        crate::routing::explain::PlanStep,
+        crate::routing::explain::ExplainedDecision,
         AgentState,
         SettableState,
         StateCounts,
@@ -112,6 +120,7 @@ use crate::config::RoutingTable;
         (name = "queues", description = "Queues, their agents by state and offer order"),
         (name = "voicemails", description = "Recorded voicemail messages"),
         (name = "supervisors", description = "Supervisor and wallboard tokens"),
+        (name = "routing", description = "Why calls go where they do"),
     )
 )]
 pub struct ApiDoc;
@@ -563,6 +572,10 @@ mod tests {
             ("get_my_calls", &["401", "403", "408", "503"]),
             ("voice_token", &["401", "403", "404", "408", "409", "503"]),
             ("get_agent_calls", &["401", "404", "408", "422", "503"]),
+            (
+                "explain_routing",
+                &["400", "401", "408", "413", "422", "503"],
+            ),
         ];
         let doc = doc(&RoutingTable::builtin());
         let mut seen = Vec::new();

@@ -112,6 +112,7 @@ pub const ACCESS: &[Access] = &[
     access(Method::GET, "/v1/voicemails", ACT),
     access(Method::GET, "/v1/calls/{call_sid}", READ),
     access(Method::GET, "/v1/audit", ACT),
+    access(Method::POST, "/v1/routing/explain", READ),
     access(
         Method::GET,
         "/v1/events",

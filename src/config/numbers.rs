@@ -6,8 +6,8 @@
 
 use std::fmt;
 
-use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
+use serde::de::{self, Deserializer, MapAccess, Visitor};
 
 /// One entry of `numbers` as written.
 #[derive(Debug)]
@@ -32,7 +32,9 @@ impl<'de> Deserialize<'de> for RawNumber {
             type Value = RawNumber;
 
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str(r#"a number ("+15005550006") or { number = "+15005550006", needs = "es" }"#)
+                f.write_str(
+                    r#"a number ("+15005550006") or { number = "+15005550006", needs = "es" }"#,
+                )
             }
 
             fn visit_str<E: de::Error>(self, number: &str) -> Result<RawNumber, E> {
@@ -43,7 +45,8 @@ impl<'de> Deserialize<'de> for RawNumber {
             }
 
             fn visit_map<M: MapAccess<'de>>(self, map: M) -> Result<RawNumber, M::Error> {
-                let table = RawNumberTable::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                let table =
+                    RawNumberTable::deserialize(de::value::MapAccessDeserializer::new(map))?;
                 Ok(RawNumber {
                     number: table.number,
                     needs: table.needs,
@@ -74,10 +77,11 @@ mod tests {
         assert_eq!(doc.numbers[0].needs, None);
         assert_eq!(doc.numbers[1].number, "+15005550007");
         assert_eq!(doc.numbers[1].needs.as_deref(), Some("es"));
-        let wrong = toml::from_str::<Doc>(r#"numbers = [{ number = "+15005550007", need = "es" }]"#)
-            .err()
-            .map(|e| e.to_string())
-            .unwrap_or_default();
+        let wrong =
+            toml::from_str::<Doc>(r#"numbers = [{ number = "+15005550007", need = "es" }]"#)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
         assert!(wrong.contains("unknown field `need`"), "{wrong}");
         let wrong = toml::from_str::<Doc>("numbers = [7]")
             .err()

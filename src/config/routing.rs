@@ -382,6 +382,8 @@ pub struct RoutingTable {
     /// queue it may take an agent from: the queue's steps and the number's
     /// needs.
     number_steps: HashMap<(String, String), Steps>,
+    /// What every call to a number needs (its `numbers` entry's `needs`).
+    number_needs: HashMap<String, Needs>,
     default_queue: usize,
     pub voicemail: Voicemail,
     /// What callers get while Redis is unreachable: never a queue.
@@ -461,6 +463,7 @@ impl RoutingTable {
             }],
             by_number: HashMap::new(),
             number_steps: HashMap::new(),
+            number_needs: HashMap::new(),
             default_queue: 0,
             voicemail: Voicemail::default(),
             emergency: FallbackStep::Voicemail,
@@ -552,6 +555,11 @@ impl RoutingTable {
     /// skills.
     pub fn routes_by_needs(&self) -> bool {
         !self.number_steps.is_empty() || self.queues.iter().any(|q| !q.steps.is_any())
+    }
+
+    /// What every call to `to` needs, if its `numbers` entry says.
+    pub fn needs_of_number(&self, to: &str) -> Option<&Needs> {
+        self.number_needs.get(to)
     }
 
     /// What a call to `to` needs of an agent of `queue`, step by step: the
@@ -744,7 +752,11 @@ fn build(raw: RawFile, source: &str, errors: &mut Errors) -> Option<RoutingTable
         });
         queues.push(Queue {
             name: name.clone(),
-            numbers: rq.numbers.iter().map(|n| n.get_ref().number.clone()).collect(),
+            numbers: rq
+                .numbers
+                .iter()
+                .map(|n| n.get_ref().number.clone())
+                .collect(),
             fallback,
             settings,
             confirm: rq.confirm,
@@ -871,6 +883,7 @@ fn build(raw: RawFile, source: &str, errors: &mut Errors) -> Option<RoutingTable
         queues,
         by_number,
         number_steps: HashMap::new(),
+        number_needs: HashMap::new(),
         default_queue,
         voicemail,
         emergency,
@@ -882,8 +895,8 @@ fn build(raw: RawFile, source: &str, errors: &mut Errors) -> Option<RoutingTable
     // A number's needs join the steps of every queue its calls may take an
     // agent from.
     let mut number_steps = HashMap::new();
-    for (number, (needs, span)) in number_needs {
-        let Some(&home) = table.by_number.get(&number) else {
+    for (number, (needs, span)) in &number_needs {
+        let Some(&home) = table.by_number.get(number) else {
             continue;
         };
         for (queue, _) in table.plan(&table.queues[home]).queues {
@@ -904,6 +917,10 @@ fn build(raw: RawFile, source: &str, errors: &mut Errors) -> Option<RoutingTable
         }
     }
     table.number_steps = number_steps;
+    table.number_needs = number_needs
+        .into_iter()
+        .map(|(number, (needs, _))| (number, needs))
+        .collect();
     Some(table)
 }
 

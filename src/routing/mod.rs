@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+pub mod explain;
 pub mod unapplied;
 
 use crate::agent::Contact;

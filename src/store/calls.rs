@@ -4,8 +4,8 @@
 use serde::Serialize;
 
 use super::requests::{
-    CALL_TAIL_MS, ClaimConnectRequest, HoldQueueEntry, MatchRequest, RelaxRequest, RemoveWaitingRequest,
-    RouteRequest, VOICEMAILS_KEPT, VoicemailRequest, WaitRequest,
+    CALL_TAIL_MS, ClaimConnectRequest, HoldQueueEntry, MatchRequest, RelaxRequest,
+    RemoveWaitingRequest, RouteRequest, VOICEMAILS_KEPT, VoicemailRequest, WaitRequest,
 };
 
 /// What a wait fetch tells `wait.lua` (inside its `WaitRequest`).
@@ -207,7 +207,11 @@ impl Store {
     /// were taken (at most `max`: call again when it is reached).
     pub async fn relax_steps(&self, max: usize) -> Result<usize, StoreError> {
         let reply = self
-            .invoke(&scripts::RELAX_STEPS, self.keys().steps_due(), &RelaxRequest { max })
+            .invoke(
+                &scripts::RELAX_STEPS,
+                self.keys().steps_due(),
+                &RelaxRequest { max },
+            )
             .await?;
         super::text(&reply)
             .and_then(|n| n.parse().ok())

@@ -15,6 +15,7 @@ pub mod agents;
 pub mod audit;
 pub mod calls;
 pub mod events;
+pub mod explain;
 pub mod keys;
 pub mod lifecycle;
 mod link;

@@ -54,6 +54,7 @@ lua!(SETTLE_WRAP_UPS, "settle_wrap_ups");
 lua!(WAIT, "wait");
 lua!(MATCH_LINES, "match_lines");
 lua!(RELAX_STEPS, "relax_steps");
+lua!(EXPLAIN, "explain");
 lua!(REMOVE_WAITING, "remove_waiting");
 lua!(CLAIM_CONNECT, "claim_connect");
 lua!(DUE_RECONCILES, "due_reconciles");
@@ -70,7 +71,7 @@ lua!(SAMPLE_WAITING, "sample_waiting");
 lua!(WATCH_LINES, "watch_lines");
 
 /// Every script, to load them all at start and check they are loaded for `/readyz`.
-pub fn all() -> [&'static Lua; 24] {
+pub fn all() -> [&'static Lua; 25] {
     [
         &UPSERT_AGENT,
         &SET_AGENT_STATE,
@@ -85,6 +86,7 @@ pub fn all() -> [&'static Lua; 24] {
         &WAIT,
         &MATCH_LINES,
         &RELAX_STEPS,
+        &EXPLAIN,
         &REMOVE_WAITING,
         &CLAIM_CONNECT,
         &DUE_RECONCILES,
