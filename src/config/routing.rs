@@ -900,7 +900,7 @@ fn build(raw: RawFile, source: &str, errors: &mut Errors) -> Option<RoutingTable
             continue;
         };
         for (queue, _) in table.plan(&table.queues[home]).queues {
-            match queue.steps.and(&needs) {
+            match queue.steps.and(needs) {
                 Ok(steps) => {
                     number_steps.insert((number.clone(), queue.name.clone()), steps);
                 }
