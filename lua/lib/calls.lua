@@ -77,9 +77,30 @@ local function route(r)
     stats_offered(call, r.home, now, tonumber(r.sl_ms) or 20000)
   end
   local home = r.plan[1]
-  if home and home.steps and home.steps ~= cjson.null then
-    -- Kept for the scripts that match it while it waits.
-    redis.call('HSETNX', call, 'steps', cjson.encode(home.steps))
+  -- A call's needs are fixed at its first route (a menu's choice is not sent
+  -- again with a Dial action): each queue's steps are kept (`plan_steps`) and
+  -- win over the request's; the own queue's also as `steps`, for the scripts
+  -- that match the call while it waits.
+  local kept = redis.call('HGET', call, 'plan_steps')
+  if kept then
+    local by_queue = cjson.decode(kept)
+    for _, e in ipairs(r.plan) do
+      e.steps = by_queue[e.queue]
+    end
+  else
+    local by_queue, any = {}, false
+    for _, e in ipairs(r.plan) do
+      if e.steps and e.steps ~= cjson.null then
+        by_queue[e.queue] = e.steps
+        any = true
+      end
+    end
+    if any then
+      redis.call('HSET', call, 'plan_steps', cjson.encode(by_queue))
+      if by_queue[r.home] then
+        redis.call('HSET', call, 'steps', cjson.encode(by_queue[r.home]))
+      end
+    end
   end
 
   -- A plan entry's step now: its index (0 without steps), alternatives and

@@ -5,6 +5,7 @@
 pub mod console;
 pub mod hold;
 pub mod hours;
+pub mod menus;
 mod numbers;
 pub mod routing;
 pub mod steps;

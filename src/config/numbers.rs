@@ -14,6 +14,7 @@ use serde::de::{self, Deserializer, MapAccess, Visitor};
 pub(super) struct RawNumber {
     pub number: String,
     pub needs: Option<String>,
+    pub menu: Option<String>,
 }
 
 /// The table form's fields; unknown ones are refused.
@@ -22,6 +23,7 @@ pub(super) struct RawNumber {
 struct RawNumberTable {
     number: String,
     needs: Option<String>,
+    menu: Option<String>,
 }
 
 impl<'de> Deserialize<'de> for RawNumber {
@@ -41,6 +43,7 @@ impl<'de> Deserialize<'de> for RawNumber {
                 Ok(RawNumber {
                     number: number.to_owned(),
                     needs: None,
+                    menu: None,
                 })
             }
 
@@ -50,6 +53,7 @@ impl<'de> Deserialize<'de> for RawNumber {
                 Ok(RawNumber {
                     number: table.number,
                     needs: table.needs,
+                    menu: table.menu,
                 })
             }
         }

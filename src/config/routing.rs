@@ -14,6 +14,7 @@ use toml::Spanned;
 use super::console::ConsoleLists;
 use super::hold::Hold;
 use super::hours::BusinessHours;
+use super::menus::{Menu, MenuOption};
 use super::steps::Steps;
 use super::targets::{StatsSettings, Targets};
 use crate::agent::{is_client_identity, is_e164, is_valid_id};
@@ -378,10 +379,14 @@ fn wildcard_match(pattern: &str, text: &str) -> bool {
 pub struct RoutingTable {
     queues: Vec<Queue>,
     by_number: HashMap<String, usize>,
-    /// (number, queue) -> the steps of a call to a number with needs, in a
-    /// queue it may take an agent from: the queue's steps and the number's
-    /// needs.
-    number_steps: HashMap<(String, String), Steps>,
+    /// (source, queue) -> the steps of a call with needs in a queue it may
+    /// take an agent from: the queue's steps and the needs of the source, a
+    /// number with needs or a menu option (`Menu::source`).
+    needs_steps: HashMap<(String, String), Steps>,
+    /// `[menus.NAME]`, by name.
+    menus: HashMap<String, Menu>,
+    /// number -> the menu it answers with.
+    number_menus: HashMap<String, String>,
     /// What every call to a number needs (its `numbers` entry's `needs`).
     number_needs: HashMap<String, Needs>,
     default_queue: usize,
@@ -410,6 +415,8 @@ struct RawFile {
     emergency: Option<RawEmergency>,
     contacts: Option<RawContacts>,
     console: Option<super::console::RawConsole>,
+    #[serde(default)]
+    menus: std::collections::BTreeMap<String, super::menus::RawMenu>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -462,8 +469,10 @@ impl RoutingTable {
                 steps: Steps::default(),
             }],
             by_number: HashMap::new(),
-            number_steps: HashMap::new(),
+            needs_steps: HashMap::new(),
             number_needs: HashMap::new(),
+            menus: HashMap::new(),
+            number_menus: HashMap::new(),
             default_queue: 0,
             voicemail: Voicemail::default(),
             emergency: FallbackStep::Voicemail,
@@ -554,7 +563,16 @@ impl RoutingTable {
     /// True when some queue has steps or some number needs: calls route by
     /// skills.
     pub fn routes_by_needs(&self) -> bool {
-        !self.number_steps.is_empty() || self.queues.iter().any(|q| !q.steps.is_any())
+        !self.needs_steps.is_empty() || self.queues.iter().any(|q| !q.steps.is_any())
+    }
+
+    /// The menu a call to `to` answers with, if its `numbers` entry names one.
+    pub fn menu_for_number(&self, to: &str) -> Option<&Menu> {
+        self.menus.get(self.number_menus.get(to)?)
+    }
+
+    pub fn menu(&self, name: &str) -> Option<&Menu> {
+        self.menus.get(name)
     }
 
     /// What every call to `to` needs, if its `numbers` entry says.
@@ -562,14 +580,15 @@ impl RoutingTable {
         self.number_needs.get(to)
     }
 
-    /// What a call to `to` needs of an agent of `queue`, step by step: the
-    /// queue's steps, with the number's needs if it has any.
-    pub fn steps_for<'a>(&'a self, to: &str, queue: &'a Queue) -> &'a Steps {
-        if self.number_steps.is_empty() {
+    /// What a call from `source` (the number called, or a menu option's
+    /// `Menu::source`) needs of an agent of `queue`, step by step: the
+    /// queue's steps, with the source's needs if it has any.
+    pub fn steps_for<'a>(&'a self, source: &str, queue: &'a Queue) -> &'a Steps {
+        if self.needs_steps.is_empty() {
             return &queue.steps;
         }
-        self.number_steps
-            .get(&(to.to_owned(), queue.name.clone()))
+        self.needs_steps
+            .get(&(source.to_owned(), queue.name.clone()))
             .unwrap_or(&queue.steps)
     }
 
@@ -654,6 +673,7 @@ fn build(raw: RawFile, source: &str, errors: &mut Errors) -> Option<RoutingTable
     let mut queues: Vec<Queue> = Vec::new();
     let mut by_number = HashMap::new();
     let mut number_needs = HashMap::new();
+    let mut number_menus = HashMap::new();
     for rq in &raw.queues {
         let name = rq.name.get_ref();
         if !is_valid_id(name) {
@@ -674,6 +694,18 @@ fn build(raw: RawFile, source: &str, errors: &mut Errors) -> Option<RoutingTable
                 );
             } else if by_number.insert(n.clone(), queues.len()).is_some() {
                 errors.at(number.span(), format!("number {n} is listed in two queues"));
+            }
+            if let Some(menu) = &number.get_ref().menu {
+                if number.get_ref().needs.is_some() {
+                    errors.at(
+                        number.span(),
+                        format!("number {n}: a number with a menu takes its needs from the menu's options"),
+                    );
+                }
+                if !raw.menus.contains_key(menu) {
+                    errors.at(number.span(), format!("number {n}: no [menus.{menu}]"));
+                }
+                number_menus.insert(n.clone(), menu.clone());
             }
             if let Some(text) = &number.get_ref().needs {
                 match Needs::parse(text) {
@@ -882,8 +914,10 @@ fn build(raw: RawFile, source: &str, errors: &mut Errors) -> Option<RoutingTable
     let mut table = RoutingTable {
         queues,
         by_number,
-        number_steps: HashMap::new(),
+        needs_steps: HashMap::new(),
         number_needs: HashMap::new(),
+        menus: HashMap::new(),
+        number_menus: HashMap::new(),
         default_queue,
         voicemail,
         emergency,
@@ -892,22 +926,58 @@ fn build(raw: RawFile, source: &str, errors: &mut Errors) -> Option<RoutingTable
         warnings: Vec::new(),
         console,
     };
-    // A number's needs join the steps of every queue its calls may take an
-    // agent from.
-    let mut number_steps = HashMap::new();
+    let mut menus = HashMap::new();
+    for (name, raw_menu) in &raw.menus {
+        let mut steps = Vec::new();
+        let menu = super::menus::check(
+            name,
+            raw_menu,
+            &|q| table.queue(q).is_some(),
+            &mut |step, span| steps.push((step.clone(), span)),
+            &mut |span, e| errors.at(span, e),
+        );
+        for (step, span) in steps {
+            check_allowed(&step, &table.contacts, span, errors);
+        }
+        menus.insert(name.clone(), menu);
+    }
+    // Needs of a number or a menu option join the steps of every queue its
+    // calls may take an agent from.
+    let mut sources: Vec<(String, usize, &Needs, String, Range<usize>)> = Vec::new();
     for (number, (needs, span)) in &number_needs {
-        let Some(&home) = table.by_number.get(number) else {
-            continue;
-        };
+        if let Some(&home) = table.by_number.get(number) {
+            sources.push((
+                number.clone(),
+                home,
+                needs,
+                format!("number {number}"),
+                span.clone(),
+            ));
+        }
+    }
+    for (name, menu) in &menus {
+        for (key, option) in &menu.options {
+            if let MenuOption::Route { queue, needs } = option
+                && !needs.is_any()
+                && let Some(home) = table.queues.iter().position(|q| &q.name == queue)
+            {
+                let span = raw.menus[name].options_span();
+                let at = format!("menu {name:?}, option \"{key}\"");
+                sources.push((menu.source(*key), home, needs, at, span));
+            }
+        }
+    }
+    let mut needs_steps = HashMap::new();
+    for (source, home, needs, at, span) in sources {
         for (queue, _) in table.plan(&table.queues[home]).queues {
             match queue.steps.and(needs) {
                 Ok(steps) => {
-                    number_steps.insert((number.clone(), queue.name.clone()), steps);
+                    needs_steps.insert((source.clone(), queue.name.clone()), steps);
                 }
                 Err((step, e)) => errors.at(
                     span.clone(),
                     format!(
-                        "number {number}: needs {:?} with queue {:?}, step {}: {e}",
+                        "{at}: needs {:?} with queue {:?}, step {}: {e}",
                         needs.text(),
                         queue.name,
                         step + 1
@@ -916,7 +986,9 @@ fn build(raw: RawFile, source: &str, errors: &mut Errors) -> Option<RoutingTable
             }
         }
     }
-    table.number_steps = number_steps;
+    table.needs_steps = needs_steps;
+    table.menus = menus;
+    table.number_menus = number_menus;
     table.number_needs = number_needs
         .into_iter()
         .map(|(number, (needs, _))| (number, needs))
@@ -1134,6 +1206,33 @@ fallback = "number:+15005550010"      # or "voicemail"
                 .starts_with("r.toml:2: default_queue \"suport\" names no [[queues]] entry")
         );
         assert!(error("[defaults\n").starts_with("r.toml:1:"));
+        // Numbers' needs and menus.
+        let both = "[[queues]]\nname = \"default\"\nnumbers = [{ number = \"+15005550006\", needs = \"es\", menu = \"m\" }]\n[menus.m]\nprompt = \"p\"\ndefault = \"1\"\noptions = { \"1\" = { queue = \"default\" } }\n";
+        assert!(
+            error(both).contains("a number with a menu takes its needs from the menu's options"),
+            "{}",
+            error(both)
+        );
+        let unknown = "[[queues]]\nname = \"default\"\nnumbers = [{ number = \"+15005550006\", menu = \"m\" }]\n";
+        assert!(
+            error(unknown).contains("no [menus.m]"),
+            "{}",
+            error(unknown)
+        );
+        let bad = "[[queues]]\nname = \"default\"\nnumbers = [{ number = \"+15005550006\", needs = \"es or\" }]\n";
+        assert!(
+            error(bad).starts_with("r.toml:3: number +15005550006: needs \"es or\": ends too soon"),
+            "{}",
+            error(bad)
+        );
+        let contradiction = "[[queues]]\nname = \"default\"\nsteps = [{ needs = \"not es\" }]\nnumbers = [{ number = \"+15005550006\", needs = \"es\" }]\n";
+        assert!(
+            error(contradiction).contains(
+                "number +15005550006: needs \"es\" with queue \"default\", step 1: together no agent can ever satisfy them"
+            ),
+            "{}",
+            error(contradiction)
+        );
     }
 
     #[test]
@@ -1156,7 +1255,7 @@ fallback = "number:+15005550010"      # or "voicemail"
     }
 
     #[test]
-    fn contacts_allow_limits_number_steps_and_matches_wildcards() {
+    fn contacts_allow_limits_needs_steps_and_matches_wildcards() {
         let allow = "[contacts]\nallow = [\"+1*\", \"sip:*@pbx.example.com\", \"client:*\"]\n";
         let table = RoutingTable::parse(allow, "r.toml").unwrap();
         for ok in ["+15551230001", "sip:ana@pbx.example.com", "client:ana"] {

@@ -46,7 +46,8 @@ pub fn public_router(state: AppState, with_metrics: bool) -> Router {
         .route("/twilio/voice/voicemail", post(webhooks::voicemail))
         .route("/twilio/voice/fallback", post(webhooks::fallback_action))
         .route("/twilio/voice/confirm", post(webhooks::confirm))
-        .route("/twilio/voice/wait", post(webhooks::wait));
+        .route("/twilio/voice/wait", post(webhooks::wait))
+        .route("/twilio/voice/menu", post(webhooks::menu));
     let timeout = state.settings.request_timeout;
     let admin = Router::new()
         .nest("/v1", api::router(state.clone()))

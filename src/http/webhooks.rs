@@ -15,6 +15,7 @@ use crate::agent::Contact;
 use crate::agent::is_valid_id;
 use crate::app::AppState;
 use crate::config::hold::Announce;
+use crate::config::menus;
 use crate::config::{FallbackStep, Secret, Settings};
 use crate::metrics;
 use crate::routing::unapplied::Source;
@@ -32,6 +33,7 @@ pub mod paths {
     pub const FALLBACK_ACTION: &str = "/twilio/voice/fallback";
     pub const CONFIRM: &str = "/twilio/voice/confirm";
     pub const WAIT: &str = "/twilio/voice/wait";
+    pub const MENU: &str = "/twilio/voice/menu";
 }
 
 /// Bounds all the Redis work of one webhook by `SWITCHBOARD_REDIS_TIMEOUT_MS`,
@@ -513,6 +515,19 @@ fn render(state: &AppState, base: &str, call_sid: &str, decision: &Decision) -> 
             gather: false,
             speech: state.engine.table().speech(queue),
         }),
+        Decision::Menu {
+            queue,
+            menu,
+            attempt,
+        } => match state.engine.table().menu(menu) {
+            Some(m) => twiml::menu(
+                &m.prompt,
+                m.timeout_secs,
+                &format!("{base}{}?menu={menu}&try={attempt}", paths::MENU),
+                state.engine.table().speech(queue),
+            ),
+            None => twiml::hangup(),
+        },
         Decision::Hangup => twiml::hangup(),
     }
 }
@@ -1017,6 +1032,54 @@ pub async fn wait(State(state): State<AppState>, hook: Webhook) -> Result<Respon
                 estimated_wait_secs: None,
             };
             WebhookError::store(e, lost, render(&state, &base, call_sid, &keep_waiting))
+        })?;
+        Ok(twiml_response(render(&state, &base, call_sid, &decision)))
+    }
+    .instrument(span)
+    .await
+}
+
+/// `POST /twilio/voice/menu?menu=…&try=…`: the caller's key on a keypad menu
+/// (the `<Gather>` action, with `Digits`), or no key (the `<Redirect>` after
+/// it). Answers the prompt again, or routes the call as its option says; with
+/// Redis unreachable, the emergency answer, as a new call gets.
+pub async fn menu(State(state): State<AppState>, hook: Webhook) -> Result<Response, WebhookError> {
+    #[derive(serde::Deserialize)]
+    struct Query {
+        menu: String,
+        #[serde(rename = "try")]
+        attempt: u32,
+    }
+    let Webhook { params, uri, base } = hook;
+    let call_sid = params.call_sid()?;
+    let query: Query = serde_urlencoded::from_str(uri.query().unwrap_or(""))
+        .map_err(|_| Refusal::Params(ParamsError::Missing("menu")))?;
+    if !is_valid_id(&query.menu) || !(1..=menus::TRIES).contains(&query.attempt) {
+        return Err(Refusal::Params(ParamsError::Malformed("menu")).into());
+    }
+    let call = IncomingCall {
+        call_sid,
+        from: params.optional_text("From").unwrap_or(""),
+        to: params.text("To")?,
+        account: params.sid("AccountSid", "AC").unwrap_or(""),
+    };
+    let digits = params.get("Digits");
+    let span = tracing::info_span!("call", call_sid, menu = query.menu);
+    async {
+        let decision = within_budget(
+            &state,
+            state
+                .engine
+                .menu_choice(&call, &query.menu, query.attempt, digits),
+        )
+        .await
+        .map_err(|e| {
+            let answer = emergency(&state, &base);
+            WebhookError::store(
+                e,
+                "routing failed: answering the emergency fallback",
+                answer,
+            )
         })?;
         Ok(twiml_response(render(&state, &base, call_sid, &decision)))
     }

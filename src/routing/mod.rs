@@ -9,6 +9,7 @@ pub mod explain;
 pub mod unapplied;
 
 use crate::agent::Contact;
+use crate::config::menus::MenuOption;
 use crate::config::{FallbackStep, Queue, QueueSettings, RoutingTable};
 use crate::metrics;
 use crate::store::calls::new_token;
@@ -81,6 +82,14 @@ pub enum Decision {
     /// An agent was given to the caller and a REST redirect to its `<Dial>` is
     /// on its way: a second of silence, then the wait URL again.
     Connecting { queue: String },
+    /// The number answers with a keypad menu (`[menus.NAME]`): its prompt,
+    /// heard for the `attempt`th time, in `queue`'s voice (the number's
+    /// queue).
+    Menu {
+        queue: String,
+        menu: String,
+        attempt: u32,
+    },
     /// The call is over; answer with a hang-up.
     Hangup,
 }
@@ -440,6 +449,65 @@ impl Engine {
     /// CallSid routed again gets the same answer and reserves nobody.
     pub async fn incoming(&self, call: &IncomingCall<'_>) -> Result<Decision, StoreError> {
         let home = self.table.queue_for_number(call.to);
+        if let Some(menu) = self.table.menu_for_number(call.to) {
+            // Nothing is written before the caller chose: a caller who hangs
+            // up during the menu leaves nothing behind.
+            return Ok(Decision::Menu {
+                queue: home.name.clone(),
+                menu: menu.name.clone(),
+                attempt: 1,
+            });
+        }
+        self.route_new(call, home, call.to).await
+    }
+
+    /// A caller's key (`digits`; None for none) on the `attempt`th hearing
+    /// of menu `menu`: its option's queue and needs, its step, or the prompt
+    /// again; the second time without a valid key, the menu's default. A menu
+    /// the routing file no longer has routes the call as its number's.
+    pub async fn menu_choice(
+        &self,
+        call: &IncomingCall<'_>,
+        menu: &str,
+        attempt: u32,
+        digits: Option<&str>,
+    ) -> Result<Decision, StoreError> {
+        let number_queue = self.table.queue_for_number(call.to);
+        let Some(menu) = self.table.menu(menu) else {
+            return self.route_new(call, number_queue, call.to).await;
+        };
+        match menu.choose(digits, attempt) {
+            None => Ok(Decision::Menu {
+                queue: number_queue.name.clone(),
+                menu: menu.name.clone(),
+                attempt: attempt + 1,
+            }),
+            Some((key, MenuOption::Route { queue, .. })) => {
+                tracing::info!(menu = menu.name, key = %key, queue, "menu: routed");
+                let home = self.table.queue(queue).unwrap_or(number_queue);
+                self.route_new(call, home, &menu.source(key)).await
+            }
+            Some((key, MenuOption::Step(step))) => {
+                tracing::info!(menu = menu.name, key = %key, step = %step.metric_label(), "menu: fallback step");
+                metrics::call_received(&number_queue.name);
+                metrics::fallback(&number_queue.name, &step.metric_label());
+                Ok(Decision::Fallback {
+                    queue: number_queue.name.clone(),
+                    step: step.clone(),
+                    next: None,
+                })
+            }
+        }
+    }
+
+    /// Routes a new call to `home`, with the needs of `source` (the number
+    /// called, or a menu option).
+    async fn route_new(
+        &self,
+        call: &IncomingCall<'_>,
+        home: &Queue,
+        source: &str,
+    ) -> Result<Decision, StoreError> {
         // Business hours are a person's wall-clock rule, decided before any
         // script runs, so this replica's (NTP-kept) clock decides; the order
         // of calls and agents keeps the Redis clock.
@@ -461,7 +529,7 @@ impl Engine {
                 next: None,
             });
         }
-        let request = self.route_request(call, home);
+        let request = self.route_request(call, home, source);
         let outcome = self.store.route_call(&request).await?;
         let decision = self.decide(&home.name, outcome, true)?;
         Ok(self.replicated(decision).await)
@@ -509,7 +577,9 @@ impl Engine {
         let home = home
             .and_then(|name| self.table.queue(name))
             .unwrap_or_else(|| self.table.queue_for_number(call.to));
-        let next = self.route_request(call, home);
+        // A call's needs are kept with it at its first route (a menu's
+        // choice too): the number's stand in here, and are not used.
+        let next = self.route_request(call, home, call.to);
         let (settled, step) = self
             .store
             .settle_and_route(self.attempt(report), next)
@@ -571,7 +641,12 @@ impl Engine {
 
     /// Everything the route script needs for a call to `home`: its plan (own
     /// queue, then overflow queues) and the step after them.
-    fn route_request<'a>(&'a self, call: &IncomingCall<'a>, home: &'a Queue) -> RouteRequest<'a> {
+    fn route_request<'a>(
+        &'a self,
+        call: &IncomingCall<'a>,
+        home: &'a Queue,
+        source: &str,
+    ) -> RouteRequest<'a> {
         let plan = self.table.plan(home);
         RouteRequest {
             sid: call.call_sid,
@@ -587,7 +662,7 @@ impl Engine {
                 .iter()
                 .map(|(queue, via)| {
                     PlanEntry::new(&queue.name, via, &queue.settings)
-                        .with_steps(self.table.steps_for(call.to, queue))
+                        .with_steps(self.table.steps_for(source, queue))
                 })
                 .collect(),
             hold: home.hold.as_ref().map(|h| HoldRequest {

@@ -214,6 +214,27 @@ pub fn hold(round: &HoldRound<'_>) -> String {
     })
 }
 
+/// A keypad menu: the prompt inside a one-key `<Gather>` reported to
+/// `action`, then, when no key was pressed within `timeout_secs`, a
+/// `<Redirect>` to the same URL without `Digits`. `finishOnKey=""` so `#` can
+/// be an option (see `hold`).
+pub fn menu(prompt: &str, timeout_secs: u32, action: &str, speech: &Speech) -> String {
+    let timeout = timeout_secs.to_string();
+    response(|w| {
+        w.create_element("Gather")
+            .with_attribute(("numDigits", "1"))
+            .with_attribute(("timeout", timeout.as_str()))
+            .with_attribute(("finishOnKey", ""))
+            .with_attribute(("action", action))
+            .with_attribute(("method", "POST"))
+            .write_inner_content(|w| say(w, speech, prompt))?;
+        w.create_element("Redirect")
+            .with_attribute(("method", "POST"))
+            .write_text_content(BytesText::new(action))?;
+        Ok(())
+    })
+}
+
 /// Greeting, a recorded message reported to `action`, then hang up.
 pub fn voicemail(greeting: &str, max_length_secs: u32, action: &str, speech: &Speech) -> String {
     let max = max_length_secs.to_string();
