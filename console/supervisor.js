@@ -165,13 +165,19 @@
     row._states = parts(agents, STATES.map((s) => 'count ' + s), STATE_WORDS, ' ');
     return row;
   }
+  // When the caller waiting longest came: not always the head, which may be
+  // a caller with a priority who came later.
+  function firstCame(q) {
+    return q.waiting.reduce((first, w) => Math.min(first, Date.parse(w.since)), Infinity);
+  }
   function fillQueueRow(row, q) {
     const c = row._c;
     const t = q.targets || {};
-    const longest = q.waiting.length ? Math.max(0, (sb.clock() - Date.parse(q.waiting[0].since)) / 1000) : null;
+    const came = firstCame(q);
+    const longest = q.waiting.length ? Math.max(0, (sb.clock() - came) / 1000) : null;
     put(c.waiting, String(q.waiting_count !== undefined ? q.waiting_count : q.waiting.length));
     klass(c.waiting, 'num waiting' + level(q.waiting.length, t.waiting, false));
-    put(c.longest, longest === null ? '–' : ago(Date.parse(q.waiting[0].since)));
+    put(c.longest, longest === null ? '–' : ago(came));
     klass(c.longest, 'longest' + level(longest, t.longest_wait_secs, false));
     const trend = q.trend || [];
     spark(c.trend, 'waiting', trend.map((p) => p.waiting), null, 'Waiting callers, last hour');
@@ -367,7 +373,7 @@
     put($('wall-queue'), q ? q.name : '');
     renderTiles($('wall-tiles'), q ? q.today || null : null);
     put($('wall-waiting'), q ? String(q.waiting.length) : '–');
-    put($('wall-longest'), q && q.waiting.length ? ago(Date.parse(q.waiting[0].since)) : '–');
+    put($('wall-longest'), q && q.waiting.length ? ago(firstCame(q)) : '–');
     put($('wall-available'), q ? String(q.agents.available) : '–');
   }
   function setWallboard(on) {

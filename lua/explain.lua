@@ -74,7 +74,8 @@ for n, e in ipairs(req.plan) do
   if n == 1 then
     local first = (steps[req.home_step] or {}).first
     if first and redis.call('ZCARD', KEYS[1]) > 0 then
-      first_waiting = first_waiting_for(e.queue, skills_of(first), now) or ''
+      local c = first_waiting_for(e.queue, skills_of(first), now)
+      first_waiting = c and c.sid or ''
     end
   end
 end

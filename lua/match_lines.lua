@@ -1,6 +1,7 @@
 --[[ match_lines: agents that became free by time (a wrap-up or no-answer delay
 ran out), and callers whose step relaxed, while callers wait: each waiting
-caller, in order (the highest-priority queue first, then the longest waiting),
+caller, in serving order (the highest queue priority first; among queues of
+equal priority, the calls with a priority first, then the longest waiting),
 is given the agent free the longest among those its current step accepts, as
 `offer` does for agents freed by a webhook. The worker runs it every sweep, so
 nobody waits beside a free agent it may take for longer than one sweep
@@ -31,42 +32,60 @@ end
 table.sort(entries, function(a, b)
   return a.conf.priority > b.conf.priority
 end)
+
 local used = 0
-for _, entry in ipairs(entries) do
-  local line = K.line(entry.queue)
-  -- Steps nobody free satisfies (by current_step's key): agents only leave
-  -- while this runs, so a step found unmatched stays so.
-  local unmatched = {}
-  local offset = 0
-  local done = false
-  while not done and used < #req.tokens do
-    local sids = redis.call('ZRANGE', line, offset, offset + 63)
-    if #sids == 0 then
-      break
-    end
-    for _, sid in ipairs(sids) do
-      if used >= #req.tokens then
-        break
-      end
-      local c = redis.call('HMGET', K.call(sid), 'steps', 'since')
-      local _, alternatives, key = current_step(c[1], c[2], now)
-      local id = nil
-      if not unmatched[key] then
-        id = longest_idle_matching(entry.queue, alternatives, now, {})
-      end
-      if id then
-        used = used + 1
-        reserve_for(sid, K.agent(id), id, entry, req.tokens[used], now)
-      else
-        unmatched[key] = true
-        offset = offset + 1
-        -- Nobody free at all: nobody further in line can be matched either.
-        if key == '' then
-          done = true
-          break
-        end
+-- Matches the callers of one group of queues of equal priority, merged in
+-- serving order.
+local function match_group(group)
+  local walkers = {}
+  for _, entry in ipairs(group) do
+    local w = walker(entry.queue)
+    w.entry = entry
+    -- Steps nobody free satisfies (by current_step's key): agents only
+    -- leave while this runs, so a step found unmatched stays so.
+    w.unmatched = {}
+    walkers[#walkers + 1] = w
+  end
+  while used < #req.tokens do
+    local best, best_w = nil, nil
+    for _, w in ipairs(walkers) do
+      local c = not w.done and peek(w)
+      if c and (not best or before(c, best)) then
+        best, best_w = c, w
       end
     end
+    if not best then
+      return
+    end
+    local w = best_w
+    local _, alternatives, key = current_step(best.steps, best.since, now)
+    local id = nil
+    if not w.unmatched[key] then
+      id = longest_idle_matching(w.queue, alternatives, now, {})
+    end
+    if id then
+      used = used + 1
+      reserve_for(best.sid, K.agent(id), id, w.entry, req.tokens[used], now)
+      advance(w, true)
+    else
+      w.unmatched[key] = true
+      advance(w, false)
+      -- Nobody free in this queue at all: nobody further in it can be
+      -- matched either.
+      if key == '' then
+        w.done = true
+      end
+    end
+  end
+end
+
+local group = {}
+for n, entry in ipairs(entries) do
+  group[#group + 1] = entry
+  local next_entry = entries[n + 1]
+  if not next_entry or next_entry.conf.priority < entry.conf.priority then
+    match_group(group)
+    group = {}
   end
 end
 return used

@@ -7,7 +7,8 @@ KEYS[1]  call hash  sb:{ns}:call:<CallSid>; every other key is built from the
 ARGV[1]  JSON RouteRequest (src/store/requests.rs): {prefix, sid, token, caller,
          account (the webhook's AccountSid, kept in the call hash; '' keeps
          what it had), home, call_ttl_ms, max_attempts, step, plan: [{queue, via, reservation_ms,
-         wrap_up_ms, delay_ms, max_missed, lease_ms, affinity_ms}]}
+         wrap_up_ms, delay_ms, max_missed, lease_ms, affinity_ms, steps}],
+         hold, priority (0 to 100, the call's in line), sl_ms}
 
 Reply: {'dial', agent, contact, token, queue, via, attempt, fresh}
      | {'fallback', step, fresh} | {'ended'}

@@ -1116,3 +1116,39 @@ async fn every_say_speaks_in_its_queues_voice_and_language() {
         plain.body
     );
 }
+
+/// Two queues of equal priority that hold callers, served by one agent.
+const TWO_LINES: &str = r#"
+[defaults]
+default_queue = "north"
+wrap_up_secs = 0
+
+[[queues]]
+name = "north"
+numbers = ["+15005550021"]
+[queues.hold]
+loop_secs = 5
+join_when_no_agents = true
+
+[[queues]]
+name = "south"
+numbers = ["+15005550022"]
+[queues.hold]
+loop_secs = 5
+join_when_no_agents = true
+"#;
+
+#[tokio::test]
+async fn across_queues_of_equal_priority_the_longest_waiting_caller_goes_first() {
+    let app = spawn_app(TWO_LINES).await;
+    // South's caller came first; the agent lists north first.
+    let south = call_sid(1);
+    app.call(&south, "+15005550022").await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let north = call_sid(2);
+    app.call(&north, "+15005550021").await;
+    app.add_available("a", &["north", "south"]).await;
+    assert_eq!(app.agent("a").await["call_sid"], south.as_str());
+    app.add_available("b", &["north", "south"]).await;
+    assert_eq!(app.agent("b").await["call_sid"], north.as_str());
+}

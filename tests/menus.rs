@@ -23,12 +23,17 @@ max_missed_in_row = 100
 name = "desk"
 numbers = ["+15005550007", { number = "+15005550011", menu = "main" }]
 fallback = ["voicemail"]
+[queues.hold]
+loop_secs = 5
+max_waiting = 10
+max_wait_secs = 600
+join_when_no_agents = true
 
 [menus.main]
 prompt = "For support press 1. Para español, oprima 2. To leave a message press 0."
 timeout_secs = 4
 default = "1"
-options = { "1" = { queue = "desk" }, "2" = { queue = "desk", needs = "es" }, "0" = { step = "voicemail" } }
+options = { "1" = { queue = "desk" }, "2" = { queue = "desk", needs = "es" }, "3" = { queue = "desk", priority = 5 }, "0" = { step = "voicemail" } }
 "##;
 
 async fn add(app: &TestApp, id: &str, skills: Value) {
@@ -115,7 +120,11 @@ async fn a_number_answers_with_its_menu_and_a_key_routes_with_its_needs() {
     let next = app.dial_action(&sid, &dial, "no-answer").await;
     assert_eq!(dialed(&next).as_deref(), Some("ed"), "{}", next.body);
     let last = app.dial_action(&sid, &next, "no-answer").await;
-    assert!(last.body.contains("<Record"), "{}", last.body);
+    assert!(
+        last.body.contains("<Redirect"),
+        "back in line, not to cy: {}",
+        last.body
+    );
     assert_eq!(app.agent("cy").await["state"], "available");
     let history = app
         .admin(Method::GET, &format!("/calls/{sid}"), None)
@@ -166,4 +175,40 @@ async fn no_key_hears_the_prompt_again_then_the_default_and_0_leaves_a_message()
     .await;
     assert_eq!(forged.status, 400, "{forged:?}");
     assert_eq!(app.agent("cy").await["call_sid"], call_sid(1).as_str());
+}
+
+#[tokio::test]
+async fn a_key_with_a_priority_goes_before_callers_who_came_earlier() {
+    let app = spawn_app(ROUTING).await;
+    // Nobody free: a plain caller waits, then one who pressed 3 (priority 5).
+    let plain = call_sid(1);
+    let round = app.call(&plain, "+15005550007").await;
+    assert!(round.body.contains("<Redirect"), "{}", round.body);
+    let vip = call_sid(2);
+    let menu = app.call(&vip, MENU_NUMBER).await;
+    let waits = press(&app, &vip, &menu, Some("3")).await;
+    assert!(
+        waits.body.contains("number 1 in line"),
+        "the priority caller is first: {}",
+        waits.body
+    );
+    // The queue document lists them in the order they are served.
+    let doc = app.admin(Method::GET, "/queues/desk", None).await.json();
+    let listed: Vec<(&str, u64)> = doc["waiting"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| {
+            (
+                w["call_sid"].as_str().unwrap(),
+                w["priority"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(listed, [(vip.as_str(), 5), (plain.as_str(), 0)], "{doc:#}");
+    assert!(doc["longest_wait_secs"].as_u64().is_some());
+    add(&app, "cy", json!({})).await;
+    assert_eq!(app.agent("cy").await["call_sid"], vip.as_str());
+    add(&app, "bo", json!({})).await;
+    assert_eq!(app.agent("bo").await["call_sid"], plain.as_str());
 }

@@ -27,9 +27,10 @@ local function decision(call, fresh)
 end
 
 --[[ route(r): r = {sid, token, caller, home, call_ttl_ms, max_attempts, step, plan,
-hold}
+hold, priority, sl_ms}
 plan: the queues to try in order, each {queue, via, reservation_ms, wrap_up_ms,
-delay_ms, max_missed, lease_ms, affinity_ms}: the call's own queue (via 'queue'),
+delay_ms, max_missed, lease_ms, affinity_ms, steps (absent: any agent; see
+lib/needs.lua)}: the call's own queue (via 'queue'),
 then the `queue:` steps of its fallback chain (via 'overflow'). On the first
 attempt the agent who last answered this caller is offered first if it is free
 right now in the call's own queue (via 'affinity'). Otherwise, in each queue, the
@@ -73,8 +74,12 @@ local function route(r)
   redis.call('HSETNX', call, 'arrived_at', now)
   local waited = now - tonumber(redis.call('HGET', call, 'arrived_at'))
   if not status then
-    -- The first route of a new call: it is offered to its own queue.
+    -- The first route of a new call: it is offered to its own queue, and
+    -- keeps its priority in line (a menu's or a lookup's).
     stats_offered(call, r.home, now, tonumber(r.sl_ms) or 20000)
+    if (tonumber(r.priority) or 0) > 0 then
+      redis.call('HSET', call, 'priority', r.priority)
+    end
   end
   local home = r.plan[1]
   -- A call's needs are fixed at its first route (a menu's choice is not sent
@@ -198,8 +203,11 @@ local function route(r)
       if attempt < r.max_attempts then
         id, why = candidate(home)
       end
-      if id and not first_waiting_for(r.home, skills_of(id), now) then
-        return reserve(id, K.agent(id), home, home.via, why)
+      if id then
+        local ahead = first_waiting_for(r.home, skills_of(id), now)
+        if not ahead or (tonumber(r.priority) or 0) > ahead.priority then
+          return reserve(id, K.agent(id), home, home.via, why)
+        end
       end
       return wait(now, refusal())
     end

@@ -24,6 +24,8 @@ without REST, the caller's next wait fetch does.
 ]]
 
 local WAIT_SLACK_MS = 15000
+-- Priorities are whole numbers up to 100: a span above any arrival in ms.
+local PRIORITY_SPAN = 1e13
 
 local function wait_member(sid)
   return deadline_member('wait', sid, '', '')
@@ -48,9 +50,14 @@ local function waiting_queues(queues)
   return found
 end
 
--- Puts a call in `queue`'s line at `arrival` and (re)starts its heartbeat.
+-- Puts a call in `queue`'s line at `arrival` (and, with a priority, in its
+-- priority line) and (re)starts its heartbeat.
 local function join_line(call, sid, queue, arrival, now, loop_ms)
   redis.call('ZADD', K.line(queue), arrival, sid)
+  local priority = tonumber(redis.call('HGET', call, 'priority')) or 0
+  if priority > 0 then
+    redis.call('ZADD', K.line_priority(queue), arrival - priority * PRIORITY_SPAN, sid)
+  end
   stats_waiting(queue, now, redis.call('ZCARD', K.line(queue)))
   redis.call('HSET', call, 'status', 'waiting', 'since', arrival, 'token', '', 'agent', '',
     'connect', '', 'loop_ms', loop_ms)
@@ -86,6 +93,7 @@ local function leave_line(call, sid, outcome)
   local queue = redis.call('HGET', call, 'queue')
   if queue then
     redis.call('ZREM', K.line(queue), sid)
+    redis.call('ZREM', K.line_priority(queue), sid)
   end
   redis.call('ZREM', K.deadlines, wait_member(sid))
   record_outcome(call, outcome, now_ms())
@@ -100,6 +108,7 @@ local function reserve_for(sid, agent, id, entry, token, now)
   set_state(agent, id, 'reserved', {'state_since', now, 'free_at', '',
     'call_sid', sid, 'token', token, 'released_token', ''})
   redis.call('ZREM', K.line(entry.queue), sid)
+  redis.call('ZREM', K.line_priority(entry.queue), sid)
   redis.call('ZREM', K.deadlines, wait_member(sid))
   local tried = redis.call('HGET', call, 'tried') or ''
   tried = tried == '' and id or (tried .. ',' .. id)
@@ -133,52 +142,116 @@ local function reserve_for(sid, agent, id, entry, token, now)
   end
 end
 
--- The longest-waiting caller of `queue` whose current step an agent with
--- `skills` satisfies, or nil. A caller without steps takes any agent, so in a
--- queue without needs this is the head. Even an agent that missed this caller
--- before gets it: skipping it would let later callers overtake, or leave the
--- agent idle beside it; the agent's no-answer delay keeps it away a while.
+--[[ The order callers are served in. A call with a priority (a lookup's or a
+menu's, `priority` in its hash) is also in `line_priority:<queue>`, scored
+by arrival less priority x PRIORITY_SPAN, so the highest priority comes
+first, then the longest waiting; those calls go before every call without
+one, which are served by arrival (`line:<queue>`, which keeps everyone, for
+positions and the longest wait). A walker reads one queue's callers in that
+order, a batch at a time. ]]
+
+local function walker(queue)
+  return {queue = queue, keys = {K.line_priority(queue), K.line(queue)}, src = 1,
+    offset = 0, batch = {}, i = 1, head = nil}
+end
+
+-- The walker's next caller, {sid, priority, since, steps (as stored)}, or nil
+-- when the line is done.
+local function peek(w)
+  while not w.head do
+    if w.i > #w.batch then
+      if w.src > 2 then
+        return nil
+      end
+      w.batch = redis.call('ZRANGE', w.keys[w.src], w.offset, w.offset + 63)
+      w.i = 1
+      if #w.batch == 0 then
+        w.src, w.offset = w.src + 1, 0
+      else
+        w.offset = w.offset + #w.batch
+      end
+    else
+      local sid = w.batch[w.i]
+      w.i = w.i + 1
+      local c = redis.call('HMGET', K.call(sid), 'steps', 'since', 'priority')
+      local priority = tonumber(c[3]) or 0
+      -- A call with a priority was met in the first key already.
+      if w.src == 1 or priority <= 0 then
+        w.head = {sid = sid, priority = priority, since = tonumber(c[2]) or 0, steps = c[1],
+          src = w.src}
+      end
+    end
+  end
+  return w.head
+end
+
+-- Moves past the walker's caller; `taken`: it left the line (both keys), so
+-- the next batch of its key starts one member earlier.
+local function advance(w, taken)
+  if taken and w.head.src == w.src then
+    w.offset = w.offset - 1
+  end
+  w.head = nil
+end
+
+-- True when caller `a` is served before caller `b` (of any queues).
+local function before(a, b)
+  if a.priority ~= b.priority then
+    return a.priority > b.priority
+  end
+  if a.since ~= b.since then
+    return a.since < b.since
+  end
+  return a.sid < b.sid
+end
+
+-- The first caller of `queue`, in serving order, whose current step an agent
+-- with `skills` satisfies ({sid, priority, since, ...}), or nil. A caller
+-- without steps takes any agent, so in a queue without needs this is the head.
+-- Even an agent that missed this caller before gets it: skipping it would let
+-- later callers overtake, or leave the agent idle beside it; the agent's
+-- no-answer delay keeps it away a while.
 local function first_waiting_for(queue, skills, now)
-  local line = K.line(queue)
+  local w = walker(queue)
   local verdicts = {}
-  local offset = 0
   while true do
-    local sids = redis.call('ZRANGE', line, offset, offset + 63)
-    if #sids == 0 then
-      return nil
+    local c = peek(w)
+    if not c or not c.steps then
+      return c
     end
-    for _, sid in ipairs(sids) do
-      local c = redis.call('HMGET', K.call(sid), 'steps', 'since')
-      if not c[1] then
-        return sid
-      end
-      local _, alternatives, key = current_step(c[1], c[2], now)
-      local ok = verdicts[key]
-      if ok == nil then
-        ok = satisfies(skills, alternatives)
-        verdicts[key] = ok
-      end
-      if ok then
-        return sid
-      end
+    local _, alternatives, key = current_step(c.steps, c.since, now)
+    local ok = verdicts[key]
+    if ok == nil then
+      ok = satisfies(skills, alternatives)
+      verdicts[key] = ok
     end
-    offset = offset + #sids
+    if ok then
+      return c
+    end
+    advance(w, false)
   end
 end
 
--- Gives the agent, free right now, to the longest-waiting caller whose
--- current step it satisfies, in the highest-priority queue it serves that has
--- one (waiting_queues lists only queues whose line is not empty).
+-- Gives the agent, free right now, to the first caller in serving order
+-- whose current step it satisfies, across the queues it serves: the highest
+-- queue priority first, and among queues of equal priority whoever comes
+-- first (waiting_queues lists only queues whose line is not empty).
 local function offer(agent, id, token, now)
   if not token or token == '' then
     return
   end
-  local skills = nil
-  for _, entry in ipairs(waiting_queues(queues_of(agent))) do
-    skills = skills or parse_skills(redis.call('HGET', agent, 'skills'))
-    local sid = first_waiting_for(entry.queue, skills, now)
-    if sid then
-      reserve_for(sid, agent, id, entry, token, now)
+  local entries = waiting_queues(queues_of(agent))
+  local skills = #entries > 0 and parse_skills(redis.call('HGET', agent, 'skills')) or {}
+  local best, best_entry = nil, nil
+  for n, entry in ipairs(entries) do
+    local c = first_waiting_for(entry.queue, skills, now)
+    if c and (not best or before(c, best)) then
+      best, best_entry = c, entry
+    end
+    local next_entry = entries[n + 1]
+    -- The end of a group of equal priority: the best of it, if any, wins.
+    if best and (not next_entry or next_entry.conf.priority < entry.conf.priority) then
+      reserve_for(best.sid, agent, id, best_entry, token, now)
       return
     end
   end
@@ -208,9 +281,11 @@ local function estimated_wait_ms(queue)
   return math.floor(sum / #waits)
 end
 
--- A waiting call's position: its rank in line, never more than announced before.
+-- A waiting call's position: its rank in line (a call with a priority: in
+-- the priority line), never more than announced before.
 local function position_of(call, sid, queue)
-  local rank = redis.call('ZRANK', K.line(queue), sid)
+  local rank = redis.call('ZRANK', K.line_priority(queue), sid)
+    or redis.call('ZRANK', K.line(queue), sid)
   if not rank then
     return 0
   end

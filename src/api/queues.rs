@@ -67,6 +67,9 @@ pub struct WaitingDoc {
     since: String,
     /// 1 for the head of the line.
     position: u32,
+    /// Its priority in line (a menu's or a lookup's): callers with one are
+    /// served first, the highest first; 0 for none.
+    priority: u8,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -90,9 +93,12 @@ async fn queue_doc(state: &AppState, name: &str, figures: Figures) -> Result<Que
     let store = state.engine.store();
     let (agents, available) = store.queue_summary(name, AVAILABLE_LISTED).await?;
     let (now, line) = store.line(name, AVAILABLE_LISTED).await?;
-    let longest_wait_secs = line.first().map_or(0, |head| {
-        u64::try_from((now - head.since_ms) / 1000).unwrap_or(0)
-    });
+    // The head is the first served, not always the first come (priorities).
+    let longest_wait_secs = line
+        .iter()
+        .map(|w| w.since_ms)
+        .min()
+        .map_or(0, |since| u64::try_from((now - since) / 1000).unwrap_or(0));
     let targets = state
         .engine
         .table()
@@ -110,6 +116,7 @@ async fn queue_doc(state: &AppState, name: &str, figures: Figures) -> Result<Que
                 from: w.from,
                 since: rfc3339(w.since_ms),
                 position: w.position,
+                priority: w.priority,
             })
             .collect(),
         longest_wait_secs,

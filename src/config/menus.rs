@@ -28,6 +28,8 @@ pub const MENU_KEYS: &str = "0123456789*#";
 pub const MAX_TIMEOUT_SECS: i64 = 60;
 /// Longest prompt, in characters.
 pub const MAX_PROMPT_CHARS: usize = 4096;
+/// Highest priority a call may be given (0: none, served by arrival).
+pub const MAX_PRIORITY: u8 = 100;
 /// How many times the prompt is heard before the default is taken.
 pub const TRIES: u32 = 2;
 
@@ -47,8 +49,13 @@ pub struct Menu {
 /// What a key does.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MenuOption {
-    /// Routes the call to `queue`, needing `needs` of an agent at every step.
-    Route { queue: String, needs: Needs },
+    /// Routes the call to `queue`, needing `needs` of an agent at every step,
+    /// with `priority` (0 to 100) in its line.
+    Route {
+        queue: String,
+        needs: Needs,
+        priority: u8,
+    },
     /// A fallback step that answers without an agent.
     Step(FallbackStep),
 }
@@ -101,6 +108,7 @@ impl RawMenu {
 struct RawOption {
     queue: Option<String>,
     needs: Option<String>,
+    priority: Option<i64>,
     step: Option<String>,
 }
 
@@ -164,10 +172,12 @@ pub(super) fn check(
         let o = option.get_ref();
         let at = format!("{at}, option \"{key}\"");
         let parsed = if let Some(step) = &o.step {
-            if o.queue.is_some() || o.needs.is_some() {
+            if o.queue.is_some() || o.needs.is_some() || o.priority.is_some() {
                 error(
                     span,
-                    format!("{at}: a step takes neither queue nor needs (give one or the other)"),
+                    format!(
+                        "{at}: a step takes no queue, needs or priority (give one or the other)"
+                    ),
                 );
                 continue;
             }
@@ -203,9 +213,23 @@ pub(super) fn check(
                     Needs::any()
                 }
             };
+            let priority = match o.priority {
+                None => 0,
+                Some(p) => u8::try_from(p)
+                    .ok()
+                    .filter(|p| *p <= MAX_PRIORITY)
+                    .unwrap_or_else(|| {
+                        error(
+                            span.clone(),
+                            format!("{at}: priority must be 0 to {MAX_PRIORITY}, not {p}"),
+                        );
+                        0
+                    }),
+            };
             MenuOption::Route {
                 queue: queue.clone(),
                 needs,
+                priority,
             }
         } else {
             error(
@@ -294,7 +318,7 @@ options = { "1" = { queue = "sales" }, "2" = { queue = "sales", needs = "es" }, 
 prompt = "p"
 default = "9"
 timeout_secs = 0
-options = { "1" = { queue = "support" }, "2" = { queue = "sales", needs = "es and" }, "3" = { step = "queue:sales" }, "x" = { queue = "sales" }, "4" = {}, "5" = { step = "voicemail", needs = "es" } }
+options = { "1" = { queue = "support" }, "2" = { queue = "sales", needs = "es and" }, "3" = { step = "queue:sales" }, "x" = { queue = "sales" }, "4" = {}, "5" = { step = "voicemail", needs = "es" }, "6" = { queue = "sales", priority = 101 } }
 "#,
         );
         let expected = [
@@ -303,7 +327,8 @@ options = { "1" = { queue = "support" }, "2" = { queue = "sales", needs = "es an
             "menu \"m\", option \"2\": needs \"es and\": ends too soon: expected a skill, `any`, `not` or `(`",
             "menu \"m\", option \"3\": step \"queue:sales\": route to a queue with queue = \"…\"",
             "menu \"m\", option \"4\": give a queue (with needs, if any) or a step",
-            "menu \"m\", option \"5\": a step takes neither queue nor needs (give one or the other)",
+            "menu \"m\", option \"5\": a step takes no queue, needs or priority (give one or the other)",
+            "menu \"m\", option \"6\": priority must be 0 to 100, not 101",
             "menu \"m\": option \"x\" must be one key: 0 to 9, * or #",
             "menu \"m\": default \"9\" must be one of its options' keys",
         ];

@@ -957,7 +957,7 @@ fn build(raw: RawFile, source: &str, errors: &mut Errors) -> Option<RoutingTable
     }
     for (name, menu) in &menus {
         for (key, option) in &menu.options {
-            if let MenuOption::Route { queue, needs } = option
+            if let MenuOption::Route { queue, needs, .. } = option
                 && !needs.is_any()
                 && let Some(home) = table.queues.iter().position(|q| &q.name == queue)
             {

@@ -220,6 +220,23 @@ fn log_settled(report: &AttemptReport<'_>, settled: &Settled, from: &'static str
     }
 }
 
+/// Where a new call's needs come from, and its priority in line.
+#[derive(Debug, Clone, Copy)]
+struct CallNeeds<'a> {
+    /// The number called, or a menu option (`RoutingTable::steps_for`).
+    source: &'a str,
+    priority: u8,
+}
+
+impl<'a> CallNeeds<'a> {
+    fn of_number(to: &'a str) -> CallNeeds<'a> {
+        CallNeeds {
+            source: to,
+            priority: 0,
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct Engine {
     store: Store,
@@ -458,7 +475,8 @@ impl Engine {
                 attempt: 1,
             });
         }
-        self.route_new(call, home, call.to).await
+        self.route_new(call, home, CallNeeds::of_number(call.to))
+            .await
     }
 
     /// A caller's key (`digits`; None for none) on the `attempt`th hearing
@@ -474,7 +492,9 @@ impl Engine {
     ) -> Result<Decision, StoreError> {
         let number_queue = self.table.queue_for_number(call.to);
         let Some(menu) = self.table.menu(menu) else {
-            return self.route_new(call, number_queue, call.to).await;
+            return self
+                .route_new(call, number_queue, CallNeeds::of_number(call.to))
+                .await;
         };
         match menu.choose(digits, attempt) {
             None => Ok(Decision::Menu {
@@ -482,10 +502,19 @@ impl Engine {
                 menu: menu.name.clone(),
                 attempt: attempt + 1,
             }),
-            Some((key, MenuOption::Route { queue, .. })) => {
-                tracing::info!(menu = menu.name, key = %key, queue, "menu: routed");
+            Some((
+                key,
+                MenuOption::Route {
+                    queue, priority, ..
+                },
+            )) => {
+                tracing::info!(menu = menu.name, key = %key, queue, priority, "menu: routed");
                 let home = self.table.queue(queue).unwrap_or(number_queue);
-                self.route_new(call, home, &menu.source(key)).await
+                let how = CallNeeds {
+                    source: &menu.source(key),
+                    priority: *priority,
+                };
+                self.route_new(call, home, how).await
             }
             Some((key, MenuOption::Step(step))) => {
                 tracing::info!(menu = menu.name, key = %key, step = %step.metric_label(), "menu: fallback step");
@@ -500,13 +529,12 @@ impl Engine {
         }
     }
 
-    /// Routes a new call to `home`, with the needs of `source` (the number
-    /// called, or a menu option).
+    /// Routes a new call to `home`, with the needs and priority `how` says.
     async fn route_new(
         &self,
         call: &IncomingCall<'_>,
         home: &Queue,
-        source: &str,
+        how: CallNeeds<'_>,
     ) -> Result<Decision, StoreError> {
         // Business hours are a person's wall-clock rule, decided before any
         // script runs, so this replica's (NTP-kept) clock decides; the order
@@ -529,7 +557,7 @@ impl Engine {
                 next: None,
             });
         }
-        let request = self.route_request(call, home, source);
+        let request = self.route_request(call, home, how);
         let outcome = self.store.route_call(&request).await?;
         let decision = self.decide(&home.name, outcome, true)?;
         Ok(self.replicated(decision).await)
@@ -579,7 +607,7 @@ impl Engine {
             .unwrap_or_else(|| self.table.queue_for_number(call.to));
         // A call's needs are kept with it at its first route (a menu's
         // choice too): the number's stand in here, and are not used.
-        let next = self.route_request(call, home, call.to);
+        let next = self.route_request(call, home, CallNeeds::of_number(call.to));
         let (settled, step) = self
             .store
             .settle_and_route(self.attempt(report), next)
@@ -645,7 +673,7 @@ impl Engine {
         &'a self,
         call: &IncomingCall<'a>,
         home: &'a Queue,
-        source: &str,
+        how: CallNeeds<'_>,
     ) -> RouteRequest<'a> {
         let plan = self.table.plan(home);
         RouteRequest {
@@ -662,7 +690,7 @@ impl Engine {
                 .iter()
                 .map(|(queue, via)| {
                     PlanEntry::new(&queue.name, via, &queue.settings)
-                        .with_steps(self.table.steps_for(source, queue))
+                        .with_steps(self.table.steps_for(how.source, queue))
                 })
                 .collect(),
             hold: home.hold.as_ref().map(|h| HoldRequest {
@@ -671,6 +699,7 @@ impl Engine {
                 join_when_no_agents: h.join_when_no_agents,
             }),
             sl_ms: u64::from(home.service_level_secs()) * 1000,
+            priority: how.priority,
         }
     }
 

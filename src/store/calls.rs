@@ -56,6 +56,8 @@ pub struct Waiter {
     pub since_ms: i64,
     /// 1 for the head of the line.
     pub position: u32,
+    /// Its priority (a menu's or a lookup's); 0: served by arrival.
+    pub priority: u8,
 }
 
 /// One ended wait, for the metrics.
@@ -354,31 +356,50 @@ impl Store {
         }
     }
 
-    /// The first `limit` callers of `queue`'s line, head first, and the Redis
+    /// The first `limit` callers of `queue`'s line in the order they are
+    /// served (those with a priority first, then by arrival), and the Redis
     /// clock (ms).
     pub async fn line(&self, queue: &str, limit: usize) -> Result<(i64, Vec<Waiter>), StoreError> {
+        let last = limit.max(1) as isize - 1;
         let mut pipe = redis::pipe();
         pipe.cmd("TIME");
-        pipe.zrange_withscores(self.keys().line(queue), 0, limit.max(1) as isize - 1);
-        let (time, line): ((i64, i64), Vec<(String, f64)>) = self.query("line", pipe).await?;
+        pipe.zrange(self.keys().line_priority(queue), 0, last);
+        pipe.zrange_withscores(self.keys().line(queue), 0, last);
+        let (time, first, line): ((i64, i64), Vec<String>, Vec<(String, f64)>) =
+            self.query("line", pipe).await?;
         let now = super::redis_ms(time);
-        if line.is_empty() {
+        let ahead: std::collections::HashSet<&str> = first.iter().map(String::as_str).collect();
+        let order: Vec<(String, Option<i64>)> = first
+            .iter()
+            .map(|sid| (sid.clone(), None))
+            .chain(
+                line.iter()
+                    .filter(|(sid, _)| !ahead.contains(sid.as_str()))
+                    .map(|(sid, since)| (sid.clone(), Some(*since as i64))),
+            )
+            .take(limit)
+            .collect();
+        if order.is_empty() {
             return Ok((now, Vec::new()));
         }
         let mut pipe = redis::pipe();
-        for (sid, _) in &line {
-            pipe.hget(self.keys().call(sid), "caller");
+        for (sid, _) in &order {
+            pipe.cmd("HMGET")
+                .arg(self.keys().call(sid))
+                .arg(&["caller", "since", "priority"]);
         }
-        let callers: Vec<Option<String>> = self.query("line", pipe).await?;
-        let waiters = line
+        type Fields = (Option<String>, Option<i64>, Option<u8>);
+        let fields: Vec<Fields> = self.query("line", pipe).await?;
+        let waiters = order
             .into_iter()
-            .zip(callers)
+            .zip(fields)
             .enumerate()
-            .map(|(i, ((call_sid, since), from))| Waiter {
+            .map(|(i, ((call_sid, score), (from, since, priority)))| Waiter {
                 call_sid,
                 from: from.unwrap_or_default(),
-                since_ms: since as i64,
+                since_ms: since.or(score).unwrap_or(now),
                 position: i as u32 + 1,
+                priority: priority.unwrap_or(0),
             })
             .collect();
         Ok((now, waiters))

@@ -62,6 +62,12 @@ impl Keys {
         format!("{}line:{queue}", self.prefix)
     }
 
+    /// Sorted set: the waiting callers of a queue with a priority, scored by
+    /// arrival less priority x 10^13 (lua/lib/line.lua serves them first).
+    pub fn line_priority(&self, queue: &str) -> String {
+        format!("{}line_priority:{queue}", self.prefix)
+    }
+
     /// List: 'queue|outcome|waited ms' of ended waits, drained by a worker into
     /// the wait metrics.
     pub fn wait_events(&self) -> String {
@@ -182,6 +188,9 @@ mod tests {
             k.counts(),
             k.wrap_ups(),
             k.line("q"),
+            k.line_priority("q"),
+            k.step_events(),
+            k.steps_due(),
             k.hold_queues(),
             k.reconcile(),
             k.token("ab"),

@@ -152,6 +152,9 @@ pub struct RouteRequest<'a> {
     pub plan: Vec<PlanEntry<'a>>,
     /// The call's own queue holds callers when no agent can take them.
     pub hold: Option<HoldRequest>,
+    /// The call's priority in its line (0 to 100; 0: by arrival), kept with
+    /// it at its first route.
+    pub priority: u8,
     /// The call's own queue's service level threshold (`service_level_secs`),
     /// kept with the call for its queue's figures (lua/lib/stats.lua).
     pub sl_ms: u64,
