@@ -365,8 +365,8 @@ impl Store {
         pipe.cmd("TIME");
         pipe.zrange(self.keys().line_priority(queue), 0, last);
         pipe.zrange_withscores(self.keys().line(queue), 0, last);
-        let (time, first, line): ((i64, i64), Vec<String>, Vec<(String, f64)>) =
-            self.query("line", pipe).await?;
+        type Lines = ((i64, i64), Vec<String>, Vec<(String, f64)>);
+        let (time, first, line): Lines = self.query("line", pipe).await?;
         let now = super::redis_ms(time);
         let ahead: std::collections::HashSet<&str> = first.iter().map(String::as_str).collect();
         let order: Vec<(String, Option<i64>)> = first
