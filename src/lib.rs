@@ -30,6 +30,7 @@ pub mod config;
 pub mod demo;
 pub mod events;
 pub mod http;
+pub mod lookup;
 pub mod metrics;
 pub mod needs;
 pub mod redis_server;

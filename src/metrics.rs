@@ -38,9 +38,11 @@ pub const SERVICE_LEVEL: &str = "switchboard_service_level_ratio";
 pub const STEP_MATCHES: &str = "switchboard_step_matches_total";
 pub const STEP_MATCH_SECONDS: &str = "switchboard_step_match_seconds";
 pub const STEPS_RELAXED: &str = "switchboard_steps_relaxed_total";
+pub const LOOKUPS: &str = "switchboard_lookups_total";
+pub const LOOKUP_SECONDS: &str = "switchboard_lookup_seconds";
 
 /// Every metric switchboard exports (deploy/ may name only these).
-pub const CATALOGUE: [&str; 28] = [
+pub const CATALOGUE: [&str; 30] = [
     CALLS,
     ROUTED,
     FALLBACKS,
@@ -69,6 +71,8 @@ pub const CATALOGUE: [&str; 28] = [
     STEP_MATCHES,
     STEP_MATCH_SECONDS,
     STEPS_RELAXED,
+    LOOKUPS,
+    LOOKUP_SECONDS,
 ];
 
 /// From an agent freed to the REST redirect sent: milliseconds when the
@@ -108,6 +112,9 @@ pub fn install() -> PrometheusHandle {
                 })
                 .and_then(|b| {
                     b.set_buckets_for_metric(Matcher::Full(STEP_MATCH_SECONDS.into()), WAIT_BUCKETS)
+                })
+                .and_then(|b| {
+                    b.set_buckets_for_metric(Matcher::Full(LOOKUP_SECONDS.into()), WEBHOOK_BUCKETS)
                 })
                 .and_then(|b| {
                     b.set_buckets_for_metric(Matcher::Full(CONNECT_SECONDS.into()), CONNECT_BUCKETS)
@@ -224,6 +231,15 @@ fn describe() {
         "From a call's arrival to its agent, by queue and the step that held then."
     );
     describe_counter!(
+        LOOKUPS,
+        "Lookups ([lookup]) by outcome: answered, timeout, error (no answer, or not 2xx), refused (an answer that cannot be used); all but answered leave the call as it was."
+    );
+    describe_histogram!(
+        LOOKUP_SECONDS,
+        Unit::Seconds,
+        "How long each lookup took, by outcome."
+    );
+    describe_counter!(
         STEPS_RELAXED,
         "Waiting calls moved on to a later step, by queue and the step they moved to."
     );
@@ -264,6 +280,9 @@ pub fn register_series(queues: &[crate::config::Queue]) {
         counter!(ROUTING_FAILURES, "reason" => reason).increment(0);
     }
     counter!(VOICEMAILS).increment(0);
+    for outcome in ["answered", "timeout", "error", "refused"] {
+        counter!(LOOKUPS, "outcome" => outcome).increment(0);
+    }
     for outcome in ["redirected", "call_over", "unknown_call", "failed"] {
         counter!(TWILIO_REDIRECTS, "outcome" => outcome).increment(0);
     }
@@ -318,6 +337,12 @@ pub fn step_matched(queue: &str, step: u32, waited: Duration) {
     let (queue, step) = (queue.to_owned(), step.to_string());
     counter!(STEP_MATCHES, "queue" => queue.clone(), "step" => step.clone()).increment(1);
     histogram!(STEP_MATCH_SECONDS, "queue" => queue, "step" => step).record(waited.as_secs_f64());
+}
+
+/// A lookup ended with `outcome` after `took`.
+pub fn lookup(outcome: &'static str, took: Duration) {
+    counter!(LOOKUPS, "outcome" => outcome).increment(1);
+    histogram!(LOOKUP_SECONDS, "outcome" => outcome).record(took.as_secs_f64());
 }
 
 /// A waiting call moved on to `step`.

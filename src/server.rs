@@ -65,6 +65,12 @@ pub fn build_state(settings: Settings) -> Result<AppState, StoreError> {
         ),
         _ => {}
     }
+    if let (Some(lookup), Some(secret)) = (&settings.routing.lookup, &settings.lookup_secret) {
+        match crate::lookup::Lookup::new(lookup.clone(), secret.clone()) {
+            Ok(client) => engine = engine.with_lookup(client),
+            Err(e) => tracing::warn!(error = %e, "no lookup: calls are routed without it"),
+        }
+    }
     let handle = metrics::install();
     metrics::register_series(settings.routing.queues());
     Ok(AppState {

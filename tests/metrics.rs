@@ -31,6 +31,11 @@ name = "skilled"
 numbers = ["+15005550010"]
 fallback = ["voicemail"]
 steps = [{ needs = "es", for_secs = 30 }, { needs = "any" }]
+
+# Nobody listens there: each lookup fails at once (switchboard_lookups_total).
+[lookup]
+url = "http://127.0.0.1:9/lookup"
+timeout_ms = 200
 "#;
 
 #[tokio::test]
@@ -38,7 +43,12 @@ async fn the_metrics_page_passes_promtool_and_has_the_whole_catalogue() {
     // REST through a local stand-in of Twilio's API, so a waiting caller is
     // connected (switchboard_connect_seconds).
     let stand_in = TwilioApiStandIn::start().await;
-    let mut app = spawn_app_with(SHORT, true, connect_through(stand_in.auth_token_config())).await;
+    let connect = connect_through(stand_in.auth_token_config());
+    let mut app = spawn_app_with(SHORT, true, |s| {
+        connect(s);
+        s.lookup_secret = Some("metrics-test-lookup-secret".into());
+    })
+    .await;
     app.add_available("a", &["default"]).await;
     // Traffic touching every series: a routed call that expires unanswered, a
     // fallback with a voicemail, and a failure while Redis is down.

@@ -5,6 +5,7 @@
 pub mod console;
 pub mod hold;
 pub mod hours;
+pub mod lookup;
 pub mod menus;
 mod numbers;
 pub mod routing;
@@ -135,6 +136,12 @@ pub struct SettingsArgs {
 
     #[command(flatten)]
     pub voice: VoiceArgs,
+
+    /// The key that signs each `[lookup]` request (HMAC-SHA256; the
+    /// customer's service checks it). Needed when the routing file has
+    /// `[lookup]`.
+    #[arg(long, env = "SWITCHBOARD_LOOKUP_SECRET", hide_env_values = true)]
+    pub lookup_secret: Option<String>,
 }
 
 /// The console's softphone: what signs its Twilio Access Tokens. Without the
@@ -348,8 +355,14 @@ pub enum SettingsError {
     PublicUrl(String),
     #[error("{0} must be at least 1")]
     Zero(&'static str),
-    #[error("SWITCHBOARD_REQUEST_TIMEOUT_MS must be longer than SWITCHBOARD_REDIS_TIMEOUT_MS")]
+    #[error(
+        "SWITCHBOARD_REQUEST_TIMEOUT_MS must be longer than SWITCHBOARD_REDIS_TIMEOUT_MS (and the [lookup] timeout_ms)"
+    )]
     RequestTimeout,
+    #[error(
+        "the routing file has [lookup], but SWITCHBOARD_LOOKUP_SECRET is not set: its requests must be signed"
+    )]
+    LookupSecret,
     #[error("SWITCHBOARD_TWILIO_API_URL {0:?} must be an absolute http(s) URL")]
     TwilioApiUrl(String),
     #[error("TWILIO_ACCOUNT_SID {0:?} must be letters and digits (AC…)")]
@@ -524,6 +537,8 @@ pub struct Settings {
     /// What signs the softphone's Access Tokens; `None` without
     /// `TWILIO_API_KEY_SID`. `Debug` shows no secret.
     pub voice_tokens: Option<VoiceTokens>,
+    /// Signs `[lookup]` requests (`SWITCHBOARD_LOOKUP_SECRET`).
+    pub lookup_secret: Option<Secret>,
 }
 
 /// What one client connection may hold (SPEC 1, "Connections"). Only the caps
@@ -709,7 +724,11 @@ impl SettingsArgs {
         if self.max_agent_streams == 0 {
             return Err(SettingsError::Zero("SWITCHBOARD_MAX_AGENT_STREAMS"));
         }
-        if Duration::from_millis(self.request_timeout_ms) <= redis.redis_timeout {
+        let lookup_timeout = routing
+            .lookup
+            .as_ref()
+            .map_or(Duration::ZERO, |l| l.timeout);
+        if Duration::from_millis(self.request_timeout_ms) <= redis.redis_timeout + lookup_timeout {
             return Err(SettingsError::RequestTimeout);
         }
         let mut warnings: Vec<SettingsWarning> = routing
@@ -738,6 +757,14 @@ impl SettingsArgs {
             _ => None,
         };
         let admin_token = token(self.admin_token, "SWITCHBOARD_ADMIN_TOKEN", &mut warnings);
+        let lookup_secret = token(
+            self.lookup_secret,
+            "SWITCHBOARD_LOOKUP_SECRET",
+            &mut warnings,
+        );
+        if routing.lookup.is_some() && lookup_secret.is_none() {
+            return Err(SettingsError::LookupSecret);
+        }
         let account_sid = token(self.twilio_account_sid, "TWILIO_ACCOUNT_SID", &mut warnings);
         let voice_tokens = voice_tokens(self.voice, account_sid.as_ref(), &mut warnings)?;
         let twilio_rest = twilio_rest(
@@ -799,6 +826,7 @@ impl SettingsArgs {
             twilio_rest,
             reconcile_after: Duration::from_secs(self.reconcile_after_secs),
             voice_tokens,
+            lookup_secret,
         })
     }
 }
@@ -991,6 +1019,7 @@ impl Settings {
             twilio_rest: None,
             reconcile_after: Duration::from_secs(300),
             voice_tokens: None,
+            lookup_secret: None,
         }
     }
 }

@@ -402,6 +402,8 @@ pub struct RoutingTable {
     pub warnings: Vec<RoutingFileWarning>,
     /// `[console]`: away reasons and disposition codes (and queues' own).
     pub console: ConsoleLists,
+    /// `[lookup]`: the customer's service asked about each new call.
+    pub lookup: Option<super::lookup::LookupSettings>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -417,6 +419,7 @@ struct RawFile {
     console: Option<super::console::RawConsole>,
     #[serde(default)]
     menus: std::collections::BTreeMap<String, super::menus::RawMenu>,
+    lookup: Option<super::lookup::RawLookup>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -480,6 +483,7 @@ impl RoutingTable {
             speech: Speech::default(),
             warnings: Vec::new(),
             console: ConsoleLists::default(),
+            lookup: None,
         }
     }
 
@@ -925,6 +929,10 @@ fn build(raw: RawFile, source: &str, errors: &mut Errors) -> Option<RoutingTable
         speech: default_speech,
         warnings: Vec::new(),
         console,
+        lookup: raw
+            .lookup
+            .as_ref()
+            .map(|l| super::lookup::check(l, &mut |span, e| errors.at(span, e))),
     };
     let mut menus = HashMap::new();
     for (name, raw_menu) in &raw.menus {

@@ -42,10 +42,30 @@ async fn within_budget<T>(
     state: &AppState,
     work: impl Future<Output = Result<T, StoreError>>,
 ) -> Result<T, StoreError> {
-    let budget = state.settings.redis_timeout;
+    within(state.settings.redis_timeout, work).await
+}
+
+async fn within<T>(
+    budget: std::time::Duration,
+    work: impl Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
     tokio::time::timeout(budget, work)
         .await
         .unwrap_or(Err(StoreError::Timeout(budget)))
+}
+
+/// The budget of a webhook that may route a new call: Redis' and, before
+/// it, the `[lookup]`'s (which never fails the call: it adds nothing when
+/// late).
+async fn within_route_budget<T>(
+    state: &AppState,
+    work: impl Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    within(
+        state.engine.route_budget(state.settings.redis_timeout),
+        work,
+    )
+    .await
 }
 
 /// A TwiML answer with the content type Twilio expects.
@@ -444,7 +464,7 @@ pub async fn voice(State(state): State<AppState>, hook: Webhook) -> Result<Respo
     let (call_sid, to) = (call.call_sid, call.to);
     let span = tracing::info_span!("call", call_sid, to, from = call.from);
     async {
-        let decision = within_budget(&state, state.engine.incoming(&call))
+        let decision = within_route_budget(&state, state.engine.incoming(&call))
             .await
             .map_err(|e| {
                 let answer = emergency(&state, &base);
@@ -1066,7 +1086,7 @@ pub async fn menu(State(state): State<AppState>, hook: Webhook) -> Result<Respon
     let digits = params.get("Digits");
     let span = tracing::info_span!("call", call_sid, menu = query.menu);
     async {
-        let decision = within_budget(
+        let decision = within_route_budget(
             &state,
             state
                 .engine

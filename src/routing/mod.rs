@@ -10,7 +10,9 @@ pub mod unapplied;
 
 use crate::agent::Contact;
 use crate::config::menus::MenuOption;
+use crate::config::steps::Steps;
 use crate::config::{FallbackStep, Queue, QueueSettings, RoutingTable};
+use crate::lookup::{Lookup, LookupAnswer};
 use crate::metrics;
 use crate::store::calls::new_token;
 use crate::store::calls::{RedirectReport, WaitFetch};
@@ -248,6 +250,8 @@ pub struct Engine {
     unapplied: Arc<unapplied::Unapplied>,
     /// An answered call quiet this long is looked up at Twilio (with REST).
     reconcile_after: std::time::Duration,
+    /// `[lookup]`: the customer's service, asked before a new call is routed.
+    lookup: Option<Arc<Lookup>>,
 }
 
 impl Engine {
@@ -258,7 +262,24 @@ impl Engine {
             connector: None,
             unapplied: Arc::default(),
             reconcile_after: std::time::Duration::from_secs(300),
+            lookup: None,
         }
+    }
+
+    /// Asks `lookup` about each new call before routing it.
+    pub fn with_lookup(mut self, lookup: Lookup) -> Engine {
+        self.lookup = Some(Arc::new(lookup));
+        self
+    }
+
+    /// The longest a new call's routing may take: Redis' budget, and the
+    /// lookup's before it.
+    pub fn route_budget(&self, redis: std::time::Duration) -> std::time::Duration {
+        redis
+            + self
+                .lookup
+                .as_ref()
+                .map_or(std::time::Duration::ZERO, |l| l.timeout())
     }
 
     /// How long an answered call may go without a callback before the worker
@@ -557,7 +578,34 @@ impl Engine {
                 next: None,
             });
         }
-        let request = self.route_request(call, home, how);
+        let asked = match &self.lookup {
+            Some(lookup) => {
+                lookup
+                    .ask(call.call_sid, call.from, call.to, &home.name)
+                    .await
+            }
+            None => LookupAnswer::nothing(),
+        };
+        let how = CallNeeds {
+            priority: how.priority.max(asked.priority),
+            ..how
+        };
+        // The lookup's needs join every step of each queue of the plan.
+        let extra: Option<Vec<Steps>> = if asked.needs.is_any() {
+            None
+        } else {
+            self.table
+                .plan(home)
+                .queues
+                .iter()
+                .map(|(queue, _)| self.table.steps_for(how.source, queue).and(&asked.needs))
+                .collect::<Result<Vec<_>, _>>()
+                .inspect_err(|(step, e)| {
+                    tracing::warn!(needs = asked.needs.text(), step = step + 1, error = %e, "the lookup's needs cannot join the steps: left out");
+                })
+                .ok()
+        };
+        let request = self.route_request(call, home, how, extra.as_deref());
         let outcome = self.store.route_call(&request).await?;
         let decision = self.decide(&home.name, outcome, true)?;
         Ok(self.replicated(decision).await)
@@ -607,7 +655,7 @@ impl Engine {
             .unwrap_or_else(|| self.table.queue_for_number(call.to));
         // A call's needs are kept with it at its first route (a menu's
         // choice too): the number's stand in here, and are not used.
-        let next = self.route_request(call, home, CallNeeds::of_number(call.to));
+        let next = self.route_request(call, home, CallNeeds::of_number(call.to), None);
         let (settled, step) = self
             .store
             .settle_and_route(self.attempt(report), next)
@@ -674,6 +722,7 @@ impl Engine {
         call: &IncomingCall<'a>,
         home: &'a Queue,
         how: CallNeeds<'_>,
+        extra: Option<&'a [Steps]>,
     ) -> RouteRequest<'a> {
         let plan = self.table.plan(home);
         RouteRequest {
@@ -688,9 +737,12 @@ impl Engine {
             plan: plan
                 .queues
                 .iter()
-                .map(|(queue, via)| {
-                    PlanEntry::new(&queue.name, via, &queue.settings)
-                        .with_steps(self.table.steps_for(how.source, queue))
+                .enumerate()
+                .map(|(i, (queue, via))| {
+                    let steps = extra
+                        .and_then(|steps| steps.get(i))
+                        .unwrap_or_else(|| self.table.steps_for(how.source, queue));
+                    PlanEntry::new(&queue.name, via, &queue.settings).with_steps(steps)
                 })
                 .collect(),
             hold: home.hold.as_ref().map(|h| HoldRequest {
