@@ -89,6 +89,10 @@ async fn a_call_goes_to_the_longest_idle_agent_its_step_accepts_and_relaxes_on_t
     assert_eq!(routed[0]["step"], 1, "{routed:?}");
     assert_eq!(routed[0]["needs"], "billing>=3", "{routed:?}");
     assert_eq!(routed[0]["chosen"], "longest_idle", "{routed:?}");
+    assert_eq!(
+        routed[0]["matched"], 1,
+        "ana alone meets step 1: {routed:?}"
+    );
 
     // Nobody free meets step 1 now: the next caller waits, beside two free
     // agents its first step does not accept...

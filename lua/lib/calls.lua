@@ -137,21 +137,29 @@ local function route(r)
       deadline_member('reservation', r.sid, id, r.token))
     emit_call('call_routed', r.sid, {via = via, attempt = attempt,
       step = why.step > 0 and why.step or nil, needs = why.needs,
-      looked = why.looked, chosen = why.chosen, waited_ms = waited})
+      looked = why.looked, matched = why.matched, matched_more = why.matched_more,
+      chosen = why.chosen, waited_ms = waited})
     if why.step > 0 then
       record_step(e.queue, 'matched', why.step, waited)
     end
     return decision(call, 1)
   end
 
-  -- The agent free the longest whom `e`'s step accepts, and why: nil when none.
+  -- The agent free the longest whom `e`'s step accepts, and why: nil when
+  -- none. A call with steps also says among how many it was chosen (counted
+  -- to MATCHED_CAP, reading at most MATCHED_LOOKED members: bounded work).
   local function candidate(e)
     local step, alternatives, needs = step_of(e)
     local id, _, looked = longest_idle_matching(e.queue, alternatives, now, tried)
-    if id then
-      return id, {step = step, needs = needs, looked = looked, chosen = 'longest_idle'}
+    if not id then
+      return nil
     end
-    return nil
+    local why = {step = step, needs = needs, looked = looked, chosen = 'longest_idle'}
+    if step > 0 then
+      local counted = count_matching(e.queue, alternatives, now, MATCHED_CAP, 0, MATCHED_LOOKED)
+      why.matched, why.matched_more = counted.matching, counted.more or nil
+    end
+    return id, why
   end
 
   local hold = r.hold
@@ -243,7 +251,10 @@ local function route(r)
   redis.call('HSET', call, 'sid', r.sid, 'queue', r.home, 'caller', r.caller,
     'status', 'fallback', 'step', r.step, 'agent', '', 'token', '')
   redis.call('PEXPIRE', call, r.call_ttl_ms)
-  emit_call('fallback', r.sid, {step = r.step, reason = 'no_agent'})
+  -- Why: no free agent of any queue of the plan met its step then.
+  local need_step, _, needs = step_of(home or {})
+  emit_call('fallback', r.sid, {step = r.step, reason = 'no_agent',
+    need_step = need_step > 0 and need_step or nil, needs = needs})
   return decision(call, 1)
 end
 

@@ -112,6 +112,11 @@ without them takes any agent of the queue, as before steps existed. ]]
 
 -- Any agent: one alternative with no tests.
 local ANY = {{}}
+-- How far a routing decision counts the agents its step accepted (the call's
+-- history says "the longest idle of N"): bounded, so a large roster costs no
+-- more.
+local MATCHED_CAP = 20
+local MATCHED_LOOKED = 200
 
 -- The step that holds `waited` ms after arrival: its index (1-based) and it.
 local function step_at(steps, waited)
@@ -166,6 +171,53 @@ local function schedule_step(call, sid, steps, i, since)
   else
     redis.call('ZREM', K.steps_due, sid)
   end
+end
+
+-- The free agents of `queue` (free by `now`) whom `alternatives` accept,
+-- counted up to `cap` after reading at most `max_looked` line members, the
+-- first `shown` listed the longest idle first: {matching, more (counting
+-- stopped early), agents ('id,id'), first (the longest idle's id)}. Reads
+-- only: a leftover member is skipped, not dropped.
+local function count_matching(queue, alternatives, now, cap, shown, max_looked)
+  local found, seen = {}, {}
+  local looked, more = 0, false
+  for _, tests in ipairs(alternatives) do
+    local line = line_for(queue, tests)
+    local offset = 0
+    while #found < cap and looked < max_looked do
+      local batch = redis.call('ZRANGEBYSCORE', line, '-inf', now, 'WITHSCORES',
+        'LIMIT', offset, 64)
+      if #batch == 0 then
+        break
+      end
+      offset = offset + #batch / 2
+      for i = 1, #batch, 2 do
+        local id = batch[i]
+        looked = looked + 1
+        if not seen[id] then
+          local agent = K.agent(id)
+          if is_free(agent) and (#tests == 0
+              or holds(parse_skills(redis.call('HGET', agent, 'skills')), tests)) then
+            seen[id] = true
+            found[#found + 1] = {id = id, score = tonumber(batch[i + 1])}
+            if #found >= cap then
+              break
+            end
+          end
+        end
+      end
+    end
+    more = more or #found >= cap or looked >= max_looked
+  end
+  table.sort(found, function(a, b)
+    return a.score < b.score or (a.score == b.score and a.id < b.id)
+  end)
+  local ids = {}
+  for i = 1, math.min(#found, shown) do
+    ids[i] = found[i].id
+  end
+  -- Comma separated (ids have no commas): cjson writes an empty list as {}.
+  return {matching = #found, more = more, agents = table.concat(ids, ','), first = ids[1]}
 end
 
 -- The skills of agent `id`, parsed.
