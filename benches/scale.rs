@@ -11,10 +11,15 @@
 //! same small roster on a Redis Cluster: one namespace, and two on two masters
 //! at once.
 //!
+//! Then routing by need (`needs100k`, benches/needs/mod.rs): 100,000 agents
+//! with skills, 500 callers waiting with mixed needs, one routing decision
+//! against the plain single-queue route at the same roster, and `POST
+//! /v1/routing/explain`'s rate.
+//!
 //! It asserts nothing about time: machines are shared and noisy, so read the
 //! ratios within one run. `BENCH_SECS` (default 10) sets each load phase,
 //! `BENCH_ROSTERS` (e.g. `small,cluster`) picks rosters: small, agents100k,
-//! queues500, cluster.
+//! queues500, cluster, needs100k.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -37,6 +42,10 @@ mod commandstats;
 use switchboard::simulate::{self, SimulateArgs};
 
 use support::{ADMIN, AUTH, Server, env_or, machine};
+
+/// Routing by need at 100,000 agents.
+#[path = "needs/mod.rs"]
+mod needs;
 
 /// One roster to measure.
 struct Roster {
@@ -85,6 +94,9 @@ async fn main() {
     }
     if wanted.is_empty() || wanted.split(',').any(|w| w == "cluster") {
         measure_cluster(secs).await;
+    }
+    if wanted.is_empty() || wanted.split(',').any(|w| w == "needs100k") {
+        summary.push(needs::measure(secs).await);
     }
     println!("\n== summary ==");
     println!(

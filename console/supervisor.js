@@ -262,7 +262,7 @@
     if (filter.queue && !a.queues.includes(filter.queue)) return false;
     if (filter.state && a._now.kind !== filter.state) return false;
     if (filter.text) {
-      const hay = (a.id + ' ' + a.name).toLowerCase();
+      const hay = (a.id + ' ' + a.name + ' ' + skillsText(a)).toLowerCase();
       if (!hay.includes(filter.text)) return false;
     }
     return true;
@@ -272,6 +272,10 @@
     if (by === 'name') return (a, b) => a.name.localeCompare(b.name) || byId(a, b);
     if (by === 'state') return (a, b) => (ORDER[a._now.kind] - ORDER[b._now.kind]) || (since(a) - since(b)) || byId(a, b);
     return (a, b) => since(a) - since(b) || byId(a, b);
+  }
+  // "es 3, vip": level 1 is the skill alone.
+  function skillsText(a) {
+    return Object.entries(a.skills || {}).map(([name, level]) => (level > 1 ? name + ' ' + level : name)).join(', ');
   }
   function makeAgentRow(a) {
     const row = document.createElement('tr');
@@ -288,6 +292,7 @@
       since: td(row, 'for', 'For'),
       missed: td(row, 'num missed', 'Missed in a row'),
       queues: td(row, 'queues', 'Queues'),
+      skills: td(row, 'skills', 'Skills'),
       act: td(row, 'act control', ''),
     };
     const change = document.createElement('button');
@@ -308,6 +313,7 @@
     put(row._c.since, ago(since(a)));
     put(row._c.missed, a.missed_in_row ? String(a.missed_in_row) : '');
     put(row._c.queues, a.queues.join(', '));
+    put(row._c.skills, skillsText(a));
   }
 
   // ---- the whole view, once a frame at most ------------------------------------------

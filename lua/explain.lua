@@ -6,10 +6,10 @@ free) are skipped, not dropped.
 KEYS[1]  the call's own queue's line  sb:{ns}:line:<queue>; the queues' lines
          of free agents, the agents and the waiting calls are built from the
          prefix
-ARGV[1]  JSON ExplainRequest (src/store/requests.rs): {prefix, plan: [{queue,
+ARGV[1]  JSON ExplainRequest (src/store/explain.rs): {prefix, plan: [{queue,
          steps: [{alts}]}], home_step (the current step of plan[1], 1-based),
          cap (most matches counted per step), shown (most ids listed),
-         max_looked (most line members read per step)}
+         max_looked (most line members read by the whole request)}
 
 Reply: JSON {now, waiting (callers in KEYS[1]), plan: [{free (agents of the
 queue free now, leftovers included), steps: [{matching, more (counting
@@ -19,12 +19,15 @@ agent of plan[1]'s current step before this call, or '')}.
 ]]
 local now = now_ms()
 
+-- One budget of line reads for the whole request, however many steps and
+-- queues it asks about: its cost to Redis stays bounded.
+local budget = {left = req.max_looked}
 local plan = {}
 local first_waiting = ''
 for n, e in ipairs(req.plan) do
   local steps = {}
   for i, step in ipairs(e.steps) do
-    steps[i] = count_matching(e.queue, step.alts, now, req.cap, req.shown, req.max_looked)
+    steps[i] = count_matching(e.queue, step.alts, now, req.cap, req.shown, budget)
   end
   plan[n] = {free = redis.call('ZCOUNT', K.avail(e.queue), '-inf', now), steps = steps}
   if n == 1 then

@@ -58,7 +58,7 @@ local function match_group(group)
       return
     end
     local w = best_w
-    local _, alternatives, key = current_step(best.steps, best.since, now)
+    local _, alternatives, key = current_step(best.steps, best.arrived, now)
     local id = nil
     if not w.unmatched[key] then
       id = longest_idle_matching(w.queue, alternatives, now, {})

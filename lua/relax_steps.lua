@@ -19,20 +19,24 @@ local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, req.ma
 for _, sid in ipairs(due) do
   redis.call('ZREM', KEYS[1], sid)
   local call = K.call(sid)
-  local c = redis.call('HMGET', call, 'status', 'steps', 'since', 'queue', 'need_step')
+  local c = redis.call('HMGET', call, 'status', 'steps', 'arrived_at', 'queue', 'need_step',
+    'since')
   -- A call no longer waiting (given an agent, gone) is dropped; it is
   -- scheduled again if it comes back to its place in line.
   if c[1] == 'waiting' and c[2] then
     local steps = decode_steps(c[2])
-    local since = tonumber(c[3]) or now
-    local i, step = step_at(steps, now - since)
+    -- Steps run from the call's arrival.
+    local arrived = tonumber(c[3]) or tonumber(c[6]) or now
+    local i, step = step_at(steps, now - arrived)
     local before = tonumber(c[5]) or 1
     if i ~= before then
+      -- `starts_ms`: when the step began, after arrival; `waited_ms` past
+      -- it is how late the sweep moved the call on.
       emit_call('step_relaxed', sid, {step = i, needs = step.needs, previous = before,
-        waited_ms = now - since})
-      record_step(c[4] or '', 'relaxed', i, now - since)
+        waited_ms = now - arrived, starts_ms = steps[i - 1].until_ms})
+      record_step(c[4] or '', 'relaxed', i, now - arrived)
     end
-    schedule_step(call, sid, steps, i, since)
+    schedule_step(call, sid, steps, i, arrived)
   end
 end
 return #due

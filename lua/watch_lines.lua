@@ -11,8 +11,10 @@ ARGV[1]  JSON WatchRequest (src/store/requests.rs): {prefix, free_listed (most
 Reply, flat: {now, queues, then per queue: name, loop_ms (its longest round), n, the n CallSids in
 line (head first), m, the m free agents as 'id|free since (ms)'}. Free: available
 or in a wrap-up that has ended, not deleted, listed in the queue's free list
-(`avail:<queue>`) with a score that is not in the future; listed only for a
-queue with somebody in line.
+(`avail:<queue>`) with a score that is not in the future, and one a caller
+waiting there could take at its current step (skills; `first_waiting_for` in
+lib/line.lua); listed only for a queue with somebody in line. Free since: the
+later of when it became free and when the step that accepts it began.
 ]]
 local now = now_ms()
 local flat = redis.call('HGETALL', KEYS[1])
@@ -35,11 +37,19 @@ for i = 1, #flat, 2 do
       local a = redis.call('HMGET', K.agent(id), 'state', 'deleted', 'free_at', 'state_since')
       local freed = (a[1] == 'available' or a[1] == 'wrap_up') and a[2] ~= '1'
       local free_at = tonumber(a[3]) or 0
-      if freed and free_at <= now then
+      local taker = freed and free_at <= now and first_waiting_for(queue, skills_of(id), now)
+      if taker then
         -- Free since its state began or its wrap-up ended, whichever was
         -- later (settling the wrap-up later moves `state_since` to `free_at`,
-        -- which does not end the stretch).
-        free[#free + 1] = id .. '|' .. math.max(free_at, tonumber(a[4]) or 0)
+        -- which does not end the stretch), or since the step of the caller
+        -- who could take it began.
+        local step_began = 0
+        if taker.steps then
+          local steps = decode_steps(taker.steps)
+          local i = step_at(steps, now - taker.arrived)
+          step_began = taker.arrived + ((steps[i - 1] or {}).until_ms or 0)
+        end
+        free[#free + 1] = id .. '|' .. math.max(free_at, tonumber(a[4]) or 0, step_began)
       end
     end
   end

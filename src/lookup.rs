@@ -111,26 +111,38 @@ impl Lookup {
         self.settings.timeout
     }
 
-    /// Asks about a call of `queue`; whatever happens, an answer (nothing
-    /// when the lookup did not give a usable one).
-    pub async fn ask(&self, call_sid: &str, from: &str, to: &str, queue: &str) -> LookupAnswer {
+    /// Asks about a call of `queue`: its answer and what `accept` made of it
+    /// (an `Err` refuses the answer: its needs cannot join the call's steps),
+    /// or `None` when the lookup gave nothing usable, which is counted and
+    /// logged; the call then goes on without it.
+    pub async fn ask<T>(
+        &self,
+        call: (&str, &str, &str),
+        queue: &str,
+        accept: impl FnOnce(&LookupAnswer) -> Result<T, String>,
+    ) -> Option<(LookupAnswer, T)> {
+        let (call_sid, from, to) = call;
         let started = Instant::now();
         let result = tokio::time::timeout(
             self.settings.timeout,
             self.request(call_sid, from, to, queue),
         )
         .await
-        .unwrap_or(Err(Failure::Timeout));
+        .unwrap_or(Err(Failure::Timeout))
+        .and_then(|answer| {
+            let accepted = accept(&answer).map_err(Failure::Refused)?;
+            Ok((answer, accepted))
+        });
         let took = started.elapsed();
         match result {
-            Ok(answer) => {
+            Ok(answered) => {
                 metrics::lookup("answered", took);
-                answer
+                Some(answered)
             }
             Err(failure) => {
                 metrics::lookup(failure.label(), took);
                 tracing::warn!(error = %failure, url = self.settings.url, "lookup added nothing: the call goes on without it");
-                LookupAnswer::nothing()
+                None
             }
         }
     }
@@ -202,6 +214,28 @@ pub fn signature(secret: &Secret, unix_secs: u64, body: &[u8]) -> String {
     format!("t={unix_secs},v1={v1}")
 }
 
+/// True when `header` is a signature of `body` by `secret` whose timestamp is
+/// within `max_age_secs` of `now_secs` (for a service written in Rust, and
+/// for `simulate`'s stand-in of one).
+pub fn verify(
+    secret: &Secret,
+    header: &str,
+    body: &[u8],
+    now_secs: u64,
+    max_age_secs: u64,
+) -> bool {
+    let Some(t) = header
+        .strip_prefix("t=")
+        .and_then(|rest| rest.split_once(','))
+        .and_then(|(t, _)| t.parse::<u64>().ok())
+    else {
+        return false;
+    };
+    let expected = signature(secret, t, body);
+    now_secs.abs_diff(t) <= max_age_secs
+        && subtle::ConstantTimeEq::ct_eq(expected.as_bytes(), header.as_bytes()).into()
+}
+
 /// The answer's needs and priority, or why it cannot be used.
 fn parse_answer(bytes: &[u8]) -> Result<LookupAnswer, String> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
@@ -243,9 +277,28 @@ mod tests {
     fn the_signature_is_hmac_sha256_of_the_timestamp_and_body() {
         // Checked against Python: base64.b64encode(hmac.new(b"s3cret",
         // b"1700000000.{}", hashlib.sha256).digest()).
+        let secret = Secret::from("s3cret");
+        let header = signature(&secret, 1_700_000_000, b"{}");
         assert_eq!(
-            signature(&Secret::from("s3cret"), 1_700_000_000, b"{}"),
+            header,
             "t=1700000000,v1=l5JoFumPu0HMsWcyJf8povNTaQmZkOGxVhZR570Jfr8="
         );
+        assert!(verify(&secret, &header, b"{}", 1_700_000_100, 300));
+        assert!(
+            !verify(&secret, &header, b"{}", 1_700_000_400, 300),
+            "too old"
+        );
+        assert!(
+            !verify(&secret, &header, b"{ }", 1_700_000_000, 300),
+            "another body"
+        );
+        assert!(!verify(
+            &Secret::from("other"),
+            &header,
+            b"{}",
+            1_700_000_000,
+            300
+        ));
+        assert!(!verify(&secret, "v1=x", b"{}", 1_700_000_000, 300));
     }
 }

@@ -180,7 +180,7 @@ pub async fn match_waiting(engine: &Engine) -> Result<usize, StoreError> {
     engine.publish_hold_queues(false).await?;
     // Calls whose next step began move on first, so this very sweep matches
     // them at it.
-    if engine.table().routes_by_needs() {
+    if engine.routes_by_needs() {
         while engine.store().relax_steps(500).await? == 500 {}
     }
     let mut matched = 0;
@@ -235,7 +235,7 @@ pub async fn refresh_wait_metrics(engine: &Engine) -> Result<(), StoreError> {
 /// The step metrics: calls given an agent at each step, and waiting calls
 /// moved on (each event drained by one worker, so counted once).
 pub async fn refresh_step_metrics(engine: &Engine) -> Result<(), StoreError> {
-    if !engine.table().routes_by_needs() {
+    if !engine.routes_by_needs() {
         return Ok(());
     }
     loop {

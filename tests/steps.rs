@@ -320,3 +320,136 @@ async fn explain_says_which_agents_a_call_would_reach_at_which_step_and_changes_
         assert!(error.contains(says), "{body}: {error}");
     }
 }
+
+#[tokio::test]
+async fn simulate_plays_menus_and_lookups_and_measures_how_late_steps_relax() {
+    let lookup_port = switchboard::redis_server::free_port().expect("free port");
+    let routing = format!(
+        r#"
+[defaults]
+default_queue = "desk"
+wrap_up_secs = 0
+no_answer_delay_secs = 0
+max_missed_in_row = 100
+
+[[queues]]
+name = "desk"
+numbers = ["+15005550007", {{ number = "+15005550011", menu = "main" }}]
+fallback = ["voicemail"]
+steps = [{{ needs = "billing>=2", for_secs = 1 }}, {{ needs = "any" }}]
+[queues.hold]
+loop_secs = 5
+max_waiting = 100
+max_wait_secs = 600
+join_when_no_agents = true
+
+[menus.main]
+prompt = "Press 1 for Spanish, 2 for anyone."
+default = "2"
+options = {{ "1" = {{ queue = "desk", needs = "es" }}, "2" = {{ queue = "desk" }} }}
+
+[lookup]
+url = "http://127.0.0.1:{lookup_port}/lookup"
+timeout_ms = 500
+"#
+    );
+    let app = spawn_app_with(&routing, true, |s| {
+        s.lookup_secret = Some("simulate-lookup-secret".into());
+    })
+    .await;
+    let mut args = switchboard::simulate::SimulateArgs::new(app.base(), AUTH_TOKEN);
+    args.calls = 24;
+    args.concurrency = 8;
+    args.to = vec!["+15005550011".into(), PLAIN.into()];
+    args.menu_digits = "12".into();
+    args.lookup_listen = Some(([127, 0, 0, 1], lookup_port).into());
+    args.lookup_secret = "simulate-lookup-secret".into();
+    args.needs = vec!["any".into(), "billing".into()];
+    // Four agents, each with es or billing at level 1: nobody meets step 1,
+    // so every caller waits and relaxes to step 2 a second in.
+    args.agents = 4;
+    args.agent_queues = vec!["desk".into()];
+    args.agent_skills = vec!["es".into(), "billing".into()];
+    args.admin_token = ADMIN_TOKEN.into();
+    args.answer_every_attempt();
+    args.ring_ms = 10;
+    args.talk_ms = 200;
+    args.hold_ms = 100;
+    args.sweep_ms = 100;
+    let report = switchboard::simulate::run(&args).await.expect("simulate");
+    assert!(!report.failed(), "{report:#?}");
+    assert_eq!(report.errors, 0, "{:?}", report.examples);
+    assert_eq!(
+        report.lookups, 24,
+        "every call was looked up once: {report:#?}"
+    );
+    assert_eq!(report.lookups_forged, 0);
+    assert!(report.steps_relaxed >= 12, "{report:#?}");
+    assert_eq!(report.histories_unread, 0);
+    assert_eq!(
+        report.outcomes.get("answered").copied().unwrap_or(0),
+        24,
+        "{report:#?}"
+    );
+}
+
+#[tokio::test]
+async fn steps_run_from_the_calls_arrival_even_after_it_rang_an_agent_first() {
+    // An agent who misses is skipped 30 s: ana will not ring again.
+    let app =
+        spawn_app(&ROUTING.replace("no_answer_delay_secs = 0", "no_answer_delay_secs = 30")).await;
+    add(&app, "ana", json!({"billing": 5})).await;
+    add(&app, "cy", json!({})).await;
+    let sid = call_sid(1);
+    let dial = app.call(&sid, PLAIN).await;
+    assert_eq!(dialed(&dial).as_deref(), Some("ana"), "{}", dial.body);
+    // ana rings most of step 1's second, then misses: the caller joins the
+    // line with step 2 (any) due a second after it came, not after it joined.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let round = app.dial_action(&sid, &dial, "no-answer").await;
+    assert!(round.body.contains("<Redirect"), "waits: {}", round.body);
+    let joined = std::time::Instant::now();
+    while holds(&app, "cy").await != sid {
+        if joined.elapsed() > Duration::from_millis(900) {
+            tokio::time::sleep(Duration::from_millis(2000)).await;
+            let history = app
+                .admin(Method::GET, &format!("/calls/{sid}"), None)
+                .await
+                .json();
+            panic!(
+                "cy was not given the call a second after it came: {history:#} {:#}",
+                app.agent("cy").await
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+#[tokio::test]
+async fn an_agent_a_new_call_finds_free_goes_at_once_to_the_waiting_caller_who_may_take_it() {
+    // No worker: nothing is matched by a sweep here.
+    let app = spawn_app_with(
+        &ROUTING.replace("wrap_up_secs = 0", "wrap_up_secs = 1"),
+        false,
+        |_| {},
+    )
+    .await;
+    add(&app, "eva", json!({"es": 1, "billing": 5})).await;
+    let first = call_sid(1);
+    let dial = app.call(&first, PLAIN).await;
+    assert_eq!(dialed(&dial).as_deref(), Some("eva"));
+    // A Spanish caller waits while eva talks, then eva's wrap-up (1 s) ends
+    // by time: she is free, and nobody offered her yet.
+    let spanish = call_sid(2);
+    app.call(&spanish, SPANISH).await;
+    app.agent_leg(&first, &dial, "answered").await;
+    app.dial_action(&first, &dial, "completed").await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert_eq!(holds(&app, "eva").await, "");
+    // A new call finds eva free, but the Spanish caller came first and may
+    // take her: she is the Spanish caller's at once, and the new call waits.
+    let plain = call_sid(3);
+    let round = app.call(&plain, PLAIN).await;
+    assert!(round.body.contains("<Redirect"), "waits: {}", round.body);
+    assert_eq!(holds(&app, "eva").await, spanish);
+}

@@ -156,7 +156,8 @@ local function route(r)
     end
     local why = {step = step, needs = needs, looked = looked, chosen = 'longest_idle'}
     if step > 0 then
-      local counted = count_matching(e.queue, alternatives, now, MATCHED_CAP, 0, MATCHED_LOOKED)
+      local counted = count_matching(e.queue, alternatives, now, MATCHED_CAP, 0,
+        {left = MATCHED_LOOKED})
       why.matched, why.matched_more = counted.matching, counted.more or nil
     end
     return id, why
@@ -213,8 +214,15 @@ local function route(r)
       end
       if id then
         local ahead = first_waiting_for(r.home, skills_of(id), now)
-        if not ahead or (tonumber(r.priority) or 0) > ahead.priority then
+        local mine = tonumber(redis.call('HGET', call, 'priority')) or 0
+        if not ahead or mine > ahead.priority then
           return reserve(id, K.agent(id), home, home.via, why)
+        end
+        -- The agent is the waiting caller's now, not idle until the sweep.
+        local conf = redis.call('HGET', K.hold_queues, r.home)
+        if conf and r.spare_token and r.spare_token ~= '' then
+          reserve_for(ahead.sid, K.agent(id), id, {queue = r.home, conf = cjson.decode(conf)},
+            r.spare_token, now)
         end
       end
       return wait(now, refusal())

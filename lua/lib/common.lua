@@ -34,6 +34,7 @@ local K = {
   lease = function(name) return P .. 'lease:' .. name end,
   line = function(queue) return P .. 'line:' .. queue end,
   line_priority = function(queue) return P .. 'line_priority:' .. queue end,
+  line_needs = function(queue) return P .. 'line_needs:' .. queue end,
   hold_queues = P .. 'hold_queues',
   waits = function(queue) return P .. 'waits:' .. queue end,
   stats = function(queue) return P .. 'stats:' .. queue end,

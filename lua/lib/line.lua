@@ -50,10 +50,31 @@ local function waiting_queues(queues)
   return found
 end
 
+-- `line_needs:<queue>`: the steps (as stored) of the queue's waiting callers
+-- -> how many have them ('' for callers without steps), so a script can tell
+-- from a few fields that no caller waiting could ever take an agent, without
+-- reading the line.
+local function count_needs(queue, stored, by)
+  local key = K.line_needs(queue)
+  if redis.call('HINCRBY', key, stored or '', by) <= 0 then
+    redis.call('HDEL', key, stored or '')
+  end
+end
+
+-- Takes `sid` out of `queue`'s lines, if it is there.
+local function out_of_line(call, sid, queue)
+  if redis.call('ZREM', K.line(queue), sid) == 1 then
+    count_needs(queue, redis.call('HGET', call, 'steps'), -1)
+  end
+  redis.call('ZREM', K.line_priority(queue), sid)
+end
+
 -- Puts a call in `queue`'s line at `arrival` (and, with a priority, in its
 -- priority line) and (re)starts its heartbeat.
 local function join_line(call, sid, queue, arrival, now, loop_ms)
-  redis.call('ZADD', K.line(queue), arrival, sid)
+  if redis.call('ZADD', K.line(queue), arrival, sid) == 1 then
+    count_needs(queue, redis.call('HGET', call, 'steps'), 1)
+  end
   local priority = tonumber(redis.call('HGET', call, 'priority')) or 0
   if priority > 0 then
     redis.call('ZADD', K.line_priority(queue), arrival - priority * PRIORITY_SPAN, sid)
@@ -63,9 +84,12 @@ local function join_line(call, sid, queue, arrival, now, loop_ms)
     'connect', '', 'loop_ms', loop_ms)
   redis.call('ZADD', K.deadlines, now + loop_ms + WAIT_SLACK_MS, wait_member(sid))
   local stored = redis.call('HGET', call, 'steps')
-  local step, _, _, needs = current_step(stored, arrival, now)
+  -- Steps run from the call's arrival, not from when it joined the line
+  -- (it may have rung an agent first).
+  local arrived = tonumber(redis.call('HGET', call, 'arrived_at')) or arrival
+  local step, _, _, needs = current_step(stored, arrived, now)
   if step > 0 then
-    schedule_step(call, sid, decode_steps(stored), step, arrival)
+    schedule_step(call, sid, decode_steps(stored), step, arrived)
   end
   emit_call('call_waiting', sid, {since = arrival, step = step > 0 and step or nil,
     needs = needs})
@@ -92,8 +116,7 @@ end
 local function leave_line(call, sid, outcome)
   local queue = redis.call('HGET', call, 'queue')
   if queue then
-    redis.call('ZREM', K.line(queue), sid)
-    redis.call('ZREM', K.line_priority(queue), sid)
+    out_of_line(call, sid, queue)
   end
   redis.call('ZREM', K.deadlines, wait_member(sid))
   record_outcome(call, outcome, now_ms())
@@ -107,8 +130,7 @@ local function reserve_for(sid, agent, id, entry, token, now)
   dequeue(id, queues_of(agent))
   set_state(agent, id, 'reserved', {'state_since', now, 'free_at', '',
     'call_sid', sid, 'token', token, 'released_token', ''})
-  redis.call('ZREM', K.line(entry.queue), sid)
-  redis.call('ZREM', K.line_priority(entry.queue), sid)
+  out_of_line(call, sid, entry.queue)
   redis.call('ZREM', K.deadlines, wait_member(sid))
   local tried = redis.call('HGET', call, 'tried') or ''
   tried = tried == '' and id or (tried .. ',' .. id)
@@ -125,9 +147,10 @@ local function reserve_for(sid, agent, id, entry, token, now)
   redis.call('ZADD', K.deadlines, now + e.reservation_ms + e.loop_ms + WAIT_SLACK_MS,
     deadline_member('reservation', sid, id, token))
   -- Why this agent: the caller's step then, and its needs.
-  local w = redis.call('HMGET', call, 'steps', 'since', 'attempt')
-  local step, _, _, needs = current_step(w[1], w[2], now)
-  local waited = now - (tonumber(w[2]) or now)
+  local w = redis.call('HMGET', call, 'steps', 'arrived_at', 'attempt', 'since')
+  local arrived = tonumber(w[2]) or tonumber(w[4]) or now
+  local step, _, _, needs = current_step(w[1], arrived, now)
+  local waited = now - arrived
   emit_call('call_routed', sid, {via = 'line', attempt = tonumber(w[3]),
     step = step > 0 and step or nil, needs = needs, waited_ms = waited})
   if step > 0 then
@@ -173,12 +196,14 @@ local function peek(w)
     else
       local sid = w.batch[w.i]
       w.i = w.i + 1
-      local c = redis.call('HMGET', K.call(sid), 'steps', 'since', 'priority')
+      local c = redis.call('HMGET', K.call(sid), 'steps', 'since', 'priority', 'arrived_at')
       local priority = tonumber(c[3]) or 0
       -- A call with a priority was met in the first key already.
       if w.src == 1 or priority <= 0 then
-        w.head = {sid = sid, priority = priority, since = tonumber(c[2]) or 0, steps = c[1],
-          src = w.src}
+        local since = tonumber(c[2]) or 0
+        -- `arrived`: what its steps are timed from.
+        w.head = {sid = sid, priority = priority, since = since, steps = c[1],
+          arrived = tonumber(c[4]) or since, src = w.src}
       end
     end
   end
@@ -212,6 +237,30 @@ end
 -- later callers overtake, or leave the agent idle beside it; the agent's
 -- no-answer delay keeps it away a while.
 local function first_waiting_for(queue, skills, now)
+  -- Nobody waiting could take it at any of their steps: no need to read the
+  -- line (its callers' needs are all in a few fields). Counts that do not
+  -- add up to the line (callers who joined before the counts existed) are
+  -- not trusted: the line is read.
+  local flat = redis.call('HGETALL', K.line_needs(queue))
+  local could, counted = false, 0
+  for i = 1, #flat, 2 do
+    counted = counted + tonumber(flat[i + 1])
+    if not could then
+      if flat[i] == '' then
+        could = true
+      else
+        for _, step in ipairs(decode_steps(flat[i])) do
+          if satisfies(skills, step.alts) then
+            could = true
+            break
+          end
+        end
+      end
+    end
+  end
+  if not could and counted == redis.call('ZCARD', K.line(queue)) then
+    return nil
+  end
   local w = walker(queue)
   local verdicts = {}
   while true do
@@ -219,7 +268,7 @@ local function first_waiting_for(queue, skills, now)
     if not c or not c.steps then
       return c
     end
-    local _, alternatives, key = current_step(c.steps, c.since, now)
+    local _, alternatives, key = current_step(c.steps, c.arrived, now)
     local ok = verdicts[key]
     if ok == nil then
       ok = satisfies(skills, alternatives)
@@ -284,12 +333,26 @@ end
 -- A waiting call's position: its rank in line (a call with a priority: in
 -- the priority line), never more than announced before.
 local function position_of(call, sid, queue)
+  local position
   local rank = redis.call('ZRANK', K.line_priority(queue), sid)
-    or redis.call('ZRANK', K.line(queue), sid)
-  if not rank then
-    return 0
+  if rank then
+    position = rank + 1
+  else
+    rank = redis.call('ZRANK', K.line(queue), sid)
+    if not rank then
+      return 0
+    end
+    position = rank + 1
+    -- Callers with a priority who came later are served first too (the
+    -- first 64 of them are counted: a few, in practice).
+    local line = K.line(queue)
+    local mine = tonumber(redis.call('ZSCORE', line, sid))
+    for _, other in ipairs(redis.call('ZRANGE', K.line_priority(queue), 0, 63)) do
+      if (tonumber(redis.call('ZSCORE', line, other)) or 0) > mine then
+        position = position + 1
+      end
+    end
   end
-  local position = rank + 1
   local before = tonumber(redis.call('HGET', call, 'position'))
   if before and before < position then
     position = before

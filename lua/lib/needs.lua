@@ -173,41 +173,45 @@ local function schedule_step(call, sid, steps, i, since)
   end
 end
 
--- The free agents of `queue` (free by `now`) whom `alternatives` accept,
--- counted up to `cap` after reading at most `max_looked` line members, the
--- first `shown` listed the longest idle first: {matching, more (counting
--- stopped early), agents ('id,id'), first (the longest idle's id)}. Reads
--- only: a leftover member is skipped, not dropped.
-local function count_matching(queue, alternatives, now, cap, shown, max_looked)
+-- The free agents of `queue` (free by `now`) whom `alternatives` accept:
+-- each alternative's line is read from its longest idle up to `cap` matches,
+-- the whole within `budget.left` line members (a table the caller shares
+-- between calls, so one request's reads are bounded however many steps it
+-- asks about); then the matches are merged. {matching (counted up to `cap`),
+-- more (counting stopped early), agents ('id,id': the first `shown`, the
+-- longest idle first), first (the longest idle's id)}. Reads only: a
+-- leftover member is skipped, not dropped.
+local function count_matching(queue, alternatives, now, cap, shown, budget)
   local found, seen = {}, {}
-  local looked, more = 0, false
+  local more = false
   for _, tests in ipairs(alternatives) do
     local line = line_for(queue, tests)
-    local offset = 0
-    while #found < cap and looked < max_looked do
+    local offset, mine = 0, 0
+    while mine < cap and budget.left > 0 do
       local batch = redis.call('ZRANGEBYSCORE', line, '-inf', now, 'WITHSCORES',
-        'LIMIT', offset, 64)
+        'LIMIT', offset, math.min(64, budget.left))
       if #batch == 0 then
         break
       end
       offset = offset + #batch / 2
       for i = 1, #batch, 2 do
         local id = batch[i]
-        looked = looked + 1
-        if not seen[id] then
-          local agent = K.agent(id)
-          if is_free(agent) and (#tests == 0
-              or holds(parse_skills(redis.call('HGET', agent, 'skills')), tests)) then
+        budget.left = budget.left - 1
+        local agent = K.agent(id)
+        if is_free(agent) and (#tests == 0
+            or holds(parse_skills(redis.call('HGET', agent, 'skills')), tests)) then
+          mine = mine + 1
+          if not seen[id] then
             seen[id] = true
             found[#found + 1] = {id = id, score = tonumber(batch[i + 1])}
-            if #found >= cap then
-              break
-            end
+          end
+          if mine >= cap then
+            break
           end
         end
       end
     end
-    more = more or #found >= cap or looked >= max_looked
+    more = more or mine >= cap or budget.left <= 0
   end
   table.sort(found, function(a, b)
     return a.score < b.score or (a.score == b.score and a.id < b.id)
@@ -217,7 +221,8 @@ local function count_matching(queue, alternatives, now, cap, shown, max_looked)
     ids[i] = found[i].id
   end
   -- Comma separated (ids have no commas): cjson writes an empty list as {}.
-  return {matching = #found, more = more, agents = table.concat(ids, ','), first = ids[1]}
+  return {matching = math.min(#found, cap), more = more or #found > cap,
+    agents = table.concat(ids, ','), first = ids[1]}
 end
 
 -- The skills of agent `id`, parsed.

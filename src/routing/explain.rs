@@ -61,7 +61,8 @@ pub struct PlanStep {
     pub for_secs: Option<u64>,
     /// Free agents it accepts now (counted up to 100; see `more`).
     pub matching: u64,
-    /// True when counting stopped at 100 matches or 5,000 agents looked at.
+    /// True when counting stopped early: at 100 matches, or when the
+    /// request had read its 2,000 line members (over all its steps).
     pub more: bool,
     /// The first 10 of them, the longest idle (the next offered) first.
     pub agents: Vec<String>,

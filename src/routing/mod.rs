@@ -12,8 +12,9 @@ use crate::agent::Contact;
 use crate::config::menus::MenuOption;
 use crate::config::steps::Steps;
 use crate::config::{FallbackStep, Queue, QueueSettings, RoutingTable};
-use crate::lookup::{Lookup, LookupAnswer};
+use crate::lookup::Lookup;
 use crate::metrics;
+use crate::needs::Needs;
 use crate::store::calls::new_token;
 use crate::store::calls::{RedirectReport, WaitFetch};
 use crate::store::requests::{CALL_TAIL_MS, CONFIRM_WINDOW_MS};
@@ -270,6 +271,12 @@ impl Engine {
     pub fn with_lookup(mut self, lookup: Lookup) -> Engine {
         self.lookup = Some(Arc::new(lookup));
         self
+    }
+
+    /// True when calls may route by needs: some queue has steps, some number
+    /// or menu option needs, or a lookup may add needs.
+    pub fn routes_by_needs(&self) -> bool {
+        self.lookup.is_some() || self.table.routes_by_needs()
     }
 
     /// The longest a new call's routing may take: Redis' budget, and the
@@ -578,37 +585,60 @@ impl Engine {
                 next: None,
             });
         }
+        // The lookup's needs join every step of each queue of the plan; an
+        // answer whose needs cannot (a contradiction) is refused.
         let asked = match &self.lookup {
             Some(lookup) => {
+                let call = (call.call_sid, call.from, call.to);
                 lookup
-                    .ask(call.call_sid, call.from, call.to, &home.name)
+                    .ask(call, &home.name, |answer| {
+                        self.joined_steps(home, how.source, &answer.needs)
+                    })
                     .await
             }
-            None => LookupAnswer::nothing(),
+            None => None,
         };
+        let (priority, extra) = asked.map_or((0, None), |(answer, steps)| (answer.priority, steps));
         let how = CallNeeds {
-            priority: how.priority.max(asked.priority),
+            priority: how.priority.max(priority),
             ..how
-        };
-        // The lookup's needs join every step of each queue of the plan.
-        let extra: Option<Vec<Steps>> = if asked.needs.is_any() {
-            None
-        } else {
-            self.table
-                .plan(home)
-                .queues
-                .iter()
-                .map(|(queue, _)| self.table.steps_for(how.source, queue).and(&asked.needs))
-                .collect::<Result<Vec<_>, _>>()
-                .inspect_err(|(step, e)| {
-                    tracing::warn!(needs = asked.needs.text(), step = step + 1, error = %e, "the lookup's needs cannot join the steps: left out");
-                })
-                .ok()
         };
         let request = self.route_request(call, home, how, extra.as_deref());
         let outcome = self.store.route_call(&request).await?;
         let decision = self.decide(&home.name, outcome, true)?;
         Ok(self.replicated(decision).await)
+    }
+
+    /// Each queue of `home`'s plan's steps for `source`, with `needs` too;
+    /// `None` when `needs` adds nothing, an error when it contradicts a step.
+    fn joined_steps(
+        &self,
+        home: &Queue,
+        source: &str,
+        needs: &Needs,
+    ) -> Result<Option<Vec<Steps>>, String> {
+        if needs.is_any() {
+            return Ok(None);
+        }
+        self.table
+            .plan(home)
+            .queues
+            .iter()
+            .map(|(queue, _)| {
+                self.table
+                    .steps_for(source, queue)
+                    .and(needs)
+                    .map_err(|(step, e)| {
+                        format!(
+                            "needs {:?} with queue {:?}, step {}: {e}",
+                            needs.text(),
+                            queue.name,
+                            step + 1
+                        )
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some)
     }
 
     /// In Sentinel mode a reservation is copied to a replica (`WAIT`) before
@@ -728,6 +758,7 @@ impl Engine {
         RouteRequest {
             sid: call.call_sid,
             token: new_token(),
+            spare_token: new_token(),
             caller: affinity_caller(call.from),
             account: call.account,
             home: &home.name,

@@ -1,6 +1,7 @@
 //! One simulated call, from the incoming webhook to its last callback, played
 //! the way Twilio plays it.
 
+use std::fmt::Write as _;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -15,6 +16,8 @@ use crate::twilio::signature;
 /// A call never follows more TwiML documents than this (a loop is a bug);
 /// hold rounds count too, so a caller can wait this many rounds at most.
 const MAX_STEPS: usize = 10_000;
+/// A keypad menu's URL (its `<Gather>` action and `<Redirect>`).
+const MENU_PATH: &str = "/twilio/voice/menu";
 
 /// What every simulated call shares.
 pub(crate) struct Shared {
@@ -288,6 +291,9 @@ impl Call<'_> {
                     self.end_call().await;
                     return;
                 }
+                Ok(Verb::Redirect { url, gather }) if path_of(&url) == MENU_PATH => {
+                    self.menu_key(&url, gather).await
+                }
                 Ok(Verb::Redirect { url, gather }) => {
                     self.note_round(&url, &body);
                     match self.hold_round(&url, gather).await {
@@ -300,6 +306,26 @@ impl Call<'_> {
         self.error(format!("more than {MAX_STEPS} TwiML steps"));
     }
 
+    /// A keypad menu: the key of `--menu-digits` for this call, or none (the
+    /// `<Redirect>` after the `<Gather>`).
+    async fn menu_key(&mut self, url: &str, gather: Option<twiml::Gather>) -> Option<String> {
+        let keys: Vec<char> = self.shared.args.menu_digits.chars().collect();
+        let key = (!keys.is_empty()).then(|| keys[self.n % keys.len()]);
+        let mut params = self.params(&[("CallStatus", "in-progress")]);
+        let (target, what) = match key.and_then(|k| Some((k, gather.as_ref()?.pressed(k)?))) {
+            Some((k, action)) => {
+                params.push(("Digits".into(), k.to_string()));
+                (action.to_owned(), "caller pressed a menu key")
+            }
+            None => (url.to_owned(), "no key at the menu"),
+        };
+        let next = self.post(&target, &params, what).await;
+        if next.is_none() {
+            self.end_call().await;
+        }
+        next
+    }
+
     /// Notes a hold round that announced a position (one that did not is the
     /// short pause of a redirect on its way), and checks that the position
     /// did not go up.
@@ -307,7 +333,22 @@ impl Call<'_> {
         let Some(position) = twiml::announced_position(body) else {
             return;
         };
-        let queue = query_value(url, "queue").unwrap_or_default();
+        // Callers are compared in line only with those who need the same: the
+        // same number, menu key and lookup answer (others may rightly pass).
+        let args = &self.shared.args;
+        let keys: Vec<char> = args.menu_digits.chars().collect();
+        let mut queue = format!(
+            "{} (to {}",
+            query_value(url, "queue").unwrap_or_default(),
+            self.to
+        );
+        if !keys.is_empty() {
+            let _ = write!(queue, ", key {}", keys[self.n % keys.len()]);
+        }
+        if let Some(needs) = super::lookup::needs_of(&args.needs, self.n) {
+            let _ = write!(queue, ", needs {needs}");
+        }
+        queue.push(')');
         let before = self.result.line.iter().rev().find_map(|mark| match mark {
             LineMark::Waiting {
                 queue: q,

@@ -7,9 +7,11 @@
 
 mod call;
 mod line_check;
+mod lookup;
 mod progress;
 mod report;
 mod rest;
+mod steps;
 pub mod twiml;
 mod watch;
 
@@ -135,7 +137,34 @@ pub struct SimulateArgs {
     /// --watch-redis: an agent freed by time is matched within it.
     #[arg(long, default_value_t = 1000)]
     pub sweep_ms: u64,
-    /// Admin token, for `--agents`.
+    /// Keys a caller presses at a keypad menu (`[menus.NAME]`), one per
+    /// call in turn: call n presses the (n mod len)th. Empty: no key (the
+    /// menu is heard twice, then its default is taken).
+    #[arg(long, default_value = "")]
+    pub menu_digits: String,
+    /// Play the customer's lookup service (`[lookup]`) here, e.g.
+    /// 127.0.0.1:8091: start the server with `url =
+    /// "http://<this address>/lookup"` and the same --lookup-secret.
+    #[arg(long)]
+    pub lookup_listen: Option<std::net::SocketAddr>,
+    /// The key the server signs lookups with (SWITCHBOARD_LOOKUP_SECRET).
+    #[arg(
+        long,
+        env = "SWITCHBOARD_LOOKUP_SECRET",
+        default_value = "",
+        hide_env_values = true
+    )]
+    pub lookup_secret: String,
+    /// What the lookup stand-in answers each call needs, in turn by the
+    /// call's number (semicolon separated, e.g. `es;billing>=3;any`).
+    #[arg(long, value_delimiter = ';')]
+    pub needs: Vec<String>,
+    /// Skills of the agents `--agents` creates: agent i gets the (i mod n)th
+    /// and the ((i / n) mod n)th (level 1).
+    #[arg(long, value_delimiter = ',')]
+    pub agent_skills: Vec<String>,
+    /// Admin token, for `--agents` and, after a run where callers waited,
+    /// reading their histories: how late each step relaxed.
     #[arg(
         long,
         env = "SWITCHBOARD_ADMIN_TOKEN",
@@ -235,6 +264,28 @@ pub async fn run(args: &SimulateArgs) -> anyhow::Result<Report> {
             args.auth_token.clone(),
         ));
     }
+    let asked = Arc::new(lookup::Asked::default());
+    if let Some(addr) = args.lookup_listen {
+        anyhow::ensure!(
+            !args.lookup_secret.is_empty(),
+            "--lookup-listen needs --lookup-secret (SWITCHBOARD_LOOKUP_SECRET)"
+        );
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("the lookup stand-in cannot listen on {addr}"))?;
+        if !args.json {
+            println!(
+                "lookup stand-in on http://{}/lookup",
+                listener.local_addr()?
+            );
+        }
+        tokio::spawn(lookup::serve(
+            listener,
+            crate::config::Secret::from(args.lookup_secret.as_str()),
+            args.needs.clone(),
+            asked.clone(),
+        ));
+    }
     let started = Instant::now();
     let watching = match &args.watch_redis {
         Some(url) => {
@@ -297,6 +348,19 @@ pub async fn run(args: &SimulateArgs) -> anyhow::Result<Report> {
         let watch = watching.await.context("the line watch panicked")?;
         report.add_findings(watch.settle(&report.ended_calls()).await);
     }
+    let waited = report.waited_calls();
+    if !args.admin_token.is_empty() && !waited.is_empty() {
+        let base = args.urls[0].trim_end_matches('/');
+        let sweep = Duration::from_millis(args.sweep_ms);
+        report.add_steps(
+            steps::read(&shared.http, base, &args.admin_token, waited, sweep).await,
+            sweep,
+        );
+    }
+    report.add_lookups(
+        asked.answered.load(Ordering::Relaxed),
+        asked.forged.load(Ordering::Relaxed),
+    );
     report.finish(args, took);
     Ok(report)
 }
@@ -311,8 +375,16 @@ async fn create_agents(http: &reqwest::Client, args: &SimulateArgs) -> anyhow::R
             each => rand::seq::IndexedRandom::sample(args.agent_queues.as_slice(), &mut rng, each)
                 .collect(),
         };
-        let body =
-            serde_json::json!({ "name": id, "contact": format!("client:{id}"), "queues": queues });
+        let skills: Vec<&String> = match args.agent_skills.len() {
+            0 => Vec::new(),
+            n => {
+                let mut mine = vec![&args.agent_skills[i % n], &args.agent_skills[(i / n) % n]];
+                mine.dedup();
+                mine
+            }
+        };
+        let body = serde_json::json!({ "name": id, "contact": format!("client:{id}"),
+            "queues": queues, "skills": skills });
         for (path, body) in [
             (format!("{base}/v1/agents/{id}"), body),
             (

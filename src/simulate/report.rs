@@ -52,6 +52,17 @@ pub struct Report {
     pub most_waiting: u64,
     pub idle_beside_waiters: u64,
     pub left_in_line: u64,
+    /// Steps that relaxed for the calls that waited (read from their
+    /// histories with the admin token), how late (ms past their time), and
+    /// how many later than a sweep and 250 ms (violations of the goal).
+    pub steps_relaxed: u64,
+    pub step_late_ms: Percentiles,
+    pub steps_late: u64,
+    pub histories_unread: u64,
+    /// Requests the lookup stand-in (`--lookup-listen`) answered, and those
+    /// it refused for a bad signature.
+    pub lookups: u64,
+    pub lookups_forged: u64,
     /// The first few errors and violations, for the reader.
     pub examples: Vec<String>,
     #[serde(skip)]
@@ -163,6 +174,47 @@ impl Report {
             .collect()
     }
 
+    /// The CallSids of the calls that waited in line.
+    pub(crate) fn waited_calls(&self) -> Vec<String> {
+        self.journeys
+            .iter()
+            .filter(|(_, _, marks)| marks.iter().any(|m| matches!(m, LineMark::Waiting { .. })))
+            .map(|(sid, _, _)| sid.clone())
+            .collect()
+    }
+
+    pub(crate) fn add_steps(&mut self, mut found: super::steps::StepFindings, sweep: Duration) {
+        let allowed = (sweep + Duration::from_millis(250)).as_millis() as u64;
+        found.late_ms.sort_unstable();
+        let at = |q: f64| {
+            found
+                .late_ms
+                .get(
+                    ((found.late_ms.len() as f64 * q) as usize)
+                        .min(found.late_ms.len().saturating_sub(1)),
+                )
+                .copied()
+                .unwrap_or(0) as f64
+        };
+        self.steps_relaxed = found.late_ms.len() as u64;
+        self.step_late_ms = Percentiles {
+            p50: at(0.5),
+            p90: at(0.9),
+            p99: at(0.99),
+            max: found.late_ms.last().copied().unwrap_or(0) as f64,
+        };
+        self.steps_late = found.late_ms.iter().filter(|l| **l > allowed).count() as u64;
+        self.histories_unread = found.unread;
+        for line in found.examples {
+            self.example(line);
+        }
+    }
+
+    pub(crate) fn add_lookups(&mut self, answered: u64, forged: u64) {
+        self.lookups = answered;
+        self.lookups_forged = forged;
+    }
+
     pub(crate) fn add_findings(&mut self, findings: Findings) {
         self.line_looks = findings.looks;
         self.most_waiting = findings.most_waiting;
@@ -184,6 +236,8 @@ impl Report {
             + self.overtaken
             + self.idle_beside_waiters
             + self.left_in_line
+            + self.steps_late
+            + self.lookups_forged
             > 0
     }
 
@@ -265,6 +319,22 @@ impl Report {
                 "invariant violations: {}  callers overtaken: {} (of {} pairs whose order in line was proven)",
                 self.violations, self.overtaken, self.line_pairs_judged
             );
+            if self.steps_relaxed > 0 {
+                println!(
+                    "steps relaxed: {}, after their time by p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms; later than a sweep and 250 ms: {}",
+                    self.steps_relaxed,
+                    self.step_late_ms.p50,
+                    self.step_late_ms.p99,
+                    self.step_late_ms.max,
+                    self.steps_late
+                );
+            }
+            if self.lookups + self.lookups_forged > 0 {
+                println!(
+                    "lookups answered: {}  refused for a bad signature: {}",
+                    self.lookups, self.lookups_forged
+                );
+            }
             if self.line_looks > 0 {
                 println!(
                     "lines looked at {} times (at most {} callers in line at once): agents idle beside waiting callers {}, callers left in line after hanging up {}",

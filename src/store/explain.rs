@@ -11,9 +11,9 @@ use crate::needs::Test;
 pub const EXPLAIN_CAP: usize = 100;
 /// Most agent ids listed per step.
 pub const EXPLAIN_SHOWN: usize = 10;
-/// Most members of a line read per step, whatever they hold: a step's cost
-/// stays bounded however large the roster.
-pub const EXPLAIN_MAX_LOOKED: usize = 5000;
+/// Most line members one request reads, over all its steps and queues: its
+/// cost to Redis stays bounded however large the roster and the plan.
+pub const EXPLAIN_MAX_LOOKED: usize = 2000;
 
 /// One queue of the plan and its steps' alternatives (all of them, `any`
 /// included).

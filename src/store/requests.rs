@@ -138,6 +138,9 @@ pub struct RouteRequest<'a> {
     pub sid: &'a str,
     /// The token a new reservation gets (random, unique).
     pub token: String,
+    /// Another, for an agent this call finds free but a caller waiting ahead
+    /// of it may take: that caller's reservation.
+    pub spare_token: String,
     /// The caller affinity is kept under: '' for none.
     pub caller: &'a str,
     /// The webhook's `AccountSid` (a sub-account's for its numbers), kept with
