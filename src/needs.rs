@@ -56,7 +56,9 @@ pub const MAX_SKILLS: usize = 64;
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
 #[serde(untagged)]
 pub enum SkillsInput {
-    Levels(BTreeMap<String, i64>),
+    /// Levels as JSON numbers: JSON Schema's `integer` allows `3.0`, which
+    /// serde's integer types refuse (`check_skills` takes whole numbers).
+    Levels(BTreeMap<String, serde_json::Number>),
     Names(Vec<String>),
 }
 
@@ -138,9 +140,10 @@ pub mod schema {
 
 /// The skills as stored, or what is wrong with them (the first problem).
 pub fn check_skills(input: &SkillsInput) -> Result<Skills, String> {
-    let pairs: Vec<(&str, i64)> = match input {
-        SkillsInput::Levels(levels) => levels.iter().map(|(k, v)| (k.as_str(), *v)).collect(),
-        SkillsInput::Names(names) => names.iter().map(|n| (n.as_str(), 1)).collect(),
+    let one = serde_json::Number::from(1);
+    let pairs: Vec<(&str, &serde_json::Number)> = match input {
+        SkillsInput::Levels(levels) => levels.iter().map(|(k, v)| (k.as_str(), v)).collect(),
+        SkillsInput::Names(names) => names.iter().map(|n| (n.as_str(), &one)).collect(),
     };
     if pairs.len() > MAX_SKILLS {
         return Err(format!("at most {MAX_SKILLS} skills, not {}", pairs.len()));
@@ -152,15 +155,28 @@ pub fn check_skills(input: &SkillsInput) -> Result<Skills, String> {
                 "skill {name:?} must be a lowercase letter, then lowercase letters, digits or _ (at most {MAX_SKILL_CHARS}), and not and, or, not, any"
             ));
         }
-        let level = u8::try_from(level)
-            .ok()
+        let level = whole(level)
+            .and_then(|l| u8::try_from(l).ok())
             .filter(|l| (1..=MAX_LEVEL).contains(l))
-            .ok_or_else(|| format!("skill {name:?}: level {level} must be 1 to {MAX_LEVEL}"))?;
+            .ok_or_else(|| {
+                format!(
+                    "skill {name:?}: level {level} must be a whole number from 1 to {MAX_LEVEL}"
+                )
+            })?;
         if skills.insert(name.to_owned(), level).is_some() {
             return Err(format!("skill {name:?} is given twice"));
         }
     }
     Ok(skills)
+}
+
+/// A JSON number with no fraction (`3`, `3.0`) as a whole number.
+fn whole(n: &serde_json::Number) -> Option<i64> {
+    n.as_i64().or_else(|| {
+        n.as_f64()
+            .filter(|f| f.fract() == 0.0 && f.abs() < 1e15)
+            .map(|f| f as i64)
+    })
 }
 
 /// As the agent's hash keeps them (`skills`, read by the Lua scripts):
@@ -817,7 +833,19 @@ mod tests {
 
     #[test]
     fn skills_are_levels_or_names_and_round_trip() {
-        let levels = SkillsInput::Levels([("es".to_owned(), 3), ("billing".to_owned(), 5)].into());
+        let level = |name: &str, n: f64| {
+            let number = serde_json::Number::from_f64(n).unwrap();
+            SkillsInput::Levels([(name.to_owned(), number)].into())
+        };
+        let levels = SkillsInput::Levels(
+            [
+                ("es".to_owned(), 3.into()),
+                ("billing".to_owned(), 5.into()),
+            ]
+            .into(),
+        );
+        // JSON Schema's integers include 3.0.
+        assert_eq!(check_skills(&level("es", 3.0)).unwrap()["es"], 3);
         let skills = check_skills(&levels).unwrap();
         assert_eq!(encode_skills(&skills), "billing:5,es:3");
         assert_eq!(decode_skills("billing:5,es:3"), skills);
@@ -826,13 +854,14 @@ mod tests {
         assert_eq!(encode_skills(&check_skills(&names).unwrap()), "es:1,vip:1");
         for (bad, why) in [
             (
-                SkillsInput::Levels([("es".to_owned(), 0)].into()),
-                "level 0 must be 1 to 100",
+                SkillsInput::Levels([("es".to_owned(), 0.into())].into()),
+                "level 0 must be a whole number from 1 to 100",
             ),
             (
-                SkillsInput::Levels([("es".to_owned(), 101)].into()),
+                SkillsInput::Levels([("es".to_owned(), 101.into())].into()),
                 "level 101",
             ),
+            (level("es", 2.5), "level 2.5"),
             (
                 SkillsInput::Names(vec!["Es".into()]),
                 "skill \"Es\" must be",

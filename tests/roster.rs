@@ -384,7 +384,9 @@ state = "on_call"
             "{file}:11: agent \"x1\": queues: unknown queue \"billing\"\n  11 | queues = [\"sales\", \"billing\"]"
         ),
         format!("{file}:12: agent \"x1\": heartbeat_secs must be 0 to 86400"),
-        format!("{file}:13: agent \"x1\": skills: skill \"es\": level 0 must be 1 to 100"),
+        format!(
+            "{file}:13: agent \"x1\": skills: skill \"es\": level 0 must be a whole number from 1 to 100"
+        ),
         format!("{file}:16: agent \"good\": defined twice (first on line 2)"),
         format!(
             "{file}:18: agent \"good\": contact \"sip:good@example.com\" is not allowed by the routing file's [contacts] allow"

@@ -97,8 +97,15 @@ async fn a_skill_that_breaks_its_rule_is_refused_and_changes_nothing() {
     let many: serde_json::Map<String, serde_json::Value> =
         (0..65).map(|i| (format!("s{i}"), json!(1))).collect();
     for (skills, why) in [
-        (json!({"es": 0}), "level 0 must be 1 to 100"),
-        (json!({"es": 101}), "level 101 must be 1 to 100"),
+        (
+            json!({"es": 0}),
+            "level 0 must be a whole number from 1 to 100",
+        ),
+        (json!({"es": 2.5}), "level 2.5 must be a whole number"),
+        (
+            json!({"es": 101}),
+            "level 101 must be a whole number from 1 to 100",
+        ),
         (json!({"Es": 1}), "skill \"Es\" must be"),
         (json!({"any": 1}), "skill \"any\" must be"),
         (json!(["es", "es"]), "skill \"es\" is given twice"),

@@ -33,6 +33,7 @@ pub struct ExplainBody {
     /// How long the call has waited, in seconds: which step holds (absent:
     /// 0, a call arriving now).
     #[schema(minimum = 0, maximum = 2_592_000)]
+    #[serde(default, deserialize_with = "super::whole_number")]
     waited_secs: Option<u64>,
 }
 
@@ -49,9 +50,16 @@ pub struct ExplainBody {
     ))]
 pub async fn explain(
     State(state): State<AppState>,
-    body: Result<Json<ExplainBody>, JsonRejection>,
+    body: Result<Json<serde_json::Value>, JsonRejection>,
 ) -> Result<Json<Explanation>, ApiError> {
+    // An object only: serde would also read a struct from an array of its
+    // fields (`[null, null]`), which the schema does not allow.
     let Json(body) = body?;
+    if !body.is_object() {
+        return Err(ApiError::BadJson("the body must be a JSON object".into()));
+    }
+    let body: ExplainBody =
+        serde_json::from_value(body).map_err(|e| ApiError::BadJson(e.to_string()))?;
     if let Some(to) = &body.to
         && !is_e164(to)
     {
