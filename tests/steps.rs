@@ -310,6 +310,8 @@ async fn explain_says_which_agents_a_call_would_reach_at_which_step_and_changes_
             json!({"needs": {"es": 1}, "queue": "desk"}),
             "unknown field",
         ),
+        (json!([null, null]), "a JSON object"),
+        (json!({"needs": {"es": 2.5}}), "level 2.5"),
     ] {
         let refused = explain(&app, body.clone()).await;
         assert!(
