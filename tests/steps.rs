@@ -379,6 +379,7 @@ timeout_ms = 500
     args.hold_ms = 100;
     args.sweep_ms = 100;
     let report = switchboard::simulate::run(&args).await.expect("simulate");
+    report.print(false);
     assert!(!report.failed(), "{report:#?}");
     assert_eq!(report.errors, 0, "{:?}", report.examples);
     assert_eq!(
