@@ -27,7 +27,7 @@ local first_waiting = ''
 for n, e in ipairs(req.plan) do
   local steps = {}
   for i, step in ipairs(e.steps) do
-    steps[i] = count_matching(e.queue, step.alts, now, req.cap, req.shown, budget)
+    steps[i] = count_matching(e.queue, step.alts, now, req.cap, req.shown, budget, true)
   end
   plan[n] = {free = redis.call('ZCOUNT', K.avail(e.queue), '-inf', now), steps = steps}
   if n == 1 then

@@ -269,7 +269,9 @@ async fn explain_says_which_agents_a_call_would_reach_at_which_step_and_changes_
     );
 
     // The Spanish number adds its needs to every step.
-    let spanish = explain(&app, json!({"to": SPANISH})).await.json();
+    let spanish = explain(&app, json!({"to": SPANISH})).await;
+    assert_eq!(spanish.status, 200, "{spanish:?}");
+    let spanish = spanish.json();
     assert_eq!(spanish["number_needs"], "es");
     assert_eq!(
         spanish["plan"][0]["steps"][0]["needs"],
@@ -455,4 +457,55 @@ async fn an_agent_a_new_call_finds_free_goes_at_once_to_the_waiting_caller_who_m
     let round = app.call(&plain, PLAIN).await;
     assert!(round.body.contains("<Redirect"), "waits: {}", round.body);
     assert_eq!(holds(&app, "eva").await, spanish);
+}
+
+#[tokio::test]
+async fn a_call_needing_two_common_skills_reaches_the_one_agent_with_both() {
+    let app = spawn_app(
+        r#"
+[[queues]]
+name = "default"
+numbers = [{ number = "+15005550007", needs = "es and billing" }]
+fallback = ["voicemail"]
+"#,
+    )
+    .await;
+    // 70 free agents with es alone and 70 with billing alone, free longer than
+    // the one with both: more than a walk reads before the lines are
+    // intersected.
+    let mut puts = tokio::task::JoinSet::new();
+    for i in 0..140 {
+        let (http, base) = (app.http.clone(), app.base().to_owned());
+        puts.spawn(async move {
+            let id = format!("a{i}");
+            let skill = if i % 2 == 0 { "es" } else { "billing" };
+            let url = format!("{base}/v1/agents/{id}");
+            let body = json!({"name": id, "contact": format!("client:{id}"), "queues": ["default"], "skills": [skill]});
+            let put = http.put(&url).bearer_auth(ADMIN_TOKEN).json(&body).send().await.unwrap();
+            assert!(put.status().is_success());
+            let state = http
+                .put(format!("{url}/state"))
+                .bearer_auth(ADMIN_TOKEN)
+                .json(&json!({"state": "available"}))
+                .send()
+                .await
+                .unwrap();
+            assert!(state.status().is_success());
+        });
+    }
+    while puts.join_next().await.is_some() {}
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    app.admin(
+        Method::PUT,
+        "/agents/both",
+        Some(json!({"name": "both", "contact": "client:both", "queues": ["default"], "skills": ["es", "billing"]})),
+    )
+    .await;
+    app.set_state("both", "available").await;
+    let explained = explain(&app, json!({"to": "+15005550007"})).await.json();
+    let step = &explained["plan"][0]["steps"][0];
+    assert_eq!(step["matching"], 1, "{explained:#}");
+    assert_eq!(step["agents"], json!(["both"]), "{explained:#}");
+    let dial = app.call(&call_sid(1), "+15005550007").await;
+    assert_eq!(dialed(&dial).as_deref(), Some("both"), "{}", dial.body);
 }

@@ -38,7 +38,9 @@ fn rare_number(k: usize) -> String {
 
 fn routing_file() -> std::path::PathBuf {
     let mut toml = String::from(
-        "[defaults]\nwrap_up_secs = 0\nno_answer_delay_secs = 0\nmax_missed_in_row = 1000\ndefault_queue = \"plain\"\n\n[[queues]]\nname = \"plain\"\n",
+        // Reservations outlive the run: no sweep releases (and re-offers)
+        // agents while decisions are measured.
+        "[defaults]\nwrap_up_secs = 0\nno_answer_delay_secs = 0\nmax_missed_in_row = 1000\nring_timeout_secs = 600\nreservation_grace_secs = 3600\ndefault_queue = \"plain\"\n\n[[queues]]\nname = \"plain\"\n",
     );
     let _ = writeln!(toml, "numbers = [\"{PLAIN}\"]");
     toml.push_str("\n[[queues]]\nname = \"skilled\"\nnumbers = [\n");

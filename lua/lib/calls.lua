@@ -157,7 +157,7 @@ local function route(r)
     local why = {step = step, needs = needs, looked = looked, chosen = 'longest_idle'}
     if step > 0 then
       local counted = count_matching(e.queue, alternatives, now, MATCHED_CAP, 0,
-        {left = MATCHED_LOOKED})
+        {left = MATCHED_LOOKED}, false)
       why.matched, why.matched_more = counted.matching, counted.more or nil
     end
     return id, why

@@ -60,6 +60,34 @@ local function line_for(queue, tests)
   return line
 end
 
+-- The lines of `queue`'s free agents with each skill `tests` requires.
+local function required_lines(queue, tests)
+  local lines = {}
+  for _, t in ipairs(tests) do
+    if not t.negated then
+      lines[#lines + 1] = K.skill_avail(queue, t.skill)
+    end
+  end
+  return lines
+end
+
+-- The members of every one of `lines`, the longest idle first, with their
+-- scores (flat: id, score, ...). An agent's lines all carry the same score.
+local function intersect(lines)
+  local args = {'ZINTER', #lines}
+  for _, line in ipairs(lines) do
+    args[#args + 1] = line
+  end
+  args[#args + 1] = 'AGGREGATE'
+  args[#args + 1] = 'MAX'
+  args[#args + 1] = 'WITHSCORES'
+  return redis.call(unpack(args))
+end
+
+-- How many free agents of an alternative's rarest line are read, one by one,
+-- before its required lines are intersected instead.
+local WALK_BEFORE_INTERSECT = 64
+
 -- The free agent of `queue` who has been free longest (lowest score, at most
 -- `now`) and satisfies `alternatives` (ANY: every agent), skipping ids in
 -- `skip` (a set; may be empty): returns its id
@@ -69,36 +97,62 @@ end
 local function longest_idle_matching(queue, alternatives, now, skip)
   local best_id, best_score
   local looked = 0
+  -- Looks at one free agent in line order: true when the walk is over (found,
+  -- or nobody further can have waited longer).
+  local function consider(line, id, score, tests)
+    if best_score and score >= best_score then
+      return true, false
+    end
+    local agent = K.agent(id)
+    looked = looked + 1
+    if skip[id] then
+      return false, false
+    elseif not is_free(agent) then
+      redis.call('ZREM', line, id)
+      return false, true
+    elseif #tests == 0 or holds(parse_skills(redis.call('HGET', agent, 'skills')), tests) then
+      best_id, best_score = id, score
+      return true, false
+    end
+    return false, false
+  end
   for _, tests in ipairs(alternatives) do
     local line = line_for(queue, tests)
-    local offset = 0
+    local required = required_lines(queue, tests)
+    local offset, walked = 0, 0
     local done = false
     while not done do
+      -- Two required skills or more, and the rarest one's free agents mostly
+      -- lack the others: their lines are intersected in Redis instead (all
+      -- of an agent's lines carry the same score).
+      if #required > 1 and walked >= WALK_BEFORE_INTERSECT then
+        local both = intersect(required)
+        for i = 1, #both, 2 do
+          local score = tonumber(both[i + 1])
+          if score > now then
+            break
+          end
+          if consider(line, both[i], score, tests) then
+            break
+          end
+        end
+        break
+      end
       local batch = redis.call('ZRANGEBYSCORE', line, '-inf', now, 'WITHSCORES',
         'LIMIT', offset, 32)
       if #batch == 0 then
         break
       end
       for i = 1, #batch, 2 do
-        local id, score = batch[i], tonumber(batch[i + 1])
-        -- Nobody further along this line can have waited longer.
-        if best_score and score >= best_score then
+        local over, removed = consider(line, batch[i], tonumber(batch[i + 1]), tests)
+        if over then
           done = true
           break
         end
-        local agent = K.agent(id)
-        looked = looked + 1
-        if skip[id] then
-          offset = offset + 1
-        elseif not is_free(agent) then
-          redis.call('ZREM', line, id)
-        elseif #tests == 0 or holds(parse_skills(redis.call('HGET', agent, 'skills')), tests) then
-          best_id, best_score = id, score
-          done = true
-          break
-        else
+        if not removed then
           offset = offset + 1
         end
+        walked = walked + 1
       end
     end
   end
@@ -179,17 +233,34 @@ end
 -- between calls, so one request's reads are bounded however many steps it
 -- asks about); then the matches are merged. {matching (counted up to `cap`),
 -- more (counting stopped early), agents ('id,id': the first `shown`, the
--- longest idle first), first (the longest idle's id)}. Reads only: a
+-- longest idle first), first (the longest idle's id)}. With `exact`, an
+-- alternative that requires two skills or more is counted from its lines'
+-- intersection (whole, in Redis: about a millisecond for two lines of 10,000);
+-- without, by walking its rarest line within the budget. Reads only: a
 -- leftover member is skipped, not dropped.
-local function count_matching(queue, alternatives, now, cap, shown, budget)
+local function count_matching(queue, alternatives, now, cap, shown, budget, exact)
   local found, seen = {}, {}
   local more = false
   for _, tests in ipairs(alternatives) do
     local line = line_for(queue, tests)
+    local required = required_lines(queue, tests)
+    -- Two required skills or more: their lines intersected in Redis, once.
+    local both = exact and #required > 1 and intersect(required)
     local offset, mine = 0, 0
     while mine < cap and budget.left > 0 do
-      local batch = redis.call('ZRANGEBYSCORE', line, '-inf', now, 'WITHSCORES',
-        'LIMIT', offset, math.min(64, budget.left))
+      local batch
+      if both then
+        batch = {}
+        for i = offset * 2 + 1, math.min(#both, (offset + 64) * 2), 2 do
+          if tonumber(both[i + 1]) > now then
+            break
+          end
+          batch[#batch + 1], batch[#batch + 2] = both[i], both[i + 1]
+        end
+      else
+        batch = redis.call('ZRANGEBYSCORE', line, '-inf', now, 'WITHSCORES',
+          'LIMIT', offset, math.min(64, budget.left))
+      end
       if #batch == 0 then
         break
       end
