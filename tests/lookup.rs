@@ -97,20 +97,6 @@ timeout_ms = 300
     )
 }
 
-async fn add(app: &TestApp, id: &str, skills: Value) {
-    let put = app
-        .admin(
-            Method::PUT,
-            &format!("/agents/{id}"),
-            Some(json!({"name": id, "contact": format!("client:{id}"),
-                "queues": ["desk"], "skills": skills})),
-        )
-        .await;
-    assert_eq!(put.status, 201, "{put:?}");
-    app.set_state(id, "available").await;
-    tokio::time::sleep(Duration::from_millis(5)).await;
-}
-
 #[tokio::test]
 async fn a_lookups_needs_and_priority_go_with_the_call_and_a_failed_one_adds_nothing() {
     let seen = Seen::default();
@@ -119,8 +105,8 @@ async fn a_lookups_needs_and_priority_go_with_the_call_and_a_failed_one_adds_not
         s.lookup_secret = Some(SECRET.into());
     })
     .await;
-    add(&app, "cy", json!({})).await;
-    add(&app, "vi", json!(["vip"])).await;
+    app.add_skilled("cy", &["desk"], json!({})).await;
+    app.add_skilled("vi", &["desk"], json!(["vip"])).await;
 
     // The lookup says vip: cy has been free longer, but vi takes it.
     let sid = call_sid(1);
@@ -163,7 +149,7 @@ async fn a_lookups_needs_and_priority_go_with_the_call_and_a_failed_one_adds_not
         (3, "+15005550103", "bo"),
         (4, "+15005550104", "al"),
     ] {
-        add(&app, to, json!({})).await;
+        app.add_skilled(to, &["desk"], json!({})).await;
         let started = Instant::now();
         let dial = app.call_from(&call_sid(n), from, "+15005550007").await;
         // Not held for the late service's 5 s.

@@ -36,20 +36,6 @@ default = "1"
 options = { "1" = { queue = "desk" }, "2" = { queue = "desk", needs = "es" }, "3" = { queue = "desk", priority = 5 }, "0" = { step = "voicemail" } }
 "##;
 
-async fn add(app: &TestApp, id: &str, skills: Value) {
-    let put = app
-        .admin(
-            Method::PUT,
-            &format!("/agents/{id}"),
-            Some(json!({"name": id, "contact": format!("client:{id}"),
-                "queues": ["desk"], "skills": skills})),
-        )
-        .await;
-    assert_eq!(put.status, 201, "{put:?}");
-    app.set_state(id, "available").await;
-    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-}
-
 /// The menu's action URL in `answer` (the `<Gather>`'s), checked to be the
 /// `<Redirect>`'s too.
 fn action(answer: &Answer) -> String {
@@ -86,9 +72,9 @@ async fn press(app: &TestApp, sid: &str, menu: &Answer, digits: Option<&str>) ->
 #[tokio::test]
 async fn a_number_answers_with_its_menu_and_a_key_routes_with_its_needs() {
     let app = spawn_app(ROUTING).await;
-    add(&app, "cy", json!({})).await;
-    add(&app, "eva", json!({"es": 2})).await;
-    add(&app, "ed", json!({"es": 1})).await;
+    app.add_skilled("cy", &["desk"], json!({})).await;
+    app.add_skilled("eva", &["desk"], json!({"es": 2})).await;
+    app.add_skilled("ed", &["desk"], json!({"es": 1})).await;
 
     let sid = call_sid(1);
     let before = app.snapshot().await;
@@ -143,7 +129,7 @@ async fn a_number_answers_with_its_menu_and_a_key_routes_with_its_needs() {
 #[tokio::test]
 async fn no_key_hears_the_prompt_again_then_the_default_and_0_leaves_a_message() {
     let app = spawn_app(ROUTING).await;
-    add(&app, "cy", json!({})).await;
+    app.add_skilled("cy", &["desk"], json!({})).await;
 
     let sid = call_sid(1);
     let menu = app.call(&sid, MENU_NUMBER).await;
@@ -207,8 +193,8 @@ async fn a_key_with_a_priority_goes_before_callers_who_came_earlier() {
         .collect();
     assert_eq!(listed, [(vip.as_str(), 5), (plain.as_str(), 0)], "{doc:#}");
     assert!(doc["longest_wait_secs"].as_u64().is_some());
-    add(&app, "cy", json!({})).await;
+    app.add_skilled("cy", &["desk"], json!({})).await;
     assert_eq!(app.agent("cy").await["call_sid"], vip.as_str());
-    add(&app, "bo", json!({})).await;
+    app.add_skilled("bo", &["desk"], json!({})).await;
     assert_eq!(app.agent("bo").await["call_sid"], plain.as_str());
 }

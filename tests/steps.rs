@@ -37,22 +37,6 @@ max_wait_secs = 600
 join_when_no_agents = true
 "#;
 
-/// Creates agent `id` of `desk` with `skills` and sets it available; a pause
-/// after, so agents created one after another are free in that order.
-async fn add(app: &TestApp, id: &str, skills: Value) {
-    let put = app
-        .admin(
-            Method::PUT,
-            &format!("/agents/{id}"),
-            Some(json!({"name": id, "contact": format!("client:{id}"),
-                "queues": ["desk"], "skills": skills})),
-        )
-        .await;
-    assert_eq!(put.status, 201, "{put:?}");
-    app.set_state(id, "available").await;
-    tokio::time::sleep(Duration::from_millis(5)).await;
-}
-
 /// The `data` of each of the call's events of `kind`, oldest first.
 async fn events(app: &TestApp, sid: &str, kind: &str) -> Vec<Value> {
     let history = app.admin(Method::GET, &format!("/calls/{sid}"), None).await;
@@ -76,9 +60,11 @@ async fn holds(app: &TestApp, id: &str) -> String {
 #[tokio::test]
 async fn a_call_goes_to_the_longest_idle_agent_its_step_accepts_and_relaxes_on_time() {
     let app = spawn_app(ROUTING).await;
-    add(&app, "cy", json!({})).await;
-    add(&app, "bo", json!({"billing": 1})).await;
-    add(&app, "ana", json!({"billing": 5})).await;
+    app.add_skilled("cy", &["desk"], json!({})).await;
+    app.add_skilled("bo", &["desk"], json!({"billing": 1}))
+        .await;
+    app.add_skilled("ana", &["desk"], json!({"billing": 5}))
+        .await;
 
     // cy and bo have been free longer, but step 1 accepts only ana.
     let first = call_sid(1);
@@ -159,14 +145,15 @@ async fn a_freed_agent_goes_to_the_longest_waiting_caller_whose_step_accepts_it(
     tokio::time::sleep(Duration::from_millis(1200)).await;
 
     // An agent without Spanish skips the Spanish caller ahead of it.
-    add(&app, "bo", json!({"billing": 1})).await;
+    app.add_skilled("bo", &["desk"], json!({"billing": 1}))
+        .await;
     assert_eq!(
         holds(&app, "bo").await,
         plain,
         "bo went to the plain caller"
     );
     // One with Spanish serves the Spanish caller.
-    add(&app, "eva", json!({"es": 2})).await;
+    app.add_skilled("eva", &["desk"], json!({"es": 2})).await;
     assert_eq!(
         holds(&app, "eva").await,
         spanish,
@@ -184,7 +171,8 @@ async fn a_new_call_takes_a_free_agent_no_waiting_caller_can_take() {
     let spanish = call_sid(1);
     let round = app.call(&spanish, SPANISH).await;
     assert!(round.body.contains("<Redirect"), "waits: {}", round.body);
-    add(&app, "ana", json!({"billing": 5})).await;
+    app.add_skilled("ana", &["desk"], json!({"billing": 5}))
+        .await;
     assert_eq!(
         holds(&app, "ana").await,
         "",
@@ -202,7 +190,8 @@ async fn a_new_call_takes_a_free_agent_no_waiting_caller_can_take() {
     let later = call_sid(3);
     let round = app.call(&later, SPANISH).await;
     assert!(round.body.contains("<Redirect"), "waits: {}", round.body);
-    add(&app, "eva", json!({"es": 1, "billing": 3})).await;
+    app.add_skilled("eva", &["desk"], json!({"es": 1, "billing": 3}))
+        .await;
     assert_eq!(
         holds(&app, "eva").await,
         spanish,
@@ -231,10 +220,13 @@ async fn routing_keys(app: &TestApp) -> Vec<(String, Vec<u8>)> {
 #[tokio::test]
 async fn explain_says_which_agents_a_call_would_reach_at_which_step_and_changes_nothing() {
     let app = spawn_app(ROUTING).await;
-    add(&app, "cy", json!({})).await;
-    add(&app, "bo", json!({"billing": 1})).await;
-    add(&app, "ana", json!({"billing": 5})).await;
-    add(&app, "eva", json!({"es": 2, "billing": 4})).await;
+    app.add_skilled("cy", &["desk"], json!({})).await;
+    app.add_skilled("bo", &["desk"], json!({"billing": 1}))
+        .await;
+    app.add_skilled("ana", &["desk"], json!({"billing": 5}))
+        .await;
+    app.add_skilled("eva", &["desk"], json!({"es": 2, "billing": 4}))
+        .await;
     let before = routing_keys(&app).await;
 
     let plain = explain(&app, json!({"to": PLAIN})).await;
@@ -403,8 +395,9 @@ async fn steps_run_from_the_calls_arrival_even_after_it_rang_an_agent_first() {
     // An agent who misses is skipped 30 s: ana will not ring again.
     let app =
         spawn_app(&ROUTING.replace("no_answer_delay_secs = 0", "no_answer_delay_secs = 30")).await;
-    add(&app, "ana", json!({"billing": 5})).await;
-    add(&app, "cy", json!({})).await;
+    app.add_skilled("ana", &["desk"], json!({"billing": 5}))
+        .await;
+    app.add_skilled("cy", &["desk"], json!({})).await;
     let sid = call_sid(1);
     let dial = app.call(&sid, PLAIN).await;
     assert_eq!(dialed(&dial).as_deref(), Some("ana"), "{}", dial.body);
@@ -439,7 +432,8 @@ async fn an_agent_a_new_call_finds_free_goes_at_once_to_the_waiting_caller_who_m
         |_| {},
     )
     .await;
-    add(&app, "eva", json!({"es": 1, "billing": 5})).await;
+    app.add_skilled("eva", &["desk"], json!({"es": 1, "billing": 5}))
+        .await;
     let first = call_sid(1);
     let dial = app.call(&first, PLAIN).await;
     assert_eq!(dialed(&dial).as_deref(), Some("eva"));

@@ -463,21 +463,28 @@ pub async fn voice(State(state): State<AppState>, hook: Webhook) -> Result<Respo
     };
     let (call_sid, to) = (call.call_sid, call.to);
     let span = tracing::info_span!("call", call_sid, to, from = call.from);
-    async {
-        let decision = within_route_budget(&state, state.engine.incoming(&call))
-            .await
-            .map_err(|e| {
-                let answer = emergency(&state, &base);
-                WebhookError::store(
-                    e,
-                    "routing failed: answering the emergency fallback",
-                    answer,
-                )
-            })?;
-        Ok(twiml_response(render(&state, &base, call_sid, &decision)))
-    }
-    .instrument(span)
-    .await
+    routed(&state, &base, call_sid, state.engine.incoming(&call))
+        .instrument(span)
+        .await
+}
+
+/// The answer of a webhook that may route a new call: the decision's TwiML,
+/// or the emergency answer when Redis did not answer within the budget.
+async fn routed(
+    state: &AppState,
+    base: &str,
+    call_sid: &str,
+    routing: impl Future<Output = Result<Decision, StoreError>>,
+) -> Result<Response, WebhookError> {
+    let decision = within_route_budget(state, routing).await.map_err(|e| {
+        let answer = emergency(state, base);
+        WebhookError::store(
+            e,
+            "routing failed: answering the emergency fallback",
+            answer,
+        )
+    })?;
+    Ok(twiml_response(render(state, base, call_sid, &decision)))
 }
 
 /// The TwiML of a decision for call `call_sid`.
@@ -1085,26 +1092,12 @@ pub async fn menu(State(state): State<AppState>, hook: Webhook) -> Result<Respon
     };
     let digits = params.get("Digits");
     let span = tracing::info_span!("call", call_sid, menu = query.menu);
-    async {
-        let decision = within_route_budget(
-            &state,
-            state
-                .engine
-                .menu_choice(&call, &query.menu, query.attempt, digits),
-        )
+    let choice = state
+        .engine
+        .menu_choice(&call, &query.menu, query.attempt, digits);
+    routed(&state, &base, call_sid, choice)
+        .instrument(span)
         .await
-        .map_err(|e| {
-            let answer = emergency(&state, &base);
-            WebhookError::store(
-                e,
-                "routing failed: answering the emergency fallback",
-                answer,
-            )
-        })?;
-        Ok(twiml_response(render(&state, &base, call_sid, &decision)))
-    }
-    .instrument(span)
-    .await
 }
 
 /// The caller as an agent hears it: a number digit by digit (TTS would read

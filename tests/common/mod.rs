@@ -499,6 +499,25 @@ impl TestApp {
         assert_eq!(put.status, 201, "PUT agent {id}: {put:?}");
     }
 
+    /// Creates agent `id` (contact `client:<id>`) in `queues` with `skills`
+    /// and sets it available; then a pause, so agents created one after
+    /// another are free in that order.
+    pub async fn add_skilled(&self, id: &str, queues: &[&str], skills: serde_json::Value) {
+        let put = self
+            .admin(
+                reqwest::Method::PUT,
+                &format!("/agents/{id}"),
+                Some(
+                    serde_json::json!({"name": id, "contact": format!("client:{id}"),
+                    "queues": queues, "skills": skills}),
+                ),
+            )
+            .await;
+        assert_eq!(put.status, 201, "PUT agent {id}: {put:?}");
+        self.set_state(id, "available").await;
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+
     pub async fn add_agent(&self, id: &str, queues: &[&str]) {
         let status = put_agent(&self.http, self.base(), ADMIN_TOKEN, id, queues).await;
         assert!(status == 201 || status == 200, "PUT agent {id}: {status}");
