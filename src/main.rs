@@ -218,7 +218,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 Some(path) => switchboard::config::RoutingTable::load(&path)?,
                 None => switchboard::config::RoutingTable::builtin(),
             };
-            println!("{}", switchboard::api::document(&table).to_pretty_json()?);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&switchboard::api::document(&table))?
+            );
             Ok(())
         }
         Command::Simulate(args) => {

@@ -8,12 +8,12 @@
 //! and the queue names are the routing table's, not for strangers. Without the
 //! token the document is the static one (no enum), still true, only looser.
 
+use std::sync::LazyLock;
+
 use axum::Json;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use serde_json::Value;
-use utoipa::openapi::path::Operation;
-use utoipa::openapi::schema::{ArrayItems, Schema};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
@@ -263,27 +263,31 @@ impl Modify for Roles {
     }
 }
 
+/// The document as `ApiDoc` derives it, kept as JSON in `src/api/openapi.json`:
+/// the binary serves that, and carries none of the code that derives it
+/// (utoipa writes every schema out inline: 377 KB of machine code). A test
+/// keeps the file equal to what the code derives (`UPDATE_OPENAPI=1 cargo
+/// test --lib openapi` rewrites it).
+static DERIVED: LazyLock<Value> = LazyLock::new(|| {
+    serde_json::from_str(include_str!("openapi.json"))
+        .expect("src/api/openapi.json is JSON (a test parses it)")
+});
+
 /// The document for a server with this routing table: the queue names an agent
 /// may join, and that `GET /v1/queues/{name}` finds, are listed as enums.
 /// Documenting only the 422/404 instead would leave schema-valid requests that
 /// the server refuses (any other name); the live table is known when serving.
-pub fn document(table: &RoutingTable) -> utoipa::openapi::OpenApi {
-    let mut doc = ApiDoc::openapi();
-    let names: Vec<Value> = table
-        .queues()
-        .iter()
-        .map(|q| Value::from(q.name.as_str()))
-        .collect();
-    let body = doc
-        .components
-        .as_mut()
-        .and_then(|c| c.schemas.get_mut("AgentBody"));
-    if let Some(RefOr::T(Schema::Object(body))) = body
-        && let Some(RefOr::T(Schema::Array(queues))) = body.properties.get_mut("queues")
-        && let ArrayItems::RefOrSchema(item) = &mut queues.items
-        && let RefOr::T(Schema::Object(item)) = item.as_mut()
-    {
-        item.enum_values = Some(names.clone());
+pub fn document(table: &RoutingTable) -> Value {
+    let mut doc = DERIVED.clone();
+    let names = Value::Array(
+        table
+            .queues()
+            .iter()
+            .map(|q| Value::from(q.name.as_str()))
+            .collect(),
+    );
+    if let Some(item) = doc.pointer_mut("/components/schemas/AgentBody/properties/queues/items") {
+        item["enum"] = names.clone();
     }
     // An away reason must be one of the routing file's (none configured: only
     // null), so a schema-valid body is one the handler accepts.
@@ -295,32 +299,17 @@ pub fn document(table: &RoutingTable) -> utoipa::openapi::OpenApi {
         .collect();
     reasons.push(Value::Null);
     for body in ["StateBody", "MeStateBody"] {
-        let body = doc
-            .components
-            .as_mut()
-            .and_then(|c| c.schemas.get_mut(body));
-        if let Some(RefOr::T(Schema::Object(body))) = body
-            && let Some(RefOr::T(Schema::Object(reason))) = body.properties.get_mut("reason")
+        if let Some(reason) =
+            doc.pointer_mut(&format!("/components/schemas/{body}/properties/reason"))
         {
-            reason.enum_values = Some(reasons.clone());
+            reason["enum"] = Value::Array(reasons.clone());
         }
     }
-    let get_queue = doc
-        .paths
-        .paths
-        .get_mut("/v1/queues/{name}")
-        .and_then(|p| p.get.as_mut());
-    if let Some(Operation {
-        parameters: Some(parameters),
-        ..
-    }) = get_queue
+    if let Some(Value::Array(parameters)) = doc.pointer_mut("/paths/~1v1~1queues~1{name}/get/parameters")
     {
         for parameter in parameters.iter_mut() {
-            if let RefOr::T(parameter) = parameter
-                && parameter.name == "name"
-                && let Some(RefOr::T(Schema::Object(schema))) = parameter.schema.as_mut()
-            {
-                schema.enum_values = Some(names.clone());
+            if parameter["name"] == "name" {
+                parameter["schema"]["enum"] = names.clone();
             }
         }
     }
@@ -329,14 +318,11 @@ pub fn document(table: &RoutingTable) -> utoipa::openapi::OpenApi {
 
 /// `GET /v1/openapi.json`: with the admin token, the live document (queue
 /// names as enums); without it, the static one.
-pub async fn serve(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-) -> Json<utoipa::openapi::OpenApi> {
+pub async fn serve(State(state): State<AppState>, headers: HeaderMap) -> Json<Value> {
     if super::has_admin_token(&state, &headers) {
         Json(document(state.engine.table()))
     } else {
-        Json(ApiDoc::openapi())
+        Json(DERIVED.clone())
     }
 }
 
@@ -350,7 +336,22 @@ mod tests {
     use crate::store::requests::VOICEMAILS_KEPT;
 
     fn doc(table: &RoutingTable) -> Value {
-        serde_json::to_value(document(table)).expect("the document is JSON")
+        document(table)
+    }
+
+    #[test]
+    fn the_served_document_is_the_one_the_code_derives() {
+        let derived = serde_json::to_value(ApiDoc::openapi()).expect("the document is JSON");
+        if std::env::var_os("UPDATE_OPENAPI").is_some() {
+            let path = concat!(env!("CARGO_MANIFEST_DIR"), "/src/api/openapi.json");
+            let text = serde_json::to_string_pretty(&derived).expect("JSON") + "\n";
+            std::fs::write(path, text).expect("write src/api/openapi.json");
+            return;
+        }
+        assert!(
+            *DERIVED == derived,
+            "src/api/openapi.json is not what the code derives: run UPDATE_OPENAPI=1 cargo test --lib openapi"
+        );
     }
 
     fn pattern(schema: &Value) -> Regex {
