@@ -305,7 +305,8 @@ pub fn document(table: &RoutingTable) -> Value {
             reason["enum"] = Value::Array(reasons.clone());
         }
     }
-    if let Some(Value::Array(parameters)) = doc.pointer_mut("/paths/~1v1~1queues~1{name}/get/parameters")
+    if let Some(Value::Array(parameters)) =
+        doc.pointer_mut("/paths/~1v1~1queues~1{name}/get/parameters")
     {
         for parameter in parameters.iter_mut() {
             if parameter["name"] == "name" {
