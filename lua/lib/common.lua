@@ -35,6 +35,11 @@ local K = {
   line = function(queue) return P .. 'line:' .. queue end,
   line_priority = function(queue) return P .. 'line_priority:' .. queue end,
   line_needs = function(queue) return P .. 'line_needs:' .. queue end,
+  -- The waiting callers of a queue with the same steps (`stored`: as a call
+  -- hash keeps them; '' for none), in serving order.
+  line_by_needs = function(queue, stored)
+    return P .. 'line_by_needs:' .. queue .. ':' .. redis.sha1hex(stored or '')
+  end,
   hold_queues = P .. 'hold_queues',
   waits = function(queue) return P .. 'waits:' .. queue end,
   stats = function(queue) return P .. 'stats:' .. queue end,

@@ -64,7 +64,9 @@ end
 -- Takes `sid` out of `queue`'s lines, if it is there.
 local function out_of_line(call, sid, queue)
   if redis.call('ZREM', K.line(queue), sid) == 1 then
-    count_needs(queue, redis.call('HGET', call, 'steps'), -1)
+    local stored = redis.call('HGET', call, 'steps')
+    count_needs(queue, stored, -1)
+    redis.call('ZREM', K.line_by_needs(queue, stored), sid)
   end
   redis.call('ZREM', K.line_priority(queue), sid)
 end
@@ -72,10 +74,14 @@ end
 -- Puts a call in `queue`'s line at `arrival` (and, with a priority, in its
 -- priority line) and (re)starts its heartbeat.
 local function join_line(call, sid, queue, arrival, now, loop_ms)
-  if redis.call('ZADD', K.line(queue), arrival, sid) == 1 then
-    count_needs(queue, redis.call('HGET', call, 'steps'), 1)
-  end
   local priority = tonumber(redis.call('HGET', call, 'priority')) or 0
+  if redis.call('ZADD', K.line(queue), arrival, sid) == 1 then
+    -- Counted, and in the line of the callers with the same steps, in
+    -- serving order (as the priority line scores them).
+    local stored = redis.call('HGET', call, 'steps')
+    count_needs(queue, stored, 1)
+    redis.call('ZADD', K.line_by_needs(queue, stored), arrival - priority * PRIORITY_SPAN, sid)
+  end
   if priority > 0 then
     redis.call('ZADD', K.line_priority(queue), arrival - priority * PRIORITY_SPAN, sid)
   end
@@ -237,29 +243,61 @@ end
 -- later callers overtake, or leave the agent idle beside it; the agent's
 -- no-answer delay keeps it away a while.
 local function first_waiting_for(queue, skills, now)
-  -- Nobody waiting could take it at any of their steps: no need to read the
-  -- line (its callers' needs are all in a few fields). Counts that do not
-  -- add up to the line (callers who joined before the counts existed) are
-  -- not trusted: the line is read.
+  -- The callers are counted and kept in lines by their steps: only the lines
+  -- of steps the agent meets at some step are read, each from its head (in
+  -- serving order) to its first caller whose current step the agent meets,
+  -- and the first of those wins. Counts that do not add up to the line
+  -- (callers who joined before they were kept) are not trusted: the whole
+  -- line is read.
   local flat = redis.call('HGETALL', K.line_needs(queue))
-  local could, counted = false, 0
+  local could, counted = {}, 0
   for i = 1, #flat, 2 do
     counted = counted + tonumber(flat[i + 1])
-    if not could then
-      if flat[i] == '' then
-        could = true
-      else
-        for _, step in ipairs(decode_steps(flat[i])) do
-          if satisfies(skills, step.alts) then
-            could = true
-            break
-          end
+    local stored = flat[i]
+    if stored == '' then
+      could[#could + 1] = stored
+    else
+      for _, step in ipairs(decode_steps(stored)) do
+        if satisfies(skills, step.alts) then
+          could[#could + 1] = stored
+          break
         end
       end
     end
   end
-  if not could and counted == redis.call('ZCARD', K.line(queue)) then
-    return nil
+  if counted == redis.call('ZCARD', K.line(queue)) then
+    local best = nil
+    for _, stored in ipairs(could) do
+      local line = K.line_by_needs(queue, stored)
+      local offset = 0
+      local found = nil
+      while not found do
+        local sids = redis.call('ZRANGE', line, offset, offset + 63)
+        if #sids == 0 then
+          break
+        end
+        offset = offset + #sids
+        for _, sid in ipairs(sids) do
+          local c = redis.call('HMGET', K.call(sid), 'since', 'priority', 'arrived_at')
+          local since = tonumber(c[1]) or 0
+          local caller = {sid = sid, priority = tonumber(c[2]) or 0, since = since,
+            steps = stored ~= '' and stored or nil, arrived = tonumber(c[3]) or since}
+          if stored == '' then
+            found = caller
+            break
+          end
+          local _, alternatives = current_step(stored, caller.arrived, now)
+          if satisfies(skills, alternatives) then
+            found = caller
+            break
+          end
+        end
+      end
+      if found and (not best or before(found, best)) then
+        best = found
+      end
+    end
+    return best
   end
   local w = walker(queue)
   local verdicts = {}
