@@ -168,9 +168,9 @@ without them takes any agent of the queue, as before steps existed. ]]
 local ANY = {{}}
 -- How far a routing decision counts the agents its step accepted (the call's
 -- history says "the longest idle of N"): bounded, so a large roster costs no
--- more.
+-- more (reading 200 cost about 1.3 ms a decision at 100,000 agents).
 local MATCHED_CAP = 20
-local MATCHED_LOOKED = 200
+local MATCHED_LOOKED = 64
 
 -- The step that holds `waited` ms after arrival: its index (1-based) and it.
 local function step_at(steps, waited)
