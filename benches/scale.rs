@@ -337,11 +337,29 @@ fn routing_file(queues: usize) -> std::path::PathBuf {
 
 async fn create_agents(http: &reqwest::Client, base: &str, roster: &Roster) {
     let queues = roster.queues;
+    create_agents_with(
+        http,
+        base,
+        roster.agents,
+        move |i| serde_json::json!({ "queues": queues_of(i, queues) }),
+    )
+    .await;
+}
+
+/// Agents `a0`… `a{total - 1}`, available, 32 at a time: each named by its
+/// id, contact `client:<id>`, and the other fields of `fields(i)`.
+async fn create_agents_with(
+    http: &reqwest::Client,
+    base: &str,
+    total: usize,
+    fields: impl Fn(usize) -> serde_json::Value + Send + Sync + 'static,
+) {
+    let fields = std::sync::Arc::new(fields);
     let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..32 {
         let (http, base, next) = (http.clone(), base.to_owned(), next.clone());
-        let total = roster.agents;
+        let fields = fields.clone();
         tasks.spawn(async move {
             loop {
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -349,11 +367,9 @@ async fn create_agents(http: &reqwest::Client, base: &str, roster: &Roster) {
                     return;
                 }
                 let id = format!("a{i}");
-                let body = serde_json::json!({
-                    "name": id,
-                    "contact": format!("client:{id}"),
-                    "queues": queues_of(i, queues),
-                });
+                let mut body = fields(i);
+                body["name"] = id.clone().into();
+                body["contact"] = format!("client:{id}").into();
                 put(&http, &format!("{base}/v1/agents/{id}"), body).await;
                 put(
                     &http,

@@ -33,7 +33,7 @@ for _, sid in ipairs(due) do
       -- `starts_ms`: when the step began, after arrival; `waited_ms` past
       -- it is how late the sweep moved the call on.
       emit_call('step_relaxed', sid, {step = i, needs = step.needs, previous = before,
-        waited_ms = now - arrived, starts_ms = steps[i - 1].until_ms})
+        waited_ms = now - arrived, starts_ms = step_starts(steps, i)})
       record_step(c[4] or '', 'relaxed', i, now - arrived)
     end
     schedule_step(call, sid, steps, i, arrived)

@@ -47,7 +47,7 @@ for i = 1, #flat, 2 do
         if taker.steps then
           local steps = decode_steps(taker.steps)
           local i = step_at(steps, now - taker.arrived)
-          step_began = taker.arrived + ((steps[i - 1] or {}).until_ms or 0)
+          step_began = taker.arrived + step_starts(steps, i)
         end
         free[#free + 1] = id .. '|' .. math.max(free_at, tonumber(a[4]) or 0, step_began)
       end

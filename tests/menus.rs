@@ -198,3 +198,20 @@ async fn a_key_with_a_priority_goes_before_callers_who_came_earlier() {
     app.add_skilled("bo", &["desk"], json!({})).await;
     assert_eq!(app.agent("bo").await["call_sid"], plain.as_str());
 }
+
+#[tokio::test]
+async fn with_redis_down_the_menu_still_answers_and_a_key_gets_the_emergency_answer() {
+    let emergency = format!("[emergency]\nfallback = \"number:{EMERGENCY_NUMBER}\"\n");
+    let mut app = spawn_app(&format!("{ROUTING}\n{emergency}")).await;
+    app.redis.stop();
+    // The menu needs no Redis: the caller hears it.
+    let sid = call_sid(1);
+    let menu = app.call(&sid, MENU_NUMBER).await;
+    assert_eq!(menu.status, 200);
+    assert!(menu.body.contains("<Gather"), "{}", menu.body);
+    // Its choice needs Redis: valid TwiML all the same, the emergency answer.
+    let chosen = press(&app, &sid, &menu, Some("1")).await;
+    assert_eq!(chosen.status, 200, "{chosen:?}");
+    assert!(is_emergency(&chosen), "{}", chosen.body);
+    app.redis.restart().unwrap();
+}

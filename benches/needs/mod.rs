@@ -81,37 +81,6 @@ fn skills_of(i: usize) -> serde_json::Value {
     serde_json::Value::Object(skills)
 }
 
-async fn create_agents(http: &reqwest::Client, base: &str) {
-    let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..32 {
-        let (http, base, next) = (http.clone(), base.to_owned(), next.clone());
-        tasks.spawn(async move {
-            loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                if i >= AGENTS {
-                    return;
-                }
-                let id = format!("a{i}");
-                let body = serde_json::json!({
-                    "name": id,
-                    "contact": format!("client:{id}"),
-                    "queues": ["plain", "skilled"],
-                    "skills": skills_of(i),
-                });
-                super::put(&http, &format!("{base}/v1/agents/{id}"), body).await;
-                super::put(
-                    &http,
-                    &format!("{base}/v1/agents/{id}/state"),
-                    serde_json::json!({ "state": "available" }),
-                )
-                .await;
-            }
-        });
-    }
-    while tasks.join_next().await.is_some() {}
-}
-
 /// A signed `POST /twilio/voice`; its latency and answer.
 async fn call(http: &reqwest::Client, base: &str, n: usize, to: &str) -> (Duration, String) {
     let url = format!("{base}/twilio/voice");
@@ -231,7 +200,13 @@ pub async fn measure(secs: f64) -> String {
         .await
         .expect("redis connection");
     let started = Instant::now();
-    create_agents(&http, &server.base).await;
+    super::create_agents_with(
+        &http,
+        &server.base,
+        AGENTS,
+        |i| serde_json::json!({ "queues": ["plain", "skilled"], "skills": skills_of(i) }),
+    )
+    .await;
     println!(
         "created {AGENTS} agents in {:.1} s",
         started.elapsed().as_secs_f64()

@@ -182,6 +182,11 @@ local function step_at(steps, waited)
   return #steps, steps[#steps]
 end
 
+-- When step `i` of `steps` begins, in ms after the call's arrival.
+local function step_starts(steps, i)
+  return (steps[i - 1] or {}).until_ms or 0
+end
+
 -- A call hash's `steps` decoded, once per script for each distinct text (the
 -- callers of one queue and number share theirs).
 local decoded_steps = {}

@@ -602,6 +602,16 @@ impl RoutingTable {
         self.queue(queue).map_or(&self.speech, |q| &q.speech)
     }
 
+    /// What a call to `queue` gets outside its hours: the first `closed` step,
+    /// else its chain's terminal step.
+    pub fn closed_step(&self, queue: &Queue) -> FallbackStep {
+        queue
+            .hours
+            .as_ref()
+            .and_then(|h| h.closed_steps().first().cloned())
+            .unwrap_or_else(|| self.plan(queue).terminal)
+    }
+
     /// The queues a call to `queue` may take an agent from, and its terminal step.
     pub fn plan<'a>(&'a self, queue: &'a Queue) -> RoutePlan<'a> {
         let mut plan = RoutePlan {

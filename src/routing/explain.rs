@@ -8,6 +8,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::{Engine, unix_ms_now};
+use crate::config::FallbackStep;
 use crate::config::steps::Steps;
 use crate::needs::Needs;
 use crate::store::StoreError;
@@ -119,25 +120,11 @@ impl Engine {
         let to = to.unwrap_or("");
         let home = table.queue_for_number(to);
         let plan = table.plan(home);
-        let bad = |detail: String| StoreError::Reply {
-            script: "explain",
-            detail,
-        };
         // Each queue's steps for this call: its own, the number's needs, the
         // question's.
-        let steps: Vec<Steps> = plan
-            .queues
-            .iter()
-            .map(|(q, _)| {
-                table.steps_for(to, q).and(extra).map_err(|(step, e)| {
-                    ExplainError::Needs(format!(
-                        "needs with queue {:?}, step {}: {e}",
-                        q.name,
-                        step + 1
-                    ))
-                })
-            })
-            .collect::<Result<_, _>>()?;
+        let steps = self
+            .steps_with(home, to, extra)
+            .map_err(ExplainError::Needs)?;
         let current: Vec<usize> = steps.iter().map(|s| s.at(waited_ms).0).collect();
         let entries: Vec<ExplainEntry<'_>> = plan
             .queues
@@ -156,11 +143,10 @@ impl Engine {
             .collect();
         let read = self.store().explain(&entries, current[0] + 1).await?;
         if read.plan.len() != entries.len() {
-            return Err(bad(format!(
-                "{} queues read for {}",
-                read.plan.len(),
-                entries.len()
-            ))
+            return Err(StoreError::Reply {
+                script: "explain",
+                detail: format!("{} queues read for {}", read.plan.len(), entries.len()),
+            }
             .into());
         }
         let queues: Vec<PlanQueue> = plan
@@ -179,21 +165,13 @@ impl Engine {
             .collect();
         let open = home.hours.as_ref().is_none_or(|h| h.is_open(unix_ms_now()));
         let decision = if open {
-            decide(self, home, &queues, &read)
+            decide(home, &plan.terminal, &queues, &read)
         } else {
-            let step = home
-                .hours
-                .as_ref()
-                .and_then(|h| h.closed_steps().first().cloned())
-                .unwrap_or_else(|| plan.terminal.clone());
-            ExplainedDecision {
-                kind: "closed".into(),
-                agent: None,
-                queue: None,
-                step: None,
-                fallback: Some(step.to_string()),
-                why: "outside the queue's hours: its closed step".into(),
-            }
+            fallback(
+                "closed",
+                &table.closed_step(home),
+                "outside the queue's hours: its closed step",
+            )
         };
         let number_needs = table.needs_of_number(to).map(|n| n.text().to_owned());
         Ok(Explanation {
@@ -239,8 +217,8 @@ fn step_now(q: &PlanQueue) -> Option<&PlanStep> {
 /// What route_call.lua would decide, from what explain.lua read (affinity
 /// aside: it needs a caller).
 fn decide(
-    engine: &Engine,
     home: &crate::config::Queue,
+    terminal: &FallbackStep,
     plan: &[PlanQueue],
     read: &Explained,
 ) -> ExplainedDecision {
@@ -291,13 +269,12 @@ fn decide(
                 ),
             ),
             _ if u64::from(hold.max_waiting) <= read.waiting => {
-                fallback(engine, home, "the line is full".into())
+                fallback("fallback", terminal, "the line is full")
             }
             s => wait(
                 s.map(|s| s.step),
                 format!(
-                    "no free agent its step {} accepts; {} callers wait",
-                    s.map_or_else(String::new, |s| format!("{} ({})", s.step, s.needs)),
+                    "no free agent its current step accepts; {} callers wait",
                     read.waiting
                 ),
             ),
@@ -315,20 +292,21 @@ fn decide(
             "no free agent any queue's current step accepts: it waits in line".into(),
         ),
         None => fallback(
-            engine,
-            home,
-            "no free agent any queue's current step accepts".into(),
+            "fallback",
+            terminal,
+            "no free agent any queue's current step accepts",
         ),
     }
 }
 
-fn fallback(engine: &Engine, home: &crate::config::Queue, why: String) -> ExplainedDecision {
+/// A decision that answers without an agent: `kind` `fallback` or `closed`.
+fn fallback(kind: &str, step: &FallbackStep, why: &str) -> ExplainedDecision {
     ExplainedDecision {
-        kind: "fallback".into(),
+        kind: kind.into(),
         agent: None,
         queue: None,
         step: None,
-        fallback: Some(engine.table().plan(home).terminal.to_string()),
-        why,
+        fallback: Some(step.to_string()),
+        why: why.into(),
     }
 }

@@ -570,11 +570,7 @@ impl Engine {
         if let Some(hours) = &home.hours
             && !hours.is_open(unix_ms_now())
         {
-            let step = hours
-                .closed_steps()
-                .first()
-                .cloned()
-                .unwrap_or_else(|| self.table.plan(home).terminal.clone());
+            let step = self.table.closed_step(home);
             metrics::call_received(&home.name);
             metrics::fallback(&home.name, &step.metric_label());
             metrics::wait_ended(&home.name, "closed", std::time::Duration::ZERO, false);
@@ -620,6 +616,17 @@ impl Engine {
         if needs.is_any() {
             return Ok(None);
         }
+        self.steps_with(home, source, needs).map(Some)
+    }
+
+    /// Each queue of `home`'s plan's steps for `source`, with `needs` too (an
+    /// error when it contradicts a step).
+    pub(super) fn steps_with(
+        &self,
+        home: &Queue,
+        source: &str,
+        needs: &Needs,
+    ) -> Result<Vec<Steps>, String> {
         self.table
             .plan(home)
             .queues
@@ -637,8 +644,7 @@ impl Engine {
                         )
                     })
             })
-            .collect::<Result<Vec<_>, _>>()
-            .map(Some)
+            .collect()
     }
 
     /// In Sentinel mode a reservation is copied to a replica (`WAIT`) before

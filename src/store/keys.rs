@@ -68,12 +68,6 @@ impl Keys {
         format!("{}line_priority:{queue}", self.prefix)
     }
 
-    /// Hash: the steps (as a waiting call's hash keeps them) of a queue's
-    /// waiting callers -> how many have them ('' for none).
-    pub fn line_needs(&self, queue: &str) -> String {
-        format!("{}line_needs:{queue}", self.prefix)
-    }
-
     /// List: 'queue|outcome|waited ms' of ended waits, drained by a worker into
     /// the wait metrics.
     pub fn wait_events(&self) -> String {
@@ -195,7 +189,6 @@ mod tests {
             k.wrap_ups(),
             k.line("q"),
             k.line_priority("q"),
-            k.line_needs("q"),
             k.step_events(),
             k.steps_due(),
             k.hold_queues(),
