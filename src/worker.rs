@@ -3,7 +3,10 @@
 //! wrap-ups that ended, gives agents freed by time to waiting callers, asks
 //! Twilio about answered calls that went quiet (with REST credentials),
 //! refreshes the `switchboard_agents` gauges, and every 10 s samples the
-//! callers waiting for the queues' trend and sets the service level gauges.
+//! callers waiting for the queues' trend and sets the service level gauges
+//! and publishes the routing file's alternatives (whose lines of free agents
+//! it builds). Waiting calls move on to their next step on a ticker of their
+//! own.
 //! Any number may run at once: each release is one token-fenced script, the
 //! wrap-up settling runs under a lease one worker holds per interval, and the
 //! gauges read the counts the scripts keep (O(queues), never every agent).
@@ -46,10 +49,18 @@ impl OneAtATime {
 /// Runs rounds every `interval` until `shutdown` is cancelled.
 pub async fn run(engine: Engine, interval: Duration, shutdown: CancellationToken) {
     tracing::info!(interval_ms = interval.as_millis() as u64, "worker started");
+    if engine.routes_by_needs() {
+        tokio::spawn(relax_steps_every(
+            engine.clone(),
+            interval,
+            shutdown.clone(),
+        ));
+    }
     let mut ticker = tokio::time::interval(interval);
     let (connecting, reconciling) = (OneAtATime::default(), OneAtATime::default());
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_stats: Option<tokio::time::Instant> = None;
+    let (mut last_alts, mut building): (Option<tokio::time::Instant>, bool) = (None, false);
     loop {
         tokio::select! {
             () = shutdown.cancelled() => break,
@@ -71,6 +82,14 @@ pub async fn run(engine: Engine, interval: Duration, shutdown: CancellationToken
                 metrics::presence_offline(silent.len() as u64);
             }
             Err(e) => tracing::warn!(error = %e, "cannot check heartbeats; retrying next interval"),
+        }
+        // Before matching: a line built this round serves this round.
+        let publish = last_alts.is_none_or(|at| at.elapsed() >= ALTS_EVERY);
+        if publish {
+            last_alts = Some(tokio::time::Instant::now());
+        }
+        if let Err(e) = keep_alt_lines(&engine, publish, &mut building).await {
+            tracing::warn!(error = %e, "cannot keep the lines of named alternatives; retrying next interval");
         }
         if let Err(e) = match_waiting(&engine).await {
             tracing::warn!(error = %e, "cannot match waiting callers; retrying next interval");
@@ -118,6 +137,75 @@ pub async fn run(engine: Engine, interval: Duration, shutdown: CancellationToken
         }
     }
     tracing::info!("worker stopped");
+}
+
+/// How often each worker publishes its routing file's alternatives again
+/// (after Redis lost them, within this), and checks their lines are built.
+const ALTS_EVERY: Duration = Duration::from_secs(10);
+/// An alternative no replica published for this long is dropped with its
+/// line: every replica's routing file stopped naming it.
+const ALTS_STALE: Duration = Duration::from_secs(600);
+/// Free agents one build run reads (a few ms of Redis), and most runs a round.
+const ALTS_BUILD_BATCH: usize = 1000;
+const ALTS_BUILD_RUNS: usize = 50;
+
+/// Publishes the routing file's alternatives when `publish`, and builds the
+/// lines of those not ready yet (`building`: some may not be; each
+/// publication checks again, so a line another replica began and left is
+/// finished here).
+pub async fn keep_alt_lines(
+    engine: &Engine,
+    publish: bool,
+    building: &mut bool,
+) -> Result<(), StoreError> {
+    if publish {
+        let published = engine.publish_alternatives(ALTS_STALE).await?;
+        if published.added > 0 || published.dropped > 0 {
+            tracing::info!(
+                added = published.added,
+                dropped = published.dropped,
+                "alternatives the routing files name: lines added and dropped"
+            );
+        }
+        *building = true;
+    }
+    for _ in 0..ALTS_BUILD_RUNS {
+        if !*building {
+            break;
+        }
+        *building = engine
+            .store()
+            .build_alt_lines(ALTS_BUILD_BATCH)
+            .await?
+            .pending
+            > 0;
+    }
+    Ok(())
+}
+
+/// Moves waiting calls on to their next step every `interval`, on a ticker
+/// of its own: a round slowed by many deadlines (or a loaded Redis) must not
+/// make steps relax late (within a sweep interval + 250 ms, issue 21).
+/// Matching takes each caller's current step from the time it waited, so the
+/// round's match_lines matches at the new step whichever runs first.
+async fn relax_steps_every(engine: Engine, interval: Duration, shutdown: CancellationToken) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            _ = ticker.tick() => {}
+        }
+        if let Err(e) = relax_steps(&engine).await {
+            tracing::warn!(error = %e, "cannot move waiting calls on to their next step; retrying next interval");
+        }
+    }
+}
+
+/// Moves every waiting call whose next step began on to it.
+pub async fn relax_steps(engine: &Engine) -> Result<(), StoreError> {
+    while engine.store().relax_steps(500).await? == 500 {}
+    Ok(())
 }
 
 /// Releases everything due now; loops while rounds come back full.
@@ -178,11 +266,6 @@ pub async fn sweep_once(engine: &Engine) -> Result<SweepReport, StoreError> {
 pub async fn match_waiting(engine: &Engine) -> Result<usize, StoreError> {
     const BATCH: usize = 64;
     engine.publish_hold_queues(false).await?;
-    // Calls whose next step began move on first, so this very sweep matches
-    // them at it.
-    if engine.routes_by_needs() {
-        while engine.store().relax_steps(500).await? == 500 {}
-    }
     let mut matched = 0;
     loop {
         let n = engine.store().match_lines(BATCH).await?;

@@ -180,3 +180,272 @@ async fn a_free_agent_is_in_the_line_of_each_of_its_skills_in_each_queue() {
     assert_eq!(deleted.status, 204, "{deleted:?}");
     assert!(skill_line(&app, "support", "vip").await.is_empty());
 }
+
+/// Steps and needs that name four alternatives with lines of their own:
+/// support's `!trainee>=1`, `billing>=3&es>=1&!trainee>=1` and
+/// `billing>=3&es>=1`, sales' `billing>=2` (`vip` alone is its skill line).
+const NAMED: &str = r#"
+[defaults]
+default_queue = "support"
+wrap_up_secs = 0
+
+[[queues]]
+name = "support"
+numbers = [{ number = "+15005550007", needs = "es and billing>=3" }, "+15005550008"]
+steps = [{ needs = "not trainee", for_secs = 60 }, { needs = "any" }]
+
+[[queues]]
+name = "sales"
+numbers = ["+15005550006"]
+steps = [{ needs = "billing>=2 or vip", for_secs = 60 }, { needs = "any" }]
+"#;
+
+/// Agent `i`'s skills: a mix, so each alternative holds for some.
+fn mixed_skills(i: usize) -> serde_json::Value {
+    let mut skills = serde_json::Map::new();
+    if i.is_multiple_of(2) {
+        skills.insert("es".into(), json!(1));
+    }
+    if !i.is_multiple_of(6) {
+        skills.insert("billing".into(), json!(i % 6));
+    }
+    if i.is_multiple_of(5) {
+        skills.insert("trainee".into(), json!(1));
+    }
+    if i.is_multiple_of(7) {
+        skills.insert("vip".into(), json!(2));
+    }
+    serde_json::Value::Object(skills)
+}
+
+/// Whether skills stored as "name:level,…" satisfy a signature
+/// ("billing>=3&es>=1&!trainee>=1").
+fn satisfies_sig(stored: &str, sig: &str) -> bool {
+    let level = |name: &str| {
+        stored
+            .split(',')
+            .filter_map(|s| s.split_once(':'))
+            .find(|(n, _)| *n == name)
+            .and_then(|(_, l)| l.parse::<u8>().ok())
+            .unwrap_or(0)
+    };
+    sig.split('&').all(|test| {
+        let (negated, test) = match test.strip_prefix('!') {
+            Some(rest) => (true, rest),
+            None => (false, test),
+        };
+        let (skill, min) = test.split_once(">=").expect("skill>=min");
+        (level(skill) >= min.parse::<u8>().expect("a level")) != negated
+    })
+}
+
+/// Checks every published alternative's line against what it must hold:
+/// the free agents of its queue who satisfy it, at their places in
+/// `avail:<queue>`; exactly once ready, and nobody else while it is built.
+/// Returns how many lines were ready.
+async fn check_alt_lines(app: &TestApp) -> usize {
+    let mut conn = app.redis().await;
+    let mut ready_lines = 0;
+    let queues: Vec<String> = redis::cmd("SMEMBERS")
+        .arg(app.key("alt_queues"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    for queue in queues {
+        let sigs: Vec<String> = redis::cmd("HKEYS")
+            .arg(app.key(&format!("alts:{queue}")))
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        let ready: Vec<String> = redis::cmd("SMEMBERS")
+            .arg(app.key(&format!("alts_ready:{queue}")))
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        let avail: Vec<(String, f64)> = redis::cmd("ZRANGE")
+            .arg(app.key(&format!("avail:{queue}")))
+            .arg(0)
+            .arg(-1)
+            .arg("WITHSCORES")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        for sig in sigs {
+            let mut expected = Vec::new();
+            for (id, score) in &avail {
+                let stored: Option<String> = redis::cmd("HGET")
+                    .arg(app.key(&format!("agent:{id}")))
+                    .arg("skills")
+                    .query_async(&mut conn)
+                    .await
+                    .unwrap();
+                if satisfies_sig(stored.as_deref().unwrap_or(""), &sig) {
+                    expected.push((id.clone(), *score));
+                }
+            }
+            let sha: String = redis::cmd("EVAL")
+                .arg("return redis.sha1hex(ARGV[1])")
+                .arg(0)
+                .arg(&sig)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            let line: Vec<(String, f64)> = redis::cmd("ZRANGE")
+                .arg(app.key(&format!("alt_avail:{queue}:{sha}")))
+                .arg(0)
+                .arg(-1)
+                .arg("WITHSCORES")
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            if ready.contains(&sig) {
+                assert_eq!(line, expected, "{queue} {sig}: the line is not exact");
+                ready_lines += 1;
+            } else {
+                let extra: Vec<_> = line.iter().filter(|m| !expected.contains(m)).collect();
+                assert!(
+                    extra.is_empty(),
+                    "{queue} {sig} while built holds {extra:?}"
+                );
+            }
+        }
+    }
+    ready_lines
+}
+
+/// The agent a call to `to` should ring if it needs `sig` at its first
+/// step: the longest idle free agent of `queue` who satisfies it, read
+/// from Redis' own lines of free agents, not the alternative's.
+async fn longest_idle_satisfying(app: &TestApp, queue: &str, sig: &str) -> Option<String> {
+    let mut conn = app.redis().await;
+    let avail: Vec<String> = redis::cmd("ZRANGEBYSCORE")
+        .arg(app.key(&format!("avail:{queue}")))
+        .arg("-inf")
+        .arg("+inf")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    for id in avail {
+        let stored: Option<String> = redis::cmd("HGET")
+            .arg(app.key(&format!("agent:{id}")))
+            .arg("skills")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        if satisfies_sig(stored.as_deref().unwrap_or(""), sig) {
+            return Some(id);
+        }
+    }
+    None
+}
+
+/// Sets an agent's state, unless it holds a call (409).
+async fn try_state(app: &TestApp, id: &str, state: &str) {
+    let status = put_state(&app.http, app.base(), ADMIN_TOKEN, id, state).await;
+    assert!(status == 200 || status == 409, "set {id} {state}: {status}");
+}
+
+#[tokio::test]
+async fn each_named_alternative_keeps_an_exact_line_of_free_agents_as_agents_move() {
+    // No worker: the test publishes and builds, a few agents a run, and
+    // moves agents between runs.
+    let app = spawn_app_with(NAMED, false, |_| {}).await;
+    let both = ["support", "sales"];
+    for i in 1..=24 {
+        app.add_skilled(&format!("a{i}"), &both, mixed_skills(i))
+            .await;
+    }
+    // Before anything is published, calls are routed by walking skill lines.
+    let step_one = "billing>=3&es>=1&!trainee>=1";
+    let expected = longest_idle_satisfying(&app, "support", step_one).await;
+    let first = app.call(&call_sid(1), SUPPORT).await;
+    assert_eq!(dialed(&first), expected);
+
+    let engine = &app.server.state.engine;
+    let store = engine.store();
+    let published = engine
+        .publish_alternatives(std::time::Duration::from_secs(600))
+        .await
+        .unwrap();
+    assert_eq!((published.added, published.dropped), (4, 0));
+    let again = engine
+        .publish_alternatives(std::time::Duration::from_secs(600))
+        .await
+        .unwrap();
+    assert_eq!((again.added, again.dropped), (0, 0));
+
+    // Built 4 agents a run while agents move between runs: never a member
+    // that should not be there, and exact once ready.
+    let mut runs = 0;
+    loop {
+        let built = store.build_alt_lines(4).await.unwrap();
+        runs += 1;
+        check_alt_lines(&app).await;
+        if built.pending == 0 {
+            break;
+        }
+        let i = runs % 24 + 1;
+        match runs % 4 {
+            0 => try_state(&app, &format!("a{i}"), "away").await,
+            1 => try_state(&app, &format!("a{i}"), "available").await,
+            2 => {
+                let put = put(&app, &format!("a{i}"), mixed_skills(i + 3)).await;
+                assert_eq!(put.status, 200, "{put:?}");
+            }
+            _ => {
+                app.call(&call_sid(100 + runs as u64), SUPPORT).await;
+            }
+        }
+        assert!(runs < 100, "the build never ends");
+    }
+    assert!(runs > 5, "built in {runs} runs: the batches were not small");
+    assert_eq!(check_alt_lines(&app).await, 4);
+
+    // Ready: moves keep the lines exact, and routing reads them.
+    for n in 0..6u64 {
+        let expected = longest_idle_satisfying(&app, "support", step_one).await;
+        let sid = call_sid(200 + n);
+        let answer = app.call(&sid, SUPPORT).await;
+        assert_eq!(dialed(&answer), expected, "call {n}");
+        check_alt_lines(&app).await;
+        if n % 2 == 0 {
+            // The caller hangs up while it rings: the agent is free again.
+            app.call_status(&sid, "completed").await;
+        }
+        let i = (n * 5 % 24 + 1) as usize;
+        let put = put(&app, &format!("a{i}"), mixed_skills(i + 1)).await;
+        assert_eq!(put.status, 200, "{put:?}");
+        try_state(&app, &format!("a{}", i + 1), "available").await;
+        assert_eq!(check_alt_lines(&app).await, 4);
+    }
+    // Out of a queue, and deleted.
+    let moved = app
+        .admin(
+            Method::PUT,
+            "/agents/a2",
+            Some(
+                json!({"name": "a2", "contact": "client:a2", "queues": ["sales"],
+                "skills": mixed_skills(2)}),
+            ),
+        )
+        .await;
+    assert_eq!(moved.status, 200, "{moved:?}");
+    let deleted = app.admin(Method::DELETE, "/agents/a4", None).await;
+    assert!(deleted.status < 300, "{deleted:?}");
+    assert_eq!(check_alt_lines(&app).await, 4);
+
+    // Nobody publishes them any more: dropped, lines and all.
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let dropped = store
+        .publish_alts(Vec::new(), std::time::Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!((dropped.added, dropped.dropped), (0, 4));
+    let mut conn = app.redis().await;
+    let left: Vec<String> = redis::cmd("KEYS")
+        .arg(app.key("alt*"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}

@@ -79,41 +79,32 @@ local function uncount(agent, queues)
   end
 end
 
--- The names of the skills an agent hash keeps (`skills`: "name:level,…").
-local function skill_names(agent)
-  local names = {}
-  local stored = redis.call('HGET', agent, 'skills')
-  if stored then
-    for name in string.gmatch(stored, '([^,:]+):%d+') do
-      names[#names + 1] = name
-    end
-  end
-  return names
-end
-
 -- Offers the agent in each of `queues`, eligible from `free_at`: in the
--- queue's line of free agents and in its line of free agents with each of its
--- skills (`skill_avail:<queue>:<skill>`), the index a call's needs are walked
--- by, rarest skill first, instead of every free agent.
+-- queue's line of free agents, in its line of free agents with each of its
+-- skills (`skill_avail:<queue>:<skill>`, the index a call's needs are walked
+-- by, rarest skill first, instead of every free agent), and in the lines of
+-- the queue's published alternatives it satisfies (lib/skills.lua).
 local function enqueue(id, queues, free_at)
-  local skills = skill_names(K.agent(id))
+  local skills = parse_skills(redis.call('HGET', K.agent(id), 'skills'))
   for _, queue in ipairs(queues) do
     redis.call('ZADD', K.avail(queue), free_at, id)
-    for _, skill in ipairs(skills) do
+    for skill in pairs(skills) do
       redis.call('ZADD', K.skill_avail(queue, skill), free_at, id)
     end
+    alt_lines_add(queue, id, skills, free_at)
   end
 end
 
 -- Takes the agent out of each of `queues`, with the skills it has now (a
 -- change of skills dequeues before it is stored).
 local function dequeue(id, queues)
-  local skills = skill_names(K.agent(id))
+  local skills = parse_skills(redis.call('HGET', K.agent(id), 'skills'))
   for _, queue in ipairs(queues) do
     redis.call('ZREM', K.avail(queue), id)
-    for _, skill in ipairs(skills) do
+    for skill in pairs(skills) do
       redis.call('ZREM', K.skill_avail(queue, skill), id)
     end
+    alt_lines_remove(queue, id, skills)
   end
 end
 

@@ -40,6 +40,16 @@ local K = {
   line_by_needs = function(queue, stored)
     return P .. 'line_by_needs:' .. queue .. ':' .. redis.sha1hex(stored or '')
   end,
+  -- The lines of free agents per alternative a routing file names
+  -- (lib/skills.lua).
+  alt_queues = P .. 'alt_queues',
+  alts = function(queue) return P .. 'alts:' .. queue end,
+  alts_by_skill = function(queue) return P .. 'alts_by_skill:' .. queue end,
+  alts_build = function(queue) return P .. 'alts_build:' .. queue end,
+  alts_ready = function(queue) return P .. 'alts_ready:' .. queue end,
+  alt_avail = function(queue, sig)
+    return P .. 'alt_avail:' .. queue .. ':' .. redis.sha1hex(sig)
+  end,
   hold_queues = P .. 'hold_queues',
   waits = function(queue) return P .. 'waits:' .. queue end,
   stats = function(queue) return P .. 'stats:' .. queue end,

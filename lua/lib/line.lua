@@ -128,11 +128,40 @@ local function leave_line(call, sid, outcome)
   record_outcome(call, outcome, now_ms())
 end
 
+-- Moves a waiting call on to the step that holds now, if its next step
+-- began (more than one if late): recorded in its history (`step_relaxed`)
+-- and the step metrics, and its next step scheduled in `steps_due`. Run by
+-- relax_steps.lua when a step is due, and before a waiting call is given an
+-- agent, so its history says it moved on whichever comes first. A call no
+-- longer waiting (given an agent, gone) is left alone; it is scheduled again
+-- if it comes back to its place in line.
+local function relax_to_now(call, sid, now)
+  local c = redis.call('HMGET', call, 'status', 'steps', 'arrived_at', 'queue', 'need_step',
+    'since')
+  if c[1] ~= 'waiting' or not c[2] then
+    return
+  end
+  local steps = decode_steps(c[2])
+  -- Steps run from the call's arrival.
+  local arrived = tonumber(c[3]) or tonumber(c[6]) or now
+  local i, step = step_at(steps, now - arrived)
+  local before = tonumber(c[5]) or 1
+  if i ~= before then
+    -- `starts_ms`: when the step began, after arrival; `waited_ms` past it
+    -- is how late the call was moved on.
+    emit_call('step_relaxed', sid, {step = i, needs = step.needs, previous = before,
+      waited_ms = now - arrived, starts_ms = step_starts(steps, i)})
+    record_step(c[4] or '', 'relaxed', i, now - arrived)
+  end
+  schedule_step(call, sid, steps, i, arrived)
+end
+
 -- Reserves the free agent `id` for the waiting call `sid` of `entry` (a
 -- hold_queues entry), as a new call is reserved.
 local function reserve_for(sid, agent, id, entry, token, now)
   local call = K.call(sid)
   local e = entry.conf
+  relax_to_now(call, sid, now)
   dequeue(id, queues_of(agent))
   set_state(agent, id, 'reserved', {'state_since', now, 'free_at', '',
     'call_sid', sid, 'token', token, 'released_token', ''})

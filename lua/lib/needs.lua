@@ -9,40 +9,9 @@ An agent hash keeps its skills as `skills` = "name:level,…". A free agent is i
 (lib/agents.lua's enqueue), both scored by when it became free. So the
 longest-idle agent who satisfies an alternative is found by walking the
 smallest line the alternative requires (its rarest required skill), not every
-free agent.
+free agent; or, for an alternative the routing file names, by reading its own
+line (lib/skills.lua), once that line is ready.
 ]]
-
--- "es:3,billing:5" (or false) -> {es = 3, billing = 5}.
-local function parse_skills(stored)
-  local skills = {}
-  if stored then
-    for name, level in string.gmatch(stored, '([^,:]+):(%d+)') do
-      skills[name] = tonumber(level)
-    end
-  end
-  return skills
-end
-
--- True when every test of one alternative holds for `skills`.
-local function holds(skills, tests)
-  for _, t in ipairs(tests) do
-    local has = (skills[t.skill] or 0) >= t.min
-    if has == (t.negated == true) then
-      return false
-    end
-  end
-  return true
-end
-
--- True when some alternative holds for `skills`.
-local function satisfies(skills, alternatives)
-  for _, tests in ipairs(alternatives) do
-    if holds(skills, tests) then
-      return true
-    end
-  end
-  return false
-end
 
 -- The line an alternative is walked by in `queue`: its required skill with the
 -- fewest free agents, or the queue's whole line when it requires none.
@@ -117,8 +86,11 @@ local function longest_idle_matching(queue, alternatives, now, skip)
     return false, false
   end
   for _, tests in ipairs(alternatives) do
-    local line = line_for(queue, tests)
-    local required = required_lines(queue, tests)
+    -- Its own line, whole: every member satisfies it (the first free one
+    -- is the answer), and nothing is intersected.
+    local own = ready_alt_line(queue, tests)
+    local line = own or line_for(queue, tests)
+    local required = own and {} or required_lines(queue, tests)
     local offset, walked = 0, 0
     local done = false
     while not done do
@@ -241,17 +213,47 @@ end
 -- longest idle first), first (the longest idle's id)}. With `exact`, an
 -- alternative that requires two skills or more is counted from its lines'
 -- intersection (whole, in Redis: about a millisecond for two lines of 10,000);
--- without, by walking its rarest line within the budget. Reads only: a
--- leftover member is skipped, not dropped.
+-- without, by walking its rarest line within the budget. An alternative
+-- with a ready line of its own (lib/skills.lua) is counted from that line's
+-- size, and only the agents shown (or merged with other alternatives') are
+-- read. Reads only: a leftover member is skipped, not dropped.
 local function count_matching(queue, alternatives, now, cap, shown, budget, exact)
   local found, seen = {}, {}
   local more = false
+  -- Matches counted from an alternative's own line but not read.
+  local unread = 0
   for _, tests in ipairs(alternatives) do
-    local line = line_for(queue, tests)
-    local required = required_lines(queue, tests)
+    local own = ready_alt_line(queue, tests)
+    local line = own or line_for(queue, tests)
+    local required = own and {} or required_lines(queue, tests)
     -- Two required skills or more: their lines intersected in Redis, once.
     local both = exact and #required > 1 and intersect(required)
     local offset, mine = 0, 0
+    if own then
+      -- Every member satisfies it (the line is kept as agents move): the
+      -- count is the line's, and only those shown or merged are read.
+      local n = redis.call('ZCOUNT', own, '-inf', now)
+      more = more or n > cap
+      -- Alone, only those shown are read; beside other alternatives, up to
+      -- `cap`, to merge.
+      local single = #alternatives == 1
+      local want = math.max(0, math.min(single and shown or cap, budget.left))
+      if want > 0 then
+        local batch = redis.call('ZRANGEBYSCORE', own, '-inf', now, 'WITHSCORES',
+          'LIMIT', 0, want)
+        budget.left = budget.left - #batch / 2
+        for i = 1, #batch, 2 do
+          if not seen[batch[i]] then
+            seen[batch[i]] = true
+            found[#found + 1] = {id = batch[i], score = tonumber(batch[i + 1])}
+          end
+        end
+      end
+      if single then
+        unread = math.max(0, math.min(n, cap) - #found)
+      end
+      mine = cap
+    end
     while mine < cap and budget.left > 0 do
       local batch
       if both then
@@ -287,7 +289,7 @@ local function count_matching(queue, alternatives, now, cap, shown, budget, exac
         end
       end
     end
-    more = more or mine >= cap or budget.left <= 0
+    more = more or (not own and (mine >= cap or budget.left <= 0))
   end
   table.sort(found, function(a, b)
     return a.score < b.score or (a.score == b.score and a.id < b.id)
@@ -297,7 +299,7 @@ local function count_matching(queue, alternatives, now, cap, shown, budget, exac
     ids[i] = found[i].id
   end
   -- Comma separated (ids have no commas): cjson writes an empty list as {}.
-  return {matching = math.min(#found, cap), more = more or #found > cap,
+  return {matching = math.min(#found + unread, cap), more = more or #found > cap,
     agents = table.concat(ids, ','), first = ids[1]}
 end
 

@@ -3,7 +3,7 @@
 //! while Redis is unreachable. The whole file is checked at start-up, so a mistake
 //! stops the process naming the file, line and problem instead of failing a call.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::ops::Range;
 use std::path::Path;
@@ -18,7 +18,7 @@ use super::menus::{Menu, MenuOption};
 use super::steps::Steps;
 use super::targets::{StatsSettings, Targets};
 use crate::agent::{is_client_identity, is_e164, is_valid_id};
-use crate::needs::Needs;
+use crate::needs::{Needs, Test};
 use crate::twilio::twiml::Speech;
 
 /// A routing file that cannot be used: where (file, line, the line's text) and
@@ -568,6 +568,37 @@ impl RoutingTable {
     /// skills.
     pub fn routes_by_needs(&self) -> bool {
         !self.needs_steps.is_empty() || self.queues.iter().any(|q| !q.steps.is_any())
+    }
+
+    /// Every alternative a call may need of an agent of each queue, at any
+    /// step, as this file names them (its queues' steps, with its numbers'
+    /// and menu options' needs): the ones Redis keeps a line of free agents
+    /// for (lua/lib/skills.lua). A lookup's needs are not known in advance.
+    pub fn named_alternatives(&self) -> BTreeMap<&str, BTreeSet<&[Test]>> {
+        let mut named: BTreeMap<&str, BTreeSet<&[Test]>> = BTreeMap::new();
+        let by_queue = self
+            .queues
+            .iter()
+            .map(|q| (q.name.as_str(), &q.steps))
+            .chain(
+                self.needs_steps
+                    .iter()
+                    .map(|((_, q), steps)| (q.as_str(), steps)),
+            );
+        for (queue, steps) in by_queue {
+            let alts = named.entry(queue).or_default();
+            for step in steps.all() {
+                alts.extend(
+                    step.needs
+                        .alternatives()
+                        .iter()
+                        .filter(|tests| !tests.is_empty())
+                        .map(Vec::as_slice),
+                );
+            }
+        }
+        named.retain(|_, alts| !alts.is_empty());
+        named
     }
 
     /// The menu a call to `to` answers with, if its `numbers` entry names one.

@@ -4,6 +4,7 @@
 //! TwiML.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 pub mod explain;
 pub mod unapplied;
@@ -15,10 +16,11 @@ use crate::config::{FallbackStep, Queue, QueueSettings, RoutingTable};
 use crate::lookup::Lookup;
 use crate::metrics;
 use crate::needs::Needs;
+use crate::store::alt_lines::Published;
 use crate::store::calls::new_token;
 use crate::store::calls::{RedirectReport, WaitFetch};
 use crate::store::requests::{CALL_TAIL_MS, CONFIRM_WINDOW_MS};
-use crate::store::requests::{HoldQueueEntry, HoldRequest};
+use crate::store::requests::{HoldQueueEntry, HoldRequest, QueueAlts};
 use crate::store::{
     AttemptRequest, NO_REPLICA_BACKOFF, NextStep, Outcome, PlanEntry, Replicated, RouteOutcome,
     RouteRequest, SettleCode, Settled, Store, StoreError,
@@ -891,6 +893,21 @@ impl Engine {
             return Ok(());
         }
         self.store.publish_hold_queues(&entries, replace).await
+    }
+
+    /// Publishes the alternatives this routing file names, so Redis keeps a
+    /// line of free agents for each (lua/lib/skills.lua), and drops those no
+    /// replica published for `stale` (a routing file that changed).
+    pub async fn publish_alternatives(&self, stale: Duration) -> Result<Published, StoreError> {
+        let named = self.table.named_alternatives();
+        let queues = named
+            .iter()
+            .map(|(queue, alts)| QueueAlts {
+                queue,
+                alts: alts.iter().copied().collect(),
+            })
+            .collect();
+        self.store.publish_alts(queues, stale).await
     }
 
     /// What a caller gets while Redis is unreachable: the `[emergency]` step,

@@ -99,6 +99,11 @@ impl Keys {
         format!("{}reconcile", self.prefix)
     }
 
+    /// Set: the queues with published alternatives (lua/lib/skills.lua).
+    pub fn alt_queues(&self) -> String {
+        format!("{}alt_queues", self.prefix)
+    }
+
     /// Hash: queue -> JSON of a queue that holds callers (lua/lib/line.lua).
     pub fn hold_queues(&self) -> String {
         format!("{}hold_queues", self.prefix)

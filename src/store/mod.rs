@@ -12,6 +12,7 @@
 
 pub mod agent_work;
 pub mod agents;
+pub mod alt_lines;
 pub mod audit;
 pub mod calls;
 pub mod events;

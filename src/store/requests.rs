@@ -243,6 +243,27 @@ pub(super) struct RelaxRequest {
     pub max: usize,
 }
 
+/// `publish_alts.lua`: the alternatives a routing file names, per queue, and
+/// how long one nobody publishes again is kept.
+#[derive(Debug, Serialize)]
+pub(super) struct PublishAltsRequest<'a> {
+    pub queues: Vec<QueueAlts<'a>>,
+    pub stale_ms: u64,
+}
+
+/// One queue's named alternatives, each a list of tests.
+#[derive(Debug, Serialize)]
+pub struct QueueAlts<'a> {
+    pub queue: &'a str,
+    pub alts: Vec<&'a [Test]>,
+}
+
+/// `build_alt_lines.lua`: most free agents one run reads.
+#[derive(Debug, Serialize)]
+pub(super) struct BuildAltLinesRequest {
+    pub max: usize,
+}
+
 /// One report of a dial attempt.
 #[derive(Debug, Clone, Serialize)]
 pub struct AttemptRequest<'a> {

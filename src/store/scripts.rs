@@ -1,5 +1,6 @@
 //! The Lua scripts of `lua/`, each with the shared `lua/lib/` files in front
-//! (common, stats, agents, needs, line, calls: each uses the ones before), built once.
+//! (common, stats, skills, agents, needs, line, calls: each uses the ones
+//! before), built once.
 //! `redis::Script` sends EVALSHA and, on NOSCRIPT (a restarted Redis has an empty
 //! script cache), loads the script and retries, so routing survives a restart.
 
@@ -8,9 +9,10 @@ use std::sync::LazyLock;
 use redis::Script;
 
 /// `lua/lib/`, in the order each file needs the ones before it.
-const LIB: [&str; 6] = [
+const LIB: [&str; 7] = [
     include_str!("../../lua/lib/common.lua"),
     include_str!("../../lua/lib/stats.lua"),
+    include_str!("../../lua/lib/skills.lua"),
     include_str!("../../lua/lib/agents.lua"),
     include_str!("../../lua/lib/needs.lua"),
     include_str!("../../lua/lib/line.lua"),
@@ -66,12 +68,14 @@ lua!(HEARTBEAT, "heartbeat");
 lua!(EXPIRE_PRESENCE, "expire_presence");
 lua!(SET_WRAP_UP, "set_wrap_up");
 lua!(SAMPLE_WAITING, "sample_waiting");
+lua!(PUBLISH_ALTS, "publish_alts");
+lua!(BUILD_ALT_LINES, "build_alt_lines");
 // Read-only and run by `simulate --watch-redis` only, so not in `all()`: a
 // replica neither loads nor needs it.
 lua!(WATCH_LINES, "watch_lines");
 
 /// Every script, to load them all at start and check they are loaded for `/readyz`.
-pub fn all() -> [&'static Lua; 25] {
+pub fn all() -> [&'static Lua; 27] {
     [
         &UPSERT_AGENT,
         &SET_AGENT_STATE,
@@ -98,5 +102,7 @@ pub fn all() -> [&'static Lua; 25] {
         &EXPIRE_PRESENCE,
         &SET_WRAP_UP,
         &SAMPLE_WAITING,
+        &PUBLISH_ALTS,
+        &BUILD_ALT_LINES,
     ]
 }
