@@ -33,17 +33,45 @@ async fn put(app: &TestApp, id: &str, skills: serde_json::Value) -> Answer {
     .await
 }
 
-/// The members of `skill_avail:<queue>:<skill>` with their scores.
-async fn skill_line(app: &TestApp, queue: &str, skill: &str) -> Vec<(String, f64)> {
+/// The members of the sorted set `suffix` (after the namespace's prefix)
+/// with their scores.
+async fn members(app: &TestApp, suffix: &str) -> Vec<(String, f64)> {
     let mut conn = app.redis().await;
     redis::cmd("ZRANGE")
-        .arg(app.key(&format!("skill_avail:{queue}:{skill}")))
+        .arg(app.key(suffix))
         .arg(0)
         .arg(-1)
         .arg("WITHSCORES")
         .query_async(&mut conn)
         .await
         .unwrap()
+}
+
+/// The members of `skill_avail:<queue>:<skill>` with their scores.
+async fn skill_line(app: &TestApp, queue: &str, skill: &str) -> Vec<(String, f64)> {
+    members(app, &format!("skill_avail:{queue}:{skill}")).await
+}
+
+/// What `command` (SMEMBERS, HKEYS, …) answers for the key `suffix`.
+async fn strings(app: &TestApp, command: &str, suffix: &str) -> Vec<String> {
+    let mut conn = app.redis().await;
+    redis::cmd(command)
+        .arg(app.key(suffix))
+        .query_async(&mut conn)
+        .await
+        .unwrap()
+}
+
+/// Agent `id`'s skills as its hash keeps them ("name:level,…").
+async fn stored_skills(app: &TestApp, id: &str) -> String {
+    let mut conn = app.redis().await;
+    let stored: Option<String> = redis::cmd("HGET")
+        .arg(app.key(&format!("agent:{id}")))
+        .arg("skills")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    stored.unwrap_or_default()
 }
 
 async fn avail_score(app: &TestApp, queue: &str, id: &str) -> Option<f64> {
@@ -246,40 +274,14 @@ fn satisfies_sig(stored: &str, sig: &str) -> bool {
 async fn check_alt_lines(app: &TestApp) -> usize {
     let mut conn = app.redis().await;
     let mut ready_lines = 0;
-    let queues: Vec<String> = redis::cmd("SMEMBERS")
-        .arg(app.key("alt_queues"))
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    for queue in queues {
-        let sigs: Vec<String> = redis::cmd("HKEYS")
-            .arg(app.key(&format!("alts:{queue}")))
-            .query_async(&mut conn)
-            .await
-            .unwrap();
-        let ready: Vec<String> = redis::cmd("SMEMBERS")
-            .arg(app.key(&format!("alts_ready:{queue}")))
-            .query_async(&mut conn)
-            .await
-            .unwrap();
-        let avail: Vec<(String, f64)> = redis::cmd("ZRANGE")
-            .arg(app.key(&format!("avail:{queue}")))
-            .arg(0)
-            .arg(-1)
-            .arg("WITHSCORES")
-            .query_async(&mut conn)
-            .await
-            .unwrap();
+    for queue in strings(app, "SMEMBERS", "alt_queues").await {
+        let sigs = strings(app, "HKEYS", &format!("alts:{queue}")).await;
+        let ready = strings(app, "SMEMBERS", &format!("alts_ready:{queue}")).await;
+        let avail = members(app, &format!("avail:{queue}")).await;
         for sig in sigs {
             let mut expected = Vec::new();
             for (id, score) in &avail {
-                let stored: Option<String> = redis::cmd("HGET")
-                    .arg(app.key(&format!("agent:{id}")))
-                    .arg("skills")
-                    .query_async(&mut conn)
-                    .await
-                    .unwrap();
-                if satisfies_sig(stored.as_deref().unwrap_or(""), &sig) {
+                if satisfies_sig(&stored_skills(app, id).await, &sig) {
                     expected.push((id.clone(), *score));
                 }
             }
@@ -290,14 +292,7 @@ async fn check_alt_lines(app: &TestApp) -> usize {
                 .query_async(&mut conn)
                 .await
                 .unwrap();
-            let line: Vec<(String, f64)> = redis::cmd("ZRANGE")
-                .arg(app.key(&format!("alt_avail:{queue}:{sha}")))
-                .arg(0)
-                .arg(-1)
-                .arg("WITHSCORES")
-                .query_async(&mut conn)
-                .await
-                .unwrap();
+            let line = members(app, &format!("alt_avail:{queue}:{sha}")).await;
             if ready.contains(&sig) {
                 assert_eq!(line, expected, "{queue} {sig}: the line is not exact");
                 ready_lines += 1;
@@ -317,22 +312,8 @@ async fn check_alt_lines(app: &TestApp) -> usize {
 /// step: the longest idle free agent of `queue` who satisfies it, read
 /// from Redis' own lines of free agents, not the alternative's.
 async fn longest_idle_satisfying(app: &TestApp, queue: &str, sig: &str) -> Option<String> {
-    let mut conn = app.redis().await;
-    let avail: Vec<String> = redis::cmd("ZRANGEBYSCORE")
-        .arg(app.key(&format!("avail:{queue}")))
-        .arg("-inf")
-        .arg("+inf")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    for id in avail {
-        let stored: Option<String> = redis::cmd("HGET")
-            .arg(app.key(&format!("agent:{id}")))
-            .arg("skills")
-            .query_async(&mut conn)
-            .await
-            .unwrap();
-        if satisfies_sig(stored.as_deref().unwrap_or(""), sig) {
+    for (id, _) in members(app, &format!("avail:{queue}")).await {
+        if satisfies_sig(&stored_skills(app, &id).await, sig) {
             return Some(id);
         }
     }
@@ -441,11 +422,6 @@ async fn each_named_alternative_keeps_an_exact_line_of_free_agents_as_agents_mov
         .await
         .unwrap();
     assert_eq!((dropped.added, dropped.dropped), (0, 4));
-    let mut conn = app.redis().await;
-    let left: Vec<String> = redis::cmd("KEYS")
-        .arg(app.key("alt*"))
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    let left = strings(&app, "KEYS", "alt*").await;
     assert!(left.is_empty(), "left behind: {left:?}");
 }

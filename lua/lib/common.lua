@@ -35,6 +35,7 @@ local K = {
   line = function(queue) return P .. 'line:' .. queue end,
   line_priority = function(queue) return P .. 'line_priority:' .. queue end,
   line_needs = function(queue) return P .. 'line_needs:' .. queue end,
+  line_skills = function(queue) return P .. 'line_skills:' .. queue end,
   -- The waiting callers of a queue with the same steps (`stored`: as a call
   -- hash keeps them; '' for none), in serving order.
   line_by_needs = function(queue, stored)

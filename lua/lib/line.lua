@@ -50,15 +50,60 @@ local function waiting_queues(queues)
   return found
 end
 
+-- Adds `by` to a count field of hash `key`; a field that reaches 0 is
+-- dropped (the hash holds only what exists).
+local function add_count(key, field, by)
+  if redis.call('HINCRBY', key, field, by) <= 0 then
+    redis.call('HDEL', key, field)
+  end
+end
+
 -- `line_needs:<queue>`: the steps (as stored) of the queue's waiting callers
 -- -> how many have them ('' for callers without steps), so a script can tell
 -- from a few fields that no caller waiting could ever take an agent, without
--- reading the line.
+-- reading the line. `line_skills:<queue>`: for each skill, how many waiting
+-- callers have an alternative, at some step, listed under it (its first
+-- required skill in signature order, as lib/skills.lua lists alternatives;
+-- '' for one that requires no skill, and for callers without steps), and
+-- under '#' how many callers it counts: an agent with none of the skills
+-- listed can take none of them, told by one read.
 local function count_needs(queue, stored, by)
-  local key = K.line_needs(queue)
-  if redis.call('HINCRBY', key, stored or '', by) <= 0 then
-    redis.call('HDEL', key, stored or '')
+  add_count(K.line_needs(queue), stored or '', by)
+  local listed = {}
+  if not stored then
+    listed[''] = true
+  else
+    for _, step in ipairs(decode_steps(stored)) do
+      for _, tests in ipairs(step.alts) do
+        listed[alt_index_skill(alt_sig(tests))] = true
+      end
+    end
   end
+  local key = K.line_skills(queue)
+  for skill in pairs(listed) do
+    add_count(key, skill, by)
+  end
+  add_count(key, '#', by)
+end
+
+-- False when no caller waiting in `queue` (counted in `line_skills`) has an
+-- alternative that an agent with `skills` could meet; true when one may (or
+-- the counts are not whole: callers who joined before they were kept).
+local function may_take_any(queue, skills)
+  local fields = {'#', ''}
+  for name in pairs(skills) do
+    fields[#fields + 1] = name
+  end
+  local got = redis.call('HMGET', K.line_skills(queue), unpack(fields))
+  if tonumber(got[1]) ~= redis.call('ZCARD', K.line(queue)) then
+    return true
+  end
+  for i = 2, #fields do
+    if got[i] then
+      return true
+    end
+  end
+  return false
 end
 
 -- Takes `sid` out of `queue`'s lines, if it is there.
@@ -272,6 +317,9 @@ end
 -- later callers overtake, or leave the agent idle beside it; the agent's
 -- no-answer delay keeps it away a while.
 local function first_waiting_for(queue, skills, now)
+  if not may_take_any(queue, skills) then
+    return nil
+  end
   -- The callers are counted and kept in lines by their steps: only the lines
   -- of steps the agent meets at some step are read, each from its head (in
   -- serving order) to its first caller whose current step the agent meets,
