@@ -61,7 +61,8 @@ for _, queue in ipairs(redis.call('SMEMBERS', KEYS[1])) do
       start = start + #batch / 2
       for i = 1, #batch, 2 do
         local id, score = batch[i], batch[i + 1]
-        if not (tie_score and tonumber(score) == tie_score and id <= tie_upto) then
+        if not (tie_score and tonumber(score) == tie_score
+            and not bytes_before(tie_upto, id)) then
           budget = budget - 1
           local skills = parse_skills(redis.call('HGET', K.agent(id), 'skills'))
           local function add(sigs)

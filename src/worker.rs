@@ -49,13 +49,13 @@ impl OneAtATime {
 /// Runs rounds every `interval` until `shutdown` is cancelled.
 pub async fn run(engine: Engine, interval: Duration, shutdown: CancellationToken) {
     tracing::info!(interval_ms = interval.as_millis() as u64, "worker started");
-    if engine.routes_by_needs() {
+    let relaxing = engine.routes_by_needs().then(|| {
         tokio::spawn(relax_steps_every(
             engine.clone(),
             interval,
             shutdown.clone(),
-        ));
-    }
+        ))
+    });
     let mut ticker = tokio::time::interval(interval);
     let (connecting, reconciling) = (OneAtATime::default(), OneAtATime::default());
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -136,6 +136,9 @@ pub async fn run(engine: Engine, interval: Duration, shutdown: CancellationToken
             tracing::debug!(error = %e, "cannot read Redis's memory for its gauges");
         }
     }
+    if let Some(relaxing) = relaxing {
+        let _ = relaxing.await;
+    }
     tracing::info!("worker stopped");
 }
 
@@ -195,6 +198,10 @@ async fn relax_steps_every(engine: Engine, interval: Duration, shutdown: Cancell
         tokio::select! {
             () = shutdown.cancelled() => break,
             _ = ticker.tick() => {}
+        }
+        // Logged by `ready` itself, with back-off: not once a tick.
+        if engine.store().ready().await.is_err() {
+            continue;
         }
         if let Err(e) = relax_steps(&engine).await {
             tracing::warn!(error = %e, "cannot move waiting calls on to their next step; retrying next interval");

@@ -503,3 +503,83 @@ fallback = ["voicemail"]
     let dial = app.call(&call_sid(1), "+15005550007").await;
     assert_eq!(dialed(&dial).as_deref(), Some("both"), "{}", dial.body);
 }
+
+/// Steps that never reach `any` without a number's needs: calls to the
+/// first number need `es`, to the second `billing>=2 and vip`.
+const LISTED: &str = r#"
+[defaults]
+default_queue = "desk"
+wrap_up_secs = 0
+
+[[queues]]
+name = "desk"
+numbers = [{ number = "+15005550021", needs = "es" }, { number = "+15005550022", needs = "billing>=2 and vip" }]
+steps = [{ needs = "not trainee", for_secs = 600 }, { needs = "any" }]
+[queues.hold]
+loop_secs = 5
+max_waiting = 10
+max_wait_secs = 600
+join_when_no_agents = true
+"#;
+
+/// `line_skills:desk`, field by field.
+async fn line_skills(app: &TestApp) -> std::collections::BTreeMap<String, i64> {
+    let mut conn = app.redis().await;
+    redis::cmd("HGETALL")
+        .arg(app.key("line_skills:desk"))
+        .query_async(&mut conn)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn waiting_callers_are_counted_by_the_skills_they_need_and_an_agent_with_none_is_passed_by() {
+    let app = spawn_app(LISTED).await;
+    let spanish: Vec<String> = (1..=3).map(call_sid).collect();
+    let billing: Vec<String> = (4..=5).map(call_sid).collect();
+    for sid in &spanish {
+        assert!(
+            app.call(sid, "+15005550021")
+                .await
+                .body
+                .contains("<Redirect")
+        );
+    }
+    for sid in &billing {
+        assert!(
+            app.call(sid, "+15005550022")
+                .await
+                .body
+                .contains("<Redirect")
+        );
+    }
+    // Each caller under its alternatives' first required skill (both steps
+    // of a call list the same one here), and '#' counts them all.
+    let counted = |pairs: &[(&str, i64)]| {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), *v))
+            .collect::<std::collections::BTreeMap<_, _>>()
+    };
+    assert_eq!(
+        line_skills(&app).await,
+        counted(&[("#", 5), ("es", 3), ("billing", 2)])
+    );
+    // A caller hangs up while waiting: out of the counts.
+    app.call_status(&spanish[1], "completed").await;
+    assert_eq!(
+        line_skills(&app).await,
+        counted(&[("#", 4), ("es", 2), ("billing", 2)])
+    );
+    // An agent with none of those skills stays free beside them...
+    app.add_skilled("pt", &["desk"], json!({"pt": 1})).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(holds(&app, "pt").await, "");
+    // ...and one with `es` takes the longest-waiting caller who needs it.
+    app.add_skilled("es", &["desk"], json!({"es": 1})).await;
+    assert_eq!(holds(&app, "es").await, spanish[0]);
+    assert_eq!(
+        line_skills(&app).await,
+        counted(&[("#", 3), ("es", 1), ("billing", 2)])
+    );
+}

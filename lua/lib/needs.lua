@@ -248,6 +248,11 @@ local function count_matching(queue, alternatives, now, cap, shown, budget, exac
             found[#found + 1] = {id = batch[i], score = tonumber(batch[i + 1])}
           end
         end
+        -- Beside other alternatives, members it has but the budget did not
+        -- read are not in the merged count: it may be more.
+        if not single and #batch / 2 < math.min(n, cap) then
+          more = true
+        end
       end
       if single then
         unread = math.max(0, math.min(n, cap) - #found)

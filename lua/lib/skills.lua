@@ -65,13 +65,27 @@ local function satisfies(skills, alternatives)
   return false
 end
 
--- An alternative's signature (see above).
+-- True when `a` comes before `b` byte by byte, as Redis orders a sorted
+-- set's members of equal score. Lua's `<` on strings follows the server's
+-- locale (strcoll), which may ignore punctuation and case.
+local function bytes_before(a, b)
+  for i = 1, math.min(#a, #b) do
+    local x, y = string.byte(a, i), string.byte(b, i)
+    if x ~= y then
+      return x < y
+    end
+  end
+  return #a < #b
+end
+
+-- An alternative's signature (see above), its tests in byte order: the same
+-- under any locale.
 local function alt_sig(tests)
   local parts = {}
   for i, t in ipairs(tests) do
     parts[i] = (t.negated == true and '!' or '') .. t.skill .. '>=' .. t.min
   end
-  table.sort(parts)
+  table.sort(parts, bytes_before)
   return table.concat(parts, '&')
 end
 
