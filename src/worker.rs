@@ -56,21 +56,11 @@ pub async fn run(engine: Engine, interval: Duration, shutdown: CancellationToken
             shutdown.clone(),
         ))
     });
-    let mut ticker = tokio::time::interval(interval);
+    let mut ticker = ticker(interval);
     let (connecting, reconciling) = (OneAtATime::default(), OneAtATime::default());
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_stats: Option<tokio::time::Instant> = None;
     let (mut last_alts, mut building): (Option<tokio::time::Instant>, bool) = (None, false);
-    loop {
-        tokio::select! {
-            () = shutdown.cancelled() => break,
-            _ = ticker.tick() => {}
-        }
-        // Also reloads the scripts after a Redis restart, before the sweep needs them.
-        // Logged by `ready` itself, with back-off: not once a round.
-        if engine.store().ready().await.is_err() {
-            continue;
-        }
+    while next_ready_tick(&mut ticker, &shutdown, &engine).await {
         if let Err(e) = sweep_once(&engine).await {
             tracing::warn!(error = %e, "sweep failed; retrying next interval");
         }
@@ -192,25 +182,43 @@ pub async fn keep_alt_lines(
 /// Matching takes each caller's current step from the time it waited, so the
 /// round's match_lines matches at the new step whichever runs first.
 async fn relax_steps_every(engine: Engine, interval: Duration, shutdown: CancellationToken) {
-    let mut ticker = tokio::time::interval(interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            () = shutdown.cancelled() => break,
-            _ = ticker.tick() => {}
-        }
-        // Logged by `ready` itself, with back-off: not once a tick.
-        if engine.store().ready().await.is_err() {
-            continue;
-        }
+    let mut ticker = ticker(interval);
+    while next_ready_tick(&mut ticker, &shutdown, &engine).await {
         if let Err(e) = relax_steps(&engine).await {
             tracing::warn!(error = %e, "cannot move waiting calls on to their next step; retrying next interval");
         }
     }
 }
 
+/// A ticker of `interval` whose ticks missed while a round ran late are not
+/// made up in a burst.
+fn ticker(interval: Duration) -> tokio::time::Interval {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticker
+}
+
+/// Waits for `ticker`'s next tick at which Redis is ready; false once
+/// `shutdown` is cancelled. `ready` also reloads the scripts after a Redis
+/// restart, and logs an outage itself, with back-off (not once a tick).
+async fn next_ready_tick(
+    ticker: &mut tokio::time::Interval,
+    shutdown: &CancellationToken,
+    engine: &Engine,
+) -> bool {
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return false,
+            _ = ticker.tick() => {}
+        }
+        if engine.store().ready().await.is_ok() {
+            return true;
+        }
+    }
+}
+
 /// Moves every waiting call whose next step began on to it.
-pub async fn relax_steps(engine: &Engine) -> Result<(), StoreError> {
+async fn relax_steps(engine: &Engine) -> Result<(), StoreError> {
     while engine.store().relax_steps(500).await? == 500 {}
     Ok(())
 }
