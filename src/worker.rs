@@ -323,6 +323,13 @@ pub async fn refresh_wait_metrics(engine: &Engine) -> Result<(), StoreError> {
                     })
                 });
             metrics::wait_ended(&event.queue, &event.outcome, waited, within);
+            if let (Some(estimate), "answered") = (event.estimate_ms, event.outcome.as_str()) {
+                metrics::estimate_judged(
+                    &event.queue,
+                    std::time::Duration::from_millis(estimate),
+                    waited,
+                );
+            }
         }
         if events.len() < 500 {
             return Ok(());

@@ -139,6 +139,18 @@ end
 -- of that very attempt (answered after all) can take it back (settle).
 local function release_agent(agent, id, how, now, t)
   local queues = queues_of(agent)
+  local sid = redis.call('HGET', agent, 'call_sid')
+  if sid and sid ~= '' then
+    -- When it is next offered a call: the end of its wrap-up or no-answer
+    -- delay (an agent set away after too many misses: now).
+    local free_at = now
+    if how == 'wrap_up' then
+      free_at = now + t.wrap_up_ms
+    elseif how == 'miss' then
+      free_at = now + (t.delay_ms or 0)
+    end
+    forecast_cycle(K.call(sid), how, free_at)
+  end
   dequeue(id, queues)
   if redis.call('HGET', agent, 'deleted') == '1' then
     redis.call('DEL', agent)

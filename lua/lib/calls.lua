@@ -20,8 +20,9 @@ local function decision(call, fresh)
     return {'fallback', c[8], fresh}
   elseif c[1] == 'waiting' then
     local q = redis.call('HMGET', call, 'queue', 'sid', 'since')
-    return {'waiting', position_of(call, q[2], q[1]), tonumber(q[3]) or 0, fresh,
-      estimated_wait_ms(q[1])}
+    local position = position_of(call, q[2], q[1])
+    return {'waiting', position, tonumber(q[3]) or 0, fresh,
+      wait_estimate(call, q[2], q[1], position)}
   end
   return {'ended'}
 end
@@ -444,12 +445,8 @@ local function settle(s, tail_ms)
     redis.call('HSET', call, 'status', 'on_call', 'answered_at', now)
     emit_call('call_connected', s.sid)
     stats_answered(call, now, now)
-    local since = tonumber(redis.call('HGET', call, 'since'))
-    if since then
+    if redis.call('HEXISTS', call, 'since') == 1 then
       record_outcome(call, 'answered', now)
-      -- Recent answered waits, for the estimate announced to waiting callers.
-      redis.call('LPUSH', K.waits(home), now - since)
-      redis.call('LTRIM', K.waits(home), 0, 19)
     end
     redis.call('ZREM', K.deadlines, reservation)
     redis.call('ZADD', K.deadlines, now + t.lease_ms, lease)

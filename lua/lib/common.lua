@@ -52,7 +52,7 @@ local K = {
     return P .. 'alt_avail:' .. queue .. ':' .. redis.sha1hex(sig)
   end,
   hold_queues = P .. 'hold_queues',
-  waits = function(queue) return P .. 'waits:' .. queue end,
+  forecast = function(queue) return P .. 'forecast:' .. queue end,
   stats = function(queue) return P .. 'stats:' .. queue end,
   wait_events = P .. 'wait_events',
   step_events = P .. 'step_events',

@@ -157,9 +157,17 @@ local function record_outcome(call, outcome, now)
   if redis.call('HSETNX', call, 'wait_outcome', outcome) == 0 then
     return
   end
-  local c = redis.call('HMGET', call, 'queue', 'since')
+  local c = redis.call('HMGET', call, 'queue', 'since', 'estimate_first_ms')
   local waited = now - (tonumber(c[2]) or now)
-  redis.call('LPUSH', K.wait_events, (c[1] or '') .. '|' .. outcome .. '|' .. waited)
+  if c[1] then
+    forecast_left(c[1], outcome)
+  end
+  -- The first estimate the caller heard, for the metric of how far off it was.
+  local event = (c[1] or '') .. '|' .. outcome .. '|' .. waited
+  if c[3] then
+    event = event .. '|' .. c[3]
+  end
+  redis.call('LPUSH', K.wait_events, event)
   redis.call('LTRIM', K.wait_events, 0, 9999)
 end
 
@@ -431,18 +439,38 @@ local function offer_if_free(agent, id, now)
   end
 end
 
--- The mean of the queue's last (up to 20) answered waits, in ms; -1 while
--- there are fewer than 5 (too few to say anything).
-local function estimated_wait_ms(queue)
-  local waits = redis.call('LRANGE', K.waits(queue), 0, -1)
-  if #waits < 5 then
+-- How much an estimate may rise from one round to the next without a reason
+-- (a queue published by a replica of an earlier version has no setting).
+local DEFAULT_RISE_MS = 60000
+
+-- The estimated wait (ms) of the caller at `position` now, announced this
+-- round, or -1 for none (lib/forecast.lua). Never more than the queue's
+-- `rise_ms` above the last one announced, unless fewer agents are signed in
+-- than then: a caller who heard "about 2 minutes" is not told 5 because the
+-- figures wobbled. Kept in the call hash: `estimate_ms` and `estimate_at`,
+-- the agents signed in then (`estimate_staffed`), and the first one heard
+-- (`estimate_first_ms`, also an event), which the wait's outcome is judged by.
+local function wait_estimate(call, sid, queue, position)
+  local est, staffed = forecast_wait(queue, position)
+  if not est then
     return -1
   end
-  local sum = 0
-  for _, w in ipairs(waits) do
-    sum = sum + tonumber(w)
+  local c = redis.call('HMGET', call, 'estimate_ms', 'estimate_staffed')
+  local last = tonumber(c[1])
+  local now = now_ms()
+  if last then
+    local conf = redis.call('HGET', K.hold_queues, queue)
+    local rise = conf and tonumber(cjson.decode(conf).rise_ms) or DEFAULT_RISE_MS
+    if est > last + rise and staffed >= (tonumber(c[2]) or 0) then
+      est = last + rise
+    end
+  else
+    redis.call('HSET', call, 'estimate_first_ms', est)
+    emit_call('wait_estimated', sid, {estimated_wait_ms = est, position = position,
+      staffed = staffed})
   end
-  return math.floor(sum / #waits)
+  redis.call('HSET', call, 'estimate_ms', est, 'estimate_at', now, 'estimate_staffed', staffed)
+  return est
 end
 
 -- A waiting call's position: its rank in line (a call with a priority: in

@@ -70,6 +70,10 @@ pub struct WaitingDoc {
     /// Its priority in line (a menu's or a lookup's): callers with one are
     /// served first, the highest first; 0 for none.
     priority: u8,
+    /// What is left of the last estimated wait the caller heard (the
+    /// estimate less the time since); null before one was made (nobody
+    /// signed in, or too little known yet).
+    estimated_wait_secs: Option<u64>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -117,6 +121,7 @@ async fn queue_doc(state: &AppState, name: &str, figures: Figures) -> Result<Que
                 since: rfc3339(w.since_ms),
                 position: w.position,
                 priority: w.priority,
+                estimated_wait_secs: w.estimated_wait_ms.map(|ms| ms.div_ceil(1000)),
             })
             .collect(),
         longest_wait_secs,

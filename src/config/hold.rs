@@ -16,7 +16,7 @@ use super::routing::FallbackStep;
 pub enum Announce {
     /// "You are number 3 in line."
     Position,
-    /// The estimated wait, from recent answered waits.
+    /// The estimated wait (lua/lib/forecast.lua).
     Wait,
     Both,
     None,
@@ -39,6 +39,9 @@ pub struct Hold {
     /// heartbeat must wait for it (`round_ms`).
     pub music_secs: Option<u32>,
     pub announce: Announce,
+    /// The most a caller's estimated wait may rise from one round to the next
+    /// while no agent of the queue signed out.
+    pub estimate_max_rise_secs: u32,
     /// Keys a caller may press to leave the line, and the step each takes.
     pub exit_digits: BTreeMap<char, FallbackStep>,
     /// Wait only while an agent of the queue is signed in (not offline or away).
@@ -56,6 +59,7 @@ impl Default for Hold {
             music_url: None,
             music_secs: None,
             announce: Announce::Position,
+            estimate_max_rise_secs: 60,
             exit_digits: BTreeMap::new(),
             join_when_no_agents: false,
             service_level_secs: 20,
@@ -85,6 +89,7 @@ pub(super) struct RawHold {
     music_url: Option<Spanned<String>>,
     music_secs: Option<Spanned<i64>>,
     announce: Option<Spanned<String>>,
+    estimate_max_rise_secs: Option<Spanned<i64>>,
     #[serde(default)]
     exit_digits: BTreeMap<String, Spanned<String>>,
     join_when_no_agents: Option<bool>,
@@ -222,6 +227,13 @@ impl RawHold {
             music_url,
             music_secs,
             announce,
+            estimate_max_rise_secs: number(
+                &self.estimate_max_rise_secs,
+                "estimate_max_rise_secs",
+                0..3601,
+                d.estimate_max_rise_secs,
+                error,
+            ),
             exit_digits,
             join_when_no_agents: self.join_when_no_agents.unwrap_or(d.join_when_no_agents),
             service_level_secs: number(

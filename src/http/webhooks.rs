@@ -609,11 +609,7 @@ fn hold_round(
     if let Some(secs) = estimated_wait_secs
         && matches!(hold.announce, Announce::Wait | Announce::Both)
     {
-        let minutes = secs.div_ceil(60).max(1);
-        said.push(format!(
-            "Your wait is less than {minutes} minute{}.",
-            if minutes == 1 { "" } else { "s" }
-        ));
+        said.push(spoken_wait(secs));
     }
     twiml::hold(&twiml::HoldRound {
         announcement: &said.join(" "),
@@ -623,6 +619,19 @@ fn hold_round(
         gather: !hold.exit_digits.is_empty(),
         speech: table.speech(queue),
     })
+}
+
+/// An estimated wait as a caller hears it: to the nearest minute, and under a
+/// minute as such (an estimate is never exact: "about").
+fn spoken_wait(secs: u64) -> String {
+    if secs < 60 {
+        return "Your wait is less than a minute.".to_owned();
+    }
+    let minutes = (secs + 30) / 60;
+    format!(
+        "Your wait is about {minutes} minute{}.",
+        if minutes == 1 { "" } else { "s" }
+    )
 }
 
 /// What a caller gets while Redis is unreachable.

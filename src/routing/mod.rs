@@ -81,7 +81,8 @@ pub enum Decision {
         queue: String,
         /// 0 when unknown (Redis unreachable: the caller keeps waiting).
         position: u32,
-        /// Rounded up to whole minutes when announced; `None`: not enough data.
+        /// Spoken to the nearest minute; `None`: nobody signed in, or too little
+        /// known (lua/lib/forecast.lua).
         estimated_wait_secs: Option<u64>,
     },
     /// An agent was given to the caller and a REST redirect to its `<Dial>` is
@@ -885,6 +886,7 @@ impl Engine {
                         plan: PlanEntry::new(&q.name, "line", &q.settings),
                         priority: q.priority,
                         loop_ms: hold.round_ms(),
+                        rise_ms: u64::from(hold.estimate_max_rise_secs) * 1000,
                     },
                 ))
             })

@@ -111,7 +111,10 @@ pub struct CallResult {
     /// the next, as a load balancer does.
     pub retried: u32,
     pub line: Vec<LineMark>,
-    /// When the caller's call was over (since the run started).
+    /// When the call came in, when an agent answered it (if one did), and
+    /// when the caller's call was over (since the run started).
+    pub started_at: Duration,
+    pub answered_at: Option<Duration>,
     pub ended_at: Duration,
     pub latencies: Vec<Duration>,
     pub errors: Vec<String>,
@@ -175,6 +178,8 @@ pub(crate) async fn place(shared: &Shared, n: usize) -> CallResult {
             rest_redirects: 0,
             retried: 0,
             line: Vec::new(),
+            started_at: shared.started.elapsed(),
+            answered_at: None,
             ended_at: Duration::ZERO,
             latencies: Vec::new(),
             errors: Vec::new(),
@@ -398,6 +403,7 @@ impl Call<'_> {
         let play = self.draw();
         match play {
             Play::Answer => {
+                self.result.answered_at = Some(self.shared.started.elapsed());
                 if let Some(cb) = &callback {
                     self.callback(cb, self.leg(&leg_sid, "in-progress"), "agent answered")
                         .await;
@@ -407,11 +413,13 @@ impl Call<'_> {
                 {
                     // The call moved on meanwhile (a lost callback let the
                     // reservation expire): the leg hangs up, as a miss.
+                    self.result.answered_at = None;
                     self.result.missed += 1;
                     self.shared.holders.release(&agent, &self.sid);
                     return self.leg_ended(&callback, &action, &leg_sid).await;
                 }
-                tokio::time::sleep(Duration::from_millis(self.shared.args.talk_ms)).await;
+                let talk = self.talk_time();
+                tokio::time::sleep(talk).await;
                 self.shared.holders.release(&agent, &self.sid);
                 self.result.outcome = CallOutcome::Answered;
                 self.bridged_call_ends(&callback, &action, &leg_sid).await;
@@ -639,6 +647,19 @@ impl Call<'_> {
             self.end_call().await;
         }
         next
+    }
+
+    /// How long an answered call lasts: `--talk-ms`, or with `--talk-sigma`
+    /// a log-normal time of that median.
+    fn talk_time(&mut self) -> Duration {
+        let args = &self.shared.args;
+        let median = Duration::from_millis(args.talk_ms);
+        match rand_distr::LogNormal::new(0.0, args.talk_sigma) {
+            Ok(spread) if args.talk_sigma > 0.0 => {
+                median.mul_f64(rand::RngExt::sample(&mut self.rng, spread))
+            }
+            _ => median,
+        }
     }
 
     fn draw(&mut self) -> Play {

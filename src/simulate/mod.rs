@@ -6,6 +6,9 @@
 //! another still holds it). It is the demo's "place a call" and the load bench.
 
 mod call;
+mod day;
+mod estimates;
+mod history;
 mod line_check;
 mod lookup;
 mod progress;
@@ -103,9 +106,19 @@ pub struct SimulateArgs {
     /// How long an agent rings before its outcome, in ms.
     #[arg(long, default_value_t = 20)]
     pub ring_ms: u64,
-    /// How long an answered call lasts, in ms.
+    /// How long an answered call lasts, in ms (the median, with --talk-sigma).
     #[arg(long, default_value_t = 50)]
     pub talk_ms: u64,
+    /// Spread of answered calls' lengths: log-normal with this sigma around
+    /// --talk-ms (0: every call lasts --talk-ms).
+    #[arg(long, default_value_t = 0.0)]
+    pub talk_sigma: f64,
+    /// Play a working day in this many seconds: callers arrive at random at a
+    /// rate that peaks at --rate at lunch (40 % of it in the morning and
+    /// evening), the --agents sign in and out on a plan, and the estimated
+    /// waits are judged (docs/simulate.md). --calls is not used.
+    #[arg(long, requires = "rate")]
+    pub day: Option<f64>,
     /// Seed of the outcome choices (each call draws from seed + its number).
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -300,34 +313,48 @@ pub async fn run(args: &SimulateArgs) -> anyhow::Result<Report> {
         }
         None => None,
     };
+    // With --day, when each call comes; else --calls, at --rate if given.
+    let schedule: Option<Arc<Vec<Duration>>> = args.day.map(|secs| {
+        Arc::new(day::arrivals(
+            args.seed,
+            Duration::from_secs_f64(secs.max(0.0)),
+            args.rate.unwrap_or(0.0),
+        ))
+    });
+    let calls = schedule.as_ref().map_or(args.calls, |s| s.len());
     let shared = Arc::new(call::Shared {
         redirects,
         http,
         args: args.clone(),
         holders: Holders::default(),
         next_url: AtomicUsize::new(0),
-        trace: args.trace || args.calls == 1,
+        trace: args.trace || calls == 1,
         started,
         run_id: rand::random(),
     });
     let progress = Arc::new(progress::Progress::default());
     // One call's trace says it all; --json asks for the report alone.
-    let ticker = (args.calls > 1 && !shared.trace && !args.json)
-        .then(|| progress::Ticker::start(progress.clone(), args.calls, started));
+    let ticker = (calls > 1 && !shared.trace && !args.json)
+        .then(|| progress::Ticker::start(progress.clone(), calls, started));
+    let shifts = (args.day.is_some() && args.agents > 0)
+        .then(|| tokio::spawn(day::play_shifts(shared.http.clone(), args.clone(), started)));
     let mut workers = tokio::task::JoinSet::new();
-    for _ in 0..args.concurrency.clamp(1, args.calls.max(1)) {
+    for _ in 0..args.concurrency.clamp(1, calls.max(1)) {
         let shared = shared.clone();
         let progress = progress.clone();
+        let schedule = schedule.clone();
         workers.spawn(async move {
             let mut report = Report::default();
             loop {
                 let n = progress.begun.fetch_add(1, Ordering::Relaxed);
-                if n >= shared.args.calls {
+                if n >= calls {
                     break;
                 }
-                // A steady rate: call n starts n / rate seconds after the first,
-                // however fast the others finished.
-                if let Some(rate) = shared.args.rate.filter(|r| *r > 0.0) {
+                if let Some(at) = schedule.as_ref().and_then(|s| s.get(n)) {
+                    tokio::time::sleep_until((shared.started + *at).into()).await;
+                } else if let Some(rate) = shared.args.rate.filter(|r| *r > 0.0) {
+                    // A steady rate: call n starts n / rate seconds after the
+                    // first, however fast the others finished.
                     let due = shared.started + Duration::from_secs_f64(n as f64 / rate);
                     tokio::time::sleep_until(due.into()).await;
                 }
@@ -348,14 +375,21 @@ pub async fn run(args: &SimulateArgs) -> anyhow::Result<Report> {
         let watch = watching.await.context("the line watch panicked")?;
         report.add_findings(watch.settle(&report.ended_calls()).await);
     }
+    if let Some(shifts) = shifts {
+        report.add_agent_moves(shifts.await.context("the day's agent moves panicked")??);
+    }
     let waited = report.waited_calls();
     if !args.admin_token.is_empty() && !waited.is_empty() {
         let base = args.urls[0].trim_end_matches('/');
         let sweep = Duration::from_millis(args.sweep_ms);
-        report.add_steps(
-            steps::read(&shared.http, base, &args.admin_token, waited, sweep).await,
-            sweep,
-        );
+        let (histories, unread) =
+            history::read(&shared.http, base, &args.admin_token, waited).await;
+        report.add_steps(steps::judge(&histories, unread, sweep), sweep);
+        let first: HashMap<String, u64> = histories
+            .iter()
+            .filter_map(|(sid, h)| Some((sid.clone(), estimates::first_estimate(h)?)))
+            .collect();
+        report.add_estimates(estimates::judge(&report.answered_calls(), &first));
     }
     report.add_lookups(
         asked.answered.load(Ordering::Relaxed),

@@ -63,14 +63,31 @@ pub struct Report {
     /// it refused for a bad signature.
     pub lookups: u64,
     pub lookups_forged: u64,
+    /// With `--day`: how many of the day's agent moves never went through.
+    pub agent_moves_failed: u64,
+    /// How right the estimated waits were (with the admin token, from the
+    /// histories of the calls that waited).
+    pub estimates: Option<super::estimates::EstimateFindings>,
     /// The first few errors and violations, for the reader.
     pub examples: Vec<String>,
     #[serde(skip)]
     latencies: Latencies,
-    /// Each call's CallSid, when it ended, and its line marks (for the
-    /// overtaking check and the watch).
+    /// Each call as the caller saw it (for the overtaking check, the watch
+    /// and the estimates).
     #[serde(skip)]
-    journeys: Vec<(String, Duration, Vec<LineMark>)>,
+    journeys: Vec<Journey>,
+}
+
+/// One call's CallSid, its times and its line marks.
+#[derive(Debug, Clone)]
+struct Journey {
+    sid: String,
+    started: Duration,
+    answered: Option<Duration>,
+    ended: Duration,
+    /// It heard a hold round.
+    waited: bool,
+    line: Vec<LineMark>,
 }
 
 /// Webhook latencies in µs, kept by an HDR histogram (3 significant digits): a
@@ -131,7 +148,14 @@ impl Report {
         for line in call.violations.into_iter().chain(call.errors) {
             self.example(line);
         }
-        self.journeys.push((call.sid, call.ended_at, call.line));
+        self.journeys.push(Journey {
+            sid: call.sid,
+            started: call.started_at,
+            answered: call.answered_at,
+            ended: call.ended_at,
+            waited: call.hold_rounds > 0,
+            line: call.line,
+        });
         for took in call.latencies {
             self.latencies.record(took);
         }
@@ -170,7 +194,22 @@ impl Report {
     pub(crate) fn ended_calls(&self) -> Vec<(String, Duration)> {
         self.journeys
             .iter()
-            .map(|(sid, ended, _)| (sid.clone(), *ended))
+            .map(|j| (j.sid.clone(), j.ended))
+            .collect()
+    }
+
+    /// The answered calls, for judging the estimated waits.
+    pub(crate) fn answered_calls(&self) -> Vec<super::estimates::Answered> {
+        self.journeys
+            .iter()
+            .filter_map(|j| {
+                Some(super::estimates::Answered {
+                    sid: j.sid.clone(),
+                    started: j.started,
+                    answered: j.answered?,
+                    waited_in_line: j.waited,
+                })
+            })
             .collect()
     }
 
@@ -178,8 +217,8 @@ impl Report {
     pub(crate) fn waited_calls(&self) -> Vec<String> {
         self.journeys
             .iter()
-            .filter(|(_, _, marks)| marks.iter().any(|m| matches!(m, LineMark::Waiting { .. })))
-            .map(|(sid, _, _)| sid.clone())
+            .filter(|j| j.waited)
+            .map(|j| j.sid.clone())
             .collect()
     }
 
@@ -207,6 +246,19 @@ impl Report {
         self.histories_unread = found.unread;
         for line in found.examples {
             self.example(line);
+        }
+    }
+
+    pub(crate) fn add_estimates(&mut self, found: super::estimates::EstimateFindings) {
+        self.estimates = Some(found);
+    }
+
+    pub(crate) fn add_agent_moves(&mut self, failed: u64) {
+        self.agent_moves_failed = failed;
+        if failed > 0 {
+            self.example(format!(
+                "{failed} of the day's agent moves never went through"
+            ));
         }
     }
 
@@ -245,7 +297,7 @@ impl Report {
         let verdict = super::line_check::check(
             self.journeys
                 .iter()
-                .map(|(sid, _, marks)| (sid.as_str(), marks.as_slice())),
+                .map(|j| (j.sid.as_str(), j.line.as_slice())),
         );
         self.overtaken = verdict.overtakings.len() as u64;
         self.line_pairs_judged = verdict.pairs_judged;
@@ -339,6 +391,19 @@ impl Report {
                 println!(
                     "lines looked at {} times (at most {} callers in line at once): agents idle beside waiting callers {}, callers left in line after hanging up {}",
                     self.line_looks, self.most_waiting, self.idle_beside_waiters, self.left_in_line
+                );
+            }
+            if let Some(e) = &self.estimates {
+                println!(
+                    "estimated waits, callers who waited {} s or more: {} judged, {} ({:.0} %) within 20 %; mean error {:.1} s, Asterisk's method {:.1} s ({:.2}x ours); {} heard none",
+                    super::estimates::JUDGED_FROM.as_secs(),
+                    e.judged,
+                    e.within_20_percent,
+                    100.0 * e.within_20_percent_share,
+                    e.mean_abs_error_secs,
+                    e.asterisk_mean_abs_error_secs,
+                    e.asterisk_over_ours,
+                    e.without_estimate
                 );
             }
             for line in &self.examples {

@@ -58,6 +58,8 @@ pub struct Waiter {
     pub position: u32,
     /// Its priority (a menu's or a lookup's); 0: served by arrival.
     pub priority: u8,
+    /// What is left of the last estimated wait it heard; `None` before one.
+    pub estimated_wait_ms: Option<u64>,
 }
 
 /// One ended wait, for the metrics.
@@ -67,6 +69,8 @@ pub struct WaitEvent {
     /// `answered`, `abandoned`, `timeout`, `exit`, `full`, `no_agents`, `removed`.
     pub outcome: String,
     pub waited_ms: u64,
+    /// The first estimated wait the caller heard, if one was made.
+    pub estimate_ms: Option<u64>,
 }
 
 /// A call with steps given an agent at `step`, or (`relaxed`) a waiting call
@@ -103,7 +107,8 @@ pub enum RouteOutcome {
         position: u32,
         since_ms: i64,
         fresh: bool,
-        /// From recent answered waits; `None` while there are too few.
+        /// lua/lib/forecast.lua; `None` while nobody is signed in or too little
+        /// is known.
         estimated_wait_ms: Option<u64>,
     },
     /// No such call (a wait fetch for a call Redis does not know).
@@ -384,33 +389,41 @@ impl Store {
         }
         let mut pipe = redis::pipe();
         for (sid, _) in &order {
-            pipe.cmd("HMGET")
-                .arg(self.keys().call(sid))
-                .arg(&["caller", "since", "priority"]);
+            pipe.cmd("HMGET").arg(self.keys().call(sid)).arg(&[
+                "caller",
+                "since",
+                "priority",
+                "estimate_ms",
+                "estimate_at",
+            ]);
         }
-        type Fields = (Option<String>, Option<i64>, Option<u8>);
+        type Fields = (
+            Option<String>,
+            Option<i64>,
+            Option<u8>,
+            Option<i64>,
+            Option<i64>,
+        );
         let fields: Vec<Fields> = self.query("line", pipe).await?;
         let waiters = order
             .into_iter()
             .zip(fields)
             .enumerate()
-            .map(|(i, ((call_sid, score), (from, since, priority)))| Waiter {
-                call_sid,
-                from: from.unwrap_or_default(),
-                since_ms: since.or(score).unwrap_or(now),
-                position: i as u32 + 1,
-                priority: priority.unwrap_or(0),
-            })
+            .map(
+                |(i, ((call_sid, score), (from, since, priority, estimate, at)))| Waiter {
+                    call_sid,
+                    from: from.unwrap_or_default(),
+                    since_ms: since.or(score).unwrap_or(now),
+                    position: i as u32 + 1,
+                    priority: priority.unwrap_or(0),
+                    // The last estimate the caller heard, less the time since.
+                    estimated_wait_ms: estimate
+                        .zip(at)
+                        .map(|(ms, at)| u64::try_from(ms - (now - at)).unwrap_or(0)),
+                },
+            )
             .collect();
         Ok((now, waiters))
-    }
-
-    /// The last (up to 20) answered waits of `queue`, in ms, newest first.
-    pub async fn recent_waits(&self, queue: &str) -> Result<Vec<u64>, StoreError> {
-        let mut pipe = redis::pipe();
-        pipe.lrange(self.keys().waits(queue), 0, -1);
-        let (waits,): (Vec<u64>,) = self.query("recent_waits", pipe).await?;
-        Ok(waits)
     }
 
     /// How many callers wait in each of `queues`, and for how long the head of
@@ -470,11 +483,12 @@ impl Store {
         Ok(raw
             .iter()
             .filter_map(|e| {
-                let mut parts = e.splitn(3, '|');
+                let mut parts = e.splitn(4, '|');
                 Some(WaitEvent {
                     queue: parts.next()?.to_owned(),
                     outcome: parts.next()?.to_owned(),
                     waited_ms: parts.next()?.parse().ok()?,
+                    estimate_ms: parts.next().and_then(|ms| ms.parse().ok()),
                 })
             })
             .collect())

@@ -142,9 +142,10 @@ impl Keys {
         format!("{}audit", self.prefix)
     }
 
-    /// List: a queue's last (up to 20) answered waits in ms, newest first.
-    pub fn waits(&self, queue: &str) -> String {
-        format!("{}waits:{queue}", self.prefix)
+    /// Hash: a queue's moving averages of recent agent cycles and ended
+    /// waits, for the estimated wait (lua/lib/forecast.lua).
+    pub fn forecast(&self, queue: &str) -> String {
+        format!("{}forecast:{queue}", self.prefix)
     }
 
     /// Hash with a TTL: a queue's figures by minute and quarter hour, two

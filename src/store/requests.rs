@@ -185,6 +185,9 @@ pub struct HoldQueueEntry<'a> {
     /// `music_secs` when longer): the heartbeat allows it and 15 s. The name
     /// stays `loop_ms` so replicas of both versions read each other's entries.
     pub loop_ms: u64,
+    /// The most a caller's estimated wait may rise from one round to the next
+    /// while no agent signed out (`Hold::estimate_max_rise_secs`).
+    pub rise_ms: u64,
 }
 
 /// `wait.lua`: a waiting caller's fetch.

@@ -9,9 +9,10 @@ use std::sync::LazyLock;
 use redis::Script;
 
 /// `lua/lib/`, in the order each file needs the ones before it.
-const LIB: [&str; 7] = [
+const LIB: [&str; 8] = [
     include_str!("../../lua/lib/common.lua"),
     include_str!("../../lua/lib/stats.lua"),
+    include_str!("../../lua/lib/forecast.lua"),
     include_str!("../../lua/lib/skills.lua"),
     include_str!("../../lua/lib/agents.lua"),
     include_str!("../../lua/lib/needs.lua"),

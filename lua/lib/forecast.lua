@@ -1,0 +1,108 @@
+--[[ forecast.lua: how long a waiting caller will wait until an agent answers
+(docs/waiting-line.md, "Estimated wait").
+
+A caller at position p leaves the line when the p-th agent of its queue frees
+up (fewer, when some of those ahead leave first), and waits then for that agent
+to answer. So the estimate is
+
+  (1 + (p - 1) x (1 - left / 2)) / (staffed x served / cycle_ms) + ring_ms
+
+from the queue's agents who are signed in now (`counts`: available, reserved,
+on_call, wrap_up) and what its recent agent cycles and waits showed, kept in
+`forecast:<queue>` (built from the prefix), a hash of moving averages that
+stays a few fields whatever the traffic:
+  cycle_ms  an agent's time per reservation, from reserved to free again:
+            ringing, talk and wrap-up for an answered call; ringing and the
+            no-answer delay for a miss
+  served    the share of reservations that take a caller out of the line (an
+            answered call, or a caller who hung up while the agent rang); a
+            miss puts the caller back at the head
+  ring_ms   reserved to answered, over answered calls
+  left      the share of callers who left the line without an agent
+            (abandoned, exit, timeout, removed), over those who left it; those
+            ahead of a caller have already stayed a while, so half of it counts
+  cycles, waits  how many of each were averaged: a plain mean up to WINDOW,
+            then a moving average over about the last WINDOW
+A cycle counts in the queue the agent was reserved from (`agent_queue`).
+]]
+
+local FORECAST_WINDOW = 50
+-- Too few cycles say nothing: no estimate until this many.
+local FORECAST_MIN_CYCLES = 5
+local STAFFED_STATES = {'available', 'reserved', 'on_call', 'wrap_up'}
+
+-- Adds `x` to the moving average `field` of `forecast:<queue>`, counted in
+-- `n_field`.
+local function forecast_add(queue, n_field, fields)
+  local key = K.forecast(queue)
+  local names = {n_field}
+  for name in pairs(fields) do
+    names[#names + 1] = name
+  end
+  local got = redis.call('HMGET', key, unpack(names))
+  local n = math.min((tonumber(got[1]) or 0) + 1, FORECAST_WINDOW)
+  local set = {n_field, n}
+  for i = 2, #names do
+    local avg = tonumber(got[i]) or 0
+    set[#set + 1] = names[i]
+    set[#set + 1] = avg + (fields[names[i]] - avg) / n
+  end
+  redis.call('HSET', key, unpack(set))
+end
+
+-- An agent reserved for `call` is free again at `free_at` (`how`: 'wrap_up'
+-- after an answered call, 'free' when the caller hung up while it rang,
+-- 'miss'). A call without `reserved_at` (from before these figures) counts
+-- nowhere.
+local function forecast_cycle(call, how, free_at)
+  local c = redis.call('HMGET', call, 'agent_queue', 'reserved_at', 'answered_at')
+  local reserved = tonumber(c[2])
+  if not c[1] or c[1] == '' or not reserved then
+    return
+  end
+  forecast_add(c[1], 'cycles', {cycle_ms = math.max(free_at - reserved, 0),
+    served = how == 'miss' and 0 or 1})
+  local answered = tonumber(c[3])
+  if how == 'wrap_up' and answered then
+    forecast_add(c[1], 'answers', {ring_ms = math.max(answered - reserved, 0)})
+  end
+end
+
+-- A caller left `queue`'s line with `outcome` (lib/line.lua record_outcome):
+-- answered, or left without an agent. Outcomes of callers who never joined
+-- the line (full, closed, no_agents) say nothing of those ahead.
+local function forecast_left(queue, outcome)
+  if outcome == 'full' or outcome == 'closed' or outcome == 'no_agents' then
+    return
+  end
+  forecast_add(queue, 'waits', {left = outcome == 'answered' and 0 or 1})
+end
+
+-- The queue's agents signed in now (not offline, not away).
+local function forecast_staffed(queue)
+  local fields = {}
+  for i, state in ipairs(STAFFED_STATES) do
+    fields[i] = queue .. '|' .. state
+  end
+  local staffed = 0
+  for _, n in ipairs(redis.call('HMGET', K.counts, unpack(fields))) do
+    staffed = staffed + (tonumber(n) or 0)
+  end
+  return staffed
+end
+
+-- The estimated wait (ms) of the caller at `position` in `queue`'s line, and
+-- the agents signed in it was made with; nil while nobody is signed in or too
+-- few cycles were seen.
+local function forecast_wait(queue, position)
+  local staffed = forecast_staffed(queue)
+  local f = redis.call('HMGET', K.forecast(queue), 'cycles', 'cycle_ms', 'served', 'ring_ms',
+    'left')
+  local cycles, cycle_ms, served = tonumber(f[1]) or 0, tonumber(f[2]) or 0, tonumber(f[3]) or 0
+  if staffed == 0 or cycles < FORECAST_MIN_CYCLES or cycle_ms <= 0 or served <= 0 then
+    return nil, staffed
+  end
+  local ahead = math.max(position - 1, 0) * (1 - (tonumber(f[5]) or 0) / 2)
+  local per_ms = staffed * served / cycle_ms
+  return math.floor((1 + ahead) / per_ms + (tonumber(f[4]) or 0)), staffed
+end

@@ -1,0 +1,283 @@
+//! The estimated wait a caller in line hears (docs/waiting-line.md,
+//! "Estimated wait"): from the agents signed in now and the queue's recent
+//! agent cycles, never before enough is known, never rising from one round to
+//! the next beyond the queue's step unless an agent signed out; shown in the
+//! queue document, the call's history and the metrics.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+
+/// A minute of wrap-up after each call: every answered call is a cycle of
+/// about 60 s. No rise at all is allowed without a reason.
+const ESTIMATES: &str = r#"
+[defaults]
+default_queue = "desk"
+wrap_up_secs = 60
+no_answer_delay_secs = 0
+max_missed_in_row = 100
+
+[[queues]]
+name = "desk"
+numbers = ["+15005550007"]
+fallback = ["voicemail"]
+[queues.hold]
+loop_secs = 5
+max_waiting = 10
+announce = "both"
+estimate_max_rise_secs = 0
+"#;
+
+async fn wait_fetch(app: &TestApp, sid: &str, round: &Answer) -> Answer {
+    let url = round
+        .element_text("Redirect")
+        .unwrap_or_else(|| panic!("a hold round ends in <Redirect>: {}", round.body))
+        .replace("&amp;", "&");
+    post_signed(
+        &app.http,
+        &url,
+        &[("CallSid", sid), ("CallStatus", "in-progress")],
+    )
+    .await
+}
+
+fn says(answer: &Answer) -> String {
+    answer.element_text("Say").unwrap_or_default()
+}
+
+/// The line of the queue document: (CallSid, estimated_wait_secs).
+async fn estimates(app: &TestApp) -> Vec<(String, serde_json::Value)> {
+    let doc = app
+        .admin(reqwest::Method::GET, "/queues/desk", None)
+        .await
+        .json();
+    doc["waiting"]
+        .as_array()
+        .unwrap_or_else(|| panic!("a line: {doc}"))
+        .iter()
+        .map(|w| {
+            (
+                w["call_sid"].as_str().unwrap_or_default().to_owned(),
+                w["estimated_wait_secs"].clone(),
+            )
+        })
+        .collect()
+}
+
+/// Call `n` rings agent `id`, who answers; returns the <Dial>.
+async fn answered(app: &TestApp, n: u64, id: &str) -> Answer {
+    let dial = app.call(&call_sid(n), SUPPORT).await;
+    assert_eq!(dialed(&dial).as_deref(), Some(id), "{}", dial.body);
+    app.agent_leg(&call_sid(n), &dial, "answered").await;
+    dial
+}
+
+/// The estimate in ms the caller's history says it first heard.
+async fn first_estimate(app: &TestApp, sid: &str) -> Option<u64> {
+    let history = app
+        .admin(reqwest::Method::GET, &format!("/calls/{sid}"), None)
+        .await
+        .json();
+    history["events"]
+        .as_array()?
+        .iter()
+        .find(|e| e["event"] == "wait_estimated")?["data"]["estimated_wait_ms"]
+        .as_u64()
+}
+
+/// The estimate (ms) the caller heard last, as its call hash keeps it.
+async fn last_estimate(app: &TestApp, sid: &str) -> Option<u64> {
+    redis::cmd("HGET")
+        .arg(app.key(&format!("call:{sid}")))
+        .arg("estimate_ms")
+        .query_async(&mut app.redis().await)
+        .await
+        .expect("HGET")
+}
+
+fn within(secs: &serde_json::Value, from: u64, to: u64) -> bool {
+    secs.as_u64().is_some_and(|s| (from..=to).contains(&s))
+}
+
+#[tokio::test]
+async fn a_waiting_caller_hears_the_wait_its_position_the_agents_signed_in_and_their_cycles_make() {
+    let app = spawn_app(ESTIMATES).await;
+    app.add_available("a", &["desk"]).await;
+
+    // Nothing is known yet: a caller behind a busy agent hears its position
+    // and no wait, and the queue document shows none.
+    let first = answered(&app, 1, "a").await;
+    let early = app.call(&call_sid(2), SUPPORT).await;
+    assert!(says(&early).contains("number 1 in line"), "{}", early.body);
+    assert!(!says(&early).contains("wait"), "{}", early.body);
+    assert_eq!(estimates(&app).await[0].1, serde_json::Value::Null);
+
+    // Five cycles of about a minute each: the call, then 60 s of wrap-up,
+    // which an admin cuts short so the agent can take the next (the first
+    // goes to the caller waiting).
+    app.dial_action(&call_sid(1), &first, "completed").await;
+    app.set_state("a", "available").await;
+    let dial = wait_fetch(&app, &call_sid(2), &early).await;
+    assert_eq!(dialed(&dial).as_deref(), Some("a"), "{}", dial.body);
+    app.agent_leg(&call_sid(2), &dial, "answered").await;
+    app.dial_action(&call_sid(2), &dial, "completed").await;
+    app.set_state("a", "available").await;
+    for n in 3..=5 {
+        let dial = answered(&app, n, "a").await;
+        app.dial_action(&call_sid(n), &dial, "completed").await;
+        app.set_state("a", "available").await;
+    }
+
+    // Two agents busy: the callers behind them are served one every 30 s.
+    app.add_available("b", &["desk"]).await;
+    let first_on_call = answered(&app, 6, "a").await;
+    answered(&app, 7, "b").await;
+    let mut rounds = Vec::new();
+    for n in 9..=11 {
+        rounds.push(app.call(&call_sid(n), SUPPORT).await);
+    }
+    assert!(
+        says(&rounds[0]).contains("Your wait is less than a minute"),
+        "30 s: {}",
+        rounds[0].body
+    );
+    assert!(
+        says(&rounds[1]).contains("Your wait is about 1 minute."),
+        "60 s: {}",
+        rounds[1].body
+    );
+    assert!(
+        says(&rounds[2]).contains("Your wait is about 2 minutes"),
+        "90 s: {}",
+        rounds[2].body
+    );
+    let line = estimates(&app).await;
+    for (i, secs) in [30, 60, 90].into_iter().enumerate() {
+        assert_eq!(line[i].0, call_sid(9 + i as u64));
+        assert!(within(&line[i].1, secs - 1, secs + 2), "{secs} s: {line:?}");
+    }
+    let heard = first_estimate(&app, &call_sid(11)).await;
+    assert!(
+        heard.is_some_and(|ms| (89_000..=92_000).contains(&ms)),
+        "{heard:?}"
+    );
+
+    // A longer cycle (a call that talked 2 s) makes the figures say a little
+    // more; nobody signed out, so what the callers hear does not rise.
+    let last = wait_fetch(&app, &call_sid(11), &rounds[2]).await;
+    let said = last_estimate(&app, &call_sid(11)).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    app.dial_action(&call_sid(6), &first_on_call, "completed")
+        .await;
+    assert_eq!(app.agent("a").await["state"], "wrap_up");
+    let steady = wait_fetch(&app, &call_sid(11), &last).await;
+    assert!(said.is_some());
+    assert_eq!(
+        last_estimate(&app, &call_sid(11)).await,
+        said,
+        "not above the last estimate: {}",
+        steady.body
+    );
+
+    // An agent signs out (b, forced off its call): the wait doubles, and the
+    // caller hears it.
+    let forced = app
+        .admin(
+            reqwest::Method::PUT,
+            "/agents/b/state",
+            Some(serde_json::json!({"state": "offline", "force": true})),
+        )
+        .await;
+    assert_eq!(forced.status, 200, "{forced:?}");
+    let longer = wait_fetch(&app, &call_sid(11), &steady).await;
+    assert!(
+        says(&longer).contains("Your wait is about 3 minutes"),
+        "about 180 s: {}",
+        longer.body
+    );
+    let line = estimates(&app).await;
+    assert!(within(&line[2].1, 178, 185), "{line:?}");
+}
+
+#[tokio::test]
+async fn a_queue_without_agents_signed_in_announces_no_wait() {
+    let app = spawn_app(ESTIMATES).await;
+    app.add_available("a", &["desk"]).await;
+    for n in 1..=5 {
+        let dial = answered(&app, n, "a").await;
+        app.dial_action(&call_sid(n), &dial, "completed").await;
+        app.set_state("a", "available").await;
+    }
+    answered(&app, 6, "a").await;
+    let round = app.call(&call_sid(7), SUPPORT).await;
+    assert!(says(&round).contains("about 1 minute."), "{}", round.body);
+    // The only agent signs out: nothing to estimate from.
+    let forced = app
+        .admin(
+            reqwest::Method::PUT,
+            "/agents/a/state",
+            Some(serde_json::json!({"state": "away", "force": true})),
+        )
+        .await;
+    assert_eq!(forced.status, 200);
+    let next = wait_fetch(&app, &call_sid(7), &round).await;
+    assert!(says(&next).contains("number 1 in line"), "{}", next.body);
+    assert!(!says(&next).contains("wait"), "{}", next.body);
+}
+
+#[tokio::test]
+async fn an_answered_callers_first_estimate_is_judged_in_the_metrics() {
+    let app = spawn_app(ESTIMATES).await;
+    app.add_available("a", &["desk"]).await;
+    for n in 1..=5 {
+        let dial = answered(&app, n, "a").await;
+        app.dial_action(&call_sid(n), &dial, "completed").await;
+        app.set_state("a", "available").await;
+    }
+    answered(&app, 6, "a").await;
+    let round = app.call(&call_sid(7), SUPPORT).await;
+    assert!(first_estimate(&app, &call_sid(7)).await.is_some());
+    // The agent is forced free and given to the caller, who is answered
+    // within a second of an estimate of about a minute: an error of ~100 %.
+    let forced = app
+        .admin(
+            reqwest::Method::PUT,
+            "/agents/a/state",
+            Some(serde_json::json!({"state": "available", "force": true})),
+        )
+        .await;
+    assert_eq!(forced.status, 200);
+    let dial = wait_fetch(&app, &call_sid(7), &round).await;
+    assert_eq!(dialed(&dial).as_deref(), Some("a"), "{}", dial.body);
+    app.agent_leg(&call_sid(7), &dial, "answered").await;
+    let mut page = String::new();
+    for _ in 0..100 {
+        page = app.metrics().await;
+        if metric(
+            &page,
+            "switchboard_wait_estimate_error_ratio_count{queue=\"desk\"}",
+        ) >= 1.0
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        metric(
+            &page,
+            "switchboard_wait_estimate_error_ratio_count{queue=\"desk\"}"
+        ),
+        1.0,
+        "{page}"
+    );
+    assert_eq!(
+        metric(
+            &page,
+            "switchboard_wait_estimate_error_ratio_bucket{queue=\"desk\",le=\"0.5\"}"
+        ),
+        0.0,
+        "{page}"
+    );
+}
