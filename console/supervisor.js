@@ -222,6 +222,7 @@
       queue: td(row, 'queue', 'Queue'),
       status: td(row, 'status', 'Status'),
       position: td(row, 'num position', 'Place in line'),
+      estimate: td(row, 'num estimate', 'Estimated wait'),
       waited: td(row, 'waited', 'Since the call came'),
       agent: td(row, 'agent', 'Agent'),
       since: td(row, 'for', 'In this state'),
@@ -238,6 +239,13 @@
     row._c.remove = remove;
     return row;
   }
+  // What is left of the caller's last estimated wait (the queue document's,
+  // counted down since it was read), as the caller heard it: to the minute.
+  function estimateText(c) {
+    if (c.estimate == null) return '–';
+    const left = c.estimate - (sb.clock() - c.estimateRead) / 1000;
+    return left < 60 ? '< 1 min' : '≈ ' + Math.round(left / 60) + ' min';
+  }
   function fillCallRow(row, [, c]) {
     if (row.dataset.status !== c.status) row.dataset.status = c.status;
     put(row._c.from, c.from || 'withheld');
@@ -245,6 +253,7 @@
     put(row._c.statusText, label(c.status));
     klass(row._c.statusText, 'state ' + c.status);
     put(row._c.position, c.status === 'waiting' && c.position ? '#' + c.position : '–');
+    put(row._c.estimate, c.status === 'waiting' ? estimateText(c) : '–');
     put(row._c.waited, ago(c.arrived));
     put(row._c.agent, c.agent || '–');
     put(row._c.since, ago(c.since));
@@ -466,6 +475,7 @@
             from: w.from, queue: q.name, status: 'waiting', agent: null,
             since: known && known.status === 'waiting' ? known.since : since,
             arrived: Math.min(since, known ? known.arrived : since), position: w.position,
+            estimate: w.estimated_wait_secs, estimateRead: sb.clock(),
           });
         }
       }

@@ -8,7 +8,8 @@ KEYS[1]  call hash  sb:{ns}:call:<CallSid>; the agent and other keys `settle`
 ARGV[1]  JSON EndCallRequest (src/store/requests.rs): {prefix, sid, tail_ms,
          spare_token (for a waiting caller the agent freed may be given to)}
 
-A caller waiting in line leaves it (wait outcome 'abandoned'); a caller not
+A caller waiting in line leaves it (wait outcome 'abandoned'); one that asked
+to be called back does not (lib/callbacks.lua); a caller not
 yet answered counts as abandoned in its queue's figures (`stats:<queue>`,
 built from the prefix; lib/stats.lua).
 
@@ -24,6 +25,11 @@ local c = redis.call('HMGET', call, 'status', 'agent', 'token')
 local status = c[1]
 if status == 'ended' then
   return {'ended', ''}
+end
+if redis.call('HGET', call, 'callback') == '1' then
+  -- A caller who asked to be called back hung up, as asked: its callback
+  -- keeps its place (lib/callbacks.lua).
+  return {status or 'none', ''}
 end
 if status == 'waiting' or (status == 'retry' and redis.call('HEXISTS', call, 'since') == 1) then
   -- The caller hung up while waiting in line (or between an unanswered agent

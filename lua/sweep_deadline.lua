@@ -18,6 +18,10 @@ Reply: {code, queue}
   'expired_lease'        the agent was moved to wrap-up
   'abandoned'            a waiting caller's heartbeat ('wait|sid||') ran out:
                          it left the line
+  'expired_callback'     a callback's reservation ran out (lib/callbacks.lua):
+                         never claimed for dialling (its replica died), it went
+                         back to its place; dialled, the try is over (no answer
+                         and no status came) and its agent free, without a miss
   'stale'                the attempt had been settled; the member is dropped
   'not_due' | 'gone'     nothing to do (another worker was first, or not yet)
 `queue` is the queue the agent was taken from ('' if unknown). A call ended by
@@ -64,6 +68,16 @@ local call_holds = c[1] == token
 local a = redis.call('HMGET', agent, 'token', 'state')
 local agent_holds = a[1] == token
 
+if req.kind == 'reservation' and call_holds
+    and (c[2] == 'cb_reserved' or c[2] == 'cb_dialing' or c[2] == 'cb_answered') then
+  if c[2] == 'cb_reserved' then
+    callback_release(call, req.sid, token, now)
+    callback_rejoin(call, req.sid, now)
+  else
+    callback_attempt_over(call, req.sid, token, 'lost', now, false, true)
+  end
+  return {'expired_callback', queue}
+end
 if req.kind == 'reservation' then
   if call_holds and c[2] == 'ringing' then
     -- A late Dial action may still move the call on to its next agent, or, if

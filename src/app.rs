@@ -22,13 +22,22 @@ pub struct AppState {
 impl AppState {
     /// After a request that may have freed an agent (and given it to a waiting
     /// caller in the same script): connects that caller through Twilio's REST
-    /// API, off the request's own answer. A no-op without hold queues or REST.
+    /// API, or places the call to a callback's customer, off the request's
+    /// own answer. A no-op without hold queues or REST.
     pub fn connect_waiting_soon(&self) {
         if self.engine.connects_waiting() {
             let engine = self.engine.clone();
             tokio::spawn(async move {
                 if let Err(e) = engine.connect_waiting().await {
                     tracing::warn!(error = %e, "cannot connect a matched caller now; the worker or its next wait fetch will");
+                }
+            });
+        }
+        if self.engine.dials_callbacks() {
+            let engine = self.engine.clone();
+            tokio::spawn(async move {
+                if let Err(e) = engine.dial_callbacks().await {
+                    tracing::warn!(error = %e, "cannot place a callback now; the worker will");
                 }
             });
         }

@@ -41,9 +41,11 @@ pub const STEPS_RELAXED: &str = "switchboard_steps_relaxed_total";
 pub const LOOKUPS: &str = "switchboard_lookups_total";
 pub const LOOKUP_SECONDS: &str = "switchboard_lookup_seconds";
 pub const ESTIMATE_ERROR: &str = "switchboard_wait_estimate_error_ratio";
+pub const CALLBACKS: &str = "switchboard_callbacks_total";
+pub const TWILIO_CALLS: &str = "switchboard_twilio_calls_total";
 
 /// Every metric switchboard exports (deploy/ may name only these).
-pub const CATALOGUE: [&str; 31] = [
+pub const CATALOGUE: [&str; 33] = [
     CALLS,
     ROUTED,
     FALLBACKS,
@@ -75,6 +77,8 @@ pub const CATALOGUE: [&str; 31] = [
     LOOKUPS,
     LOOKUP_SECONDS,
     ESTIMATE_ERROR,
+    CALLBACKS,
+    TWILIO_CALLS,
 ];
 
 /// From an agent freed to the REST redirect sent: milliseconds when the
@@ -236,6 +240,14 @@ fn describe() {
     describe_histogram!(
         ESTIMATE_ERROR,
         "For answered callers who heard an estimated wait: |first estimate - actual wait| / actual wait, by queue."
+    );
+    describe_counter!(
+        CALLBACKS,
+        "Callbacks by queue and event: requested, dialled (a try placed), connected (the customer pressed 1), failed (no try left, or a number Twilio refused), cancelled."
+    );
+    describe_counter!(
+        TWILIO_CALLS,
+        "Requests to place a callback's call (POST Calls.json) by outcome: placed, busy (Twilio asked for a later try, or could not be reached), refused, unknown (no answer or a 5xx: it may have been placed)."
     );
     describe_counter!(
         STEP_MATCHES,
@@ -441,6 +453,16 @@ pub fn voicemail_recorded() {
 }
 
 /// One `RestClient::redirect` ended: `redirected`, `call_over` or `failed`.
+/// A callback of `queue` was requested, dialled, connected, failed or
+/// cancelled.
+pub fn callback(queue: &str, event: &'static str) {
+    counter!(CALLBACKS, "queue" => queue.to_owned(), "event" => event).increment(1);
+}
+
+pub fn twilio_call_placed(outcome: &'static str) {
+    counter!(TWILIO_CALLS, "outcome" => outcome).increment(1);
+}
+
 pub fn twilio_redirect(outcome: &'static str) {
     counter!(TWILIO_REDIRECTS, "outcome" => outcome).increment(1);
 }

@@ -52,7 +52,8 @@ pub fn build_store(redis: &RedisSettings) -> Result<Store, StoreError> {
 pub fn build_state(settings: Settings) -> Result<AppState, StoreError> {
     let store = build_store(&settings.redis())?;
     let mut engine = Engine::new(store, Arc::new(settings.routing.clone()))
-        .with_reconcile_after(settings.reconcile_after);
+        .with_reconcile_after(settings.reconcile_after)
+        .with_cps(settings.twilio_cps);
     match (&settings.twilio_rest, &settings.public_url) {
         (Some(rest), Some(public_url)) => match RestClient::new(rest.clone()) {
             Ok(client) => engine = engine.with_rest(client, public_url.clone()),

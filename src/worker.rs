@@ -58,6 +58,7 @@ pub async fn run(engine: Engine, interval: Duration, shutdown: CancellationToken
     });
     let mut ticker = ticker(interval);
     let (connecting, reconciling) = (OneAtATime::default(), OneAtATime::default());
+    let dialing = OneAtATime::default();
     let mut last_stats: Option<tokio::time::Instant> = None;
     let (mut last_alts, mut building): (Option<tokio::time::Instant>, bool) = (None, false);
     while next_ready_tick(&mut ticker, &shutdown, &engine).await {
@@ -92,6 +93,17 @@ pub async fn run(engine: Engine, interval: Duration, shutdown: CancellationToken
                 tracing::warn!(error = %e, "cannot connect matched callers; their next wait fetch does");
             }
         });
+        if let Err(e) = engine.due_callbacks().await {
+            tracing::warn!(error = %e, "cannot put due callbacks back in line; retrying next interval");
+        }
+        if engine.dials_callbacks() {
+            let engine_now = engine.clone();
+            dialing.spawn(async move {
+                if let Err(e) = engine_now.dial_callbacks().await {
+                    tracing::warn!(error = %e, "cannot place callbacks; retrying next interval");
+                }
+            });
+        }
         let engine_now = engine.clone();
         reconciling.spawn(async move {
             if let Err(e) = engine_now.reconcile().await {
@@ -264,6 +276,13 @@ pub async fn sweep_once(engine: &Engine) -> Result<SweepReport, StoreError> {
                         deadline = member,
                         queue,
                         "waiting caller stopped fetching the wait URL: left the line"
+                    );
+                }
+                SweepResult::ExpiredCallback { queue } => {
+                    tracing::info!(
+                        deadline = member,
+                        queue,
+                        "callback's reservation ran out: its agent was freed, the callback waits for its next try"
                     );
                 }
                 SweepResult::Nothing => {}

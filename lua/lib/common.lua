@@ -53,6 +53,13 @@ local K = {
   end,
   hold_queues = P .. 'hold_queues',
   forecast = function(queue) return P .. 'forecast:' .. queue end,
+  -- Callbacks (lib/callbacks.lua): each queue's live ones, those given an
+  -- agent and waiting to be dialled, those waiting for their next try, and
+  -- the account's calls-per-second pace.
+  callbacks = function(queue) return P .. 'callbacks:' .. queue end,
+  callback_dials = P .. 'callback_dials',
+  callbacks_retry = P .. 'callbacks_retry',
+  cps = P .. 'cps',
   stats = function(queue) return P .. 'stats:' .. queue end,
   wait_events = P .. 'wait_events',
   step_events = P .. 'step_events',

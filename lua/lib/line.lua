@@ -191,7 +191,7 @@ end
 local function relax_to_now(call, sid, now)
   local c = redis.call('HMGET', call, 'status', 'steps', 'arrived_at', 'queue', 'need_step',
     'since')
-  if c[1] ~= 'waiting' or not c[2] then
+  if (c[1] ~= 'waiting' and c[1] ~= 'callback') or not c[2] then
     return
   end
   local steps = decode_steps(c[2])
@@ -209,8 +209,14 @@ local function relax_to_now(call, sid, now)
   schedule_step(call, sid, steps, i, arrived)
 end
 
+-- A callback given an agent must be claimed for dialling within this (its
+-- entry in `callback_dials` is lost with a replica that dies holding it;
+-- then the callback goes back to its place).
+local CALLBACK_CLAIM_MS = 30000
+
 -- Reserves the free agent `id` for the waiting call `sid` of `entry` (a
--- hold_queues entry), as a new call is reserved.
+-- hold_queues entry), as a new call is reserved. A callback (lib/callbacks.lua)
+-- is listed in `callback_dials` for a replica to dial the customer.
 local function reserve_for(sid, agent, id, entry, token, now)
   local call = K.call(sid)
   local e = entry.conf
@@ -220,6 +226,21 @@ local function reserve_for(sid, agent, id, entry, token, now)
     'call_sid', sid, 'token', token, 'released_token', ''})
   out_of_line(call, sid, entry.queue)
   redis.call('ZREM', K.deadlines, wait_member(sid))
+  if redis.call('HGET', call, 'status') == 'callback' then
+    redis.call('HSET', call, 'status', 'cb_reserved', 'agent', id,
+      'contact', redis.call('HGET', agent, 'contact'), 'token', token,
+      'agent_queue', entry.queue, 'via', 'callback', 'reserved_at', now,
+      'attempt', (tonumber(redis.call('HGET', call, 'attempt')) or 0) + 1,
+      'wrap_up_ms', e.wrap_up_ms, 'delay_ms', e.delay_ms, 'max_missed', e.max_missed,
+      'lease_ms', e.lease_ms, 'affinity_ms', e.affinity_ms, 'reservation_ms', e.reservation_ms)
+    redis.call('ZADD', K.deadlines, now + CALLBACK_CLAIM_MS + e.reservation_ms,
+      deadline_member('reservation', sid, id, token))
+    emit_call('call_routed', sid, {via = 'callback',
+      waited_ms = now - (tonumber(redis.call('HGET', call, 'since')) or now)})
+    redis.call('LPUSH', K.callback_dials, sid .. '|' .. entry.queue .. '|' .. now)
+    redis.call('LTRIM', K.callback_dials, 0, 9999)
+    return
+  end
   local tried = redis.call('HGET', call, 'tried') or ''
   tried = tried == '' and id or (tried .. ',' .. id)
   redis.call('HSET', call, 'status', 'ringing', 'agent', id,

@@ -5,6 +5,7 @@
 mod agent_work;
 mod agents;
 mod audit;
+mod callbacks;
 mod events;
 mod explain;
 mod me;
@@ -49,6 +50,11 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route(
             "/queues/{name}/waiting/{call_sid}",
             axum::routing::delete(queues::remove_waiting),
+        )
+        .route("/queues/{name}/callbacks", get(callbacks::list))
+        .route(
+            "/queues/{name}/callbacks/{call_sid}",
+            axum::routing::delete(callbacks::cancel),
         )
         .route("/voicemails", get(queues::voicemails))
         .route("/calls/{call_sid}", get(events::call))

@@ -20,7 +20,8 @@ use utoipa::{Modify, OpenApi};
 
 use super::roles::{ACCESS, Role};
 use super::{
-    ErrorBody, agent_work, agents, audit, events, explain, me, queues, supervisors, tokens, voice,
+    ErrorBody, agent_work, agents, audit, callbacks, events, explain, me, queues, supervisors,
+    tokens, voice,
 };
 use crate::agent::{AgentState, SettableState, StateCounts};
 use crate::app::AppState;
@@ -60,6 +61,8 @@ use crate::config::RoutingTable;
         queues::list,
         queues::get,
         queues::remove_waiting,
+        callbacks::list,
+        callbacks::cancel,
         queues::voicemails,
         supervisors::issue,
         supervisors::revoke,
@@ -68,6 +71,8 @@ use crate::config::RoutingTable;
     ),
     components(schemas(
         agents::AgentDoc,
+        callbacks::CallbackList,
+        crate::store::callbacks::CallbackDoc,
         agents::AgentId,
         agents::AgentBody,
         agents::AgentList,
@@ -532,6 +537,11 @@ mod tests {
             ("get_queue", &["401", "404", "408", "503"]),
             (
                 "remove_waiting",
+                &["401", "403", "404", "408", "422", "503"],
+            ),
+            ("list_callbacks", &["401", "404", "408", "503"]),
+            (
+                "cancel_callback",
                 &["401", "403", "404", "408", "422", "503"],
             ),
             (

@@ -74,6 +74,9 @@ pub struct WaitingDoc {
     /// estimate less the time since); null before one was made (nobody
     /// signed in, or too little known yet).
     estimated_wait_secs: Option<u64>,
+    /// A callback keeping the caller's place: the caller hung up and is
+    /// called back when an agent is free (docs/callbacks.md).
+    callback: bool,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -122,6 +125,7 @@ async fn queue_doc(state: &AppState, name: &str, figures: Figures) -> Result<Que
                 position: w.position,
                 priority: w.priority,
                 estimated_wait_secs: w.estimated_wait_ms.map(|ms| ms.div_ceil(1000)),
+                callback: w.callback,
             })
             .collect(),
         longest_wait_secs,

@@ -109,6 +109,12 @@ pub const ACCESS: &[Access] = &[
     access(Method::GET, "/v1/queues", READ),
     access(Method::GET, "/v1/queues/{name}", READ),
     access(Method::DELETE, "/v1/queues/{name}/waiting/{call_sid}", ACT),
+    access(Method::GET, "/v1/queues/{name}/callbacks", READ),
+    access(
+        Method::DELETE,
+        "/v1/queues/{name}/callbacks/{call_sid}",
+        ACT,
+    ),
     access(Method::GET, "/v1/voicemails", ACT),
     access(Method::GET, "/v1/calls/{call_sid}", READ),
     access(Method::GET, "/v1/audit", ACT),

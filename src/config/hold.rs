@@ -44,6 +44,19 @@ pub struct Hold {
     pub estimate_max_rise_secs: u32,
     /// Keys a caller may press to leave the line, and the step each takes.
     pub exit_digits: BTreeMap<char, FallbackStep>,
+    /// Callbacks (docs/callbacks.md): the key a waiting caller presses to be
+    /// called back, keeping its place; `None`: no callbacks.
+    pub callback_key: Option<char>,
+    /// The offer ("press 2 to be called back") is spoken once the caller's
+    /// estimated wait reaches this; 0: every round.
+    pub offer_callback_after_secs: u32,
+    /// Tries after the first when the customer does not answer.
+    pub callback_retries: u32,
+    /// Between two tries.
+    pub callback_retry_secs: u32,
+    /// Ask Twilio to tell a machine from a person (`MachineDetection`): a try
+    /// a machine answers is over, and retried.
+    pub callback_machine_detection: bool,
     /// Wait only while an agent of the queue is signed in (not offline or away).
     pub join_when_no_agents: bool,
     /// Answered within this counts towards the service level.
@@ -61,6 +74,11 @@ impl Default for Hold {
             announce: Announce::Position,
             estimate_max_rise_secs: 60,
             exit_digits: BTreeMap::new(),
+            callback_key: None,
+            offer_callback_after_secs: 0,
+            callback_retries: 2,
+            callback_retry_secs: 300,
+            callback_machine_detection: false,
             join_when_no_agents: false,
             service_level_secs: 20,
         }
@@ -92,6 +110,11 @@ pub(super) struct RawHold {
     estimate_max_rise_secs: Option<Spanned<i64>>,
     #[serde(default)]
     exit_digits: BTreeMap<String, Spanned<String>>,
+    callback_key: Option<Spanned<String>>,
+    offer_callback_after_secs: Option<Spanned<i64>>,
+    callback_retries: Option<Spanned<i64>>,
+    callback_retry_secs: Option<Spanned<i64>>,
+    callback_machine_detection: Option<bool>,
     join_when_no_agents: Option<bool>,
     service_level_secs: Option<Spanned<i64>>,
 }
@@ -187,6 +210,29 @@ impl RawHold {
                 Err(message) => error(step.span(), message),
             }
         }
+        let callback_key = self.callback_key.as_ref().and_then(|key| {
+            let digit = match key.get_ref().chars().collect::<Vec<_>>()[..] {
+                [c] if c.is_ascii_digit() || c == '*' => c,
+                _ => {
+                    error(
+                        key.span(),
+                        format!(
+                            "hold.callback_key {:?} must be one of 0-9 or * (# ends the number a caller keys in)",
+                            key.get_ref()
+                        ),
+                    );
+                    return None;
+                }
+            };
+            if exit_digits.contains_key(&digit) {
+                error(
+                    key.span(),
+                    format!("hold.callback_key {digit:?} is also an exit digit"),
+                );
+                return None;
+            }
+            Some(digit)
+        });
         let loop_secs = number(&self.loop_secs, "loop_secs", 5..301, d.loop_secs, error);
         let music_secs = self
             .music_secs
@@ -235,6 +281,31 @@ impl RawHold {
                 error,
             ),
             exit_digits,
+            callback_key,
+            offer_callback_after_secs: number(
+                &self.offer_callback_after_secs,
+                "offer_callback_after_secs",
+                0..86_401,
+                d.offer_callback_after_secs,
+                error,
+            ),
+            callback_retries: number(
+                &self.callback_retries,
+                "callback_retries",
+                0..11,
+                d.callback_retries,
+                error,
+            ),
+            callback_retry_secs: number(
+                &self.callback_retry_secs,
+                "callback_retry_secs",
+                5..86_401,
+                d.callback_retry_secs,
+                error,
+            ),
+            callback_machine_detection: self
+                .callback_machine_detection
+                .unwrap_or(d.callback_machine_detection),
             join_when_no_agents: self.join_when_no_agents.unwrap_or(d.join_when_no_agents),
             service_level_secs: number(
                 &self.service_level_secs,

@@ -86,6 +86,11 @@ pub struct SettingsArgs {
     #[arg(long, env = "SWITCHBOARD_RECONCILE_AFTER_SECS", default_value_t = 300)]
     pub reconcile_after_secs: u64,
 
+    /// Calls a second the Twilio account may place (callbacks), shared by
+    /// every replica through Redis; Twilio queues calls placed faster.
+    #[arg(long, env = "TWILIO_CPS", default_value_t = 1.0)]
+    pub twilio_cps: f64,
+
     /// The longest any HTTP request may take, in ms (a webhook then answers the
     /// emergency TwiML; other requests 408).
     #[arg(long, env = "SWITCHBOARD_REQUEST_TIMEOUT_MS", default_value_t = 10000)]
@@ -325,6 +330,8 @@ pub enum SettingsError {
     SentinelHalfSet,
     #[error("SWITCHBOARD_REDIS_CLUSTER and SWITCHBOARD_REDIS_SENTINELS are two modes: set one")]
     ClusterAndSentinels,
+    #[error("TWILIO_CPS must be more than 0 and at most 1000 calls a second, not {0}")]
+    Cps(f64),
     #[error(
         "SWITCHBOARD_REDIS_CLUSTER: a seed node URL does not parse (redis:// or rediss://host:port)"
     )]
@@ -534,6 +541,9 @@ pub struct Settings {
     /// How long an answered call may go without a callback before the worker
     /// asks Twilio about it (with `twilio_rest` only).
     pub reconcile_after: Duration,
+    /// Calls a second callbacks may place, every replica together
+    /// (`TWILIO_CPS`).
+    pub twilio_cps: f64,
     /// What signs the softphone's Access Tokens; `None` without
     /// `TWILIO_API_KEY_SID`. `Debug` shows no secret.
     pub voice_tokens: Option<VoiceTokens>,
@@ -715,6 +725,9 @@ impl SettingsArgs {
         if self.reconcile_after_secs == 0 {
             return Err(SettingsError::Zero("SWITCHBOARD_RECONCILE_AFTER_SECS"));
         }
+        if !(self.twilio_cps > 0.0 && self.twilio_cps <= 1000.0) {
+            return Err(SettingsError::Cps(self.twilio_cps));
+        }
         if self.max_connections == 0 {
             return Err(SettingsError::Zero("SWITCHBOARD_MAX_CONNECTIONS"));
         }
@@ -825,6 +838,7 @@ impl SettingsArgs {
             },
             twilio_rest,
             reconcile_after: Duration::from_secs(self.reconcile_after_secs),
+            twilio_cps: self.twilio_cps,
             voice_tokens,
             lookup_secret,
         })
@@ -1018,6 +1032,7 @@ impl Settings {
             event_streams: StreamLimits::default(),
             twilio_rest: None,
             reconcile_after: Duration::from_secs(300),
+            twilio_cps: 1.0,
             voice_tokens: None,
             lookup_secret: None,
         }

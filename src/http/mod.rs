@@ -3,6 +3,7 @@
 //! passes through. This is the only place where errors become status codes or
 //! fallback TwiML.
 
+mod callbacks;
 mod console;
 pub mod listener;
 pub mod webhooks;
@@ -47,7 +48,11 @@ pub fn public_router(state: AppState, with_metrics: bool) -> Router {
         .route("/twilio/voice/fallback", post(webhooks::fallback_action))
         .route("/twilio/voice/confirm", post(webhooks::confirm))
         .route("/twilio/voice/wait", post(webhooks::wait))
-        .route("/twilio/voice/menu", post(webhooks::menu));
+        .route("/twilio/voice/menu", post(webhooks::menu))
+        .route("/twilio/voice/callback/number", post(callbacks::number))
+        .route("/twilio/voice/callback/answer", post(callbacks::answer))
+        .route("/twilio/voice/callback/connect", post(callbacks::connect))
+        .route("/twilio/voice/callback/status", post(callbacks::status));
     let timeout = state.settings.request_timeout;
     let admin = Router::new()
         .nest("/v1", api::router(state.clone()))

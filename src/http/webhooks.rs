@@ -38,7 +38,7 @@ pub mod paths {
 
 /// Bounds all the Redis work of one webhook by `SWITCHBOARD_REDIS_TIMEOUT_MS`,
 /// however many round trips it takes, so the caller is answered in time.
-async fn within_budget<T>(
+pub(super) async fn within_budget<T>(
     state: &AppState,
     work: impl Future<Output = Result<T, StoreError>>,
 ) -> Result<T, StoreError> {
@@ -243,7 +243,7 @@ pub enum WebhookError {
 
 impl WebhookError {
     /// Redis failed: answer `answer` (TwiML; a caller never hears an error).
-    fn store(error: StoreError, lost: &'static str, answer: String) -> WebhookError {
+    pub(super) fn store(error: StoreError, lost: &'static str, answer: String) -> WebhookError {
         WebhookError::Store {
             error,
             lost,
@@ -255,7 +255,7 @@ impl WebhookError {
     /// Redis failed on a status callback, which no caller waits on: 503, so
     /// that Twilio sends it again (the connection overrides on the URL ask it
     /// to), rather than a 200 that drops the change.
-    fn unapplied(error: StoreError, lost: &'static str) -> WebhookError {
+    pub(super) fn unapplied(error: StoreError, lost: &'static str) -> WebhookError {
         WebhookError::Store {
             error,
             lost,
@@ -488,7 +488,7 @@ async fn routed(
 }
 
 /// The TwiML of a decision for call `call_sid`.
-fn render(state: &AppState, base: &str, call_sid: &str, decision: &Decision) -> String {
+pub(super) fn render(state: &AppState, base: &str, call_sid: &str, decision: &Decision) -> String {
     match decision {
         Decision::Dial {
             agent,
@@ -611,14 +611,34 @@ fn hold_round(
     {
         said.push(spoken_wait(secs));
     }
+    // The callback offer, once the wait is long enough to be worth it (and
+    // only where this replica can place the call).
+    if let (Some(key), Ok(_)) = (hold.callback_key, state.engine.callbacks_of(queue))
+        && (hold.offer_callback_after_secs == 0
+            || estimated_wait_secs.is_some_and(|s| s >= u64::from(hold.offer_callback_after_secs)))
+    {
+        said.push(format!(
+            "To be called back instead, keeping your place in line, press {}.",
+            spoken_key(key)
+        ));
+    }
     twiml::hold(&twiml::HoldRound {
         announcement: &said.join(" "),
         music_url: hold.music_url.as_deref(),
         loop_secs: hold.loop_secs,
         wait_url: &format!("{base}{}?queue={queue}", paths::WAIT),
-        gather: !hold.exit_digits.is_empty(),
+        gather: !hold.exit_digits.is_empty() || hold.callback_key.is_some(),
         speech: table.speech(queue),
     })
+}
+
+/// A key as a caller hears it.
+pub(super) fn spoken_key(key: char) -> String {
+    match key {
+        '*' => "star".to_owned(),
+        '#' => "pound".to_owned(),
+        digit => digit.to_string(),
+    }
 }
 
 /// An estimated wait as a caller hears it: to the nearest minute, and under a
@@ -788,7 +808,7 @@ fn dial_call_status(
 /// switchboard does not know is refused with 400 and changes nothing, which
 /// shows in Twilio's debugger; guessing what it means could free an agent who
 /// is on a call.
-fn status_callback_status(params: &Params) -> Result<CallStatus, Refusal> {
+pub(super) fn status_callback_status(params: &Params) -> Result<CallStatus, Refusal> {
     match params.call_status()? {
         CallStatus::Unknown(value) => {
             tracing::warn!(
@@ -1069,6 +1089,18 @@ pub async fn wait(State(state): State<AppState>, hook: Webhook) -> Result<Respon
             };
             WebhookError::store(e, lost, render(&state, &base, call_sid, &keep_waiting))
         })?;
+        // The callback key: the caller still waits, and is asked which number
+        // to call back (src/http/callbacks.rs).
+        if let (Decision::Wait { queue, .. }, Some(key)) = (&decision, digits)
+            && let Ok(hold) = state.engine.callbacks_of(queue)
+            && hold
+                .callback_key
+                .is_some_and(|k| key.starts_with(k) && key.len() == 1)
+        {
+            return Ok(twiml_response(super::callbacks::number_prompt(
+                &state, &base, queue, call.from, false,
+            )));
+        }
         Ok(twiml_response(render(&state, &base, call_sid, &decision)))
     }
     .instrument(span)

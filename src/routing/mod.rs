@@ -6,6 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+pub mod callbacks;
 pub mod explain;
 pub mod unapplied;
 
@@ -256,6 +257,8 @@ pub struct Engine {
     reconcile_after: std::time::Duration,
     /// `[lookup]`: the customer's service, asked before a new call is routed.
     lookup: Option<Arc<Lookup>>,
+    /// Calls a second callbacks may place, every replica together.
+    cps: f64,
 }
 
 impl Engine {
@@ -267,7 +270,14 @@ impl Engine {
             unapplied: Arc::default(),
             reconcile_after: std::time::Duration::from_secs(300),
             lookup: None,
+            cps: 1.0,
         }
+    }
+
+    /// Places callbacks at `cps` calls a second, every replica together.
+    pub fn with_cps(mut self, cps: f64) -> Engine {
+        self.cps = cps;
+        self
     }
 
     /// Asks `lookup` about each new call before routing it.
@@ -950,7 +960,7 @@ impl Engine {
     }
 
     /// Turns a script's outcome into a decision, counting it the first time.
-    fn decide(
+    pub(crate) fn decide(
         &self,
         home: &str,
         outcome: RouteOutcome,

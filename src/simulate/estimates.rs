@@ -121,7 +121,7 @@ mod tests {
         let calls = [
             // Answered before the others came: Asterisk's holdtime is then
             // 100 / 4 = 25, then (75 + 20) / 4 = 23.75.
-            call("a", 0, 100, true),
+            call("a", 0, 100, false),
             call("b", 90, 110, true),
             // Judged: waited 100 s and 200 s.
             call("c", 120, 220, true),

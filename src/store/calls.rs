@@ -60,6 +60,8 @@ pub struct Waiter {
     pub priority: u8,
     /// What is left of the last estimated wait it heard; `None` before one.
     pub estimated_wait_ms: Option<u64>,
+    /// A callback keeping the caller's place (docs/callbacks.md).
+    pub callback: bool,
 }
 
 /// One ended wait, for the metrics.
@@ -395,6 +397,7 @@ impl Store {
                 "priority",
                 "estimate_ms",
                 "estimate_at",
+                "callback",
             ]);
         }
         type Fields = (
@@ -403,6 +406,7 @@ impl Store {
             Option<u8>,
             Option<i64>,
             Option<i64>,
+            Option<String>,
         );
         let fields: Vec<Fields> = self.query("line", pipe).await?;
         let waiters = order
@@ -410,16 +414,19 @@ impl Store {
             .zip(fields)
             .enumerate()
             .map(
-                |(i, ((call_sid, score), (from, since, priority, estimate, at)))| Waiter {
-                    call_sid,
-                    from: from.unwrap_or_default(),
-                    since_ms: since.or(score).unwrap_or(now),
-                    position: i as u32 + 1,
-                    priority: priority.unwrap_or(0),
-                    // The last estimate the caller heard, less the time since.
-                    estimated_wait_ms: estimate
-                        .zip(at)
-                        .map(|(ms, at)| u64::try_from(ms - (now - at)).unwrap_or(0)),
+                |(i, ((call_sid, score), (from, since, priority, estimate, at, callback)))| {
+                    Waiter {
+                        call_sid,
+                        from: from.unwrap_or_default(),
+                        since_ms: since.or(score).unwrap_or(now),
+                        position: i as u32 + 1,
+                        priority: priority.unwrap_or(0),
+                        // The last estimate the caller heard, less the time since.
+                        estimated_wait_ms: estimate
+                            .zip(at)
+                            .map(|(ms, at)| u64::try_from(ms - (now - at)).unwrap_or(0)),
+                        callback: callback.as_deref() == Some("1"),
+                    }
                 },
             )
             .collect();
@@ -456,7 +463,7 @@ impl Store {
 
     /// Up to `max` entries of a list the scripts `LPUSH`, oldest first; an entry
     /// popped here is taken by no other replica.
-    async fn pop_oldest(
+    pub(super) async fn pop_oldest(
         &self,
         name: &'static str,
         key: String,

@@ -142,6 +142,22 @@ impl Keys {
         format!("{}audit", self.prefix)
     }
 
+    /// Set: a queue's live callbacks (CallSids), for the API's list.
+    pub fn callbacks(&self, queue: &str) -> String {
+        format!("{}callbacks:{queue}", self.prefix)
+    }
+
+    /// List: 'CallSid|queue|ms' of callbacks given an agent, for a replica to
+    /// dial.
+    pub fn callback_dials(&self) -> String {
+        format!("{}callback_dials", self.prefix)
+    }
+
+    /// Sorted set: callbacks waiting for their next try, by when it is due.
+    pub fn callbacks_retry(&self) -> String {
+        format!("{}callbacks_retry", self.prefix)
+    }
+
     /// Hash: a queue's moving averages of recent agent cycles and ended
     /// waits, for the estimated wait (lua/lib/forecast.lua).
     pub fn forecast(&self, queue: &str) -> String {
@@ -202,7 +218,7 @@ mod tests {
             k.token("ab"),
             k.presence(),
             k.events(),
-            k.waits("q"),
+            k.forecast("q"),
             k.stats("q"),
             k.call_events("CA1"),
             k.staff_token("ab"),

@@ -14,6 +14,7 @@ pub mod agent_work;
 pub mod agents;
 pub mod alt_lines;
 pub mod audit;
+pub mod callbacks;
 pub mod calls;
 pub mod events;
 pub mod explain;

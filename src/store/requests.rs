@@ -438,3 +438,59 @@ pub(super) struct VoicemailRequest<'a> {
 /// `sample_waiting.lua`: nothing but the envelope.
 #[derive(Debug, Serialize)]
 pub struct SampleRequest {}
+
+/// `request_callback.lua`: a waiting caller confirmed a number to call back.
+#[derive(Debug, Serialize)]
+pub(super) struct CallbackRequest<'a> {
+    pub sid: &'a str,
+    pub to: &'a str,
+    pub from: &'a str,
+    pub max_tries: u32,
+    pub retry_ms: u64,
+}
+
+/// `claim_callback.lua`: take a callback to dial, at the account's pace.
+#[derive(Debug, Serialize)]
+pub(super) struct ClaimCallbackRequest<'a> {
+    pub sid: &'a str,
+    pub cps: f64,
+    pub dial_ms: u64,
+    pub spare_token: String,
+}
+
+/// `callback_dialed.lua`, `callback_answer.lua`, `callback_connect.lua` and
+/// `callback_status.lua`: a report about one try (`token`) of a callback.
+#[derive(Debug, Serialize)]
+pub(super) struct CallbackReportRequest<'a> {
+    pub sid: &'a str,
+    pub token: &'a str,
+    /// The outbound call ('' when Twilio never placed it).
+    pub call_sid: &'a str,
+    /// callback_dialed: 'placed', 'busy' or 'refused'.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<&'static str>,
+    /// callback_answer: a machine or fax answered.
+    pub machine: bool,
+    /// callback_status: the outbound call's CallStatus.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<&'a str>,
+    pub call_ttl_ms: u64,
+    pub tail_ms: u64,
+    pub spare_token: String,
+}
+
+/// `due_callbacks.lua`: callbacks whose next try is due.
+#[derive(Debug, Serialize)]
+pub(super) struct DueCallbacksRequest {
+    pub batch: usize,
+}
+
+/// `cancel_callback.lua`: the API cancels a callback.
+#[derive(Debug, Serialize)]
+pub(super) struct CancelCallbackRequest<'a> {
+    pub sid: &'a str,
+    pub queue: &'a str,
+    /// Who asked (`Actor::label`).
+    pub by: String,
+    pub spare_token: String,
+}

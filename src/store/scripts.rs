@@ -9,7 +9,7 @@ use std::sync::LazyLock;
 use redis::Script;
 
 /// `lua/lib/`, in the order each file needs the ones before it.
-const LIB: [&str; 8] = [
+const LIB: [&str; 9] = [
     include_str!("../../lua/lib/common.lua"),
     include_str!("../../lua/lib/stats.lua"),
     include_str!("../../lua/lib/forecast.lua"),
@@ -18,6 +18,7 @@ const LIB: [&str; 8] = [
     include_str!("../../lua/lib/needs.lua"),
     include_str!("../../lua/lib/line.lua"),
     include_str!("../../lua/lib/calls.lua"),
+    include_str!("../../lua/lib/callbacks.lua"),
 ];
 
 /// One script: its name (the `script` metric label) and the loaded code.
@@ -71,12 +72,20 @@ lua!(SET_WRAP_UP, "set_wrap_up");
 lua!(SAMPLE_WAITING, "sample_waiting");
 lua!(PUBLISH_ALTS, "publish_alts");
 lua!(BUILD_ALT_LINES, "build_alt_lines");
+lua!(REQUEST_CALLBACK, "request_callback");
+lua!(CLAIM_CALLBACK, "claim_callback");
+lua!(CALLBACK_DIALED, "callback_dialed");
+lua!(CALLBACK_ANSWER, "callback_answer");
+lua!(CALLBACK_CONNECT, "callback_connect");
+lua!(CALLBACK_STATUS, "callback_status");
+lua!(DUE_CALLBACKS, "due_callbacks");
+lua!(CANCEL_CALLBACK, "cancel_callback");
 // Read-only and run by `simulate --watch-redis` only, so not in `all()`: a
 // replica neither loads nor needs it.
 lua!(WATCH_LINES, "watch_lines");
 
 /// Every script, to load them all at start and check they are loaded for `/readyz`.
-pub fn all() -> [&'static Lua; 27] {
+pub fn all() -> [&'static Lua; 35] {
     [
         &UPSERT_AGENT,
         &SET_AGENT_STATE,
@@ -105,5 +114,13 @@ pub fn all() -> [&'static Lua; 27] {
         &SAMPLE_WAITING,
         &PUBLISH_ALTS,
         &BUILD_ALT_LINES,
+        &REQUEST_CALLBACK,
+        &CLAIM_CALLBACK,
+        &CALLBACK_DIALED,
+        &CALLBACK_ANSWER,
+        &CALLBACK_CONNECT,
+        &CALLBACK_STATUS,
+        &DUE_CALLBACKS,
+        &CANCEL_CALLBACK,
     ]
 }

@@ -1,10 +1,11 @@
-//! The two REST calls switchboard makes to Twilio. The first redirects a live
+//! The REST calls switchboard makes to Twilio. The first redirects a live
 //! call to a new TwiML URL (`POST /2010-04-01/Accounts/{AccountSid}/Calls/{CallSid}.json` with
 //! `Url` and `Method=POST`), which is how a caller waiting in a hold queue is
 //! connected the moment an agent is free (SPEC 1, "Callers wait in line"). The
 //! second fetches a call (`GET …/Calls/{CallSid}.json`) for its status: the
 //! worker asks about an agent leg that was answered and then went quiet, so an
-//! agent whose call's end was never reported is not held for hours.
+//! agent whose call's end was never reported is not held for hours. The third
+//! places a callback's outbound call (`POST …/Calls.json`, docs/callbacks.md).
 //!
 //! There is no maintained Twilio SDK for Rust, so this is a small typed client on
 //! `reqwest`. Its shape follows from who is waiting on it: a caller on hold and
@@ -178,6 +179,45 @@ pub enum RedirectOutcome {
     Failed(RestError),
 }
 
+/// Twilio's answers that ask for a later try of a call never placed: its REST
+/// concurrency limit (20429, with HTTP 429), the From number's queue being
+/// full (21611), and 22005, which the callback issue lists with them (its
+/// meaning is not in Twilio's error pages). Any HTTP 429 counts too.
+const TRY_LATER: [u32; 3] = [20429, 21611, 22005];
+
+/// An outbound call to place (a callback's try).
+#[derive(Debug, Clone)]
+pub struct NewCall<'a> {
+    pub to: &'a str,
+    pub from: &'a str,
+    /// Fetched (POST) when the call is answered: its TwiML.
+    pub url: &'a str,
+    /// Told of `initiated`, `ringing`, `answered` and `completed`.
+    pub status_callback: &'a str,
+    /// How long it rings before `no-answer` (Twilio: up to 600 s).
+    pub timeout_secs: u32,
+    /// `MachineDetection=Enable`: the `url` fetch then says `AnsweredBy`.
+    pub machine_detection: bool,
+}
+
+/// What became of a request to place a call.
+#[derive(Debug)]
+pub enum PlaceOutcome {
+    /// Twilio took it: the new call's CallSid.
+    Placed(String),
+    /// Not placed, worth a later try: Twilio asked for one (429 and the codes
+    /// of `TRY_LATER`) or could not be reached, through this request's own
+    /// retries.
+    Busy(RestError),
+    /// Not placed, and the same request would be refused again (400: a number
+    /// Twilio cannot call, 401, 403…).
+    Refused(RestError),
+    /// No answer, or a 5xx: it may or may not have been placed. It is not
+    /// sent again (that could call the customer twice); its status callbacks
+    /// tell, or the try's deadline ends it.
+    Unknown(RestError),
+}
+
 /// Where a call is, as far as switchboard needs to know.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CallState {
@@ -290,6 +330,127 @@ impl RestClient {
             "completed" | "busy" | "failed" | "no-answer" | "canceled" => CallState::Over,
             _ => CallState::Live,
         })
+    }
+
+    /// Places `call` in account `account` (`""`: the credentials' own): `POST
+    /// …/Accounts/{AccountSid}/Calls.json`. Retried within the budget only
+    /// when it surely was not placed (no connection, a 429): a customer is
+    /// never called twice by one request.
+    pub async fn place_call(&self, account: &str, call: &NewCall<'_>) -> PlaceOutcome {
+        let account = match account {
+            "" => self.config.credentials.account_sid(),
+            sub => sub,
+        };
+        if let Err(e) = check_sid("AccountSid", account) {
+            return PlaceOutcome::Refused(e);
+        }
+        let endpoint = format!(
+            "{}/2010-04-01/Accounts/{account}/Calls.json",
+            self.config.base_url
+        );
+        let timeout = call.timeout_secs.to_string();
+        let mut form = vec![
+            ("To", call.to),
+            ("From", call.from),
+            ("Url", call.url),
+            ("Method", "POST"),
+            ("StatusCallback", call.status_callback),
+            ("StatusCallbackMethod", "POST"),
+            ("Timeout", timeout.as_str()),
+        ];
+        // Several events: the parameter once per event (Twilio's API).
+        for event in ["initiated", "ringing", "answered", "completed"] {
+            form.push(("StatusCallbackEvent", event));
+        }
+        if call.machine_detection {
+            form.push(("MachineDetection", "Enable"));
+        }
+        let outcome = self.place_within_budget(&endpoint, &form).await;
+        crate::metrics::twilio_call_placed(match &outcome {
+            PlaceOutcome::Placed(_) => "placed",
+            PlaceOutcome::Busy(_) => "busy",
+            PlaceOutcome::Refused(_) => "refused",
+            PlaceOutcome::Unknown(_) => "unknown",
+        });
+        outcome
+    }
+
+    async fn place_within_budget(&self, endpoint: &str, form: &[(&str, &str)]) -> PlaceOutcome {
+        let budget = self.config.budget;
+        let deadline = Instant::now() + budget.total;
+        let credentials = &self.config.credentials;
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let sent = self
+                .http
+                .post(endpoint)
+                .basic_auth(credentials.user(), Some(credentials.password().expose()))
+                .form(form)
+                .timeout(budget.per_try.min(remaining))
+                .send()
+                .await;
+            let (error, retry_after) = match sent {
+                // Never connected: surely not placed, worth another try.
+                Err(e) if e.is_connect() => (RestError::Network(e), None),
+                Err(e) => return PlaceOutcome::Unknown(RestError::Network(e)),
+                Ok(response) => {
+                    let status = response.status();
+                    let retry_after = retry_after(response.headers());
+                    let bytes = match response.bytes().await {
+                        Ok(bytes) => bytes,
+                        Err(e) if status.is_success() => {
+                            return PlaceOutcome::Unknown(RestError::Network(e));
+                        }
+                        Err(_) => Default::default(),
+                    };
+                    if status.is_success() {
+                        #[derive(Deserialize)]
+                        struct Created {
+                            sid: String,
+                        }
+                        return match serde_json::from_slice::<Created>(&bytes) {
+                            Ok(created) => PlaceOutcome::Placed(created.sid),
+                            Err(e) => PlaceOutcome::Unknown(RestError::Twilio {
+                                status: status.as_u16(),
+                                code: None,
+                                message: format!("not a call resource: {e}"),
+                            }),
+                        };
+                    }
+                    let body: Option<ErrorBody> = serde_json::from_slice(&bytes).ok();
+                    let code = body.as_ref().and_then(|b| b.code);
+                    let error = RestError::Twilio {
+                        status: status.as_u16(),
+                        code,
+                        message: body
+                            .and_then(|b| b.message)
+                            .unwrap_or_else(|| status.canonical_reason().unwrap_or("").to_owned()),
+                    };
+                    let later = status == StatusCode::TOO_MANY_REQUESTS
+                        || code.is_some_and(|c| TRY_LATER.contains(&c));
+                    if status.is_server_error() {
+                        return PlaceOutcome::Unknown(error);
+                    }
+                    if !later {
+                        return PlaceOutcome::Refused(error);
+                    }
+                    (error, retry_after)
+                }
+            };
+            let pause = retry_after.map_or_else(
+                || full_jitter(budget, tries),
+                |after| after.min(budget.max_backoff),
+            );
+            if Instant::now() + pause >= deadline || tries >= budget.max_tries.max(1) {
+                return PlaceOutcome::Busy(RestError::GaveUp {
+                    tries,
+                    last: Box::new(error),
+                });
+            }
+            tokio::time::sleep(pause).await;
+        }
     }
 
     /// Tells Twilio to fetch `url` (POST) for the live call `call_sid` now.

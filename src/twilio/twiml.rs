@@ -236,6 +236,69 @@ pub fn menu(prompt: &str, timeout_secs: u32, action: &str, speech: &Speech) -> S
 }
 
 /// Greeting, a recorded message reported to `action`, then hang up.
+/// What a `KeyPrompt` does when no key comes.
+#[derive(Debug, Clone, Copy)]
+pub enum NoKey<'a> {
+    /// `<Redirect>` to this URL (back to the hold rounds).
+    Redirect(&'a str),
+    /// Say this, then `<Hangup/>`.
+    HangUp(&'a str),
+}
+
+/// A prompt for keys (a callback's number, a customer's 1): `<Gather>` around
+/// the `<Say>`, posting the keys to `action`, then `no_key`.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyPrompt<'a> {
+    pub prompt: &'a str,
+    pub action: &'a str,
+    /// `None`: any number of keys, ended by `finish_on_key` or `timeout_secs`
+    /// of silence.
+    pub num_digits: Option<u32>,
+    pub finish_on_key: &'a str,
+    pub timeout_secs: u32,
+    pub no_key: NoKey<'a>,
+    pub speech: &'a Speech,
+}
+
+pub fn key_prompt(p: &KeyPrompt<'_>) -> String {
+    let timeout = p.timeout_secs.to_string();
+    let digits = p.num_digits.map(|n| n.to_string());
+    response(|w| {
+        let mut gather = w
+            .create_element("Gather")
+            .with_attribute(("input", "dtmf"))
+            .with_attribute(("timeout", timeout.as_str()))
+            .with_attribute(("finishOnKey", p.finish_on_key))
+            .with_attribute(("action", p.action))
+            .with_attribute(("method", "POST"));
+        if let Some(n) = &digits {
+            gather = gather.with_attribute(("numDigits", n.as_str()));
+        }
+        gather.write_inner_content(|w| say(w, p.speech, p.prompt))?;
+        match p.no_key {
+            NoKey::Redirect(url) => {
+                w.create_element("Redirect")
+                    .with_attribute(("method", "POST"))
+                    .write_text_content(BytesText::new(url))?;
+            }
+            NoKey::HangUp(text) => {
+                say(w, p.speech, text)?;
+                w.create_element("Hangup").write_empty()?;
+            }
+        }
+        Ok(())
+    })
+}
+
+/// `<Say>text</Say><Hangup/>`.
+pub fn say_and_hang_up(text: &str, speech: &Speech) -> String {
+    response(|w| {
+        say(w, speech, text)?;
+        w.create_element("Hangup").write_empty()?;
+        Ok(())
+    })
+}
+
 pub fn voicemail(greeting: &str, max_length_secs: u32, action: &str, speech: &Speech) -> String {
     let max = max_length_secs.to_string();
     response(|w| {

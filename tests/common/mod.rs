@@ -972,6 +972,34 @@ struct StandInState {
     statuses: std::sync::Mutex<std::collections::HashMap<String, String>>,
     /// (AccountSid of the path, CallSid) fetched, in order.
     fetched: std::sync::Mutex<Vec<(String, String)>>,
+    /// Calls placed (`POST …/Calls.json`), in order.
+    placed: std::sync::Mutex<Vec<PlacedCall>>,
+    /// How the next requests to place a call are answered (then: 201).
+    place_answers: std::sync::Mutex<std::collections::VecDeque<PlaceAnswer>>,
+}
+
+/// A call the stand-in placed: the form Twilio would take, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlacedCall {
+    pub account: String,
+    /// The CallSid it answered.
+    pub call_sid: String,
+    pub to: String,
+    pub from: String,
+    pub url: String,
+    pub status_callback: String,
+    pub events: Vec<String>,
+    pub timeout: u32,
+    pub machine_detection: Option<String>,
+}
+
+/// How one request to place a call is answered.
+#[derive(Debug, Clone)]
+pub enum PlaceAnswer {
+    /// 429, code 20429: too many requests, not placed.
+    TooManyRequests,
+    /// 400 with this code (21211: an invalid 'To' number), not placed.
+    Refuse(u32),
 }
 
 /// Twilio's REST API on 127.0.0.1:0, stopped when dropped.
@@ -989,6 +1017,10 @@ impl TwilioApiStandIn {
             .route(
                 "/2010-04-01/Accounts/{account}/Calls/{call_file}",
                 axum::routing::post(stand_in_update_call).get(stand_in_fetch_call),
+            )
+            .route(
+                "/2010-04-01/Accounts/{account}/Calls.json",
+                axum::routing::post(stand_in_place_call),
             )
             .with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -1040,6 +1072,20 @@ impl TwilioApiStandIn {
             .into_iter()
             .filter(|r| r.call_sid == call_sid)
             .collect()
+    }
+
+    /// The calls placed, in order.
+    pub fn placed(&self) -> Vec<PlacedCall> {
+        self.state.placed.lock().expect("stand-in lock").clone()
+    }
+
+    /// Answers the next request to place a call with `answer`.
+    pub fn next_place_answer(&self, answer: PlaceAnswer) {
+        self.state
+            .place_answers
+            .lock()
+            .expect("stand-in lock")
+            .push_back(answer);
     }
 
     /// Requests refused for bad credentials or a bad form.
@@ -1104,6 +1150,108 @@ fn stand_in_login(headers: &axum::http::HeaderMap, account: &str) -> Option<Stri
         && ((user == ACCOUNT_SID && password == AUTH_TOKEN)
             || (user == API_KEY_SID && password == API_KEY_SECRET));
     valid.then(|| user.to_owned())
+}
+
+/// `POST …/Calls.json`: places a call, checking the form as Twilio does (`To`
+/// and `From` numbers, an absolute `Url` and `StatusCallback`, the events
+/// Twilio knows, each its own parameter, a `Timeout` of 1 to 600 s); 201 with
+/// the call resource (status `queued`).
+async fn stand_in_place_call(
+    axum::extract::State(state): axum::extract::State<std::sync::Arc<StandInState>>,
+    axum::extract::Path(account): axum::extract::Path<String>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    use std::sync::atomic::Ordering;
+    if stand_in_login(&headers, &account).is_none() {
+        state.refused.fetch_add(1, Ordering::SeqCst);
+        return twilio_error(401, 20003, "Authenticate");
+    }
+    let form: Vec<(String, String)> = match serde_urlencoded::from_bytes(&body) {
+        Ok(form) => form,
+        Err(_) => {
+            state.refused.fetch_add(1, Ordering::SeqCst);
+            return twilio_error(400, 20001, "Invalid form body");
+        }
+    };
+    let field = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    let number = |v: &Option<String>| {
+        v.as_deref().is_some_and(|n| {
+            n.strip_prefix('+')
+                .is_some_and(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
+        })
+    };
+    let absolute = |v: &Option<String>| {
+        v.as_deref()
+            .is_some_and(|u| u.starts_with("http://") || u.starts_with("https://"))
+    };
+    let events: Vec<String> = form
+        .iter()
+        .filter(|(k, _)| k == "StatusCallbackEvent")
+        .map(|(_, v)| v.clone())
+        .collect();
+    let timeout: Option<u32> = field("Timeout").and_then(|t| t.parse().ok());
+    let machine = field("MachineDetection");
+    let (to, from, url, status_callback) = (
+        field("To"),
+        field("From"),
+        field("Url"),
+        field("StatusCallback"),
+    );
+    let valid = number(&to)
+        && number(&from)
+        && absolute(&url)
+        && absolute(&status_callback)
+        && field("Method").as_deref() == Some("POST")
+        && events
+            .iter()
+            .all(|e| ["initiated", "ringing", "answered", "completed"].contains(&e.as_str()))
+        && timeout.is_some_and(|t| (1..=600).contains(&t))
+        && machine
+            .as_deref()
+            .is_none_or(|m| m == "Enable" || m == "DetectMessageEnd");
+    if !valid {
+        state.refused.fetch_add(1, Ordering::SeqCst);
+        return twilio_error(400, 21205, "Invalid call parameters");
+    }
+    let programmed = state
+        .place_answers
+        .lock()
+        .expect("stand-in lock")
+        .pop_front();
+    match programmed {
+        Some(PlaceAnswer::TooManyRequests) => {
+            return twilio_error(429, 20429, "Too Many Requests");
+        }
+        Some(PlaceAnswer::Refuse(code)) => {
+            return twilio_error(400, code, "Refused");
+        }
+        None => {}
+    }
+    let mut placed = state.placed.lock().expect("stand-in lock");
+    let call_sid = format!("CA{:032x}", 0xcb00_0000_u128 + placed.len() as u128);
+    placed.push(PlacedCall {
+        account: account.clone(),
+        call_sid: call_sid.clone(),
+        to: to.unwrap_or_default(),
+        from: from.unwrap_or_default(),
+        url: url.unwrap_or_default(),
+        status_callback: status_callback.unwrap_or_default(),
+        events,
+        timeout: timeout.unwrap_or(0),
+        machine_detection: machine,
+    });
+    (
+        axum::http::StatusCode::CREATED,
+        axum::Json(serde_json::json!({
+            "sid": call_sid,
+            "account_sid": account,
+            "status": "queued",
+            "api_version": "2010-04-01",
+        })),
+    )
+        .into_response()
 }
 
 /// `GET …/Calls/{CallSid}.json`: the call resource, with the status programmed

@@ -1,0 +1,69 @@
+--[[ callback_connect: the customer of a callback pressed 1: the outbound call
+takes the callback's reservation over and rings its agent.
+
+KEYS[1]  call hash  sb:{ns}:call:<CallSid> (the callback's); the outbound
+         call's hash, the agent, `deadlines` and `callbacks:<queue>` are built
+         from the prefix
+ARGV[1]  JSON CallbackConnectRequest (src/store/requests.rs): {prefix, sid,
+         token, call_sid (the outbound call), call_ttl_ms, tail_ms,
+         spare_token}
+
+The outbound call becomes an ordinary call of the queue (`call:<outbound
+CallSid>`): the same agent, token and timings, `via` 'callback', its arrival
+and place (`since`, `priority`) the waiting caller's, so if the agent does not
+answer it goes back to the head of the line. The callback ends with the wait
+outcome `callback_connected`; the outbound call records no second one.
+
+Reply: the outbound call's decision, {'dial', agent, contact, token, queue,
+via, attempt, fresh} | {'stale'} (about another attempt, or the agent was
+forced free: hang up).
+]]
+local call = KEYS[1]
+local now = now_ms()
+local c = redis.call('HMGET', call, 'status', 'token', 'agent')
+if c[1] == 'ended' and redis.call('HGET', call, 'callback_connected_sid') == req.call_sid then
+  -- The same key again (a retried request): the same answer.
+  return decision(K.call(req.call_sid), 0)
+end
+if c[1] ~= 'cb_answered' or c[2] ~= req.token then
+  return {'stale'}
+end
+local id = c[3] or ''
+local agent = K.agent(id)
+if redis.call('HGET', agent, 'token') ~= req.token then
+  callback_attempt_over(call, req.sid, req.token, 'agent_gone', now, false, false)
+  return {'stale'}
+end
+local copied = {'queue', 'caller', 'account', 'arrived_at', 'since', 'priority', 'steps',
+  'plan_steps', 'offered_at', 'sl_ms', 'agent', 'contact', 'token', 'agent_queue', 'attempt',
+  'tried', 'wrap_up_ms', 'delay_ms', 'max_missed', 'lease_ms', 'affinity_ms', 'loop_ms',
+  'callback_to'}
+local values = redis.call('HMGET', call, unpack(copied))
+local out = K.call(req.call_sid)
+local fields = {}
+for i, name in ipairs(copied) do
+  if values[i] then
+    fields[#fields + 1] = name
+    fields[#fields + 1] = values[i]
+  end
+end
+redis.call('HSET', out, unpack(fields))
+redis.call('HSET', out, 'sid', req.call_sid, 'status', 'ringing', 'via', 'callback',
+  'connect', 'dialed', 'reserved_at', now, 'callback_of', req.sid,
+  'caller', values[23] or values[2] or '', 'wait_outcome', 'callback_connected',
+  'stats_end', 'callback')
+redis.call('PEXPIRE', out, req.call_ttl_ms)
+redis.call('HSET', agent, 'call_sid', req.call_sid)
+local reservation_ms = tonumber(redis.call('HGET', call, 'reservation_ms')) or 30000
+redis.call('ZREM', K.deadlines, deadline_member('reservation', req.sid, id, req.token))
+redis.call('ZADD', K.deadlines, now + reservation_ms,
+  deadline_member('reservation', req.call_sid, id, req.token))
+local queue = redis.call('HGET', call, 'queue') or ''
+redis.call('SREM', K.callbacks(queue), req.sid)
+record_outcome(call, 'callback_connected', now)
+redis.call('HSET', call, 'status', 'ended', 'token', '', 'settled_at', now,
+  'callback_connected_sid', req.call_sid)
+redis.call('PEXPIRE', call, CALLBACK_TTL_MS)
+emit_call('callback_connected', req.sid, {call_sid = req.call_sid, agent = id})
+emit_call('call_routed', req.call_sid, {via = 'callback', callback_of = req.sid})
+return decision(out, 1)

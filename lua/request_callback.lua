@@ -1,0 +1,36 @@
+--[[ request_callback: a waiting caller confirmed a number to be called back on
+(docs/callbacks.md): it keeps its place in line as a callback
+(lib/callbacks.lua) and may hang up.
+
+KEYS[1]  call hash  sb:{ns}:call:<CallSid>; its queue's line, `callbacks:<queue>`
+         and `deadlines` are built from the prefix
+ARGV[1]  JSON CallbackRequest (src/store/requests.rs): {prefix, sid, to (the
+         customer's number), from (the number that calls back), max_tries
+         (1 + the queue's callback_retries), retry_ms}
+
+Reply: {'requested', position} (a callback now, or already: a request sent
+again changes nothing) | the call's decision otherwise, like wait's: an agent
+reserved meanwhile is {'dial', ...}, a call no longer waiting {'ended'} or
+{'fallback', ...}.
+Each change is also appended as an event to `events` and, for a call, to
+`call_events:<sid>` (both built from the prefix; `emit` in lib/common.lua).
+]]
+local call = KEYS[1]
+local c = redis.call('HMGET', call, 'status', 'queue', 'position')
+if c[1] == 'callback' then
+  return {'requested', tonumber(c[3]) or 0}
+end
+if c[1] ~= 'waiting' then
+  return decision(call, 0)
+end
+local now = now_ms()
+redis.call('HSET', call, 'status', 'callback', 'callback', '1', 'callback_to', req.to,
+  'callback_from', req.from, 'callback_tries', 0, 'callback_max_tries', req.max_tries,
+  'callback_retry_ms', req.retry_ms)
+-- The caller hangs up now: no heartbeat; the hash outlives its call.
+redis.call('ZREM', K.deadlines, deadline_member('wait', req.sid, '', ''))
+redis.call('PEXPIRE', call, CALLBACK_TTL_MS)
+redis.call('SADD', K.callbacks(c[2]), req.sid)
+local position = position_of(call, req.sid, c[2])
+emit_call('callback_requested', req.sid, {to = req.to, position = position})
+return {'requested', position}

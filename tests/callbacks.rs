@@ -1,0 +1,489 @@
+//! Callbacks (docs/callbacks.md): a waiting caller asks to be called back and
+//! keeps its place; when an agent is free for it, switchboard reserves the
+//! agent and places the call to the customer through Twilio's REST API (a
+//! local stand-in that checks what Twilio checks); the customer presses 1 and
+//! is connected. Tries the customer misses are retried, then fail; every
+//! report names its try, so a stale or forged one changes nothing; calls are
+//! placed at the account's pace across replicas.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+
+const CALLBACKS: &str = r#"
+[defaults]
+default_queue = "desk"
+wrap_up_secs = 0
+no_answer_delay_secs = 0
+max_missed_in_row = 100
+
+[[queues]]
+name = "desk"
+numbers = ["+15005550007"]
+fallback = ["voicemail"]
+[queues.hold]
+loop_secs = 5
+max_waiting = 10
+announce = "position"
+callback_key = "2"
+callback_retries = 1
+callback_retry_secs = 5
+"#;
+
+async fn app_with_rest(stand_in: &TwilioApiStandIn, cps: f64) -> TestApp {
+    let rest = connect_through(stand_in.auth_token_config());
+    spawn_app_with(CALLBACKS, true, move |s| {
+        rest(s);
+        s.twilio_cps = cps;
+    })
+    .await
+}
+
+fn gather_action(answer: &Answer) -> String {
+    answer
+        .attribute("Gather", "action")
+        .unwrap_or_else(|| panic!("a <Gather>: {}", answer.body))
+        .replace("&amp;", "&")
+}
+
+/// Caller `sid`, waiting (`round`), presses the callback key and confirms its
+/// own number; returns what it heard last.
+async fn ask_for_callback(app: &TestApp, sid: &str, round: &Answer) -> Answer {
+    let prompt = post_signed(
+        &app.http,
+        &gather_action(round),
+        &[
+            ("CallSid", sid),
+            ("CallStatus", "in-progress"),
+            ("From", "+15005550001"),
+            ("To", SUPPORT),
+            ("Digits", "2"),
+        ],
+    )
+    .await;
+    assert!(
+        prompt.body.contains("press 1"),
+        "asked which number: {}",
+        prompt.body
+    );
+    post_signed(
+        &app.http,
+        &gather_action(&prompt),
+        &[
+            ("CallSid", sid),
+            ("CallStatus", "in-progress"),
+            ("From", "+15005550001"),
+            ("To", SUPPORT),
+            ("Digits", "1"),
+        ],
+    )
+    .await
+}
+
+/// The calls the stand-in placed, once there are `n`.
+async fn placed(stand_in: &TwilioApiStandIn, n: usize) -> Vec<PlacedCall> {
+    for _ in 0..300 {
+        let seen = stand_in.placed();
+        if seen.len() >= n {
+            return seen;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("{n} calls placed, saw {:?}", stand_in.placed());
+}
+
+/// Twilio posts the outbound call's status callback.
+async fn outbound_status(app: &TestApp, call: &PlacedCall, status: &str) -> Answer {
+    let url = call.status_callback.split('#').next().unwrap_or_default();
+    post_signed(
+        &app.http,
+        url,
+        &[("CallSid", call.call_sid.as_str()), ("CallStatus", status)],
+    )
+    .await
+}
+
+/// The customer answers: Twilio fetches the call's Url.
+async fn customer_answers(app: &TestApp, call: &PlacedCall, answered_by: Option<&str>) -> Answer {
+    let mut params = vec![
+        ("CallSid", call.call_sid.as_str()),
+        ("CallStatus", "in-progress"),
+        ("From", call.from.as_str()),
+        ("To", call.to.as_str()),
+    ];
+    if let Some(by) = answered_by {
+        params.push(("AnsweredBy", by));
+    }
+    post_signed(&app.http, &call.url, &params).await
+}
+
+async fn history_events(app: &TestApp, sid: &str) -> Vec<String> {
+    let history = app
+        .admin(reqwest::Method::GET, &format!("/calls/{sid}"), None)
+        .await
+        .json();
+    history["events"]
+        .as_array()
+        .map(|events| {
+            events
+                .iter()
+                .filter_map(|e| e["event"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+async fn callbacks(app: &TestApp) -> serde_json::Value {
+    let list = app
+        .admin(reqwest::Method::GET, "/queues/desk/callbacks", None)
+        .await;
+    assert_eq!(list.status, 200, "{list:?}");
+    list.json()["callbacks"].clone()
+}
+
+async fn until_agent(app: &TestApp, id: &str, state: &str) -> serde_json::Value {
+    for _ in 0..200 {
+        let a = app.agent(id).await;
+        if a["state"] == state {
+            return a;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("{id} never {state}: {}", app.agent(id).await);
+}
+
+#[tokio::test]
+async fn a_caller_called_back_keeps_its_place_and_is_connected_when_it_presses_1() {
+    let stand_in = TwilioApiStandIn::start().await;
+    let app = app_with_rest(&stand_in, 10.0).await;
+    app.add_available("a", &["desk"]).await;
+    let first = app.call(&call_sid(1), SUPPORT).await;
+    let round2 = app.call(&call_sid(2), SUPPORT).await;
+    let round3 = app.call(&call_sid(3), SUPPORT).await;
+    assert!(
+        round2.body.contains("press 2"),
+        "the offer: {}",
+        round2.body
+    );
+
+    // Caller 2 asks to be called back and hangs up; it keeps its place.
+    let thanks = ask_for_callback(&app, &call_sid(2), &round2).await;
+    assert!(
+        thanks
+            .body
+            .contains("We will call you back at 1 5 0 0 5 5 5 0 0 0 1"),
+        "{}",
+        thanks.body
+    );
+    assert!(thanks.body.contains("<Hangup/>"), "{}", thanks.body);
+    app.call_status(&call_sid(2), "completed").await;
+    let listed = callbacks(&app).await;
+    assert_eq!(listed[0]["call_sid"], call_sid(2).as_str(), "{listed}");
+    assert_eq!(listed[0]["status"], "waiting");
+    assert_eq!(listed[0]["to"], "+15005550001");
+    let doc = app
+        .admin(reqwest::Method::GET, "/queues/desk", None)
+        .await
+        .json();
+    assert_eq!(doc["waiting"][0]["call_sid"], call_sid(2).as_str(), "{doc}");
+    assert_eq!(doc["waiting"][0]["callback"], true, "{doc}");
+    assert_eq!(doc["waiting"][1]["position"], 2, "{doc}");
+
+    // The agent is free: it goes to the callback at the head, and the
+    // customer is called from the number the caller called.
+    app.agent_leg(&call_sid(1), &first, "answered").await;
+    app.dial_action(&call_sid(1), &first, "completed").await;
+    let calls = placed(&stand_in, 1).await;
+    let call = &calls[0];
+    assert_eq!(
+        (call.to.as_str(), call.from.as_str()),
+        ("+15005550001", SUPPORT)
+    );
+    assert_eq!(call.account, ACCOUNT_SID);
+    assert!(
+        call.url.starts_with(&format!(
+            "{}/twilio/voice/callback/answer?call={}",
+            app.base(),
+            call_sid(2)
+        )),
+        "{call:?}"
+    );
+    assert_eq!(
+        call.events,
+        ["initiated", "ringing", "answered", "completed"]
+    );
+    assert_eq!(call.timeout, 30);
+    assert_eq!(call.machine_detection, None);
+    let a = app.agent("a").await;
+    assert_eq!(
+        (&a["state"], &a["call_sid"]),
+        (&"reserved".into(), &call_sid(2).as_str().into())
+    );
+
+    // Twilio reports the call ringing, the customer answers and presses 1:
+    // the outbound call rings the agent.
+    outbound_status(&app, call, "ringing").await;
+    let prompt = customer_answers(&app, call, None).await;
+    assert!(prompt.body.contains("Press 1"), "{}", prompt.body);
+    let dial = post_signed(
+        &app.http,
+        &gather_action(&prompt),
+        &[
+            ("CallSid", call.call_sid.as_str()),
+            ("CallStatus", "in-progress"),
+            ("Digits", "1"),
+        ],
+    )
+    .await;
+    assert_eq!(dialed(&dial).as_deref(), Some("a"), "{}", dial.body);
+    app.agent_leg(&call.call_sid, &dial, "answered").await;
+    let a = app.agent("a").await;
+    assert_eq!(
+        (&a["state"], &a["call_sid"]),
+        (&"on_call".into(), &call.call_sid.as_str().into())
+    );
+    assert!(callbacks(&app).await.as_array().is_some_and(Vec::is_empty));
+    let events = history_events(&app, &call_sid(2)).await;
+    for event in [
+        "callback_requested",
+        "callback_dialing",
+        "callback_placed",
+        "callback_answered",
+        "callback_connected",
+    ] {
+        assert!(events.iter().any(|e| e == event), "{event} in {events:?}");
+    }
+    // The call ends as any call (the Dial action first, below).
+    outbound_status(&app, call, "in-progress").await;
+
+    // Caller 3 was never passed: it is next.
+    stand_in.answer(&call_sid(3), CallAnswer::Succeed);
+    app.dial_action(&call.call_sid, &dial, "completed").await;
+    let a = until_agent(&app, "a", "reserved").await;
+    assert_eq!(a["call_sid"], call_sid(3).as_str(), "{a}");
+    drop(round3);
+    // The metrics are the test binary's, shared by its tests: only this one
+    // connects a callback.
+    let page = app.metrics().await;
+    for event in ["requested", "dialled", "connected"] {
+        let series = format!("switchboard_callbacks_total{{queue=\"desk\",event=\"{event}\"}}");
+        assert!(metric(&page, &series) >= 1.0, "{series}: {page}");
+    }
+    assert_eq!(
+        metric(
+            &page,
+            "switchboard_callbacks_total{queue=\"desk\",event=\"connected\"}"
+        ),
+        1.0
+    );
+}
+
+#[tokio::test]
+async fn a_callback_the_customer_misses_is_tried_again_then_fails_and_no_agent_is_held() {
+    let stand_in = TwilioApiStandIn::start().await;
+    let app = app_with_rest(&stand_in, 10.0).await;
+    app.add_available("a", &["desk"]).await;
+    let first = app.call(&call_sid(1), SUPPORT).await;
+    let round2 = app.call(&call_sid(2), SUPPORT).await;
+    ask_for_callback(&app, &call_sid(2), &round2).await;
+    app.call_status(&call_sid(2), "completed").await;
+    app.agent_leg(&call_sid(1), &first, "answered").await;
+    app.dial_action(&call_sid(1), &first, "completed").await;
+
+    // Try 1: nobody answers. The agent is free again at once, without a miss.
+    let calls = placed(&stand_in, 1).await;
+    outbound_status(&app, &calls[0], "no-answer").await;
+    let a = until_agent(&app, "a", "available").await;
+    assert_eq!(a["missed_in_row"], 0, "not a miss: {a}");
+    let listed = callbacks(&app).await;
+    assert_eq!(listed[0]["status"], "retry", "{listed}");
+    assert_eq!(listed[0]["tries"], 1);
+    // A late report of that try changes nothing.
+    outbound_status(&app, &calls[0], "busy").await;
+
+    // After callback_retry_secs it is back at its place and tried again.
+    let calls = placed(&stand_in, 2).await;
+    assert_ne!(calls[0].url, calls[1].url, "each try its own token");
+    // A machine answers (answering machine detection): the last try is over.
+    let hung_up = customer_answers(&app, &calls[1], Some("machine_start")).await;
+    assert!(hung_up.body.contains("<Hangup/>"), "{}", hung_up.body);
+    until_agent(&app, "a", "available").await;
+    assert!(callbacks(&app).await.as_array().is_some_and(Vec::is_empty));
+    let events = history_events(&app, &call_sid(2)).await;
+    assert!(events.iter().any(|e| e == "callback_ended"), "{events:?}");
+    // The stale try's Url hangs up and places nothing.
+    let stale = customer_answers(&app, &calls[0], None).await;
+    assert!(stale.body.contains("<Hangup/>"), "{}", stale.body);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(stand_in.placed().len(), 2);
+    let page = app.metrics().await;
+    assert!(
+        metric(
+            &page,
+            "switchboard_callbacks_total{queue=\"desk\",event=\"failed\"}"
+        ) >= 1.0,
+        "{page}"
+    );
+}
+
+#[tokio::test]
+async fn twilio_busy_is_tried_again_uncounted_and_a_refused_number_fails_the_callback() {
+    let stand_in = TwilioApiStandIn::start().await;
+    let app = app_with_rest(&stand_in, 10.0).await;
+    app.add_available("a", &["desk"]).await;
+    let first = app.call(&call_sid(1), SUPPORT).await;
+    let round2 = app.call(&call_sid(2), SUPPORT).await;
+    ask_for_callback(&app, &call_sid(2), &round2).await;
+    // Every try of the first placing is answered 429 (the client retries
+    // within its budget): the customer was never called.
+    for _ in 0..4 {
+        stand_in.next_place_answer(PlaceAnswer::TooManyRequests);
+    }
+    app.agent_leg(&call_sid(1), &first, "answered").await;
+    app.dial_action(&call_sid(1), &first, "completed").await;
+    let mut listed = serde_json::Value::Null;
+    for _ in 0..200 {
+        listed = callbacks(&app).await;
+        if listed[0]["status"] == "retry" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(listed[0]["status"], "retry", "{listed}");
+    assert_eq!(listed[0]["tries"], 0, "not counted: {listed}");
+    until_agent(&app, "a", "available").await;
+    // The next placing is refused: an invalid number fails the callback.
+    stand_in.next_place_answer(PlaceAnswer::Refuse(21211));
+    for _ in 0..400 {
+        if callbacks(&app).await.as_array().is_some_and(Vec::is_empty) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(callbacks(&app).await.as_array().is_some_and(Vec::is_empty));
+    assert!(stand_in.placed().is_empty());
+    until_agent(&app, "a", "available").await;
+}
+
+#[tokio::test]
+async fn a_try_is_claimed_once_and_forged_or_stale_reports_change_nothing() {
+    let stand_in = TwilioApiStandIn::start().await;
+    let app = app_with_rest(&stand_in, 10.0).await;
+    app.add_available("a", &["desk"]).await;
+    let first = app.call(&call_sid(1), SUPPORT).await;
+    let round2 = app.call(&call_sid(2), SUPPORT).await;
+    ask_for_callback(&app, &call_sid(2), &round2).await;
+    app.agent_leg(&call_sid(1), &first, "answered").await;
+    app.dial_action(&call_sid(1), &first, "completed").await;
+    let calls = placed(&stand_in, 1).await;
+    // The try is claimed: another claim (a replica holding a copy of its
+    // entry) gets nothing.
+    let store = app.server.state.engine.store();
+    let again = store
+        .claim_callback(&call_sid(2), 10.0, 60_000)
+        .await
+        .expect("claim");
+    assert_eq!(again, switchboard::store::callbacks::Claim::Stale);
+    // A token that is not the try's, correctly signed: refused as stale.
+    let forged_url = calls[0]
+        .url
+        .split("token=")
+        .next()
+        .map(|head| format!("{head}token={}&queue=desk", "0".repeat(32)))
+        .expect("a token");
+    let forged = post_signed(
+        &app.http,
+        &forged_url,
+        &[
+            ("CallSid", calls[0].call_sid.as_str()),
+            ("CallStatus", "in-progress"),
+        ],
+    )
+    .await;
+    assert!(forged.body.contains("<Hangup/>"), "{}", forged.body);
+    // Unsigned: refused before anything.
+    let unsigned = app
+        .http
+        .post(&calls[0].url)
+        .form(&[("CallSid", calls[0].call_sid.as_str())])
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(unsigned.status(), 403);
+    assert_eq!(app.agent("a").await["state"], "reserved");
+    // A cancel frees the agent; the customer who answers then hears nothing.
+    let cancel = app
+        .admin(
+            reqwest::Method::DELETE,
+            &format!("/queues/desk/callbacks/{}", call_sid(2)),
+            None,
+        )
+        .await;
+    assert_eq!(cancel.status, 204, "{cancel:?}");
+    until_agent(&app, "a", "available").await;
+    let late = customer_answers(&app, &calls[0], None).await;
+    assert!(late.body.contains("<Hangup/>"), "{}", late.body);
+    let again = app
+        .admin(
+            reqwest::Method::DELETE,
+            &format!("/queues/desk/callbacks/{}", call_sid(2)),
+            None,
+        )
+        .await;
+    assert_eq!(again.status, 404);
+}
+
+#[tokio::test]
+async fn callbacks_are_placed_at_the_accounts_pace_across_replicas() {
+    let stand_in = TwilioApiStandIn::start().await;
+    let app = app_with_rest(&stand_in, 4.0).await;
+    let rest = connect_through(stand_in.auth_token_config());
+    let mut settings = app.server.state.settings.as_ref().clone();
+    rest(&mut settings);
+    settings.twilio_cps = 4.0;
+    let other = TestServer::start_with(settings, true).await;
+    // Six callers become callbacks; then six agents sign in at once, and
+    // both replicas place the calls.
+    let mut rounds = Vec::new();
+    app.add_available("busy", &["desk"]).await;
+    let _held = app.call(&call_sid(100), SUPPORT).await;
+    for n in 1..=6 {
+        rounds.push(app.call(&call_sid(n), SUPPORT).await);
+    }
+    for (n, round) in (1..=6).zip(&rounds) {
+        ask_for_callback(&app, &call_sid(n), round).await;
+    }
+    for i in 0..6 {
+        let base = if i % 2 == 0 {
+            app.base()
+        } else {
+            other.base.as_str()
+        };
+        let id = format!("ag{i}");
+        assert!(put_agent(&app.http, base, ADMIN_TOKEN, &id, &["desk"]).await < 300);
+        assert_eq!(
+            put_state(&app.http, base, ADMIN_TOKEN, &id, "available").await,
+            200
+        );
+    }
+    placed(&stand_in, 6).await;
+    // When each was claimed, on Redis's clock: never two within 250 ms.
+    let mut conn = app.redis().await;
+    let mut at: Vec<i64> = Vec::new();
+    for n in 1..=6 {
+        let ms: Option<i64> = redis::cmd("HGET")
+            .arg(app.key(&format!("call:{}", call_sid(n))))
+            .arg("dialed_at")
+            .query_async(&mut conn)
+            .await
+            .expect("HGET");
+        at.push(ms.expect("dialled"));
+    }
+    at.sort_unstable();
+    for pair in at.windows(2) {
+        assert!(pair[1] - pair[0] >= 250, "4 a second at most: {at:?}");
+    }
+    other.shutdown().await;
+}
