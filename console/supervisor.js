@@ -230,6 +230,14 @@
     };
     row._c.status.appendChild(status);
     row._c.statusText = status;
+    // A callback keeping the caller's place (docs/callbacks.md).
+    const badge = document.createElement('span');
+    badge.className = 'badge callback';
+    badge.textContent = 'callback';
+    badge.title = 'The caller hung up and is called back when an agent is free; it keeps its place';
+    badge.hidden = true;
+    row._c.status.appendChild(badge);
+    row._c.badge = badge;
     const remove = document.createElement('button');
     remove.type = 'button';
     remove.className = 'small';
@@ -254,6 +262,7 @@
     klass(row._c.statusText, 'state ' + c.status);
     put(row._c.position, c.status === 'waiting' && c.position ? '#' + c.position : '–');
     put(row._c.estimate, c.status === 'waiting' ? estimateText(c) : '–');
+    row._c.badge.hidden = !c.callback;
     put(row._c.waited, ago(c.arrived));
     put(row._c.agent, c.agent || '–');
     put(row._c.since, ago(c.since));
@@ -475,7 +484,7 @@
             from: w.from, queue: q.name, status: 'waiting', agent: null,
             since: known && known.status === 'waiting' ? known.since : since,
             arrived: Math.min(since, known ? known.arrived : since), position: w.position,
-            estimate: w.estimated_wait_secs, estimateRead: sb.clock(),
+            estimate: w.estimated_wait_secs, estimateRead: sb.clock(), callback: w.callback,
           });
         }
       }
@@ -563,9 +572,10 @@
         c.agent = null;
         if (d.since) c.arrived = Math.min(c.arrived, d.since);
       }
+      if (kind === 'callback_requested') c.callback = true;
       if (kind === 'call_routed') { c.status = 'ringing'; c.agent = d.agent; c.since = d.at; c.position = null; }
       if (kind === 'call_connected') { c.status = 'talking'; c.agent = d.agent || c.agent; c.since = d.at; }
-      if (kind === 'call_ended' || kind === 'fallback') {
+      if (kind === 'call_ended' || kind === 'fallback' || kind === 'callback_ended' || kind === 'callback_connected') {
         c.status = 'ended';
         c.since = d.at;
         setTimeout(() => { if (calls.get(d.call_sid) === c && c.status === 'ended') { calls.delete(d.call_sid); schedule(); } }, 5000);

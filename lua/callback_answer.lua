@@ -28,5 +28,5 @@ if redis.call('HGET', K.agent(c[3] or ''), 'token') ~= req.token then
 end
 redis.call('HSET', call, 'status', 'cb_answered', 'callback_sid', req.call_sid,
   'answered_by_customer_at', now)
-emit_call('callback_answered', req.sid, {call_sid = req.call_sid})
+emit_call('callback_answered', req.sid, {outbound = req.call_sid})
 return {'prompt', c[4] or ''}

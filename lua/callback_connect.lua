@@ -64,6 +64,6 @@ record_outcome(call, 'callback_connected', now)
 redis.call('HSET', call, 'status', 'ended', 'token', '', 'settled_at', now,
   'callback_connected_sid', req.call_sid)
 redis.call('PEXPIRE', call, CALLBACK_TTL_MS)
-emit_call('callback_connected', req.sid, {call_sid = req.call_sid, agent = id})
+emit_call('callback_connected', req.sid, {outbound = req.call_sid, agent = id})
 emit_call('call_routed', req.call_sid, {via = 'callback', callback_of = req.sid})
 return decision(out, 1)

@@ -22,7 +22,7 @@ if req.outcome == 'placed' then
   if not c[3] or c[3] == '' then
     redis.call('HSET', call, 'callback_sid', req.call_sid)
   end
-  emit_call('callback_placed', req.sid, {call_sid = req.call_sid})
+  emit_call('callback_placed', req.sid, {outbound = req.call_sid})
   return {'placed'}
 end
 local done = callback_attempt_over(call, req.sid, req.token,

@@ -41,47 +41,6 @@ async fn app_with_rest(stand_in: &TwilioApiStandIn, cps: f64) -> TestApp {
     .await
 }
 
-fn gather_action(answer: &Answer) -> String {
-    answer
-        .attribute("Gather", "action")
-        .unwrap_or_else(|| panic!("a <Gather>: {}", answer.body))
-        .replace("&amp;", "&")
-}
-
-/// Caller `sid`, waiting (`round`), presses the callback key and confirms its
-/// own number; returns what it heard last.
-async fn ask_for_callback(app: &TestApp, sid: &str, round: &Answer) -> Answer {
-    let prompt = post_signed(
-        &app.http,
-        &gather_action(round),
-        &[
-            ("CallSid", sid),
-            ("CallStatus", "in-progress"),
-            ("From", "+15005550001"),
-            ("To", SUPPORT),
-            ("Digits", "2"),
-        ],
-    )
-    .await;
-    assert!(
-        prompt.body.contains("press 1"),
-        "asked which number: {}",
-        prompt.body
-    );
-    post_signed(
-        &app.http,
-        &gather_action(&prompt),
-        &[
-            ("CallSid", sid),
-            ("CallStatus", "in-progress"),
-            ("From", "+15005550001"),
-            ("To", SUPPORT),
-            ("Digits", "1"),
-        ],
-    )
-    .await
-}
-
 /// The calls the stand-in placed, once there are `n`.
 async fn placed(stand_in: &TwilioApiStandIn, n: usize) -> Vec<PlacedCall> {
     for _ in 0..300 {
@@ -486,4 +445,64 @@ async fn callbacks_are_placed_at_the_accounts_pace_across_replicas() {
         assert!(pair[1] - pair[0] >= 250, "4 a second at most: {at:?}");
     }
     other.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simulate_plays_callers_who_ask_to_be_called_back_and_the_customers_twilio_calls() {
+    use switchboard::twilio::rest::{Credentials, RestConfig};
+    let rest_port = switchboard::redis_server::free_port().expect("free port");
+    let account = "AC00000000000000000000000000000000";
+    let rest = RestConfig::new(
+        format!("http://127.0.0.1:{rest_port}"),
+        Credentials::AuthToken {
+            account_sid: account.into(),
+            token: AUTH_TOKEN.into(),
+        },
+    );
+    let routing = CALLBACKS
+        .replace("max_waiting = 10", "max_waiting = 100")
+        .replace(
+            "callback_retry_secs = 5",
+            "callback_retry_secs = 5\ncallback_machine_detection = true",
+        );
+    let connect = connect_through(rest);
+    let app = spawn_app_with(&routing, true, move |s| {
+        connect(s);
+        s.twilio_cps = 5.0;
+    })
+    .await;
+    let mut args = switchboard::simulate::SimulateArgs::new(app.base(), AUTH_TOKEN);
+    args.admin_token = ADMIN_TOKEN.into();
+    args.agents = 2;
+    args.agent_queues = vec!["desk".into()];
+    args.calls = 16;
+    args.concurrency = 16;
+    args.to = vec![SUPPORT.into()];
+    args.answer_every_attempt();
+    args.ring_ms = 5;
+    args.talk_ms = 300;
+    args.hold_ms = 200;
+    args.callback = 0.5;
+    args.callback_ring_ms = 50;
+    args.callback_wait_ms = 20_000;
+    args.cps = Some(5.0);
+    args.lost = 0.02;
+    args.duplicate = 0.05;
+    args.seed = 22;
+    args.rest_listen = Some(std::net::SocketAddr::from(([127, 0, 0, 1], rest_port)));
+    args.account_sid = account.into();
+    let report = switchboard::simulate::run(&args)
+        .await
+        .expect("simulate runs");
+    report.print(false);
+    assert_eq!(report.errors, 0, "{:?}", report.examples);
+    assert_eq!(report.violations, 0, "{:?}", report.examples);
+    assert!(report.callbacks_requested >= 3, "{report:?}");
+    assert!(report.callbacks_connected >= 1, "{report:?}");
+    let outcomes = report.callback_outcomes.as_ref().expect("histories read");
+    assert_eq!(outcomes.requested, report.callbacks_requested, "{report:?}");
+    assert_eq!(outcomes.without_one_outcome, 0, "{report:?}");
+    assert_eq!(report.dialled_twice, 0);
+    assert!(report.most_placed_in_a_second <= 5, "{report:?}");
+    assert_eq!(report.agents_held_after, 0, "{report:?}");
 }

@@ -480,3 +480,71 @@ async fn a_thousand_agents_and_two_hundred_callers_redraw_quickly_on_a_small_pag
     );
     page.close().await.unwrap();
 }
+
+/// A queue whose waiting callers may ask to be called back, with a minute of
+/// wrap-up so each call is a cycle of about a minute.
+const CALLBACK_FLOOR: &str = r#"
+[defaults]
+default_queue = "desk"
+wrap_up_secs = 60
+
+[[queues]]
+name = "desk"
+numbers = ["+15005550007"]
+fallback = ["voicemail"]
+[queues.hold]
+loop_secs = 20
+max_waiting = 10
+announce = "both"
+callback_key = "2"
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_callback_keeps_its_row_in_the_line_with_a_badge_and_callers_show_their_estimate() {
+    let stand_in = TwilioApiStandIn::start().await;
+    let app = spawn_app_with(
+        CALLBACK_FLOOR,
+        true,
+        connect_through(stand_in.auth_token_config()),
+    )
+    .await;
+    app.add_available("ana", &["desk"]).await;
+    // Five cycles of about a minute, so waits can be estimated.
+    for n in 10..15 {
+        let dial = app.call(&call_sid(n), SUPPORT).await;
+        app.agent_leg(&call_sid(n), &dial, "answered").await;
+        app.dial_action(&call_sid(n), &dial, "completed").await;
+        app.set_state("ana", "available").await;
+    }
+    let busy = app.call(&call_sid(1), SUPPORT).await;
+    assert_eq!(dialed(&busy).as_deref(), Some("ana"));
+    app.agent_leg(&call_sid(1), &busy, "answered").await;
+    let round2 = app.call_from(&call_sid(2), "+15005550001", SUPPORT).await;
+    app.call_from(&call_sid(3), "+15005550003", SUPPORT).await;
+    ask_for_callback(&app, &call_sid(2), &round2).await;
+    app.call_status(&call_sid(2), "completed").await;
+
+    let driver = Chromedriver::start();
+    let page = driver.browser(1280, 900).await;
+    sign_in(&page, app.base(), ADMIN_TOKEN).await;
+    let row2 = format!("#calls tr[data-call-sid={}]", call_sid(2));
+    let row3 = format!("#calls tr[data-call-sid={}]", call_sid(3));
+    wait_for_text(&page, &format!("{row2} td.position"), "#1", WAIT).await;
+    wait_for_text(&page, &format!("{row3} td.position"), "#2", WAIT).await;
+    wait_for_js(
+        &page,
+        &format!("return !document.querySelector('{row2} .badge.callback').hidden"),
+        WAIT,
+    )
+    .await;
+    wait_for_js(
+        &page,
+        &format!("return document.querySelector('{row3} .badge.callback').hidden"),
+        WAIT,
+    )
+    .await;
+    // One agent, a minute a cycle: the caller behind the callback waits about
+    // two minutes.
+    wait_for_text(&page, &format!("{row3} td.estimate"), "≈ 2 min", WAIT).await;
+    screenshot(&page, "supervisor-callback").await;
+}

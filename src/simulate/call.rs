@@ -18,11 +18,15 @@ use crate::twilio::signature;
 const MAX_STEPS: usize = 10_000;
 /// A keypad menu's URL (its `<Gather>` action and `<Redirect>`).
 const MENU_PATH: &str = "/twilio/voice/menu";
+/// The `<Gather>` action of the number a caller keys in for a callback.
+const CALLBACK_NUMBER_PATH: &str = "/twilio/voice/callback/number";
 
 /// What every simulated call shares.
 pub(crate) struct Shared {
     /// Redirects from the REST stand-in (`--rest-listen`), by CallSid.
     pub redirects: std::sync::Arc<super::rest::Redirects>,
+    /// Callbacks' calls placed through the REST stand-in.
+    pub placements: std::sync::Arc<super::rest::Placements>,
     pub http: reqwest::Client,
     pub args: SimulateArgs,
     pub holders: Holders,
@@ -46,6 +50,9 @@ pub enum CallOutcome {
     CallerHungUp,
     /// The caller hung up while waiting in line.
     AbandonedWaiting,
+    /// The caller asked to be called back and no try of it connected (none
+    /// came within `--callback-wait-ms` of the last).
+    CallbackNotConnected,
     /// An agent's voicemail took the call (an agent on a real phone in a queue
     /// without `confirm`): the caller talked to a machine.
     AgentVoicemail,
@@ -65,6 +72,7 @@ impl CallOutcome {
             CallOutcome::Voicemail => "voicemail",
             CallOutcome::CallerHungUp => "caller_hung_up",
             CallOutcome::AbandonedWaiting => "abandoned_waiting",
+            CallOutcome::CallbackNotConnected => "callback_not_connected",
             CallOutcome::AgentVoicemail => "agent_voicemail",
             CallOutcome::LostAction => "lost_action",
             CallOutcome::HungUp => "hung_up",
@@ -111,6 +119,11 @@ pub struct CallResult {
     /// the next, as a load balancer does.
     pub retried: u32,
     pub line: Vec<LineMark>,
+    /// The caller asked to be called back; the tries it was called on; one
+    /// connected it (it pressed 1 and its agent rang).
+    pub callback_requested: bool,
+    pub callback_tries: u32,
+    pub callback_connected: bool,
     /// When the call came in, when an agent answered it (if one did), and
     /// when the caller's call was over (since the run started).
     pub started_at: Duration,
@@ -145,6 +158,15 @@ struct Call<'a> {
     legs: u32,
     /// Redirects the REST stand-in received for this call.
     redirected: Option<tokio::sync::mpsc::UnboundedReceiver<String>>,
+    /// Where the caller's own call's status goes: the number's status
+    /// callback, or that of the callback's call that took over.
+    status_url: String,
+    /// Drawn at the start: this caller asks to be called back when offered.
+    wants_callback: bool,
+    /// It asked: the calls placed for it arrive here.
+    callbacks: Option<tokio::sync::mpsc::UnboundedReceiver<super::rest::Placed>>,
+    /// The callback's CallSid (the caller's first), once its call took over.
+    callback_of: Option<String>,
     /// The last answered request: when its first try was sent, and when its
     /// answer came (since the run started).
     last_sent: Duration,
@@ -178,6 +200,9 @@ pub(crate) async fn place(shared: &Shared, n: usize) -> CallResult {
             rest_redirects: 0,
             retried: 0,
             line: Vec::new(),
+            callback_requested: false,
+            callback_tries: 0,
+            callback_connected: false,
             started_at: shared.started.elapsed(),
             answered_at: None,
             ended_at: Duration::ZERO,
@@ -188,11 +213,21 @@ pub(crate) async fn place(shared: &Shared, n: usize) -> CallResult {
         replays: Vec::new(),
         legs: 0,
         redirected: None,
+        status_url: format!(
+            "/twilio/voice/status#{}",
+            crate::twilio::twiml::CONNECTION_OVERRIDES
+        ),
+        wants_callback: false,
+        callbacks: None,
+        callback_of: None,
         last_sent: Duration::ZERO,
         last_received: Duration::ZERO,
     };
     if shared.args.rest_listen.is_some() {
         call.redirected = Some(shared.redirects.open(&call.sid));
+    }
+    if args.callback > 0.0 {
+        call.wants_callback = call.rng.random_bool(args.callback.clamp(0.0, 1.0));
     }
     call.run().await;
     if call.result.ended_at == Duration::ZERO {
@@ -200,6 +235,11 @@ pub(crate) async fn place(shared: &Shared, n: usize) -> CallResult {
         call.result.ended_at = shared.started.elapsed();
     }
     shared.redirects.close(&call.sid);
+    if let Some(first) = &call.callback_of {
+        shared.redirects.close(first);
+        shared.placements.close(first);
+    }
+    shared.placements.close(&call.sid);
     for (url, params) in std::mem::take(&mut call.replays) {
         call.post(&url, &params, "replay").await;
     }
@@ -294,14 +334,24 @@ impl Call<'_> {
                 }
                 Ok(Verb::Hangup) | Ok(Verb::Nothing) => {
                     self.end_call().await;
-                    return;
+                    // A caller who asked to be called back waits for its call.
+                    match self.await_callback().await {
+                        Some(next) => Some(next),
+                        None => return,
+                    }
                 }
                 Ok(Verb::Redirect { url, gather }) if path_of(&url) == MENU_PATH => {
                     self.menu_key(&url, gather).await
                 }
+                Ok(Verb::Redirect {
+                    gather: Some(g), ..
+                }) if path_of(&g.action).starts_with(CALLBACK_NUMBER_PATH) => {
+                    self.confirm_callback_number(&g.action).await
+                }
                 Ok(Verb::Redirect { url, gather }) => {
                     self.note_round(&url, &body);
-                    match self.hold_round(&url, gather).await {
+                    let offered = body.contains("called back");
+                    match self.hold_round(&url, gather, offered).await {
                         Some(next) => Some(next),
                         None => return,
                     }
@@ -598,7 +648,12 @@ impl Call<'_> {
     /// One hold round: the music plays (`--hold-ms`), then the caller either
     /// hangs up (`--wait-hangup`), presses a key (`--wait-key`, when the round
     /// gathers keys) or stays, and Twilio fetches the next document.
-    async fn hold_round(&mut self, url: &str, gather: Option<twiml::Gather>) -> Option<String> {
+    async fn hold_round(
+        &mut self,
+        url: &str,
+        gather: Option<twiml::Gather>,
+        offered: bool,
+    ) -> Option<String> {
         self.result.hold_rounds += 1;
         // A REST redirect interrupts the round: Twilio fetches the new URL now.
         let hold = tokio::time::sleep(Duration::from_millis(self.shared.args.hold_ms));
@@ -632,6 +687,22 @@ impl Call<'_> {
             return None;
         }
         let mut params = self.params(&[("CallStatus", "in-progress")]);
+        // A caller who wants a callback takes the first offer of one.
+        if offered
+            && self.wants_callback
+            && self.callbacks.is_none()
+            && let Some(action) = gather.as_ref().and_then(|g| g.pressed(args.callback_key))
+        {
+            params.push(("Digits".into(), args.callback_key.to_string()));
+            let action = action.to_owned();
+            let next = self
+                .post(&action, &params, "caller asked for a callback")
+                .await;
+            if next.is_none() {
+                self.end_call().await;
+            }
+            return next;
+        }
         let digit = args.wait_digit;
         let pressed = gather.as_ref().filter(|_| self.rng.random_bool(key));
         let (target, what) = match pressed.and_then(|g| g.pressed(digit)) {
@@ -647,6 +718,143 @@ impl Call<'_> {
             self.end_call().await;
         }
         next
+    }
+
+    /// The number prompt after the callback key: the caller confirms its own
+    /// number (1), and from then waits for its calls (registered first: an
+    /// agent may be free at once).
+    async fn confirm_callback_number(&mut self, action: &str) -> Option<String> {
+        let calls = self.shared.placements.open(&self.sid);
+        let mut params = self.params(&[("CallStatus", "in-progress")]);
+        params.push(("Digits".into(), "1".into()));
+        let next = self
+            .post(action, &params, "caller confirmed its number")
+            .await;
+        if next.as_deref().is_some_and(|b| b.contains("call you back")) {
+            self.result.callback_requested = true;
+            self.callbacks = Some(calls);
+        } else {
+            self.shared.placements.close(&self.sid);
+        }
+        if next.is_none() {
+            self.end_call().await;
+        }
+        next
+    }
+
+    /// A caller who asked to be called back, its own call over, waits for
+    /// each try's call (`--callback-wait-ms` at most) and plays the customer;
+    /// the TwiML after it pressed 1 (its agent's `<Dial>`), or `None` when no
+    /// try connected it.
+    async fn await_callback(&mut self) -> Option<String> {
+        let wait = Duration::from_millis(self.shared.args.callback_wait_ms);
+        loop {
+            let calls = self.callbacks.as_mut()?;
+            let Ok(Some(placed)) = tokio::time::timeout(wait, calls.recv()).await else {
+                self.shared.placements.close(&self.sid);
+                self.callbacks = None;
+                self.result.outcome = CallOutcome::CallbackNotConnected;
+                self.result.ended_at = self.shared.started.elapsed();
+                return None;
+            };
+            self.result.callback_tries += 1;
+            if placed.to != self.from {
+                self.result.violations.push(format!(
+                    "{}'s callback called {}, not the number it confirmed ({})",
+                    self.sid, placed.to, self.from
+                ));
+            }
+            if let Some(next) = self.callback_try(&placed).await {
+                return Some(next);
+            }
+        }
+    }
+
+    /// The parameters of Twilio's requests about the outbound call `sid`.
+    fn outbound(&self, sid: &str, status: &str) -> Vec<(String, String)> {
+        let mut p = self.params(&[("CallStatus", status), ("Direction", "outbound-api")]);
+        for (k, v) in &mut p {
+            match k.as_str() {
+                "CallSid" => *v = sid.to_owned(),
+                "From" => *v = self.to.clone(),
+                "To" => *v = self.from.clone(),
+                _ => {}
+            }
+        }
+        p
+    }
+
+    /// One try: the phone rings (`--callback-ring-ms`), then the customer
+    /// answers and presses 1, does not answer, or its voicemail picks up.
+    async fn callback_try(&mut self, placed: &super::rest::Placed) -> Option<String> {
+        let (out, cb) = (placed.call_sid.as_str(), placed.status_callback.as_str());
+        let first = self.sid.clone();
+        for status in ["initiated", "ringing"] {
+            self.callback(cb, self.outbound(out, status), "callback's call status")
+                .await;
+        }
+        tokio::time::sleep(Duration::from_millis(self.shared.args.callback_ring_ms)).await;
+        let a = &self.shared.args;
+        let weights = [
+            (0, a.callback_answer),
+            (1, a.callback_no_answer),
+            (2, a.callback_voicemail),
+        ];
+        let total: f64 = weights.iter().map(|(_, w)| w.max(0.0)).sum();
+        let mut r = self.rng.random::<f64>() * total.max(f64::MIN_POSITIVE);
+        let mut play = 0;
+        for (p, w) in weights {
+            if r < w.max(0.0) {
+                play = p;
+                break;
+            }
+            r -= w.max(0.0);
+        }
+        let over = |status: &'static str| status;
+        let final_status = match play {
+            // Nobody answers.
+            1 => over("no-answer"),
+            _ => {
+                let mut params = self.outbound(out, "in-progress");
+                let machine = play == 2;
+                if placed.machine_detection {
+                    let by = if machine { "machine_start" } else { "human" };
+                    params.push(("AnsweredBy".into(), by.into()));
+                }
+                let prompt = self.post(&placed.url, &params, "callback answered").await;
+                match prompt.as_deref().and_then(twiml::gather_action) {
+                    // A person presses 1: the agent's <Dial>.
+                    Some(action) if !machine => {
+                        let mut keys = self.outbound(out, "in-progress");
+                        keys.push(("Digits".into(), "1".into()));
+                        let next = self.post(&action, &keys, "customer pressed 1").await;
+                        if let Some(next) = next
+                            && matches!(twiml::first_verb(&next), Ok(Verb::Dial(_)))
+                        {
+                            self.result.callback_connected = true;
+                            self.callbacks = None;
+                            self.shared.placements.close(&first);
+                            self.callback_of = Some(first);
+                            self.sid = out.to_owned();
+                            self.status_url = cb.to_owned();
+                            return Some(next);
+                        }
+                        over("completed")
+                    }
+                    // A machine hears the prompt and presses nothing, or was
+                    // told apart and hung up on.
+                    _ => over("completed"),
+                }
+            }
+        };
+        self.callback(
+            cb,
+            self.outbound(out, final_status),
+            "callback's call ended",
+        )
+        .await;
+        self.shared.placements.over(&first, out);
+        None
     }
 
     /// How long an answered call lasts: `--talk-ms`, or with `--talk-sigma`
@@ -691,11 +899,11 @@ impl Call<'_> {
         let params = self.params(&[("CallStatus", "completed"), ("CallDuration", "1")]);
         // With the connection overrides README asks the number's status
         // callback to carry, so a 503 is sent again.
-        let url = format!(
-            "/twilio/voice/status#{}",
-            crate::twilio::twiml::CONNECTION_OVERRIDES
-        );
+        let url = self.status_url.clone();
         self.callback(&url, params, "call completed").await;
+        if let Some(first) = &self.callback_of {
+            self.shared.placements.over(first, &self.sid);
+        }
     }
 
     /// A callback Twilio might lose or send twice.

@@ -1,8 +1,9 @@
 //! `simulate --day SECS`: a working day played in SECS seconds. Callers
 //! arrive at random (a Poisson process) at a rate that starts at 40 % of
 //! `--rate`, peaks at `--rate` at lunch (mid-day) and falls back; the agents
-//! `--agents` creates sign in and out on a fixed plan (a late shift for the
-//! peak, lunch breaks during it, the late shift leaving early). Handle times
+//! `--agents` creates sign in and out one by one on a plan drawn from the
+//! seed (a late shift for the peak, breaks during it, the late shift leaving
+//! early). Handle times
 //! are log-normal (`--talk-sigma`) and callers abandon at random while they
 //! wait (`--wait-hangup`), so the estimated waits are judged against a day
 //! that moves (src/simulate/estimates.rs).
@@ -49,55 +50,63 @@ pub(crate) fn arrivals(seed: u64, day: Duration, peak: f64) -> Vec<Duration> {
     }
 }
 
-/// One change of the plan: at this share of the day, these agents (indexes
-/// of `sim-<i>`) move to `state`.
-struct Shift {
-    at: f64,
-    from: f64,
-    to: f64,
-    state: &'static str,
+/// One agent's move: at this share of the day, agent `sim-<agent>` moves to
+/// `state`.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Move {
+    pub at: f64,
+    pub agent: usize,
+    pub state: &'static str,
 }
 
-/// The day's plan, as shares of the day and of the agents: 70 % start the
-/// day; the other 30 % sign in before the peak; the first 15 % go to lunch
-/// during it and come back; the late 30 % leave before the day ends.
-const PLAN: [Shift; 5] = [
-    Shift {
-        at: 0.0,
-        from: 0.7,
-        to: 1.0,
-        state: "offline",
-    },
-    Shift {
-        at: 0.3,
-        from: 0.7,
-        to: 1.0,
-        state: "available",
-    },
-    Shift {
-        at: 0.5,
-        from: 0.0,
-        to: 0.15,
-        state: "away",
-    },
-    Shift {
-        at: 0.65,
-        from: 0.0,
-        to: 0.15,
-        state: "available",
-    },
-    Shift {
-        at: 0.85,
-        from: 0.7,
-        to: 1.0,
-        state: "offline",
-    },
-];
+/// The day's plan for `agents` agents, drawn from `seed`, each agent on its
+/// own, as a workforce plan staggers them: 70 % start the day; the other 30 %
+/// sign in one by one between 20 % and 40 % of the day (before the peak) and
+/// sign out one by one between 80 % and 95 %; a fifth of the day shift takes
+/// a break (away) of 8 % of the day, starting between 45 % and 65 %.
+pub(crate) fn plan(seed: u64, agents: usize) -> Vec<Move> {
+    let mut rng = StdRng::seed_from_u64(seed ^ 0x5A1F);
+    let late_from = (agents as f64 * 0.7).round() as usize;
+    let mut moves = Vec::new();
+    for agent in 0..agents {
+        if agent >= late_from {
+            moves.push(Move {
+                at: 0.0,
+                agent,
+                state: "offline",
+            });
+            moves.push(Move {
+                at: rng.random_range(0.2..0.4),
+                agent,
+                state: "available",
+            });
+            moves.push(Move {
+                at: rng.random_range(0.8..0.95),
+                agent,
+                state: "offline",
+            });
+        } else if agent % 5 == 0 {
+            let away = rng.random_range(0.45..0.65);
+            moves.push(Move {
+                at: away,
+                agent,
+                state: "away",
+            });
+            moves.push(Move {
+                at: away + 0.08,
+                agent,
+                state: "available",
+            });
+        }
+    }
+    moves.sort_by(|a, b| a.at.total_cmp(&b.at));
+    moves
+}
 
 /// Plays the plan against the first server: each move when its time comes.
 /// An agent on a call cannot be moved (409): as a real one, it finishes the
-/// call first, so the move is asked again every half second, for up to a
-/// minute. Returns how many moves never went through.
+/// call first, so the move is asked again every half second, for up to five
+/// minutes. Returns how many moves never went through.
 pub(crate) async fn play_shifts(
     http: reqwest::Client,
     args: SimulateArgs,
@@ -105,33 +114,29 @@ pub(crate) async fn play_shifts(
 ) -> anyhow::Result<u64> {
     let base = args.urls[0].trim_end_matches('/').to_owned();
     let day = Duration::from_secs_f64(args.day.unwrap_or(0.0));
-    let n = args.agents as f64;
-    let mut missed = 0;
-    for shift in &PLAN {
-        tokio::time::sleep_until((started + day.mul_f64(shift.at)).into()).await;
-        let ids = (shift.from * n).round() as usize..(shift.to * n).round() as usize;
-        let mut moves = tokio::task::JoinSet::new();
-        for i in ids {
-            let url = format!("{base}/v1/agents/sim-{i}/state");
-            let (http, token) = (http.clone(), args.admin_token.clone());
-            let body = serde_json::json!({ "state": shift.state });
-            moves.spawn(async move {
-                for _ in 0..120 {
-                    let sent = http.put(&url).bearer_auth(&token).json(&body).send().await;
-                    match sent {
-                        Ok(r) if r.status().is_success() => return true,
-                        Ok(r) if r.status() == reqwest::StatusCode::CONFLICT => {}
-                        _ => return false,
-                    }
-                    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut moves = tokio::task::JoinSet::new();
+    for m in plan(args.seed, args.agents) {
+        tokio::time::sleep_until((started + day.mul_f64(m.at)).into()).await;
+        let url = format!("{base}/v1/agents/sim-{}/state", m.agent);
+        let (http, token) = (http.clone(), args.admin_token.clone());
+        let body = serde_json::json!({ "state": m.state });
+        moves.spawn(async move {
+            for _ in 0..600 {
+                let sent = http.put(&url).bearer_auth(&token).json(&body).send().await;
+                match sent {
+                    Ok(r) if r.status().is_success() => return true,
+                    Ok(r) if r.status() == reqwest::StatusCode::CONFLICT => {}
+                    _ => return false,
                 }
-                false
-            });
-        }
-        while let Some(done) = moves.join_next().await {
-            if !done.context("an agent's move panicked")? {
-                missed += 1;
+                tokio::time::sleep(Duration::from_millis(500)).await;
             }
+            false
+        });
+    }
+    let mut missed = 0;
+    while let Some(done) = moves.join_next().await {
+        if !done.context("an agent's move panicked")? {
+            missed += 1;
         }
     }
     Ok(missed)
@@ -159,5 +164,30 @@ mod tests {
         assert!(peak > 2 * morning, "peak {peak}, morning {morning}");
         assert!(calls.windows(2).all(|w| w[0] <= w[1]), "in order");
         assert!(calls.last().is_some_and(|t| *t < day));
+    }
+
+    #[test]
+    fn agents_move_one_by_one_and_each_late_agent_comes_and_goes() {
+        let moves = plan(3, 30);
+        assert_eq!(moves, plan(3, 30));
+        assert!(moves.windows(2).all(|w| w[0].at <= w[1].at), "in order");
+        for agent in 21..30 {
+            let mine: Vec<&str> = moves
+                .iter()
+                .filter(|m| m.agent == agent)
+                .map(|m| m.state)
+                .collect();
+            assert_eq!(mine, ["offline", "available", "offline"], "agent {agent}");
+        }
+        let breaks = moves.iter().filter(|m| m.state == "away").count();
+        assert_eq!(breaks, 5, "agents 0, 5, 10, 15, 20");
+        // Staggered: no two sign-ins at the same instant.
+        let mut ins: Vec<f64> = moves
+            .iter()
+            .filter(|m| m.state == "available")
+            .map(|m| m.at)
+            .collect();
+        ins.dedup();
+        assert_eq!(ins.len(), 9 + 5);
     }
 }

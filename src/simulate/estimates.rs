@@ -42,6 +42,9 @@ pub struct EstimateFindings {
     /// Asterisk's method's on the same callers.
     pub mean_abs_error_secs: f64,
     pub asterisk_mean_abs_error_secs: f64,
+    /// Our mean signed error (estimate − wait), in seconds: above 0, callers
+    /// were told too long a wait.
+    pub mean_error_secs: f64,
     /// Asterisk's error over ours (issue 22 asks for 2 or more).
     pub asterisk_over_ours: f64,
     /// Callers who waited that long but heard no estimate (too little known,
@@ -62,7 +65,7 @@ pub(crate) fn judge(calls: &[Answered], estimates: &HashMap<String, u64>) -> Est
     let mut holdtime = 0.0_f64;
     let mut next_answer = by_answer.iter().peekable();
     let mut found = EstimateFindings::default();
-    let (mut ours_sum, mut theirs_sum) = (0.0, 0.0);
+    let (mut ours_sum, mut theirs_sum, mut signed_sum) = (0.0, 0.0, 0.0);
     for caller in by_start {
         while let Some(a) = next_answer.next_if(|a| a.answered <= caller.started) {
             holdtime = (3.0 * holdtime + wait(a).as_secs_f64()) / 4.0;
@@ -76,7 +79,9 @@ pub(crate) fn judge(calls: &[Answered], estimates: &HashMap<String, u64>) -> Est
             continue;
         };
         let actual = actual.as_secs_f64();
-        let ours = (*estimate as f64 / 1000.0 - actual).abs();
+        let signed = *estimate as f64 / 1000.0 - actual;
+        signed_sum += signed;
+        let ours = signed.abs();
         found.judged += 1;
         found.within_20_percent += u64::from(ours <= RIGHT_WITHIN * actual);
         ours_sum += ours;
@@ -87,6 +92,7 @@ pub(crate) fn judge(calls: &[Answered], estimates: &HashMap<String, u64>) -> Est
         found.within_20_percent_share = found.within_20_percent as f64 / n;
         found.mean_abs_error_secs = ours_sum / n;
         found.asterisk_mean_abs_error_secs = theirs_sum / n;
+        found.mean_error_secs = signed_sum / n;
         if ours_sum > 0.0 {
             found.asterisk_over_ours = theirs_sum / ours_sum;
         }
@@ -140,6 +146,7 @@ mod tests {
         assert_eq!(found.within_20_percent, 1, "c is 10 % off, d 50 %");
         assert_eq!(found.without_estimate, 1);
         assert!((found.mean_abs_error_secs - 55.0).abs() < 1e-9);
+        assert!((found.mean_error_secs - 45.0).abs() < 1e-9, "-10 and +100");
         // Asterisk said 23.75 to both: off by 76.25 and 176.25.
         assert!((found.asterisk_mean_abs_error_secs - 126.25).abs() < 1e-9);
         assert!((found.asterisk_over_ours - 126.25 / 55.0).abs() < 1e-9);

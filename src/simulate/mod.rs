@@ -6,6 +6,7 @@
 //! another still holds it). It is the demo's "place a call" and the load bench.
 
 mod call;
+mod callback_check;
 mod day;
 mod estimates;
 mod history;
@@ -97,6 +98,34 @@ pub struct SimulateArgs {
     /// otherwise) is not sent, and the round goes on to its `<Redirect>`.
     #[arg(long, default_value_t = '1', value_parser = keypad_key)]
     pub wait_digit: char,
+    /// Chance that a waiting caller asks to be called back the first time a
+    /// round offers it (`callback_key`), confirming its own number.
+    #[arg(long, default_value_t = 0.0)]
+    pub callback: f64,
+    /// The key that asks for a callback (the queue's `callback_key`).
+    #[arg(long, default_value_t = '2', value_parser = keypad_key)]
+    pub callback_key: char,
+    /// Weights of a callback try's outcome: the customer answers and presses
+    /// 1, does not answer, or its voicemail picks up (told apart by answering
+    /// machine detection where the queue asks for it; else it presses
+    /// nothing).
+    #[arg(long, default_value_t = 0.8)]
+    pub callback_answer: f64,
+    #[arg(long, default_value_t = 0.15)]
+    pub callback_no_answer: f64,
+    #[arg(long, default_value_t = 0.05)]
+    pub callback_voicemail: f64,
+    /// How long the customer's phone rings before it answers or gives up, in ms.
+    #[arg(long, default_value_t = 2000)]
+    pub callback_ring_ms: u64,
+    /// A caller waiting to be called back gives up after this long without a
+    /// try (after its request, or its last try), in ms.
+    #[arg(long, default_value_t = 600_000)]
+    pub callback_wait_ms: u64,
+    /// The servers' TWILIO_CPS: no more calls than this may be placed within
+    /// any second (checked at the REST stand-in, with 50 ms for the network).
+    #[arg(long)]
+    pub cps: Option<f64>,
     /// Chance that any one callback is lost (never sent).
     #[arg(long, default_value_t = 0.0)]
     pub lost: f64,
@@ -263,6 +292,7 @@ pub async fn run(args: &SimulateArgs) -> anyhow::Result<Report> {
         create_agents(&http, args).await?;
     }
     let redirects = Arc::new(rest::Redirects::default());
+    let placements = Arc::new(rest::Placements::default());
     if let Some(addr) = args.rest_listen {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
@@ -273,6 +303,7 @@ pub async fn run(args: &SimulateArgs) -> anyhow::Result<Report> {
         tokio::spawn(rest::serve(
             listener,
             redirects.clone(),
+            placements.clone(),
             args.account_sid.clone(),
             args.auth_token.clone(),
         ));
@@ -324,6 +355,7 @@ pub async fn run(args: &SimulateArgs) -> anyhow::Result<Report> {
     let calls = schedule.as_ref().map_or(args.calls, |s| s.len());
     let shared = Arc::new(call::Shared {
         redirects,
+        placements: placements.clone(),
         http,
         args: args.clone(),
         holders: Holders::default(),
@@ -390,6 +422,33 @@ pub async fn run(args: &SimulateArgs) -> anyhow::Result<Report> {
             .filter_map(|(sid, h)| Some((sid.clone(), estimates::first_estimate(h)?)))
             .collect();
         report.add_estimates(estimates::judge(&report.answered_calls(), &first));
+        let callbacks = callback_check::judge(&histories);
+        if callbacks.requested > 0 {
+            let outbound: Vec<String> = callbacks
+                .reserved
+                .iter()
+                .map(|(sid, _)| sid.clone())
+                .collect();
+            let (answered, _) =
+                history::read(&shared.http, base, &args.admin_token, outbound).await;
+            let answered: HashMap<String, i64> = answered
+                .iter()
+                .filter_map(|(sid, h)| Some((sid.clone(), callback_check::agent_answered(h)?)))
+                .collect();
+            let connect_ms = callbacks
+                .reserved
+                .iter()
+                .filter_map(|(sid, at)| Some(u64::try_from(answered.get(sid)? - at).unwrap_or(0)))
+                .collect();
+            report.add_callback_outcomes(callbacks, connect_ms);
+        }
+    }
+    if args.rest_listen.is_some() {
+        let (placed, most) = placements.pace(Duration::from_millis(950));
+        report.add_placements(placed, most, placements.violations(), args.cps);
+    }
+    if args.agents > 0 {
+        report.add_agents_held(agents_held(&shared.http, args).await?);
     }
     report.add_lookups(
         asked.answered.load(Ordering::Relaxed),
@@ -397,6 +456,34 @@ pub async fn run(args: &SimulateArgs) -> anyhow::Result<Report> {
     );
     report.finish(args, took);
     Ok(report)
+}
+
+/// The agents `--agents` created that are still reserved or on a call.
+async fn agents_held(http: &reqwest::Client, args: &SimulateArgs) -> anyhow::Result<Vec<String>> {
+    let base = args.urls[0].trim_end_matches('/');
+    let url = format!("{base}/v1/agents?limit=10000");
+    let list: serde_json::Value = http
+        .get(&url)
+        .bearer_auth(&args.admin_token)
+        .send()
+        .await
+        .with_context(|| format!("GET {url}"))?
+        .json()
+        .await
+        .with_context(|| format!("GET {url}: not JSON"))?;
+    Ok(list["agents"]
+        .as_array()
+        .map(|agents| {
+            agents
+                .iter()
+                .filter(|a| {
+                    a["id"].as_str().is_some_and(|id| id.starts_with("sim-"))
+                        && (a["state"] == "reserved" || a["state"] == "on_call")
+                })
+                .filter_map(|a| a["id"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default())
 }
 
 async fn create_agents(http: &reqwest::Client, args: &SimulateArgs) -> anyhow::Result<()> {

@@ -63,6 +63,23 @@ pub struct Report {
     /// it refused for a bad signature.
     pub lookups: u64,
     pub lookups_forged: u64,
+    /// Callers who asked to be called back, the tries they were called on,
+    /// and those a try connected (they pressed 1 and their agent rang), as
+    /// the callers saw it.
+    pub callbacks_requested: u64,
+    pub callback_tries: u64,
+    pub callbacks_connected: u64,
+    /// At the REST stand-in: calls placed, the most within any 950 ms, and
+    /// callbacks dialled while an earlier try of theirs was still live.
+    pub calls_placed: u64,
+    pub most_placed_in_a_second: u64,
+    pub dialled_twice: u64,
+    /// From the histories: each callback's one outcome, and from its agent's
+    /// reservation to that agent answering, for the connected ones (ms).
+    pub callback_outcomes: Option<super::callback_check::CallbackFindings>,
+    pub callback_connect_ms: Percentiles,
+    /// Agents still reserved or on a call once every call was over.
+    pub agents_held_after: u64,
     /// With `--day`: how many of the day's agent moves never went through.
     pub agent_moves_failed: u64,
     /// How right the estimated waits were (with the admin token, from the
@@ -142,6 +159,9 @@ impl Report {
         self.waited += u64::from(call.hold_rounds > 0);
         self.hold_rounds += u64::from(call.hold_rounds);
         self.rest_redirects += u64::from(call.rest_redirects);
+        self.callbacks_requested += u64::from(call.callback_requested);
+        self.callback_tries += u64::from(call.callback_tries);
+        self.callbacks_connected += u64::from(call.callback_connected);
         self.errors += call.errors.len() as u64;
         self.retried += u64::from(call.retried);
         self.violations += call.violations.len() as u64;
@@ -172,6 +192,9 @@ impl Report {
         self.waited += other.waited;
         self.hold_rounds += other.hold_rounds;
         self.rest_redirects += other.rest_redirects;
+        self.callbacks_requested += other.callbacks_requested;
+        self.callback_tries += other.callback_tries;
+        self.callbacks_connected += other.callbacks_connected;
         self.fallbacks += other.fallbacks;
         self.errors += other.errors;
         self.retried += other.retried;
@@ -246,6 +269,69 @@ impl Report {
         self.histories_unread = found.unread;
         for line in found.examples {
             self.example(line);
+        }
+    }
+
+    /// What the REST stand-in saw of the calls placed; more than `cps` in a
+    /// second is a violation.
+    pub(crate) fn add_placements(
+        &mut self,
+        placed: usize,
+        most: usize,
+        twice: Vec<String>,
+        cps: Option<f64>,
+    ) {
+        self.calls_placed = placed as u64;
+        self.most_placed_in_a_second = most as u64;
+        self.dialled_twice = twice.len() as u64;
+        self.violations += twice.len() as u64;
+        for line in twice {
+            self.example(line);
+        }
+        if let Some(cps) = cps
+            && most as f64 > cps
+        {
+            self.violations += 1;
+            self.example(format!(
+                "{most} calls placed within a second, more than TWILIO_CPS {cps}"
+            ));
+        }
+    }
+
+    pub(crate) fn add_callback_outcomes(
+        &mut self,
+        mut found: super::callback_check::CallbackFindings,
+        mut connect_ms: Vec<u64>,
+    ) {
+        self.violations += found.without_one_outcome;
+        for line in std::mem::take(&mut found.examples) {
+            self.example(line);
+        }
+        connect_ms.sort_unstable();
+        let at = |q: f64| {
+            connect_ms
+                .get(
+                    ((connect_ms.len() as f64 * q) as usize)
+                        .min(connect_ms.len().saturating_sub(1)),
+                )
+                .copied()
+                .unwrap_or(0) as f64
+        };
+        self.callback_connect_ms = Percentiles {
+            p50: at(0.5),
+            p90: at(0.9),
+            p99: at(0.99),
+            max: connect_ms.last().copied().unwrap_or(0) as f64,
+        };
+        self.callback_outcomes = Some(found);
+    }
+
+    /// Agents found reserved or on a call after the run (`held`: their ids).
+    pub(crate) fn add_agents_held(&mut self, held: Vec<String>) {
+        self.agents_held_after = held.len() as u64;
+        self.violations += held.len() as u64;
+        for id in held {
+            self.example(format!("agent {id} still held after every call was over"));
         }
     }
 
@@ -393,14 +479,44 @@ impl Report {
                     self.line_looks, self.most_waiting, self.idle_beside_waiters, self.left_in_line
                 );
             }
+            if self.callbacks_requested > 0 {
+                println!(
+                    "callbacks: {} asked for, {} tries, {} connected; {} calls placed, at most {} within a second, {} dialled twice",
+                    self.callbacks_requested,
+                    self.callback_tries,
+                    self.callbacks_connected,
+                    self.calls_placed,
+                    self.most_placed_in_a_second,
+                    self.dialled_twice
+                );
+            }
+            if let Some(c) = &self.callback_outcomes {
+                println!(
+                    "callback outcomes (histories): {} asked for, {} connected, {} failed or cancelled, {} not ended exactly once; agent reserved -> answered p50 {:.0} ms, p90 {:.0} ms, max {:.0} ms",
+                    c.requested,
+                    c.connected,
+                    c.ended_otherwise,
+                    c.without_one_outcome,
+                    self.callback_connect_ms.p50,
+                    self.callback_connect_ms.p90,
+                    self.callback_connect_ms.max
+                );
+            }
+            if self.agents_held_after > 0 {
+                println!(
+                    "agents still held after the run: {}",
+                    self.agents_held_after
+                );
+            }
             if let Some(e) = &self.estimates {
                 println!(
-                    "estimated waits, callers who waited {} s or more: {} judged, {} ({:.0} %) within 20 %; mean error {:.1} s, Asterisk's method {:.1} s ({:.2}x ours); {} heard none",
+                    "estimated waits, callers who waited {} s or more: {} judged, {} ({:.0} %) within 20 %; mean error {:.1} s (bias {:+.1} s), Asterisk's method {:.1} s ({:.2}x ours); {} heard none",
                     super::estimates::JUDGED_FROM.as_secs(),
                     e.judged,
                     e.within_20_percent,
                     100.0 * e.within_20_percent_share,
                     e.mean_abs_error_secs,
+                    e.mean_error_secs,
                     e.asterisk_mean_abs_error_secs,
                     e.asterisk_over_ours,
                     e.without_estimate

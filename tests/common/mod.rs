@@ -1411,3 +1411,49 @@ async fn stand_in_update_call(
         }
     }
 }
+
+// ---------------------------------------------------------------------------
+// Callbacks (tests/callbacks.rs, the console's tests)
+// ---------------------------------------------------------------------------
+
+/// The action of an answer's `<Gather>`.
+pub fn gather_action(answer: &Answer) -> String {
+    answer
+        .attribute("Gather", "action")
+        .unwrap_or_else(|| panic!("a <Gather>: {}", answer.body))
+        .replace("&amp;", "&")
+}
+
+/// Caller `sid`, waiting (`round`), presses the callback key and confirms its
+/// own number; returns what it heard last.
+pub async fn ask_for_callback(app: &TestApp, sid: &str, round: &Answer) -> Answer {
+    let prompt = post_signed(
+        &app.http,
+        &gather_action(round),
+        &[
+            ("CallSid", sid),
+            ("CallStatus", "in-progress"),
+            ("From", "+15005550001"),
+            ("To", SUPPORT),
+            ("Digits", "2"),
+        ],
+    )
+    .await;
+    assert!(
+        prompt.body.contains("press 1"),
+        "asked which number: {}",
+        prompt.body
+    );
+    post_signed(
+        &app.http,
+        &gather_action(&prompt),
+        &[
+            ("CallSid", sid),
+            ("CallStatus", "in-progress"),
+            ("From", "+15005550001"),
+            ("To", SUPPORT),
+            ("Digits", "1"),
+        ],
+    )
+    .await
+}
