@@ -153,7 +153,7 @@ impl From<SubscribeError> for ApiError {
 #[utoipa::path(get, path = "/v1/events", operation_id = "stream_events", tag = "events",
     params(("Last-Event-ID" = Option<String>, Header, description = "resume after this event id: if at most 500 events of the namespace came after it, those this token may see are sent first; else a `gap` notice", pattern = r"^[0-9]{1,20}-[0-9]{1,20}$")),
     responses(
-        (status = 200, description = "Server-Sent Events: each `event:` one of agent_state, call_routed, call_waiting, call_connected, call_ended, fallback, token_issued, tokens_revoked, wrap_up, with a JSON `data:` line and an `id:`. Two notices besides: `gap` (with an `id:`; data `{\"missed_after\": <the Last-Event-ID>, \"resume_window\": 500}`): more than 500 events came after the Last-Event-ID, they are not sent, so reload the present from the API; live events follow. `shutdown` (no `id:`; a `retry:` line; data `{\"reason\": \"shutdown\", \"retry_ms\": n}`): the server is stopping and the stream ends now; reconnect after `retry_ms` with the same Last-Event-ID", content_type = "text/event-stream", body = String),
+        (status = 200, description = "Server-Sent Events: each `event:` one of agent_state, call_routed, call_waiting, wait_estimated, step_relaxed, call_connected, call_ended, fallback, callback_requested, callback_dialing, callback_placed, callback_answered, callback_attempt, callback_connected, callback_ended, callback_cancelled, token_issued, tokens_revoked, wrap_up, with a JSON `data:` line and an `id:`. Two notices besides: `gap` (with an `id:`; data `{\"missed_after\": <the Last-Event-ID>, \"resume_window\": 500}`): more than 500 events came after the Last-Event-ID, they are not sent, so reload the present from the API; live events follow. `shutdown` (no `id:`; a `retry:` line; data `{\"reason\": \"shutdown\", \"retry_ms\": n}`): the server is stopping and the stream ends now; reconnect after `retry_ms` with the same Last-Event-ID", content_type = "text/event-stream", body = String),
         (status = 400, description = "a Last-Event-ID that is not a stream id (<ms>-<seq>), or one after the stream's newest event", body = ErrorBody),
         (status = 401, description = "no admin or agent token, or one that is unknown, expired or revoked (or a token in the URL)", body = ErrorBody),
         (status = 429, description = "too many event streams open: this agent's (SWITCHBOARD_MAX_AGENT_STREAMS, default 5) or this server's (SWITCHBOARD_MAX_EVENT_STREAMS, default 5000)", body = ErrorBody),
@@ -425,8 +425,9 @@ impl Drop for OpenStream {
 pub struct CallEvent {
     /// The event's id in the stream.
     pub id: String,
-    /// agent_state, call_routed, call_waiting, call_connected, call_ended,
-    /// fallback, token_issued, tokens_revoked or wrap_up.
+    /// agent_state, call_routed, call_waiting, wait_estimated, step_relaxed,
+    /// call_connected, call_ended, fallback, the callback_* events
+    /// (docs/callbacks.md), token_issued, tokens_revoked or wrap_up.
     pub event: String,
     /// What happened: call_sid, queue, agent, from, at (ms), and the kind's
     /// own fields; `by` (`admin`, `supervisor:NAME`, `agent:ID`, `import`) on

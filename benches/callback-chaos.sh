@@ -1,0 +1,144 @@
+#!/usr/bin/env bash
+# The callbacks' target run with the release binary (docs/callbacks.md): a
+# throwaway redis-server, three `serve --no-worker` replicas and two `worker`
+# processes with TWILIO_CPS, 100 agents in two of four queues that offer
+# callbacks (benches/callback-routing.toml), and `simulate` playing 10,000
+# callers (25 a second) of whom 30 % ask to be called back, Twilio's REST side
+# (redirects, and the calls placed, answered within 2 s: 80 % press 1, 15 % do
+# not answer, 5 % reach voicemail), 2 % of Twilio's callbacks lost and 5 % sent
+# twice. One replica is killed with SIGKILL 30 s in, while calls are being
+# placed. simulate checks from outside: nobody overtaken, no agent on two calls,
+# no callback dialled while an earlier try of it was live, never more calls
+# placed within a second than TWILIO_CPS, every callback ending exactly once,
+# no agent still reserved after the run; it exits 1 otherwise, and prints how
+# long from an agent's reservation for a callback to that agent answering.
+#
+#   benches/callback-chaos.sh            # seed 20261207
+#   SEED=7 CALLS=2000 CPS=10 benches/callback-chaos.sh
+#
+# Every process it starts is stopped by its PID on exit; it never touches
+# port 6379.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SEED=${SEED:-20261207}
+CALLS=${CALLS:-10000}
+CPS=${CPS:-20}
+SWEEP_MS=250
+for tool in redis-server redis-cli curl; do
+  command -v "$tool" >/dev/null ||
+    { echo "needs $tool: apt-get install redis-server redis-tools curl" >&2; exit 1; }
+done
+cargo build --release --quiet
+bin=$PWD/target/release/switchboard
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+# Sets $port to a port nobody listens on (and no earlier call gave), from a
+# random start above 20000. Not a $(…) subshell: `next` must move on.
+next=$((20000 + RANDOM % 20000))
+free_port() {
+  while (exec 3<>"/dev/tcp/127.0.0.1/$next") 2>/dev/null; do next=$((next + 1)); done
+  port=$next
+  next=$((next + 1))
+}
+
+free_port
+redis_port=$port
+redis-server --port "$redis_port" --save '' --appendonly no --dir "$work" \
+  >"$work/redis.log" 2>&1 &
+pids+=($!)
+redis_url="redis://127.0.0.1:$redis_port"
+for _ in $(seq 100); do
+  redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break
+  sleep 0.1
+done
+redis-cli -p "$redis_port" ping >/dev/null ||
+  { echo "redis-server did not start: $(cat "$work/redis.log")" >&2; exit 1; }
+free_port
+rest_port=$port
+export SWITCHBOARD_REDIS_URL=$redis_url
+export SWITCHBOARD_ROUTING=$PWD/benches/callback-routing.toml
+export TWILIO_CPS=$CPS
+export SWITCHBOARD_SWEEP_INTERVAL_MS=$SWEEP_MS
+export TWILIO_AUTH_TOKEN=callback-chaos-auth-token
+export SWITCHBOARD_ADMIN_TOKEN=callback-chaos-admin-token
+export TWILIO_ACCOUNT_SID=AC0123456789abcdef0123456789abcdef
+export SWITCHBOARD_TWILIO_API_URL=http://127.0.0.1:$rest_port
+export RUST_LOG=warn
+
+wait_ready() {
+  for _ in $(seq 100); do
+    curl -sf "$1/readyz" >/dev/null && return 0
+    sleep 0.1
+  done
+  echo "$1 did not start" >&2
+  exit 1
+}
+
+# Each process's public URL is its own address, which simulate signs for.
+start() {
+  free_port
+  SWITCHBOARD_LISTEN=127.0.0.1:$port SWITCHBOARD_PUBLIC_URL=http://127.0.0.1:$port \
+    "$bin" "$@" >"$work/$port.log" 2>&1 &
+  pids+=($!)
+  started_pid=$!
+  disown "$started_pid" # killed on purpose: no "Killed" notice from bash
+  started_url=http://127.0.0.1:$port
+  wait_ready "$started_url"
+}
+
+replicas=()
+replica_pids=()
+for _ in 1 2 3; do
+  start serve --no-worker
+  replicas+=("$started_url")
+  replica_pids+=("$started_pid")
+done
+workers=()
+for _ in 1 2; do
+  start worker
+  workers+=("$started_url")
+done
+
+queues=c0,c1,c2,c3
+numbers=+15005553000,+15005553001,+15005553002,+15005553003
+url_flags=()
+for url in "${replicas[@]}"; do url_flags+=(--url "$url"); done
+
+victim=${replica_pids[1]}
+(sleep 30 && kill -9 "$victim" && echo "replica ${replicas[1]} killed (SIGKILL) at +30 s") &
+killer=$!
+pids+=("$killer")
+
+status=0
+"$bin" simulate "${url_flags[@]}" \
+  --agents 100 --agent-queues "$queues" --agent-queues-each 2 \
+  --calls "$CALLS" --concurrency "$CALLS" --rate 25 --to "$numbers" \
+  --answer 0.8 --no-answer 0.1 --busy 0.05 --hangup 0.05 --lost 0.02 --duplicate 0.05 \
+  --ring-ms 20 --talk-ms 3000 --hold-ms 2000 --wait-hangup 0.005 \
+  --callback 0.3 --callback-ring-ms 2000 --callback-wait-ms 300000 --cps "$CPS" \
+  --rest-listen "127.0.0.1:$rest_port" --account-sid "$TWILIO_ACCOUNT_SID" \
+  --watch-redis "$redis_url" --sweep-ms "$SWEEP_MS" --seed "$SEED" || status=$?
+# Both are gone now, and their PIDs may be reused: never signal them again.
+wait "$killer" 2>/dev/null || true
+alive=()
+for pid in "${pids[@]}"; do
+  [[ $pid == "$victim" || $pid == "$killer" ]] || alive+=("$pid")
+done
+pids=("${alive[@]}")
+
+echo
+echo "switchboard_connect_seconds (agent given to a waiting caller -> REST redirect answered), all surviving processes:"
+for url in "${replicas[0]}" "${replicas[2]}" "${workers[@]}"; do
+  curl -sf "$url/metrics" | grep '^switchboard_connect_seconds_bucket' || true
+done | awk '{ split($1, a, "le=\""); le = a[2]; sub(/".*/, "", le); n[le] += $2 }
+  END { for (le in n) printf "  le=%s %d\n", le, n[le] }' | sort -t= -k2 -g
+echo "machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), $(redis-server --version | awk '{ print $3 }')"
+exit "$status"
