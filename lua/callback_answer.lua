@@ -7,13 +7,18 @@ KEYS[1]  call hash  sb:{ns}:call:<CallSid> (the callback's: the waiting
 ARGV[1]  JSON CallbackAnswerRequest (src/store/requests.rs): {prefix, sid,
          token, call_sid (the outbound call), machine, spare_token}
 
-Reply: {'prompt', queue} (ask the customer to press 1) | {'retry'} |
+For an agent-first callback the agent's phone is called first: its answer
+is this one, and the customer is dialled from it (the reply's numbers).
+
+Reply: {'prompt', queue, to (the customer), from (the number that calls
+back)} (ask the customer to press 1, or dial the customer) | {'retry'} |
 {'failed'} (a machine answered: the try is over) | {'stale'} (about another
 attempt, or the agent was forced free: hang up).
 ]]
 local call = KEYS[1]
 local now = now_ms()
-local c = redis.call('HMGET', call, 'status', 'token', 'agent', 'queue')
+local c = redis.call('HMGET', call, 'status', 'token', 'agent', 'queue', 'callback_to',
+  'callback_from')
 if c[1] ~= 'cb_dialing' or c[2] ~= req.token then
   return {'stale'}
 end
@@ -29,4 +34,4 @@ end
 redis.call('HSET', call, 'status', 'cb_answered', 'callback_sid', req.call_sid,
   'answered_by_customer_at', now)
 emit_call('callback_answered', req.sid, {outbound = req.call_sid})
-return {'prompt', c[4] or ''}
+return {'prompt', c[4] or '', c[5] or '', c[6] or ''}

@@ -1,11 +1,13 @@
 --[[ callback_connect: the customer of a callback pressed 1: the outbound call
-takes the callback's reservation over and rings its agent.
+takes the callback's reservation over and rings its agent. Or, `bridged`
+(an agent-first callback), the customer answered the agent who called: the
+agent's outbound call becomes the queue's answered call.
 
 KEYS[1]  call hash  sb:{ns}:call:<CallSid> (the callback's); the outbound
          call's hash, the agent, `deadlines` and `callbacks:<queue>` are built
          from the prefix
 ARGV[1]  JSON CallbackConnectRequest (src/store/requests.rs): {prefix, sid,
-         token, call_sid (the outbound call), call_ttl_ms, tail_ms,
+         token, call_sid (the outbound call), call_ttl_ms, tail_ms, bridged,
          spare_token}
 
 The outbound call becomes an ordinary call of the queue (`call:<outbound
@@ -15,14 +17,17 @@ answer it goes back to the head of the line. The callback ends with the wait
 outcome `callback_connected`; the outbound call records no second one.
 
 Reply: the outbound call's decision, {'dial', agent, contact, token, queue,
-via, attempt, fresh} | {'stale'} (about another attempt, or the agent was
-forced free: hang up).
+via, attempt, fresh} | {'bridged', fresh} | {'stale'} (about another attempt,
+or the agent was forced free: hang up).
 ]]
 local call = KEYS[1]
 local now = now_ms()
 local c = redis.call('HMGET', call, 'status', 'token', 'agent')
 if c[1] == 'ended' and redis.call('HGET', call, 'callback_connected_sid') == req.call_sid then
   -- The same key again (a retried request): the same answer.
+  if req.bridged then
+    return {'bridged', 0}
+  end
   return decision(K.call(req.call_sid), 0)
 end
 if c[1] ~= 'cb_answered' or c[2] ~= req.token then
@@ -54,10 +59,22 @@ redis.call('HSET', out, 'sid', req.call_sid, 'status', 'ringing', 'via', 'callba
   'stats_end', 'callback')
 redis.call('PEXPIRE', out, req.call_ttl_ms)
 redis.call('HSET', agent, 'call_sid', req.call_sid)
-local reservation_ms = tonumber(redis.call('HGET', call, 'reservation_ms')) or 30000
 redis.call('ZREM', K.deadlines, deadline_member('reservation', req.sid, id, req.token))
-redis.call('ZADD', K.deadlines, now + reservation_ms,
-  deadline_member('reservation', req.call_sid, id, req.token))
+if req.bridged then
+  -- The agent and the customer talk: the call is answered, as `settle`
+  -- makes one.
+  redis.call('HSET', out, 'status', 'on_call', 'answered_at', now)
+  stats_answered(out, now, now)
+  local lease_ms = tonumber(redis.call('HGET', out, 'lease_ms')) or 3600000
+  redis.call('ZADD', K.deadlines, now + lease_ms,
+    deadline_member('lease', req.call_sid, id, req.token))
+  redis.call('ZADD', K.reconcile, now, req.call_sid)
+  set_state(agent, id, 'on_call', {'state_since', now, 'missed_in_row', 0})
+else
+  local reservation_ms = tonumber(redis.call('HGET', call, 'reservation_ms')) or 30000
+  redis.call('ZADD', K.deadlines, now + reservation_ms,
+    deadline_member('reservation', req.call_sid, id, req.token))
+end
 local queue = redis.call('HGET', call, 'queue') or ''
 redis.call('SREM', K.callbacks(queue), req.sid)
 record_outcome(call, 'callback_connected', now)
@@ -66,4 +83,8 @@ redis.call('HSET', call, 'status', 'ended', 'token', '', 'settled_at', now,
 redis.call('PEXPIRE', call, CALLBACK_TTL_MS)
 emit_call('callback_connected', req.sid, {outbound = req.call_sid, agent = id})
 emit_call('call_routed', req.call_sid, {via = 'callback', callback_of = req.sid})
+if req.bridged then
+  emit_call('call_connected', req.call_sid)
+  return {'bridged', 1}
+end
 return decision(out, 1)

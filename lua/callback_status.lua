@@ -3,11 +3,13 @@
 
 KEYS[1]  call hash  sb:{ns}:call:<CallSid> (the callback's); the agent and the
          keys a release touches are built from the prefix
-ARGV[1]  JSON CallbackStatusRequest (src/store/requests.rs): {prefix, sid,
+ARGV[1]  JSON CallbackReportRequest (src/store/requests.rs): {prefix, sid,
          token, call_sid (the outbound call), status (its CallStatus),
-         spare_token}
+         agent_first (the outbound call rings the agent first), spare_token}
 
-Before the customer pressed 1, a final status ends the try: busy,
+An agent-first try whose agent's phone ends before it answered is over
+without the customer having been called (not counted), and is the agent's
+miss. Before the customer pressed 1, a final status ends the try: busy,
 no-answer, failed, canceled, or completed (answered, but no 1: a person who
 hung up, or a machine that answering machine detection did not catch).
 After, the outbound call is an ordinary call: its final status ends it as the
@@ -32,6 +34,10 @@ if not final then
     redis.call('HSET', call, 'callback_sid', req.call_sid)
   end
   return {'noted'}
+end
+if req.agent_first and c[1] == 'cb_dialing' then
+  return {callback_attempt_over(call, req.sid, req.token, 'agent_missed', now, false, false,
+    true) or 'stale'}
 end
 local why = ({completed = 'not_confirmed', busy = 'busy', ['no-answer'] = 'no_answer',
   failed = 'failed', canceled = 'canceled'})[req.status]

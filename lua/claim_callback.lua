@@ -13,7 +13,8 @@ and places them later: a customer would be called late while an agent waits.
 So calls are paced here: `cps` holds the earliest time (ms) the next call may
 be placed (a GCRA with no burst: one every 1000/cps ms, however many replicas).
 
-Reply: {'claimed', token, to, from, account, queue, attempt} (dial now: the
+Reply: {'claimed', token, to, from, account, queue, attempt, contact (the
+agent's, for an agent-first callback)} (dial now: the
 reservation's deadline is moved to dial_ms from now) | {'wait', ms} (the pace
 allows no call before then) | {'stale'} (not reserved for dialling: claimed
 by another replica, or ended; an agent forced free meanwhile sends the
@@ -21,7 +22,7 @@ callback back to its place).
 ]]
 local call = KEYS[1]
 local c = redis.call('HMGET', call, 'status', 'token', 'agent', 'callback_to', 'callback_from',
-  'account', 'queue', 'callback_tries', 'reservation_ms')
+  'account', 'queue', 'callback_tries', 'reservation_ms', 'contact')
 if c[1] ~= 'cb_reserved' then
   return {'stale'}
 end
@@ -44,4 +45,4 @@ redis.call('HSET', call, 'status', 'cb_dialing', 'callback_tries', tries, 'diale
 redis.call('ZADD', K.deadlines, now + req.dial_ms + (tonumber(c[9]) or 0),
   deadline_member('reservation', req.sid, id, c[2]))
 emit_call('callback_dialing', req.sid, {attempt = tries})
-return {'claimed', c[2], c[4] or '', c[5] or '', c[6] or '', c[7] or '', tries}
+return {'claimed', c[2], c[4] or '', c[5] or '', c[6] or '', c[7] or '', tries, c[10] or ''}

@@ -506,3 +506,97 @@ async fn simulate_plays_callers_who_ask_to_be_called_back_and_the_customers_twil
     assert!(report.most_placed_in_a_second <= 5, "{report:?}");
     assert_eq!(report.agents_held_after, 0, "{report:?}");
 }
+
+#[tokio::test]
+async fn an_agent_first_callback_rings_the_agent_then_dials_the_customer_from_that_call() {
+    let stand_in = TwilioApiStandIn::start().await;
+    let routing = CALLBACKS.replace(
+        "callback_retry_secs = 5",
+        "callback_retry_secs = 5\ncallback_agent_first = true",
+    );
+    let rest = connect_through(stand_in.auth_token_config());
+    let app = spawn_app_with(&routing, true, rest).await;
+    app.add_available("a", &["desk"]).await;
+    let first = app.call(&call_sid(1), SUPPORT).await;
+    let round2 = app.call(&call_sid(2), SUPPORT).await;
+    ask_for_callback(&app, &call_sid(2), &round2).await;
+    app.agent_leg(&call_sid(1), &first, "answered").await;
+    app.dial_action(&call_sid(1), &first, "completed").await;
+
+    // Try 1 rings the agent's own phone; the agent does not answer: a miss
+    // of the agent's, not a try of the customer's.
+    let calls = placed(&stand_in, 1).await;
+    assert_eq!(calls[0].to, "client:a");
+    assert_eq!(calls[0].from, SUPPORT);
+    assert_eq!(calls[0].machine_detection, None);
+    outbound_status(&app, &calls[0], "no-answer").await;
+    let a = until_agent(&app, "a", "available").await;
+    assert_eq!(a["missed_in_row"], 1, "{a}");
+    let listed = callbacks(&app).await;
+    assert_eq!(
+        (&listed[0]["status"], &listed[0]["tries"]),
+        (&"retry".into(), &0.into()),
+        "{listed}"
+    );
+
+    // Try 2: the agent answers and hears who it calls back; the customer is
+    // dialled from the number the caller called, and answers.
+    let calls = placed(&stand_in, 2).await;
+    let agent_call = &calls[1];
+    let dial = post_signed(
+        &app.http,
+        &agent_call.url,
+        &[
+            ("CallSid", agent_call.call_sid.as_str()),
+            ("CallStatus", "in-progress"),
+        ],
+    )
+    .await;
+    assert!(dial.body.contains("Calling back"), "{}", dial.body);
+    assert_eq!(dial.attribute("Dial", "callerId").as_deref(), Some(SUPPORT));
+    assert_eq!(dial.element_text("Number").as_deref(), Some("+15005550001"));
+    let answered_url = dial
+        .attribute("Number", "statusCallback")
+        .expect("the customer's answer is reported")
+        .replace("&amp;", "&");
+    post_signed(
+        &app.http,
+        answered_url.split('#').next().unwrap_or_default(),
+        &[
+            ("CallSid", "CA0000000000000000000000000000c001"),
+            ("ParentCallSid", agent_call.call_sid.as_str()),
+            ("CallStatus", "in-progress"),
+        ],
+    )
+    .await;
+    let a = app.agent("a").await;
+    assert_eq!(
+        (&a["state"], &a["call_sid"]),
+        (&"on_call".into(), &agent_call.call_sid.as_str().into())
+    );
+    assert!(callbacks(&app).await.as_array().is_some_and(Vec::is_empty));
+
+    // The customer hangs up: the Dial action ends the call; the agent wraps up.
+    let action = dial
+        .attribute("Dial", "action")
+        .expect("a Dial action")
+        .replace("&amp;", "&");
+    let over = post_signed(
+        &app.http,
+        &action,
+        &[
+            ("CallSid", agent_call.call_sid.as_str()),
+            ("CallStatus", "in-progress"),
+            ("DialCallStatus", "completed"),
+            ("DialCallSid", "CA0000000000000000000000000000c001"),
+        ],
+    )
+    .await;
+    assert!(over.body.contains("<Hangup/>"), "{}", over.body);
+    until_agent(&app, "a", "available").await;
+    let events = history_events(&app, &call_sid(2)).await;
+    assert!(
+        events.iter().any(|e| e == "callback_connected"),
+        "{events:?}"
+    );
+}

@@ -54,17 +54,20 @@ local function callback_rejoin(call, sid, now)
 end
 
 -- Frees the agent reserved for the callback's attempt `token`, if it still
--- holds it: not a miss (the customer, not the agent, did not answer), and
--- offered at once to a waiting caller (with the request's spare token).
-local function callback_release(call, sid, token, now)
-  local id = redis.call('HGET', call, 'agent') or ''
+-- holds it, and offers it at once to a waiting caller (with the request's
+-- spare token): not a miss (the customer, not the agent, did not answer),
+-- unless `missed` (an agent-first try whose agent did not answer).
+local function callback_release(call, sid, token, now, missed)
+  local c = redis.call('HMGET', call, 'agent', 'delay_ms', 'max_missed')
+  local id = c[1] or ''
   redis.call('ZREM', K.deadlines, deadline_member('reservation', sid, id, token))
   if id == '' then
     return
   end
   local agent = K.agent(id)
   if redis.call('HGET', agent, 'token') == token then
-    release_agent(agent, id, 'free', now, {})
+    release_agent(agent, id, missed and 'miss' or 'free', now,
+      {delay_ms = tonumber(c[2]) or 0, max_missed = tonumber(c[3]) or 3})
     offer_if_free(agent, id, now)
   end
 end
@@ -74,16 +77,17 @@ end
 -- agent is freed, and it waits for its next try, or ends (`callback_failed`)
 -- when it had its last or `final` (Twilio refused the number). `counted`
 -- false: the customer was never called (Twilio was too busy to take the
--- call), so the try is not counted. Returns 'retry', 'failed' or nil for a
--- report about another attempt.
-local function callback_attempt_over(call, sid, token, why, now, final, counted)
+-- call, or an agent-first try's agent did not answer), so the try is not
+-- counted; `missed`: its agent did not answer (an agent-first try). Returns
+-- 'retry', 'failed' or nil for a report about another attempt.
+local function callback_attempt_over(call, sid, token, why, now, final, counted, missed)
   local c = redis.call('HMGET', call, 'status', 'token', 'callback_tries', 'callback_max_tries',
     'callback_retry_ms')
   local live = c[1] == 'cb_reserved' or c[1] == 'cb_dialing' or c[1] == 'cb_answered'
   if not live or c[2] ~= token then
     return nil
   end
-  callback_release(call, sid, token, now)
+  callback_release(call, sid, token, now, missed)
   local tries = tonumber(c[3]) or 0
   if counted == false and c[1] == 'cb_dialing' then
     tries = math.max(tries - 1, 0)

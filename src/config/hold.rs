@@ -57,6 +57,9 @@ pub struct Hold {
     /// Ask Twilio to tell a machine from a person (`MachineDetection`): a try
     /// a machine answers is over, and retried.
     pub callback_machine_detection: bool,
+    /// Call the reserved agent first, then the customer from the agent's call
+    /// (default: the customer first, connected to the agent after a 1).
+    pub callback_agent_first: bool,
     /// Wait only while an agent of the queue is signed in (not offline or away).
     pub join_when_no_agents: bool,
     /// Answered within this counts towards the service level.
@@ -79,6 +82,7 @@ impl Default for Hold {
             callback_retries: 2,
             callback_retry_secs: 300,
             callback_machine_detection: false,
+            callback_agent_first: false,
             join_when_no_agents: false,
             service_level_secs: 20,
         }
@@ -115,6 +119,7 @@ pub(super) struct RawHold {
     callback_retries: Option<Spanned<i64>>,
     callback_retry_secs: Option<Spanned<i64>>,
     callback_machine_detection: Option<bool>,
+    callback_agent_first: Option<bool>,
     join_when_no_agents: Option<bool>,
     service_level_secs: Option<Spanned<i64>>,
 }
@@ -306,6 +311,7 @@ impl RawHold {
             callback_machine_detection: self
                 .callback_machine_detection
                 .unwrap_or(d.callback_machine_detection),
+            callback_agent_first: self.callback_agent_first.unwrap_or(d.callback_agent_first),
             join_when_no_agents: self.join_when_no_agents.unwrap_or(d.join_when_no_agents),
             service_level_secs: number(
                 &self.service_level_secs,

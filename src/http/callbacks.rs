@@ -238,6 +238,135 @@ fn customer_prompt(state: &AppState, base: &str, attempt: &TryQuery, again: bool
     })
 }
 
+/// Agent first: the agent answered; it hears who it calls back, and the
+/// customer is dialled from the number the caller called.
+fn dial_customer(state: &AppState, base: &str, attempt: &TryQuery, to: &str, from: &str) -> String {
+    let fenced = format!(
+        "call={}&token={}&queue={}",
+        attempt.call, attempt.token, attempt.queue
+    );
+    twiml::dial_customer(&twiml::CustomerDial {
+        announcement: &format!(
+            "Calling back a caller of {} at {}.",
+            attempt.queue,
+            spoken_number(to)
+        ),
+        to,
+        caller_id: from,
+        timeout_secs: crate::routing::callbacks::CUSTOMER_RING_SECS,
+        action: &format!("{base}{}?{fenced}", callback_paths::DIALED),
+        answered_callback: &format!(
+            "{base}{}?{fenced}#{}",
+            callback_paths::CUSTOMER,
+            twiml::CONNECTION_OVERRIDES
+        ),
+        speech: state.engine.table().speech(&attempt.queue),
+    })
+}
+
+/// `POST /twilio/voice/callback/customer?call=…&token=…&queue=…`: agent
+/// first, the customer's leg's status callback: its answer connects the
+/// callback (the agent's call becomes the queue's answered call). Twilio
+/// ignores the answer; one not applied is answered 503 to come again.
+pub async fn customer(
+    State(state): State<AppState>,
+    hook: Webhook,
+) -> Result<Response, WebhookError> {
+    let Webhook { params, uri, .. } = hook;
+    let attempt = TryQuery::parse(&uri)?;
+    let outbound = params.sid("ParentCallSid", "CA")?;
+    let status = status_callback_status(&params)?;
+    if status.as_str() != "in-progress" {
+        return Ok(twiml_response(twiml::empty()));
+    }
+    let span = tracing::info_span!("callback", call_sid = attempt.call, outbound);
+    async {
+        within_budget(
+            &state,
+            state
+                .engine
+                .callback_bridged(&attempt.call, &attempt.token, outbound, &attempt.queue),
+        )
+        .await
+        .map_err(|e| {
+            WebhookError::unapplied(
+                e,
+                "callback's customer answer not applied: answered 503 for Twilio to send it again",
+            )
+        })?;
+        Ok(twiml_response(twiml::empty()))
+    }
+    .instrument(span)
+    .await
+}
+
+/// `POST /twilio/voice/callback/dialed?call=…&token=…&queue=…`: agent first,
+/// the `<Dial>` to the customer is over. Answered (`completed`, `answered`):
+/// the callback was connected (if its answer's report was lost, now) and the
+/// call ends as any call. Otherwise the customer was not reached: the try is
+/// over, and the agent hears so.
+pub async fn dialed(
+    State(state): State<AppState>,
+    hook: Webhook,
+) -> Result<Response, WebhookError> {
+    let Webhook { params, uri, .. } = hook;
+    let attempt = TryQuery::parse(&uri)?;
+    let outbound = params.call_sid()?;
+    let dial_status = params.dial_call_status()?;
+    let reached = matches!(dial_status.as_str(), "completed" | "answered");
+    let span = tracing::info_span!(
+        "callback",
+        call_sid = attempt.call,
+        outbound,
+        dial_status = dial_status.as_str()
+    );
+    async {
+        let engine = &state.engine;
+        let applied = async {
+            if reached {
+                engine
+                    .callback_bridged(&attempt.call, &attempt.token, outbound, &attempt.queue)
+                    .await?;
+                engine.store().end_call(outbound).await.map(|_| ())
+            } else {
+                let status = match dial_status.as_str() {
+                    "busy" => "busy",
+                    "failed" => "failed",
+                    "canceled" => "canceled",
+                    _ => "no-answer",
+                };
+                engine
+                    .callback_status(
+                        &attempt.call,
+                        &attempt.token,
+                        outbound,
+                        status,
+                        &attempt.queue,
+                    )
+                    .await
+            }
+        };
+        within_budget(&state, applied).await.map_err(|e| {
+            WebhookError::store(
+                e,
+                "callback's dial not applied: its status callback or deadline settles the try",
+                twiml::hangup(),
+            )
+        })?;
+        state.connect_waiting_soon();
+        Ok(twiml_response(if reached {
+            twiml::hangup()
+        } else {
+            twiml::say_and_hang_up(
+                "The customer did not answer. We will try again later.",
+                state.engine.table().speech(&attempt.queue),
+            )
+        }))
+    }
+    .instrument(span)
+    .await
+}
+
 /// `POST /twilio/voice/callback/answer?call=…&token=…&queue=…`: the customer
 /// answered (the outbound call's `Url`). With answering machine detection,
 /// `AnsweredBy` says whether a person did: a machine or fax ends the try
@@ -272,6 +401,9 @@ pub async fn answer(
             )
         })?;
         Ok(twiml_response(match verdict {
+            TryVerdict::Prompt { to, from, .. } if state.engine.agent_first(&attempt.queue) => {
+                dial_customer(&state, &base, &attempt, &to, &from)
+            }
             TryVerdict::Prompt { .. } => customer_prompt(&state, &base, &attempt, false),
             _ => twiml::hangup(),
         }))

@@ -52,7 +52,9 @@ pub fn public_router(state: AppState, with_metrics: bool) -> Router {
         .route("/twilio/voice/callback/number", post(callbacks::number))
         .route("/twilio/voice/callback/answer", post(callbacks::answer))
         .route("/twilio/voice/callback/connect", post(callbacks::connect))
-        .route("/twilio/voice/callback/status", post(callbacks::status));
+        .route("/twilio/voice/callback/status", post(callbacks::status))
+        .route("/twilio/voice/callback/customer", post(callbacks::customer))
+        .route("/twilio/voice/callback/dialed", post(callbacks::dialed));
     let timeout = state.settings.request_timeout;
     let admin = Router::new()
         .nest("/v1", api::router(state.clone()))

@@ -11,7 +11,7 @@ use super::{Decision, Engine};
 use crate::config::hold::Hold;
 use crate::metrics;
 use crate::store::StoreError;
-use crate::store::callbacks::{Claim, ClaimedDial, Dialed, Requested, TryVerdict};
+use crate::store::callbacks::{Claim, ClaimedDial, Connected, Dialed, Requested, TryVerdict};
 use crate::twilio::rest::{NewCall, PlaceOutcome};
 
 /// How long the customer's phone rings before Twilio reports `no-answer`.
@@ -33,6 +33,10 @@ pub mod paths {
     pub const CONNECT: &str = "/twilio/voice/callback/connect";
     /// The outbound call's `StatusCallback`.
     pub const STATUS: &str = "/twilio/voice/callback/status";
+    /// Agent first: the customer's leg's `statusCallback` (its answer).
+    pub const CUSTOMER: &str = "/twilio/voice/callback/customer";
+    /// Agent first: the `<Dial>` action of the customer's leg.
+    pub const DIALED: &str = "/twilio/voice/callback/dialed";
 }
 
 /// Why a request to be called back was not taken.
@@ -147,11 +151,14 @@ impl Engine {
             }
         };
         let (client, public_url) = connector.as_ref();
-        let machine_detection = self
-            .table
-            .queue(queue)
-            .and_then(|q| q.hold.as_ref())
-            .is_some_and(|h| h.callback_machine_detection);
+        let hold = self.table.queue(queue).and_then(|q| q.hold.as_ref());
+        let agent_first = hold.is_some_and(|h| h.callback_agent_first);
+        // Agent first: the agent's phone rings, from the number that calls
+        // back; a known phone needs no machine detection.
+        let machine_detection = !agent_first && hold.is_some_and(|h| h.callback_machine_detection);
+        // A contact as stored is what Twilio's `To` takes: a number,
+        // `client:…` or `sip:…`.
+        let agent_to = agent_first.then(|| claimed.contact.clone());
         // The callback, its try and its queue, signed with the rest of the URL.
         let fenced = format!("call={sid}&token={}&queue={queue}", claimed.token);
         let url = format!("{public_url}{}?{fenced}", paths::ANSWER);
@@ -161,7 +168,7 @@ impl Engine {
             crate::twilio::twiml::CONNECTION_OVERRIDES
         );
         let call = NewCall {
-            to: &claimed.to,
+            to: agent_to.as_deref().unwrap_or(&claimed.to),
             from: &claimed.from,
             url: &url,
             status_callback: &status_callback,
@@ -242,12 +249,13 @@ impl Engine {
         outbound: &str,
         queue: &str,
     ) -> Result<Option<Decision>, StoreError> {
-        let Some(outcome) = self
+        let outcome = match self
             .store
-            .callback_connect(call_sid, token, outbound, self.call_ttl_ms())
+            .callback_connect(call_sid, token, outbound, self.call_ttl_ms(), false)
             .await?
-        else {
-            return Ok(None);
+        {
+            Connected::Dial(outcome) => outcome,
+            Connected::Bridged { .. } | Connected::Stale => return Ok(None),
         };
         let fresh = matches!(
             outcome,
@@ -261,6 +269,38 @@ impl Engine {
         Ok(Some(self.replicated(decision).await))
     }
 
+    /// Agent first: the customer answered the agent on `outbound`, which is
+    /// the queue's answered call from now; `false` for another try's report.
+    pub async fn callback_bridged(
+        &self,
+        call_sid: &str,
+        token: &str,
+        outbound: &str,
+        queue: &str,
+    ) -> Result<bool, StoreError> {
+        let connected = self
+            .store
+            .callback_connect(call_sid, token, outbound, self.call_ttl_ms(), true)
+            .await?;
+        if connected == (Connected::Bridged { fresh: true }) {
+            metrics::callback(queue, "connected");
+            tracing::info!(
+                call_sid,
+                outbound,
+                "callback connected: the customer answered its agent"
+            );
+        }
+        Ok(matches!(connected, Connected::Bridged { .. }))
+    }
+
+    /// Whether `queue`'s callbacks ring the agent first.
+    pub fn agent_first(&self, queue: &str) -> bool {
+        self.table
+            .queue(queue)
+            .and_then(|q| q.hold.as_ref())
+            .is_some_and(|h| h.callback_agent_first)
+    }
+
     /// The status callback of try `token`'s outbound call.
     pub async fn callback_status(
         &self,
@@ -272,7 +312,7 @@ impl Engine {
     ) -> Result<(), StoreError> {
         let verdict = self
             .store
-            .callback_status(call_sid, token, outbound, status)
+            .callback_status(call_sid, token, outbound, status, self.agent_first(queue))
             .await?;
         match verdict {
             TryVerdict::HandedOver => {

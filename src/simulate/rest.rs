@@ -250,7 +250,15 @@ async fn place(
         .and_then(|t| t.parse::<u32>().ok())
         .is_some_and(|t| (1..=600).contains(&t));
     let (to, url, status_callback) = (field("To"), field("Url"), field("StatusCallback"));
-    if !(number(&to)
+    // `To` may also be a client or a SIP address (an agent-first callback
+    // calls the agent).
+    let reachable = |v: &Option<String>| {
+        number(v)
+            || v.as_deref().is_some_and(|t| {
+                t.strip_prefix("client:").is_some_and(|c| !c.is_empty()) || t.starts_with("sip:")
+            })
+    };
+    if !(reachable(&to)
         && number(&field("From"))
         && absolute(&url)
         && absolute(&status_callback)

@@ -33,6 +33,8 @@ pub struct ClaimedDial {
     pub account: String,
     pub queue: String,
     pub attempt: u32,
+    /// The reserved agent's contact (`client:…`, a number, `sip:…`).
+    pub contact: String,
 }
 
 /// `claim_callback`'s answer.
@@ -65,12 +67,28 @@ pub enum TryVerdict {
     Retry,
     /// The try was the last (or the number cannot be called): failed.
     Failed,
-    /// The customer answered: ask them to press 1 (the queue's name).
-    Prompt { queue: String },
+    /// The first party answered: ask the customer to press 1, or (agent
+    /// first) dial the customer `to` from `from`.
+    Prompt {
+        queue: String,
+        to: String,
+        from: String,
+    },
     /// The outbound call was connected and is an ordinary call now; its final
     /// status ends it as the number's status callback would.
     HandedOver,
     /// About another try, or the callback ended: nothing changed.
+    Stale,
+}
+
+/// What became of a customer's 1, or of the customer answering the agent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Connected {
+    /// The outbound call's decision: its agent's `<Dial>`.
+    Dial(RouteOutcome),
+    /// Agent first: the agent's call is the queue's answered call now.
+    Bridged { fresh: bool },
+    /// About another try, or the agent was forced free.
     Stale,
 }
 
@@ -102,9 +120,14 @@ fn verdict(script: &'static str, reply: &redis::Value) -> Result<TryVerdict, Sto
         Some("failed") => Ok(TryVerdict::Failed),
         Some("handed_over") => Ok(TryVerdict::HandedOver),
         Some("stale") => Ok(TryVerdict::Stale),
-        Some("prompt") => Ok(TryVerdict::Prompt {
-            queue: items.get(1).cloned().unwrap_or_default(),
-        }),
+        Some("prompt") => match items.as_slice() {
+            [_, queue, to, from] => Ok(TryVerdict::Prompt {
+                queue: queue.clone(),
+                to: to.clone(),
+                from: from.clone(),
+            }),
+            _ => Err(StoreError::reply(script, format!("{items:?}"))),
+        },
         _ => Err(StoreError::reply(script, format!("{items:?}"))),
     }
 }
@@ -171,7 +194,7 @@ impl Store {
         let items = texts(name, &reply)?;
         let bad = || StoreError::reply(name, format!("{items:?}"));
         match items.as_slice() {
-            [tag, token, to, from, account, queue, attempt] if tag == "claimed" => {
+            [tag, token, to, from, account, queue, attempt, contact] if tag == "claimed" => {
                 Ok(Claim::Claimed(ClaimedDial {
                     token: token.clone(),
                     to: to.clone(),
@@ -179,6 +202,7 @@ impl Store {
                     account: account.clone(),
                     queue: queue.clone(),
                     attempt: attempt.parse().map_err(|_| bad())?,
+                    contact: contact.clone(),
                 }))
             }
             [tag, ms] if tag == "wait" => Ok(Claim::Wait(std::time::Duration::from_millis(
@@ -197,6 +221,8 @@ impl Store {
             outcome: None,
             machine: false,
             status: None,
+            agent_first: false,
+            bridged: false,
             call_ttl_ms: 0,
             tail_ms: CALL_TAIL_MS,
             spare_token: new_token(),
@@ -254,20 +280,22 @@ impl Store {
         verdict(scripts::CALLBACK_ANSWER.name, &reply)
     }
 
-    /// The customer pressed 1: `outbound` takes the reservation over (its
-    /// hash lives `call_ttl_ms`); its decision (`None`: about another try,
-    /// hang up).
+    /// The customer pressed 1, or (`bridged`, agent first) answered the
+    /// agent who called: `outbound` takes the reservation over (its hash lives
+    /// `call_ttl_ms`).
     pub async fn callback_connect(
         &self,
         call_sid: &str,
         token: &str,
         outbound: &str,
         call_ttl_ms: u64,
-    ) -> Result<Option<RouteOutcome>, StoreError> {
+        bridged: bool,
+    ) -> Result<Connected, StoreError> {
         let name = scripts::CALLBACK_CONNECT.name;
         let request = CallbackReportRequest {
             call_sid: outbound,
             call_ttl_ms,
+            bridged,
             ..self.report(call_sid, token)
         };
         let reply = self
@@ -278,23 +306,29 @@ impl Store {
             )
             .await?;
         let items = texts(name, &reply)?;
-        if items.first().map(String::as_str) == Some("stale") {
-            return Ok(None);
+        match items.as_slice() {
+            [tag] if tag == "stale" => Ok(Connected::Stale),
+            [tag, fresh] if tag == "bridged" => Ok(Connected::Bridged {
+                fresh: fresh == "1",
+            }),
+            _ => decode_route(name, &items).map(Connected::Dial),
         }
-        decode_route(name, &items).map(Some)
     }
 
-    /// The status callback of try `token`'s outbound call.
+    /// The status callback of try `token`'s outbound call (`agent_first`:
+    /// it rings the agent first).
     pub async fn callback_status(
         &self,
         call_sid: &str,
         token: &str,
         outbound: &str,
         status: &str,
+        agent_first: bool,
     ) -> Result<TryVerdict, StoreError> {
         let request = CallbackReportRequest {
             call_sid: outbound,
             status: Some(status),
+            agent_first,
             ..self.report(call_sid, token)
         };
         let reply = self

@@ -474,6 +474,10 @@ pub(super) struct CallbackReportRequest<'a> {
     /// callback_status: the outbound call's CallStatus.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<&'a str>,
+    /// callback_status: the outbound call rings the agent first.
+    pub agent_first: bool,
+    /// callback_connect: an agent-first call the customer answered.
+    pub bridged: bool,
     pub call_ttl_ms: u64,
     pub tail_ms: u64,
     pub spare_token: String,

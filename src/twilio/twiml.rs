@@ -290,6 +290,40 @@ pub fn key_prompt(p: &KeyPrompt<'_>) -> String {
     })
 }
 
+/// An agent-first callback: the agent who answered hears `announcement`,
+/// then the customer `to` is dialled from `caller_id`; the customer's answer
+/// goes to `answered_callback`, the leg's end to `action`.
+pub struct CustomerDial<'a> {
+    pub announcement: &'a str,
+    pub to: &'a str,
+    pub caller_id: &'a str,
+    pub timeout_secs: u32,
+    pub action: &'a str,
+    pub answered_callback: &'a str,
+    pub speech: &'a Speech,
+}
+
+pub fn dial_customer(d: &CustomerDial<'_>) -> String {
+    let timeout = d.timeout_secs.to_string();
+    response(|w| {
+        say(w, d.speech, d.announcement)?;
+        w.create_element("Dial")
+            .with_attribute(("callerId", d.caller_id))
+            .with_attribute(("timeout", timeout.as_str()))
+            .with_attribute(("action", d.action))
+            .with_attribute(("method", "POST"))
+            .write_inner_content(|w| {
+                w.create_element("Number")
+                    .with_attribute(("statusCallbackEvent", "answered"))
+                    .with_attribute(("statusCallback", d.answered_callback))
+                    .with_attribute(("statusCallbackMethod", "POST"))
+                    .write_text_content(BytesText::new(d.to))?;
+                Ok(())
+            })?;
+        Ok(())
+    })
+}
+
 /// `<Say>text</Say><Hangup/>`.
 pub fn say_and_hang_up(text: &str, speech: &Speech) -> String {
     response(|w| {

@@ -1199,7 +1199,15 @@ async fn stand_in_place_call(
         field("Url"),
         field("StatusCallback"),
     );
-    let valid = number(&to)
+    // `To` may also be a client or a SIP address (an agent-first callback
+    // calls the agent).
+    let reachable = |v: &Option<String>| {
+        number(v)
+            || v.as_deref().is_some_and(|t| {
+                t.strip_prefix("client:").is_some_and(|c| !c.is_empty()) || t.starts_with("sip:")
+            })
+    };
+    let valid = reachable(&to)
         && number(&from)
         && absolute(&url)
         && absolute(&status_callback)
