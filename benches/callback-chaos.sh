@@ -25,42 +25,9 @@ SEED=${SEED:-20261207}
 CALLS=${CALLS:-10000}
 CPS=${CPS:-20}
 SWEEP_MS=250
-for tool in redis-server redis-cli curl; do
-  command -v "$tool" >/dev/null ||
-    { echo "needs $tool: apt-get install redis-server redis-tools curl" >&2; exit 1; }
-done
-cargo build --release --quiet
-bin=$PWD/target/release/switchboard
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-# Sets $port to a port nobody listens on (and no earlier call gave), from a
-# random start above 20000. Not a $(…) subshell: `next` must move on.
-next=$((20000 + RANDOM % 20000))
-free_port() {
-  while (exec 3<>"/dev/tcp/127.0.0.1/$next") 2>/dev/null; do next=$((next + 1)); done
-  port=$next
-  next=$((next + 1))
-}
-
-free_port
-redis_port=$port
-redis-server --port "$redis_port" --save '' --appendonly no --dir "$work" \
-  >"$work/redis.log" 2>&1 &
-pids+=($!)
-redis_url="redis://127.0.0.1:$redis_port"
-for _ in $(seq 100); do
-  redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break
-  sleep 0.1
-done
-redis-cli -p "$redis_port" ping >/dev/null ||
-  { echo "redis-server did not start: $(cat "$work/redis.log")" >&2; exit 1; }
+# shellcheck source=support/processes.sh
+source benches/support/processes.sh
+start_redis
 free_port
 rest_port=$port
 export SWITCHBOARD_REDIS_URL=$redis_url
@@ -73,14 +40,6 @@ export TWILIO_ACCOUNT_SID=AC0123456789abcdef0123456789abcdef
 export SWITCHBOARD_TWILIO_API_URL=http://127.0.0.1:$rest_port
 export RUST_LOG=warn
 
-wait_ready() {
-  for _ in $(seq 100); do
-    curl -sf "$1/readyz" >/dev/null && return 0
-    sleep 0.1
-  done
-  echo "$1 did not start" >&2
-  exit 1
-}
 
 # Each process's public URL is its own address, which simulate signs for.
 start() {
@@ -123,7 +82,7 @@ status=0
   --calls "$CALLS" --concurrency "$CALLS" --rate 25 --to "$numbers" \
   --answer 0.8 --no-answer 0.1 --busy 0.05 --hangup 0.05 --lost 0.02 --duplicate 0.05 \
   --ring-ms 20 --talk-ms 3000 --hold-ms 2000 --wait-hangup 0.005 \
-  --callback 0.3 --callback-ring-ms 2000 --callback-wait-ms 300000 --cps "$CPS" \
+  --callback 0.3 --callback-ring-ms 2000 --callback-wait-ms 900000 --cps "$CPS" \
   --rest-listen "127.0.0.1:$rest_port" --account-sid "$TWILIO_ACCOUNT_SID" \
   --watch-redis "$redis_url" --sweep-ms "$SWEEP_MS" --seed "$SEED" || status=$?
 # Both are gone now, and their PIDs may be reused: never signal them again.
@@ -140,5 +99,5 @@ for url in "${replicas[0]}" "${replicas[2]}" "${workers[@]}"; do
   curl -sf "$url/metrics" | grep '^switchboard_connect_seconds_bucket' || true
 done | awk '{ split($1, a, "le=\""); le = a[2]; sub(/".*/, "", le); n[le] += $2 }
   END { for (le in n) printf "  le=%s %d\n", le, n[le] }' | sort -t= -k2 -g
-echo "machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), $(redis-server --version | awk '{ print $3 }')"
+machine
 exit "$status"

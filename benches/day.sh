@@ -18,41 +18,13 @@ cd "$(dirname "$0")/.."
 
 DAY=${DAY:-900}
 SEED=${SEED:-1}
-for tool in redis-server redis-cli curl; do
-  command -v "$tool" >/dev/null ||
-    { echo "needs $tool: apt-get install redis-server redis-tools curl" >&2; exit 1; }
-done
-cargo build --release --quiet
-bin=$PWD/target/release/switchboard
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-next=$((20000 + RANDOM % 20000))
-free_port() {
-  while (exec 3<>"/dev/tcp/127.0.0.1/$next") 2>/dev/null; do next=$((next + 1)); done
-  port=$next
-  next=$((next + 1))
-}
-
-free_port
-redis_port=$port
-redis-server --port "$redis_port" --save '' --appendonly no --dir "$work" \
-  >"$work/redis.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 100); do
-  redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break
-  sleep 0.1
-done
+# shellcheck source=support/processes.sh
+source benches/support/processes.sh
+start_redis
 free_port
 rest_port=$port
 free_port
-export SWITCHBOARD_REDIS_URL=redis://127.0.0.1:$redis_port
+export SWITCHBOARD_REDIS_URL=$redis_url
 export SWITCHBOARD_ROUTING=$PWD/benches/day-routing.toml
 export TWILIO_AUTH_TOKEN=day-auth-token
 export SWITCHBOARD_ADMIN_TOKEN=day-admin-token
@@ -63,13 +35,10 @@ SWITCHBOARD_LISTEN=127.0.0.1:$port SWITCHBOARD_PUBLIC_URL=http://127.0.0.1:$port
   "$bin" serve >"$work/serve.log" 2>&1 &
 pids+=($!)
 url=http://127.0.0.1:$port
-for _ in $(seq 100); do
-  curl -sf "$url/readyz" >/dev/null && break
-  sleep 0.1
-done
+wait_ready "$url"
 
 "$bin" simulate --url "$url" --day "$DAY" --rate 0.8 --agents 30 --agent-queues sales \
   --talk-ms 40000 --talk-sigma 0.5 --ring-ms 1000 --hold-ms 5000 --wait-hangup 0.012 \
   --answer 1 --no-answer 0 --busy 0 --hangup 0 --concurrency 2000 \
   --rest-listen "127.0.0.1:$rest_port" --account-sid "$TWILIO_ACCOUNT_SID" --seed "$SEED"
-echo "machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), $(redis-server --version | awk '{ print $3 }')"
+machine

@@ -796,27 +796,16 @@ impl Call<'_> {
         tokio::time::sleep(Duration::from_millis(self.shared.args.callback_ring_ms)).await;
         let a = &self.shared.args;
         let weights = [
-            (0, a.callback_answer),
-            (1, a.callback_no_answer),
-            (2, a.callback_voicemail),
+            (Customer::Answers, a.callback_answer),
+            (Customer::NoAnswer, a.callback_no_answer),
+            (Customer::Voicemail, a.callback_voicemail),
         ];
-        let total: f64 = weights.iter().map(|(_, w)| w.max(0.0)).sum();
-        let mut r = self.rng.random::<f64>() * total.max(f64::MIN_POSITIVE);
-        let mut play = 0;
-        for (p, w) in weights {
-            if r < w.max(0.0) {
-                play = p;
-                break;
-            }
-            r -= w.max(0.0);
-        }
-        let over = |status: &'static str| status;
-        let final_status = match play {
-            // Nobody answers.
-            1 => over("no-answer"),
+        let customer = weighted(&mut self.rng, &weights).unwrap_or(Customer::Answers);
+        let final_status = match customer {
+            Customer::NoAnswer => "no-answer",
             _ => {
                 let mut params = self.outbound(out, "in-progress");
-                let machine = play == 2;
+                let machine = customer == Customer::Voicemail;
                 if placed.machine_detection {
                     let by = if machine { "machine_start" } else { "human" };
                     params.push(("AnsweredBy".into(), by.into()));
@@ -839,11 +828,11 @@ impl Call<'_> {
                             self.status_url = cb.to_owned();
                             return Some(next);
                         }
-                        over("completed")
+                        "completed"
                     }
                     // A machine hears the prompt and presses nothing, or was
                     // told apart and hung up on.
-                    _ => over("completed"),
+                    _ => "completed",
                 }
             }
         };
@@ -879,18 +868,7 @@ impl Call<'_> {
             (Play::Hangup, a.hangup),
             (Play::Voicemail, a.agent_voicemail),
         ];
-        let total: f64 = weights.iter().map(|(_, w)| w.max(0.0)).sum();
-        if total <= 0.0 {
-            return Play::Answer;
-        }
-        let mut r = self.rng.random::<f64>() * total;
-        for (play, w) in weights {
-            if r < w.max(0.0) {
-                return play;
-            }
-            r -= w.max(0.0);
-        }
-        Play::Answer
+        weighted(&mut self.rng, &weights).unwrap_or(Play::Answer)
     }
 
     /// The number's status callback: the caller's call is over.
@@ -1031,6 +1009,31 @@ impl Call<'_> {
             println!("[call {} +{at} ms] {line}", self.n);
         }
     }
+}
+
+/// What a callback's call meets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Customer {
+    Answers,
+    NoAnswer,
+    Voicemail,
+}
+
+/// One of `choices` drawn by weight (negative weights count as 0); `None`
+/// when every weight is 0.
+fn weighted<T: Copy>(rng: &mut StdRng, choices: &[(T, f64)]) -> Option<T> {
+    let total: f64 = choices.iter().map(|(_, w)| w.max(0.0)).sum();
+    if total <= 0.0 {
+        return None;
+    }
+    let mut r = rng.random::<f64>() * total;
+    for &(choice, w) in choices {
+        if r < w.max(0.0) {
+            return Some(choice);
+        }
+        r -= w.max(0.0);
+    }
+    choices.last().map(|&(c, _)| c)
 }
 
 /// The path and query of a URL (relative URLs pass through).

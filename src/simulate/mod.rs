@@ -410,6 +410,11 @@ pub async fn run(args: &SimulateArgs) -> anyhow::Result<Report> {
     if let Some(shifts) = shifts {
         report.add_agent_moves(shifts.await.context("the day's agent moves panicked")??);
     }
+    if report.callbacks_requested > 0 && !args.admin_token.is_empty() {
+        // A callback between two tries, or whose last try nobody reported,
+        // ends on the servers' clock: its history is read once none is live.
+        callbacks_settled(&shared.http, args, Duration::from_secs(180)).await;
+    }
     let waited = report.waited_calls();
     if !args.admin_token.is_empty() && !waited.is_empty() {
         let base = args.urls[0].trim_end_matches('/');
@@ -456,6 +461,31 @@ pub async fn run(args: &SimulateArgs) -> anyhow::Result<Report> {
     );
     report.finish(args, took);
     Ok(report)
+}
+
+/// Waits (`within` at most) until no queue of `--agent-queues` has a live
+/// callback.
+async fn callbacks_settled(http: &reqwest::Client, args: &SimulateArgs, within: Duration) {
+    let base = args.urls[0].trim_end_matches('/');
+    let until = Instant::now() + within;
+    while Instant::now() < until {
+        let mut live = 0;
+        for queue in &args.agent_queues {
+            let url = format!("{base}/v1/queues/{queue}/callbacks");
+            let list: Option<serde_json::Value> =
+                match http.get(&url).bearer_auth(&args.admin_token).send().await {
+                    Ok(r) => r.json().await.ok(),
+                    Err(_) => None,
+                };
+            live += list
+                .and_then(|l| l["callbacks"].as_array().map(Vec::len))
+                .unwrap_or(0);
+        }
+        if live == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }
 
 /// The agents `--agents` created that are still reserved or on a call.
