@@ -314,6 +314,9 @@ pub fn register_series(queues: &[crate::config::Queue]) {
     for outcome in ["redirected", "call_over", "unknown_call", "failed"] {
         counter!(TWILIO_REDIRECTS, "outcome" => outcome).increment(0);
     }
+    for outcome in ["placed", "busy", "refused", "unknown"] {
+        counter!(TWILIO_CALLS, "outcome" => outcome).increment(0);
+    }
     for queue in queues.iter().filter(|q| !q.steps.is_any()) {
         for step in 1..=queue.steps.all().len() {
             let (name, step) = (queue.name.clone(), step.to_string());
@@ -330,6 +333,13 @@ pub fn register_series(queues: &[crate::config::Queue]) {
         for outcome in ["answered", "abandoned", "timeout"] {
             counter!(WAIT_OUTCOMES, "queue" => queue.name.clone(), "outcome" => outcome)
                 .increment(0);
+        }
+        // Registered, so the error histogram is exported empty from the start.
+        let _ = histogram!(ESTIMATE_ERROR, "queue" => queue.name.clone());
+        if queue.hold.as_ref().is_some_and(|h| h.callback_key.is_some()) {
+            for event in ["requested", "dialled", "connected", "failed", "cancelled"] {
+                counter!(CALLBACKS, "queue" => queue.name.clone(), "event" => event).increment(0);
+            }
         }
     }
 }

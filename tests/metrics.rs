@@ -25,6 +25,7 @@ wrap_up_secs = 0
 [queues.hold]
 loop_secs = 5
 max_waiting = 1
+callback_key = "2"
 
 [[queues]]
 name = "skilled"
