@@ -336,7 +336,11 @@ pub fn register_series(queues: &[crate::config::Queue]) {
         }
         // Registered, so the error histogram is exported empty from the start.
         let _ = histogram!(ESTIMATE_ERROR, "queue" => queue.name.clone());
-        if queue.hold.as_ref().is_some_and(|h| h.callback_key.is_some()) {
+        if queue
+            .hold
+            .as_ref()
+            .is_some_and(|h| h.callback_key.is_some())
+        {
             for event in ["requested", "dialled", "connected", "failed", "cancelled"] {
                 counter!(CALLBACKS, "queue" => queue.name.clone(), "event" => event).increment(0);
             }

@@ -117,8 +117,9 @@ impl Engine {
             if self.connector.is_none() {
                 return Ok(0);
             }
+            let full = batch.len() == 64;
             let mut dials = tokio::task::JoinSet::new();
-            for (sid, queue) in batch.iter().cloned() {
+            for (sid, queue) in batch {
                 let engine = self.clone();
                 dials.spawn(async move { engine.dial_one(&sid, &queue).await });
             }
@@ -131,7 +132,7 @@ impl Engine {
                     _ => {}
                 }
             }
-            if batch.len() < 64 {
+            if !full {
                 return Ok(placed);
             }
         }
