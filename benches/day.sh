@@ -3,8 +3,8 @@
 # simulated day"): a throwaway redis-server, one `serve` with Twilio's REST side
 # played by `simulate`, one queue whose callers hear their estimated wait
 # (benches/day-routing.toml), 30 agents signing in and out one by one, callers
-# arriving at random up to 0.8 a second at the lunch peak, talk times
-# log-normal around 40 s, and 1.2 % of callers a round (5 s) hanging up while
+# arriving at random up to 1 a second at the lunch peak, talk times
+# log-normal around 40 s, and 0.6 % of callers a round (5 s) hanging up while
 # they wait. It prints how right the first estimated waits were for callers
 # who waited 60 s or more, against Asterisk's method on the same calls.
 #
@@ -37,8 +37,8 @@ pids+=($!)
 url=http://127.0.0.1:$port
 wait_ready "$url"
 
-"$bin" simulate --url "$url" --day "$DAY" --rate 0.8 --agents 30 --agent-queues sales \
-  --talk-ms 40000 --talk-sigma 0.5 --ring-ms 1000 --hold-ms 5000 --wait-hangup 0.012 \
+"$bin" simulate --url "$url" --day "$DAY" --rate 1.0 --agents 30 --agent-queues sales \
+  --talk-ms 40000 --talk-sigma 0.5 --ring-ms 1000 --hold-ms 5000 --wait-hangup 0.006 \
   --answer 1 --no-answer 0 --busy 0 --hangup 0 --concurrency 2000 \
   --rest-listen "127.0.0.1:$rest_port" --account-sid "$TWILIO_ACCOUNT_SID" --seed "$SEED"
 machine

@@ -281,3 +281,55 @@ async fn an_answered_callers_first_estimate_is_judged_in_the_metrics() {
         "{page}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simulate_plays_a_short_day_moves_its_agents_and_reads_the_estimates() {
+    use switchboard::twilio::rest::{Credentials, RestConfig};
+    let rest_port = switchboard::redis_server::free_port().expect("free port");
+    let account = "AC00000000000000000000000000000000";
+    let rest = RestConfig::new(
+        format!("http://127.0.0.1:{rest_port}"),
+        Credentials::AuthToken {
+            account_sid: account.into(),
+            token: AUTH_TOKEN.into(),
+        },
+    );
+    let routing = ESTIMATES
+        .replace("wrap_up_secs = 60", "wrap_up_secs = 0")
+        .replace("max_waiting = 10", "max_waiting = 100");
+    let app = spawn_app_with(&routing, true, connect_through(rest)).await;
+    let mut args = switchboard::simulate::SimulateArgs::new(app.base(), AUTH_TOKEN);
+    args.admin_token = ADMIN_TOKEN.into();
+    // Three agents for a peak of 6 calls a second of ~1.5 s: callers wait.
+    args.agents = 3;
+    args.agent_queues = vec!["desk".into()];
+    args.day = Some(8.0);
+    args.rate = Some(6.0);
+    args.concurrency = 200;
+    args.to = vec![SUPPORT.into()];
+    args.answer_every_attempt();
+    args.ring_ms = 5;
+    args.talk_ms = 1500;
+    args.talk_sigma = 0.5;
+    args.hold_ms = 200;
+    args.judge_waits_from = 1.0;
+    args.seed = 3;
+    args.rest_listen = Some(std::net::SocketAddr::from(([127, 0, 0, 1], rest_port)));
+    args.account_sid = account.into();
+    let report = switchboard::simulate::run(&args)
+        .await
+        .expect("simulate runs");
+    report.print(false);
+    assert_eq!(report.errors, 0, "{:?}", report.examples);
+    assert_eq!(report.violations, 0, "{:?}", report.examples);
+    assert!(report.calls >= 20, "a day of arrivals: {report:?}");
+    assert_eq!(report.agent_moves_failed, 0, "{report:?}");
+    // The plan's late agent (the 30 % of three) signed in after the start
+    // and out before the end.
+    assert_eq!(app.agent("sim-2").await["state"], "offline");
+    let estimates = report.estimates.as_ref().expect("histories read");
+    // Every caller who waited a second was told a wait and judged.
+    assert!(estimates.judged > 0, "{report:?}");
+    assert_eq!(estimates.without_estimate, 0, "{report:?}");
+    assert!(estimates.mean_abs_error_secs > 0.0, "{report:?}");
+}

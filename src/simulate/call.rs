@@ -647,7 +647,9 @@ impl Call<'_> {
 
     /// One hold round: the music plays (`--hold-ms`), then the caller either
     /// hangs up (`--wait-hangup`), presses a key (`--wait-key`, when the round
-    /// gathers keys) or stays, and Twilio fetches the next document.
+    /// gathers keys) or stays, and Twilio fetches the next document. A caller
+    /// who wants a callback presses its key halfway through the first round
+    /// that offers one, once the offer has been spoken.
     async fn hold_round(
         &mut self,
         url: &str,
@@ -655,8 +657,18 @@ impl Call<'_> {
         offered: bool,
     ) -> Option<String> {
         self.result.hold_rounds += 1;
+        let args = &self.shared.args;
+        let callback_action = gather
+            .as_ref()
+            .and_then(|g| g.pressed(args.callback_key))
+            .filter(|_| offered && self.wants_callback && self.callbacks.is_none())
+            .map(str::to_owned);
+        let hold_ms = match callback_action {
+            Some(_) => args.hold_ms / 2,
+            None => args.hold_ms,
+        };
         // A REST redirect interrupts the round: Twilio fetches the new URL now.
-        let hold = tokio::time::sleep(Duration::from_millis(self.shared.args.hold_ms));
+        let hold = tokio::time::sleep(Duration::from_millis(hold_ms));
         let redirected = match self.redirected.as_mut() {
             Some(rx) => tokio::select! {
                 () = hold => None,
@@ -688,13 +700,8 @@ impl Call<'_> {
         }
         let mut params = self.params(&[("CallStatus", "in-progress")]);
         // A caller who wants a callback takes the first offer of one.
-        if offered
-            && self.wants_callback
-            && self.callbacks.is_none()
-            && let Some(action) = gather.as_ref().and_then(|g| g.pressed(args.callback_key))
-        {
+        if let Some(action) = callback_action {
             params.push(("Digits".into(), args.callback_key.to_string()));
-            let action = action.to_owned();
             let next = self
                 .post(&action, &params, "caller asked for a callback")
                 .await;

@@ -12,8 +12,6 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-/// Callers who waited at least this long are judged (issue 22's goal).
-pub(crate) const JUDGED_FROM: Duration = Duration::from_secs(60);
 /// An estimate within this share of the actual wait counts as right.
 const RIGHT_WITHIN: f64 = 0.2;
 
@@ -32,8 +30,10 @@ pub(crate) struct Answered {
 /// The verdict.
 #[derive(Debug, Default, Clone, Serialize)]
 pub struct EstimateFindings {
-    /// Callers who waited `JUDGED_FROM` or more and were answered, with an
-    /// estimate of ours.
+    /// Judged: the answered callers who waited this many seconds or more
+    /// (`--judge-waits-from`).
+    pub judged_from_secs: f64,
+    /// How many of them heard an estimate of ours.
     pub judged: u64,
     /// Of those, how many heard an estimate within 20 % of their wait.
     pub within_20_percent: u64,
@@ -53,8 +53,12 @@ pub struct EstimateFindings {
 }
 
 /// Judges the first estimates (`estimates`: CallSid -> ms) of the answered
-/// calls.
-pub(crate) fn judge(calls: &[Answered], estimates: &HashMap<String, u64>) -> EstimateFindings {
+/// calls that waited `from` or more.
+pub(crate) fn judge(
+    calls: &[Answered],
+    estimates: &HashMap<String, u64>,
+    from: Duration,
+) -> EstimateFindings {
     let wait = |c: &Answered| c.answered.saturating_sub(c.started);
     // Asterisk's holdtime as each caller joined: the answers before it, in
     // the order they came.
@@ -64,14 +68,17 @@ pub(crate) fn judge(calls: &[Answered], estimates: &HashMap<String, u64>) -> Est
     by_start.sort_by_key(|c| c.started);
     let mut holdtime = 0.0_f64;
     let mut next_answer = by_answer.iter().peekable();
-    let mut found = EstimateFindings::default();
+    let mut found = EstimateFindings {
+        judged_from_secs: from.as_secs_f64(),
+        ..EstimateFindings::default()
+    };
     let (mut ours_sum, mut theirs_sum, mut signed_sum) = (0.0, 0.0, 0.0);
     for caller in by_start {
         while let Some(a) = next_answer.next_if(|a| a.answered <= caller.started) {
             holdtime = (3.0 * holdtime + wait(a).as_secs_f64()) / 4.0;
         }
         let actual = wait(caller);
-        if actual < JUDGED_FROM {
+        if actual < from {
             continue;
         }
         let Some(estimate) = estimates.get(&caller.sid) else {
@@ -141,7 +148,7 @@ mod tests {
                 .into_iter()
                 .map(|(s, ms)| (s.to_owned(), ms))
                 .collect();
-        let found = judge(&calls, &estimates);
+        let found = judge(&calls, &estimates, Duration::from_secs(60));
         assert_eq!(found.judged, 2);
         assert_eq!(found.within_20_percent, 1, "c is 10 % off, d 50 %");
         assert_eq!(found.without_estimate, 1);

@@ -511,7 +511,7 @@ impl Report {
             if let Some(e) = &self.estimates {
                 println!(
                     "estimated waits, callers who waited {} s or more: {} judged, {} ({:.0} %) within 20 %; mean error {:.1} s (bias {:+.1} s), Asterisk's method {:.1} s ({:.2}x ours); {} heard none",
-                    super::estimates::JUDGED_FROM.as_secs(),
+                    e.judged_from_secs,
                     e.judged,
                     e.within_20_percent,
                     100.0 * e.within_20_percent_share,
