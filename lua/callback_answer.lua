@@ -12,8 +12,8 @@ is this one, and the customer is dialled from it (the reply's numbers).
 
 Reply: {'prompt', queue, to (the customer), from (the number that calls
 back)} (ask the customer to press 1, or dial the customer) | {'retry'} |
-{'failed'} (a machine answered: the try is over) | {'stale'} (about another
-attempt, or the agent was forced free: hang up).
+{'failed'} (a machine answered, or the agent was forced free meanwhile: the
+try is over) | {'stale'} (about another attempt: hang up).
 ]]
 local call = KEYS[1]
 local now = now_ms()
@@ -28,8 +28,8 @@ end
 if redis.call('HGET', K.agent(c[3] or ''), 'token') ~= req.token then
   -- The agent was forced free meanwhile: this try ends, not the customer's
   -- fault, so it is not counted.
-  callback_attempt_over(call, req.sid, req.token, 'agent_gone', now, false, false)
-  return {'stale'}
+  return {callback_attempt_over(call, req.sid, req.token, 'agent_gone', now, false, false)
+    or 'stale'}
 end
 redis.call('HSET', call, 'status', 'cb_answered', 'callback_sid', req.call_sid,
   'answered_by_customer_at', now)

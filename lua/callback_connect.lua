@@ -17,8 +17,9 @@ answer it goes back to the head of the line. The callback ends with the wait
 outcome `callback_connected`; the outbound call records no second one.
 
 Reply: the outbound call's decision, {'dial', agent, contact, token, queue,
-via, attempt, fresh} | {'bridged', fresh} | {'stale'} (about another attempt,
-or the agent was forced free: hang up).
+via, attempt, fresh} | {'bridged', fresh} | {'retry'} or {'failed'} (the
+agent was forced free: the try is over, not counted) | {'stale'} (about
+another attempt, or the callback ended: hang up).
 ]]
 local call = KEYS[1]
 local now = now_ms()
@@ -36,8 +37,10 @@ end
 local id = c[3] or ''
 local agent = K.agent(id)
 if redis.call('HGET', agent, 'token') ~= req.token then
-  callback_attempt_over(call, req.sid, req.token, 'agent_gone', now, false, false)
-  return {'stale'}
+  -- The agent was forced free meanwhile: not the customer's fault, so the
+  -- try is not counted; the callback waits for its next.
+  return {callback_attempt_over(call, req.sid, req.token, 'agent_gone', now, false, false)
+    or 'stale'}
 end
 local copied = {'queue', 'caller', 'account', 'arrived_at', 'since', 'priority', 'steps',
   'plan_steps', 'offered_at', 'sl_ms', 'agent', 'contact', 'token', 'agent_queue', 'attempt',

@@ -8,7 +8,9 @@ ARGV[1]  JSON CallbackDialedRequest (src/store/requests.rs): {prefix, sid,
          is the outbound call) | 'busy' (Twilio asked to try later: 429, 20429,
          21611, 22005; the customer was not called, so the try does not count)
          | 'refused' (Twilio refused the request: a number it cannot call; the
-         callback fails), spare_token}
+         callback fails) | 'not_placed' (refused for another reason, such as
+         the account's credentials: the try counts, the next comes after
+         retry_ms), spare_token}
 
 Reply: {'placed'} | {'retry'} | {'failed'} | {'stale'} (about another attempt).
 ]]
@@ -25,7 +27,10 @@ if req.outcome == 'placed' then
   emit_call('callback_placed', req.sid, {outbound = req.call_sid})
   return {'placed'}
 end
-local done = callback_attempt_over(call, req.sid, req.token,
-  req.outcome == 'busy' and 'twilio_busy' or 'refused', now, req.outcome == 'refused',
+local why = ({busy = 'twilio_busy', refused = 'refused', not_placed = 'not_placed'})[req.outcome]
+if not why then
+  return redis.error_reply('callback_dialed: unknown outcome ' .. tostring(req.outcome))
+end
+local done = callback_attempt_over(call, req.sid, req.token, why, now, req.outcome == 'refused',
   req.outcome ~= 'busy')
 return {done or 'stale'}

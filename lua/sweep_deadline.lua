@@ -13,7 +13,8 @@ ARGV[1]  JSON SweepRequest (src/store/requests.rs): {prefix, member, kind, sid,
          stand in for the call's timings if its hash is gone; `spare_token`
          reserves the freed agent for a waiting caller
 
-Reply: {code, queue}
+Reply: {code, queue} ({code, queue, 'rejoined' | 'retry' | 'failed'} for
+'expired_callback': where it left the callback)
   'expired_reservation'  the agent was released as a miss
   'expired_lease'        the agent was moved to wrap-up
   'abandoned'            a waiting caller's heartbeat ('wait|sid||') ran out:
@@ -73,10 +74,10 @@ if req.kind == 'reservation' and call_holds
   if c[2] == 'cb_reserved' then
     callback_release(call, req.sid, token, now)
     callback_rejoin(call, req.sid, now)
-  else
-    callback_attempt_over(call, req.sid, token, 'lost', now, false, true)
+    return {'expired_callback', queue, 'rejoined'}
   end
-  return {'expired_callback', queue}
+  local done = callback_attempt_over(call, req.sid, token, 'lost', now, false, true)
+  return {'expired_callback', queue, done or 'stale'}
 end
 if req.kind == 'reservation' then
   if call_holds and c[2] == 'ringing' then

@@ -11,15 +11,9 @@ ARGV[1]  JSON WaitRequest (src/store/requests.rs): {prefix, sid, max_wait_ms,
          whole budget), tail_ms, call_ttl_ms}
 
 A call given an agent (`connect` 'pending', or 'failed' after a REST redirect
-that did not go through) gets its <Dial> now ('dialed'); while a redirect is
-being sent ('sending') a plain fetch gets {'connecting'} (a short pause and
-another fetch), so the redirect never cuts off a <Dial> in progress; the
-redirect's own fetch (`connect`) gets the <Dial>. A claim older than
-`redirect_ms` was made by a replica that died or gave up without saying so: the
-fetch dials (a claim without `connect_at`, from a replica of an earlier version,
-is honoured until the reservation runs out). If the agent no longer holds the
-call (forced free), or the reservation expired before the caller was dialled
-('retry'), the caller goes back to its place in line.
+that did not go through) gets its <Dial> now ('dialed'), unless a redirect is
+being sent; a caller whose agent was forced free, or whose reservation expired,
+goes back to its place in line (`settle_reserved` in lib/calls.lua).
 
 Reply, like route's: {'waiting', position, since, 0, estimated wait ms or -1}
 | {'connecting'} (another short round) (another hold round; the
@@ -35,34 +29,14 @@ local call = KEYS[1]
 if redis.call('EXISTS', call) == 0 then
   return {'unknown'}
 end
-local c = redis.call('HMGET', call, 'status', 'queue', 'since', 'connect', 'agent', 'token',
-  'connect_at')
-local status, queue, since = c[1], c[2], tonumber(c[3])
+local since = tonumber(redis.call('HGET', call, 'since'))
 local now = now_ms()
 -- A waiting call's hash lives as long as its wait may still go on.
 redis.call('PEXPIRE', call, req.call_ttl_ms)
-
-if status == 'ringing' and c[4] and c[4] ~= '' and c[4] ~= 'dialed' then
-  -- An agent was reserved for this caller and not yet dialled.
-  if redis.call('HGET', K.agent(c[5]), 'token') ~= c[6] then
-    -- The agent was forced free or taken meanwhile: back to its place.
-    redis.call('HSET', call, 'status', 'retry', 'token', '', 'connect', '')
-    redis.call('ZREM', K.deadlines, deadline_member('reservation', req.sid, c[5], c[6]))
-    status = 'retry'
-  elseif c[4] == 'sending' and not req.connect
-      and now - (tonumber(c[7]) or now) < req.redirect_ms then
-    -- A REST redirect is on its way: dialling now would be cut off by it.
-    return {'connecting'}
-  else
-    redis.call('HSET', call, 'connect', 'dialed')
-    return decision(call, 0)
-  end
-end
-if status == 'retry' and since and queue then
-  -- It waited, was offered an agent, and that attempt ended (an expired
-  -- reservation, a forced agent): back in its place.
-  join_line(call, req.sid, queue, since, now, req.loop_ms)
-  status = 'waiting'
+local reply, status = settle_reserved(call, req.sid, now, req.connect, req.redirect_ms,
+  req.loop_ms)
+if reply then
+  return reply
 end
 if status ~= 'waiting' then
   return decision(call, 0)

@@ -278,11 +278,15 @@ pub async fn sweep_once(engine: &Engine) -> Result<SweepReport, StoreError> {
                         "waiting caller stopped fetching the wait URL: left the line"
                     );
                 }
-                SweepResult::ExpiredCallback { queue } => {
+                SweepResult::ExpiredCallback { queue, failed } => {
+                    if failed {
+                        crate::metrics::callback(&queue, "failed");
+                    }
                     tracing::info!(
                         deadline = member,
                         queue,
-                        "callback's reservation ran out: its agent was freed, the callback waits for its next try"
+                        failed,
+                        "callback's reservation ran out: its agent was freed, the callback waits for its next try or failed"
                     );
                 }
                 SweepResult::Nothing => {}

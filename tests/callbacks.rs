@@ -600,3 +600,328 @@ async fn an_agent_first_callback_rings_the_agent_then_dials_the_customer_from_th
         "{events:?}"
     );
 }
+
+/// The caller at `sid` presses the callback key in `round`, then keys
+/// `digits` (from `from`): the number prompt, and its answer.
+async fn key_number(
+    app: &TestApp,
+    sid: &str,
+    from: &str,
+    round: &Answer,
+    digits: &str,
+) -> (Answer, Answer) {
+    let params = |keys| {
+        [
+            ("CallSid", sid),
+            ("CallStatus", "in-progress"),
+            ("From", from),
+            ("To", SUPPORT),
+            ("Digits", keys),
+        ]
+    };
+    let prompt = post_signed(&app.http, &gather_action(round), &params("2")).await;
+    let answer = post_signed(&app.http, &gather_action(&prompt), &params(digits)).await;
+    (prompt, answer)
+}
+
+#[tokio::test]
+async fn only_numbers_the_queue_may_call_are_taken_and_a_live_callback_never_expires() {
+    let stand_in = TwilioApiStandIn::start().await;
+    let app = app_with_rest(&stand_in, 10.0).await;
+    app.add_available("a", &["desk"]).await;
+    let _first = app.call(&call_sid(1), SUPPORT).await;
+
+    // No callback_number_prefixes: the caller's own number only. The prompt
+    // offers no other, and a number keyed in is not taken.
+    let round2 = app.call(&call_sid(2), SUPPORT).await;
+    let (prompt, keyed) =
+        key_number(&app, &call_sid(2), "+15005550001", &round2, "4930123456").await;
+    assert!(
+        prompt.body.contains("press 1, then pound."),
+        "{}",
+        prompt.body
+    );
+    assert!(!prompt.body.contains("another number"), "{}", prompt.body);
+    assert!(
+        keyed.body.contains("That was not a number we can call"),
+        "{}",
+        keyed.body
+    );
+    assert!(callbacks(&app).await.as_array().is_some_and(Vec::is_empty));
+    // A withheld number: nothing to call back.
+    let round3 = app.call_from(&call_sid(3), "anonymous", SUPPORT).await;
+    let (withheld, _) = key_number(&app, &call_sid(3), "anonymous", &round3, "4930123456").await;
+    assert!(
+        withheld
+            .body
+            .contains("we cannot call you back at your number"),
+        "{}",
+        withheld.body
+    );
+    assert!(
+        withheld.body.contains("/twilio/voice/wait?queue=desk"),
+        "{}",
+        withheld.body
+    );
+
+    // Its own number is taken; the callback keeps its place without expiring.
+    let round4 = app.call(&call_sid(4), SUPPORT).await;
+    let (_, thanks) = key_number(&app, &call_sid(4), "+15005550001", &round4, "1").await;
+    assert!(
+        thanks.body.contains("We will call you back"),
+        "{}",
+        thanks.body
+    );
+    let mut redis = app.redis().await;
+    let ttl: i64 = redis::cmd("PTTL")
+        .arg(app.key(&format!("call:{}", call_sid(4))))
+        .query_async(&mut redis)
+        .await
+        .expect("PTTL");
+    assert_eq!(ttl, -1, "a live callback does not expire");
+
+    // With prefixes, a keyed number that starts with one is taken, and the
+    // caller's own number is not when it starts with none.
+    let prefixed = CALLBACKS.replace(
+        "callback_retry_secs = 5",
+        "callback_retry_secs = 5\ncallback_number_prefixes = [\"+49\", \"+44\"]",
+    );
+    let rest = connect_through(stand_in.auth_token_config());
+    let app = spawn_app_with(&prefixed, true, rest).await;
+    app.add_available("a", &["desk"]).await;
+    let _first = app.call(&call_sid(1), SUPPORT).await;
+    let round2 = app.call(&call_sid(2), SUPPORT).await;
+    let (prompt, own) = key_number(&app, &call_sid(2), "+15005550001", &round2, "1").await;
+    assert!(
+        prompt
+            .body
+            .contains("enter your number with its country code"),
+        "{}",
+        prompt.body
+    );
+    assert!(
+        own.body.contains("That was not a number we can call"),
+        "{}",
+        own.body
+    );
+    let round3 = app.call(&call_sid(3), SUPPORT).await;
+    let (_, premium) = key_number(&app, &call_sid(3), "+15005550001", &round3, "19005550100").await;
+    assert!(
+        premium.body.contains("That was not a number we can call"),
+        "{}",
+        premium.body
+    );
+    let round4 = app.call(&call_sid(4), SUPPORT).await;
+    let (_, thanks) = key_number(&app, &call_sid(4), "+15005550001", &round4, "4930123456").await;
+    assert!(
+        thanks
+            .body
+            .contains("We will call you back at 4 9 3 0 1 2 3 4 5 6"),
+        "{}",
+        thanks.body
+    );
+    assert_eq!(callbacks(&app).await[0]["to"], "+4930123456");
+}
+
+#[test]
+fn a_prefix_that_is_not_one_stops_start_up() {
+    let bad = CALLBACKS.replace(
+        "callback_retry_secs = 5",
+        "callback_retry_secs = 5\ncallback_number_prefixes = [\"49\"]",
+    );
+    let err = switchboard::config::RoutingTable::parse(&bad, "routing.toml")
+        .expect_err("a prefix without +")
+        .to_string();
+    assert!(err.contains("callback_number_prefixes"), "{err}");
+}
+
+#[tokio::test]
+async fn a_customer_whose_agent_was_forced_free_is_called_again_and_a_try_being_connected_is_not_cancelled()
+ {
+    let stand_in = TwilioApiStandIn::start().await;
+    let app = app_with_rest(&stand_in, 10.0).await;
+    app.add_available("a", &["desk"]).await;
+    let first = app.call(&call_sid(1), SUPPORT).await;
+    let round2 = app.call(&call_sid(2), SUPPORT).await;
+    ask_for_callback(&app, &call_sid(2), &round2).await;
+    app.call_status(&call_sid(2), "completed").await;
+    app.agent_leg(&call_sid(1), &first, "answered").await;
+    app.dial_action(&call_sid(1), &first, "completed").await;
+    let calls = placed(&stand_in, 1).await;
+    let prompt = customer_answers(&app, &calls[0], None).await;
+    assert!(prompt.body.contains("Press 1"), "{}", prompt.body);
+    // The customer hears the prompt: a cancel now would free an agent the
+    // customer is about to reach.
+    let cancel = app
+        .admin(
+            reqwest::Method::DELETE,
+            &format!("/queues/desk/callbacks/{}", call_sid(2)),
+            None,
+        )
+        .await;
+    assert_eq!(cancel.status, 409, "{cancel:?}");
+    assert_eq!(callbacks(&app).await[0]["status"], "answered");
+    // The agent is forced away meanwhile; the customer's 1 finds it gone.
+    let forced = app
+        .admin(
+            reqwest::Method::PUT,
+            "/agents/a/state",
+            Some(serde_json::json!({"state": "away", "force": true})),
+        )
+        .await;
+    assert_eq!(forced.status, 200, "{forced:?}");
+    let pressed = post_signed(
+        &app.http,
+        &gather_action(&prompt),
+        &[
+            ("CallSid", calls[0].call_sid.as_str()),
+            ("CallStatus", "in-progress"),
+            ("Digits", "1"),
+        ],
+    )
+    .await;
+    assert!(
+        pressed.body.contains("We will call you back"),
+        "{}",
+        pressed.body
+    );
+    // Not the customer's fault: the try is not counted, the callback waits
+    // for its next.
+    let listed = callbacks(&app).await;
+    assert_eq!(
+        (&listed[0]["status"], &listed[0]["tries"]),
+        (&"retry".into(), &0.into()),
+        "{listed}"
+    );
+    // Cancelled between tries, a customer who answers a late try hears it.
+    let cancel = app
+        .admin(
+            reqwest::Method::DELETE,
+            &format!("/queues/desk/callbacks/{}", call_sid(2)),
+            None,
+        )
+        .await;
+    assert_eq!(cancel.status, 204, "{cancel:?}");
+    let again = post_signed(
+        &app.http,
+        &gather_action(&prompt),
+        &[
+            ("CallSid", calls[0].call_sid.as_str()),
+            ("CallStatus", "in-progress"),
+            ("Digits", "1"),
+        ],
+    )
+    .await;
+    assert!(
+        again.body.contains("can no longer be connected"),
+        "{}",
+        again.body
+    );
+}
+
+#[tokio::test]
+async fn credentials_twilio_refuses_count_as_a_try_and_the_callback_is_tried_again() {
+    let stand_in = TwilioApiStandIn::start().await;
+    let app = app_with_rest(&stand_in, 10.0).await;
+    app.add_available("a", &["desk"]).await;
+    let first = app.call(&call_sid(1), SUPPORT).await;
+    let round2 = app.call(&call_sid(2), SUPPORT).await;
+    ask_for_callback(&app, &call_sid(2), &round2).await;
+    stand_in.next_place_answer(PlaceAnswer::Unauthorized);
+    app.agent_leg(&call_sid(1), &first, "answered").await;
+    app.dial_action(&call_sid(1), &first, "completed").await;
+    let mut listed = serde_json::Value::Null;
+    for _ in 0..200 {
+        listed = callbacks(&app).await;
+        if listed[0]["status"] == "retry" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    // Not the number's fault: counted, but not failed; the next try is placed.
+    assert_eq!(
+        (&listed[0]["status"], &listed[0]["tries"]),
+        (&"retry".into(), &1.into()),
+        "{listed}"
+    );
+    until_agent(&app, "a", "available").await;
+    let calls = placed(&stand_in, 1).await;
+    assert_eq!(calls[0].to, "+15005550001");
+    let events = history_events(&app, &call_sid(2)).await;
+    assert!(events.iter().any(|e| e == "callback_attempt"), "{events:?}");
+}
+
+#[tokio::test]
+async fn a_caller_keying_its_number_keeps_its_place_and_is_dialled_if_an_agent_came_meanwhile() {
+    let stand_in = TwilioApiStandIn::start().await;
+    let app = app_with_rest(&stand_in, 10.0).await;
+    app.add_available("a", &["desk"]).await;
+    let first = app.call(&call_sid(1), SUPPORT).await;
+    let round2 = app.call(&call_sid(2), SUPPORT).await;
+    let params = |keys| {
+        [
+            ("CallSid", call_sid(2)),
+            ("CallStatus", "in-progress".into()),
+            ("From", "+15005550001".into()),
+            ("To", SUPPORT.into()),
+            ("Digits", String::from(keys)),
+        ]
+    };
+    let prompt = post_signed(
+        &app.http,
+        &gather_action(&round2),
+        &params("2").each_ref().map(|(k, v)| (*k, v.as_str())),
+    )
+    .await;
+    assert!(prompt.body.contains("press 1"), "{}", prompt.body);
+    // No wait fetch comes while the caller listens and keys: its heartbeat
+    // allows minutes, not a round.
+    let mut redis = app.redis().await;
+    let (now_secs, _): (i64, i64) = redis::cmd("TIME")
+        .query_async(&mut redis)
+        .await
+        .expect("TIME");
+    let deadline: Option<f64> = redis::cmd("ZSCORE")
+        .arg(app.key("deadlines"))
+        .arg(format!("wait|{}||", call_sid(2)))
+        .query_async(&mut redis)
+        .await
+        .expect("ZSCORE");
+    let deadline = deadline.expect("the caller's heartbeat");
+    assert!(
+        deadline >= (now_secs * 1000 + 170_000) as f64,
+        "{deadline} vs now {now_secs} s"
+    );
+    // The agent comes free while the caller keys: it is the caller's.
+    app.agent_leg(&call_sid(1), &first, "answered").await;
+    app.dial_action(&call_sid(1), &first, "completed").await;
+    let a = until_agent(&app, "a", "reserved").await;
+    assert_eq!(a["call_sid"], call_sid(2).as_str(), "{a}");
+    let answer = post_signed(
+        &app.http,
+        &gather_action(&prompt),
+        &params("1").each_ref().map(|(k, v)| (*k, v.as_str())),
+    )
+    .await;
+    assert!(!answer.body.contains("call you back"), "{}", answer.body);
+    assert!(callbacks(&app).await.as_array().is_some_and(Vec::is_empty));
+    let connect: Option<String> = redis::cmd("HGET")
+        .arg(app.key(&format!("call:{}", call_sid(2))))
+        .arg("connect")
+        .query_async(&mut redis)
+        .await
+        .expect("HGET");
+    match dialed(&answer) {
+        // Dialled here: the REST redirect (if any comes) must not dial again.
+        Some(agent) => {
+            assert_eq!(agent, "a");
+            assert_eq!(connect.as_deref(), Some("dialed"), "{}", answer.body);
+        }
+        // A REST redirect is on its way: a short pause, and its fetch dials.
+        None => assert!(
+            answer.body.contains("/twilio/voice/wait?queue=desk"),
+            "{}",
+            answer.body
+        ),
+    }
+}

@@ -28,7 +28,11 @@ about an earlier attempt changes nothing, so one callback is never dialled
 twice at once.
 ]]
 
--- A callback's hash outlives the caller's call: a day after its last move.
+-- A callback's hash outlives the caller's call. While the callback is live
+-- (in line, tried, waiting for its next try) it does not expire at all: it
+-- keeps its place through a weekend without agents, or a long
+-- `callback_retry_secs`, until it ends (or the API cancels it). Once ended,
+-- its history is kept a day.
 local CALLBACK_TTL_MS = 86400000
 
 -- Ends callback `sid` for good with `outcome`, wherever it is.
@@ -50,7 +54,7 @@ local function callback_rejoin(call, sid, now)
   -- Nobody fetches: no heartbeat.
   redis.call('ZREM', K.deadlines, deadline_member('wait', sid, '', ''))
   redis.call('HSET', call, 'status', 'callback', 'token', '', 'agent', '', 'callback_sid', '')
-  redis.call('PEXPIRE', call, CALLBACK_TTL_MS)
+  redis.call('PERSIST', call)
 end
 
 -- Frees the agent reserved for the callback's attempt `token`, if it still
@@ -89,7 +93,9 @@ local function callback_attempt_over(call, sid, token, why, now, final, counted,
   end
   callback_release(call, sid, token, now, missed)
   local tries = tonumber(c[3]) or 0
-  if counted == false and c[1] == 'cb_dialing' then
+  -- A try counts from its claim (cb_dialing on): one not the customer's
+  -- fault is taken back.
+  if counted == false and c[1] ~= 'cb_reserved' then
     tries = math.max(tries - 1, 0)
   end
   redis.call('HSET', call, 'token', '', 'agent', '', 'last_token', token,
@@ -104,6 +110,6 @@ local function callback_attempt_over(call, sid, token, why, now, final, counted,
   local after = counted == false and 5000 or (tonumber(c[5]) or 300000)
   redis.call('HSET', call, 'status', 'cb_retry', 'callback_next_at', now + after)
   redis.call('ZADD', K.callbacks_retry, now + after, sid)
-  redis.call('PEXPIRE', call, CALLBACK_TTL_MS)
+  redis.call('PERSIST', call)
   return 'retry'
 end

@@ -27,6 +27,44 @@ local function decision(call, fresh)
   return {'ended'}
 end
 
+-- A waiting caller's request (its wait fetch, its callback request) when an
+-- agent may have been reserved for it. An agent reserved and not yet dialled
+-- gets its <Dial> now (`connect` 'dialed'); while a REST redirect is on its
+-- way ('sending') a request that is not the redirect's own (`connect`) gets
+-- {'connecting'} (a short pause and another fetch), so the redirect never
+-- cuts off a <Dial> in progress; a claim older than `redirect_ms` was made by
+-- a replica that died or gave up without saying so, and dials. If the agent
+-- no longer holds the call (forced free), or the reservation expired before
+-- the caller was dialled ('retry'), the caller goes back to its place in line
+-- (a round `loop_ms` for its heartbeat). Returns the reply to give now, or
+-- nil and the call's status after.
+local function settle_reserved(call, sid, now, connect, redirect_ms, loop_ms)
+  local c = redis.call('HMGET', call, 'status', 'queue', 'since', 'connect', 'agent', 'token',
+    'connect_at')
+  local status = c[1]
+  if status == 'ringing' and c[4] and c[4] ~= '' and c[4] ~= 'dialed' then
+    if redis.call('HGET', K.agent(c[5]), 'token') ~= c[6] then
+      redis.call('HSET', call, 'status', 'retry', 'token', '', 'connect', '')
+      redis.call('ZREM', K.deadlines, deadline_member('reservation', sid, c[5], c[6]))
+      status = 'retry'
+    elseif c[4] == 'sending' and not connect
+        and now - (tonumber(c[7]) or now) < redirect_ms then
+      return {'connecting'}
+    else
+      redis.call('HSET', call, 'connect', 'dialed')
+      return decision(call, 0)
+    end
+  end
+  local since = tonumber(c[3])
+  if status == 'retry' and since and c[2] then
+    -- It waited, was offered an agent, and that attempt ended (an expired
+    -- reservation, a forced agent): back in its place.
+    join_line(call, sid, c[2], since, now, loop_ms)
+    status = 'waiting'
+  end
+  return nil, status
+end
+
 --[[ route(r): r = {sid, token, caller, home, call_ttl_ms, max_attempts, step, plan,
 hold, priority, sl_ms}
 plan: the queues to try in order, each {queue, via, reservation_ms, wrap_up_ms,

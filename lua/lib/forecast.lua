@@ -69,13 +69,15 @@ local function forecast_cycle(call, how, free_at)
 end
 
 -- A caller left `queue`'s line with `outcome` (lib/line.lua record_outcome):
--- answered, or left without an agent. Outcomes of callers who never joined
--- the line (full, closed, no_agents) say nothing of those ahead.
+-- answered (a callback connected is one too: it took an agent), or left
+-- without an agent. Outcomes of callers who never joined the line (full,
+-- closed, no_agents) say nothing of those ahead.
 local function forecast_left(queue, outcome)
   if outcome == 'full' or outcome == 'closed' or outcome == 'no_agents' then
     return
   end
-  forecast_add(queue, 'waits', {left = outcome == 'answered' and 0 or 1})
+  local served = outcome == 'answered' or outcome == 'callback_connected'
+  forecast_add(queue, 'waits', {left = served and 0 or 1})
 end
 
 -- The queue's agents signed in now (not offline, not away).

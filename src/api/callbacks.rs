@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 
 use super::{ApiError, ErrorBody};
 use crate::app::AppState;
-use crate::store::callbacks::CallbackDoc;
+use crate::store::callbacks::{CallbackDoc, Cancelled};
 
 /// Most callbacks one list shows (the oldest first).
 const LISTED: usize = 1000;
@@ -48,6 +48,7 @@ pub async fn list(
         (status = 204, description = "cancelled: its agent, if one was reserved, is free"),
         (status = 401, description = "no or a wrong bearer token", body = ErrorBody),
         (status = 404, description = "no such queue, or no live callback of it with that CallSid", body = ErrorBody),
+        (status = 409, description = "a try of it is being connected (the customer answered): cancel after it ends, within a minute", body = ErrorBody),
         (status = 422, description = "the CallSid breaks its pattern", body = ErrorBody),
         (status = 503, description = "no admin token configured, or Redis unavailable", body = ErrorBody),
     ))]
@@ -64,17 +65,21 @@ pub async fn cancel(
     if state.engine.table().queue(&name).is_none() {
         return Err(ApiError::NotFound(format!("no queue {name:?}")));
     }
-    if state
+    match state
         .engine
         .cancel_callback(&call_sid, &name, &caller.actor())
         .await?
     {
-        tracing::info!(queue = name, call_sid, "callback cancelled");
-        state.connect_waiting_soon();
-        Ok(axum::http::StatusCode::NO_CONTENT)
-    } else {
-        Err(ApiError::NotFound(format!(
+        Cancelled::Cancelled => {
+            tracing::info!(queue = name, call_sid, "callback cancelled");
+            state.connect_waiting_soon();
+            Ok(axum::http::StatusCode::NO_CONTENT)
+        }
+        Cancelled::NotFound => Err(ApiError::NotFound(format!(
             "{call_sid} is no live callback of {name:?}"
-        )))
+        ))),
+        Cancelled::Connecting => Err(ApiError::Conflict(format!(
+            "{call_sid} is being connected now (the customer answered): that try ends within a minute; cancel after it"
+        ))),
     }
 }

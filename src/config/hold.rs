@@ -60,6 +60,11 @@ pub struct Hold {
     /// Call the reserved agent first, then the customer from the agent's call
     /// (default: the customer first, connected to the agent after a 1).
     pub callback_agent_first: bool,
+    /// The numbers a callback may call: those that start with one of these
+    /// (E.164 prefixes such as `+1`, `+44`). Empty: only the caller's own
+    /// number, never one keyed in (a keyed number would be called from the
+    /// business's number, at its cost: premium-rate fraud).
+    pub callback_number_prefixes: Vec<String>,
     /// Wait only while an agent of the queue is signed in (not offline or away).
     pub join_when_no_agents: bool,
     /// Answered within this counts towards the service level.
@@ -83,6 +88,7 @@ impl Default for Hold {
             callback_retry_secs: 300,
             callback_machine_detection: false,
             callback_agent_first: false,
+            callback_number_prefixes: Vec::new(),
             join_when_no_agents: false,
             service_level_secs: 20,
         }
@@ -98,6 +104,26 @@ impl Hold {
     /// invariant 7's `loop_secs + 15 s` holds wherever the music is not longer.
     pub fn round_ms(&self) -> u64 {
         u64::from(self.loop_secs.max(self.music_secs.unwrap_or(0))) * 1000
+    }
+
+    /// Whether a callback may call `number` (E.164); `own`: it is the caller's
+    /// own (its caller ID), not one keyed in.
+    pub fn may_call_back(&self, number: &str, own: bool) -> bool {
+        match self.callback_number_prefixes.as_slice() {
+            [] => own,
+            prefixes => prefixes.iter().any(|p| number.starts_with(p.as_str())),
+        }
+    }
+
+    /// Whether a caller may key in a number to be called back at.
+    pub fn takes_keyed_numbers(&self) -> bool {
+        !self.callback_number_prefixes.is_empty()
+    }
+
+    /// Whether the keys a waiting caller pressed (`Digits`) ask for a callback.
+    pub fn asks_callback(&self, digits: &str) -> bool {
+        let mut keys = digits.chars();
+        matches!((keys.next(), keys.next()), (Some(k), None) if Some(k) == self.callback_key)
     }
 }
 
@@ -120,6 +146,7 @@ pub(super) struct RawHold {
     callback_retry_secs: Option<Spanned<i64>>,
     callback_machine_detection: Option<bool>,
     callback_agent_first: Option<bool>,
+    callback_number_prefixes: Option<Vec<Spanned<String>>>,
     join_when_no_agents: Option<bool>,
     service_level_secs: Option<Spanned<i64>>,
 }
@@ -238,6 +265,21 @@ impl RawHold {
             }
             Some(digit)
         });
+        let mut callback_number_prefixes = Vec::new();
+        for prefix in self.callback_number_prefixes.iter().flatten() {
+            let digits = prefix.get_ref().strip_prefix('+').unwrap_or("");
+            if (1..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()) {
+                callback_number_prefixes.push(prefix.get_ref().clone());
+            } else {
+                error(
+                    prefix.span(),
+                    format!(
+                        "hold.callback_number_prefixes {:?} must be + and 1 to 15 digits (an E.164 prefix such as \"+1\")",
+                        prefix.get_ref()
+                    ),
+                );
+            }
+        }
         let loop_secs = number(&self.loop_secs, "loop_secs", 5..301, d.loop_secs, error);
         let music_secs = self
             .music_secs
@@ -312,6 +354,7 @@ impl RawHold {
                 .callback_machine_detection
                 .unwrap_or(d.callback_machine_detection),
             callback_agent_first: self.callback_agent_first.unwrap_or(d.callback_agent_first),
+            callback_number_prefixes,
             join_when_no_agents: self.join_when_no_agents.unwrap_or(d.join_when_no_agents),
             service_level_secs: number(
                 &self.service_level_secs,

@@ -16,11 +16,12 @@ use super::webhooks::{
 };
 use crate::agent::is_valid_id;
 use crate::app::AppState;
+use crate::config::hold::Hold;
 use crate::routing::Decision;
-use crate::routing::callbacks::paths as callback_paths;
+use crate::routing::callbacks::{Pressed, fenced_query, paths as callback_paths};
 use crate::store::callbacks::{Requested, TryVerdict};
 use crate::twilio::params::{ParamsError, is_sid};
-use crate::twilio::twiml::{self, KeyPrompt, NoKey};
+use crate::twilio::twiml::{self, KeyPrompt, NoKey, Speech};
 
 /// How long a caller keying a number may pause between keys.
 const NUMBER_TIMEOUT_SECS: u32 = 6;
@@ -44,37 +45,60 @@ fn spoken_number(number: &str) -> String {
     digits.join(" ")
 }
 
+/// The number to call back for `keyed` (the caller's keys: 1 for its own
+/// number `caller`, or a number with its country code), if the queue may call
+/// it (`callback_number_prefixes`).
+fn number_to_call(hold: &Hold, caller: &str, keyed: &str) -> Option<String> {
+    if keyed == "1" && callable(caller) {
+        return hold.may_call_back(caller, true).then(|| caller.to_owned());
+    }
+    Some(format!("+{keyed}")).filter(|n| callable(n) && hold.may_call_back(n, false))
+}
+
 /// The prompt for the number to call back (after the callback key): the
-/// caller's own with 1, or another keyed in; no key goes back to the hold
-/// rounds. `again`: the last number keyed was not one.
+/// caller's own with 1, or (where the queue takes keyed numbers) another keyed
+/// in; no key goes back to the hold rounds. `again`: the last number keyed was
+/// not one the queue may call.
 pub(super) fn number_prompt(
     state: &AppState,
     base: &str,
     queue: &str,
+    hold: &Hold,
     caller: &str,
     again: bool,
 ) -> String {
     let table = state.engine.table();
+    let wait_url = format!("{base}{}?queue={queue}", paths::WAIT);
+    let own = callable(caller) && hold.may_call_back(caller, true);
     let mut prompt = String::new();
     if again {
         prompt.push_str("That was not a number we can call. ");
     }
-    if callable(caller) {
-        prompt.push_str(&format!(
+    match (own, hold.takes_keyed_numbers()) {
+        (true, true) => prompt.push_str(&format!(
             "To be called back at {}, keeping your place in line, press 1, then pound. To be called at another number, enter it with its country code, then press pound.",
             spoken_number(caller)
-        ));
-    } else {
-        prompt.push_str(
+        )),
+        (true, false) => prompt.push_str(&format!(
+            "To be called back at {}, keeping your place in line, press 1, then pound.",
+            spoken_number(caller)
+        )),
+        (false, true) => prompt.push_str(
             "To be called back, keeping your place in line, enter your number with its country code, then press pound.",
-        );
+        ),
+        (false, false) => {
+            return back_in_line(
+                &wait_url,
+                "Sorry, we cannot call you back at your number. You keep your place in line.",
+                table.speech(queue),
+            );
+        }
     }
     let action = format!(
         "{base}{}?queue={queue}{}",
         callback_paths::NUMBER,
         if again { "&again=1" } else { "" }
     );
-    let wait_url = format!("{base}{}?queue={queue}", paths::WAIT);
     twiml::key_prompt(&KeyPrompt {
         prompt: &prompt,
         action: &action,
@@ -83,6 +107,21 @@ pub(super) fn number_prompt(
         timeout_secs: NUMBER_TIMEOUT_SECS,
         no_key: NoKey::Redirect(&wait_url),
         speech: table.speech(queue),
+    })
+}
+
+const CANNOT_NOW: &str = "Sorry, we cannot call you back now. You keep your place in line.";
+
+/// `said`, then back to the hold rounds (`wait_url`), in the same place.
+fn back_in_line(wait_url: &str, said: &str, speech: &Speech) -> String {
+    twiml::key_prompt(&KeyPrompt {
+        prompt: said,
+        action: wait_url,
+        num_digits: Some(1),
+        finish_on_key: "",
+        timeout_secs: 1,
+        no_key: NoKey::Redirect(wait_url),
+        speech,
     })
 }
 
@@ -112,27 +151,21 @@ pub async fn number(
     let queue = query.queue.as_str();
     let caller = params.optional_text("From").unwrap_or("");
     let keyed = params.get("Digits").unwrap_or("");
-    let to = if keyed == "1" && callable(caller) {
-        Some(caller.to_owned())
-    } else {
-        Some(format!("+{keyed}")).filter(|n| callable(n))
-    };
     let wait_url = format!("{base}{}?queue={queue}", paths::WAIT);
     let speech = state.engine.table().speech(queue).clone();
-    let Some(to) = to else {
+    let Ok(hold) = state.engine.callbacks_of(queue) else {
+        return Ok(twiml_response(back_in_line(&wait_url, CANNOT_NOW, &speech)));
+    };
+    let Some(to) = number_to_call(hold, caller, keyed) else {
         if query.again.is_some() {
-            return Ok(twiml_response(twiml::key_prompt(&KeyPrompt {
-                prompt: "Sorry, that was not a number we can call. You keep your place in line.",
-                action: &wait_url,
-                num_digits: Some(1),
-                finish_on_key: "",
-                timeout_secs: 1,
-                no_key: NoKey::Redirect(&wait_url),
-                speech: &speech,
-            })));
+            return Ok(twiml_response(back_in_line(
+                &wait_url,
+                "Sorry, that was not a number we can call. You keep your place in line.",
+                &speech,
+            )));
         }
         return Ok(twiml_response(number_prompt(
-            &state, &base, queue, caller, true,
+            &state, &base, queue, hold, caller, true,
         )));
     };
     // The number the caller called is the one that calls back.
@@ -171,15 +204,7 @@ pub async fn number(
                     .map_err(|e| WebhookError::store(e, "callback not requested", emergency(&state, &base)))?;
                 render(&state, &base, call_sid, &decision)
             }
-            None => twiml::key_prompt(&KeyPrompt {
-                prompt: "Sorry, we cannot call you back now. You keep your place in line.",
-                action: &wait_url,
-                num_digits: Some(1),
-                finish_on_key: "",
-                timeout_secs: 1,
-                no_key: NoKey::Redirect(&wait_url),
-                speech: &speech,
-            }),
+            None => back_in_line(&wait_url, CANNOT_NOW, &speech),
         };
         Ok(twiml_response(answer))
     }
@@ -193,6 +218,9 @@ struct TryQuery {
     call: String,
     token: String,
     queue: String,
+    /// `agent` for an agent-first try.
+    #[serde(default)]
+    first: Option<String>,
 }
 
 impl TryQuery {
@@ -200,22 +228,27 @@ impl TryQuery {
         let q: TryQuery = serde_urlencoded::from_str(uri.query().unwrap_or(""))
             .map_err(|_| Refusal::Params(ParamsError::Missing("call, token and queue")))?;
         let token_ok = q.token.len() == 32 && q.token.bytes().all(|b| b.is_ascii_hexdigit());
-        if !is_sid(&q.call, "CA") || !token_ok || !is_valid_id(&q.queue) {
+        let first_ok = q.first.as_deref().is_none_or(|f| f == "agent");
+        if !is_sid(&q.call, "CA") || !token_ok || !is_valid_id(&q.queue) || !first_ok {
             return Err(Refusal::Params(ParamsError::Malformed(
-                "call, token or queue",
+                "call, token, queue or first",
             )));
         }
         Ok(q)
     }
 
+    /// The try rang the agent first.
+    fn agent_first(&self) -> bool {
+        self.first.is_some()
+    }
+
+    /// The query of the try's next URLs: the same try.
+    fn fenced(&self) -> String {
+        fenced_query(&self.call, &self.token, &self.queue, self.agent_first())
+    }
+
     fn connect_url(&self, base: &str) -> String {
-        format!(
-            "{base}{}?call={}&token={}&queue={}",
-            callback_paths::CONNECT,
-            self.call,
-            self.token,
-            self.queue
-        )
+        format!("{base}{}?{}", callback_paths::CONNECT, self.fenced())
     }
 }
 
@@ -241,10 +274,7 @@ fn customer_prompt(state: &AppState, base: &str, attempt: &TryQuery, again: bool
 /// Agent first: the agent answered; it hears who it calls back, and the
 /// customer is dialled from the number the caller called.
 fn dial_customer(state: &AppState, base: &str, attempt: &TryQuery, to: &str, from: &str) -> String {
-    let fenced = format!(
-        "call={}&token={}&queue={}",
-        attempt.call, attempt.token, attempt.queue
-    );
+    let fenced = attempt.fenced();
     twiml::dial_customer(&twiml::CustomerDial {
         announcement: &format!(
             "Calling back a caller of {} at {}.",
@@ -342,6 +372,7 @@ pub async fn dialed(
                         outbound,
                         status,
                         &attempt.queue,
+                        attempt.agent_first(),
                     )
                     .await
             }
@@ -401,7 +432,7 @@ pub async fn answer(
             )
         })?;
         Ok(twiml_response(match verdict {
-            TryVerdict::Prompt { to, from, .. } if state.engine.agent_first(&attempt.queue) => {
+            TryVerdict::Prompt { to, from, .. } if attempt.agent_first() => {
                 dial_customer(&state, &base, &attempt, &to, &from)
             }
             TryVerdict::Prompt { .. } => customer_prompt(&state, &base, &attempt, false),
@@ -429,7 +460,7 @@ pub async fn connect(
     }
     let span = tracing::info_span!("callback", call_sid = attempt.call, outbound);
     async {
-        let decision = within_budget(
+        let pressed = within_budget(
             &state,
             state
                 .engine
@@ -443,11 +474,16 @@ pub async fn connect(
                 emergency(&state, &base),
             )
         })?;
-        Ok(twiml_response(match decision {
-            Some(decision) => render(&state, &base, outbound, &decision),
-            None => twiml::say_and_hang_up(
+        let speech = state.engine.table().speech(&attempt.queue);
+        Ok(twiml_response(match pressed {
+            Pressed::Dial(decision) => render(&state, &base, outbound, &decision),
+            Pressed::Later => twiml::say_and_hang_up(
                 "Sorry, the agent is no longer free. We will call you back. Goodbye.",
-                state.engine.table().speech(&attempt.queue),
+                speech,
+            ),
+            Pressed::Over => twiml::say_and_hang_up(
+                "Sorry, this call back can no longer be connected. Goodbye.",
+                speech,
             ),
         }))
     }
@@ -481,6 +517,7 @@ pub async fn status(
                 outbound,
                 status.as_str(),
                 &attempt.queue,
+                attempt.agent_first(),
             ),
         )
         .await

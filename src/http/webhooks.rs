@@ -1093,12 +1093,10 @@ pub async fn wait(State(state): State<AppState>, hook: Webhook) -> Result<Respon
         // to call back (src/http/callbacks.rs).
         if let (Decision::Wait { queue, .. }, Some(key)) = (&decision, digits)
             && let Ok(hold) = state.engine.callbacks_of(queue)
-            && hold
-                .callback_key
-                .is_some_and(|k| key.starts_with(k) && key.len() == 1)
+            && hold.asks_callback(key)
         {
             return Ok(twiml_response(super::callbacks::number_prompt(
-                &state, &base, queue, call.from, false,
+                &state, &base, queue, hold, call.from, false,
             )));
         }
         Ok(twiml_response(render(&state, &base, call_sid, &decision)))

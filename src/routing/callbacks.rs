@@ -11,7 +11,9 @@ use super::{Decision, Engine};
 use crate::config::hold::Hold;
 use crate::metrics;
 use crate::store::StoreError;
-use crate::store::callbacks::{Claim, ClaimedDial, Connected, Dialed, Requested, TryVerdict};
+use crate::store::callbacks::{
+    Cancelled, Claim, ClaimedDial, Connected, Dialed, NewCallback, Requested, TryVerdict,
+};
 use crate::twilio::rest::{NewCall, PlaceOutcome};
 
 /// How long the customer's phone rings before Twilio reports `no-answer`.
@@ -37,6 +39,32 @@ pub mod paths {
     pub const CUSTOMER: &str = "/twilio/voice/callback/customer";
     /// Agent first: the `<Dial>` action of the customer's leg.
     pub const DIALED: &str = "/twilio/voice/callback/dialed";
+}
+
+/// The heartbeat of a caller asked for the number to call back: no wait fetch
+/// comes while it listens and keys (twice, when the first number keyed was
+/// not one, with pauses of up to 6 s between keys), so its place is kept this
+/// long from its key rather than a round.
+pub(crate) const KEYING_MS: u64 = 180_000;
+
+/// The query of a try's URLs: the callback, its try's token, its queue and,
+/// for an agent-first try, `first=agent` (how it was placed, whatever the
+/// routing file says by the time Twilio calls back), signed with the rest of
+/// the URL.
+pub(crate) fn fenced_query(call: &str, token: &str, queue: &str, agent_first: bool) -> String {
+    let first = if agent_first { "&first=agent" } else { "" };
+    format!("call={call}&token={token}&queue={queue}{first}")
+}
+
+/// What became of a customer's 1.
+#[derive(Debug)]
+pub enum Pressed {
+    /// The outbound call rings its agent.
+    Dial(Decision),
+    /// The agent was forced free meanwhile: the customer is called again.
+    Later,
+    /// About another try, or the callback is over.
+    Over,
 }
 
 /// Why a request to be called back was not taken.
@@ -86,16 +114,15 @@ impl Engine {
         let Ok(hold) = self.callbacks_of(queue) else {
             return Ok(None);
         };
-        let requested = self
-            .store
-            .request_callback(
-                call_sid,
-                to,
-                from,
-                1 + hold.callback_retries,
-                u64::from(hold.callback_retry_secs) * 1000,
-            )
-            .await?;
+        let callback = NewCallback {
+            to,
+            from,
+            max_tries: 1 + hold.callback_retries,
+            retry_ms: u64::from(hold.callback_retry_secs) * 1000,
+            redirect_ms: self.redirect_ms(),
+            loop_ms: hold.round_ms(),
+        };
+        let requested = self.store.request_callback(call_sid, callback).await?;
         if matches!(requested, Requested::Callback { .. }) {
             metrics::callback(queue, "requested");
             tracing::info!(
@@ -160,8 +187,7 @@ impl Engine {
         // A contact as stored is what Twilio's `To` takes: a number,
         // `client:…` or `sip:…`.
         let agent_to = agent_first.then(|| claimed.contact.clone());
-        // The callback, its try and its queue, signed with the rest of the URL.
-        let fenced = format!("call={sid}&token={}&queue={queue}", claimed.token);
+        let fenced = fenced_query(sid, &claimed.token, queue, agent_first);
         let url = format!("{public_url}{}?{fenced}", paths::ANSWER);
         let status_callback = format!(
             "{public_url}{}?{fenced}#{}",
@@ -201,9 +227,15 @@ impl Engine {
                 self.store.callback_dialed(sid, token, Dialed::Busy).await?
             }
             PlaceOutcome::Refused(e) => {
-                tracing::warn!(call_sid = sid, error = %e, "Twilio refused to place the callback: it failed");
+                tracing::warn!(call_sid = sid, error = %e, "Twilio cannot call the callback's number: it failed");
                 self.store
                     .callback_dialed(sid, token, Dialed::Refused)
+                    .await?
+            }
+            PlaceOutcome::NotPlaced(e) => {
+                tracing::error!(call_sid = sid, error = %e, "Twilio refused to place a callback (check the account's credentials and the From number): the try counts, the next comes after callback_retry_secs");
+                self.store
+                    .callback_dialed(sid, token, Dialed::NotPlaced)
                     .await?
             }
             PlaceOutcome::Unknown(e) => {
@@ -241,22 +273,28 @@ impl Engine {
         Ok(verdict)
     }
 
-    /// The customer pressed 1: the outbound call rings the reserved agent
-    /// (`None`: about another try; hang up).
+    /// The customer pressed 1: the outbound call rings the reserved agent.
     pub async fn callback_connect(
         &self,
         call_sid: &str,
         token: &str,
         outbound: &str,
         queue: &str,
-    ) -> Result<Option<Decision>, StoreError> {
+    ) -> Result<Pressed, StoreError> {
         let outcome = match self
             .store
             .callback_connect(call_sid, token, outbound, self.call_ttl_ms(), false)
             .await?
         {
             Connected::Dial(outcome) => outcome,
-            Connected::Bridged { .. } | Connected::Stale => return Ok(None),
+            Connected::Over(verdict) => {
+                self.count_verdict(queue, &verdict);
+                return Ok(match verdict {
+                    TryVerdict::Retry => Pressed::Later,
+                    _ => Pressed::Over,
+                });
+            }
+            Connected::Bridged { .. } | Connected::Stale => return Ok(Pressed::Over),
         };
         let fresh = matches!(
             outcome,
@@ -267,7 +305,7 @@ impl Engine {
             tracing::info!(call_sid, outbound, "callback connected: ringing its agent");
         }
         let decision = self.decide(queue, outcome, false)?;
-        Ok(Some(self.replicated(decision).await))
+        Ok(Pressed::Dial(self.replicated(decision).await))
     }
 
     /// Agent first: the customer answered the agent on `outbound`, which is
@@ -283,6 +321,9 @@ impl Engine {
             .store
             .callback_connect(call_sid, token, outbound, self.call_ttl_ms(), true)
             .await?;
+        if let Connected::Over(verdict) = &connected {
+            self.count_verdict(queue, verdict);
+        }
         if connected == (Connected::Bridged { fresh: true }) {
             metrics::callback(queue, "connected");
             tracing::info!(
@@ -294,15 +335,8 @@ impl Engine {
         Ok(matches!(connected, Connected::Bridged { .. }))
     }
 
-    /// Whether `queue`'s callbacks ring the agent first.
-    pub fn agent_first(&self, queue: &str) -> bool {
-        self.table
-            .queue(queue)
-            .and_then(|q| q.hold.as_ref())
-            .is_some_and(|h| h.callback_agent_first)
-    }
-
-    /// The status callback of try `token`'s outbound call.
+    /// The status callback of try `token`'s outbound call (`agent_first`:
+    /// the try rang the agent first).
     pub async fn callback_status(
         &self,
         call_sid: &str,
@@ -310,10 +344,11 @@ impl Engine {
         outbound: &str,
         status: &str,
         queue: &str,
+        agent_first: bool,
     ) -> Result<(), StoreError> {
         let verdict = self
             .store
-            .callback_status(call_sid, token, outbound, status, self.agent_first(queue))
+            .callback_status(call_sid, token, outbound, status, agent_first)
             .await?;
         match verdict {
             TryVerdict::HandedOver => {
@@ -330,9 +365,9 @@ impl Engine {
         call_sid: &str,
         queue: &str,
         by: &crate::store::Actor,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Cancelled, StoreError> {
         let cancelled = self.store.cancel_callback(call_sid, queue, by).await?;
-        if cancelled {
+        if cancelled == Cancelled::Cancelled {
             metrics::callback(queue, "cancelled");
         }
         Ok(cancelled)

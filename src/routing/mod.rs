@@ -832,9 +832,14 @@ impl Engine {
         let exit = digits
             .and_then(|d| d.chars().next())
             .and_then(|d| hold.exit_digits.get(&d).map(|step| (d, step)));
+        // The callback key: the number prompt comes next, without fetches.
+        let keying = digits.is_some_and(|d| hold.asks_callback(d));
         let fetch = WaitFetch {
             max_wait_ms: u64::from(hold.max_wait_secs) * 1000,
-            loop_ms: hold.round_ms(),
+            loop_ms: match keying {
+                true => hold.round_ms().max(callbacks::KEYING_MS),
+                false => hold.round_ms(),
+            },
             step: self.table.plan(home).terminal.to_string(),
             exit: exit.is_some(),
             connect,

@@ -21,6 +21,22 @@ pub enum Requested {
     Not(RouteOutcome),
 }
 
+/// A waiting caller's request to be called back.
+#[derive(Debug, Clone, Copy)]
+pub struct NewCallback<'a> {
+    /// The customer's number, and the number that calls back (the one the
+    /// caller called).
+    pub to: &'a str,
+    pub from: &'a str,
+    /// 1 + the queue's `callback_retries`, `callback_retry_secs` in ms.
+    pub max_tries: u32,
+    pub retry_ms: u64,
+    /// As a wait fetch's: the longest a REST redirect may take, and the
+    /// queue's round (the heartbeat of a caller who goes back to its place).
+    pub redirect_ms: u64,
+    pub loop_ms: u64,
+}
+
 /// A try claimed for dialling.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClaimedDial {
@@ -56,6 +72,9 @@ pub enum Dialed<'a> {
     Busy,
     /// Twilio refused the request: the number cannot be called.
     Refused,
+    /// Twilio refused the request for another reason (the account): the try
+    /// counts, the callback is tried again.
+    NotPlaced,
 }
 
 /// Where a report left the callback.
@@ -88,8 +107,22 @@ pub enum Connected {
     Dial(RouteOutcome),
     /// Agent first: the agent's call is the queue's answered call now.
     Bridged { fresh: bool },
-    /// About another try, or the agent was forced free.
+    /// The agent was forced free meanwhile: the try is over (not counted),
+    /// and the callback waits for its next (`Retry`) or has none (`Failed`).
+    Over(TryVerdict),
+    /// About another try, or the callback ended.
     Stale,
+}
+
+/// What became of a request to cancel a callback.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cancelled {
+    Cancelled,
+    /// No live callback of that queue has that CallSid.
+    NotFound,
+    /// A try is being connected (the customer hears the prompt, or the agent
+    /// is on the phone): it ends on its own within a minute.
+    Connecting,
 }
 
 /// A live callback, as the API lists it.
@@ -133,23 +166,21 @@ fn verdict(script: &'static str, reply: &redis::Value) -> Result<TryVerdict, Sto
 }
 
 impl Store {
-    /// The waiting caller `call_sid` asked to be called back at `to`, from
-    /// `from`, with `max_tries` tries `retry_ms` apart.
+    /// The waiting caller `call_sid` asked to be called back.
     pub async fn request_callback(
         &self,
         call_sid: &str,
-        to: &str,
-        from: &str,
-        max_tries: u32,
-        retry_ms: u64,
+        callback: NewCallback<'_>,
     ) -> Result<Requested, StoreError> {
         let name = scripts::REQUEST_CALLBACK.name;
         let request = CallbackRequest {
             sid: call_sid,
-            to,
-            from,
-            max_tries,
-            retry_ms,
+            to: callback.to,
+            from: callback.from,
+            max_tries: callback.max_tries,
+            retry_ms: callback.retry_ms,
+            redirect_ms: callback.redirect_ms,
+            loop_ms: callback.loop_ms,
         };
         let reply = self
             .invoke(
@@ -240,6 +271,7 @@ impl Store {
             Dialed::Placed(sid) => ("placed", sid),
             Dialed::Busy => ("busy", ""),
             Dialed::Refused => ("refused", ""),
+            Dialed::NotPlaced => ("not_placed", ""),
         };
         let request = CallbackReportRequest {
             call_sid: placed,
@@ -308,6 +340,8 @@ impl Store {
         let items = texts(name, &reply)?;
         match items.as_slice() {
             [tag] if tag == "stale" => Ok(Connected::Stale),
+            [tag] if tag == "retry" => Ok(Connected::Over(TryVerdict::Retry)),
+            [tag] if tag == "failed" => Ok(Connected::Over(TryVerdict::Failed)),
             [tag, fresh] if tag == "bridged" => Ok(Connected::Bridged {
                 fresh: fresh == "1",
             }),
@@ -358,14 +392,13 @@ impl Store {
         }
     }
 
-    /// Cancels the live callback `call_sid` of `queue`; `false` when there is
-    /// none.
+    /// Cancels the live callback `call_sid` of `queue`.
     pub async fn cancel_callback(
         &self,
         call_sid: &str,
         queue: &str,
         by: &super::Actor,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Cancelled, StoreError> {
         let name = scripts::CANCEL_CALLBACK.name;
         let request = CancelCallbackRequest {
             sid: call_sid,
@@ -381,7 +414,9 @@ impl Store {
             )
             .await?;
         match reply {
-            redis::Value::Int(n) => Ok(n == 1),
+            redis::Value::Int(1) => Ok(Cancelled::Cancelled),
+            redis::Value::Int(0) => Ok(Cancelled::NotFound),
+            redis::Value::Int(2) => Ok(Cancelled::Connecting),
             other => Err(StoreError::reply(name, format!("{other:?}"))),
         }
     }

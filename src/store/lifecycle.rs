@@ -89,8 +89,9 @@ pub enum SweepResult {
     ExpiredLease { queue: String },
     /// A waiting caller whose wait fetches stopped (it hung up) left the line.
     Abandoned { queue: String },
-    /// A callback's reservation ran out: back to its place, or its try over.
-    ExpiredCallback { queue: String },
+    /// A callback's reservation ran out: back to its place, or its try over
+    /// (`failed`: it was the last).
+    ExpiredCallback { queue: String, failed: bool },
     /// Nothing held by it any more, or another worker was first.
     Nothing,
 }
@@ -276,7 +277,10 @@ impl Store {
             Some("expired_reservation") => Ok(SweepResult::ExpiredReservation { queue }),
             Some("expired_lease") => Ok(SweepResult::ExpiredLease { queue }),
             Some("abandoned") => Ok(SweepResult::Abandoned { queue }),
-            Some("expired_callback") => Ok(SweepResult::ExpiredCallback { queue }),
+            Some("expired_callback") => Ok(SweepResult::ExpiredCallback {
+                queue,
+                failed: items.get(2).is_some_and(|s| s == "failed"),
+            }),
             Some("stale" | "not_due" | "gone") => Ok(SweepResult::Nothing),
             _ => Err(StoreError::reply(name, format!("{items:?}"))),
         }

@@ -447,6 +447,8 @@ pub(super) struct CallbackRequest<'a> {
     pub from: &'a str,
     pub max_tries: u32,
     pub retry_ms: u64,
+    pub redirect_ms: u64,
+    pub loop_ms: u64,
 }
 
 /// `claim_callback.lua`: take a callback to dial, at the account's pace.

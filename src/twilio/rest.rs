@@ -185,6 +185,12 @@ pub enum RedirectOutcome {
 /// meaning is not in Twilio's error pages). Any HTTP 429 counts too.
 const TRY_LATER: [u32; 3] = [20429, 21611, 22005];
 
+/// Twilio's answers that the number itself cannot be called, whenever asked:
+/// not supported or invalid (13224, 21211, 21217), cannot be reached (21214),
+/// outside the account's geographic permissions (21215), blocked by Twilio
+/// (21216).
+const NUMBER_REFUSED: [u32; 6] = [13224, 21211, 21214, 21215, 21216, 21217];
+
 /// An outbound call to place (a callback's try).
 #[derive(Debug, Clone)]
 pub struct NewCall<'a> {
@@ -209,9 +215,12 @@ pub enum PlaceOutcome {
     /// of `TRY_LATER`) or could not be reached, through this request's own
     /// retries.
     Busy(RestError),
-    /// Not placed, and the same request would be refused again (400: a number
-    /// Twilio cannot call, 401, 403…).
+    /// Not placed: the number cannot be called (`NUMBER_REFUSED`).
     Refused(RestError),
+    /// Not placed, for a reason not the number's (credentials, the account,
+    /// the From number: any other 4xx): the try counts and the callback is
+    /// tried again later, so a fixed account saves it.
+    NotPlaced(RestError),
     /// No answer, or a 5xx: it may or may not have been placed. It is not
     /// sent again (that could call the customer twice); its status callbacks
     /// tell, or the try's deadline ends it.
@@ -342,7 +351,7 @@ impl RestClient {
             sub => sub,
         };
         if let Err(e) = check_sid("AccountSid", account) {
-            return PlaceOutcome::Refused(e);
+            return PlaceOutcome::NotPlaced(e);
         }
         let endpoint = format!(
             "{}/2010-04-01/Accounts/{account}/Calls.json",
@@ -370,6 +379,7 @@ impl RestClient {
             PlaceOutcome::Placed(_) => "placed",
             PlaceOutcome::Busy(_) => "busy",
             PlaceOutcome::Refused(_) => "refused",
+            PlaceOutcome::NotPlaced(_) => "not_placed",
             PlaceOutcome::Unknown(_) => "unknown",
         });
         outcome
@@ -433,8 +443,11 @@ impl RestClient {
                     if status.is_server_error() {
                         return PlaceOutcome::Unknown(error);
                     }
-                    if !later {
+                    if code.is_some_and(|c| NUMBER_REFUSED.contains(&c)) {
                         return PlaceOutcome::Refused(error);
+                    }
+                    if !later {
+                        return PlaceOutcome::NotPlaced(error);
                     }
                     (error, retry_after)
                 }

@@ -1000,6 +1000,8 @@ pub enum PlaceAnswer {
     TooManyRequests,
     /// 400 with this code (21211: an invalid 'To' number), not placed.
     Refuse(u32),
+    /// 401, code 20003: the credentials are wrong, not placed.
+    Unauthorized,
 }
 
 /// Twilio's REST API on 127.0.0.1:0, stopped when dropped.
@@ -1234,6 +1236,9 @@ async fn stand_in_place_call(
         }
         Some(PlaceAnswer::Refuse(code)) => {
             return twilio_error(400, code, "Refused");
+        }
+        Some(PlaceAnswer::Unauthorized) => {
+            return twilio_error(401, 20003, "Authenticate");
         }
         None => {}
     }
