@@ -78,6 +78,42 @@ async fn customer_answers(app: &TestApp, call: &PlacedCall, answered_by: Option<
     post_signed(&app.http, &call.url, &params).await
 }
 
+/// Caller 1 takes agent a; caller 2 asks to be called back and hangs up;
+/// caller 1's call ends: a is reserved for the callback, and its call placed.
+async fn callback_given_agent_a(app: &TestApp) {
+    app.add_available("a", &["desk"]).await;
+    let first = app.call(&call_sid(1), SUPPORT).await;
+    let round2 = app.call(&call_sid(2), SUPPORT).await;
+    ask_for_callback(app, &call_sid(2), &round2).await;
+    app.call_status(&call_sid(2), "completed").await;
+    app.agent_leg(&call_sid(1), &first, "answered").await;
+    app.dial_action(&call_sid(1), &first, "completed").await;
+}
+
+/// The customer presses 1 at `prompt` (the outbound call `call`'s).
+async fn customer_presses_1(app: &TestApp, prompt: &Answer, call: &PlacedCall) -> Answer {
+    post_signed(
+        &app.http,
+        &gather_action(prompt),
+        &[
+            ("CallSid", call.call_sid.as_str()),
+            ("CallStatus", "in-progress"),
+            ("Digits", "1"),
+        ],
+    )
+    .await
+}
+
+/// The admin API cancels callback `sid` of desk.
+async fn cancel(app: &TestApp, sid: &str) -> Answer {
+    app.admin(
+        reqwest::Method::DELETE,
+        &format!("/queues/desk/callbacks/{sid}"),
+        None,
+    )
+    .await
+}
+
 async fn history_events(app: &TestApp, sid: &str) -> Vec<String> {
     let history = app
         .admin(reqwest::Method::GET, &format!("/calls/{sid}"), None)
@@ -186,16 +222,7 @@ async fn a_caller_called_back_keeps_its_place_and_is_connected_when_it_presses_1
     outbound_status(&app, call, "ringing").await;
     let prompt = customer_answers(&app, call, None).await;
     assert!(prompt.body.contains("Press 1"), "{}", prompt.body);
-    let dial = post_signed(
-        &app.http,
-        &gather_action(&prompt),
-        &[
-            ("CallSid", call.call_sid.as_str()),
-            ("CallStatus", "in-progress"),
-            ("Digits", "1"),
-        ],
-    )
-    .await;
+    let dial = customer_presses_1(&app, &prompt, &call).await;
     assert_eq!(dialed(&dial).as_deref(), Some("a"), "{}", dial.body);
     app.agent_leg(&call.call_sid, &dial, "answered").await;
     let a = app.agent("a").await;
@@ -243,13 +270,7 @@ async fn a_caller_called_back_keeps_its_place_and_is_connected_when_it_presses_1
 async fn a_callback_the_customer_misses_is_tried_again_then_fails_and_no_agent_is_held() {
     let stand_in = TwilioApiStandIn::start().await;
     let app = app_with_rest(&stand_in, 10.0).await;
-    app.add_available("a", &["desk"]).await;
-    let first = app.call(&call_sid(1), SUPPORT).await;
-    let round2 = app.call(&call_sid(2), SUPPORT).await;
-    ask_for_callback(&app, &call_sid(2), &round2).await;
-    app.call_status(&call_sid(2), "completed").await;
-    app.agent_leg(&call_sid(1), &first, "answered").await;
-    app.dial_action(&call_sid(1), &first, "completed").await;
+    callback_given_agent_a(&app).await;
 
     // Try 1: nobody answers. The agent is free again at once, without a miss.
     let calls = placed(&stand_in, 1).await;
@@ -330,12 +351,7 @@ async fn twilio_busy_is_tried_again_uncounted_and_a_refused_number_fails_the_cal
 async fn a_try_is_claimed_once_and_forged_or_stale_reports_change_nothing() {
     let stand_in = TwilioApiStandIn::start().await;
     let app = app_with_rest(&stand_in, 10.0).await;
-    app.add_available("a", &["desk"]).await;
-    let first = app.call(&call_sid(1), SUPPORT).await;
-    let round2 = app.call(&call_sid(2), SUPPORT).await;
-    ask_for_callback(&app, &call_sid(2), &round2).await;
-    app.agent_leg(&call_sid(1), &first, "answered").await;
-    app.dial_action(&call_sid(1), &first, "completed").await;
+    callback_given_agent_a(&app).await;
     let calls = placed(&stand_in, 1).await;
     // The try is claimed: another claim (a replica holding a copy of its
     // entry) gets nothing.
@@ -373,24 +389,12 @@ async fn a_try_is_claimed_once_and_forged_or_stale_reports_change_nothing() {
     assert_eq!(unsigned.status(), 403);
     assert_eq!(app.agent("a").await["state"], "reserved");
     // A cancel frees the agent; the customer who answers then hears nothing.
-    let cancel = app
-        .admin(
-            reqwest::Method::DELETE,
-            &format!("/queues/desk/callbacks/{}", call_sid(2)),
-            None,
-        )
-        .await;
-    assert_eq!(cancel.status, 204, "{cancel:?}");
+    let cancelled = cancel(&app, &call_sid(2)).await;
+    assert_eq!(cancelled.status, 204, "{cancelled:?}");
     until_agent(&app, "a", "available").await;
     let late = customer_answers(&app, &calls[0], None).await;
     assert!(late.body.contains("<Hangup/>"), "{}", late.body);
-    let again = app
-        .admin(
-            reqwest::Method::DELETE,
-            &format!("/queues/desk/callbacks/{}", call_sid(2)),
-            None,
-        )
-        .await;
+    let again = cancel(&app, &call_sid(2)).await;
     assert_eq!(again.status, 404);
 }
 
@@ -516,12 +520,7 @@ async fn an_agent_first_callback_rings_the_agent_then_dials_the_customer_from_th
     );
     let rest = connect_through(stand_in.auth_token_config());
     let app = spawn_app_with(&routing, true, rest).await;
-    app.add_available("a", &["desk"]).await;
-    let first = app.call(&call_sid(1), SUPPORT).await;
-    let round2 = app.call(&call_sid(2), SUPPORT).await;
-    ask_for_callback(&app, &call_sid(2), &round2).await;
-    app.agent_leg(&call_sid(1), &first, "answered").await;
-    app.dial_action(&call_sid(1), &first, "completed").await;
+    callback_given_agent_a(&app).await;
 
     // Try 1 rings the agent's own phone; the agent does not answer: a miss
     // of the agent's, not a try of the customer's.
@@ -601,6 +600,12 @@ async fn an_agent_first_callback_rings_the_agent_then_dials_the_customer_from_th
     );
 }
 
+/// `answer` says `text`.
+#[track_caller]
+fn says(answer: &Answer, text: &str) {
+    assert!(answer.body.contains(text), "{text:?} in {}", answer.body);
+}
+
 /// The caller at `sid` presses the callback key in `round`, then keys
 /// `digits` (from `from`): the number prompt, and its answer.
 async fn key_number(
@@ -636,42 +641,20 @@ async fn only_numbers_the_queue_may_call_are_taken_and_a_live_callback_never_exp
     let round2 = app.call(&call_sid(2), SUPPORT).await;
     let (prompt, keyed) =
         key_number(&app, &call_sid(2), "+15005550001", &round2, "4930123456").await;
-    assert!(
-        prompt.body.contains("press 1, then pound."),
-        "{}",
-        prompt.body
-    );
+    says(&prompt, "press 1, then pound.");
     assert!(!prompt.body.contains("another number"), "{}", prompt.body);
-    assert!(
-        keyed.body.contains("That was not a number we can call"),
-        "{}",
-        keyed.body
-    );
+    says(&keyed, "That was not a number we can call");
     assert!(callbacks(&app).await.as_array().is_some_and(Vec::is_empty));
     // A withheld number: nothing to call back.
     let round3 = app.call_from(&call_sid(3), "anonymous", SUPPORT).await;
     let (withheld, _) = key_number(&app, &call_sid(3), "anonymous", &round3, "4930123456").await;
-    assert!(
-        withheld
-            .body
-            .contains("we cannot call you back at your number"),
-        "{}",
-        withheld.body
-    );
-    assert!(
-        withheld.body.contains("/twilio/voice/wait?queue=desk"),
-        "{}",
-        withheld.body
-    );
+    says(&withheld, "we cannot call you back at your number");
+    says(&withheld, "/twilio/voice/wait?queue=desk");
 
     // Its own number is taken; the callback keeps its place without expiring.
     let round4 = app.call(&call_sid(4), SUPPORT).await;
     let (_, thanks) = key_number(&app, &call_sid(4), "+15005550001", &round4, "1").await;
-    assert!(
-        thanks.body.contains("We will call you back"),
-        "{}",
-        thanks.body
-    );
+    says(&thanks, "We will call you back");
     let mut redis = app.redis().await;
     let ttl: i64 = redis::cmd("PTTL")
         .arg(app.key(&format!("call:{}", call_sid(4))))
@@ -692,34 +675,14 @@ async fn only_numbers_the_queue_may_call_are_taken_and_a_live_callback_never_exp
     let _first = app.call(&call_sid(1), SUPPORT).await;
     let round2 = app.call(&call_sid(2), SUPPORT).await;
     let (prompt, own) = key_number(&app, &call_sid(2), "+15005550001", &round2, "1").await;
-    assert!(
-        prompt
-            .body
-            .contains("enter your number with its country code"),
-        "{}",
-        prompt.body
-    );
-    assert!(
-        own.body.contains("That was not a number we can call"),
-        "{}",
-        own.body
-    );
+    says(&prompt, "enter your number with its country code");
+    says(&own, "That was not a number we can call");
     let round3 = app.call(&call_sid(3), SUPPORT).await;
     let (_, premium) = key_number(&app, &call_sid(3), "+15005550001", &round3, "19005550100").await;
-    assert!(
-        premium.body.contains("That was not a number we can call"),
-        "{}",
-        premium.body
-    );
+    says(&premium, "That was not a number we can call");
     let round4 = app.call(&call_sid(4), SUPPORT).await;
     let (_, thanks) = key_number(&app, &call_sid(4), "+15005550001", &round4, "4930123456").await;
-    assert!(
-        thanks
-            .body
-            .contains("We will call you back at 4 9 3 0 1 2 3 4 5 6"),
-        "{}",
-        thanks.body
-    );
+    says(&thanks, "We will call you back at 4 9 3 0 1 2 3 4 5 6");
     assert_eq!(callbacks(&app).await[0]["to"], "+4930123456");
 }
 
@@ -740,26 +703,14 @@ async fn a_customer_whose_agent_was_forced_free_is_called_again_and_a_try_being_
  {
     let stand_in = TwilioApiStandIn::start().await;
     let app = app_with_rest(&stand_in, 10.0).await;
-    app.add_available("a", &["desk"]).await;
-    let first = app.call(&call_sid(1), SUPPORT).await;
-    let round2 = app.call(&call_sid(2), SUPPORT).await;
-    ask_for_callback(&app, &call_sid(2), &round2).await;
-    app.call_status(&call_sid(2), "completed").await;
-    app.agent_leg(&call_sid(1), &first, "answered").await;
-    app.dial_action(&call_sid(1), &first, "completed").await;
+    callback_given_agent_a(&app).await;
     let calls = placed(&stand_in, 1).await;
     let prompt = customer_answers(&app, &calls[0], None).await;
-    assert!(prompt.body.contains("Press 1"), "{}", prompt.body);
+    says(&prompt, "Press 1");
     // The customer hears the prompt: a cancel now would free an agent the
     // customer is about to reach.
-    let cancel = app
-        .admin(
-            reqwest::Method::DELETE,
-            &format!("/queues/desk/callbacks/{}", call_sid(2)),
-            None,
-        )
-        .await;
-    assert_eq!(cancel.status, 409, "{cancel:?}");
+    let cancelled = cancel(&app, &call_sid(2)).await;
+    assert_eq!(cancelled.status, 409, "{cancelled:?}");
     assert_eq!(callbacks(&app).await[0]["status"], "answered");
     // The agent is forced away meanwhile; the customer's 1 finds it gone.
     let forced = app
@@ -770,21 +721,8 @@ async fn a_customer_whose_agent_was_forced_free_is_called_again_and_a_try_being_
         )
         .await;
     assert_eq!(forced.status, 200, "{forced:?}");
-    let pressed = post_signed(
-        &app.http,
-        &gather_action(&prompt),
-        &[
-            ("CallSid", calls[0].call_sid.as_str()),
-            ("CallStatus", "in-progress"),
-            ("Digits", "1"),
-        ],
-    )
-    .await;
-    assert!(
-        pressed.body.contains("We will call you back"),
-        "{}",
-        pressed.body
-    );
+    let pressed = customer_presses_1(&app, &prompt, &calls[0]).await;
+    says(&pressed, "We will call you back");
     // Not the customer's fault: the try is not counted, the callback waits
     // for its next.
     let listed = callbacks(&app).await;
@@ -794,42 +732,18 @@ async fn a_customer_whose_agent_was_forced_free_is_called_again_and_a_try_being_
         "{listed}"
     );
     // Cancelled between tries, a customer who answers a late try hears it.
-    let cancel = app
-        .admin(
-            reqwest::Method::DELETE,
-            &format!("/queues/desk/callbacks/{}", call_sid(2)),
-            None,
-        )
-        .await;
-    assert_eq!(cancel.status, 204, "{cancel:?}");
-    let again = post_signed(
-        &app.http,
-        &gather_action(&prompt),
-        &[
-            ("CallSid", calls[0].call_sid.as_str()),
-            ("CallStatus", "in-progress"),
-            ("Digits", "1"),
-        ],
-    )
-    .await;
-    assert!(
-        again.body.contains("can no longer be connected"),
-        "{}",
-        again.body
-    );
+    let cancelled = cancel(&app, &call_sid(2)).await;
+    assert_eq!(cancelled.status, 204, "{cancelled:?}");
+    let again = customer_presses_1(&app, &prompt, &calls[0]).await;
+    says(&again, "can no longer be connected");
 }
 
 #[tokio::test]
 async fn credentials_twilio_refuses_count_as_a_try_and_the_callback_is_tried_again() {
     let stand_in = TwilioApiStandIn::start().await;
     let app = app_with_rest(&stand_in, 10.0).await;
-    app.add_available("a", &["desk"]).await;
-    let first = app.call(&call_sid(1), SUPPORT).await;
-    let round2 = app.call(&call_sid(2), SUPPORT).await;
-    ask_for_callback(&app, &call_sid(2), &round2).await;
     stand_in.next_place_answer(PlaceAnswer::Unauthorized);
-    app.agent_leg(&call_sid(1), &first, "answered").await;
-    app.dial_action(&call_sid(1), &first, "completed").await;
+    callback_given_agent_a(&app).await;
     let mut listed = serde_json::Value::Null;
     for _ in 0..200 {
         listed = callbacks(&app).await;
@@ -873,7 +787,7 @@ async fn a_caller_keying_its_number_keeps_its_place_and_is_dialled_if_an_agent_c
         &params("2").each_ref().map(|(k, v)| (*k, v.as_str())),
     )
     .await;
-    assert!(prompt.body.contains("press 1"), "{}", prompt.body);
+    says(&prompt, "press 1");
     // No wait fetch comes while the caller listens and keys: its heartbeat
     // allows minutes, not a round.
     let mut redis = app.redis().await;
@@ -892,7 +806,9 @@ async fn a_caller_keying_its_number_keeps_its_place_and_is_dialled_if_an_agent_c
         deadline >= (now_secs * 1000 + 170_000) as f64,
         "{deadline} vs now {now_secs} s"
     );
-    // The agent comes free while the caller keys: it is the caller's.
+    // The agent comes free while the caller keys: it is the caller's (and
+    // Twilio takes the REST redirect that connects it).
+    stand_in.answer(&call_sid(2), CallAnswer::Succeed);
     app.agent_leg(&call_sid(1), &first, "answered").await;
     app.dial_action(&call_sid(1), &first, "completed").await;
     let a = until_agent(&app, "a", "reserved").await;

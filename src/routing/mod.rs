@@ -874,9 +874,6 @@ impl Engine {
                 );
                 Ok(Decision::Hangup)
             }
-            RouteOutcome::Connecting => Ok(Decision::Connecting {
-                queue: home.name.clone(),
-            }),
             other => {
                 let decision = self.decide(&home.name, other, false)?;
                 Ok(self.replicated(decision).await)
@@ -1067,10 +1064,13 @@ impl Engine {
                     estimated_wait_secs: estimated_wait_ms.map(|ms| ms.div_ceil(1000)),
                 })
             }
-            RouteOutcome::Ended
-            | RouteOutcome::Exit
-            | RouteOutcome::Unknown
-            | RouteOutcome::Connecting => Ok(Decision::Hangup),
+            // A REST redirect is on its way to this caller: a short round.
+            RouteOutcome::Connecting => Ok(Decision::Connecting {
+                queue: home.to_owned(),
+            }),
+            RouteOutcome::Ended | RouteOutcome::Exit | RouteOutcome::Unknown => {
+                Ok(Decision::Hangup)
+            }
         }
     }
 }

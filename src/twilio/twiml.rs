@@ -235,7 +235,6 @@ pub fn menu(prompt: &str, timeout_secs: u32, action: &str, speech: &Speech) -> S
     })
 }
 
-/// Greeting, a recorded message reported to `action`, then hang up.
 /// What a `KeyPrompt` does when no key comes.
 #[derive(Debug, Clone, Copy)]
 pub enum NoKey<'a> {
@@ -333,6 +332,7 @@ pub fn say_and_hang_up(text: &str, speech: &Speech) -> String {
     })
 }
 
+/// Greeting, a recorded message reported to `action`, then hang up.
 pub fn voicemail(greeting: &str, max_length_secs: u32, action: &str, speech: &Speech) -> String {
     let max = max_length_secs.to_string();
     response(|w| {
