@@ -222,7 +222,7 @@ async fn a_caller_called_back_keeps_its_place_and_is_connected_when_it_presses_1
     outbound_status(&app, call, "ringing").await;
     let prompt = customer_answers(&app, call, None).await;
     assert!(prompt.body.contains("Press 1"), "{}", prompt.body);
-    let dial = customer_presses_1(&app, &prompt, &call).await;
+    let dial = customer_presses_1(&app, &prompt, call).await;
     assert_eq!(dialed(&dial).as_deref(), Some("a"), "{}", dial.body);
     app.agent_leg(&call.call_sid, &dial, "answered").await;
     let a = app.agent("a").await;
