@@ -259,14 +259,7 @@ async fn a_reserved_agent_answers_409_unless_forced() {
         .await;
     assert_eq!(a.status, 409, "{a:?}");
     assert_eq!(app.agent("a").await["state"], "reserved");
-    let forced = app
-        .admin(
-            Method::PUT,
-            "/agents/a/state",
-            Some(json!({"state": "available", "force": true})),
-        )
-        .await;
-    assert_eq!(forced.status, 200);
+    let forced = app.force_state("a", "available").await;
     assert_eq!(forced.json()["state"], "available");
     assert_eq!(forced.json()["call_sid"], serde_json::Value::Null);
 }

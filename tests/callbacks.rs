@@ -78,11 +78,16 @@ async fn customer_answers(app: &TestApp, call: &PlacedCall, answered_by: Option<
     post_signed(&app.http, &call.url, &params).await
 }
 
+/// Agent a of desk takes caller 1: its `<Dial>`.
+async fn agent_a_on_caller_1(app: &TestApp) -> Answer {
+    app.add_available("a", &["desk"]).await;
+    app.call(&call_sid(1), SUPPORT).await
+}
+
 /// Caller 1 takes agent a; caller 2 asks to be called back and hangs up;
 /// caller 1's call ends: a is reserved for the callback, and its call placed.
 async fn callback_given_agent_a(app: &TestApp) {
-    app.add_available("a", &["desk"]).await;
-    let first = app.call(&call_sid(1), SUPPORT).await;
+    let first = agent_a_on_caller_1(app).await;
     let round2 = app.call(&call_sid(2), SUPPORT).await;
     ask_for_callback(app, &call_sid(2), &round2).await;
     app.call_status(&call_sid(2), "completed").await;
@@ -153,8 +158,7 @@ async fn until_agent(app: &TestApp, id: &str, state: &str) -> serde_json::Value 
 async fn a_caller_called_back_keeps_its_place_and_is_connected_when_it_presses_1() {
     let stand_in = TwilioApiStandIn::start().await;
     let app = app_with_rest(&stand_in, 10.0).await;
-    app.add_available("a", &["desk"]).await;
-    let first = app.call(&call_sid(1), SUPPORT).await;
+    let first = agent_a_on_caller_1(&app).await;
     let round2 = app.call(&call_sid(2), SUPPORT).await;
     let round3 = app.call(&call_sid(3), SUPPORT).await;
     assert!(
@@ -312,8 +316,7 @@ async fn a_callback_the_customer_misses_is_tried_again_then_fails_and_no_agent_i
 async fn twilio_busy_is_tried_again_uncounted_and_a_refused_number_fails_the_callback() {
     let stand_in = TwilioApiStandIn::start().await;
     let app = app_with_rest(&stand_in, 10.0).await;
-    app.add_available("a", &["desk"]).await;
-    let first = app.call(&call_sid(1), SUPPORT).await;
+    let first = agent_a_on_caller_1(&app).await;
     let round2 = app.call(&call_sid(2), SUPPORT).await;
     ask_for_callback(&app, &call_sid(2), &round2).await;
     // Every try of the first placing is answered 429 (the client retries
@@ -453,23 +456,14 @@ async fn callbacks_are_placed_at_the_accounts_pace_across_replicas() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn simulate_plays_callers_who_ask_to_be_called_back_and_the_customers_twilio_calls() {
-    use switchboard::twilio::rest::{Credentials, RestConfig};
-    let rest_port = switchboard::redis_server::free_port().expect("free port");
-    let account = "AC00000000000000000000000000000000";
-    let rest = RestConfig::new(
-        format!("http://127.0.0.1:{rest_port}"),
-        Credentials::AuthToken {
-            account_sid: account.into(),
-            token: AUTH_TOKEN.into(),
-        },
-    );
+    let rest = SimulatedRest::new();
     let routing = CALLBACKS
         .replace("max_waiting = 10", "max_waiting = 100")
         .replace(
             "callback_retry_secs = 5",
             "callback_retry_secs = 5\ncallback_machine_detection = true",
         );
-    let connect = connect_through(rest);
+    let connect = connect_through(rest.config.clone());
     let app = spawn_app_with(&routing, true, move |s| {
         connect(s);
         s.twilio_cps = 5.0;
@@ -493,14 +487,8 @@ async fn simulate_plays_callers_who_ask_to_be_called_back_and_the_customers_twil
     args.lost = 0.02;
     args.duplicate = 0.05;
     args.seed = 22;
-    args.rest_listen = Some(std::net::SocketAddr::from(([127, 0, 0, 1], rest_port)));
-    args.account_sid = account.into();
-    let report = switchboard::simulate::run(&args)
-        .await
-        .expect("simulate runs");
-    report.print(false);
-    assert_eq!(report.errors, 0, "{:?}", report.examples);
-    assert_eq!(report.violations, 0, "{:?}", report.examples);
+    rest.play(&mut args);
+    let report = simulate_cleanly(&args).await;
     assert!(report.callbacks_requested >= 3, "{report:?}");
     assert!(report.callbacks_connected >= 1, "{report:?}");
     let outcomes = report.callback_outcomes.as_ref().expect("histories read");
@@ -600,9 +588,9 @@ async fn an_agent_first_callback_rings_the_agent_then_dials_the_customer_from_th
     );
 }
 
-/// `answer` says `text`.
+/// `answer`'s body holds `text` (said, or in a URL).
 #[track_caller]
-fn says(answer: &Answer, text: &str) {
+fn body_has(answer: &Answer, text: &str) {
     assert!(answer.body.contains(text), "{text:?} in {}", answer.body);
 }
 
@@ -633,28 +621,27 @@ async fn key_number(
 async fn only_numbers_the_queue_may_call_are_taken_and_a_live_callback_never_expires() {
     let stand_in = TwilioApiStandIn::start().await;
     let app = app_with_rest(&stand_in, 10.0).await;
-    app.add_available("a", &["desk"]).await;
-    let _first = app.call(&call_sid(1), SUPPORT).await;
+    agent_a_on_caller_1(&app).await;
 
     // No callback_number_prefixes: the caller's own number only. The prompt
     // offers no other, and a number keyed in is not taken.
     let round2 = app.call(&call_sid(2), SUPPORT).await;
     let (prompt, keyed) =
         key_number(&app, &call_sid(2), "+15005550001", &round2, "4930123456").await;
-    says(&prompt, "press 1, then pound.");
+    body_has(&prompt, "press 1, then pound.");
     assert!(!prompt.body.contains("another number"), "{}", prompt.body);
-    says(&keyed, "That was not a number we can call");
+    body_has(&keyed, "That was not a number we can call");
     assert!(callbacks(&app).await.as_array().is_some_and(Vec::is_empty));
     // A withheld number: nothing to call back.
     let round3 = app.call_from(&call_sid(3), "anonymous", SUPPORT).await;
     let (withheld, _) = key_number(&app, &call_sid(3), "anonymous", &round3, "4930123456").await;
-    says(&withheld, "we cannot call you back at your number");
-    says(&withheld, "/twilio/voice/wait?queue=desk");
+    body_has(&withheld, "we cannot call you back at your number");
+    body_has(&withheld, "/twilio/voice/wait?queue=desk");
 
     // Its own number is taken; the callback keeps its place without expiring.
     let round4 = app.call(&call_sid(4), SUPPORT).await;
     let (_, thanks) = key_number(&app, &call_sid(4), "+15005550001", &round4, "1").await;
-    says(&thanks, "We will call you back");
+    body_has(&thanks, "We will call you back");
     let mut redis = app.redis().await;
     let ttl: i64 = redis::cmd("PTTL")
         .arg(app.key(&format!("call:{}", call_sid(4))))
@@ -671,18 +658,17 @@ async fn only_numbers_the_queue_may_call_are_taken_and_a_live_callback_never_exp
     );
     let rest = connect_through(stand_in.auth_token_config());
     let app = spawn_app_with(&prefixed, true, rest).await;
-    app.add_available("a", &["desk"]).await;
-    let _first = app.call(&call_sid(1), SUPPORT).await;
+    agent_a_on_caller_1(&app).await;
     let round2 = app.call(&call_sid(2), SUPPORT).await;
     let (prompt, own) = key_number(&app, &call_sid(2), "+15005550001", &round2, "1").await;
-    says(&prompt, "enter your number with its country code");
-    says(&own, "That was not a number we can call");
+    body_has(&prompt, "enter your number with its country code");
+    body_has(&own, "That was not a number we can call");
     let round3 = app.call(&call_sid(3), SUPPORT).await;
     let (_, premium) = key_number(&app, &call_sid(3), "+15005550001", &round3, "19005550100").await;
-    says(&premium, "That was not a number we can call");
+    body_has(&premium, "That was not a number we can call");
     let round4 = app.call(&call_sid(4), SUPPORT).await;
     let (_, thanks) = key_number(&app, &call_sid(4), "+15005550001", &round4, "4930123456").await;
-    says(&thanks, "We will call you back at 4 9 3 0 1 2 3 4 5 6");
+    body_has(&thanks, "We will call you back at 4 9 3 0 1 2 3 4 5 6");
     assert_eq!(callbacks(&app).await[0]["to"], "+4930123456");
 }
 
@@ -706,23 +692,16 @@ async fn a_customer_whose_agent_was_forced_free_is_called_again_and_a_try_being_
     callback_given_agent_a(&app).await;
     let calls = placed(&stand_in, 1).await;
     let prompt = customer_answers(&app, &calls[0], None).await;
-    says(&prompt, "Press 1");
+    body_has(&prompt, "Press 1");
     // The customer hears the prompt: a cancel now would free an agent the
     // customer is about to reach.
     let cancelled = cancel(&app, &call_sid(2)).await;
     assert_eq!(cancelled.status, 409, "{cancelled:?}");
     assert_eq!(callbacks(&app).await[0]["status"], "answered");
     // The agent is forced away meanwhile; the customer's 1 finds it gone.
-    let forced = app
-        .admin(
-            reqwest::Method::PUT,
-            "/agents/a/state",
-            Some(serde_json::json!({"state": "away", "force": true})),
-        )
-        .await;
-    assert_eq!(forced.status, 200, "{forced:?}");
+    app.force_state("a", "away").await;
     let pressed = customer_presses_1(&app, &prompt, &calls[0]).await;
-    says(&pressed, "We will call you back");
+    body_has(&pressed, "We will call you back");
     // Not the customer's fault: the try is not counted, the callback waits
     // for its next.
     let listed = callbacks(&app).await;
@@ -735,7 +714,7 @@ async fn a_customer_whose_agent_was_forced_free_is_called_again_and_a_try_being_
     let cancelled = cancel(&app, &call_sid(2)).await;
     assert_eq!(cancelled.status, 204, "{cancelled:?}");
     let again = customer_presses_1(&app, &prompt, &calls[0]).await;
-    says(&again, "can no longer be connected");
+    body_has(&again, "can no longer be connected");
 }
 
 #[tokio::test]
@@ -769,8 +748,7 @@ async fn credentials_twilio_refuses_count_as_a_try_and_the_callback_is_tried_aga
 async fn a_caller_keying_its_number_keeps_its_place_and_is_dialled_if_an_agent_came_meanwhile() {
     let stand_in = TwilioApiStandIn::start().await;
     let app = app_with_rest(&stand_in, 10.0).await;
-    app.add_available("a", &["desk"]).await;
-    let first = app.call(&call_sid(1), SUPPORT).await;
+    let first = agent_a_on_caller_1(&app).await;
     let round2 = app.call(&call_sid(2), SUPPORT).await;
     let params = |keys| {
         [
@@ -787,7 +765,7 @@ async fn a_caller_keying_its_number_keeps_its_place_and_is_dialled_if_an_agent_c
         &params("2").each_ref().map(|(k, v)| (*k, v.as_str())),
     )
     .await;
-    says(&prompt, "press 1");
+    body_has(&prompt, "press 1");
     // No wait fetch comes while the caller listens and keys: its heartbeat
     // allows minutes, not a round.
     let mut redis = app.redis().await;
@@ -839,5 +817,106 @@ async fn a_caller_keying_its_number_keeps_its_place_and_is_dialled_if_an_agent_c
             "{}",
             answer.body
         ),
+    }
+}
+
+#[tokio::test]
+async fn with_redis_down_every_callback_webhook_answers_twiml_and_bad_input_is_refused() {
+    let stand_in = TwilioApiStandIn::start().await;
+    let rest = connect_through(stand_in.auth_token_config());
+    let mut app = spawn_app_with(CALLBACKS, true, move |s| {
+        rest(s);
+        s.redis_timeout = Duration::from_millis(300);
+    })
+    .await;
+    let base = app.base().to_owned();
+    let (sid, outbound) = (call_sid(2), format!("CA{:032x}", 0xcb00_u64));
+    let token = "0123456789abcdef0123456789abcdef";
+    let fenced = format!("call={sid}&token={token}&queue=desk");
+    let keyed = [
+        ("CallSid", sid.as_str()),
+        ("CallStatus", "in-progress"),
+        ("From", "+15005550001"),
+        ("To", SUPPORT),
+        ("Digits", "1"),
+    ];
+    let leg = [
+        ("CallSid", outbound.as_str()),
+        ("CallStatus", "in-progress"),
+        ("Digits", "1"),
+    ];
+    let customer = [
+        ("CallSid", "CA00000000000000000000000000000abc"),
+        ("ParentCallSid", outbound.as_str()),
+        ("CallStatus", "in-progress"),
+    ];
+    let dialed = [
+        ("CallSid", outbound.as_str()),
+        ("CallStatus", "in-progress"),
+        ("DialCallStatus", "no-answer"),
+    ];
+    // Bad input first, Redis up: refused with a 4xx, nothing written.
+    for (url, params) in [
+        (format!("{base}/twilio/voice/callback/number"), &keyed[..]),
+        (
+            format!("{base}/twilio/voice/callback/number?queue=a%20b"),
+            &keyed[..],
+        ),
+        (
+            format!("{base}/twilio/voice/callback/answer?call={sid}&token=nope&queue=desk"),
+            &leg[..],
+        ),
+        (
+            format!("{base}/twilio/voice/callback/connect?{fenced}&first=human"),
+            &leg[..],
+        ),
+        (
+            format!("{base}/twilio/voice/callback/status?call=CA1&token={token}&queue=desk"),
+            &leg[..],
+        ),
+    ] {
+        let refused = post_signed(&app.http, &url, params).await;
+        assert!((400..500).contains(&refused.status), "{url}: {refused:?}");
+    }
+    assert!(callbacks(&app).await.as_array().is_some_and(Vec::is_empty));
+
+    // Redis down: what a caller or customer hears is TwiML (200); a status
+    // callback is 503 for Twilio to send it again.
+    app.redis.stop();
+    for (path, params, status) in [
+        (
+            "/twilio/voice/callback/number?queue=desk".to_owned(),
+            &keyed[..],
+            200,
+        ),
+        (
+            format!("/twilio/voice/callback/answer?{fenced}"),
+            &leg[..],
+            200,
+        ),
+        (
+            format!("/twilio/voice/callback/connect?{fenced}"),
+            &leg[..],
+            200,
+        ),
+        (
+            format!("/twilio/voice/callback/dialed?{fenced}&first=agent"),
+            &dialed[..],
+            200,
+        ),
+        (
+            format!("/twilio/voice/callback/status?{fenced}"),
+            &leg[..],
+            503,
+        ),
+        (
+            format!("/twilio/voice/callback/customer?{fenced}&first=agent"),
+            &customer[..],
+            503,
+        ),
+    ] {
+        let answer = post_signed(&app.http, &format!("{base}{path}"), params).await;
+        assert_eq!(answer.status, status, "{path}: {answer:?}");
+        assert!(answer.body.starts_with("<?xml"), "{path}: {}", answer.body);
     }
 }

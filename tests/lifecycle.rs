@@ -258,14 +258,7 @@ async fn a_forced_agent_is_not_touched_by_its_old_calls_callbacks() {
     let app = app_with_agents(&["a"]).await;
     let sid = call_sid(1);
     let dial = app.call(&sid, SUPPORT).await;
-    let forced = app
-        .admin(
-            reqwest::Method::PUT,
-            "/agents/a/state",
-            Some(json!({"state": "offline", "force": true})),
-        )
-        .await;
-    assert_eq!(forced.status, 200);
+    app.force_state("a", "offline").await;
     app.agent_leg(&sid, &dial, "answered").await;
     app.dial_action(&sid, &dial, "completed").await;
     assert_eq!(app.agent("a").await["state"], "offline");

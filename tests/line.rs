@@ -456,14 +456,7 @@ async fn a_forced_agent_sends_its_not_yet_dialled_caller_back_to_its_place() {
     assert_eq!(app.agent("a").await["call_sid"], second.as_str());
     // An operator forces a free before the caller was dialled: its next fetch
     // does not ring a phone that is no longer reserved for it.
-    let forced = app
-        .admin(
-            reqwest::Method::PUT,
-            "/agents/a/state",
-            Some(serde_json::json!({"state": "away", "force": true})),
-        )
-        .await;
-    assert_eq!(forced.status, 200);
+    app.force_state("a", "away").await;
     let back = wait_fetch(&app, &second, &round2).await;
     assert_eq!(dialed(&back), None, "{}", back.body);
     assert!(
@@ -657,12 +650,7 @@ async fn simulate_plays_callers_who_wait_press_keys_and_hang_up_in_line() {
     args.hold_ms = 10;
     args.wait_hangup = 0.05;
     args.wait_key = 0.05;
-    let report = switchboard::simulate::run(&args)
-        .await
-        .expect("simulate runs");
-    report.print(false);
-    assert_eq!(report.errors, 0, "{:?}", report.examples);
-    assert_eq!(report.violations, 0, "{:?}", report.examples);
+    let report = simulate_cleanly(&args).await;
     assert!(report.waited > 10, "callers waited: {report:?}");
     assert!(
         report.outcomes.get("answered").copied().unwrap_or(0) > 20,
@@ -710,18 +698,9 @@ async fn a_replica_starting_with_a_new_routing_file_replaces_the_published_hold_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn simulate_plays_twilios_rest_side_and_waiting_callers_connect_at_once() {
-    use switchboard::twilio::rest::{Credentials, RestConfig};
-    let rest_port = switchboard::redis_server::free_port().expect("free port");
-    let account = "AC00000000000000000000000000000000";
-    let rest = RestConfig::new(
-        format!("http://127.0.0.1:{rest_port}"),
-        Credentials::AuthToken {
-            account_sid: account.into(),
-            token: AUTH_TOKEN.into(),
-        },
-    );
+    let rest = SimulatedRest::new();
     let routing = LINE.replace("max_waiting = 3", "max_waiting = 100");
-    let app = spawn_app_with(&routing, true, connect_through(rest)).await;
+    let app = spawn_app_with(&routing, true, connect_through(rest.config.clone())).await;
     for id in ["a", "b"] {
         app.add_available(id, &["desk"]).await;
     }
@@ -734,14 +713,8 @@ async fn simulate_plays_twilios_rest_side_and_waiting_callers_connect_at_once() 
     args.talk_ms = 20;
     // A long round: only a REST redirect connects a waiting caller quickly.
     args.hold_ms = 5_000;
-    args.rest_listen = Some(std::net::SocketAddr::from(([127, 0, 0, 1], rest_port)));
-    args.account_sid = account.into();
-    let report = switchboard::simulate::run(&args)
-        .await
-        .expect("simulate runs");
-    report.print(false);
-    assert_eq!(report.errors, 0, "{:?}", report.examples);
-    assert_eq!(report.violations, 0, "{:?}", report.examples);
+    rest.play(&mut args);
+    let report = simulate_cleanly(&args).await;
     assert_eq!(report.outcomes.get("answered"), Some(&12), "{report:?}");
     assert!(report.waited >= 4, "callers waited: {report:?}");
     assert_eq!(

@@ -183,14 +183,7 @@ async fn a_waiting_caller_hears_the_wait_its_position_the_agents_signed_in_and_t
 
     // An agent signs out (b, forced off its call): the wait doubles, and the
     // caller hears it.
-    let forced = app
-        .admin(
-            reqwest::Method::PUT,
-            "/agents/b/state",
-            Some(serde_json::json!({"state": "offline", "force": true})),
-        )
-        .await;
-    assert_eq!(forced.status, 200, "{forced:?}");
+    app.force_state("b", "offline").await;
     let longer = wait_fetch(&app, &call_sid(11), &steady).await;
     assert!(
         says(&longer).contains("Your wait is about 3 minutes"),
@@ -214,14 +207,7 @@ async fn a_queue_without_agents_signed_in_announces_no_wait() {
     let round = app.call(&call_sid(7), SUPPORT).await;
     assert!(says(&round).contains("about 1 minute."), "{}", round.body);
     // The only agent signs out: nothing to estimate from.
-    let forced = app
-        .admin(
-            reqwest::Method::PUT,
-            "/agents/a/state",
-            Some(serde_json::json!({"state": "away", "force": true})),
-        )
-        .await;
-    assert_eq!(forced.status, 200);
+    app.force_state("a", "away").await;
     let next = wait_fetch(&app, &call_sid(7), &round).await;
     assert!(says(&next).contains("number 1 in line"), "{}", next.body);
     assert!(!says(&next).contains("wait"), "{}", next.body);
@@ -241,14 +227,7 @@ async fn an_answered_callers_first_estimate_is_judged_in_the_metrics() {
     assert!(first_estimate(&app, &call_sid(7)).await.is_some());
     // The agent is forced free and given to the caller, who is answered
     // within a second of an estimate of about a minute: an error of ~100 %.
-    let forced = app
-        .admin(
-            reqwest::Method::PUT,
-            "/agents/a/state",
-            Some(serde_json::json!({"state": "available", "force": true})),
-        )
-        .await;
-    assert_eq!(forced.status, 200);
+    app.force_state("a", "available").await;
     let dial = wait_fetch(&app, &call_sid(7), &round).await;
     assert_eq!(dialed(&dial).as_deref(), Some("a"), "{}", dial.body);
     app.agent_leg(&call_sid(7), &dial, "answered").await;
@@ -284,20 +263,11 @@ async fn an_answered_callers_first_estimate_is_judged_in_the_metrics() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn simulate_plays_a_short_day_moves_its_agents_and_reads_the_estimates() {
-    use switchboard::twilio::rest::{Credentials, RestConfig};
-    let rest_port = switchboard::redis_server::free_port().expect("free port");
-    let account = "AC00000000000000000000000000000000";
-    let rest = RestConfig::new(
-        format!("http://127.0.0.1:{rest_port}"),
-        Credentials::AuthToken {
-            account_sid: account.into(),
-            token: AUTH_TOKEN.into(),
-        },
-    );
+    let rest = SimulatedRest::new();
     let routing = ESTIMATES
         .replace("wrap_up_secs = 60", "wrap_up_secs = 0")
         .replace("max_waiting = 10", "max_waiting = 100");
-    let app = spawn_app_with(&routing, true, connect_through(rest)).await;
+    let app = spawn_app_with(&routing, true, connect_through(rest.config.clone())).await;
     let mut args = switchboard::simulate::SimulateArgs::new(app.base(), AUTH_TOKEN);
     args.admin_token = ADMIN_TOKEN.into();
     // Three agents for a peak of 6 calls a second of ~1.5 s: callers wait.
@@ -314,14 +284,8 @@ async fn simulate_plays_a_short_day_moves_its_agents_and_reads_the_estimates() {
     args.hold_ms = 200;
     args.judge_waits_from = 1.0;
     args.seed = 3;
-    args.rest_listen = Some(std::net::SocketAddr::from(([127, 0, 0, 1], rest_port)));
-    args.account_sid = account.into();
-    let report = switchboard::simulate::run(&args)
-        .await
-        .expect("simulate runs");
-    report.print(false);
-    assert_eq!(report.errors, 0, "{:?}", report.examples);
-    assert_eq!(report.violations, 0, "{:?}", report.examples);
+    rest.play(&mut args);
+    let report = simulate_cleanly(&args).await;
     assert!(report.calls >= 20, "a day of arrivals: {report:?}");
     assert_eq!(report.agent_moves_failed, 0, "{report:?}");
     // The plan's late agent (the 30 % of three) signed in after the start

@@ -14,7 +14,7 @@ use super::webhooks::{
     Refusal, Webhook, WebhookError, emergency, paths, render, status_callback_status,
     twiml_response, within_budget,
 };
-use crate::agent::is_valid_id;
+use crate::agent::{is_e164, is_valid_id};
 use crate::app::AppState;
 use crate::config::hold::Hold;
 use crate::routing::Decision;
@@ -28,11 +28,10 @@ const NUMBER_TIMEOUT_SECS: u32 = 6;
 /// How long the customer has to press 1.
 const CONNECT_TIMEOUT_SECS: u32 = 8;
 
-/// A number to call back: `+` and 8 to 15 digits (E.164).
+/// A number to call back: E.164 with at least 8 digits (shorter ones are
+/// service numbers, not a caller's phone).
 fn callable(number: &str) -> bool {
-    number
-        .strip_prefix('+')
-        .is_some_and(|d| (8..=15).contains(&d.len()) && d.bytes().all(|b| b.is_ascii_digit()))
+    is_e164(number) && number.len() > 8
 }
 
 /// A number as a caller hears it: digit by digit.

@@ -836,9 +836,10 @@ impl Engine {
         let keying = digits.is_some_and(|d| hold.asks_callback(d));
         let fetch = WaitFetch {
             max_wait_ms: u64::from(hold.max_wait_secs) * 1000,
-            loop_ms: match keying {
-                true => hold.round_ms().max(callbacks::KEYING_MS),
-                false => hold.round_ms(),
+            loop_ms: if keying {
+                hold.round_ms().max(callbacks::KEYING_MS)
+            } else {
+                hold.round_ms()
             },
             step: self.table.plan(home).terminal.to_string(),
             exit: exit.is_some(),

@@ -21,8 +21,9 @@ pub enum Requested {
     Not(RouteOutcome),
 }
 
-/// A waiting caller's request to be called back.
-#[derive(Debug, Clone, Copy)]
+/// A waiting caller's request to be called back (`request_callback.lua`'s
+/// fields beside the CallSid).
+#[derive(Debug, Clone, Copy, Serialize)]
 pub struct NewCallback<'a> {
     /// The customer's number, and the number that calls back (the one the
     /// caller called).
@@ -175,12 +176,7 @@ impl Store {
         let name = scripts::REQUEST_CALLBACK.name;
         let request = CallbackRequest {
             sid: call_sid,
-            to: callback.to,
-            from: callback.from,
-            max_tries: callback.max_tries,
-            retry_ms: callback.retry_ms,
-            redirect_ms: callback.redirect_ms,
-            loop_ms: callback.loop_ms,
+            callback,
         };
         let reply = self
             .invoke(

@@ -443,12 +443,8 @@ pub struct SampleRequest {}
 #[derive(Debug, Serialize)]
 pub(super) struct CallbackRequest<'a> {
     pub sid: &'a str,
-    pub to: &'a str,
-    pub from: &'a str,
-    pub max_tries: u32,
-    pub retry_ms: u64,
-    pub redirect_ms: u64,
-    pub loop_ms: u64,
+    #[serde(flatten)]
+    pub callback: super::callbacks::NewCallback<'a>,
 }
 
 /// `claim_callback.lua`: take a callback to dial, at the account's pace.

@@ -289,6 +289,53 @@ pub fn connect_through(rest: switchboard::twilio::rest::RestConfig) -> impl FnOn
     }
 }
 
+/// Runs `simulate` with `args` and prints its report, which must show no
+/// failed webhook and no violation.
+pub async fn simulate_cleanly(
+    args: &switchboard::simulate::SimulateArgs,
+) -> switchboard::simulate::Report {
+    let report = switchboard::simulate::run(args)
+        .await
+        .expect("simulate runs");
+    report.print(false);
+    assert_eq!(report.errors, 0, "{:?}", report.examples);
+    assert_eq!(report.violations, 0, "{:?}", report.examples);
+    report
+}
+
+/// `simulate` playing Twilio's REST side on a free port: the servers' REST
+/// settings point at it (`config`, for `connect_through`), and `play` names it
+/// in simulate's arguments.
+pub struct SimulatedRest {
+    pub config: switchboard::twilio::rest::RestConfig,
+    listen: std::net::SocketAddr,
+}
+
+impl SimulatedRest {
+    const ACCOUNT: &str = "AC00000000000000000000000000000000";
+
+    pub fn new() -> SimulatedRest {
+        use switchboard::twilio::rest::{Credentials, RestConfig};
+        let port = switchboard::redis_server::free_port().expect("free port");
+        SimulatedRest {
+            config: RestConfig::new(
+                format!("http://127.0.0.1:{port}"),
+                Credentials::AuthToken {
+                    account_sid: Self::ACCOUNT.into(),
+                    token: AUTH_TOKEN.into(),
+                },
+            ),
+            listen: std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        }
+    }
+
+    /// simulate's `--rest-listen` and `--account-sid`.
+    pub fn play(&self, args: &mut switchboard::simulate::SimulateArgs) {
+        args.rest_listen = Some(self.listen);
+        args.account_sid = Self::ACCOUNT.into();
+    }
+}
+
 /// Where the `[emergency]` answer of `WITH_EMERGENCY` forwards callers.
 pub const EMERGENCY_NUMBER: &str = "+15005550010";
 
@@ -534,6 +581,20 @@ impl TestApp {
             .await;
         assert_eq!(a.status, 200, "GET agent {id}: {a:?}");
         a.json()
+    }
+
+    /// An admin forces agent `id` to `state` (`PUT /v1/agents/{id}/state`
+    /// with `force`), whatever it holds; the answer, once it is 200.
+    pub async fn force_state(&self, id: &str, state: &str) -> Answer {
+        let forced = self
+            .admin(
+                reqwest::Method::PUT,
+                &format!("/agents/{id}/state"),
+                Some(serde_json::json!({"state": state, "force": true})),
+            )
+            .await;
+        assert_eq!(forced.status, 200, "force {id} {state}: {forced:?}");
+        forced
     }
 
     /// The status `/readyz` answers.
