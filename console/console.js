@@ -43,8 +43,12 @@
   // While the event stream is lost the page stops its clock at the moment it
   // lost it: durations do not tick on as if live, and `stale` says since when.
   let staleSince = null;
+  // The signed-in view's render of the clock (each second, and once more the
+  // moment the stream is lost, so no tick after it moves a figure).
+  let renderClock = null;
   const clock = () => (staleSince === null ? Date.now() : staleSince);
   function markStale(lost) {
+    const wasLive = staleSince === null;
     if (lost && staleSince === null) staleSince = Date.now();
     if (!lost) staleSince = null;
     document.body.classList.toggle('stale', staleSince !== null);
@@ -52,6 +56,7 @@
     note.hidden = staleSince === null;
     if (staleSince !== null) {
       note.textContent = 'Not live: figures as of ' + new Date(staleSince).toLocaleTimeString() + '.';
+      if (wasLive && renderClock) renderClock();
     }
   }
 
@@ -280,6 +285,7 @@
     $('sign-in').hidden = true;
     $('sign-out').hidden = false;
     ticker = setInterval(onTick, 1000);
+    renderClock = onTick;
     $('main').focus();
   }
 
@@ -289,6 +295,7 @@
     if (aborter) aborter.abort();
     clearInterval(heartbeat);
     clearInterval(ticker);
+    renderClock = null;
     token = null;
     me = null;
     if (views.supervisor) views.supervisor.stop();
