@@ -1,12 +1,13 @@
 //! The background worker: every sweep interval it releases reservations and
 //! leases whose deadline passed (invariant 2: nobody stays stuck), settles
-//! wrap-ups that ended, gives agents freed by time to waiting callers, asks
-//! Twilio about answered calls that went quiet (with REST credentials),
-//! refreshes the `switchboard_agents` gauges, and every 10 s samples the
-//! callers waiting for the queues' trend and sets the service level gauges
-//! and publishes the routing file's alternatives (whose lines of free agents
-//! it builds). Waiting calls move on to their next step on a ticker of their
-//! own.
+//! wrap-ups that ended, asks Twilio about answered calls that went quiet
+//! (with REST credentials), refreshes the `switchboard_agents` gauges, and
+//! every 10 s samples the callers waiting for the queues' trend and sets the
+//! service level gauges and publishes the routing file's alternatives (whose
+//! lines of free agents it builds). The lines move on a ticker of their own
+//! (waiting calls on to their next step, agents freed by time to waiting
+//! callers, and the matched ones connected), so a round slowed by its
+//! metrics never keeps a caller beside a free agent (invariant 7).
 //! Any number may run at once: each release is one token-fenced script, the
 //! wrap-up settling runs under a lease one worker holds per interval, and the
 //! gauges read the counts the scripts keep (O(queues), never every agent).
@@ -49,15 +50,9 @@ impl OneAtATime {
 /// Runs rounds every `interval` until `shutdown` is cancelled.
 pub async fn run(engine: Engine, interval: Duration, shutdown: CancellationToken) {
     tracing::info!(interval_ms = interval.as_millis() as u64, "worker started");
-    let relaxing = engine.routes_by_needs().then(|| {
-        tokio::spawn(relax_steps_every(
-            engine.clone(),
-            interval,
-            shutdown.clone(),
-        ))
-    });
+    let moving = tokio::spawn(move_lines_every(engine.clone(), interval, shutdown.clone()));
     let mut ticker = ticker(interval);
-    let (connecting, reconciling) = (OneAtATime::default(), OneAtATime::default());
+    let reconciling = OneAtATime::default();
     let dialing = OneAtATime::default();
     let mut last_stats: Option<tokio::time::Instant> = None;
     let (mut last_alts, mut building): (Option<tokio::time::Instant>, bool) = (None, false);
@@ -74,7 +69,6 @@ pub async fn run(engine: Engine, interval: Duration, shutdown: CancellationToken
             }
             Err(e) => tracing::warn!(error = %e, "cannot check heartbeats; retrying next interval"),
         }
-        // Before matching: a line built this round serves this round.
         let publish = last_alts.is_none_or(|at| at.elapsed() >= ALTS_EVERY);
         if publish {
             last_alts = Some(tokio::time::Instant::now());
@@ -82,20 +76,11 @@ pub async fn run(engine: Engine, interval: Duration, shutdown: CancellationToken
         if let Err(e) = keep_alt_lines(&engine, publish, &mut building).await {
             tracing::warn!(error = %e, "cannot keep the lines of named alternatives; retrying next interval");
         }
-        if let Err(e) = match_waiting(&engine).await {
-            tracing::warn!(error = %e, "cannot match waiting callers; retrying next interval");
-        }
-        // Off the sweep, each in its own task: a slow Twilio must not hold up
-        // releases and matches, nor redirects behind quiet-call lookups.
-        let engine_now = engine.clone();
-        connecting.spawn(async move {
-            if let Err(e) = engine_now.connect_waiting().await {
-                tracing::warn!(error = %e, "cannot connect matched callers; their next wait fetch does");
-            }
-        });
         if let Err(e) = engine.due_callbacks().await {
             tracing::warn!(error = %e, "cannot put due callbacks back in line; retrying next interval");
         }
+        // Off the sweep, each in its own task: a slow Twilio must not hold up
+        // releases, nor redirects behind quiet-call lookups.
         if engine.dials_callbacks() {
             let engine_now = engine.clone();
             dialing.spawn(async move {
@@ -138,9 +123,7 @@ pub async fn run(engine: Engine, interval: Duration, shutdown: CancellationToken
             tracing::debug!(error = %e, "cannot read Redis's memory for its gauges");
         }
     }
-    if let Some(relaxing) = relaxing {
-        let _ = relaxing.await;
-    }
+    let _ = moving.await;
     tracing::info!("worker stopped");
 }
 
@@ -188,17 +171,34 @@ pub async fn keep_alt_lines(
     Ok(())
 }
 
-/// Moves waiting calls on to their next step every `interval`, on a ticker
-/// of its own: a round slowed by many deadlines (or a loaded Redis) must not
-/// make steps relax late (within a sweep interval + 250 ms, issue 21).
-/// Matching takes each caller's current step from the time it waited, so the
-/// round's match_lines matches at the new step whichever runs first.
-async fn relax_steps_every(engine: Engine, interval: Duration, shutdown: CancellationToken) {
+/// Every `interval`, on a ticker of its own: waiting calls move on to their
+/// next step, agents freed by time go to waiting callers, and the callers
+/// matched are connected. A round slowed by many deadlines or by its metrics
+/// (each a few Redis reads, which a loaded machine makes slow) must not make
+/// steps relax late (within a sweep interval + 250 ms, issue 21) nor keep a
+/// caller beside an agent it may take (invariant 7): a test on a loaded CI
+/// machine saw a round of 2.3 s, nearly all of it metrics, hold matches up.
+/// Matching takes each caller's current step from the time it waited, so it
+/// matches at the new step even before relax_steps recorded it.
+async fn move_lines_every(engine: Engine, interval: Duration, shutdown: CancellationToken) {
     let mut ticker = ticker(interval);
+    let connecting = OneAtATime::default();
     while next_ready_tick(&mut ticker, &shutdown, &engine).await {
-        if let Err(e) = relax_steps(&engine).await {
+        if engine.routes_by_needs()
+            && let Err(e) = relax_steps(&engine).await
+        {
             tracing::warn!(error = %e, "cannot move waiting calls on to their next step; retrying next interval");
         }
+        if let Err(e) = match_waiting(&engine).await {
+            tracing::warn!(error = %e, "cannot match waiting callers; retrying next interval");
+        }
+        // In a task of its own: a slow Twilio must not hold up matches.
+        let engine_now = engine.clone();
+        connecting.spawn(async move {
+            if let Err(e) = engine_now.connect_waiting().await {
+                tracing::warn!(error = %e, "cannot connect matched callers; their next wait fetch does");
+            }
+        });
     }
 }
 

@@ -51,6 +51,8 @@ pub struct Report {
     pub line_looks: u64,
     pub most_waiting: u64,
     pub idle_beside_waiters: u64,
+    /// The longest an agent was seen free beside a line it serves (ms).
+    pub longest_idle_beside_ms: u64,
     pub left_in_line: u64,
     /// Steps that relaxed for the calls that waited (read from their
     /// histories with the admin token), how late (ms past their time), and
@@ -357,6 +359,8 @@ impl Report {
         self.line_looks = findings.looks;
         self.most_waiting = findings.most_waiting;
         self.idle_beside_waiters = findings.idle_beside_waiters.len() as u64;
+        self.longest_idle_beside_ms =
+            u64::try_from(findings.longest_idle_beside.as_millis()).unwrap_or(u64::MAX);
         self.left_in_line = findings.left_in_line.len() as u64;
         for line in findings
             .idle_beside_waiters
@@ -475,8 +479,12 @@ impl Report {
             }
             if self.line_looks > 0 {
                 println!(
-                    "lines looked at {} times (at most {} callers in line at once): agents idle beside waiting callers {}, callers left in line after hanging up {}",
-                    self.line_looks, self.most_waiting, self.idle_beside_waiters, self.left_in_line
+                    "lines looked at {} times (at most {} callers in line at once): agents idle beside waiting callers {} (the longest seen free beside them {} ms), callers left in line after hanging up {}",
+                    self.line_looks,
+                    self.most_waiting,
+                    self.idle_beside_waiters,
+                    self.longest_idle_beside_ms,
+                    self.left_in_line
                 );
             }
             if self.callbacks_requested > 0 {

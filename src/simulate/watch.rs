@@ -34,6 +34,9 @@ pub(crate) struct Findings {
     /// The most callers in line at one look, all lines together.
     pub most_waiting: u64,
     pub idle_beside_waiters: Vec<String>,
+    /// The longest any agent was seen free beside a line it serves, in
+    /// every look, so a run shows its margin under the limit.
+    pub longest_idle_beside: Duration,
     pub left_in_line: Vec<String>,
 }
 
@@ -104,6 +107,7 @@ impl Watch {
         self.idle_since.retain(|pair, _| seen.contains(pair));
         for pair in seen {
             let since = *self.idle_since.entry(pair.clone()).or_insert(at);
+            self.findings.longest_idle_beside = self.findings.longest_idle_beside.max(at - since);
             if at - since > self.sweep + SLACK && self.reported.insert(pair.clone()) {
                 let (queue, agent) = &pair;
                 self.findings.idle_beside_waiters.push(format!(
