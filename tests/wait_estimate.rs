@@ -1,6 +1,7 @@
 //! The estimated wait a caller in line hears (docs/waiting-line.md,
 //! "Estimated wait"): from the agents signed in now and the queue's recent
-//! agent cycles, never before enough is known, never rising from one round to
+//! agent cycles or, once its line was backlogged, the pace its callers were
+//! taken at, never before enough is known, never rising from one round to
 //! the next beyond the queue's step unless an agent signed out; shown in the
 //! queue document, the call's history and the metrics.
 
@@ -192,6 +193,187 @@ async fn a_waiting_caller_hears_the_wait_its_position_the_agents_signed_in_and_t
     );
     let line = estimates(&app).await;
     assert!(within(&line[2].1, 178, 185), "{line:?}");
+}
+
+/// Agent b serves sales too, where it is on a call all along: desk has two
+/// agents signed in and one who takes its callers.
+const SHARED: &str = r#"
+[defaults]
+default_queue = "desk"
+wrap_up_secs = 0
+no_answer_delay_secs = 0
+max_missed_in_row = 100
+
+[[queues]]
+name = "desk"
+numbers = ["+15005550007"]
+fallback = ["voicemail"]
+[queues.hold]
+loop_secs = 5
+max_waiting = 20
+announce = "both"
+estimate_max_rise_secs = 0
+
+[[queues]]
+name = "sales"
+numbers = ["+15005550006"]
+fallback = ["voicemail"]
+"#;
+
+/// How many ms a field of `forecast:desk` holds.
+async fn forecast_field(app: &TestApp, field: &str) -> f64 {
+    let value: Option<f64> = redis::cmd("HGET")
+        .arg(app.key("forecast:desk"))
+        .arg(field)
+        .query_async(&mut app.redis().await)
+        .await
+        .expect("HGET");
+    value.unwrap_or_else(|| panic!("forecast:desk has {field}"))
+}
+
+#[tokio::test]
+async fn a_line_whose_agents_are_busy_elsewhere_is_told_the_pace_its_callers_are_taken_at() {
+    let app = spawn_app(SHARED).await;
+    app.add_available("b", &["sales", "desk"]).await;
+    let sales = app.call(&call_sid(100), SALES).await;
+    assert_eq!(dialed(&sales).as_deref(), Some("b"), "{}", sales.body);
+    app.agent_leg(&call_sid(100), &sales, "answered").await;
+    app.add_available("a", &["desk"]).await;
+
+    // a talks to one caller while eleven wait; then, every 500 ms, its call
+    // ends and it takes the next.
+    let mut dial = answered(&app, 1, "a").await;
+    let mut on_call = 1;
+    let mut rounds = std::collections::HashMap::new();
+    for n in 2..=12 {
+        rounds.insert(n, app.call(&call_sid(n), SUPPORT).await);
+    }
+    let started = std::time::Instant::now();
+    let takes = 7;
+    for _ in 0..takes {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        on_call = next_take(&app, on_call, &mut dial, &rounds).await;
+    }
+    let per_take_ms = started.elapsed().as_millis() as f64 / takes as f64;
+
+    // Each of a's cycles took about a take's time, and two agents are signed
+    // in: from the cycles alone, a caller would be told half the wait.
+    let cycle_ms = forecast_field(&app, "cycle_ms").await;
+    let take_agent_ms = forecast_field(&app, "take_agent_ms").await;
+    assert!(
+        (1.6..2.4).contains(&(take_agent_ms / cycle_ms)),
+        "two agents' time per take against one agent's cycle: {take_agent_ms} / {cycle_ms}"
+    );
+
+    // Four callers wait: the fifth is told about five takes' time.
+    app.call(&call_sid(13), SUPPORT).await;
+    let heard = first_estimate(&app, &call_sid(13))
+        .await
+        .expect("an estimate") as f64;
+    let truth = 5.0 * per_take_ms;
+    assert!(
+        (0.8 * truth..1.25 * truth).contains(&heard),
+        "{heard} ms told, {truth} ms at the pace callers were taken"
+    );
+}
+
+/// Agent a, on call `on_call` (answered through `dial`), ends it and takes
+/// the next caller in line, who answers: the number of that caller.
+async fn next_take(
+    app: &TestApp,
+    on_call: u64,
+    dial: &mut Answer,
+    rounds: &std::collections::HashMap<u64, Answer>,
+) -> u64 {
+    app.dial_action(&call_sid(on_call), dial, "completed").await;
+    let next = on_call + 1;
+    *dial = wait_fetch(app, &call_sid(next), &rounds[&next]).await;
+    assert_eq!(dialed(dial).as_deref(), Some("a"), "{}", dial.body);
+    app.agent_leg(&call_sid(next), dial, "answered").await;
+    next
+}
+
+#[tokio::test]
+async fn the_pace_of_takes_is_not_timed_across_an_empty_line_or_a_line_nobody_was_signed_in_for() {
+    let app = spawn_app(SHARED).await;
+    app.add_available("a", &["desk"]).await;
+    let mut dial = answered(&app, 1, "a").await;
+    let mut rounds = std::collections::HashMap::new();
+    for n in 2..=4 {
+        rounds.insert(n, app.call(&call_sid(n), SUPPORT).await);
+    }
+    // Three takes 200 ms apart: the second and third are timed, the third
+    // empties the line.
+    let mut on_call = 1;
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        on_call = next_take(&app, on_call, &mut dial, &rounds).await;
+    }
+    assert_eq!(forecast_field(&app, "takes").await, 2.0);
+
+    // The line stays empty for 1.5 s, then two callers wait: the first take
+    // after that is not timed from the last before, the next is.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    for n in 5..=7 {
+        rounds.insert(n, app.call(&call_sid(n), SUPPORT).await);
+    }
+    on_call = next_take(&app, on_call, &mut dial, &rounds).await;
+    assert_eq!(forecast_field(&app, "takes").await, 2.0);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(next_take(&app, on_call, &mut dial, &rounds).await, 6);
+    assert_eq!(forecast_field(&app, "takes").await, 3.0);
+
+    // Nobody of desk signed in for 1.5 s while a caller waits (the only agent
+    // forced away off its call): not timed either.
+    app.force_state("a", "away").await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    app.set_state("a", "available").await;
+    let dial = wait_fetch(&app, &call_sid(7), &rounds[&7]).await;
+    assert_eq!(dialed(&dial).as_deref(), Some("a"), "{}", dial.body);
+    assert_eq!(forecast_field(&app, "takes").await, 3.0);
+    let take_agent_ms = forecast_field(&app, "take_agent_ms").await;
+    assert!(
+        (200.0..1000.0).contains(&take_agent_ms),
+        "timed from the takes 200 ms apart only: {take_agent_ms}"
+    );
+}
+
+#[tokio::test]
+async fn a_take_by_an_agent_who_stood_free_beside_the_line_is_not_timed() {
+    // Callers want Spanish for their first 6 s: the agent without it stands
+    // free beside them until then.
+    let routing = SHARED.replace(
+        "numbers = [\"+15005550007\"]",
+        "numbers = [\"+15005550007\"]\nsteps = [{ needs = \"es\", for_secs = 6 }, { needs = \"any\" }]",
+    );
+    assert_ne!(routing, SHARED);
+    let app = spawn_app(&routing).await;
+    app.add_skilled("b", &["desk"], serde_json::json!(["es"])).await;
+    let first = app.call(&call_sid(1), SUPPORT).await;
+    assert_eq!(dialed(&first).as_deref(), Some("b"), "{}", first.body);
+    app.agent_leg(&call_sid(1), &first, "answered").await;
+    app.add_skilled("a", &["desk"], serde_json::json!([])).await;
+    let mut rounds = std::collections::HashMap::new();
+    for n in 2..=3 {
+        rounds.insert(n, app.call(&call_sid(n), SUPPORT).await);
+    }
+    // b's call ends: it takes caller 2, and caller 3 still waits.
+    app.dial_action(&call_sid(1), &first, "completed").await;
+    let dial = wait_fetch(&app, &call_sid(2), &rounds[&2]).await;
+    assert_eq!(dialed(&dial).as_deref(), Some("b"), "{}", dial.body);
+
+    // Once its step accepts anyone, caller 3 gets a, free all along: the
+    // line waited on its step, not on agents, and the take is not timed.
+    tokio::time::sleep(Duration::from_millis(6500)).await;
+    let dial = wait_fetch(&app, &call_sid(3), &rounds[&3]).await;
+    assert_eq!(dialed(&dial).as_deref(), Some("a"), "{}", dial.body);
+    let takes: Option<u64> = redis::cmd("HGET")
+        .arg(app.key("forecast:desk"))
+        .arg("takes")
+        .query_async(&mut app.redis().await)
+        .await
+        .expect("HGET");
+    assert_eq!(takes, None);
 }
 
 #[tokio::test]

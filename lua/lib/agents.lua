@@ -19,6 +19,7 @@ local function count(queues, state, by)
     -- A field that reaches 0 is dropped: the hash holds only what exists.
     if redis.call('HINCRBY', K.counts, field, by) <= 0 then
       redis.call('HDEL', K.counts, field)
+      forecast_state_emptied(queue, state)
     end
   end
 end
@@ -43,10 +44,12 @@ local function set_state(agent, id, state, fields, by, reason)
   end
   if old ~= state and a[3] ~= '1' then
     local queues = split(a[2])
+    -- The new state first: between the two, the agent is not taken for
+    -- signed out (lib/forecast.lua forecast_state_emptied).
+    count(queues, state, 1)
     if old then
       count(queues, old, -1)
     end
-    count(queues, state, 1)
   end
   if old == 'wrap_up' and state ~= 'wrap_up' then
     redis.call('ZREM', K.wrap_ups, id)

@@ -112,6 +112,7 @@ local function out_of_line(call, sid, queue)
     local stored = redis.call('HGET', call, 'steps')
     count_needs(queue, stored, -1)
     redis.call('ZREM', K.line_by_needs(queue, stored), sid)
+    forecast_line_left(queue, redis.call('ZCARD', K.line(queue)))
   end
   redis.call('ZREM', K.line_priority(queue), sid)
 end
@@ -221,6 +222,7 @@ local function reserve_for(sid, agent, id, entry, token, now)
   local call = K.call(sid)
   local e = entry.conf
   relax_to_now(call, sid, now)
+  forecast_take(entry.queue, now, tonumber(redis.call('ZSCORE', K.avail(entry.queue), id)))
   dequeue(id, queues_of(agent))
   set_state(agent, id, 'reserved', {'state_since', now, 'free_at', '',
     'call_sid', sid, 'token', token, 'released_token', ''})
