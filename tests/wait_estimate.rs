@@ -195,30 +195,17 @@ async fn a_waiting_caller_hears_the_wait_its_position_the_agents_signed_in_and_t
     assert!(within(&line[2].1, 178, 185), "{line:?}");
 }
 
-/// Agent b serves sales too, where it is on a call all along: desk has two
-/// agents signed in and one who takes its callers.
-const SHARED: &str = r#"
-[defaults]
-default_queue = "desk"
-wrap_up_secs = 0
-no_answer_delay_secs = 0
-max_missed_in_row = 100
-
-[[queues]]
-name = "desk"
-numbers = ["+15005550007"]
-fallback = ["voicemail"]
-[queues.hold]
-loop_secs = 5
-max_waiting = 20
-announce = "both"
-estimate_max_rise_secs = 0
-
-[[queues]]
-name = "sales"
-numbers = ["+15005550006"]
-fallback = ["voicemail"]
-"#;
+/// ESTIMATES without wrap-up, and a queue sales: agent b, in both, is on a
+/// sales call all along, so desk has two agents signed in and one who takes
+/// its callers.
+fn shared_routing() -> String {
+    let desk = ESTIMATES
+        .replace("wrap_up_secs = 60", "wrap_up_secs = 0")
+        .replace("max_waiting = 10", "max_waiting = 20");
+    format!(
+        "{desk}\n[[queues]]\nname = \"sales\"\nnumbers = [\"{SALES}\"]\nfallback = [\"voicemail\"]\n"
+    )
+}
 
 /// How many ms a field of `forecast:desk` holds.
 async fn forecast_field(app: &TestApp, field: &str) -> f64 {
@@ -233,7 +220,7 @@ async fn forecast_field(app: &TestApp, field: &str) -> f64 {
 
 #[tokio::test]
 async fn a_line_whose_agents_are_busy_elsewhere_is_told_the_pace_its_callers_are_taken_at() {
-    let app = spawn_app(SHARED).await;
+    let app = spawn_app(&shared_routing()).await;
     app.add_available("b", &["sales", "desk"]).await;
     let sales = app.call(&call_sid(100), SALES).await;
     assert_eq!(dialed(&sales).as_deref(), Some("b"), "{}", sales.body);
@@ -295,7 +282,7 @@ async fn next_take(
 
 #[tokio::test]
 async fn the_pace_of_takes_is_not_timed_across_an_empty_line_or_a_line_nobody_was_signed_in_for() {
-    let app = spawn_app(SHARED).await;
+    let app = spawn_app(&shared_routing()).await;
     app.add_available("a", &["desk"]).await;
     let mut dial = answered(&app, 1, "a").await;
     let mut rounds = std::collections::HashMap::new();
@@ -342,13 +329,15 @@ async fn the_pace_of_takes_is_not_timed_across_an_empty_line_or_a_line_nobody_wa
 async fn a_take_by_an_agent_who_stood_free_beside_the_line_is_not_timed() {
     // Callers want Spanish for their first 6 s: the agent without it stands
     // free beside them until then.
-    let routing = SHARED.replace(
+    let shared = shared_routing();
+    let routing = shared.replace(
         "numbers = [\"+15005550007\"]",
         "numbers = [\"+15005550007\"]\nsteps = [{ needs = \"es\", for_secs = 6 }, { needs = \"any\" }]",
     );
-    assert_ne!(routing, SHARED);
+    assert_ne!(routing, shared);
     let app = spawn_app(&routing).await;
-    app.add_skilled("b", &["desk"], serde_json::json!(["es"])).await;
+    app.add_skilled("b", &["desk"], serde_json::json!(["es"]))
+        .await;
     let first = app.call(&call_sid(1), SUPPORT).await;
     assert_eq!(dialed(&first).as_deref(), Some("b"), "{}", first.body);
     app.agent_leg(&call_sid(1), &first, "answered").await;
