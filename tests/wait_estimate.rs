@@ -207,7 +207,7 @@ fn shared_routing() -> String {
     )
 }
 
-/// How many ms a field of `forecast:desk` holds.
+/// A field of `forecast:desk` (a count, or ms).
 async fn forecast_field(app: &TestApp, field: &str) -> f64 {
     let value: Option<f64> = redis::cmd("HGET")
         .arg(app.key("forecast:desk"))
