@@ -436,15 +436,11 @@ async fn callbacks_are_placed_at_the_accounts_pace_across_replicas() {
     }
     placed(&stand_in, 6).await;
     // When each was claimed, on Redis's clock: never two within 250 ms.
-    let mut conn = app.redis().await;
     let mut at: Vec<i64> = Vec::new();
     for n in 1..=6 {
-        let ms: Option<i64> = redis::cmd("HGET")
-            .arg(app.key(&format!("call:{}", call_sid(n))))
-            .arg("dialed_at")
-            .query_async(&mut conn)
-            .await
-            .expect("HGET");
+        let ms = app
+            .hget(&format!("call:{}", call_sid(n)), "dialed_at")
+            .await;
         at.push(ms.expect("dialled"));
     }
     at.sort_unstable();
@@ -799,12 +795,7 @@ async fn a_caller_keying_its_number_keeps_its_place_and_is_dialled_if_an_agent_c
     .await;
     assert!(!answer.body.contains("call you back"), "{}", answer.body);
     assert!(callbacks(&app).await.as_array().is_some_and(Vec::is_empty));
-    let connect: Option<String> = redis::cmd("HGET")
-        .arg(app.key(&format!("call:{}", call_sid(2))))
-        .arg("connect")
-        .query_async(&mut redis)
-        .await
-        .expect("HGET");
+    let connect: Option<String> = app.hget(&format!("call:{}", call_sid(2)), "connect").await;
     match dialed(&answer) {
         // Dialled here: the REST redirect (if any comes) must not dial again.
         Some(agent) => {

@@ -90,12 +90,7 @@ async fn first_estimate(app: &TestApp, sid: &str) -> Option<u64> {
 
 /// The estimate (ms) the caller heard last, as its call hash keeps it.
 async fn last_estimate(app: &TestApp, sid: &str) -> Option<u64> {
-    redis::cmd("HGET")
-        .arg(app.key(&format!("call:{sid}")))
-        .arg("estimate_ms")
-        .query_async(&mut app.redis().await)
-        .await
-        .expect("HGET")
+    app.hget(&format!("call:{sid}"), "estimate_ms").await
 }
 
 fn within(secs: &serde_json::Value, from: u64, to: u64) -> bool {
@@ -209,13 +204,9 @@ fn shared_routing() -> String {
 
 /// A field of `forecast:desk` (a count, or ms).
 async fn forecast_field(app: &TestApp, field: &str) -> f64 {
-    let value: Option<f64> = redis::cmd("HGET")
-        .arg(app.key("forecast:desk"))
-        .arg(field)
-        .query_async(&mut app.redis().await)
+    app.hget("forecast:desk", field)
         .await
-        .expect("HGET");
-    value.unwrap_or_else(|| panic!("forecast:desk has {field}"))
+        .unwrap_or_else(|| panic!("forecast:desk has {field}"))
 }
 
 #[tokio::test]
@@ -356,12 +347,7 @@ async fn a_take_by_an_agent_who_stood_free_beside_the_line_is_not_timed() {
     tokio::time::sleep(Duration::from_millis(6500)).await;
     let dial = wait_fetch(&app, &call_sid(3), &rounds[&3]).await;
     assert_eq!(dialed(&dial).as_deref(), Some("a"), "{}", dial.body);
-    let takes: Option<u64> = redis::cmd("HGET")
-        .arg(app.key("forecast:desk"))
-        .arg("takes")
-        .query_async(&mut app.redis().await)
-        .await
-        .expect("HGET");
+    let takes: Option<u64> = app.hget("forecast:desk", "takes").await;
     assert_eq!(takes, None);
 }
 

@@ -225,14 +225,8 @@ local function route(r)
     if redis.call('ZCARD', K.line(r.home)) >= hold.max_waiting then
       return 'full'
     end
-    if not hold.join_when_no_agents then
-      local n = 0
-      for _, state in ipairs({'available', 'reserved', 'on_call', 'wrap_up'}) do
-        n = n + (tonumber(redis.call('HGET', K.counts, r.home .. '|' .. state)) or 0)
-      end
-      if n == 0 then
-        return 'no_agents'
-      end
+    if not hold.join_when_no_agents and forecast_staffed(r.home) == 0 then
+      return 'no_agents'
     end
     return nil
   end

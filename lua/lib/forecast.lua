@@ -55,7 +55,10 @@ local TAKE_FRESH_MS = 30 * 60000
 -- not one the line waited for.
 local IDLE_SLACK_MS = 5000
 local STAFFED_STATES = {'available', 'reserved', 'on_call', 'wrap_up'}
-local STAFFED = {available = true, reserved = true, on_call = true, wrap_up = true}
+local STAFFED = {}
+for _, state in ipairs(STAFFED_STATES) do
+  STAFFED[state] = true
+end
 
 -- Adds `x` to the moving average `field` of `forecast:<queue>`, counted in
 -- `n_field`.
@@ -121,21 +124,23 @@ end
 
 -- A waiting caller of `queue` is given an agent free since `free_since`
 -- (before the caller leaves the line, whose emptying drops `backlog_at`:
--- forecast_line_left): the time since the last take is an interval between
+-- lib/line.lua out_of_line): the time since the last take is an interval between
 -- takes while callers waited, unless the agent had stood free beside them.
 local function forecast_take(queue, now, free_since)
   local key = K.forecast(queue)
   local f = redis.call('HMGET', key, 'backlog_at', 'backlog_staffed')
   local since, staffed = tonumber(f[1]), forecast_staffed(queue)
+  local set = {'backlog_at', now, 'backlog_staffed', staffed}
   if since and now - (free_since or now) <= IDLE_SLACK_MS then
     local mean_staffed = (staffed + (tonumber(f[2]) or staffed)) / 2
     forecast_add(queue, 'takes', {take_agent_ms = math.max(now - since, 0) * mean_staffed})
-    redis.call('HSET', key, 'take_at', now)
+    set[#set + 1], set[#set + 2] = 'take_at', now
   end
-  redis.call('HSET', key, 'backlog_at', now, 'backlog_staffed', staffed)
+  redis.call('HSET', key, unpack(set))
 end
 
--- Stops timing the line from its last take: nobody works it now.
+-- Stops timing the line from its last take: nobody works it now (its line
+-- emptied, or nobody of the queue is signed in).
 local function forecast_pause(queue)
   redis.call('HDEL', K.forecast(queue), 'backlog_at', 'backlog_staffed')
 end
@@ -145,14 +150,6 @@ end
 -- next take is not timed from before.
 local function forecast_state_emptied(queue, state)
   if STAFFED[state] and forecast_staffed(queue) == 0 then
-    forecast_pause(queue)
-  end
-end
-
--- A caller left `queue`'s line (taken or not): once nobody waits, the next
--- take is not timed from the last.
-local function forecast_line_left(queue, waiting)
-  if waiting == 0 then
     forecast_pause(queue)
   end
 end

@@ -112,7 +112,10 @@ local function out_of_line(call, sid, queue)
     local stored = redis.call('HGET', call, 'steps')
     count_needs(queue, stored, -1)
     redis.call('ZREM', K.line_by_needs(queue, stored), sid)
-    forecast_line_left(queue, redis.call('ZCARD', K.line(queue)))
+    -- Once nobody waits, the next take is not timed from the last.
+    if redis.call('ZCARD', K.line(queue)) == 0 then
+      forecast_pause(queue)
+    end
   end
   redis.call('ZREM', K.line_priority(queue), sid)
 end

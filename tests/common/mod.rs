@@ -638,6 +638,16 @@ impl TestApp {
         )
     }
 
+    /// The field `field` of the hash `suffix` in the server's namespace.
+    pub async fn hget<T: redis::FromRedisValue>(&self, suffix: &str, field: &str) -> Option<T> {
+        redis::cmd("HGET")
+            .arg(self.key(suffix))
+            .arg(field)
+            .query_async(&mut self.redis().await)
+            .await
+            .expect("HGET")
+    }
+
     /// Every key of the server's namespace with its serialized value: equal
     /// snapshots mean nothing changed.
     pub async fn snapshot(&self) -> BTreeMap<String, Vec<u8>> {
